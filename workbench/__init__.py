@@ -1,0 +1,3 @@
+"""Distillation Workbench: see and do knowledge distillation of language models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,181 @@
+"""What leaves the engine: small records of plain Python numbers and strings.
+
+``train.run`` reports only through ``on_event(event)``. Every event is a frozen
+dataclass with a ``kind``; ``to_dict`` / ``event_from_dict`` give the JSON line
+written to ``events.jsonl``, so a run can be replayed from its folder exactly as
+it was seen live. Events never hold tensors, so they can cross threads and
+processes freely.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+STAGES = ("setup", "teacher", "distill", "evaluate", "export")
+
+
+@dataclass(frozen=True)
+class StageStarted:
+    """A stage begins: ``setup`` (loading), ``teacher`` (stage 1), ``distill`` (stage 2), ``evaluate``, ``export``."""
+
+    stage: str
+    total_steps: int = 0
+    message: str = ""
+    kind: str = "stage"
+
+
+@dataclass(frozen=True)
+class Step:
+    """Training progress, one per ``log_interval`` optimizer steps.
+
+    ``kd`` and ``ce`` are the two terms before weighting (``kd`` already carries
+    T^2 when that switch is on); ``loss`` is the weighted total that was
+    minimised. In the teacher stage ``kd`` is NaN and ``loss == ce``.
+    """
+
+    stage: str
+    step: int
+    total_steps: int
+    loss: float
+    kd: float
+    ce: float
+    lr: float
+    grad_norm: float
+    tokens_per_s: float
+    elapsed_s: float
+    eta_s: float
+    memory_bytes: int = 0
+    kind: str = "step"
+
+
+@dataclass(frozen=True)
+class Eval:
+    """Held-out metrics at one step. ``metrics`` maps a metric name to a float.
+
+    Names used: ``student_ce``, ``student_ppl``, ``teacher_ce``, ``teacher_ppl``,
+    ``kl_teacher_student``, ``top1_agreement``, ``top5_agreement``, and on the
+    built-in language ``kl_true_teacher``, ``kl_true_student`` and
+    ``entropy_floor``. In the teacher stage only the ``teacher_*`` ones (and
+    ``kl_true_teacher``) are present.
+    """
+
+    stage: str
+    step: int
+    metrics: dict[str, float]
+    kind: str = "eval"
+
+
+@dataclass(frozen=True)
+class ProbePrompt:
+    """Next-word distributions for one prompt at every position.
+
+    ``tokens`` are the prompt's tokens as text. ``teacher_logits[p]`` and
+    ``student_logits[p]`` are the logits after position ``p`` (predicting token
+    ``p + 1``), over ``vocab_ids`` (the whole vocabulary when ``vocab_ids`` is
+    empty; for big vocabularies the union of both models' top tokens, so
+    re-softening with another temperature is exact over that set). ``true_probs``
+    holds the exact next-word distribution on the built-in language (same
+    indexing), else it is empty.
+    """
+
+    prompt: str
+    tokens: list[str]
+    teacher_logits: list[list[float]]
+    student_logits: list[list[float]]
+    vocab_ids: list[int] = field(default_factory=list)
+    vocab_tokens: list[str] = field(default_factory=list)
+    true_probs: list[list[float]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Teacher and student next-word distributions for the configured prompts."""
+
+    stage: str
+    step: int
+    temperature: float
+    prompts: list[ProbePrompt]
+    kind: str = "probe"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint was written (atomically) to ``path``."""
+
+    stage: str
+    step: int
+    path: str
+    kind: str = "checkpoint"
+
+
+@dataclass(frozen=True)
+class Log:
+    """A line worth showing the user (a warning, a file written, a choice made)."""
+
+    message: str
+    level: str = "info"
+    kind: str = "log"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The run ended. ``status`` is ``completed``, ``stopped`` (resumable) or ``cancelled``."""
+
+    status: str
+    run_dir: str
+    summary: dict[str, Any]
+    kind: str = "finished"
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The run failed: one sentence for the user and a hint on what to do."""
+
+    message: str
+    hint: str = ""
+    run_dir: str = ""
+    kind: str = "failed"
+
+
+Event = StageStarted | Step | Eval | Probe | Checkpoint | Log | Finished | Failed
+
+_KINDS: dict[str, type] = {
+    cls.__dataclass_fields__["kind"].default: cls  # type: ignore[attr-defined]
+    for cls in (StageStarted, Step, Eval, Probe, Checkpoint, Log, Finished, Failed)
+}
+
+
+def to_dict(event: Any) -> dict[str, Any]:
+    return dataclasses.asdict(event)
+
+
+def event_from_dict(data: dict[str, Any]) -> Any:
+    """Inverse of ``to_dict`` (used to replay ``events.jsonl``)."""
+    data = dict(data)
+    cls = _KINDS[data["kind"]]
+    if cls is Probe:
+        data["prompts"] = [ProbePrompt(**p) for p in data["prompts"]]
+    return cls(**data)
+
+
+def to_json(event: Any) -> str:
+    # NaN/inf are legal in Python's JSON dialect; keep them so curves show gaps.
+    return json.dumps(to_dict(event), separators=(",", ":"))
+
+
+def read_events(path: str) -> list[Any]:
+    """All events of an ``events.jsonl`` file; a torn last line (killed run) is skipped."""
+    events = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                events.append(event_from_dict(json.loads(line)))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return events
