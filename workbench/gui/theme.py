@@ -1,0 +1,157 @@
+"""Colours and the light/dark look of the window, in one place.
+
+Every widget that draws teacher, student or truth uses the constants here, so a
+colour means the same thing on every chart and every bar. ``apply_theme`` sets
+the application palette, a small style sheet, and pyqtgraph's default
+background and foreground (plots created afterwards pick them up; existing
+plots are updated by their owners through :func:`plot_colors`).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+# -- meaning colours (same in both themes; chosen to read on dark and light) ----
+TEACHER_COLOR = "#f28e2b"  # orange
+STUDENT_COLOR = "#4e9fe5"  # blue
+TRUTH_COLOR = "#59a14f"  # green: the exact distribution of the built-in language
+HARD_LABEL_COLOR = "#b07aa1"  # purple: the one-hot next token
+BASELINE_COLOR = "#9c9c9c"  # grey: runs without distillation (alpha = 0)
+KD_COLOR = "#e15759"  # red: the soft-target term of the loss
+CE_COLOR = "#76b7b2"  # teal: the hard-label term of the loss
+LR_COLOR = "#edc948"  # yellow: learning rate
+ERROR_COLOR = "#e15759"
+WARNING_COLOR = "#e8a33d"
+OK_COLOR = "#59a14f"
+
+# Colours for overlaid runs, in order; distinct from the meaning colours above.
+OVERLAY_COLORS = ("#ff9da7", "#9d7660", "#bab0ac", "#d37295", "#a0cbe8", "#8cd17d", "#ffbe7d", "#86bcb6")
+
+THEMES = ("dark", "light")
+
+_PALETTES = {
+    "dark": {
+        "window": "#1e1f22",
+        "base": "#26282c",
+        "alt_base": "#2b2d31",
+        "text": "#e6e6e6",
+        "muted": "#9aa0a6",
+        "button": "#2f3136",
+        "border": "#3c3f45",
+        "highlight": "#3d6fb6",
+        "plot_bg": "#1a1b1e",
+        "plot_fg": "#c8c8c8",
+        "grid": "#34363b",
+    },
+    "light": {
+        "window": "#f4f5f7",
+        "base": "#ffffff",
+        "alt_base": "#f0f1f3",
+        "text": "#1f2328",
+        "muted": "#5f6670",
+        "button": "#e9ebee",
+        "border": "#c9ced6",
+        "highlight": "#2f6fcf",
+        "plot_bg": "#ffffff",
+        "plot_fg": "#30343a",
+        "grid": "#e3e5e8",
+    },
+}
+
+_current = "dark"
+
+
+def current_theme() -> str:
+    """The name of the theme last applied ("dark" before any call)."""
+    return _current
+
+
+def colors(theme: str | None = None) -> dict[str, str]:
+    """The UI colours of a theme (``window``, ``text``, ``muted``, ``plot_bg``, ...)."""
+    return dict(_PALETTES[theme or _current])
+
+
+def plot_colors(theme: str | None = None) -> tuple[str, str]:
+    """(background, foreground) for pyqtgraph plots in a theme."""
+    c = _PALETTES[theme or _current]
+    return c["plot_bg"], c["plot_fg"]
+
+
+def apply_theme(app: QApplication, theme: str = "dark", font_scale: float = 1.0) -> None:
+    """Apply a palette, a style sheet and pyqtgraph defaults for ``theme``.
+
+    ``font_scale`` enlarges every font (presentation mode uses ~1.4).
+    """
+    global _current
+    if theme not in _PALETTES:
+        raise ValueError(f"unknown theme {theme!r}; use one of {THEMES}")
+    _current = theme
+    c = _PALETTES[theme]
+    app.setStyle("Fusion")  # the native styles ignore parts of the palette
+    palette = QPalette()
+    role = QPalette.ColorRole
+    palette.setColor(role.Window, QColor(c["window"]))
+    palette.setColor(role.WindowText, QColor(c["text"]))
+    palette.setColor(role.Base, QColor(c["base"]))
+    palette.setColor(role.AlternateBase, QColor(c["alt_base"]))
+    palette.setColor(role.Text, QColor(c["text"]))
+    palette.setColor(role.Button, QColor(c["button"]))
+    palette.setColor(role.ButtonText, QColor(c["text"]))
+    palette.setColor(role.ToolTipBase, QColor(c["base"]))
+    palette.setColor(role.ToolTipText, QColor(c["text"]))
+    palette.setColor(role.Highlight, QColor(c["highlight"]))
+    palette.setColor(role.HighlightedText, QColor("#ffffff"))
+    palette.setColor(role.PlaceholderText, QColor(c["muted"]))
+    palette.setColor(role.Link, QColor(c["highlight"]))
+    palette.setColor(role.Mid, QColor(c["border"]))
+    palette.setColor(role.Dark, QColor(c["border"]))
+    disabled = QPalette.ColorGroup.Disabled
+    for r in (role.Text, role.ButtonText, role.WindowText):
+        palette.setColor(disabled, r, QColor(c["muted"]))
+    app.setPalette(palette)
+
+    font = app.font()
+    base_size = app.property("_wb_base_point_size")
+    if base_size is None:
+        base_size = font.pointSizeF() if font.pointSizeF() > 0 else 10.0
+        app.setProperty("_wb_base_point_size", base_size)
+    font.setPointSizeF(float(base_size) * font_scale)
+    app.setFont(font)
+
+    app.setStyleSheet(_style_sheet(c))
+    try:
+        import pyqtgraph as pg
+
+        pg.setConfigOptions(background=c["plot_bg"], foreground=c["plot_fg"], antialias=True)
+    except ImportError:  # pragma: no cover - pyqtgraph is a dependency
+        pass
+
+
+def _style_sheet(c: dict[str, str]) -> str:
+    return f"""
+QToolTip {{ color: {c['text']}; background: {c['base']}; border: 1px solid {c['border']}; padding: 4px; }}
+QGroupBox {{ border: 1px solid {c['border']}; border-radius: 6px; margin-top: 14px; padding-top: 6px; }}
+QGroupBox::title {{ subcontrol-origin: margin; left: 10px; padding: 0 4px; color: {c['muted']}; }}
+QTabWidget::pane {{ border: 1px solid {c['border']}; border-radius: 4px; top: -1px; }}
+QTabBar::tab {{ padding: 6px 14px; border: 1px solid transparent; border-bottom: none; color: {c['muted']}; }}
+QTabBar::tab:selected {{ color: {c['text']}; border-color: {c['border']}; border-top-left-radius: 4px;
+    border-top-right-radius: 4px; background: {c['base']}; }}
+QPushButton {{ padding: 5px 12px; border: 1px solid {c['border']}; border-radius: 4px; background: {c['button']}; }}
+QPushButton:hover {{ border-color: {c['highlight']}; }}
+QPushButton:disabled {{ color: {c['muted']}; }}
+QPushButton#primary {{ background: {c['highlight']}; color: white; border-color: {c['highlight']}; font-weight: 600; }}
+QPushButton#primary:disabled {{ background: {c['button']}; color: {c['muted']}; border-color: {c['border']}; }}
+QProgressBar {{ border: 1px solid {c['border']}; border-radius: 4px; text-align: center; background: {c['base']};
+    min-height: 18px; }}
+QProgressBar::chunk {{ background: {c['highlight']}; border-radius: 3px; }}
+QLabel#muted {{ color: {c['muted']}; }}
+QFrame#banner {{ border: 1px solid {ERROR_COLOR}; border-radius: 6px; background: {c['alt_base']}; }}
+QFrame#banner[level="info"] {{ border-color: {c['highlight']}; }}
+QFrame#banner[level="ok"] {{ border-color: {OK_COLOR}; }}
+QPlainTextEdit, QTextEdit, QTableWidget, QTreeWidget {{ border: 1px solid {c['border']}; border-radius: 4px; }}
+QHeaderView::section {{ background: {c['alt_base']}; color: {c['muted']}; border: none;
+    border-bottom: 1px solid {c['border']}; padding: 4px 6px; }}
+QSplitter::handle {{ background: {c['window']}; }}
+QStatusBar {{ color: {c['muted']}; }}
+"""
