@@ -1,0 +1,322 @@
+"""Knowledge-distillation losses for causal language models, as pure functions.
+
+The objective of the distillation stage is
+
+    loss = alpha * T^2 * D(teacher_T || student_T) + (1 - alpha) * CE(labels, student)
+
+where ``*_T`` are the softmax of the logits divided by the temperature ``T``, the
+``T^2`` factor is a switch (on by default) and ``D`` is one of :data:`DIVERGENCES`.
+
+One masking rule for every term: the logits at position ``t`` predict
+``labels[:, t + 1]`` (the shift happens here, as in Hugging Face models), and a
+position whose target is ``-100`` is left out of both terms. Sums are divided by
+the number of valid tokens of the whole optimizer step when the caller passes it,
+so gradient accumulation and data parallelism do not change the objective.
+
+Everything is computed in fp32 (fp64 for fp64 inputs, which gradcheck needs), a
+chunk of positions at a time: the full ``[batch * seq, vocab]`` fp32 tensors of a
+naive implementation never exist. The gradient of each chunk is computed while
+the loss is, and kept in one buffer of the logits' own dtype (see
+:class:`_ChunkedDistillLoss`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from workbench.config import DIVERGENCES
+
+IGNORE_INDEX = -100
+
+__all__ = [
+    "DIVERGENCES",
+    "IGNORE_INDEX",
+    "LossParts",
+    "count_valid_tokens",
+    "distill_loss",
+    "divergence",
+    "kl_per_position",
+]
+
+
+# -- divergences between two distributions given as log-probabilities ---------
+
+
+def _log(weight: float) -> float:
+    return math.log(weight) if weight > 0 else -math.inf
+
+
+def _kl(logp: Tensor, logq: Tensor) -> Tensor:
+    """KL(p || q) per row. Entries where p is 0 (masked or underflowed) contribute 0."""
+    p = logp.exp()
+    support = p > 0
+    # Outside p's support logp - logq may be -inf - -inf = NaN; replace it before
+    # it is multiplied, so neither the value nor the gradient sees the NaN.
+    log_ratio = torch.where(support, logp - logq, torch.zeros_like(logp))
+    return (p * log_ratio).sum(-1)
+
+
+def _kl_to_mixture(loga: Tensor, logb: Tensor, log_weight_a: float, log_weight_b: float) -> Tensor:
+    """KL(a || m) per row with m = w_a * a + w_b * b, from log-probabilities.
+
+    Uses log(m / a) = logaddexp(log w_a, log w_b + log b - log a). When m is close
+    to a (w_a near 1) this stays accurate term by term, where log m - log a would
+    subtract two nearly equal numbers; the scaled JSD below divides by such a
+    small KL, so the precision matters.
+    """
+    a = loga.exp()
+    support = a > 0
+    log_b_over_a = torch.where(support, logb - loga, torch.zeros_like(loga))
+    first = torch.full_like(loga, log_weight_a)
+    log_m_over_a = torch.logaddexp(first, log_b_over_a + log_weight_b)
+    return -(a * log_m_over_a).sum(-1)
+
+
+def divergence(teacher_logp: Tensor, student_logp: Tensor, kind: str, *, beta: float = 0.5, skew: float = 0.1) -> Tensor:
+    """Per-position divergence between teacher and student, shape ``[N]``.
+
+    ``teacher_logp`` and ``student_logp`` are log-probabilities ``[N, V]`` (already
+    tempered; ``-inf`` marks an entry with probability 0). With p the teacher's and
+    q the student's distribution:
+
+    - ``forward_kl``: KL(p || q), mass-covering (the classic KD loss).
+    - ``reverse_kl``: KL(q || p), mode-seeking.
+    - ``jsd``: the generalized Jensen-Shannon divergence with mixture
+      m = beta * p + (1 - beta) * q, **rescaled** by 1 / (beta * (1 - beta)):
+      ``[beta * KL(p || m) + (1 - beta) * KL(q || m)] / (beta * (1 - beta))``.
+      The scaling makes it run continuously from forward KL at beta = 0 to
+      reverse KL at beta = 1 (both endpoints are those KLs exactly, as in TRL's
+      ``generalized_jsd_loss``, which special-cases them); at beta = 0.5 it is
+      4x the classic Jensen-Shannon divergence, so it is bounded by 4 ln 2.
+    - ``skew_forward_kl``: KL(p || skew * p + (1 - skew) * q); skew = 0 is forward KL.
+    - ``skew_reverse_kl``: KL(q || skew * q + (1 - skew) * p); skew = 0 is reverse KL.
+    - ``tv``: total variation 0.5 * sum |p - q| (its gradient at p == q is 0).
+
+    Entries where both sides are ``-inf`` contribute nothing. A KL whose first
+    argument puts mass where its second has none is +inf (that is its value), never
+    NaN; JSD, the skew KLs (for skew > 0) and TV are always finite.
+    """
+    if teacher_logp.shape != student_logp.shape:
+        raise ValueError(f"teacher and student log-probabilities differ in shape: {tuple(teacher_logp.shape)} vs {tuple(student_logp.shape)}")
+    if kind == "forward_kl":
+        return _kl(teacher_logp, student_logp)
+    if kind == "reverse_kl":
+        return _kl(student_logp, teacher_logp)
+    if kind == "jsd":
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta must lie in [0, 1], got {beta}")
+        if beta == 0.0:
+            return _kl(teacher_logp, student_logp)
+        if beta == 1.0:
+            return _kl(student_logp, teacher_logp)
+        log_beta, log_one_minus_beta = math.log(beta), math.log1p(-beta)
+        # beta * KL(p||m) / (beta (1-beta)) = KL(p||m) / (1-beta), and likewise for q.
+        kl_teacher = _kl_to_mixture(teacher_logp, student_logp, log_beta, log_one_minus_beta)
+        kl_student = _kl_to_mixture(student_logp, teacher_logp, log_one_minus_beta, log_beta)
+        return kl_teacher / (1.0 - beta) + kl_student / beta
+    if kind in ("skew_forward_kl", "skew_reverse_kl"):
+        if not 0.0 <= skew <= 1.0:
+            raise ValueError(f"skew must lie in [0, 1], got {skew}")
+        first, second = (teacher_logp, student_logp) if kind == "skew_forward_kl" else (student_logp, teacher_logp)
+        if skew == 0.0:
+            return _kl(first, second)
+        return _kl_to_mixture(first, second, _log(skew), math.log1p(-skew) if skew < 1.0 else -math.inf)
+    if kind == "tv":
+        return 0.5 * (teacher_logp.exp() - student_logp.exp()).abs().sum(-1)
+    raise ValueError(f"unknown divergence {kind!r}; choose one of {', '.join(DIVERGENCES)}")
+
+
+# -- the training loss -------------------------------------------------------------
+
+
+@dataclass
+class LossParts:
+    """What :func:`distill_loss` returns.
+
+    ``kd`` and ``ce`` use the same denominator as ``loss``, so
+    ``loss == alpha * kd + (1 - alpha) * ce``; with ``num_valid_tokens`` of a whole
+    step, summing them over the step's micro-batches gives the step's means.
+    """
+
+    loss: Tensor
+    """Scalar to call ``backward()`` on."""
+    kd: Tensor
+    """Detached scalar: mean divergence per valid token, including T^2 when that switch is on (0 without a teacher)."""
+    ce: Tensor
+    """Detached scalar: mean hard-label cross-entropy per valid token, at temperature 1."""
+    n_tokens: int
+    """Valid tokens (targets other than -100) in this call."""
+
+
+def count_valid_tokens(labels: Tensor) -> int:
+    """Number of positions t whose target ``labels[:, t + 1]`` is not -100."""
+    return int((labels[:, 1:] != IGNORE_INDEX).sum().item())
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+class _ChunkedDistillLoss(torch.autograd.Function):
+    """Loss over selected rows of the logits, a chunk at a time, with its gradient precomputed.
+
+    Forward takes each chunk of rows, upcasts it to fp32, computes the chunk's
+    share of the loss and, through ``torch.autograd.grad`` on a detached leaf,
+    its gradient with respect to those student logits, which it writes into one
+    buffer of the logits' dtype. Backward only scales that buffer. So the fp32
+    temporaries never exceed one chunk, whatever the divergence, and nothing else
+    is kept for backward.
+    """
+
+    @staticmethod
+    def forward(ctx, student_logits, teacher_logits, rows, targets, settings):  # noqa: D401
+        (temperature, alpha, kind, beta, skew, kd_scale, denominator, chunk) = settings
+        want_grad = ctx.needs_input_grad[0]
+        vocab = student_logits.shape[-1]
+        dtype = _compute_dtype(student_logits.dtype)
+        flat_student = student_logits.reshape(-1, vocab)
+        flat_teacher = teacher_logits.reshape(-1, vocab) if teacher_logits is not None else None
+        grad_buffer = torch.zeros_like(flat_student) if want_grad else None
+        kd_sum = torch.zeros((), dtype=dtype, device=student_logits.device)
+        ce_sum = torch.zeros((), dtype=dtype, device=student_logits.device)
+
+        for start in range(0, rows.numel(), chunk):
+            index = rows[start : start + chunk]
+            student = flat_student.index_select(0, index).to(dtype).requires_grad_(want_grad)
+            with torch.enable_grad() if want_grad else torch.no_grad():
+                ce = F.cross_entropy(student, targets[start : start + chunk], reduction="sum")
+                total = (1.0 - alpha) * ce
+                if flat_teacher is not None:
+                    teacher_logp = F.log_softmax(flat_teacher.index_select(0, index).to(dtype) / temperature, dim=-1)
+                    student_logp = F.log_softmax(student / temperature, dim=-1)
+                    kd = divergence(teacher_logp, student_logp, kind, beta=beta, skew=skew).sum()
+                    kd_sum += kd.detach()
+                    total = total + (alpha * kd_scale) * kd
+                # Scale before differentiating so the stored gradient is the final one
+                # (and sits well inside bf16's range).
+                total = total / denominator
+                if want_grad:
+                    (grad,) = torch.autograd.grad(total, student)
+                    grad_buffer.index_copy_(0, index, grad.to(grad_buffer.dtype))
+            ce_sum += ce.detach()
+
+        kd_mean = kd_sum * kd_scale / denominator
+        ce_mean = ce_sum / denominator
+        loss = alpha * kd_mean + (1.0 - alpha) * ce_mean
+        if want_grad:
+            ctx.save_for_backward(grad_buffer.view(student_logits.shape))
+        ctx.mark_non_differentiable(kd_mean, ce_mean)
+        return loss, kd_mean, ce_mean
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_kd, _grad_ce):
+        (grad_buffer,) = ctx.saved_tensors
+        # Plain backward() passes exactly 1: skip a second logits-sized tensor then.
+        # The buffer is never changed in place, so backward may run again (gradcheck does).
+        if torch.equal(grad_loss, torch.ones_like(grad_loss)):
+            return grad_buffer, None, None, None, None
+        return grad_buffer * grad_loss.to(grad_buffer.dtype), None, None, None, None
+
+
+def distill_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor | None,
+    labels: Tensor,
+    *,
+    temperature: float = 1.0,
+    alpha: float = 0.5,
+    divergence: str = "forward_kl",
+    beta: float = 0.5,
+    skew: float = 0.1,
+    t_squared: bool = True,
+    num_valid_tokens: int | None = None,
+    chunk_positions: int = 1024,
+) -> LossParts:
+    """The distillation objective for one micro-batch.
+
+    ``student_logits`` and ``teacher_logits`` are ``[B, L, V]`` in any float dtype
+    (computed in fp32); ``labels`` is ``[B, L]`` token ids with -100 for ignored
+    positions (padding). The logits at position t predict ``labels[:, t + 1]``.
+
+    ``loss = alpha * (T^2 if t_squared) * sum(D) / n + (1 - alpha) * sum(CE) / n``
+    where D is :func:`divergence` between the tempered teacher and student, CE the
+    hard-label cross-entropy of the untempered student, and n is
+    ``num_valid_tokens`` when given (the valid tokens of the whole optimizer step,
+    across micro-batches and processes) or else this call's count.
+
+    ``teacher_logits`` None or ``alpha == 0`` gives plain cross-entropy (the
+    teacher stage, or a hard-label baseline). The teacher never receives a
+    gradient. Memory: fp32 temporaries for ``chunk_positions`` positions at a time
+    plus one gradient buffer the size of ``student_logits``.
+    """
+    if student_logits.dim() != 3:
+        raise ValueError(f"student_logits must be [batch, seq, vocab], got shape {tuple(student_logits.shape)}")
+    if labels.shape != student_logits.shape[:2]:
+        raise ValueError(f"labels shape {tuple(labels.shape)} does not match the logits' [batch, seq] {tuple(student_logits.shape[:2])}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    if divergence not in DIVERGENCES:
+        raise ValueError(f"unknown divergence {divergence!r}; choose one of {', '.join(DIVERGENCES)}")
+    if chunk_positions < 1:
+        raise ValueError(f"chunk_positions must be >= 1, got {chunk_positions}")
+    if alpha == 0.0:
+        teacher_logits = None
+    if teacher_logits is not None:
+        if teacher_logits.shape[-1] != student_logits.shape[-1]:
+            raise ValueError(
+                f"teacher vocabulary ({teacher_logits.shape[-1]}) differs from the student's ({student_logits.shape[-1]}); "
+                "distillation needs the same tokenizer and the same logits width on both sides"
+            )
+        if teacher_logits.shape != student_logits.shape:
+            raise ValueError(f"teacher logits {tuple(teacher_logits.shape)} and student logits {tuple(student_logits.shape)} differ in shape")
+        teacher_logits = teacher_logits.detach()
+
+    batch, seq, _ = student_logits.shape
+    valid = labels[:, 1:] != IGNORE_INDEX
+    positions = torch.arange(batch * seq, device=labels.device).view(batch, seq)[:, :-1]
+    rows = positions[valid].to(student_logits.device)
+    targets = labels[:, 1:][valid].to(student_logits.device)
+    n_tokens = int(rows.numel())
+    denominator = n_tokens if num_valid_tokens is None else int(num_valid_tokens)
+    if denominator < n_tokens:
+        raise ValueError(f"num_valid_tokens ({denominator}) is smaller than the valid tokens in this micro-batch ({n_tokens})")
+    denominator = max(denominator, 1)  # an all-padding batch gives 0, not 0 / 0
+
+    kd_scale = float(temperature) ** 2 if t_squared else 1.0
+    settings = (float(temperature), float(alpha), divergence, float(beta), float(skew), kd_scale, denominator, int(chunk_positions))
+    loss, kd, ce = _ChunkedDistillLoss.apply(student_logits, teacher_logits, rows, targets, settings)
+    return LossParts(loss=loss, kd=kd.detach(), ce=ce.detach(), n_tokens=n_tokens)
+
+
+# -- metrics -----------------------------------------------------------------------
+
+
+@torch.no_grad()
+def kl_per_position(teacher_logits: Tensor, student_logits: Tensor, temperature: float = 1.0, *, chunk_positions: int = 1024) -> Tensor:
+    """True KL(teacher || student) at each position, fp32, shape ``[N]``.
+
+    Logits are ``[..., V]``; all leading dimensions are flattened, no shift or mask
+    is applied (select positions before or after). This is the KL itself, not the
+    soft cross-entropy, so a student that matches the teacher scores 0.
+    """
+    if teacher_logits.shape[-1] != student_logits.shape[-1]:
+        raise ValueError(f"teacher vocabulary ({teacher_logits.shape[-1]}) differs from the student's ({student_logits.shape[-1]})")
+    vocab = teacher_logits.shape[-1]
+    teacher = teacher_logits.reshape(-1, vocab)
+    student = student_logits.reshape(-1, vocab)
+    if teacher.shape != student.shape:
+        raise ValueError(f"teacher logits {tuple(teacher_logits.shape)} and student logits {tuple(student_logits.shape)} differ in shape")
+    out = torch.empty(teacher.shape[0], dtype=torch.float32, device=teacher.device)
+    for start in range(0, teacher.shape[0], chunk_positions):
+        stop = start + chunk_positions
+        teacher_logp = F.log_softmax(teacher[start:stop].float() / temperature, dim=-1)
+        student_logp = F.log_softmax(student[start:stop].float() / temperature, dim=-1)
+        out[start:stop] = _kl(teacher_logp, student_logp)
+    return out
