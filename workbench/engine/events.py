@@ -78,7 +78,8 @@ class ProbePrompt:
     empty; for big vocabularies the union of both models' top tokens, so
     re-softening with another temperature is exact over that set). ``true_probs``
     holds the exact next-word distribution on the built-in language (same
-    indexing), else it is empty.
+    indexing), else it is empty. In the teacher stage there is no student yet
+    and ``student_logits`` is empty.
     """
 
     prompt: str

@@ -1,0 +1,129 @@
+"""Writing finished models: the trained teacher, the exported student and its model card."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.config import RunConfig
+from workbench.engine import runs
+
+
+def _save_atomically(model: torch.nn.Module, tokenizer: Any, target: Path) -> Path:
+    """save_pretrained into a temporary sibling, then rename: a killed run never leaves half a model."""
+    tmp = target.with_name(f".tmp-{target.name}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    return tmp
+
+
+def save_teacher(model: torch.nn.Module, tokenizer: Any, target: Path) -> None:
+    tmp = _save_atomically(model, tokenizer, target)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+    # The teacher folder supersedes the teacher stage's checkpoints.
+    for old in (target.parent / runs.CHECKPOINTS).glob("teacher-step-*"):
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_student(model: torch.nn.Module, tokenizer: Any, target: Path, *, config: RunConfig,
+                   summary: dict[str, Any]) -> None:
+    """The student as a save_pretrained folder with a model card; loadable with AutoModelForCausalLM."""
+    model = model.to("cpu")
+    if getattr(model, "generation_config", None) is not None:
+        gen = model.generation_config
+        gen.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        gen.eos_token_id = tokenizer.eos_token_id
+        gen.bos_token_id = tokenizer.bos_token_id
+    tmp = _save_atomically(model, tokenizer, target)
+    (tmp / "README.md").write_text(model_card(config, summary), encoding="utf-8")
+    (tmp / "workbench_config.toml").write_text(config.to_toml(), encoding="utf-8")
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(tmp, target)
+
+
+def write_summary_files(run_dir: Path, summary: dict[str, Any]) -> None:
+    runs.write_json(run_dir / "summary.json", summary)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
+def model_card(config: RunConfig, summary: dict[str, Any]) -> str:
+    """A README.md for the exported student: what it is, how it was made, how well it does."""
+    t, s, d = config.teacher, config.student, config.distill
+    teacher_text = "trained from scratch in the workbench" if t.source == "train" else f"{t.source} `{t.path}`"
+    if s.source == "derived":
+        kept = s.layer_ids or f"{s.keep_layers} evenly spaced layers"
+        student_text = f"derived from the teacher, keeping {kept}"
+    else:
+        student_text = f"{s.source} student"
+    data_text = "the built-in toy language" if config.data.source == "toy" else f"{config.data.source} `{config.data.path}`"
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: text-generation",
+        "tags: [knowledge-distillation, distillation-workbench]",
+        "---",
+        "",
+        f"# {config.name}: distilled student",
+        "",
+        f"Made with Distillation Workbench. Teacher: {teacher_text}. Student: {student_text}.",
+        f"Data: {data_text}.",
+        "",
+        "## Objective",
+        "",
+        f"`loss = alpha * {'T^2 * ' if d.t_squared else ''}D(teacher_T || student_T) + (1 - alpha) * CE` with "
+        f"alpha = {d.alpha}, T = {d.temperature}, D = {d.divergence}"
+        + (f" (beta = {d.beta})" if d.divergence == "jsd" else "")
+        + (f" (skew = {d.skew})" if d.divergence.startswith("skew") else "")
+        + f"; {summary.get('steps', '?')} steps.",
+        "",
+        "## Results (held-out)",
+        "",
+        "| metric | value |",
+        "| --- | --- |",
+    ]
+    for key in ("teacher_ppl", "student_ppl_before", "student_ppl", "kl_teacher_student", "top1_agreement",
+                "top5_agreement", "kl_true_teacher", "kl_true_student", "entropy_floor", "teacher_params",
+                "student_params", "compression", "teacher_latency_ms", "student_latency_ms"):
+        if key in summary:
+            lines.append(f"| {key} | {_fmt(summary[key])} |")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from transformers import AutoModelForCausalLM, AutoTokenizer",
+        "model = AutoModelForCausalLM.from_pretrained('PATH_TO_THIS_FOLDER')",
+        "tokenizer = AutoTokenizer.from_pretrained('PATH_TO_THIS_FOLDER')",
+        "```",
+        "",
+        "## Configuration",
+        "",
+        "```toml",
+        config.to_toml().rstrip(),
+        "```",
+        "",
+        "Summary as JSON:",
+        "",
+        "```json",
+        json.dumps({k: v for k, v in summary.items() if k != "generations"}, indent=2, default=float),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

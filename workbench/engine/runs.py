@@ -1,0 +1,246 @@
+"""The run folder: what ran, what it reported, and what it produced.
+
+```
+<runs dir>/<YYYYmmdd-HHMMSS>-<name>/
+  config.toml                 exactly what ran
+  events.jsonl                one event a line (see events.py)
+  teacher/                    the teacher, when trained here (save_pretrained)
+  checkpoints/step-NNNNNN/    model.safetensors, optimizer.pt, rng.pt, state.json
+  student/                    the exported student (save_pretrained + tokenizer + README.md)
+  summary.json                final metrics
+```
+
+Checkpoints are written to a hidden temporary folder and renamed into place,
+so a run killed at any moment leaves either a complete checkpoint or none.
+Loading never unpickles arbitrary objects: weights are safetensors and the
+optimizer state goes through ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from workbench.config import ConfigError, RunConfig
+from workbench.engine import events as ev
+
+CHECKPOINTS = "checkpoints"
+STATUS_FILE = "status.json"
+
+
+def create_run_dir(config: RunConfig) -> Path:
+    """A new, uniquely named run folder with ``config.toml`` written into it."""
+    root = Path(config.runs_dir).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{stamp}-{config.name}"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = root / f"{stamp}-{config.name}-{suffix}"
+    path.mkdir()
+    config.save(path / "config.toml")
+    return path
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    path = Path(run_dir) / "config.toml"
+    if not path.is_file():
+        raise ConfigError("", f"{str(run_dir)!r} is not a run folder (it has no config.toml)", "pick a folder made by `workbench run`")
+    return RunConfig.from_toml(path.read_text(encoding="utf-8"), source=str(path))
+
+
+class EventLog:
+    """Appends events to ``events.jsonl``, one flushed line each, so a follower sees them at once."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "events.jsonl"
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def write(self, event: Any) -> None:
+        self._handle.write(ev.to_json(event) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def write_status(run_dir: Path, status: str, **extra: Any) -> None:
+    """``status.json``: running / completed / stopped / cancelled / failed, with the process id while running."""
+    data = {"status": status, "pid": os.getpid(), "time": time.time(), **extra}
+    _atomic_write_text(run_dir / STATUS_FILE, json.dumps(data))
+
+
+def write_json(path: Path, data: Any) -> None:
+    _atomic_write_text(path, json.dumps(data, indent=2, default=float))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# -- checkpoints ------------------------------------------------------------
+
+def save_checkpoint(run_dir: Path, *, stage: str, step: int, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> Path:
+    """Write ``checkpoints/<stage>-step-NNNNNN`` atomically and drop older ones of the same stage."""
+    root = run_dir / CHECKPOINTS
+    root.mkdir(exist_ok=True)
+    final = root / f"{stage}-step-{step:06d}"
+    tmp = root / f".tmp-{stage}-{step:06d}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_model(model, str(tmp / "model.safetensors"))
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(rng, tmp / "rng.pt")
+    full_state = {"stage": stage, "step": step, "python_random": _jsonable(random.getstate()), **state}
+    (tmp / "state.json").write_text(json.dumps(full_state), encoding="utf-8")
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    for old in root.glob(f"{stage}-step-*"):
+        if old != final:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint: distillation ones win over teacher-stage ones."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return None
+    for stage in ("distill", "teacher"):
+        found = sorted(p for p in root.glob(f"{stage}-step-*") if (p / "state.json").is_file())
+        if found:
+            return found[-1]
+    return None
+
+
+def read_checkpoint_state(path: Path) -> dict[str, Any]:
+    return json.loads((path / "state.json").read_text(encoding="utf-8"))
+
+
+def restore_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
+    """Load weights, optimizer state and RNG from ``path``; returns its state.json."""
+    load_model(model, str(path / "model.safetensors"), strict=True)
+    if optimizer is not None:
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu"))
+    rng = torch.load(path / "rng.pt", weights_only=True)
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    state = read_checkpoint_state(path)
+    random.setstate(_tupled(state["python_random"]))
+    return state
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _tupled(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tupled(v) for v in value)
+    return value
+
+
+# -- reading runs -----------------------------------------------------------
+
+@dataclass
+class RunInfo:
+    """What the runs panel and ``workbench runs`` show about one run folder."""
+
+    path: Path
+    name: str
+    status: str
+    created: str
+    config: RunConfig | None
+    summary: dict[str, Any] = field(default_factory=dict)
+    last_step: int = 0
+    stage: str = ""
+
+
+def read_run(path: str | Path) -> RunInfo:
+    path = Path(path)
+    try:
+        config = load_run_config(path)
+    except ConfigError:
+        config = None
+    summary: dict[str, Any] = {}
+    if (path / "summary.json").is_file():
+        try:
+            summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            summary = {}
+    status = "unknown"
+    status_path = path / STATUS_FILE
+    if status_path.is_file():
+        try:
+            data = json.loads(status_path.read_text(encoding="utf-8"))
+            status = data.get("status", "unknown")
+            if status == "running" and not _pid_alive(int(data.get("pid", -1))):
+                status = "interrupted"
+        except (json.JSONDecodeError, ValueError):
+            pass
+    last_step, stage = 0, ""
+    checkpoint = latest_checkpoint(path)
+    if checkpoint is not None:
+        state = read_checkpoint_state(checkpoint)
+        last_step, stage = int(state["step"]), state["stage"]
+    if summary:
+        last_step = int(summary.get("steps", last_step))
+    created = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_ctime))
+    name = config.name if config else path.name
+    return RunInfo(path=path, name=name, status=status, created=created, config=config,
+                   summary=summary, last_step=last_step, stage=stage)
+
+
+def list_runs(runs_dir: str | Path) -> list[RunInfo]:
+    """The run folders in ``runs_dir``, newest first."""
+    root = Path(runs_dir).expanduser()
+    if not root.is_dir():
+        return []
+    folders = [p for p in root.iterdir() if p.is_dir() and (p / "config.toml").is_file()]
+    return [read_run(p) for p in sorted(folders, key=lambda p: p.name, reverse=True)]
+
+
+def run_events(path: str | Path) -> list[Any]:
+    events_path = Path(path) / "events.jsonl"
+    return ev.read_events(str(events_path)) if events_path.is_file() else []
+
+
+def can_resume(path: str | Path) -> bool:
+    """A run can be resumed when it has a checkpoint and did not complete."""
+    info = read_run(path)
+    return info.status in ("stopped", "interrupted", "failed", "unknown") and latest_checkpoint(path) is not None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,499 @@
+"""The training loop for both stages: ``run(config, on_event, control)``.
+
+Stage 1 (``teacher``, optional) trains the teacher from scratch with
+cross-entropy; stage 2 (``distill``) trains the student on
+``alpha * T^2 * D(teacher_T || student_T) + (1 - alpha) * CE``. The loop
+reports only through ``on_event`` (see events.py) and checks ``control``
+between optimizer steps. Under ``torchrun`` each process trains on its slice
+of every batch (data parallel, gradients all-reduced by DDP); only rank 0
+reports and writes files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from workbench.config import ConfigError, RunConfig
+from workbench.engine import evaluate as ev_mod
+from workbench.engine import loading, losses, models, runs
+from workbench.engine.control import Control
+from workbench.engine.events import Checkpoint, Eval, Failed, Finished, Log, Probe, StageStarted, Step
+from workbench.engine.export import export_student, save_teacher, write_summary_files
+
+
+class RunFailed(Exception):
+    """Stops the run with a Failed event (message + hint) after keeping the last good checkpoint."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+@dataclass
+class Parallel:
+    """The process group when launched by torchrun (world_size 1 otherwise)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int | None = None
+
+    @classmethod
+    def from_env(cls) -> "Parallel":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend)
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local)
+        return cls(rank=dist.get_rank(), world_size=world, local_rank=local)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, value: torch.Tensor) -> torch.Tensor:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(value)
+        return value
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+class _Reporter:
+    """Sends events to the caller and to events.jsonl (rank 0 only)."""
+
+    def __init__(self, on_event: Callable[[Any], None] | None, enabled: bool):
+        self.on_event = on_event
+        self.enabled = enabled
+        self.log: runs.EventLog | None = None
+
+    def open(self, run_dir: Path) -> None:
+        if self.enabled:
+            self.log = runs.EventLog(run_dir)
+
+    def __call__(self, event: Any) -> None:
+        if not self.enabled:
+            return
+        if self.log is not None:
+            self.log.write(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+
+def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, control: Control | None = None, *,
+        run_dir: str | Path | None = None, resume: str | Path | None = None) -> Finished | Failed:
+    """Run a configuration to the end (or until stopped). Never raises for errors a user can cause."""
+    control = control or Control()
+    parallel = Parallel.from_env()
+    report = _Reporter(on_event, parallel.main)
+    path: Path | None = None
+    try:
+        if resume is not None:
+            path = Path(resume).expanduser()
+            config = runs.load_run_config(path)
+            if runs.latest_checkpoint(path) is None and not (path / "teacher" / "config.json").is_file():
+                raise ConfigError("", f"run {path.name} has no checkpoint to resume from", "start it again instead")
+        else:
+            config.validate()
+            if run_dir is not None:
+                path = Path(run_dir)
+                path.mkdir(parents=True, exist_ok=True)
+                if parallel.main:
+                    config.save(path / "config.toml")
+            elif parallel.main:
+                path = runs.create_run_dir(config)
+            else:
+                raise RuntimeError("under torchrun give every process the same run folder (workbench run --run-dir)")
+        report.open(path)
+        if parallel.main:
+            runs.write_status(path, "running")
+        result = _Run(config, path, report, control, parallel, resuming=resume is not None).execute()
+    except RunFailed as err:
+        result = Failed(err.message, err.hint, str(path or ""))
+    except ConfigError as err:
+        result = Failed(err.message if not err.field else f"{err.field}: {err.message}", err.hint, str(path or ""))
+    except torch.OutOfMemoryError:
+        result = Failed("The device ran out of memory.", "lower train.batch_size or train.seq_len (raise train.grad_accum to keep the batch), or use bf16", str(path or ""))
+    except Exception as err:  # a bug: keep it loud in the record, but the caller (GUI) stays alive
+        if path is not None and parallel.main:
+            (path / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        result = Failed(f"Unexpected error: {type(err).__name__}: {err}", "this is probably a bug; the traceback is in error.log in the run folder", str(path or ""))
+    if path is not None and parallel.main:
+        runs.write_status(path, result.status if isinstance(result, Finished) else "failed")
+    report(result)
+    report.close()
+    return result
+
+
+@dataclass
+class _StageResult:
+    status: str  # completed | stopped | cancelled
+    step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class _Run:
+    """One execution of a run folder (fresh or resumed)."""
+
+    def __init__(self, config: RunConfig, run_dir: Path, report: _Reporter, control: Control,
+                 parallel: Parallel, resuming: bool):
+        self.config = config
+        self.run_dir = run_dir
+        self.report = report
+        self.control = control
+        self.parallel = parallel
+        self.resuming = resuming
+        self.started = time.time()
+        self.history: dict[str, Any] = {}
+        self.probe_vocab_cache: dict[int, list[str]] = {}
+
+    # -- setup ----------------------------------------------------------------
+    def execute(self) -> Finished:
+        cfg = self.config
+        self.report(StageStarted("setup", message="loading models and data"))
+        torch.manual_seed(cfg.train.seed)
+        self.dev = loading.pick_device(cfg.train.device, cfg.train.precision, local_rank=self.parallel.local_rank)
+        self.report(Log(f"device: {self.dev.label}, precision {self.dev.precision}"))
+        checkpoint = runs.latest_checkpoint(self.run_dir) if self.resuming else None
+        teacher_dir = self.run_dir / "teacher"
+        self.language = loading.toy_language() if loading.is_toy(cfg) else None
+
+        teacher_done = (teacher_dir / "config.json").is_file()
+        if cfg.teacher.source == "train":
+            if teacher_done:
+                teacher, tokenizer = models.load_pretrained("local", str(teacher_dir))
+            else:
+                tokenizer = loading.tokenizer_for_trained_teacher(cfg, self._texts)
+                teacher = None
+        else:
+            teacher, tokenizer = models.load_teacher(cfg.teacher)
+            self.report(Log(f"teacher loaded: {models.count_parameters(teacher):,} parameters"))
+        self.tokenizer = tokenizer
+        self.blocks = self._load_data(teacher)
+        self.truth = None
+        if self.language is not None:
+            self.eval_blocks = self.blocks.val[: cfg.train.eval_batches * cfg.train.batch_size]
+            self.truth = ev_mod.Truth(self.language, self.eval_blocks, len(tokenizer))
+        else:
+            self.eval_blocks = self.blocks.val[: cfg.train.eval_batches * cfg.train.batch_size]
+
+        if teacher is None:
+            teacher = models.build_model(cfg.teacher.arch, len(tokenizer), pad_token_id=tokenizer.pad_token_id or 0,
+                                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                         seed=cfg.train.seed)
+            loading.check_positions(cfg, teacher, "teacher")
+            resume_from = checkpoint if checkpoint is not None and runs.read_checkpoint_state(checkpoint)["stage"] == "teacher" else None
+            result = self._train_stage("teacher", teacher, None, resume_from)
+            if result.status != "completed":
+                return self._finish(result.status, {"stage": "teacher", "steps": result.step})
+            if self.parallel.main:
+                save_teacher(teacher, tokenizer, teacher_dir)
+                self.report(Log(f"teacher saved to {teacher_dir}"))
+            self.parallel.barrier()
+            checkpoint = None
+        loading.check_positions(cfg, teacher, "teacher")
+        self.teacher = teacher.to(self.dev.device)
+        self.teacher.eval()
+        self.teacher.requires_grad_(False)
+
+        student = models.make_student(cfg.student, teacher, tokenizer, seed=cfg.train.seed)
+        loading.check_positions(cfg, student, "student")
+        resume_from = checkpoint if checkpoint is not None and runs.read_checkpoint_state(checkpoint)["stage"] == "distill" else None
+        result = self._train_stage("distill", student, self.teacher, resume_from)
+        self.student = student
+        if result.status != "completed":
+            return self._finish(result.status, {"stage": "distill", "steps": result.step, **result.metrics})
+        summary = self._summarise(result)
+        if self.parallel.main:
+            self.report(StageStarted("export", message="writing the student"))
+            export_student(student, tokenizer, self.run_dir / "student", config=cfg, summary=summary)
+            write_summary_files(self.run_dir, summary)
+        return self._finish("completed", summary)
+
+    def _texts(self) -> list[str]:
+        from workbench.engine import data
+
+        return data.read_texts(self.config.data)
+
+    def _load_data(self, teacher: torch.nn.Module | None) -> Any:
+        from workbench.engine import data
+
+        cfg = self.config
+        kwargs: dict[str, Any] = {}
+        if cfg.data.source == "generated":
+            if teacher is None:
+                raise ConfigError("data.source", "generated data needs a trained teacher to write it", "load a pretrained teacher, or use another data source")
+            kwargs.update(teacher=teacher.to(self.dev.device), teacher_key=f"{cfg.teacher.source}:{cfg.teacher.path}:{cfg.teacher.revision}")
+        blocks = data.load_blocks(cfg.data, self.tokenizer, cfg.train.seq_len, seed=cfg.train.seed,
+                                  on_log=lambda message: self.report(Log(message)), **kwargs)
+        self.report(Log(f"data: {blocks.source_label}; {blocks.tokens:,} tokens, {len(blocks.train)} training and {len(blocks.val)} held-out blocks of {cfg.train.seq_len}"))
+        return blocks
+
+    # -- the loop ---------------------------------------------------------------
+    def _train_stage(self, stage: str, model: torch.nn.Module, teacher: torch.nn.Module | None,
+                     checkpoint: Path | None) -> _StageResult:
+        from workbench.engine import data
+
+        cfg, tr, dist_cfg = self.config, self.config.train, self.config.distill
+        distilling = stage == "distill"
+        total = tr.max_steps if distilling else tr.teacher_steps
+        peak_lr = tr.lr if distilling else tr.teacher_lr
+        warmup = min(tr.warmup_steps, total)
+        alpha = dist_cfg.alpha if distilling else 0.0
+        device = self.dev.device
+        model.to(device)
+        model.train()
+        optimizer = torch.optim.AdamW(_param_groups(model, tr.weight_decay), lr=peak_lr, betas=(0.9, 0.95),
+                                      foreach=device.type != "cpu" or None)
+        world = self.parallel.world_size
+        iterator = data.BatchIterator(self.blocks.train, tr.batch_size * world, seed=tr.seed + (1 if distilling else 0))
+        step = 0
+        if checkpoint is not None:
+            state = runs.restore_checkpoint(checkpoint, model, optimizer)
+            step = int(state["step"])
+            iterator.load_state(state["data"])
+            self.history.update(state.get("history", {}))
+            self.report(Log(f"resumed the {stage} stage at step {step}"))
+        trainable = model
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            trainable = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.report(StageStarted(stage, total_steps=total))
+        if step == 0 and distilling:
+            self._evaluate(stage, 0, model, teacher)
+            self._probe(stage, 0, model, teacher)
+
+        rank_slice = slice(self.parallel.rank * tr.batch_size, (self.parallel.rank + 1) * tr.batch_size)
+        tokens_per_step = tr.batch_size * world * tr.grad_accum * tr.seq_len
+        window_start, window_tokens = time.perf_counter(), 0
+        stage_start = time.perf_counter()
+        stage_start_step = step
+        sums = torch.zeros(3, device=device)  # loss, kd, ce summed over the log window
+        window_steps = 0
+        last_metrics: dict[str, float] = {}
+        while step < total:
+            if self._wait_while_paused():
+                return self._stop(stage, step, model, optimizer, iterator)
+            lr = _lr_at(step, total, warmup, peak_lr, tr.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batches = [iterator.next_batch()[rank_slice] for _ in range(tr.grad_accum)]
+            n_valid = torch.tensor(float(sum(losses.count_valid_tokens(b) for b in batches)), device=device)
+            n_valid = int(self.parallel.all_sum(n_valid).item()) if world > 1 else int(n_valid.item())
+            for micro, ids in enumerate(batches):
+                ids = ids.to(device, non_blocking=True)
+                sync_context = trainable.no_sync() if world > 1 and micro < len(batches) - 1 else _null()
+                with sync_context:
+                    teacher_logits = None
+                    if teacher is not None and alpha > 0:
+                        with torch.no_grad(), self.dev.autocast():
+                            teacher_logits = teacher(input_ids=ids).logits
+                    with self.dev.autocast():
+                        student_logits = trainable(input_ids=ids).logits
+                    parts = losses.distill_loss(
+                        student_logits, teacher_logits, ids, temperature=dist_cfg.temperature, alpha=alpha,
+                        divergence=dist_cfg.divergence, beta=dist_cfg.beta, skew=dist_cfg.skew,
+                        t_squared=dist_cfg.t_squared, num_valid_tokens=n_valid, chunk_positions=dist_cfg.chunk_positions)
+                    # DDP averages gradients over processes; the loss is already divided by the global token count.
+                    (parts.loss * world).backward()
+                share = parts.n_tokens / n_valid
+                kd_term = parts.kd.detach() if alpha > 0 else torch.zeros((), device=device)
+                sums += torch.stack([parts.loss.detach(), kd_term * share, parts.ce.detach() * share])
+            clip = tr.grad_clip if tr.grad_clip > 0 else float("inf")
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            window_steps += 1
+            window_tokens += tokens_per_step
+
+            if step % tr.log_interval == 0 or step == total:
+                values = (sums / window_steps).tolist()
+                norm = float(grad_norm)
+                if not math.isfinite(values[0]) or not math.isfinite(norm):
+                    raise RunFailed(f"The {stage} loss became {values[0]} at step {step}.",
+                                    "lower the learning rate or the temperature, or use fp32; the last good checkpoint is kept")
+                now = time.perf_counter()
+                rate = window_tokens / max(now - window_start, 1e-9)
+                per_step = (now - stage_start) / max(step - stage_start_step, 1)
+                kd = values[1] if alpha > 0 else float("nan")
+                self.report(Step(stage=stage, step=step, total_steps=total, loss=values[0], kd=kd, ce=values[2],
+                                 lr=lr, grad_norm=norm, tokens_per_s=rate, elapsed_s=time.time() - self.started,
+                                 eta_s=per_step * (total - step), memory_bytes=_memory_in_use(device)))
+                sums.zero_()
+                window_steps, window_start, window_tokens = 0, now, 0
+            if step % tr.eval_interval == 0 or step == total:
+                last_metrics = self._evaluate(stage, step, model, teacher)
+            if step % tr.probe_interval == 0 or step == total:
+                self._probe(stage, step, model, teacher)
+            save_now = self.control.save_now.is_set()
+            if save_now or (tr.checkpoint_interval and step % tr.checkpoint_interval == 0 and step < total):
+                self.control.save_now.clear()
+                if window_steps and not bool(torch.isfinite(sums).all()):
+                    raise RunFailed(f"The {stage} loss became non-finite before step {step}.",
+                                    "lower the learning rate or the temperature, or use fp32; the last good checkpoint is kept")
+                self._checkpoint(stage, step, model, optimizer, iterator)
+            if self.control.stopping and step < total:
+                return self._stop(stage, step, model, optimizer, iterator)
+        return _StageResult("completed", step, last_metrics)
+
+    def _wait_while_paused(self) -> bool:
+        """Blocks while paused; True when the run should stop."""
+        paused = False
+        while self.control.pause.is_set() and not self.control.stopping:
+            if not paused:
+                self.report(Log("paused"))
+                paused = True
+            time.sleep(0.05)
+        if paused and not self.control.stopping:
+            self.report(Log("resumed"))
+        return self.control.stopping
+
+    def _stop(self, stage: str, step: int, model, optimizer, iterator) -> _StageResult:
+        if self.control.cancel.is_set():
+            return _StageResult("cancelled", step)
+        self._checkpoint(stage, step, model, optimizer, iterator)
+        return _StageResult("stopped", step)
+
+    def _checkpoint(self, stage: str, step: int, model, optimizer, iterator) -> None:
+        if self.parallel.main:
+            path = runs.save_checkpoint(self.run_dir, stage=stage, step=step, model=model, optimizer=optimizer,
+                                        state={"data": iterator.state(), "history": self.history})
+            self.report(Checkpoint(stage=stage, step=step, path=str(path)))
+        self.parallel.barrier()
+
+    def _evaluate(self, stage: str, step: int, model, teacher) -> dict[str, float]:
+        if not self.parallel.main:
+            return {}
+        distilling = stage == "distill"
+        metrics = ev_mod.evaluate(student=model if distilling else None, teacher=teacher if distilling else model,
+                                  blocks=self.eval_blocks, batch_size=self.config.train.batch_size,
+                                  device=self.dev.device, autocast=self.dev.autocast, truth=self.truth)
+        if distilling and step == 0 and "student_ppl_before" not in self.history:
+            self.history["student_ppl_before"] = metrics["student_ppl"]
+            self.history["kl_teacher_student_before"] = metrics["kl_teacher_student"]
+        if self.language is not None:
+            metrics["entropy_rate"] = self.language.entropy_rate()
+        self.report(Eval(stage=stage, step=step, metrics=metrics))
+        return metrics
+
+    def _probe(self, stage: str, step: int, model, teacher) -> None:
+        prompts = [p for p in self.config.train.probe_prompts if p.strip()]
+        if not prompts or not self.parallel.main:
+            return
+        distilling = stage == "distill"
+        probe_teacher = teacher if distilling else model
+        probe_student = model if distilling else None
+        results = []
+        for prompt in prompts:
+            results.append(ev_mod.probe_prompt(prompt, teacher=probe_teacher, student=probe_student,
+                                               tokenizer=self.tokenizer, device=self.dev.device,
+                                               truth=self.truth, autocast=self.dev.autocast,
+                                               vocab_tokens_cache=self.probe_vocab_cache))
+        self.report(Probe(stage=stage, step=step, temperature=self.config.distill.temperature, prompts=results))
+
+    # -- the end ----------------------------------------------------------------
+    def _summarise(self, result: _StageResult) -> dict[str, Any]:
+        cfg = self.config
+        self.report(StageStarted("evaluate", message="final measurements"))
+        summary: dict[str, Any] = {"status": "completed", "steps": result.step, **result.metrics}
+        summary.update(self.history)
+        teacher_params = models.count_parameters(self.teacher)
+        student_params = models.count_parameters(self.student)
+        summary.update(
+            teacher_params=teacher_params,
+            student_params=student_params,
+            compression=teacher_params / max(student_params, 1),
+            teacher_latency_ms=ev_mod.next_token_latency_ms(self.teacher, self.dev.device),
+            student_latency_ms=ev_mod.next_token_latency_ms(self.student, self.dev.device),
+            teacher_disk_bytes=_bytes_of(self.teacher),
+            student_disk_bytes=_bytes_of(self.student),
+            wall_time_s=time.time() - self.started,
+            device=self.dev.label,
+            precision=self.dev.precision,
+        )
+        prompts = [p for p in cfg.train.probe_prompts if p.strip()][:3]
+        summary["generations"] = [
+            {"prompt": p, **dict(zip(("teacher", "student"), ev_mod.generate_pair(
+                p, teacher=self.teacher, student=self.student, tokenizer=self.tokenizer, device=self.dev.device,
+                max_new_tokens=20, temperature=0.0 if self.language is None else 1.0, seed=cfg.train.seed)))}
+            for p in prompts
+        ]
+        return summary
+
+    def _finish(self, status: str, summary: dict[str, Any]) -> Finished:
+        summary = {"status": status, **summary}
+        if status != "completed" and self.parallel.main:
+            runs.write_json(self.run_dir / "summary.json", summary)
+        return Finished(status=status, run_dir=str(self.run_dir), summary=summary)
+
+
+# -- helpers ------------------------------------------------------------------
+
+def _lr_at(step: int, total: int, warmup: int, peak: float, min_ratio: float) -> float:
+    """Linear warm-up to ``peak``, then cosine decay to ``min_ratio * peak`` at ``total``."""
+    if warmup and step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases, norms and embeddings' 1-D parameters."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _memory_in_use(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.memory_allocated(device))
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def _bytes_of(model: torch.nn.Module) -> int:
+    seen, total = set(), 0
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        total += tensor.numel() * tensor.element_size()
+    return total
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
