@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
-import types
 
 import pytest
 import torch
@@ -29,34 +27,11 @@ def tokenizer():
 
 # -- the built-in language ----------------------------------------------------------
 
-class _FakeLanguage:
-    """Stands in for toylang until it lands: word-level sentences ending in ' .'."""
+@pytest.fixture(scope="module")
+def language():
+    from workbench.engine import toylang
 
-    def sample_sentences(self, n: int, seed: int) -> list[str]:
-        rng = random.Random(seed)
-        return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) + " ." for _ in range(n)]
-
-    def tokenizer(self):
-        from tokenizers import Tokenizer, models, pre_tokenizers
-        from transformers import PreTrainedTokenizerFast
-
-        vocab = {w: i for i, w in enumerate(["<pad>", "<unk>", "<bos>", "<eos>", ".", *WORDS])}
-        backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-        backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-        return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", eos_token="<eos>")
-
-
-@pytest.fixture
-def language(monkeypatch):
-    try:
-        from workbench.engine import toylang
-
-        return toylang.get_language()
-    except (ImportError, AttributeError):
-        fake = types.ModuleType("workbench.engine.toylang")
-        fake.get_language = _FakeLanguage
-        monkeypatch.setitem(sys.modules, "workbench.engine.toylang", fake)
-        return _FakeLanguage()
+    return toylang.get_language()
 
 
 def test_toy_blocks_start_at_sentence_starts_and_follow_the_corpus(language):
