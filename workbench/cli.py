@@ -308,7 +308,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     config.apply_overrides(args.overrides)
     if config.teacher.source == "train":
-        tokenizer = loading.tokenizer_for_trained_teacher(config, lambda: data.read_texts(config.data))
+        tokenizer = loading.tokenizer_for_trained_teacher(config)
     else:
         _, tokenizer = models.load_teacher(config.teacher)
     print(data.describe(config.data, tokenizer, config.train.seq_len))

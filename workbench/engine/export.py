@@ -16,6 +16,9 @@ from workbench.engine import runs
 
 def _save_atomically(model: torch.nn.Module, tokenizer: Any, target: Path) -> Path:
     """save_pretrained into a temporary sibling, then rename: a killed run never leaves half a model."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its bars would break the CLI's progress line
     tmp = target.with_name(f".tmp-{target.name}")
     if tmp.exists():
         shutil.rmtree(tmp)

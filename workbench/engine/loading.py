@@ -68,9 +68,10 @@ def tokenizer_for_trained_teacher(config: RunConfig, texts: Callable[[], list[st
         return toy_language().tokenizer()
     from workbench.engine import data
 
-    if texts is None or not hasattr(data, "read_texts"):
-        raise ConfigError("teacher.source", "a teacher trained here on text needs a tokenizer trained on that text, which this data source cannot provide", "load a pretrained teacher (local, hub or .gguf) for this data")
-    return data.train_tokenizer(texts(), vocab_size=TEXT_TOKENIZER_VOCAB)
+    if config.data.source == "generated":
+        raise ConfigError("data.source", "generated data needs a trained teacher to write it", "load a pretrained teacher (local, hub or .gguf), or use another data source")
+    documents = texts() if texts is not None else data.load_documents(config.data)[0]
+    return data.train_tokenizer(documents, vocab_size=TEXT_TOKENIZER_VOCAB)
 
 
 def check_positions(config: RunConfig, model: torch.nn.Module, role: str) -> None:

@@ -236,7 +236,7 @@ class _Run:
     def _texts(self) -> list[str]:
         from workbench.engine import data
 
-        return data.read_texts(self.config.data)
+        return data.load_documents(self.config.data)[0]
 
     def _load_data(self, teacher: torch.nn.Module | None) -> Any:
         from workbench.engine import data

@@ -1,0 +1,208 @@
+"""End to end: the real ``train.run`` on the built-in language with tiny models, on the CPU."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from workbench.config import RunConfig
+from workbench.engine import losses, runs, train
+from workbench.engine.control import Control
+from workbench.engine.events import read_events
+
+
+def tiny_config(tmp_path: Path, **overrides: str) -> RunConfig:
+    cfg = RunConfig(name="tiny", runs_dir=str(tmp_path / "runs"))
+    cfg.teacher.arch.layers, cfg.teacher.arch.hidden, cfg.teacher.arch.heads = 2, 32, 2
+    cfg.teacher.arch.max_positions = 32
+    cfg.student.source = "derived"
+    cfg.student.keep_layers = 1
+    t = cfg.train
+    t.teacher_steps, t.max_steps, t.batch_size, t.seq_len = 12, 10, 8, 16
+    t.warmup_steps, t.log_interval, t.eval_interval, t.eval_batches = 2, 2, 5, 2
+    t.probe_interval, t.checkpoint_interval = 5, 4
+    t.probe_prompts = ["the cat is sitting on the"]
+    cfg.data.toy_sentences = 600
+    cfg.apply_overrides([f"{k}={v}" for k, v in overrides.items()])
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One uninterrupted tiny run, shared by the tests that read its results."""
+    tmp = tmp_path_factory.mktemp("full")
+    received = []
+    result = train.run(tiny_config(tmp), received.append)
+    return result, received
+
+
+def test_full_run_reports_stages_metrics_and_writes_the_run_folder(finished_run):
+    result, received = finished_run
+    assert result.kind == "finished" and result.status == "completed", result
+    kinds = [e.kind for e in received]
+    stages = [e.stage for e in received if e.kind == "stage"]
+    assert stages == ["setup", "teacher", "distill", "evaluate", "export"]
+    assert kinds[-1] == "finished"
+    teacher_steps = [e.step for e in received if e.kind == "step" and e.stage == "teacher"]
+    distill_steps = [e.step for e in received if e.kind == "step" and e.stage == "distill"]
+    assert teacher_steps[-1] == 12 and distill_steps[-1] == 10
+    step = next(e for e in received if e.kind == "step" and e.stage == "distill")
+    assert all(math.isfinite(v) for v in (step.loss, step.kd, step.ce, step.lr, step.grad_norm, step.tokens_per_s))
+    evals = [e for e in received if e.kind == "eval" and e.stage == "distill"]
+    assert evals[0].step == 0, "the student is measured before distillation"
+    for key in ("student_ce", "student_ppl", "teacher_ce", "kl_teacher_student", "top1_agreement",
+                "kl_true_teacher", "kl_true_student", "entropy_floor"):
+        assert key in evals[-1].metrics
+    probe = next(e for e in received if e.kind == "probe" and e.stage == "distill")
+    prompt = probe.prompts[0]
+    assert prompt.tokens == "the cat is sitting on the".split()
+    assert len(prompt.teacher_logits) == len(prompt.tokens) == len(prompt.student_logits)
+    assert len(prompt.true_probs[-1]) == len(prompt.vocab_tokens)
+    assert abs(sum(prompt.true_probs[-1]) - 1) < 1e-4
+
+    run_dir = Path(result.run_dir)
+    for name in ("config.toml", "events.jsonl", "summary.json", "teacher/config.json", "student/config.json", "student/README.md"):
+        assert (run_dir / name).is_file(), name
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["compression"] > 1 and summary["student_params"] < summary["teacher_params"]
+    assert summary["student_ppl"] < summary["student_ppl_before"]
+    assert runs.read_run(run_dir).status == "completed"
+    # events.jsonl is the record: replaying it gives what was seen live.
+    assert [e.kind for e in read_events(str(run_dir / "events.jsonl"))] == kinds
+
+
+def test_exported_student_loads_with_transformers_and_generates(finished_run):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    result, _ = finished_run
+    folder = Path(result.run_dir) / "student"
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    ids = tokenizer("the cat is", return_tensors="pt")["input_ids"]
+    out = model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert out.shape[1] == ids.shape[1] + 5
+    assert model.config.num_hidden_layers == 1
+
+
+def _stop_at(control: Control, stage: str, step: int):
+    def on_event(event):
+        if event.kind == "step" and event.stage == stage and event.step >= step:
+            control.request_stop()
+    return on_event
+
+
+@pytest.mark.parametrize("stage, step", [("distill", 6), ("teacher", 6)])
+def test_stopped_then_resumed_run_ends_like_an_uninterrupted_one(tmp_path, finished_run, stage, step):
+    expected = finished_run[0].summary
+    control = Control()
+    first = train.run(tiny_config(tmp_path), _stop_at(control, stage, step), control)
+    assert first.status == "stopped"
+    assert runs.can_resume(first.run_dir)
+    resumed = train.run(RunConfig(), resume=first.run_dir)
+    assert resumed.status == "completed", resumed
+    for key in ("student_ce", "kl_teacher_student", "kl_true_student", "teacher_ce"):
+        assert resumed.summary[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-5), key
+
+
+def test_killed_process_resumes_from_its_last_checkpoint(tmp_path, finished_run):
+    cfg = tiny_config(tmp_path)
+    config_path = tmp_path / "tiny.toml"
+    cfg.save(config_path)
+    run_dir = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "run", str(config_path), "--run-dir", str(run_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            events = read_events(str(run_dir / "events.jsonl")) if (run_dir / "events.jsonl").exists() else []
+            if any(e.kind == "checkpoint" and e.stage == "distill" for e in events):
+                break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.05)
+        else:
+            pytest.fail("no distillation checkpoint within 120 s")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert runs.read_run(run_dir).status == "interrupted"
+    resumed = train.run(RunConfig(), resume=run_dir)
+    assert resumed.status == "completed", resumed
+    expected = finished_run[0].summary
+    for key in ("student_ce", "kl_teacher_student", "kl_true_student"):
+        assert resumed.summary[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-5), key
+
+
+def test_pause_holds_the_loop_until_resumed(tmp_path):
+    control = Control()
+    control.pause.set()
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(train.run(tiny_config(tmp_path, **{"train.teacher_steps": "4", "train.max_steps": "2"}), None, control)))
+    thread.start()
+    time.sleep(1.5)
+    assert not seen, "the run went on while paused"
+    control.pause.clear()
+    thread.join(timeout=120)
+    assert seen and seen[0].status == "completed"
+
+
+def test_cancel_keeps_no_new_checkpoint(tmp_path):
+    control = Control()
+
+    def on_event(event):
+        if event.kind == "step" and event.stage == "teacher" and event.step == 2:
+            control.request_cancel()
+
+    result = train.run(tiny_config(tmp_path), on_event, control)
+    assert result.status == "cancelled"
+    assert runs.latest_checkpoint(result.run_dir) is None
+
+
+def test_non_finite_loss_fails_clearly_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real = losses.distill_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        parts = real(*args, **kwargs)
+        calls["n"] += 1
+        if kwargs.get("alpha", 0) > 0 and calls["n"] > 12 + 5:
+            parts.loss = parts.loss * float("nan")
+        return parts
+
+    monkeypatch.setattr(losses, "distill_loss", poisoned)
+    received = []
+    result = train.run(tiny_config(tmp_path), received.append)
+    assert result.kind == "failed"
+    assert "loss became" in result.message and "checkpoint" in result.hint
+    checkpoint = runs.latest_checkpoint(result.run_dir)
+    assert checkpoint is not None
+    from safetensors.torch import load_file
+
+    assert all(torch.isfinite(t).all() for t in load_file(str(checkpoint / "model.safetensors")).values())
+    assert runs.read_run(result.run_dir).status == "failed"
+
+
+def test_user_errors_become_a_failed_event_not_an_exception(tmp_path):
+    cfg = tiny_config(tmp_path)
+    cfg.teacher.source = "local"
+    cfg.teacher.path = str(tmp_path / "missing")
+    result = train.run(cfg)
+    assert result.kind == "failed"
+    assert "teacher.path" in result.message and "does not exist" in result.message
+
+
+def test_engine_does_not_import_qt():
+    code = ("import sys, workbench.engine, workbench.engine.train, workbench.engine.evaluate, workbench.cli; "
+            "bad = [m for m in sys.modules if m.startswith(('PySide6', 'PyQt', 'pyqtgraph'))]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
