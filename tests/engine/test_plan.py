@@ -1,0 +1,111 @@
+"""plan_run: sizes, derived layers, model sources and errors, without loading weights."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers_models import save_tiny_model, tiny_arch, tiny_vocab, write_tiny_gguf
+from workbench.config import RunConfig
+from workbench.engine import models, toylang
+from workbench.engine.plan import plan_run
+
+
+def _derived_from_local(folder, keep=1, layer_ids=()):
+    cfg = RunConfig()
+    cfg.teacher.source, cfg.teacher.path = "local", str(folder)
+    cfg.student.source, cfg.student.keep_layers, cfg.student.layer_ids = "derived", keep, list(layer_ids)
+    cfg.train.device = "cpu"
+    return cfg
+
+
+def test_trained_teacher_counts_match_built_models():
+    cfg = RunConfig()  # toy language, teacher trained here, derived student
+    cfg.teacher.arch = tiny_arch(layers=4, hidden=32, heads=4)
+    cfg.student.keep_layers = 2
+    plan = plan_run(cfg)
+    assert plan.errors == []
+    tokenizer = toylang.get_language().tokenizer()
+    teacher = models.build_model(cfg.teacher.arch, len(tokenizer), pad_token_id=tokenizer.pad_token_id or 0)
+    student = models.derive_student(teacher, plan.kept_layer_ids)
+    assert plan.teacher_params == models.count_parameters(teacher)
+    assert plan.student_params == models.count_parameters(student)
+    assert plan.compression == pytest.approx(plan.teacher_params / plan.student_params)
+    assert plan.compression > 1.0
+    assert plan.kept_layer_ids == [0, 3]
+    assert plan.tokenizer_ok is True and "built-in language" in plan.tokenizer_status
+    assert plan.memory["total"] > plan.memory["teacher_weights"] > 0
+    assert plan.device_label.startswith("CPU")
+
+
+def test_derived_student_keeps_the_chosen_layers_of_a_local_teacher(tmp_path):
+    save_tiny_model(tmp_path / "teacher", layers=6)
+    plan = plan_run(_derived_from_local(tmp_path / "teacher", layer_ids=[1, 4]))
+    assert plan.errors == []
+    assert plan.kept_layer_ids == [1, 4]
+    assert [b["name"] for b in plan.student_blocks if b["name"].startswith("layer")] == ["layer 0", "layer 1"]
+    teacher_layers = [b for b in plan.teacher_blocks if b["name"].startswith("layer")]
+    assert len(teacher_layers) == 6
+    # every kept layer has the teacher's size: the student is the teacher minus the dropped layers
+    dropped = sum(b["params"] for i, b in enumerate(teacher_layers) if i not in (1, 4))
+    assert plan.student_params == plan.teacher_params - dropped
+    assert plan.tokenizer_status == "same tokenizer (derived)"
+
+    evenly = plan_run(_derived_from_local(tmp_path / "teacher", keep=3))
+    assert evenly.kept_layer_ids == models.keep_layer_ids(6, 3)
+
+
+def test_gguf_teacher_is_planned_from_its_header(tmp_path):
+    path = tmp_path / "tiny.gguf"
+    model = write_tiny_gguf(path, layers=3, hidden=32, heads=4)
+    cfg = RunConfig()
+    cfg.teacher.source, cfg.teacher.path = "gguf", str(path)
+    cfg.student.keep_layers = 2
+    plan = plan_run(cfg)
+    assert plan.errors == []
+    assert plan.teacher_params == models.count_parameters(model)
+    assert plan.vocab_size == model.config.vocab_size
+    assert len([b for b in plan.teacher_blocks if b["name"].startswith("layer")]) == 3
+    assert plan.kept_layer_ids == [0, 2]
+
+
+def test_bad_sources_become_sentences_not_exceptions(tmp_path):
+    not_gguf = tmp_path / "broken.gguf"
+    not_gguf.write_bytes(b"this is not a model")
+    cfg = RunConfig()
+    cfg.teacher.source, cfg.teacher.path = "gguf", str(not_gguf)
+    plan = plan_run(cfg)
+    assert len(plan.errors) == 1 and "not a GGUF file" in plan.errors[0]
+    assert plan.teacher_params == 0 and plan.compression == 0.0
+
+    cfg.teacher.source, cfg.teacher.path = "local", str(tmp_path)  # a folder without config.json
+    plan = plan_run(cfg)
+    assert plan.errors and "config.json" in plan.errors[0] and plan.errors[0].startswith("teacher.path")
+
+    cfg.teacher.source, cfg.teacher.path = "hub", "nobody/no-such-model"
+    plan = plan_run(cfg)
+    assert plan.errors == []
+    assert any("not in the local" in w for w in plan.warnings)
+
+
+def test_keeping_all_layers_and_long_sequences_are_reported(tmp_path):
+    save_tiny_model(tmp_path / "teacher", layers=2)
+    cfg = _derived_from_local(tmp_path / "teacher", keep=2)
+    cfg.train.seq_len = 100_000
+    plan = plan_run(cfg)
+    assert any(e.startswith("student.keep_layers") and "not be smaller" in e for e in plan.errors)
+    assert any(e.startswith("train.seq_len") for e in plan.errors)
+    assert all(isinstance(e, str) and e.endswith((".", ")")) for e in plan.errors)
+
+
+def test_local_student_tokenizer_is_compared(tmp_path):
+    save_tiny_model(tmp_path / "teacher", layers=2)
+    save_tiny_model(tmp_path / "same", layers=1)
+    save_tiny_model(tmp_path / "other", layers=1, vocab=tiny_vocab(["completely", "different", "words"]))
+    cfg = _derived_from_local(tmp_path / "teacher")
+    cfg.student.source, cfg.student.path = "local", str(tmp_path / "same")
+    plan = plan_run(cfg)
+    assert plan.tokenizer_ok is True and plan.errors == []
+    cfg.student.path = str(tmp_path / "other")
+    plan = plan_run(cfg)
+    assert plan.tokenizer_ok is False
+    assert any("tokenizer differs" in e for e in plan.errors)

@@ -1,0 +1,208 @@
+"""The configuration form: round trip, edits, validation at the field, source-dependent fields, preview."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from workbench.config import RunConfig, field_help, load_config
+from workbench.gui.config_panel import ConfigPanel, field_visible
+from workbench.gui.summary import ArchitectureView, SummaryCard
+
+
+@pytest.fixture
+def panel(qtbot):
+    widget = ConfigPanel()
+    qtbot.addWidget(widget)
+    widget.resize(460, 900)
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+    widget.shutdown()
+
+
+def _type(qtbot, editor, text: str) -> None:
+    """Replace the text of an editor's input the way a user does: select all, type."""
+    widget = editor.input
+    widget.setFocus()
+    line = widget.lineEdit() if hasattr(widget, "lineEdit") else widget
+    line.selectAll()
+    qtbot.keyClicks(line, text)
+
+
+def _choose(panel, dotted: str, value: str) -> None:
+    combo = panel.editor(dotted).input
+    combo.setCurrentIndex(combo.findData(value))  # emits currentIndexChanged like a user's pick
+
+
+def test_set_config_then_config_gives_it_back(panel):
+    cfg = load_config("toy")
+    cfg.distill.temperature = 3.14159  # more decimals than the spin box shows
+    cfg.train.lr = 3e-4
+    cfg.train.probe_prompts = ["one prompt", "another prompt"]
+    cfg.student.layer_ids = [0, 2]
+    cfg.data.gen_prompts = ["tell a story"]
+    cfg.train.seed = 3_000_000_000  # above a spin box's int range
+    panel.set_config(cfg)
+    assert panel.config() == cfg
+    assert panel.editor("train.lr").input.text() == "0.0003"
+    assert panel.editor("train.probe_prompts").input.toPlainText() == "one prompt\nanother prompt"
+    assert panel.editor("student.layer_ids").input.text() == "0, 2"
+
+
+def test_editing_a_spin_box_emits_the_new_config(panel, qtbot):
+    panel.set_config(load_config("toy"))
+    with qtbot.waitSignal(panel.config_changed, timeout=2000) as blocker:
+        _type(qtbot, panel.editor("train.batch_size"), "24")
+    assert blocker.args[0].train.batch_size == 24
+    assert panel.config().train.batch_size == 24
+
+
+def test_temperature_zero_is_flagged_at_the_field_and_disables_start(panel, qtbot):
+    panel.set_config(load_config("toy"))
+    editor = panel.editor("distill.temperature")
+    with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
+        _type(qtbot, editor, "0")
+    valid, reason = blocker.args
+    assert valid is False and "distill.temperature" in reason
+    assert editor.error() and "greater than 0" in editor.error()
+    assert editor.error_label.isVisible()
+    assert "greater than 0" in editor.input.toolTip()
+    with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
+        _type(qtbot, editor, "2")
+    assert blocker.args == [True, ""]
+    assert editor.error() is None and not editor.error_label.isVisible()
+    assert editor.input.toolTip() == field_help("distill.temperature")
+
+
+def test_text_that_is_not_a_number_is_flagged(panel, qtbot):
+    panel.set_config(load_config("toy"))
+    with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
+        _type(qtbot, panel.editor("train.lr"), "fast")
+    assert blocker.args[0] is False and blocker.args[1].startswith("train.lr")
+    assert "not a number" in panel.editor("train.lr").error()
+    assert panel.config().train.lr == load_config("toy").train.lr  # the last valid value is kept
+    _type(qtbot, panel.editor("train.lr"), "5e-4")
+    assert panel.errors() == [] and panel.config().train.lr == 5e-4
+
+
+def test_layer_list_overrides_the_count_and_bad_ids_are_named(panel, qtbot):
+    cfg = RunConfig()
+    cfg.teacher.arch.layers = 6
+    panel.set_config(cfg)
+    _type(qtbot, panel.editor("student.layer_ids"), "0, 2, 5")
+    assert panel.config().student.layer_ids == [0, 2, 5]
+    assert not panel.editor("student.keep_layers").isEnabled()
+    with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
+        _type(qtbot, panel.editor("student.layer_ids"), "0, 9")
+    assert blocker.args[0] is False and "student.layer_ids" in blocker.args[1]
+    assert "not layers of a 6-layer teacher" in panel.editor("student.layer_ids").error()
+
+
+def test_source_switch_shows_the_fields_that_matter(panel):
+    panel.set_config(RunConfig())
+    arch_section = panel._sections["teacher.arch"]
+    path = panel.editor("teacher.path")
+    assert arch_section.isVisible() and not path.isVisible()
+
+    _choose(panel, "teacher.source", "gguf")
+    assert not arch_section.isVisible() and path.isVisible()
+    assert panel._labels["teacher.path"].text() == "GGUF file"
+    assert path.browse.isVisible() and panel.fetch_button.isVisible()
+    assert not panel.editor("teacher.revision").isVisible()
+    assert not panel.editor("train.teacher_steps").isVisible()
+
+    _choose(panel, "teacher.source", "hub")
+    assert not path.browse.isVisible() and not panel.fetch_button.isVisible()
+    assert panel.editor("teacher.revision").isVisible() and panel.editor("teacher.trust_remote_code").isVisible()
+    assert not panel.trust_warning.isVisible()
+    panel.editor("teacher.trust_remote_code").input.click()
+    assert panel.trust_warning.isVisible() and panel.config().teacher.trust_remote_code
+
+    _choose(panel, "data.source", "file")
+    assert panel.editor("data.text_column").isVisible() and not panel.editor("data.toy_sentences").isVisible()
+    _choose(panel, "data.source", "generated")
+    assert panel.editor("data.gen_prompts").isVisible() and not panel.editor("data.path").isVisible()
+
+    _choose(panel, "distill.divergence", "jsd")
+    assert panel.editor("distill.beta").isVisible() and not panel.editor("distill.skew").isVisible()
+
+
+def test_hidden_field_values_survive_a_source_switch(panel):
+    cfg = RunConfig()
+    cfg.teacher.arch.layers = 7
+    panel.set_config(cfg)
+    _choose(panel, "teacher.source", "local")
+    _choose(panel, "teacher.source", "train")
+    assert panel.config().teacher.arch.layers == 7
+
+
+def test_every_tooltip_is_the_field_help(panel):
+    panel.set_config(RunConfig())
+    for dotted, editor in panel._editors.items():
+        assert editor.input.toolTip() == field_help(dotted), dotted
+        assert panel._labels[dotted].toolTip() == field_help(dotted), dotted
+    leaves = [name for name in _leaf_fields(RunConfig())]
+    assert sorted(panel._editors) == sorted(leaves)  # every field of RunConfig has an editor
+
+
+def _leaf_fields(obj, prefix=""):
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _leaf_fields(value, f"{prefix}{f.name}.")
+        else:
+            yield prefix + f.name
+
+
+def test_student_preset_fills_the_custom_shape(panel, qtbot):
+    panel.set_config(RunConfig())
+    _choose(panel, "student.source", "custom")
+    assert panel._sections["student.arch"].isVisible()
+    with qtbot.waitSignal(panel.config_changed, timeout=2000) as blocker:
+        panel.student_preset.setCurrentIndex(panel.student_preset.findData("small"))
+        panel.student_preset.activated.emit(panel.student_preset.currentIndex())
+    arch = blocker.args[0].student.arch
+    assert (arch.layers, arch.hidden, arch.heads) == (4, 128, 4)
+    assert panel.editor("student.arch.hidden").input.value() == 128
+
+
+def test_field_visibility_rules_match_the_sources():
+    cfg = RunConfig()
+    assert field_visible("teacher.arch.layers", cfg) and not field_visible("teacher.path", cfg)
+    cfg.teacher.source = "gguf"
+    assert field_visible("teacher.path", cfg) and not field_visible("teacher.arch.layers", cfg)
+
+
+def test_data_preview_shows_counts_from_a_worker_thread(panel, qtbot):
+    cfg = RunConfig()
+    cfg.data.toy_sentences = 200
+    panel.set_config(cfg)
+    with qtbot.waitSignal(panel.preview.updated, timeout=60_000):
+        panel.preview.refresh()
+    tokens = panel.preview.values["tokens"].text().replace(",", "")
+    assert tokens.isdigit() and int(tokens) > 200
+    assert "train" in panel.preview.values["blocks"].text()
+    assert panel.preview.examples.toPlainText().startswith("1. ")
+
+
+def test_summary_and_architecture_show_a_plan(qtbot):
+    from workbench.engine.plan import plan_run
+
+    cfg = RunConfig()
+    cfg.teacher.arch.layers = 6
+    cfg.student.keep_layers = 3
+    plan = plan_run(cfg)
+    card, view = SummaryCard(), ArchitectureView()
+    qtbot.addWidget(card)
+    qtbot.addWidget(view)
+    card.update_plan(plan)
+    view.update_plan(plan)
+    assert card.compression_value.text() == f"{plan.compression:.1f}\u00d7"
+    assert card.tokenizer_value.property("ok") is True
+    assert "teacher weights" in card.memory_value.toolTip()
+    assert view.canvas.minimumHeight() >= 6 * 20
+    view.resize(480, 400)
+    assert not view.grab().isNull()
+    assert view.canvas._hits  # every block got a hover tooltip when painted
+    assert any("dropped from the student" in text for _, text in view.canvas._hits)

@@ -1,0 +1,386 @@
+"""What a config will build, before anything is built: sizes, memory, structure, tokenizers.
+
+``plan_run(cfg)`` answers in a fraction of a second without loading weights:
+model shapes come from configs (``ArchConfig``, a folder's ``config.json``, the
+hub cache, or a ``.gguf`` header), parameter counts from models built on the
+``meta`` device. Problems become sentences in ``Plan.errors`` / ``Plan.warnings``;
+``plan_run`` itself never raises for anything a user can type. The window's
+summary card and architecture view draw a :class:`Plan`; the CLI can print one.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.config import ConfigError, RunConfig
+from workbench.engine import gguf_meta, loading, models
+
+
+@dataclass
+class Plan:
+    """The answer of :func:`plan_run`. Counts are 0 and lists empty where something could not be worked out."""
+
+    teacher_params: int = 0
+    student_params: int = 0
+    compression: float = 0.0  # teacher_params / student_params; 0 when unknown
+    memory: dict[str, int] = field(default_factory=dict)  # bytes by part, "total" included
+    device_label: str = ""
+    precision: str = ""
+    device_memory: int = 0  # bytes the chosen device has (0 when unknown)
+    tokenizer_status: str = ""
+    tokenizer_ok: bool | None = None  # None: not known before the run
+    teacher_blocks: list[dict] = field(default_factory=list)
+    student_blocks: list[dict] = field(default_factory=list)
+    kept_layer_ids: list[int] = field(default_factory=list)  # derived students: teacher layer of each student layer
+    teacher_summary: str = ""  # "llama · 30 layers · hidden 576 · 9 heads (3 KV) · vocab 49,152"
+    student_summary: str = ""
+    vocab_size: int = 0
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def sentence(err: BaseException) -> str:
+    """One readable line for an error: ConfigError text as is, anything else with its type's first line."""
+    if isinstance(err, ConfigError):
+        text = f"{err.field}: {err.message}" if err.field else err.message
+        return text + (f" ({err.hint})." if err.hint else ".")
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return first if first.endswith(".") else first + "."
+
+
+def plan_run(cfg: RunConfig) -> Plan:
+    """Sizes, memory estimate, blocks and tokenizer compatibility of ``cfg``; never raises for user errors."""
+    plan = Plan()
+    teacher = _teacher_config(cfg, plan)
+    student = _student_config(cfg, teacher, plan) if teacher is not None else None
+    if teacher is not None:
+        plan.vocab_size = int(teacher.vocab_size)
+        plan.teacher_blocks = _blocks(teacher, plan, "teacher")
+        plan.teacher_params = sum(b["params"] for b in plan.teacher_blocks)
+        plan.teacher_summary = describe_config(teacher)
+        _check_positions(cfg, teacher, "teacher", plan)
+    if student is not None:
+        plan.student_blocks = _blocks(student, plan, "student")
+        plan.student_params = sum(b["params"] for b in plan.student_blocks)
+        plan.student_summary = describe_config(student)
+        if cfg.student.source != "derived":
+            _check_positions(cfg, student, "student", plan)
+    if plan.teacher_params and plan.student_params:
+        plan.compression = plan.teacher_params / plan.student_params
+        if plan.compression <= 1.0:
+            plan.warnings.append(f"The student ({plan.student_params:,} parameters) is not smaller than the teacher ({plan.teacher_params:,}).")
+    _memory(cfg, student, plan)
+    _tokenizers(cfg, plan)
+    if cfg.teacher.trust_remote_code and cfg.teacher.source in ("local", "hub"):
+        plan.warnings.append("trust_remote_code is on: Python code shipped with the teacher will run on this machine.")
+    return plan
+
+
+def describe_config(hf_config: Any) -> str:
+    """A one-line description of a Hugging Face config's shape."""
+    hidden = getattr(hf_config, "hidden_size", None) or getattr(hf_config, "n_embd", 0)
+    heads = getattr(hf_config, "num_attention_heads", 0)
+    kv = getattr(hf_config, "num_key_value_heads", None)
+    head_text = f"{heads} heads" + (f" ({kv} KV)" if kv and kv != heads else "")
+    return (f"{hf_config.model_type} \u00b7 {hf_config.num_hidden_layers} layers \u00b7 hidden {hidden} \u00b7 {head_text} \u00b7 "
+            f"vocab {hf_config.vocab_size:,}")
+
+
+# -- teacher ------------------------------------------------------------------------------------
+
+def _teacher_config(cfg: RunConfig, plan: Plan) -> Any | None:
+    t = cfg.teacher
+    try:
+        if t.source == "train":
+            vocab, pad, bos, eos = _trained_vocabulary(cfg)
+            return models.hf_config_from_arch(t.arch, vocab, pad_token_id=pad, bos_token_id=bos, eos_token_id=eos)
+        if not t.path.strip():
+            return None  # RunConfig.errors() already names the empty path
+        if t.source == "local":
+            return _local_config(str(models.resolve_model_path(t.path)), "teacher.path", t.trust_remote_code)
+        if t.source == "hub":
+            config = _hub_config(t.path.strip(), t.revision, t.trust_remote_code)
+            if config is None:
+                plan.warnings.append(f"{t.path.strip()} is not in the local Hugging Face cache: it is downloaded when the run "
+                                     "starts (needs the internet), so sizes are not known yet.")
+            return config
+        if t.source == "gguf":
+            file = models.resolve_model_path(t.path)
+            if not file.is_file():
+                plan.errors.append(f"teacher.path: {t.path.strip()!r} does not exist (check the path, or fetch SmolLM2).")
+                return None
+            return _gguf_config(file)
+        plan.errors.append(f"teacher.source: {t.source!r} is not a teacher source.")
+    except Exception as err:  # noqa: BLE001 - every failure here is reported, never raised
+        plan.errors.append(_prefixed("teacher.path", err))
+    return None
+
+
+def _trained_vocabulary(cfg: RunConfig) -> tuple[int, int, int | None, int | None]:
+    if cfg.data.source == "toy":
+        tokenizer = _toy_tokenizer()
+        return len(tokenizer), tokenizer.pad_token_id or 0, tokenizer.bos_token_id, tokenizer.eos_token_id
+    # the BPE tokenizer trained on the text when the run starts; specials come first
+    return loading.TEXT_TOKENIZER_VOCAB, 0, None, None
+
+
+@functools.lru_cache(maxsize=1)
+def _toy_tokenizer() -> Any:
+    return loading.toy_language().tokenizer()
+
+
+def _mtime(path: str) -> int:
+    try:
+        folder = Path(path)
+        target = folder / "config.json" if folder.is_dir() else folder
+        return target.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _local_config(path: str, field_name: str, trust_remote_code: bool = False) -> Any:
+    folder = Path(path)
+    if not folder.exists():
+        raise ConfigError(field_name, f"the model folder {path!r} does not exist", "check the path")
+    if folder.is_file():
+        raise ConfigError(field_name, f"{path!r} is a file, not a model folder", "choose the folder that holds config.json")
+    if not (folder / "config.json").is_file():
+        raise ConfigError(field_name, f"{path!r} has no config.json, so it is not a save_pretrained folder", "choose the folder save_pretrained wrote")
+    return copy.deepcopy(_cached_auto_config(path, "", trust_remote_code, True, _mtime(path)))
+
+
+def _hub_config(model_id: str, revision: str, trust_remote_code: bool) -> Any | None:
+    try:
+        return copy.deepcopy(_cached_auto_config(model_id, revision, trust_remote_code, True, 0))
+    except (OSError, ValueError):
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_auto_config(where: str, revision: str, trust_remote_code: bool, local_only: bool, mtime: int) -> Any:
+    del mtime  # part of the cache key: an edited config.json is read again
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(where, revision=revision or None, trust_remote_code=trust_remote_code,
+                                      local_files_only=local_only)
+
+
+def _gguf_config(file: Path) -> Any:
+    header = gguf_meta.read_header(file)
+    try:
+        return gguf_meta.hf_config_from_header(header, file.name)
+    except gguf_meta.GGUFHeaderError:
+        if header.get("general.architecture") in (None, "llama"):
+            raise
+    # other architectures: let transformers map the metadata (slower, once per file)
+    return copy.deepcopy(_cached_gguf_auto_config(str(file), _mtime(str(file))))
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_gguf_auto_config(path: str, mtime: int) -> Any:
+    del mtime
+    from transformers import AutoConfig
+
+    file = Path(path)
+    return AutoConfig.from_pretrained(str(file.parent), gguf_file=file.name)
+
+
+# -- student ------------------------------------------------------------------------------------
+
+def _student_config(cfg: RunConfig, teacher: Any, plan: Plan) -> Any | None:
+    s = cfg.student
+    try:
+        if s.source == "derived":
+            n = int(teacher.num_hidden_layers)
+            if s.layer_ids:
+                bad = [i for i in s.layer_ids if not 0 <= i < n]
+                if bad:
+                    raise ConfigError("student.layer_ids", f"{bad} are not layers of a {n}-layer teacher", f"use numbers from 0 to {n - 1}")
+                kept = list(s.layer_ids)
+            else:
+                kept = models.keep_layer_ids(n, min(s.keep_layers, n))
+            if len(kept) >= n:
+                field_name = "student.layer_ids" if s.layer_ids else "student.keep_layers"
+                plan.errors.append(f"{field_name}: keeps {len(kept)} of the teacher's {n} layers, so the student would not be smaller "
+                                   f"(keep fewer than {n}).")
+            plan.kept_layer_ids = kept
+            return _with_layers(teacher, kept)
+        if s.source == "custom":
+            arch = copy.deepcopy(s.arch)
+            arch.family = "gpt2" if teacher.model_type == "gpt2" else "llama"
+            pad = teacher.pad_token_id if teacher.pad_token_id is not None else 0
+            return models.hf_config_from_arch(arch, int(teacher.vocab_size), pad_token_id=pad,
+                                              bos_token_id=teacher.bos_token_id, eos_token_id=teacher.eos_token_id)
+        if not s.path.strip():
+            return None
+        if s.source == "local":
+            return _local_config(str(models.resolve_model_path(s.path)), "student.path")
+        if s.source == "hub":
+            config = _hub_config(s.path.strip(), "", False)
+            if config is None:
+                plan.warnings.append(f"{s.path.strip()} is not in the local Hugging Face cache: it is downloaded when the run starts.")
+            return config
+        plan.errors.append(f"student.source: {s.source!r} is not a student source.")
+    except Exception as err:  # noqa: BLE001
+        plan.errors.append(_prefixed("student.path", err))
+    return None
+
+
+def _with_layers(teacher: Any, kept: list[int]) -> Any:
+    """The teacher's config with only the kept layers (per-layer lists such as ``layer_types`` follow)."""
+    config = copy.deepcopy(teacher)
+    n = int(teacher.num_hidden_layers)
+    for name, value in list(vars(config).items()):
+        if isinstance(value, list) and len(value) == n and name not in ("architectures",):
+            setattr(config, name, [value[i] for i in kept])
+    config.num_hidden_layers = len(kept)
+    return config
+
+
+# -- sizes and memory ---------------------------------------------------------------------------
+
+def _blocks(hf_config: Any, plan: Plan, role: str) -> list[dict]:
+    try:
+        key = hf_config.to_json_string(use_diff=False)
+        return copy.deepcopy(_cached_blocks(key, hf_config))
+    except Exception as err:  # noqa: BLE001
+        plan.errors.append(f"The {role}'s size could not be worked out from its configuration: {sentence(err)}")
+        return []
+
+
+_BLOCKS: dict[str, list[dict]] = {}
+
+
+def _cached_blocks(key: str, hf_config: Any) -> list[dict]:
+    # keyed by the full config JSON: typing in the form re-plans often with the same shapes
+    if key not in _BLOCKS:
+        if len(_BLOCKS) > 32:
+            _BLOCKS.clear()
+        _BLOCKS[key] = models.architecture_blocks(hf_config)
+    return _BLOCKS[key]
+
+
+def _check_positions(cfg: RunConfig, hf_config: Any, role: str, plan: Plan) -> None:
+    try:
+        limit = models.max_positions(hf_config)
+    except ValueError:
+        return
+    if cfg.train.seq_len > limit and not (role == "teacher" and cfg.teacher.source == "train"):
+        # a teacher trained here is checked by RunConfig.errors() already
+        plan.errors.append(f"train.seq_len: {cfg.train.seq_len} is above the {role}'s {limit} positions (use at most {limit}).")
+
+
+def _memory(cfg: RunConfig, student: Any, plan: Plan) -> None:
+    try:
+        device = loading.pick_device(cfg.train.device, cfg.train.precision)
+    except ConfigError as err:
+        plan.errors.append(sentence(err))
+        plan.device_label, plan.precision = cfg.train.device, cfg.train.precision
+        return
+    plan.device_label, plan.precision = device.label, device.precision
+    plan.device_memory = _device_memory(device.device)
+    if student is None or not plan.student_params:
+        return
+    try:
+        plan.memory = models.estimate_training_memory(
+            plan.teacher_params, plan.student_params, student_hf_config=student, batch_size=cfg.train.batch_size,
+            seq_len=cfg.train.seq_len, vocab_size=plan.vocab_size or int(student.vocab_size), precision=device.precision,
+            grad_accum=cfg.train.grad_accum, chunk_positions=cfg.distill.chunk_positions)
+    except Exception as err:  # noqa: BLE001
+        plan.warnings.append(f"The memory estimate failed: {sentence(err)}")
+        return
+    total = plan.memory.get("total", 0)
+    if plan.device_memory and total > 0.9 * plan.device_memory:
+        plan.warnings.append(f"About {total / 2**30:.1f} GiB is needed but {plan.device_label} has {plan.device_memory / 2**30:.1f} GiB; "
+                             "lower the batch size or the sequence length.")
+
+
+def _device_memory(device: Any) -> int:
+    try:
+        if device.type == "cuda":
+            import torch
+
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        if device.type == "cpu":
+            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        pass
+    return 0
+
+
+# -- tokenizers ---------------------------------------------------------------------------------
+
+def _tokenizers(cfg: RunConfig, plan: Plan) -> None:
+    t, s = cfg.teacher, cfg.student
+    if s.source in ("derived", "custom"):
+        plan.tokenizer_ok = True
+        if t.source == "train":
+            plan.tokenizer_status = "same tokenizer (built-in language)" if cfg.data.source == "toy" else "same tokenizer (trained on the data)"
+        else:
+            plan.tokenizer_status = "same tokenizer (derived)" if s.source == "derived" else "same tokenizer (the teacher's)"
+        return
+    if not s.path.strip():
+        plan.tokenizer_status = "no student chosen yet"
+        return
+    teacher_vocab = _teacher_vocab(cfg)
+    student_vocab = _tokenizer_vocab(s.source, s.path)
+    if teacher_vocab is None or student_vocab is None:
+        plan.tokenizer_status = "checked when the run starts (a tokenizer is not available yet)"
+        return
+    if teacher_vocab == student_vocab:
+        plan.tokenizer_ok, plan.tokenizer_status = True, f"same tokenizer ({len(teacher_vocab):,} tokens match)"
+        return
+    differing = sum(1 for token in teacher_vocab.keys() | student_vocab.keys() if teacher_vocab.get(token) != student_vocab.get(token))
+    plan.tokenizer_ok = False
+    plan.tokenizer_status = f"different tokenizers ({differing:,} tokens differ)"
+    plan.errors.append(f"student.path: the student's tokenizer differs from the teacher's in {differing:,} tokens "
+                       "(logit distillation needs the same tokenizer: derive the student or pick one from the teacher's family).")
+
+
+def _teacher_vocab(cfg: RunConfig) -> dict[str, int] | None:
+    t = cfg.teacher
+    if t.source == "train":
+        return dict(_toy_tokenizer().get_vocab()) if cfg.data.source == "toy" else None
+    if t.source == "gguf":
+        return None  # reading a GGUF vocabulary costs seconds; the run checks it before loading weights
+    return _tokenizer_vocab(t.source, t.path, t.revision)
+
+
+def _tokenizer_vocab(source: str, path: str, revision: str = "") -> dict[str, int] | None:
+    if source not in ("local", "hub"):
+        return None
+    where = str(models.resolve_model_path(path)) if source == "local" else path.strip()
+    try:
+        return _cached_vocab(where, revision, _mtime(where) if source == "local" else 0)
+    except Exception:  # noqa: BLE001 - no tokenizer files means "unknown", not an error here
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_vocab(where: str, revision: str, mtime: int) -> dict[str, int]:
+    del mtime
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(where, revision=revision or None, local_files_only=True)
+    return dict(tokenizer.get_vocab())
+
+
+def _prefixed(field_name: str, err: BaseException) -> str:
+    if isinstance(err, ConfigError) or isinstance(err, gguf_meta.GGUFHeaderError):
+        return sentence(err) if isinstance(err, ConfigError) else f"{field_name}: {sentence(err)}"
+    return f"{field_name}: could not read the model's configuration: {sentence(err)}"
+
+
+def plan_json(plan: Plan) -> str:
+    """The plan as JSON (for ``--json`` output and debugging)."""
+    return json.dumps(plan.__dict__, indent=2, default=str)
