@@ -71,11 +71,12 @@ class RunProgress(QWidget):
         layout.addWidget(self.detail_label)
         self.reset()
 
-    def reset(self, text: str = "Idle") -> None:
+    def reset(self, text: str = "Idle", done: bool = False) -> None:
+        """Show ``text`` and an empty bar (a full one when ``done``)."""
         self.stage_label.setText(text)
         self.bar.setRange(0, 1)
-        self.bar.setValue(0)
-        self.bar.setFormat("")
+        self.bar.setValue(1 if done else 0)
+        self.bar.setFormat("done" if done else "")
         self.detail_label.setText("")
 
     def set_stage(self, event: StageStarted) -> None:

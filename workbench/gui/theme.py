@@ -87,8 +87,24 @@ def apply_theme(app: QApplication, theme: str = "dark", font_scale: float = 1.0)
     if theme not in _PALETTES:
         raise ValueError(f"unknown theme {theme!r}; use one of {THEMES}")
     _current = theme
-    c = _PALETTES[theme]
-    app.setStyle("Fusion")  # the native styles ignore parts of the palette
+    # Restyling every widget is slow (seconds with the charts); do only what changed.
+    if app.style().name().lower() != "fusion":
+        app.setStyle("Fusion")  # the native styles ignore parts of the palette
+    if app.property("_wb_theme") != theme:
+        app.setProperty("_wb_theme", theme)
+        _apply_colors(app, _PALETTES[theme])
+    font = app.font()
+    base_size = app.property("_wb_base_point_size")
+    if base_size is None:
+        base_size = font.pointSizeF() if font.pointSizeF() > 0 else 10.0
+        app.setProperty("_wb_base_point_size", base_size)
+    size = float(base_size) * font_scale
+    if abs(font.pointSizeF() - size) > 1e-6:
+        font.setPointSizeF(size)
+        app.setFont(font)
+
+
+def _apply_colors(app: QApplication, c: dict[str, str]) -> None:
     palette = QPalette()
     role = QPalette.ColorRole
     palette.setColor(role.Window, QColor(c["window"]))
@@ -110,20 +126,11 @@ def apply_theme(app: QApplication, theme: str = "dark", font_scale: float = 1.0)
     for r in (role.Text, role.ButtonText, role.WindowText):
         palette.setColor(disabled, r, QColor(c["muted"]))
     app.setPalette(palette)
-
-    font = app.font()
-    base_size = app.property("_wb_base_point_size")
-    if base_size is None:
-        base_size = font.pointSizeF() if font.pointSizeF() > 0 else 10.0
-        app.setProperty("_wb_base_point_size", base_size)
-    font.setPointSizeF(float(base_size) * font_scale)
-    app.setFont(font)
-
     app.setStyleSheet(_style_sheet(c))
     try:
         import pyqtgraph as pg
 
-        pg.setConfigOptions(background=c["plot_bg"], foreground=c["plot_fg"], antialias=True)
+        pg.setConfigOptions(background=c["plot_bg"], foreground=c["plot_fg"])
     except ImportError:  # pragma: no cover - pyqtgraph is a dependency
         pass
 
@@ -140,6 +147,12 @@ QTabBar::tab:selected {{ color: {c['text']}; border-color: {c['border']}; border
 QPushButton {{ padding: 5px 12px; border: 1px solid {c['border']}; border-radius: 4px; background: {c['button']}; }}
 QPushButton:hover {{ border-color: {c['highlight']}; }}
 QPushButton:disabled {{ color: {c['muted']}; }}
+QToolBar {{ spacing: 4px; padding: 3px; border: none; }}
+QToolButton {{ padding: 4px 10px; border: 1px solid transparent; border-radius: 4px; }}
+QToolButton:hover {{ border-color: {c['border']}; }}
+QToolButton:disabled {{ color: {c['muted']}; }}
+QToolButton#primary {{ background: {c['highlight']}; color: white; font-weight: 600; }}
+QToolButton#primary:disabled {{ background: {c['button']}; color: {c['muted']}; }}
 QPushButton#primary {{ background: {c['highlight']}; color: white; border-color: {c['highlight']}; font-weight: 600; }}
 QPushButton#primary:disabled {{ background: {c['button']}; color: {c['muted']}; border-color: {c['border']}; }}
 QProgressBar {{ border: 1px solid {c['border']}; border-radius: 4px; text-align: center; background: {c['base']};

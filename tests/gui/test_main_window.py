@@ -1,0 +1,216 @@
+"""The real window, offscreen, driving the real engine on a tiny toy-quick run."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSettings, Slot
+from PySide6.QtWidgets import QApplication
+
+from workbench.engine.events import Eval, Probe, Step
+
+RUN_TIMEOUT = 90_000  # ms; a tiny run takes a few seconds, more on a loaded machine
+
+
+class Steps(QObject):
+    """Counts events reaching the window and can act on the first distillation step."""
+
+    def __init__(self, on_first_distill=None):
+        super().__init__()
+        self.events = []
+        self._hook = on_first_distill
+
+    @Slot(object)
+    def on_event(self, event):
+        self.events.append(event)
+        if self._hook and isinstance(event, Step) and event.stage == "distill":
+            hook, self._hook = self._hook, None
+            hook()
+
+    def steps(self, stage="distill"):
+        return [e.step for e in self.events if isinstance(e, Step) and e.stage == stage]
+
+
+def _points(window, chart, key):
+    return len(window.charts.charts[chart].series[key].data)
+
+
+def test_a_run_fills_charts_soft_targets_progress_and_runs_table(make_window, runs_dir, qtbot, tiny_config):
+    window = make_window(tiny_config(runs_dir))
+    recorder = Steps()
+    window.controller.event.connect(recorder.on_event)
+    with qtbot.waitSignal(window.controller.finished, timeout=RUN_TIMEOUT) as finished:
+        window.start_action.trigger()
+        assert not window.start_action.isEnabled()  # one run at a time
+    assert finished.args[0].status == "completed"
+    kinds = {type(e) for e in recorder.events}
+    assert {Step, Eval, Probe} <= kinds
+    window.charts.redraw_now()
+    assert _points(window, "loss", "loss") >= 8
+    assert _points(window, "loss", "teacher_loss") >= 6
+    assert _points(window, "kl", "kl_teacher_student") >= 2
+    bars = window.soft_targets.current_bars()
+    assert bars["teacher"] and bars["student"]
+    assert "Completed" in window.progress.summary_text()
+    assert window.runs_panel.row_count() == 1
+    assert window.runs_panel.table.item(0, 2).text() == "completed"
+    assert window.start_action.isEnabled()
+
+
+def test_pause_holds_the_run_and_resume_finishes_it(make_window, runs_dir, qtbot, tiny_config):
+    window = make_window(tiny_config(runs_dir, max_steps=30))
+    recorder = Steps(on_first_distill=window.pause_action.trigger)
+    window.controller.event.connect(recorder.on_event)
+    window.start_run()
+    qtbot.waitUntil(lambda: window.controller.state() == "paused", timeout=RUN_TIMEOUT)
+    assert window.pause_action.text().replace("&", "") == "Resume"
+    assert "paused" in window.progress.summary_text()
+    qtbot.wait(300)  # the step in flight when Pause was pressed may still arrive
+    held = len(recorder.steps())
+    qtbot.wait(1000)
+    assert len(recorder.steps()) == held, "steps kept coming while paused"
+    assert held < 30
+    with qtbot.waitSignal(window.controller.finished, timeout=RUN_TIMEOUT) as finished:
+        window.pause_action.trigger()  # now "Resume"
+    assert finished.args[0].status == "completed"
+    assert recorder.steps()[-1] == 30
+
+
+def test_stop_keeps_a_checkpoint_and_resume_from_runs_panel_continues(make_window, runs_dir, qtbot, tiny_config):
+    window = make_window(tiny_config(runs_dir, max_steps=30, checkpoint_interval=100))
+    recorder = Steps(on_first_distill=window.stop_action.trigger)
+    window.controller.event.connect(recorder.on_event)
+    with qtbot.waitSignal(window.controller.finished, timeout=RUN_TIMEOUT) as finished:
+        window.start_run()
+    assert finished.args[0].status == "stopped"
+    run_dir = finished.args[0].run_dir
+    stopped_at = recorder.steps()[-1]
+    assert stopped_at < 30
+    assert "Resume" in window.banner.message() or "checkpoint" in window.banner.message()
+
+    panel = window.runs_panel
+    panel.select_run(run_dir)
+    assert panel.table.item(0, 2).text() == "stopped"
+    assert panel.resume_button.isEnabled()
+    recorder.events.clear()
+    with qtbot.waitSignal(window.controller.finished, timeout=RUN_TIMEOUT) as finished:
+        panel.resume_button.click()
+    assert finished.args[0].status == "completed"
+    assert Path(finished.args[0].run_dir) == Path(run_dir)
+    resumed = recorder.steps()
+    assert resumed and resumed[0] > stopped_at and resumed[-1] == 30
+    assert recorder.steps("teacher") == []  # the teacher is not trained again
+    panel.refresh()
+    assert panel.table.item(0, 2).text() == "completed"
+
+
+def test_temperature_slider_re_softens_the_bars(make_window, runs_dir, qtbot, tiny_config):
+    window = make_window(tiny_config(runs_dir))
+    with qtbot.waitSignal(window.controller.finished, timeout=RUN_TIMEOUT):
+        window.start_run()
+    panel = window.soft_targets
+    before = panel.current_bars()
+    panel.temperature_slider.setValue(panel.temperature_slider.maximum())
+    after = panel.current_bars()
+    assert after["teacher"] != before["teacher"]
+    # a higher temperature flattens the teacher: its top probability drops
+    assert max(after["teacher"]) < max(before["teacher"])
+
+
+def test_invalid_value_disables_start_with_the_reason(make_window, runs_dir, qtbot, tiny_config):
+    window = make_window(tiny_config(runs_dir))
+    assert window.start_action.isEnabled()
+    editor = window.config_panel.editor("distill.temperature")
+    editor.input.setValue(0.0)  # the spin box accepts 0 so that the form can say why it is wrong
+    qtbot.waitUntil(lambda: not window.start_action.isEnabled(), timeout=5000)
+    reason = window.start_reason()
+    assert "temperature" in reason and "greater than 0" in reason
+    assert window.reason_label.isVisible() and "temperature" in window.reason_label.text()
+    window.start_run()  # the shortcut path is refused too
+    assert not window.controller.is_running()
+    editor.input.setValue(3.0)
+    qtbot.waitUntil(window.start_action.isEnabled, timeout=5000)
+    assert window.start_reason() == ""
+
+
+def test_engine_failure_shows_a_banner_and_the_window_stays_usable(make_window, runs_dir, tmp_path, qtbot, tiny_config):
+    cfg = tiny_config(runs_dir)
+    empty = tmp_path / "not-a-model"
+    empty.mkdir()
+    cfg.teacher.source, cfg.teacher.path = "local", str(empty)
+    window = make_window(cfg)
+    with qtbot.waitSignal(window.controller.finished, timeout=RUN_TIMEOUT) as finished:
+        window.start_run(cfg)
+    assert finished.args[0].kind == "failed"
+    assert window.banner.isVisible() and window.banner.message()
+    assert window.banner.hint.text()
+    assert window.start_action.isEnabled()
+    assert not window.controller.is_running()
+
+
+def test_closing_mid_run_stops_cleanly_with_a_checkpoint(make_window, runs_dir, qtbot, tiny_config):
+    window = make_window(tiny_config(runs_dir, max_steps=200, checkpoint_interval=1000))
+    recorder = Steps(on_first_distill=window.close)
+    window.controller.event.connect(recorder.on_event)
+    with qtbot.waitSignal(window.controller.finished, timeout=RUN_TIMEOUT) as finished:
+        window.start_run()
+    assert finished.args[0].status == "stopped"
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
+    assert not window.controller.is_running()
+    assert recorder.steps()[-1] < 200
+    run_dir = Path(finished.args[0].run_dir)
+    assert any((run_dir / "checkpoints").iterdir()), "no resumable checkpoint was kept"
+    assert not [t for t in threading.enumerate() if t.name.startswith("workbench")]
+
+
+def test_copy_command_reproduces_the_form(make_window, runs_dir, tiny_config):
+    window = make_window(tiny_config(runs_dir))
+    command = window.copy_command()
+    assert QApplication.clipboard().text() == command
+    assert command.startswith("workbench run toy-quick ")
+    assert "--set train.max_steps=8" in command
+    assert f"runs_dir={runs_dir}" in command
+    window.command_dialog.close()
+
+
+def test_config_files_round_trip_and_bad_files_are_reported(make_window, runs_dir, tmp_path, tiny_config):
+    window = make_window(tiny_config(runs_dir))
+    path = tmp_path / "mine.toml"
+    window.save_config_to(str(path))
+    window.set_config(tiny_config(runs_dir, max_steps=99))
+    assert window.config().train.max_steps == 99
+    assert window.load_config_from(str(path))
+    assert window.config().train.max_steps == 8
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[distill]\ntemperature = 'hot'\n")
+    assert not window.load_config_from(str(broken))
+    assert "temperature" in window.banner.message()
+
+
+def test_presentation_mode_and_theme(make_window, runs_dir, qtbot, tiny_config):
+    window = make_window(tiny_config(runs_dir))
+    font_before = QApplication.font().pointSizeF()
+    window.set_presentation(True, fullscreen=False)
+    assert not window.config_dock.isVisible() and not window.runs_dock.isVisible()
+    assert window.charts.isVisible() and window.soft_targets.isVisible()
+    assert QApplication.font().pointSizeF() > font_before
+    window.presentation_action.trigger()  # F11 again
+    assert window.config_dock.isVisible()
+    assert QApplication.font().pointSizeF() == font_before
+    window.set_theme("light")
+    light = QApplication.palette().window().color().lightness()
+    window.set_theme("dark")
+    assert QApplication.palette().window().color().lightness() < light
+
+
+def test_layout_theme_and_last_config_are_remembered(make_window, runs_dir, tiny_config):
+    window = make_window(tiny_config(runs_dir, max_steps=77))
+    window.set_theme("light")
+    window.close()
+    settings = QSettings()
+    assert settings.value("theme") == "light"
+    again = make_window(None, restore_settings=True)
+    assert again.config().train.max_steps == 77
+    assert again.config().runs_dir == str(runs_dir)
+    again.set_theme("dark")
