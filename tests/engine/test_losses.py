@@ -155,6 +155,27 @@ def test_chunked_equals_naive_whole_batch_loss_and_gradient(kind, chunk):
     assert torch.isclose(parts.loss, 0.7 * parts.kd + 0.3 * parts.ce)
 
 
+@pytest.mark.parametrize("kind", DIVERGENCES)
+def test_chunked_equals_naive_at_temperature_one_and_pure_kd(kind):
+    student, teacher, labels = make_batch(seed=1)
+    for temperature, alpha, t_squared in ((1.0, 0.4, True), (1.0, 1.0, True), (4.0, 1.0, False)):
+        parts, grad = loss_and_grad(student, teacher, labels, temperature=temperature, alpha=alpha, divergence=kind, t_squared=t_squared, chunk_positions=4)
+        leaf = student.double().requires_grad_(True)
+        want = ref_loss(leaf, teacher, labels, kind, temperature, alpha, t_squared=t_squared)
+        want.backward()
+        torch.testing.assert_close(parts.loss.double(), want.detach(), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(grad.double(), leaf.grad, rtol=1e-4, atol=1e-6)
+        assert parts.ce > 0  # reported even when it carries no weight
+
+
+def test_without_a_teacher_the_loss_is_cross_entropy_whatever_alpha():
+    student, _, labels = make_batch()
+    want = F.cross_entropy(student[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1))
+    parts, grad = loss_and_grad(student, None, labels, alpha=1.0)
+    torch.testing.assert_close(parts.loss, want)
+    assert grad.abs().sum() > 0
+
+
 def test_bf16_logits_get_a_bf16_gradient_close_to_fp32():
     student, teacher, labels = make_batch()
     _, grad32 = loss_and_grad(student, teacher, labels, temperature=2.0, chunk_positions=4)
