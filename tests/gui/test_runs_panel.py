@@ -1,0 +1,157 @@
+"""The runs panel: run folders as a table, overlays, config diff and per-run actions.
+
+Run folders are written with the engine's own writers (config, status, summary,
+events), so the panel reads exactly what a real run leaves behind without
+training one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Qt, Slot
+
+from workbench.config import RunConfig
+from workbench.engine import runs
+from workbench.engine.events import Eval, Finished, StageStarted, Step, to_json
+from workbench.gui.main_window import baseline_config
+from workbench.gui.runs_panel import COL_OVERLAY, COL_STATUS, RunsPanel
+
+
+def make_run(runs_dir: Path, folder: str, status: str, *, temperature=2.0, steps=10, summary=None,
+             config: RunConfig | None = None) -> Path:
+    path = runs_dir / folder
+    path.mkdir(parents=True)
+    cfg = config.copy() if config is not None else RunConfig(runs_dir=str(runs_dir))
+    cfg.name = folder.split("-", 2)[-1]
+    cfg.distill.temperature = temperature
+    cfg.save(path / "config.toml")
+    runs.write_status(path, status)
+    if summary is not None:
+        (path / "summary.json").write_text(json.dumps(summary))
+    lines = [StageStarted("distill", steps)]
+    lines += [Step("distill", i, steps, 3.0 - 0.1 * i, 1.0, 2.0, 1e-3, 1.0, 1e4, i, steps - i) for i in range(1, steps + 1)]
+    lines += [Eval("distill", steps, {"student_ce": 2.0, "kl_teacher_student": 0.3}),
+              Finished(status, str(path), summary or {})]
+    (path / "events.jsonl").write_text("".join(to_json(e) + "\n" for e in lines))
+    return path
+
+
+class Catch(QObject):
+    def __init__(self):
+        super().__init__()
+        self.got = []
+
+    @Slot(object)
+    def take(self, value):
+        self.got.append(value)
+
+    @Slot(list)
+    def take_list(self, value):
+        self.got.append(value)
+
+    @Slot(str)
+    def take_str(self, value):
+        self.got.append(value)
+
+
+def _panel(qtbot, runs_dir):
+    panel = RunsPanel()
+    qtbot.addWidget(panel)
+    panel.set_runs_dir(runs_dir)
+    return panel
+
+
+def test_table_lists_runs_newest_first_with_status_and_final_metrics(qtbot, runs_dir):
+    make_run(runs_dir, "20260101-100000-kd", "completed",
+             summary={"student_ce": 2.3456, "kl_teacher_student": 0.25, "top1_agreement": 0.5, "steps": 10})
+    make_run(runs_dir, "20260102-100000-later", "stopped")
+    panel = _panel(qtbot, runs_dir)
+    assert panel.row_count() == 2
+    assert panel.table.item(0, 1).text() == "later"
+    assert panel.table.item(0, COL_STATUS).text() == "stopped"
+    row = [panel.table.item(1, c).text() for c in range(panel.table.columnCount())]
+    assert "completed" in row and "2.346" in row and "50.0%" in row
+
+
+def test_resume_is_offered_only_for_stopped_runs_and_not_while_training(qtbot, runs_dir):
+    done = make_run(runs_dir, "20260101-100000-done", "completed")
+    stopped = make_run(runs_dir, "20260102-100000-stopped", "stopped")
+    panel = _panel(qtbot, runs_dir)
+    catch = Catch()
+    panel.resume_requested.connect(catch.take_str)
+    panel.select_run(done)
+    assert not panel.resume_button.isEnabled()
+    assert "completed" in panel.resume_button.toolTip()
+    panel.select_run(stopped)
+    assert panel.resume_button.isEnabled()
+    panel.set_busy(True)
+    assert not panel.resume_button.isEnabled() and not panel.baseline_button.isEnabled()
+    panel.set_busy(False)
+    panel.resume_button.click()
+    assert catch.got == [str(stopped.resolve())]
+
+
+def test_ticking_runs_overlays_them_and_two_ticks_show_the_config_diff(qtbot, runs_dir):
+    a = make_run(runs_dir, "20260101-100000-a", "completed", temperature=2.0)
+    b = make_run(runs_dir, "20260102-100000-b", "completed", temperature=4.0)
+    panel = _panel(qtbot, runs_dir)
+    catch = Catch()
+    panel.overlays_changed.connect(catch.take_list)
+    panel.table.item(1, COL_OVERLAY).setCheckState(Qt.CheckState.Checked)  # a (older, second row)
+    assert catch.got[-1] == [str(a.resolve())]
+    assert panel.diff_text() == ""
+    panel.set_checked(b, True)
+    assert catch.got[-1] == [str(a.resolve()), str(b.resolve())]
+    diff = panel.diff_text()
+    assert "distill.temperature" in diff and "2.0" in diff and "4.0" in diff
+    assert "name" in diff
+    panel.set_checked(a, False)
+    assert catch.got[-1] == [str(b.resolve())]
+    assert panel.diff_text() == ""
+
+
+def test_open_config_emits_the_runs_configuration(qtbot, runs_dir):
+    path = make_run(runs_dir, "20260101-100000-hot", "completed", temperature=7.5)
+    panel = _panel(qtbot, runs_dir)
+    catch = Catch()
+    panel.open_config_requested.connect(catch.take)
+    panel.select_run(path)
+    panel.open_button.click()
+    assert catch.got[0].distill.temperature == 7.5
+
+
+def test_new_run_folders_appear_without_a_click(qtbot, runs_dir):
+    panel = _panel(qtbot, runs_dir)
+    assert panel.row_count() == 0
+    make_run(runs_dir, "20260101-100000-new", "completed")
+    qtbot.waitUntil(lambda: panel.row_count() == 1, timeout=10_000)
+
+
+def test_baseline_config_turns_distillation_off():
+    cfg = RunConfig(name="kd")
+    cfg.distill.alpha = 0.7
+    base = baseline_config(cfg)
+    assert base.distill.alpha == 0.0 and base.name == "kd-baseline"
+    assert cfg.distill.alpha == 0.7  # the original is untouched
+    assert baseline_config(base).name == "kd-baseline"
+
+
+def test_window_overlays_ticked_runs_and_baseline_overlays_its_source(make_window, runs_dir, qtbot, tiny_config):
+    source = make_run(runs_dir, "20260101-100000-kd", "completed", config=tiny_config(runs_dir))
+    window = make_window(tiny_config(runs_dir))
+    window.runs_panel.set_checked(source, True)
+    overlays = window.charts.charts["loss"].overlays
+    assert overlays, "ticking a run did not overlay its curves"
+    window.runs_panel.set_checked(source, False)
+    assert not window.charts.charts["loss"].overlays
+
+    window.runs_panel.select_run(source)
+    with qtbot.waitSignal(window.controller.finished, timeout=90_000) as finished:
+        window.runs_panel.baseline_button.click()
+        assert window.controller.config().distill.alpha == 0.0
+        assert window.controller.config().name.endswith("-baseline")
+    assert finished.args[0].status == "completed"
+    assert str(source.resolve()) in window.runs_panel.checked_paths()
+    assert window.charts.charts["loss"].overlays  # the distilled run, dashed, next to the live baseline
