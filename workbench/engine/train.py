@@ -29,6 +29,10 @@ from workbench.engine.events import Checkpoint, Eval, Failed, Finished, Log, Pro
 from workbench.engine.export import export_student, save_teacher, write_summary_files
 
 
+LOSS_CHUNK_ELEMENTS = 2**24
+"""Most logits (positions x vocabulary) the loss handles per chunk."""
+
+
 class RunFailed(Exception):
     """Stops the run with a Failed event (message + hint) after keeping the last good checkpoint."""
 
@@ -264,6 +268,9 @@ class _Run:
         warmup = min(tr.warmup_steps, total)
         alpha = dist_cfg.alpha if distilling else 0.0
         device = self.dev.device
+        vocab = model.get_input_embeddings().weight.shape[0]
+        # Bound the loss workspace (about six fp32 [chunk x vocab] temporaries) to ~400 MB at any vocabulary.
+        chunk = max(1, min(dist_cfg.chunk_positions, LOSS_CHUNK_ELEMENTS // vocab))
         model.to(device)
         model.train()
         optimizer = torch.optim.AdamW(_param_groups(model, tr.weight_decay), lr=peak_lr, betas=(0.9, 0.95),
@@ -317,7 +324,7 @@ class _Run:
                     parts = losses.distill_loss(
                         student_logits, teacher_logits, ids, temperature=dist_cfg.temperature, alpha=alpha,
                         divergence=dist_cfg.divergence, beta=dist_cfg.beta, skew=dist_cfg.skew,
-                        t_squared=dist_cfg.t_squared, num_valid_tokens=n_valid, chunk_positions=dist_cfg.chunk_positions)
+                        t_squared=dist_cfg.t_squared, num_valid_tokens=n_valid, chunk_positions=chunk)
                     # DDP averages gradients over processes; the loss is already divided by the global token count.
                     (parts.loss * world).backward()
                 share = parts.n_tokens / n_valid

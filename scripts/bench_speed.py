@@ -1,0 +1,140 @@
+"""The cost of distillation: how much a KD step costs beyond its two unavoidable parts.
+
+Times, in one process, (a) the teacher's forward pass alone, (b) a plain
+cross-entropy training step of the student alone (forward, backward, AdamW) and
+(c) a full KD step (teacher forward + student step on the KD loss), and prints
+``overhead = c / (a + b)`` (target: at most 1.10). Two shapes: the ``toy``
+preset, and a SmolLM2-135M-shaped teacher (vocabulary 49152, 30 layers, random
+weights) with a student derived from it (10 layers). Also prints the peak
+memory of the KD loss alone (forward + backward) against a naive full-logits
+implementation at vocabulary 49152 (from scripts/bench_kd_memory.py).
+
+    python scripts/bench_speed.py --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workbench.config import ArchConfig, load_config  # noqa: E402
+from workbench.engine import losses, models  # noqa: E402
+
+SMOLLM2_135M = ArchConfig(family="llama", layers=30, hidden=576, heads=9, kv_heads=3, intermediate=1536,
+                          max_positions=2048, tie_embeddings=True)
+
+
+def _timed(fn, repeats: int, warmup: int = 2) -> float:
+    """Median seconds of ``fn`` over ``repeats`` calls, after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def measure(teacher, student, vocab: int, batch: int, seq: int, repeats: int, temperature: float = 2.0,
+            alpha: float = 0.7) -> dict[str, float]:
+    ids = torch.randint(0, vocab, (batch, seq), generator=torch.Generator().manual_seed(0))
+    teacher.eval().requires_grad_(False)
+    student.train()
+    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-4)
+
+    def teacher_forward():
+        with torch.no_grad():
+            return teacher(input_ids=ids).logits
+
+    def ce_step():
+        logits = student(input_ids=ids).logits
+        loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten())
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def kd_step():
+        teacher_logits = teacher_forward()
+        logits = student(input_ids=ids).logits
+        parts = losses.distill_loss(logits, teacher_logits, ids, temperature=temperature, alpha=alpha)
+        parts.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    # Interleave the three so that drifts in machine load hit all of them alike.
+    a, b, c = [], [], []
+    for _ in range(3):
+        a.append(_timed(teacher_forward, repeats))
+        b.append(_timed(ce_step, repeats))
+        c.append(_timed(kd_step, repeats))
+    a_s, b_s, c_s = min(a), min(b), min(c)
+    return {
+        "teacher_forward_ms": a_s * 1000,
+        "student_ce_step_ms": b_s * 1000,
+        "kd_step_ms": c_s * 1000,
+        "overhead": c_s / (a_s + b_s),
+        "tokens_per_step": batch * seq,
+    }
+
+
+def toy_case(repeats: int) -> dict:
+    from workbench.engine.toylang import get_language
+
+    cfg = load_config("toy")
+    vocab = len(get_language().tokenizer())
+    teacher = models.build_model(cfg.teacher.arch, vocab, seed=0)
+    student = models.build_model(cfg.student.arch, vocab, seed=1)
+    result = measure(teacher, student, vocab, cfg.train.batch_size, cfg.train.seq_len, repeats)
+    return {"shape": "toy preset", "vocab": vocab, "teacher_params": models.count_parameters(teacher),
+            "student_params": models.count_parameters(student), "batch": cfg.train.batch_size,
+            "seq_len": cfg.train.seq_len, **result}
+
+
+def smollm2_case(repeats: int, batch: int, seq: int) -> dict:
+    vocab = 49152
+    teacher = models.build_model(SMOLLM2_135M, vocab, seed=0)
+    student = models.derive_student(teacher, models.keep_layer_ids(30, 10))
+    result = measure(teacher, student, vocab, batch, seq, repeats)
+    return {"shape": "SmolLM2-135M (random weights) -> derived 10 of 30 layers", "vocab": vocab,
+            "teacher_params": models.count_parameters(teacher), "student_params": models.count_parameters(student),
+            "batch": batch, "seq_len": seq, **result}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=2, help="SmolLM2 case: sequences per step")
+    parser.add_argument("--seq", type=int, default=256, help="SmolLM2 case: tokens per sequence")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    report = {
+        "device": "cpu",
+        "threads": torch.get_num_threads(),
+        "target_overhead_max": 1.10,
+        "cases": [toy_case(args.repeats * 4), smollm2_case(args.repeats, args.batch, args.seq)],
+    }
+    if not args.skip_memory:
+        from bench_kd_memory import kd_loss_peak_memory
+
+        report["kd_loss_memory"] = kd_loss_peak_memory(vocab=49152, batch=args.batch, seq=args.seq, dtype=torch.float32)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
