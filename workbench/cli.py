@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -112,6 +113,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     progress = _Progress(sys.stderr)
     result = train.run(config, progress, control, run_dir=args.run_dir, resume=args.resume)
     progress.close()
+    if os.environ.get("RANK", "0") != "0":
+        return 0 if result.kind == "finished" else EXIT_FAILED  # under torchrun, rank 0 speaks for all
     if result.kind == "failed":
         if args.json:
             print(json.dumps({"status": "failed", "message": result.message, "hint": result.hint, "run_dir": result.run_dir}))

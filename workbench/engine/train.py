@@ -230,6 +230,8 @@ class _Run:
         self.student = student
         if result.status != "completed":
             return self._finish(result.status, {"stage": "distill", "steps": result.step, **result.metrics})
+        if not self.parallel.main:
+            return self._finish("completed", {"steps": result.step})
         summary = self._summarise(result)
         if self.parallel.main:
             self.report(StageStarted("export", message="writing the student"))
