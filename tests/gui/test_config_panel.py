@@ -206,3 +206,31 @@ def test_summary_and_architecture_show_a_plan(qtbot):
     assert not view.grab().isNull()
     assert view.canvas._hits  # every block got a hover tooltip when painted
     assert any("dropped from the student" in text for _, text in view.canvas._hits)
+
+
+def test_fetch_button_runs_the_fetcher_off_the_gui_thread_and_fills_the_path(panel, qtbot, tmp_path, monkeypatch):
+    import threading
+
+    from workbench.gui import config_workers
+
+    target = tmp_path / "SmolLM2.gguf"
+    threads = []
+
+    def fake_fetch(progress, should_stop=None):
+        threads.append(threading.current_thread())
+        for done in (0, 50, 100):
+            progress(done, 100)
+        target.write_bytes(b"GGUF")
+        return target
+
+    monkeypatch.setattr(config_workers, "load_fetch_function", lambda: (fake_fetch, "test"))
+    cfg = RunConfig()
+    cfg.teacher.source = "gguf"
+    with qtbot.waitSignal(panel.config_changed, timeout=2000):  # the debounced signal of set_config itself
+        panel.set_config(cfg)
+    with qtbot.waitSignal(panel.config_changed, timeout=5000) as blocker:
+        panel.fetch_button.click()
+    assert blocker.args[0].teacher.path == str(target)
+    assert panel.editor("teacher.path").input.text() == str(target)
+    assert threads and threads[0] is not threading.main_thread()
+    assert panel.fetch_button.isEnabled() and panel.fetch_status.text() == "Ready."

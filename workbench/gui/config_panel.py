@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, get_type_hints
 
-from PySide6.QtCore import QCoreApplication, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -361,7 +361,14 @@ class ConfigPanel(QWidget):
         label.setContentsMargins(0, 4, 0, 0)
         sub.form.addRow(label, self.student_preset)
 
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        # theme.apply_theme changes the application palette; follow it with the section colours
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and theme.current_theme() != self._styled_theme:
+            self._style_sections()
+
     def _style_sections(self) -> None:
+        self._styled_theme = theme.current_theme()
         c = theme.colors()
         self.setStyleSheet(
             f"QFrame#section {{ border: 1px solid {c['border']}; border-radius: 8px; background: {c['alt_base']}; }}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, Qt, QThread, QTimer, Signal, Slot
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QPlainTextEdit, QToolButton, QVBoxLayout, QWidget
 
@@ -34,9 +34,7 @@ class DataPreviewBox(QFrame):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("dataPreview")
-        c = theme.colors()
-        self.setStyleSheet(f"QFrame#dataPreview {{ border: 1px solid {c['border']}; border-radius: 6px; background: {c['base']}; }}"
-                           " QFrame#dataPreview QLabel { border: none; background: transparent; }")
+        self._restyle()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 6, 10, 8)
         layout.setSpacing(4)
@@ -99,6 +97,17 @@ class DataPreviewBox(QFrame):
         self._worker: PreviewWorker | None = None
         self._closed = False
         self.note.setText("The preview appears when the panel is shown.")
+
+    def _restyle(self) -> None:
+        self._styled_theme = theme.current_theme()
+        c = theme.colors()
+        self.setStyleSheet(f"QFrame#dataPreview {{ border: 1px solid {c['border']}; border-radius: 6px; background: {c['base']}; }}"
+                           " QFrame#dataPreview QLabel { border: none; background: transparent; }")
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override (follow theme switches)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and theme.current_theme() != self._styled_theme:
+            self._restyle()
 
     # -- requests ---------------------------------------------------------------
     def schedule(self, cfg: RunConfig) -> None:

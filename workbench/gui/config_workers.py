@@ -32,35 +32,29 @@ class PreviewRequest:
 
 
 def preview_tokenizer(teacher: TeacherConfig, data: DataConfig) -> tuple[Any | None, str]:
-    """The tokenizer the run would use, if it is cheap to get; else (None, why not).
+    """The tokenizer the run would use, if it can be had without loading weights; else (None, why not).
 
-    Only tokenizer files are read: never model weights.
+    A teacher trained here on text data gives (None, ""): ``data.preview`` then trains the
+    tokenizer on the text, as the run will.
     """
     if teacher.source == "train":
         if data.source == "toy":
             from workbench.engine import toylang
 
             return toylang.get_language().tokenizer(), ""
-        return None, "The tokenizer is trained on this data when the run starts, so there is no token preview yet."
-    path = teacher.path.strip()
-    if not path:
+        return None, ""
+    if not teacher.path.strip():
         return None, "Choose a teacher to preview how its tokenizer reads the data."
-    from transformers import AutoTokenizer
+    from workbench.engine import models
 
     try:
-        if teacher.source == "local":
-            return AutoTokenizer.from_pretrained(path), ""
-        if teacher.source == "gguf":
-            gguf = Path(path).expanduser()
-            if not gguf.is_file():
-                return None, f"{gguf.name} does not exist yet."
-            # transformers reads the tokenizer straight from the GGUF metadata (no weights)
-            return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name), ""
-        return AutoTokenizer.from_pretrained(path, revision=teacher.revision or None, local_files_only=True), ""
+        return models.load_tokenizer(teacher.source, teacher.path, revision=teacher.revision,
+                                     trust_remote_code=teacher.trust_remote_code), ""
     except Exception as err:  # noqa: BLE001 - any failure only means "no preview"
         if teacher.source == "hub":
-            return None, f"{path} is not in the local cache, so its tokenizer cannot be previewed offline."
-        return None, f"Could not read the teacher's tokenizer: {str(err).splitlines()[0][:160]}"
+            return None, f"{teacher.path.strip()} is not in the local cache, so its tokenizer cannot be previewed offline."
+        message = getattr(err, "message", None) or str(err).splitlines()[0][:200]
+        return None, f"No preview: {message}."
 
 
 class PreviewWorker(QObject):
@@ -87,19 +81,21 @@ class PreviewWorker(QObject):
             self.done.emit(request_id, f"{message}" + (f" ({hint})" if hint else ""))
 
     def _preview(self, request: PreviewRequest) -> dict | str:
-        if request.data.source == "generated":
-            prompts = [p for p in request.data.gen_prompts if p.strip()]
-            return (f"The teacher writes {request.data.gen_samples} samples from {len(prompts)} prompt(s) "
-                    "when the run starts; the preview appears in the run's log.")
-        key = (request.teacher.source, request.teacher.path, request.teacher.revision, request.data.source == "toy")
+        teacher = request.teacher
+        key = (teacher.source, teacher.path, teacher.revision, request.data.source == "toy")
         if key not in self._tokenizers:
-            self._tokenizers[key] = preview_tokenizer(request.teacher, request.data)
+            self._tokenizers[key] = preview_tokenizer(teacher, request.data)
         tokenizer, note = self._tokenizers[key]
-        if tokenizer is None:
+        if note:
             return note
+        if tokenizer is None and request.data.source == "generated":
+            return "Generated data needs a pretrained teacher (local, hub or .gguf) to write it."
         from workbench.engine import data as engine_data
 
-        return engine_data.preview(request.data, tokenizer, request.seq_len, seed=request.seed, n_examples=3)
+        # the same key the run uses, so already generated samples are found in the cache
+        teacher_key = "" if teacher.source == "train" else f"{teacher.source}:{teacher.path}:{teacher.revision}"
+        return engine_data.preview(request.data, tokenizer, request.seq_len, seed=request.seed, n_examples=3,
+                                   teacher_key=teacher_key)
 
 
 class _Cancelled(Exception):
@@ -107,15 +103,15 @@ class _Cancelled(Exception):
 
 
 def load_fetch_function() -> tuple[Callable | None, str]:
-    """``fetch_smollm2(progress)`` from the package if it is there, else from ``scripts/fetch_smollm2.py``.
+    """``fetch_smollm2`` from the engine if it is there, else from ``scripts/fetch_smollm2.py``.
 
     Returns (function or None, where it came from / why it is missing).
     """
-    try:
-        module = importlib.import_module("workbench.engine.fetch")
-        return module.fetch_smollm2, "workbench.engine.fetch"
-    except (ImportError, AttributeError):
-        pass
+    for name in ("workbench.engine.gguf", "workbench.engine.fetch"):
+        try:
+            return importlib.import_module(name).fetch_smollm2, name
+        except (ImportError, AttributeError):
+            pass
     script = Path(__file__).resolve().parents[2] / "scripts" / "fetch_smollm2.py"
     if script.is_file():
         spec = importlib.util.spec_from_file_location("_workbench_fetch_smollm2", script)
@@ -152,8 +148,13 @@ class FetchWorker(QObject):
             self.failed.emit(origin)
             return
         try:
-            path = fetch(self._report)
-        except _Cancelled:
+            try:
+                path = fetch(self._report, should_stop=self._cancel.is_set)
+            except TypeError as err:
+                if "should_stop" not in str(err):
+                    raise
+                path = fetch(self._report)  # a fetcher without a stop flag: cancel via the progress callback
+        except (_Cancelled, InterruptedError):
             self.failed.emit("Fetch cancelled.")
             return
         except Exception as err:  # noqa: BLE001 - shown to the user as one sentence

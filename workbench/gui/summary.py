@@ -71,9 +71,9 @@ class SummaryCard(QFrame):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("summaryCard")
+        self.plan: Any = None
+        self._restyle()
         c = theme.colors()
-        self.setStyleSheet(f"QFrame#summaryCard {{ border: 1px solid {c['border']}; border-radius: 8px; background: {c['alt_base']}; }}"
-                           " QFrame#summaryCard QLabel { background: transparent; border: none; }")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 10, 14, 12)
         layout.setSpacing(6)
@@ -102,7 +102,21 @@ class SummaryCard(QFrame):
         self.notes.setTextFormat(Qt.TextFormat.RichText)
         self.notes.hide()
         layout.addWidget(self.notes)
-        self.plan: Any = None
+
+    def _restyle(self) -> None:
+        self._styled_theme = theme.current_theme()
+        c = theme.colors()
+        self.setStyleSheet(f"QFrame#summaryCard {{ border: 1px solid {c['border']}; border-radius: 8px; background: {c['alt_base']}; }}"
+                           " QFrame#summaryCard QLabel { background: transparent; border: none; }")
+        if getattr(self, "compression_value", None) is not None:
+            self.compression_value.setStyleSheet(f"color: {c['text']};")
+            if self.plan is not None:
+                self.update_plan(self.plan)  # the tokenizer mark's colour is in its rich text
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt override (follow theme switches)
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange and theme.current_theme() != self._styled_theme:
+            self._restyle()
 
     def _tile(self, grid: QGridLayout, column: int, title: str, color: str) -> QLabel:
         caption = QLabel(title, self)
@@ -128,7 +142,7 @@ class SummaryCard(QFrame):
         value = QLabel("\u2013", self)
         value.setWordWrap(True)
         grid.addWidget(name, row, 0, Qt.AlignmentFlag.AlignTop)
-        grid.addWidget(value, row, 1)
+        grid.addWidget(value, row, 1, Qt.AlignmentFlag.AlignTop)
         return value
 
     def update_plan(self, plan: Any) -> None:
@@ -362,14 +376,17 @@ class _ArchCanvas(QWidget):
         name = block["name"]
         if name == "head" and block.get("tied"):
             detail = "tied to embeddings"
+        elif copied:
+            detail = f"copied \u00b7 {format_count(block['params'])}"
         else:
             detail = format_count(block["params"])
-        if copied:
-            detail = f"copied \u00b7 {detail}"
         painter.setPen(QColor(c["text"]))
         inner = rect.adjusted(8, 0, -8, 0)
-        painter.drawText(inner, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name.capitalize())
+        title = name.capitalize()
+        painter.drawText(inner, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
         painter.setPen(QColor(c["muted"]))
+        room = int(inner.width() - painter.fontMetrics().horizontalAdvance(title) - 10)
+        detail = painter.fontMetrics().elidedText(detail, Qt.TextElideMode.ElideRight, max(room, 0))
         painter.drawText(inner, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, detail)
         tip = f"{name}: {block['params']:,} parameters"
         if name == "head" and block.get("tied"):
