@@ -36,7 +36,7 @@ from transformers import (
 )
 
 from workbench import paths
-from workbench.config import RESOURCES, ArchConfig, ConfigError, StudentConfig, TeacherConfig
+from workbench.config import RESOURCES, ArchConfig, ConfigError, StudentConfig, TeacherConfig, resolve_path
 
 from .sizes import (  # noqa: F401  (re-exported: part of this module's public API)
     architecture_blocks,
@@ -61,18 +61,8 @@ class RemoteCodeWarning(UserWarning):
 # -- paths --------------------------------------------------------------------------------
 
 def resolve_model_path(text: str) -> Path:
-    """Turn a path as written in a config into a real path.
-
-    ``models:NAME`` is ``paths.models_dir() / NAME``; ``resources:REL`` is the package's
-    ``resources/REL``; anything else is expanded (``~``) and taken as is (relative to the
-    current folder).
-    """
-    text = text.strip()
-    if text.startswith("models:"):
-        return paths.models_dir() / text[len("models:"):].lstrip("/\\")
-    if text.startswith("resources:"):
-        return RESOURCES / text[len("resources:"):].lstrip("/\\")
-    return Path(text).expanduser()
+    """See :func:`workbench.config.resolve_path` (``models:`` and ``resources:`` prefixes)."""
+    return resolve_path(text)
 
 
 # -- building -------------------------------------------------------------------------------
@@ -219,6 +209,8 @@ def derive_student(teacher: PreTrainedModel, layer_ids: list[int]) -> PreTrained
     student.to(torch.float32)
     config.dtype = torch.float32
     student.requires_grad_(True)
+    for param in student.parameters():
+        param.grad = None  # a teacher trained here may still hold its last gradients
     student.train()
     return student
 
