@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers_models import next_token_logits, write_tiny_gguf
+from tests.helpers_models import next_token_logits, write_tiny_gguf
 from workbench import paths
 from workbench.config import TeacherConfig
 from workbench.engine import gguf as gguf_loader

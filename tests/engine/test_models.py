@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from helpers_models import next_token_logits, save_tiny_model, tiny_arch, tiny_model, tiny_tokenizer, tiny_vocab
+from tests.helpers_models import next_token_logits, save_tiny_model, tiny_arch, tiny_model, tiny_tokenizer, tiny_vocab
 from workbench import paths
 from workbench.config import RESOURCES, ArchConfig, ConfigError, StudentConfig, TeacherConfig
 from workbench.engine import models

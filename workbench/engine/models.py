@@ -35,8 +35,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from workbench import paths
-from workbench.config import RESOURCES, ArchConfig, ConfigError, StudentConfig, TeacherConfig, resolve_path
+from workbench.config import ArchConfig, ConfigError, StudentConfig, TeacherConfig, resolve_path
 
 from .sizes import (  # noqa: F401  (re-exported: part of this module's public API)
     architecture_blocks,
