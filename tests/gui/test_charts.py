@@ -1,0 +1,275 @@
+"""The live charts: events land in the right curves, NaN leaves gaps, big runs draw, options and exports work."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from workbench.engine.events import Eval, Log, Probe, StageStarted, Step
+from workbench.gui.chart_data import GrowableSeries, ema
+from workbench.gui.charts import ChartsPanel
+
+
+def step(stage, n, loss, kd=math.nan, ce=None, lr=1e-3, total=100):
+    return Step(stage, n, total, loss, kd, loss if ce is None else ce, lr, 1.0, 1000.0, 1.0, 1.0)
+
+
+@pytest.fixture
+def panel(qtbot):
+    widget = ChartsPanel()
+    qtbot.addWidget(widget)
+    widget.resize(1200, 700)
+    yield widget
+    widget.shutdown()
+
+
+def curve(panel, chart, key):
+    """(x, y) that the chart's main curve was given for ``key``."""
+    x, y = panel.charts[chart].series[key].main.getOriginalDataset()
+    return np.asarray(x), np.asarray(y)
+
+
+def two_stage_events():
+    return [
+        StageStarted("setup"),
+        StageStarted("teacher", 10),
+        step("teacher", 1, 4.0, lr=1e-3, total=10),
+        step("teacher", 2, 3.5, lr=2e-3, total=10),
+        Eval("teacher", 2, {"teacher_ce": 3.6, "teacher_ppl": math.exp(3.6), "kl_true_teacher": 1.2}),
+        StageStarted("distill", 20),
+        step("distill", 1, 2.5, kd=1.0, ce=4.0, lr=5e-4, total=20),
+        step("distill", 2, 2.0, kd=0.8, ce=3.2, lr=4e-4, total=20),
+        Eval("distill", 2, {"student_ce": 3.3, "student_ppl": 27.1, "teacher_ce": 2.9, "kl_teacher_student": 0.4,
+                            "top1_agreement": 0.6, "top5_agreement": 0.9, "kl_true_teacher": 0.2,
+                            "kl_true_student": 0.5, "entropy_floor": 2.1}),
+        Log("ignored"),
+    ]
+
+
+def test_step_and_eval_events_land_in_their_curves_on_one_step_axis(panel):
+    for event in two_stage_events():
+        panel.handle_event(event)
+    panel.redraw_now()
+
+    # Teacher stage first; distill steps come after the teacher's 10 steps.
+    np.testing.assert_array_equal(curve(panel, "loss", "teacher_loss")[0], [1, 2])
+    np.testing.assert_array_equal(curve(panel, "loss", "teacher_loss")[1], [4.0, 3.5])
+    np.testing.assert_array_equal(curve(panel, "loss", "loss")[0], [11, 12])
+    np.testing.assert_array_equal(curve(panel, "loss", "loss")[1], [2.5, 2.0])
+    np.testing.assert_array_equal(curve(panel, "loss", "kd")[1], [1.0, 0.8])  # the teacher's NaN kd is not a point
+    np.testing.assert_array_equal(curve(panel, "loss", "ce")[1], [4.0, 3.2])
+    np.testing.assert_array_equal(curve(panel, "lr", "lr")[1], [1e-3, 2e-3, 5e-4, 4e-4])
+    np.testing.assert_array_equal(curve(panel, "heldout", "teacher_ce")[0], [2, 12])
+    np.testing.assert_array_equal(curve(panel, "heldout", "student_ce")[1], [3.3])
+    np.testing.assert_array_equal(curve(panel, "heldout", "entropy_floor")[1], [2.1])
+    np.testing.assert_array_equal(curve(panel, "kl", "kl_teacher_student")[1], [0.4])
+    np.testing.assert_array_equal(curve(panel, "agreement", "top5_agreement")[1], [0.9])
+    np.testing.assert_array_equal(curve(panel, "truth", "kl_true_teacher")[0], [2, 12])
+    np.testing.assert_array_equal(curve(panel, "truth", "kl_true_student")[1], [0.5])
+    assert all(chart.boundary is not None and chart.boundary.value() == 10 for chart in panel.charts.values())
+    # Legends list only the curves that have data.
+    labels = [label.text for _, label in panel.charts["loss"].legend.items]
+    assert labels == ["teacher stage", "total", "KD term", "CE term"]
+
+
+def test_events_other_than_steps_and_evals_change_nothing(panel):
+    panel.handle_event(Probe("distill", 1, 2.0, []))
+    panel.handle_event(Log("hello"))
+    assert panel.redraw_now() == 0
+
+
+def test_nan_in_a_step_leaves_a_gap_and_draws(panel, qtbot):
+    panel.handle_event(StageStarted("distill", 5))
+    for n, loss in enumerate([3.0, math.nan, 2.0, math.inf, 1.5], start=1):
+        panel.handle_event(step("distill", n, loss, kd=0.5, ce=loss))
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.redraw_now()
+    x, y = curve(panel, "loss", "loss")
+    assert np.isnan(y[1]) and np.isinf(y[3]) and y[4] == 1.5
+    item = panel.charts["loss"].series["loss"].main
+    assert item.opts["connect"] == "finite"  # non-finite points break the line instead of connecting across
+    assert not panel.grab().isNull()
+    assert "–" in panel.charts["loss"].show_readout_at(2)  # hovering the gap shows a dash, not "nan"
+
+
+def test_hundred_thousand_points_load_and_are_downsampled_for_drawing(panel, qtbot):
+    n = 100_000
+    rng = np.random.default_rng(0)
+    losses = 2.0 + rng.random(n)
+    panel.handle_event(StageStarted("distill", n))
+    for i in range(n):
+        panel.handle_event(Step("distill", i + 1, n, losses[i], 0.5, losses[i], 1e-3, 1.0, 1.0, 1.0, 1.0))
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.redraw_now()
+    x, y = curve(panel, "loss", "loss")
+    assert len(x) == n and x[-1] == n
+    np.testing.assert_array_equal(y, losses)
+    assert not panel.grab().isNull()  # painting sets the view range that downsampling works from
+    shown_x, _ = panel.charts["loss"].series["loss"].main.getData()
+    assert 0 < len(shown_x) < n / 10  # peak downsampling: what is drawn is a few points per pixel
+
+
+def test_log_toggle_shows_log10_of_the_values(panel):
+    for event in two_stage_events():
+        panel.handle_event(event)
+    panel.redraw_now()
+    item = panel.charts["loss"].series["loss"].main
+    np.testing.assert_allclose(item.getData()[1], [2.5, 2.0])
+    panel.log_check.setChecked(True)
+    np.testing.assert_allclose(item.getData()[1], np.log10([2.5, 2.0]))
+    assert not panel.charts["agreement"].log_y  # fractions stay linear
+    panel.set_log_scale(False)
+    np.testing.assert_allclose(item.getData()[1], [2.5, 2.0])
+
+
+def test_smoothing_draws_the_ema_over_a_faint_raw_curve(panel):
+    values = [3.0, 1.0, 2.0, math.nan, 4.0, 0.5]
+    panel.handle_event(StageStarted("distill", 6))
+    for n, value in enumerate(values, start=1):
+        panel.handle_event(step("distill", n, value, kd=0.1, ce=value))
+    panel.redraw_now()
+    series = panel.charts["loss"].series["loss"]
+    assert not series.raw.isVisible()
+    panel.smoothing_slider.setValue(80)
+    weight, state, count, expected = 0.8, 0.0, 0, []
+    for value in values:  # TensorBoard's debiased EMA, skipping NaN
+        if math.isnan(value):
+            expected.append(math.nan)
+            continue
+        state, count = weight * state + (1 - weight) * value, count + 1
+        expected.append(state / (1 - weight ** count))
+    np.testing.assert_allclose(series.main.getOriginalDataset()[1], expected)
+    np.testing.assert_array_equal(series.raw.getOriginalDataset()[1], values)
+    assert series.raw.isVisible()
+    # Held-out metrics are averages already: the slider leaves them alone.
+    panel.handle_event(Eval("distill", 6, {"student_ce": 3.0}))
+    panel.handle_event(Eval("distill", 7, {"student_ce": 1.0}))
+    panel.redraw_now()
+    np.testing.assert_array_equal(curve(panel, "heldout", "student_ce")[1], [3.0, 1.0])
+    panel.set_smoothing(0)
+    np.testing.assert_array_equal(series.main.getOriginalDataset()[1], values)
+    assert not series.raw.isVisible()
+
+
+def test_ema_is_incremental_and_matches_one_pass():
+    rng = np.random.default_rng(1)
+    values = rng.random(1000)
+    values[[5, 500, 999]] = np.nan
+    whole, _, _ = ema(values, 0.95)
+    head, state, count = ema(values[:333], 0.95)
+    tail, _, _ = ema(values[333:], 0.95, state, count)
+    np.testing.assert_allclose(np.concatenate([head, tail]), whole)
+    assert np.isnan(whole[[5, 500, 999]]).all()
+
+
+def test_growable_series_keeps_every_point_through_doubling():
+    series = GrowableSeries(capacity=2)
+    for i in range(100):
+        series.append(i, i * i)
+    series.extend([100, 101], [1.0, 2.0])
+    assert len(series) == 102
+    np.testing.assert_array_equal(series.x[:100], np.arange(100))
+    np.testing.assert_array_equal(series.y[-2:], [1.0, 2.0])
+
+
+def test_perplexity_toggle_shows_exp_of_ce(panel):
+    for event in two_stage_events():
+        panel.handle_event(event)
+    panel.redraw_now()
+    chart = panel.charts["heldout"]
+    chart.ppl_button.setChecked(True)
+    np.testing.assert_allclose(chart.series["student_ce"].main.getData()[1], [math.exp(3.3)])
+    assert chart.title.text() == "Held-out perplexity"
+
+
+def test_hover_readout_names_the_nearest_values(panel):
+    for event in two_stage_events():
+        panel.handle_event(event)
+    panel.redraw_now()
+    text = panel.charts["loss"].show_readout_at(11.8)
+    assert "step 12" in text and "total</span> 2" in text and "KD term</span> 0.8" in text
+    assert "teacher stage" not in text  # no teacher-stage point near step 12
+    assert panel.charts["loss"].crosshair.value() == 12
+
+
+def test_csv_export_writes_every_point(panel, tmp_path):
+    for event in two_stage_events():
+        panel.handle_event(event)
+    path = panel.export_csv("loss", tmp_path / "loss.csv")
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["series", "step", "value"]
+    assert ["teacher_loss", "1", "4.0"] in rows and ["kd", "12", "0.8"] in rows
+    assert len(rows) == 1 + 2 + 2 + 2 + 2
+
+
+def test_png_export_writes_an_image(panel, tmp_path):
+    for event in two_stage_events():
+        panel.handle_event(event)
+    path = panel.export_png("heldout", tmp_path / "heldout.png")
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+
+
+def test_overlay_adds_dashed_curves_with_a_legend_entry_and_clears(panel):
+    for event in two_stage_events():
+        panel.handle_event(event)
+    panel.add_overlay("baseline (alpha=0)", two_stage_events())
+    chart = panel.charts["heldout"]
+    assert [label.text for _, label in chart.legend.items][-1] == "baseline (alpha=0)"
+    overlay = chart.overlays[0]
+    np.testing.assert_array_equal(overlay.main.getOriginalDataset()[1], [3.3])
+    assert overlay.main.opts["pen"].style() == pg_dash()
+    assert overlay.spec.color != chart.series["student_ce"].spec.color
+    second_color = None
+    panel.add_overlay("other run", two_stage_events())
+    second_color = chart.overlays[1].spec.color
+    assert second_color != overlay.spec.color
+    panel.clear_overlays()
+    assert chart.overlays == []
+    assert "baseline (alpha=0)" not in [label.text for _, label in chart.legend.items]
+
+
+def pg_dash():
+    from PySide6.QtCore import Qt
+
+    return Qt.PenStyle.DashLine
+
+
+def test_load_events_replays_a_run_and_clear_forgets_it(panel):
+    panel.load_events(two_stage_events())
+    assert len(curve(panel, "loss", "loss")[0]) == 2
+    panel.clear()
+    panel.redraw_now()
+    assert len(panel.charts["loss"].series["loss"].data) == 0
+    assert panel.charts["loss"].boundary is None
+    assert panel.charts["loss"].legend.items == []
+
+
+def test_shutdown_stops_the_redraw_timer(panel):
+    assert panel._timer.isActive()
+    panel.shutdown()
+    assert not panel._timer.isActive()
+
+
+def test_many_signal_emits_and_repaints_do_not_abort_the_process(panel):
+    """PySide6 6.12 on Python 3.11 leaks a reference to True per emit and to None per pyqtgraph paint; without
+    workbench.gui.pyside_guard this loop kills the interpreter (bool_dealloc) instead of passing."""
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        ping = Signal()
+
+    emitter = Emitter()
+    for _ in range(200_000):  # far more than the references True starts with in this process
+        emitter.ping.emit()
+    panel.handle_event(StageStarted("distill", 5))
+    panel.handle_event(step("distill", 1, 1.0, kd=0.5))
+    panel.redraw_now()
+    for _ in range(20):
+        panel.grab()
