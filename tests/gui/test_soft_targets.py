@@ -1,0 +1,264 @@
+"""The soft-targets panel: bars from Probe events, temperature without a forward pass, hard label, heat strip,
+and a run folder's models answering off the GUI thread."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QThread
+
+from workbench.config import ConfigError
+from workbench.engine.events import Probe, ProbePrompt
+from workbench.gui.soft_targets import SoftTargetsPanel
+from workbench.gui.soft_targets_model import divergence, entropy, soften
+
+VOCAB = [" the", " cat", " is", " sitting", " on", " mat", " sofa", " floor", " bed", " chair", " rug", " dog",
+         " sat", " a", " .", " table"]
+TOKENS = [" the", " cat", " is", " sitting", " on", " the"]
+
+
+def make_probe_prompt(prompt="the cat is sitting on the", tokens=TOKENS, seed=0, student=True, truth=True):
+    rng = np.random.default_rng(seed)
+    n, v = len(tokens), len(VOCAB)
+    teacher = rng.normal(0, 2, (n, v))
+    teacher[-1, VOCAB.index(" mat")] += 4  # "mat" first after "... on the"
+    truth_probs = soften(teacher + rng.normal(0, 0.3, (n, v)), 1.0)
+    return ProbePrompt(prompt=prompt, tokens=list(tokens), teacher_logits=teacher.tolist(),
+                       student_logits=(teacher * 0.6 + rng.normal(0, 1, (n, v))).tolist() if student else [],
+                       vocab_ids=[], vocab_tokens=list(VOCAB), true_probs=truth_probs.tolist() if truth else [])
+
+
+def make_probe(step=100, prompts=None, stage="distill"):
+    return Probe(stage, step, 2.0, prompts or [make_probe_prompt(), make_probe_prompt("the dog", [" the", " dog"], 1)])
+
+
+class FakePredictor:
+    """Stands in for evaluate.Predictor: records calls and the threads they ran on."""
+
+    def __init__(self):
+        self.probe_calls = []
+        self.generate_calls = []
+        self.threads = set()
+
+    def probe(self, prompt):
+        self.probe_calls.append(prompt)
+        self.threads.add(threading.get_ident())
+        words = prompt.split()
+        tokens = [" " + w for w in words]
+        return make_probe_prompt(prompt, tokens, seed=len(words))
+
+    def generate(self, prompt, *, max_new_tokens=30, temperature=1.0, top_p=0.95, seed=0):
+        self.generate_calls.append((prompt, max_new_tokens, temperature, top_p, seed))
+        self.threads.add(threading.get_ident())
+        return f"teacher says {prompt}", f"student says {prompt}"
+
+
+@pytest.fixture
+def panel(qtbot):
+    created = []
+
+    def make(factory=None):
+        widget = SoftTargetsPanel(predictor_factory=factory)
+        qtbot.addWidget(widget)
+        widget.resize(1000, 800)
+        created.append(widget)
+        return widget
+
+    yield make
+    for widget in created:
+        widget.shutdown()
+
+
+def bar_widths(bars):
+    return np.asarray(bars.opts["width"], float)
+
+
+def test_probe_event_fills_bars_with_softmax_of_the_logits(panel):
+    p = panel()
+    p.handle_event(make_probe())
+    probe = make_probe_prompt()
+    teacher = soften(np.array(probe.teacher_logits[-1]), 1.0)
+    student = soften(np.array(probe.student_logits[-1]), 1.0)
+    truth = np.array(probe.true_probs[-1])
+    shown = [VOCAB.index(token) for token in p.shown_tokens()]
+    assert len(shown) == p.top_k_box.value() == 10
+    assert p.shown_tokens()[0] == " mat"  # ordered by the teacher, most likely on top
+    np.testing.assert_allclose(bar_widths(p.teacher_bars), teacher[shown])
+    np.testing.assert_allclose(bar_widths(p.student_bars), student[shown])
+    np.testing.assert_allclose(bar_widths(p.truth_bars), truth[shown])
+    # The k words are the k most likely under teacher, student or truth.
+    best = np.max([teacher, student, truth], axis=0)
+    assert set(shown) == set(np.argsort(-best)[:10])
+    assert p.position() == len(TOKENS) - 1 and p.hard_label() is None
+    assert not p.hard_marker.isVisible()
+    assert p.prompt_box.currentText() == "the cat is sitting on the"
+    assert p.pinned_prompts() == ["the cat is sitting on the", "the dog"]
+    assert p.entropies()["teacher"] == pytest.approx(entropy(teacher))
+    assert "H = " in p.legend.text()
+    assert p.show_readout_at(0) == f"“mat”   teacher {teacher[shown[0]]:.3f}   student {student[shown[0]]:.3f}   truth {truth[shown[0]]:.3f}"
+
+
+def test_top_k_selector_changes_the_number_of_words(panel):
+    p = panel()
+    p.handle_event(make_probe())
+    p.top_k_box.setValue(5)
+    assert len(p.shown_tokens()) == 5 and len(bar_widths(p.teacher_bars)) == 5
+
+
+def test_temperature_resoftens_cached_logits_without_asking_the_models(panel, qtbot):
+    fake = FakePredictor()
+    p = panel(lambda path: fake)
+    with qtbot.waitSignal(p.predictor_ready, timeout=5000):
+        p.set_run_dir("/runs/demo")
+    with qtbot.waitSignal(p.probe_shown, timeout=5000):
+        p.prompt_box.setEditText("the cat is on the")
+        p.prompt_box.lineEdit().returnPressed.emit()
+    assert fake.probe_calls == ["the cat is on the"]
+    probe = fake.probe("the cat is on the")
+    fake.probe_calls.clear()
+
+    p.temperature_slider.setValue(p.temperature_slider.maximum())  # T = 10
+    assert p.temperature() == pytest.approx(10.0)
+    shown = [VOCAB.index(token) for token in p.shown_tokens()]
+    expected = soften(np.array(probe.teacher_logits[-1]) / 10.0, 1.0)[shown]
+    np.testing.assert_allclose(bar_widths(p.teacher_bars), expected)
+    np.testing.assert_allclose(bar_widths(p.student_bars), soften(np.array(probe.student_logits[-1]), 10.0)[shown])
+    np.testing.assert_allclose(bar_widths(p.truth_bars), np.array(probe.true_probs[-1])[shown])  # truth ignores T
+    p.set_temperature(0.5)
+    shown = [VOCAB.index(token) for token in p.shown_tokens()]
+    np.testing.assert_allclose(bar_widths(p.teacher_bars), soften(np.array(probe.teacher_logits[-1]), 0.5)[shown])
+    assert p.temperature_label.text() == "T = 0.50"
+    qtbot.wait(50)  # a stray request to the worker would have arrived by now
+    assert fake.probe_calls == []
+
+
+def test_earlier_position_marks_the_known_next_token(panel, qtbot):
+    p = panel()
+    p.handle_event(make_probe())
+    qtbot.mouseClick(p.chips[2], qtbot_left())  # the chip "is": what follows is "sitting"
+    assert p.position() == 2
+    assert p.hard_label() == " sitting"
+    assert " sitting" in p.shown_tokens()
+    row = p.shown_tokens().index(" sitting")
+    assert p.hard_marker.isVisible()
+    assert p.hard_marker.data["y"][0] == row
+    assert p.row_highlight.getRegion() == (row - 0.5, row + 0.5)
+    assert "next token in the prompt: <b>sitting</b>" in p.legend.text()
+    probe = make_probe_prompt()
+    shown = [VOCAB.index(token) for token in p.shown_tokens()]
+    np.testing.assert_allclose(bar_widths(p.teacher_bars), soften(np.array(probe.teacher_logits[2]), 1.0)[shown])
+    p.set_position(5)
+    assert not p.hard_marker.isVisible()
+
+
+def test_heat_strip_shows_the_divergence_at_every_position(panel):
+    p = panel()
+    p.handle_event(make_probe())
+    probe = make_probe_prompt()
+    expected = []
+    for t_row, s_row in zip(probe.teacher_logits, probe.student_logits):
+        t = np.exp(t_row) / np.exp(t_row).sum()
+        s = np.exp(s_row) / np.exp(s_row).sum()
+        expected.append(sum(ti * np.log(ti / si) for ti, si in zip(t, s)))
+    np.testing.assert_allclose(p.heat_values(), expected, rtol=1e-9)
+    assert [cell.text() for cell in p.heat_cells] == [f"{value:.2f}" for value in expected]
+    p.divergence_box.setCurrentIndex(2)  # total variation
+    t, s = soften(np.array(probe.teacher_logits), 1.0), soften(np.array(probe.student_logits), 1.0)
+    np.testing.assert_allclose(p.heat_values(), 0.5 * np.abs(t - s).sum(-1))
+    p.divergence_box.setCurrentIndex(1)  # Jensen-Shannon is symmetric and at most log 2
+    np.testing.assert_allclose(p.heat_values(), divergence(s, t, "JS"))
+    assert (p.heat_values() <= np.log(2) + 1e-12).all()
+
+
+def test_teacher_stage_probe_without_student_shows_teacher_and_truth(panel):
+    p = panel()
+    p.handle_event(make_probe(prompts=[make_probe_prompt(student=False)], stage="teacher"))
+    assert len(bar_widths(p.student_bars)) == 0
+    assert len(bar_widths(p.teacher_bars)) == 10
+    assert np.isnan(p.heat_values()).all()
+    assert "no student yet" in p.legend.text()
+
+
+def test_new_probe_refreshes_the_shown_prompt_and_keeps_the_position(panel):
+    p = panel()
+    p.handle_event(make_probe(step=100))
+    p.set_position(1)
+    newer = make_probe_prompt(seed=7)
+    p.handle_event(make_probe(step=200, prompts=[newer]))
+    assert p.position() == 1
+    shown = [VOCAB.index(token) for token in p.shown_tokens()]
+    np.testing.assert_allclose(bar_widths(p.teacher_bars), soften(np.array(newer.teacher_logits[1]), 1.0)[shown])
+    assert "step 200" in p.title.text()
+
+
+def test_run_folder_models_answer_typed_prompts_and_generate_off_the_gui_thread(panel, qtbot):
+    fake = FakePredictor()
+    p = panel(lambda path: fake)
+    assert not p.generate_button.isEnabled()
+    with qtbot.waitSignal(p.predictor_ready, timeout=5000):
+        p.set_run_dir("/runs/demo")
+    with qtbot.waitSignal(p.probe_shown, timeout=5000) as shown:
+        p.prompt_box.setEditText("a dog sat")
+        p.prompt_box.lineEdit().returnPressed.emit()
+    assert shown.args == ["a dog sat"]
+    assert [chip.text() for chip in p.chips] == ["a", "dog", "sat"]
+    p.max_tokens_box.setValue(12)
+    p.gen_temperature_box.setValue(0.0)
+    with qtbot.waitSignal(p.generation_shown, timeout=5000):
+        qtbot.mouseClick(p.generate_button, qtbot_left())
+    assert fake.generate_calls == [("a dog sat", 12, 0.0, 0.95, 0)]
+    assert p.teacher_text.toPlainText() == "teacher says a dog sat"
+    assert p.student_text.toPlainText() == "student says a dog sat"
+    assert threading.get_ident() not in fake.threads and len(fake.threads) == 1
+
+
+def test_a_run_folder_that_fails_to_load_says_why(panel, qtbot):
+    def broken(path):
+        raise ConfigError("", "no student checkpoint in this run", "Resume the run or pick a finished one.")
+
+    p = panel(broken)
+    with qtbot.waitSignal(p.predictor_failed, timeout=5000):
+        p.set_run_dir("/runs/empty")
+    assert "no student checkpoint" in p.status.text() and "Resume the run" in p.status.text()
+    assert not p.generate_button.isEnabled()
+
+
+def test_pin_and_unpin_a_typed_prompt(panel):
+    p = panel()
+    p.handle_event(make_probe())
+    p.prompt_box.setEditText("my own prompt")
+    p.pin_button.click()
+    assert p.pinned_prompts()[-1] == "my own prompt"
+    assert p.pin_button.text() == "★ Pinned"
+    assert p.prompt_box.findText("my own prompt") >= 0
+    p.pin_button.click()
+    assert "my own prompt" not in p.pinned_prompts()
+    p.clear()
+    assert p.pinned_prompts() == [] and p.plot_widget.isHidden()
+
+
+def test_shutdown_leaves_no_running_thread(panel, qtbot):
+    p = panel(lambda path: FakePredictor())
+    with qtbot.waitSignal(p.predictor_ready, timeout=5000):
+        p.set_run_dir("/runs/demo")
+    threads = p.findChildren(QThread)
+    assert threads and all(thread.isRunning() for thread in threads)
+    p.shutdown()
+    assert all(not thread.isRunning() for thread in threads)
+
+
+def test_divergences_match_their_definitions():
+    p = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
+    q = np.array([[0.25, 0.25, 0.5], [0.2, 0.3, 0.5]])
+    np.testing.assert_allclose(divergence(p, q, "KL"), [np.log(2), 0.0], atol=1e-12)
+    np.testing.assert_allclose(divergence(p, q, "TV"), [0.5, 0.0])
+    np.testing.assert_allclose(entropy(np.array([0.5, 0.5])), np.log(2))
+    np.testing.assert_allclose(soften(np.log([[1.0, 3.0]]), 0.5), [[0.1, 0.9]])
+
+
+def qtbot_left():
+    from PySide6.QtCore import Qt
+
+    return Qt.MouseButton.LeftButton
