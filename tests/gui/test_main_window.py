@@ -199,7 +199,7 @@ def test_presentation_mode_and_theme(make_window, runs_dir, qtbot, tiny_config):
     window = make_window(tiny_config(runs_dir))
     font_before = QApplication.font().pointSizeF()
     window.set_presentation(True, fullscreen=False)
-    assert not window.config_dock.isVisible() and not window.runs_dock.isVisible()
+    assert not window.config_dock.isVisible() and not window.tabs.tabBar().isVisible()
     assert window.charts.isVisible() and window.soft_targets.isVisible()
     assert QApplication.font().pointSizeF() > font_before
     window.presentation_action.trigger()  # F11 again

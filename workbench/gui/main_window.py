@@ -93,6 +93,7 @@ class MainWindow(QMainWindow):
             split = settings.value("window/live_splitter")
             if isinstance(split, QByteArray):
                 self.live_splitter.restoreState(split)
+                self.side_by_side_action.setChecked(self.live_splitter.orientation() == Qt.Orientation.Horizontal)
         if config is None:
             config = self._remembered_config(settings) if restore_settings else None
         self.set_config(config if config is not None else default_config())
@@ -174,6 +175,10 @@ class MainWindow(QMainWindow):
         self.view_menu = self.menuBar().addMenu("&View")
         self.view_menu.addAction(self.presentation_action)
         self.view_menu.addAction(self.theme_action)
+        self.side_by_side_action = a("Charts and soft targets &side by side", self.toggle_side_by_side,
+                                     ("Ctrl+Shift+S",), "Put the soft targets beside the charts (wide screens) "
+                                     "instead of below them", checkable=True)
+        self.view_menu.addAction(self.side_by_side_action)
         self.view_menu.addSeparator()
 
         bar = QToolBar("Run controls", self)
@@ -199,18 +204,22 @@ class MainWindow(QMainWindow):
         self.run_toolbar = bar
 
     def _build_layout(self) -> None:
-        self.live_splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        # Stacked by default: the charts and the soft targets side by side need ~2000 px.
+        self.live_splitter = QSplitter(Qt.Orientation.Vertical, self)
         self.live_splitter.setObjectName("live_splitter")
         self.live_splitter.addWidget(self.charts)
         self.live_splitter.addWidget(self.soft_targets)
-        self.live_splitter.setStretchFactor(0, 3)
-        self.live_splitter.setStretchFactor(1, 2)
+        self.live_splitter.setStretchFactor(0, 5)
+        self.live_splitter.setStretchFactor(1, 4)
         self.live_splitter.setChildrenCollapsible(False)
+        self.live_splitter.setSizes([10_000, 1])  # soft targets at their minimum, charts get the rest
 
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.live_splitter, "Live")
+        self.tabs.addTab(self.runs_panel, "Runs")
         self.tabs.addTab(self.arch_view, "Architecture")
+        self.tabs.addTab(self.log_view, "Log")
         central = QWidget(self)
         layout = QVBoxLayout(central)
         layout.setContentsMargins(6, 6, 6, 0)
@@ -222,17 +231,13 @@ class MainWindow(QMainWindow):
         left = QSplitter(Qt.Orientation.Vertical, self)
         left.addWidget(self.config_panel)
         left.addWidget(self.summary_card)
-        left.setStretchFactor(0, 3)
-        left.setStretchFactor(1, 1)
+        left.setStretchFactor(0, 1)
+        left.setStretchFactor(1, 0)
+        left.setChildrenCollapsible(False)
+        left.setSizes([700, 230])
         self.config_dock = self._dock("Configuration", "config_dock", left, Qt.DockWidgetArea.LeftDockWidgetArea)
-        self.runs_dock = self._dock("Runs", "runs_dock", self.runs_panel, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.log_dock = self._dock("Log", "log_dock", self.log_view, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.tabifyDockWidget(self.runs_dock, self.log_dock)
-        self.runs_dock.raise_()
-        self.resize(1500, 950)
-        # First-run proportions: the live charts get most of the height.
-        self.resizeDocks([self.config_dock], [380], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.runs_dock], [210], Qt.Orientation.Vertical)
+        self.resize(1600, 1000)
+        self.resizeDocks([self.config_dock], [400], Qt.Orientation.Horizontal)
         self.statusBar().showMessage("Ready")
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -432,7 +437,7 @@ class MainWindow(QMainWindow):
             elif result.status == "stopped":
                 self.progress.reset("Stopped")
                 self.banner.show_message(f"{name} stopped; its checkpoint is kept.",
-                                         "Select it in the Runs panel and press Resume to continue.", level="info")
+                                         "Select it in the Runs tab and press Resume to continue.", level="info")
             else:
                 self.progress.reset(result.status.capitalize())
             self._log(f"Run {result.status}: {run_dir}")
@@ -478,6 +483,9 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Loaded the configuration of {cfg.name}", 6000)
 
     @Slot(str)
+    def show_runs(self) -> None:
+        self.tabs.setCurrentWidget(self.runs_panel)
+
     def _on_soft_targets_requested(self, path: str) -> None:
         if self.controller.is_running():
             self.banner.show_message("The soft-targets panel follows the running run.",
@@ -573,6 +581,15 @@ class MainWindow(QMainWindow):
                 restyle(name)
 
     @Slot()
+    def toggle_side_by_side(self) -> None:
+        self.set_side_by_side(self.live_splitter.orientation() == Qt.Orientation.Vertical)
+
+    def set_side_by_side(self, on: bool) -> None:
+        """Soft targets beside the charts (on) or below them (off)."""
+        self.live_splitter.setOrientation(Qt.Orientation.Horizontal if on else Qt.Orientation.Vertical)
+        self.side_by_side_action.setChecked(on)
+
+    @Slot()
     def toggle_presentation(self) -> None:
         self.set_presentation(not self._presentation)
 
@@ -583,18 +600,20 @@ class MainWindow(QMainWindow):
         self._presentation = on
         self.presentation_action.setChecked(on)
         self.space_pause_action.setEnabled(on)
-        docks = (self.config_dock, self.runs_dock, self.log_dock)
+        docks = (self.config_dock,)
         if on:
             self._pre_presentation = {"docks": [d.isVisible() for d in docks], "state": self.windowState(),
                                       "tab": self.tabs.currentIndex()}
             for dock in docks:
                 dock.hide()
             self.tabs.setCurrentIndex(0)
+            self.tabs.tabBar().hide()
             if fullscreen:
                 self.showFullScreen()
         else:
-            for dock, visible in zip(docks, self._pre_presentation.get("docks", [True] * 3)):
+            for dock, visible in zip(docks, self._pre_presentation.get("docks", [True])):
                 dock.setVisible(visible)
+            self.tabs.tabBar().show()
             self.tabs.setCurrentIndex(self._pre_presentation.get("tab", 0))
             if self.isFullScreen():
                 self.setWindowState(self._pre_presentation.get("state", Qt.WindowState.WindowNoState))
