@@ -212,7 +212,7 @@ class MainWindow(QMainWindow):
         self.live_splitter.setStretchFactor(0, 5)
         self.live_splitter.setStretchFactor(1, 4)
         self.live_splitter.setChildrenCollapsible(False)
-        self.live_splitter.setSizes([10_000, 1])  # soft targets at their minimum, charts get the rest
+        self.live_splitter.setSizes([500, 500])
 
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
@@ -474,7 +474,7 @@ class MainWindow(QMainWindow):
         self.charts.clear_overlays()
         for path in paths:
             info = self.runs_panel.run_info(path)
-            label = f"{info.name} ({Path(path).name[:15]})" if info is not None else Path(path).name
+            label = overlay_label(path, info.name if info is not None else "")
             self.charts.add_overlay(label, self._run_events(path))
 
     @Slot(object)
@@ -660,6 +660,15 @@ class MainWindow(QMainWindow):
             if callable(stop):
                 stop()
         event.accept()
+
+
+def overlay_label(path: str, name: str) -> str:
+    """``kd (03:43)`` for run folder ``20261128-034301-kd``: short enough for a legend."""
+    folder = Path(path).name
+    parts = folder.split("-", 2)
+    if len(parts) == 3 and len(parts[1]) == 6 and parts[1].isdigit():
+        return f"{name or parts[2]} ({parts[1][:2]}:{parts[1][2:4]})"
+    return name or folder
 
 
 def default_config() -> RunConfig:
