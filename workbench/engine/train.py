@@ -292,7 +292,7 @@ class _Run:
 
             trainable = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         self.report(StageStarted(stage, total_steps=total))
-        if step == 0 and distilling:
+        if step == 0:  # the starting point: the untrained teacher, the student before distillation
             self._evaluate(stage, 0, model, teacher)
             self._probe(stage, 0, model, teacher)
 
