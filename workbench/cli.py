@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = _parser()
     if not argv:
-        return _open_gui(None)
+        return _open_gui([])
+    if argv[0] == "gui" and not {"-h", "--help"} & set(argv[1:]):
+        return _open_gui(argv[1:])  # the window parses its own options
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
@@ -73,8 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     listing.set_defaults(handler=_cmd_runs)
 
     gui = sub.add_parser("gui", help="open the window (the same as `workbench` alone)")
-    gui.add_argument("config", nargs="?", help="a preset name or a .toml file to open")
-    gui.set_defaults(handler=lambda args: _open_gui(args.config))
+    gui.add_argument("gui_args", nargs=argparse.REMAINDER, help="a preset name or a .toml file to open, --theme, --presentation, --fresh, --quit-after SECONDS")
+    gui.set_defaults(handler=lambda args: _open_gui(args.gui_args))
     return parser
 
 
@@ -85,10 +87,10 @@ def _error(err: ConfigError) -> None:
         print(f"hint: {err.hint}", file=sys.stderr)
 
 
-def _open_gui(config: str | None) -> int:
+def _open_gui(gui_args: list[str]) -> int:
     from workbench.gui.app import main as gui_main
 
-    return gui_main([config] if config else [])
+    return gui_main(gui_args)
 
 
 # -- run ------------------------------------------------------------------------

@@ -33,6 +33,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--theme", choices=("dark", "light"), help="colour theme (default: the last one used, else dark)")
     parser.add_argument("--presentation", action="store_true", help="start in presentation mode")
     parser.add_argument("--fresh", action="store_true", help="ignore the remembered window layout and configuration")
+    parser.add_argument("--quit-after", type=float, metavar="SECONDS", help="close the window after this many seconds (a smoke test for CI)")
     return parser.parse_args(argv)
 
 
@@ -69,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if args.presentation:
         window.set_presentation(True)
+    if args.quit_after is not None:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(int(args.quit_after * 1000), window.close)
     return app.exec()
 
 
