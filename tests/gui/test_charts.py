@@ -71,8 +71,8 @@ def test_step_and_eval_events_land_in_their_curves_on_one_step_axis(panel):
     np.testing.assert_array_equal(curve(panel, "truth", "kl_true_student")[1], [0.5])
     assert all(chart.boundary is not None and chart.boundary.value() == 10 for chart in panel.charts.values())
     # Legends list only the curves that have data.
-    labels = [label.text for _, label in panel.charts["loss"].legend.items]
-    assert labels == ["teacher stage", "total", "KD term", "CE term"]
+    assert panel.charts["loss"].legend_entries() == ["teacher stage", "total", "KD term", "CE term"]
+    assert panel.charts["truth"].legend_entries() == ["KL(true‖teacher)", "KL(true‖student)"]
 
 
 def test_events_other_than_steps_and_evals_change_nothing(panel):
@@ -221,7 +221,8 @@ def test_overlay_adds_dashed_curves_with_a_legend_entry_and_clears(panel):
         panel.handle_event(event)
     panel.add_overlay("baseline (alpha=0)", two_stage_events())
     chart = panel.charts["heldout"]
-    assert [label.text for _, label in chart.legend.items][-1] == "baseline (alpha=0)"
+    assert chart.legend_entries()[-1] == "baseline (alpha=0)"
+    assert "baseline (alpha=0)" in chart.legend.text()
     overlay = chart.overlays[0]
     np.testing.assert_array_equal(overlay.main.getOriginalDataset()[1], [3.3])
     assert overlay.main.opts["pen"].style() == pg_dash()
@@ -232,7 +233,8 @@ def test_overlay_adds_dashed_curves_with_a_legend_entry_and_clears(panel):
     assert second_color != overlay.spec.color
     panel.clear_overlays()
     assert chart.overlays == []
-    assert "baseline (alpha=0)" not in [label.text for _, label in chart.legend.items]
+    assert "baseline (alpha=0)" not in chart.legend_entries()
+    assert "baseline (alpha=0)" not in chart.legend.text()
 
 
 def pg_dash():
@@ -248,7 +250,20 @@ def test_load_events_replays_a_run_and_clear_forgets_it(panel):
     panel.redraw_now()
     assert len(panel.charts["loss"].series["loss"].data) == 0
     assert panel.charts["loss"].boundary is None
-    assert panel.charts["loss"].legend.items == []
+    assert panel.charts["loss"].legend_entries() == []
+
+
+def test_clicking_a_legend_entry_hides_its_curve(panel):
+    for event in two_stage_events():
+        panel.handle_event(event)
+    panel.redraw_now()
+    chart = panel.charts["loss"]
+    kd = chart.series["kd"].main
+    chart.legend.linkActivated.emit("2")  # "KD term", as a click on the legend does
+    assert not kd.isVisible() and "<s>KD term</s>" in chart.legend.text()
+    assert "KD term" not in chart.show_readout_at(12)
+    chart.toggle_series(2)
+    assert kd.isVisible()
 
 
 def test_shutdown_stops_the_redraw_timer(panel):

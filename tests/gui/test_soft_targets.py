@@ -209,8 +209,9 @@ def test_run_folder_models_answer_typed_prompts_and_generate_off_the_gui_thread(
     with qtbot.waitSignal(p.generation_shown, timeout=5000):
         qtbot.mouseClick(p.generate_button, qtbot_left())
     assert fake.generate_calls == [("a dog sat", 12, 0.0, 0.95, 0)]
-    assert p.teacher_text.toPlainText() == "teacher says a dog sat"
-    assert p.student_text.toPlainText() == "student says a dog sat"
+    assert p.teacher_text.toPlainText() == "a dog sat teacher says a dog sat"  # the prompt, then the continuation
+    assert p.student_text.toPlainText() == "a dog sat student says a dog sat"
+    assert 'Next word after “a dog sat”' in p.title.text()
     assert threading.get_ident() not in fake.threads and len(fake.threads) == 1
 
 

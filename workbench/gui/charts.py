@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer, Slot
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
@@ -30,6 +30,7 @@ REDRAW_HZ = 15
 
 
 _PEN_STYLES = {"dashed": Qt.PenStyle.DashLine, "dotted": Qt.PenStyle.DotLine}
+_SWATCHES = {"line": "━━", "dashed": "╍╍", "dotted": "┅┅", "points": "━●━"}
 
 
 class _Series:
@@ -37,7 +38,6 @@ class _Series:
 
     def __init__(self, plot: pg.PlotItem, spec: SeriesSpec, dashed: bool = False):
         self.spec = spec
-        self.in_legend = False
         self.data = GrowableSeries()
         color = QColor(spec.color)
         style = Qt.PenStyle.DashLine if dashed else _PEN_STYLES.get(spec.style, Qt.PenStyle.SolidLine)
@@ -102,13 +102,14 @@ class Chart(QFrame):
         # A y grid at major ticks only: minor grid lines cost several ms per paint and the crosshair reads x.
         self.plot.showGrid(x=False, y=True, alpha=0.15)
         self.plot.getAxis("left").setStyle(maxTickLevel=0)
+        self.plot.getAxis("left").enableAutoSIPrefix(spec.name == "lr")  # "x0.001" only reads well for lr
         self.plot.setLabel("bottom", "global step")
         self.plot.setLabel("left", spec.y_label)
         self.plot.setMenuEnabled(True)
-        self.legend = self.plot.addLegend(offset=(-8, 8), labelTextSize="9pt")
         self.series = {s.key: _Series(self.plot, s) for s in spec.series}
         self.overlays: list[_Series] = []
         self.boundary: pg.InfiniteLine | None = None
+        self._hover_values: dict[int, str] = {}  # legend index -> value under the crosshair
         self.crosshair = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888888", width=1))
         self.crosshair.hide()
         self.plot.addItem(self.crosshair, ignoreBounds=True)
@@ -121,6 +122,18 @@ class Chart(QFrame):
         self.readout.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         # A long readout must not widen the chart (and the whole grid): it is clipped instead.
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # The legend is a line of text above the plot, not a box over the curves; clicking an entry hides its curve.
+        self.legend = QLabel("", self)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.setWordWrap(True)
+        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.legend.setContentsMargins(4, 0, 4, 0)
+        self.legend.linkActivated.connect(self._legend_clicked)
+        self.legend.setToolTip("Click an entry to hide or show its curve")
+        # Room for two lines, always (see apply_fonts): hover values may wrap the legend, and the plot must not
+        # jump under the mouse.
+        self.legend.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self._buttons: list[QToolButton] = []
         header = QHBoxLayout()
         header.setContentsMargins(4, 0, 4, 0)
         header.addWidget(self.title)
@@ -129,17 +142,33 @@ class Chart(QFrame):
             self.ppl_button = self._tool_button("ppl", "Show perplexity exp(CE) instead of cross-entropy", True)
             self.ppl_button.toggled.connect(self.set_perplexity)
             header.addWidget(self.ppl_button)
+            self._buttons.append(self.ppl_button)
         for text, tip, slot in (("PNG", "Save this chart as a PNG image", self._save_png),
                                 ("CSV", "Save this chart's points as CSV", self._save_csv)):
             button = self._tool_button(text, tip)
             button.clicked.connect(slot)
+            self._buttons.append(button)
             header.addWidget(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.setSpacing(0)
         layout.addLayout(header)
+        layout.addWidget(self.legend)
         layout.addWidget(self.plot_widget, 1)
         self.apply_palette()
+        self.apply_fonts()
+
+    def fit(self) -> None:
+        """Zoom to all of the data (and follow new data again)."""
+        self.plot.enableAutoRange()
+
+    def apply_fonts(self) -> None:
+        """Size axis text and the legend from the widget's font (presentation mode enlarges the app font)."""
+        font = QFont(self.font())
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).setStyle(tickFont=font)
+            self.plot.getAxis(axis).label.setFont(font)
+        self.legend.setFixedHeight(2 * self.legend.fontMetrics().lineSpacing() + 2)
 
     def _tool_button(self, text: str, tip: str, checkable: bool = False) -> QToolButton:
         button = QToolButton(self)
@@ -168,20 +197,38 @@ class Chart(QFrame):
             if (series.dirty or force) and len(series.data):
                 series.redraw(self.smoothing, self.transform)
                 count += 1
-                if not series.in_legend:  # legends list only curves that have data
-                    self.legend.addItem(series.main, series.spec.label)
-                    self.legend.items[-1][0].sigClicked.connect(self._legend_clicked)
-                    series.in_legend = True
+        if count:
+            self._update_legend()
         return count
+
+    def _all_series(self) -> list[_Series]:
+        return [*self.series.values(), *self.overlays]
+
+    def legend_entries(self) -> list[str]:
+        """Labels in the legend: the curves that have data, then the overlays."""
+        return [series.spec.label for series in self._all_series() if len(series.data)]
+
+    def _update_legend(self) -> None:
+        muted = theme.colors()["muted"]
+        parts = []
+        for index, series in enumerate(self._all_series()):
+            if not len(series.data):
+                continue
+            color = series.spec.color if series.main.isVisible() else muted
+            swatch = _SWATCHES["dashed" if series in self.overlays else series.spec.style]
+            name = series.spec.label if series.main.isVisible() else f"<s>{series.spec.label}</s>"
+            value = self._hover_values.get(index)
+            parts.append(f"<a href='{index}' style='text-decoration:none; color:{color}'><b>{swatch}</b></a>"
+                         f"&nbsp;<a href='{index}' style='text-decoration:none; color:{muted}'>{name}</a>"
+                         + (f"&nbsp;<b>{value}</b>" if value is not None else ""))
+        self.legend.setText("&nbsp;&nbsp;&nbsp; ".join(parts))
 
     def clear(self) -> None:
         self.clear_overlays()
         for series in self.series.values():
             series.data = GrowableSeries()
             series.reset_smoothing()
-            if series.in_legend:
-                self.legend.removeItem(series.main)
-                series.in_legend = False
+            series.main.show()
             for item in series.items:
                 item.setData([], [])
             series.raw.hide()
@@ -190,15 +237,25 @@ class Chart(QFrame):
             self.boundary = None
         self.crosshair.hide()
         self.readout.setText("")
+        self._hover_values = {}
+        self.legend.setText("")
 
     def set_boundary(self, x: float) -> None:
         """Draw (or move) the teacher/distill stage boundary."""
         if self.boundary is None:
             self.boundary = pg.InfiniteLine(angle=90, movable=False, label="teacher | distill",
                                             pen=pg.mkPen("#999999", width=1, style=Qt.PenStyle.DashLine),
-                                            labelOpts={"position": 0.06, "color": "#999999"})
+                                            labelOpts={"position": 0.06, "color": "#999999",
+                                                       "fill": self._label_fill()})
             self.plot.addItem(self.boundary, ignoreBounds=True)
         self.boundary.setPos(x)
+
+    @staticmethod
+    def _label_fill() -> QColor:
+        # The stage label sits on a plot-coloured plate so curves passing under it do not garble it.
+        fill = QColor(theme.plot_colors()[0])
+        fill.setAlpha(220)
+        return fill
 
     def add_overlay(self, label: str, color: str, key: str, x, y) -> None:
         base = self.series[key].spec
@@ -208,19 +265,24 @@ class Chart(QFrame):
         series.dirty = True
         self.overlays.append(series)
 
-    @Slot(object)
-    def _legend_clicked(self, item) -> None:
-        # The legend toggles the main curve; keep its faint raw twin in step.
-        for series in [*self.series.values(), *self.overlays]:
-            if series.main is item:
-                series.raw.setVisible(item.isVisible() and self.smoothing > 0)
+    @Slot(str)
+    def _legend_clicked(self, link: str) -> None:
+        self.toggle_series(int(link))
+
+    def toggle_series(self, index: int) -> None:
+        """Hide or show the ``index``-th curve of the legend (its faint raw twin follows)."""
+        series = self._all_series()[index]
+        series.main.setVisible(not series.main.isVisible())
+        series.raw.setVisible(series.main.isVisible() and self.smoothing > 0 and series.spec.smooth)
+        self._update_legend()
 
     def clear_overlays(self) -> None:
         for series in self.overlays:
-            self.legend.removeItem(series.main)
             for item in series.items:
                 self.plot.removeItem(item)
         self.overlays = []
+        self._hover_values = {}
+        self._update_legend()
 
     # -- display options --------------------------------------------------------------------------------------
     def set_log(self, on: bool) -> None:
@@ -249,8 +311,8 @@ class Chart(QFrame):
 
     def show_readout_at(self, x: float) -> str:
         """Move the crosshair to the point nearest ``x`` and list each curve's value there; returns the text."""
-        parts, nearest_x = [], None
-        for series in [*self.series.values(), *self.overlays]:
+        parts, nearest_x, self._hover_values = [], None, {}
+        for index, series in enumerate(self._all_series()):
             xs = series.data.x
             if not len(xs) or not series.main.isVisible():
                 continue
@@ -261,21 +323,30 @@ class Chart(QFrame):
             value = self.transform(series.data.y[i:i + 1])[0]
             if nearest_x is None or abs(xs[i] - x) < abs(nearest_x - x):
                 nearest_x = xs[i]
+            self._hover_values[index] = _fmt(value)
             parts.append(f"<span style='color:{series.spec.color}'>{series.spec.label}</span> {_fmt(value)}")
         if nearest_x is None:
             return ""
         self.crosshair.setPos(nearest_x)
         self.crosshair.show()
-        text = f"step {int(nearest_x):,} &nbsp; " + " &nbsp; ".join(parts)
-        self.readout.setText(text)
-        return text
+        self.readout.setText(f"step {int(nearest_x):,}")
+        self._update_legend()  # the values appear next to their names
+        return f"step {int(nearest_x):,} &nbsp; " + " &nbsp; ".join(parts)
 
     # -- export ------------------------------------------------------------------------------------------------
     def export_png(self, path: str | Path) -> Path:
         """Save the plot as a PNG at its current on-screen size."""
         self.redraw(force=True)
         path = Path(path)
-        if not self.plot_widget.grab().save(str(path), "PNG"):
+        # Title, legend and plot, without the little buttons.
+        for button in self._buttons:
+            button.hide()
+        try:
+            image = self.grab()
+        finally:
+            for button in self._buttons:
+                button.show()
+        if not image.save(str(path), "PNG"):
             raise OSError(f"could not write {path}")
         return path
 
@@ -313,14 +384,16 @@ class Chart(QFrame):
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setPen(foreground)
             self.plot.getAxis(axis).setTextPen(foreground)
-        self.legend.setLabelTextColor(foreground)
-        legend_bg = QColor(background)
-        legend_bg.setAlpha(200)
-        self.legend.setBrush(legend_bg)
+        if self.boundary is not None:
+            self.boundary.label.fill = pg.mkBrush(self._label_fill())
+            self.boundary.label.update()
+        self._update_legend()
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
             self.apply_palette()
+        elif event.type() in (QEvent.Type.FontChange, QEvent.Type.ApplicationFontChange):
+            self.apply_fonts()
         super().changeEvent(event)
 
 
@@ -453,7 +526,7 @@ class ChartsPanel(QWidget):
     @Slot()
     def auto_range(self) -> None:
         for chart in self.charts.values():
-            chart.plot.enableAutoRange()
+            chart.fit()
 
     def redraw_now(self) -> int:
         """Push every changed buffer to its curve now; returns the number of series redrawn."""
@@ -464,6 +537,12 @@ class ChartsPanel(QWidget):
         if self.isVisible():  # hidden tab: buffers keep filling, drawing waits for showEvent
             self.redraw_now()
 
+    def changeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.ApplicationFontChange):
+            for chart in self.charts.values():  # the framed charts do not always inherit it: hand it down
+                chart.setFont(self.font())
+        super().changeEvent(event)
+
     def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
         self.redraw_now()
         super().showEvent(event)
@@ -473,6 +552,11 @@ class ChartsPanel(QWidget):
 
     def export_csv(self, chart: str, path: str | Path) -> Path:
         return self.charts[chart].export_csv(path)
+
+    def apply_theme(self, name: str) -> None:
+        """Hook the main window calls after switching theme (the palette change also reaches the charts)."""
+        for chart in self.charts.values():
+            chart.apply_palette()
 
     def shutdown(self) -> None:
         """Stop the redraw timer (call before the window closes)."""

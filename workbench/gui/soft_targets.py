@@ -9,6 +9,7 @@ the distillation loss does with T. A heat strip under the prompt's tokens shows 
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +25,8 @@ from workbench.engine.events import Probe, ProbePrompt
 from workbench.gui import pyside_guard  # noqa: F401 -- before any signal or paint; see the module
 from workbench.gui import theme
 from workbench.gui.soft_targets_model import (SLIDER_STEPS, DIVERGENCES, T_MAX, T_MIN, PredictorWorker,
-                                              display_token, divergence, entropy, load_predictor, slider_to_temperature,
+                                              continue_text, display_token, divergence, entropy,
+                                              join_tokens, load_predictor, slider_to_temperature,
                                               soften, temperature_to_slider, top_tokens)
 
 
@@ -59,6 +61,7 @@ class SoftTargetsPanel(QWidget):
         self._heat = np.empty(0)
         self._shown_tokens = np.empty(0, int)
         self._hard_index: int | None = None
+        self._generation_prompt = ""
         self._build()
         self.apply_palette()
         self._show_empty("Start a run (its probe prompts appear here) or open a run folder to ask about any prompt.")
@@ -143,7 +146,7 @@ class SoftTargetsPanel(QWidget):
         chips_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         self.title = QLabel("", self)
-        self.title.setStyleSheet("font-size: 12pt; font-weight: 600;")
+        self.title.setStyleSheet("font-weight: 600;")
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # long prompts clip
         self.legend = QLabel("", self)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
@@ -160,11 +163,8 @@ class SoftTargetsPanel(QWidget):
         self.plot.setLabel("bottom", "probability")
         self.plot.showGrid(x=True, y=False, alpha=0.15)
         self.plot.getAxis("bottom").setStyle(maxTickLevel=0)
-        tick_font = QFont(self.font())
-        tick_font.setPointSizeF(max(tick_font.pointSizeF(), 10.0) * 1.15)
         # Every row gets its word: allow the axis to fill with text (pyqtgraph drops "crowded" labels otherwise).
-        self._tick_font = tick_font
-        self.plot.getAxis("left").setStyle(tickFont=tick_font, tickLength=0, textFillLimits=[(0, 1.0)])
+        self.plot.getAxis("left").setStyle(tickLength=0, textFillLimits=[(0, 1.0)])
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.row_highlight = pg.LinearRegionItem(orientation="horizontal", movable=False)
         self.row_highlight.setZValue(-10)
@@ -205,6 +205,7 @@ class SoftTargetsPanel(QWidget):
         layout.addLayout(row1)
         layout.addLayout(row2)
         layout.addWidget(splitter, 1)
+        self._apply_fonts()
 
     def _build_generation(self) -> QGroupBox:
         box = QGroupBox("Generate: teacher vs student (same settings and seed)", self)
@@ -428,6 +429,7 @@ class SoftTargetsPanel(QWidget):
         self._request += 1
         settings = {"max_new_tokens": self.max_tokens_box.value(), "temperature": self.gen_temperature_box.value(),
                     "top_p": self.top_p_box.value(), "seed": self.seed_box.value()}
+        self._generation_prompt = prompt
         self.generate_button.setEnabled(False)
         self.status.setText("Generating …")
         self._generate_requested.emit(self._request, prompt, settings)
@@ -463,8 +465,13 @@ class SoftTargetsPanel(QWidget):
         self.generate_button.setEnabled(self._predictor_ready)
         if request != self._request:
             return
-        self.teacher_text.setPlainText(teacher_text)
-        self.student_text.setPlainText(student_text)
+        muted = theme.colors()["muted"]
+        for edit, text in ((self.teacher_text, teacher_text), (self.student_text, student_text)):
+            # The prompt in grey, then what the model wrote.
+            whole = continue_text(self._generation_prompt, text)
+            edit.clear()
+            edit.appendHtml(f"<span style='color:{muted}'>{html.escape(self._generation_prompt)}</span>"
+                            f"{html.escape(whole[len(self._generation_prompt):])}")
         self.status.setText("")
         self.generation_shown.emit(teacher_text, student_text)
 
@@ -583,7 +590,7 @@ class SoftTargetsPanel(QWidget):
             text_color = "#ffffff" if color.lightnessF() < 0.6 else "#1f2328"
             cell.setText(f"{value:.2f}")
             cell.setStyleSheet(f"background: {color.name()}; color: {text_color}; border-radius: 3px; "
-                               "font-size: 8pt; padding: 0 2px;")
+                               f"font-size: {self._pt(0.85)}; padding: 0 2px;")
             cell.setToolTip(f"{self.divergence_box.currentText()} after token {position + 1}: {value:.4f}{unit}")
 
     @Slot()
@@ -655,19 +662,19 @@ class SoftTargetsPanel(QWidget):
 
     def _update_texts(self, dists, hard: str | None) -> None:
         tokens = self._shown.tokens
-        context = "".join(tokens[:self._position + 1])
+        context = join_tokens(tokens[:self._position + 1])
         context = ("…" + context[-40:]) if len(context) > 40 else context
         source = self._source.get(self._shown.prompt, "")
         self.title.setText(f"Next word after “{context.strip()}”  ·  position {self._position + 1} of {len(tokens)}"
                            + (f"  ·  {source}" if source else ""))
         colors = {"teacher": theme.TEACHER_COLOR, "student": theme.STUDENT_COLOR, "truth": theme.TRUTH_COLOR}
         names = {"teacher": "teacher", "student": "student", "truth": "true distribution"}
-        parts = [f"<span style='color:{colors[n]}; font-size:14pt'>■</span> {names[n]} "
+        parts = [f"<span style='color:{colors[n]}; font-size:{self._pt(1.4)}'>■</span> {names[n]} "
                  f"<span style='color:{theme.colors()['muted']}'>H = {entropy(v):.2f}</span>" for n, v in dists]
         if "student" not in dict(dists):
             parts.append(f"<i style='color:{theme.colors()['muted']}'>no student yet (teacher stage)</i>")
         if hard is not None:
-            parts.append(f"<span style='color:{theme.HARD_LABEL_COLOR}; font-size:13pt'>★</span> next token in the "
+            parts.append(f"<span style='color:{theme.HARD_LABEL_COLOR}; font-size:{self._pt(1.3)}'>★</span> next token in the "
                          f"prompt: <b>{display_token(hard)}</b>")
         self.legend.setText("&nbsp;&nbsp;&nbsp;".join(parts) + f"&nbsp;&nbsp;&nbsp;<span style='color:"
                             f"{theme.colors()['muted']}'>(entropies in nats)</span>")
@@ -707,11 +714,34 @@ class SoftTargetsPanel(QWidget):
         c = theme.colors()
         self.chips_host.setStyleSheet(
             f"QPushButton#chip {{ padding: 3px 8px; border: 1px solid {c['border']}; border-radius: 10px;"
-            f" background: {c['alt_base']}; font-size: 11pt; }}"
-            f"QPushButton#chip:checked {{ background: {c['highlight']}; color: white; border-color: {c['highlight']};"
-            " font-weight: 600; }")
+            f" background: {c['alt_base']}; font-size: {self._pt(1.15)}; }}"
+            f"QPushButton#chip:checked {{ background: {c['highlight']}; color: white; border-color: {c['highlight']}; }}")
+
+    def apply_theme(self, name: str) -> None:
+        """Hook the main window calls after switching theme (the palette change also reaches us)."""
+        self.apply_palette()
+
+    def _pt(self, scale: float) -> str:
+        """A font size relative to the widget's font, so presentation mode (bigger app font) scales everything."""
+        base = self.font().pointSizeF()
+        return f"{(base if base > 0 else 10.0) * scale:.1f}pt"
+
+    def _apply_fonts(self) -> None:
+        tick_font = QFont(self.font())
+        tick_font.setPointSizeF(max(tick_font.pointSizeF(), 10.0) * 1.15)  # the words on the bars must read at a demo
+        self._tick_font = tick_font
+        self.plot.getAxis("left").setStyle(tickFont=tick_font)
+        title_font = QFont(self.font())
+        title_font.setPointSizeF(max(title_font.pointSizeF(), 10.0) * 1.2)
+        self.title.setFont(title_font)
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
             self.apply_palette()
+        elif event.type() in (QEvent.Type.FontChange, QEvent.Type.ApplicationFontChange):
+            self._apply_fonts()
+            self._style_chips()
+            if self._shown is not None:
+                self._build_chips(self._shown.tokens)  # chip sizes follow the new font
+                self._recompute()
         super().changeEvent(event)

@@ -54,6 +54,20 @@ def display_token(text: str) -> str:
     return stripped if stripped else ("␣" * min(max(len(shown), 1), 3))
 
 
+def join_tokens(tokens: list[str]) -> str:
+    """Tokens back to text: as they are when they carry their own spaces (BPE), else separated by spaces."""
+    if any(token[:1].isspace() for token in tokens[1:]):
+        return "".join(tokens)
+    return " ".join(tokens)
+
+
+def continue_text(prompt: str, continuation: str) -> str:
+    """``prompt`` followed by ``continuation``, with a space between them unless one side already has it."""
+    if not continuation or prompt[-1:].isspace() or continuation[:1].isspace():
+        return prompt + continuation
+    return f"{prompt} {continuation}"
+
+
 def top_tokens(distributions: list[np.ndarray], k: int, include: int | None = None) -> np.ndarray:
     """Indices of the k tokens most likely under any of ``distributions``, ordered by the first one (teacher).
 
