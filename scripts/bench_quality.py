@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config("toy")
         cfg.runs_dir = str(runs_dir)
         cfg.name = "teacher"
-        cfg.apply_overrides(["train.max_steps=1", "train.warmup_steps=0", "train.eval_interval=1", "train.probe_interval=1"])
+        cfg.apply_overrides(["train.max_steps=1", "train.warmup_steps=0"])
         result = train.run(cfg)
         if result.kind == "failed":
             print(f"error: teacher run failed: {result.message}", file=sys.stderr)
