@@ -8,6 +8,7 @@ import threading
 import numpy as np
 import pytest
 from PySide6.QtCore import QThread
+from PySide6.QtWidgets import QPushButton
 
 from workbench.config import ConfigError
 from workbench.engine.events import Probe, ProbePrompt
@@ -191,6 +192,10 @@ def test_new_probe_refreshes_the_shown_prompt_and_keeps_the_position(panel):
     shown = [VOCAB.index(token) for token in p.shown_tokens()]
     np.testing.assert_allclose(bar_widths(p.teacher_bars), soften(np.array(newer.teacher_logits[1]), 1.0)[shown])
     assert "step 200" in p.title.text()
+    p.handle_event(make_probe(step=300, prompts=[make_probe_prompt("the dog", [" the", " dog"], 1)]))
+    p.set_prompt("the cat is sitting on the")  # back and forth, without the event loop turning in between
+    visible = [chip.text() for chip in p.chips_host.findChildren(QPushButton) if chip.isVisibleTo(p.chips_host)]
+    assert visible == ["the", "cat", "is", "sitting", "on", "the"]
 
 
 def test_run_folder_models_answer_typed_prompts_and_generate_off_the_gui_thread(panel, qtbot):

@@ -62,6 +62,7 @@ class SoftTargetsPanel(QWidget):
         self._shown_tokens = np.empty(0, int)
         self._hard_index: int | None = None
         self._generation_prompt = ""
+        self._chip_tokens: list[str] = []
         self._build()
         self.apply_palette()
         self._show_empty("Start a run (its probe prompts appear here) or open a run folder to ask about any prompt.")
@@ -528,10 +529,18 @@ class SoftTargetsPanel(QWidget):
         self.empty_text.show()
         self.plot_widget.hide()
 
-    def _build_chips(self, tokens: list[str]) -> None:
+    def _build_chips(self, tokens: list[str], force: bool = False) -> None:
+        if tokens == self._chip_tokens and not force:  # a newer probe of the same prompt: keep the chips
+            if tokens:
+                self.chips[self._position].setChecked(True)
+            return
+        self._chip_tokens = list(tokens)
         for chip in self.chips:
             self.chip_group.removeButton(chip)
-            chip.parentWidget().deleteLater()  # the chip's column, with its heat cell
+            column = chip.parentWidget()  # the chip's column, with its heat cell
+            column.hide()  # gone now, not at the next event-loop turn
+            self.chips_layout.removeWidget(column)
+            column.deleteLater()
         self.chips, self.heat_cells = [], []
         for position, text in enumerate(tokens):
             column = QWidget(self.chips_host)
@@ -742,6 +751,6 @@ class SoftTargetsPanel(QWidget):
             self._apply_fonts()
             self._style_chips()
             if self._shown is not None:
-                self._build_chips(self._shown.tokens)  # chip sizes follow the new font
+                self._build_chips(self._shown.tokens, force=True)  # chip sizes follow the new font
                 self._recompute()
         super().changeEvent(event)
