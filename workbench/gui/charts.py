@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFrame, QGridLayout, QHBo
                                QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
 from workbench.engine.events import StageStarted
-from workbench.gui import pyside_guard  # noqa: F401 -- before any signal or paint; see the module
 from workbench.gui import theme
 from workbench.gui.chart_data import (CHART_SPECS, ChartSpec, GrowableSeries, SeriesSpec, StepAxis, ema,
                                       event_points)

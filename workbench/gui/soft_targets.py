@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFrame, 
                                QVBoxLayout, QWidget)
 
 from workbench.engine.events import Probe, ProbePrompt
-from workbench.gui import pyside_guard  # noqa: F401 -- before any signal or paint; see the module
 from workbench.gui import theme
 from workbench.gui.soft_targets_model import (SLIDER_STEPS, DIVERGENCES, T_MAX, T_MIN, PredictorWorker,
                                               continue_text, display_token, divergence, entropy,
