@@ -445,6 +445,8 @@ class _Run:
             device=self.dev.label,
             precision=self.dev.precision,
         )
+        if self.dev.device.type == "cuda":
+            summary["peak_gpu_memory_bytes"] = int(torch.cuda.max_memory_allocated(self.dev.device))
         prompts = [p for p in cfg.train.probe_prompts if p.strip()][:3]
         summary["generations"] = [
             {"prompt": p, **dict(zip(("teacher", "student"), ev_mod.generate_pair(
