@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from workbench.config import ConfigError, DataConfig
+from workbench.config import ConfigError, DataConfig, resolve_path
 
 FILE_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
 
@@ -55,7 +55,7 @@ def read_documents(data: DataConfig) -> tuple[list[str], str]:
 def _existing_file(text: str) -> Path:
     if not text.strip():
         raise ConfigError("data.path", "is empty but the data source is a file", "choose a .txt, .jsonl, .csv or .parquet file")
-    path = Path(text).expanduser()
+    path = resolve_path(text)
     if not path.exists():
         raise ConfigError("data.path", f"{text!r} does not exist", "check the path")
     if path.is_dir():
@@ -201,7 +201,7 @@ def _load_hub(data: DataConfig) -> Any:
 def _load_disk(data: DataConfig) -> tuple[Any, str]:
     import datasets
 
-    path = Path(data.path).expanduser()
+    path = resolve_path(data.path)
     if not path.exists():
         raise ConfigError("data.path", f"{data.path!r} does not exist", "check the path")
     try:
