@@ -111,6 +111,9 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
         run_dir: str | Path | None = None, resume: str | Path | None = None) -> Finished | Failed:
     """Run a configuration to the end (or until stopped). Never raises for errors a user can cause."""
     control = control or Control()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its bars would tear the CLI's progress line and say nothing new
     parallel = Parallel.from_env()
     report = _Reporter(on_event, parallel.main)
     path: Path | None = None
