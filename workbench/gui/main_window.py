@@ -315,6 +315,7 @@ class MainWindow(QMainWindow):
         self.banner.dismiss()
         self.charts.clear()
         self.soft_targets.clear()
+        self.soft_targets.set_run_dir(None)  # probes of the new run replace the old run's models
         self.first_point_time = None
         if resume_dir:
             # Earlier curves first, so the resumed run continues them.
@@ -434,6 +435,8 @@ class MainWindow(QMainWindow):
             if result.status == "completed":
                 self.progress.reset("Completed", done=True)
                 self.statusBar().showMessage(f"{name} completed.", 10000)
+                # The finished models now answer any prompt typed in the soft-target panel (off the GUI thread).
+                self.soft_targets.set_run_dir(run_dir)
             elif result.status == "stopped":
                 self.progress.reset("Stopped")
                 self.banner.show_message(f"{name} stopped; its checkpoint is kept.",

@@ -18,7 +18,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFrame, QGroupBox, QHBoxLayout, QLabel,
-                               QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QSplitter,
+                               QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from workbench.engine.events import Probe, ProbePrompt
@@ -194,17 +194,18 @@ class SoftTargetsPanel(QWidget):
         bars_layout.addWidget(self.empty_text)
         bars_layout.addWidget(self.plot_widget, 1)
 
-        splitter = QSplitter(Qt.Orientation.Vertical, self)
-        splitter.addWidget(bars_box)
-        splitter.addWidget(self._build_generation())
-        splitter.setStretchFactor(0, 4)
-        splitter.setStretchFactor(1, 1)
-        splitter.setSizes([600, 170])
+        # Tabs rather than a splitter: the bars are what people look at, so they get the whole
+        # height; the generation box is one click away (and the Generate button switches to it).
+        self.plot_widget.setMinimumHeight(160)
+        self.views = QTabWidget(self)
+        self.views.setDocumentMode(True)
+        self.views.addTab(bars_box, "Next word")
+        self.views.addTab(self._build_generation(), "Generate")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(row1)
         layout.addLayout(row2)
-        layout.addWidget(splitter, 1)
+        layout.addWidget(self.views, 1)
         self._apply_fonts()
 
     def _build_generation(self) -> QGroupBox:
