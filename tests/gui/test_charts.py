@@ -295,3 +295,25 @@ def test_signals_and_repaints_keep_none_and_true_alive(panel):
     for _ in range(20):
         panel.grab()
     assert sys.getrefcount(None) - none_before > -100, "this PySide6 leaks references to None: install another release"
+
+
+def test_overlay_distillation_steps_line_up_with_a_run_that_skipped_stage_one(panel):
+    """A baseline reuses its source run's teacher (no stage 1): the source's distillation curve, overlaid, starts
+    where the baseline's does, and its teacher stage is left out rather than drawn over the distillation."""
+    panel.add_overlay("distilled run", two_stage_events())  # added first, as the window does at a baseline's start
+    panel.handle_event(StageStarted("setup"))
+    panel.handle_event(StageStarted("distill", 20))
+    panel.handle_event(step("distill", 1, 2.7, kd=1.1, ce=4.1, total=20))
+    panel.redraw_now()
+    overlay = panel.charts["loss"].overlays[0]
+    x, _ = overlay.main.getOriginalDataset()
+    np.testing.assert_array_equal(x, [1, 2])
+    assert curve(panel, "loss", "loss")[0].tolist() == [1]
+    # With a teacher stage of its own, the run places distillation after it, and the overlay follows.
+    panel.clear()
+    panel.add_overlay("distilled run", two_stage_events())
+    for event in two_stage_events():
+        panel.handle_event(event)
+    panel.redraw_now()
+    x, _ = panel.charts["loss"].overlays[0].main.getOriginalDataset()
+    np.testing.assert_array_equal(x, [11, 12])

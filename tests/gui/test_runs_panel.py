@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Qt, Slot
 from workbench.config import RunConfig
 from workbench.engine import runs
 from workbench.engine.events import Eval, Finished, StageStarted, Step, to_json
-from workbench.gui.main_window import baseline_config
+from workbench.gui.main_window import baseline_config, baseline_config_of_run
 from workbench.gui.runs_panel import COL_OVERLAY, COL_STATUS, RunsPanel
 
 
@@ -155,3 +155,15 @@ def test_window_overlays_ticked_runs_and_baseline_overlays_its_source(make_windo
     assert finished.args[0].status == "completed"
     assert str(source.resolve()) in window.runs_panel.checked_paths()
     assert window.charts.charts["loss"].overlays  # the distilled run, dashed, next to the live baseline
+
+
+def test_baseline_of_a_run_reuses_the_teacher_it_trained(tmp_path):
+    cfg = RunConfig(name="kd")
+    run_dir = tmp_path / "20260101-100000-kd"
+    (run_dir / "teacher").mkdir(parents=True)
+    base = baseline_config_of_run(run_dir, cfg)
+    assert base.teacher.source == "train", "no trained teacher saved yet: the baseline trains its own"
+    (run_dir / "teacher" / "config.json").write_text("{}")
+    base = baseline_config_of_run(run_dir, cfg)
+    assert base.teacher.source == "local" and base.teacher.path == str((run_dir / "teacher").resolve())
+    assert base.distill.alpha == 0.0

@@ -413,6 +413,7 @@ class ChartsPanel(QWidget):
         self._chart_of_key = {s.key: chart for chart in self.charts.values() for s in chart.spec.series}
         self._axis = StepAxis()
         self._overlay_count = 0
+        self._overlay_sources: list[tuple[str, list, str]] = []
 
         self.log_check = QCheckBox("Log scale", self)
         self.log_check.setToolTip("Logarithmic y axis on the loss, CE, KL and learning-rate charts")
@@ -455,11 +456,14 @@ class ChartsPanel(QWidget):
     @Slot(object)
     def handle_event(self, event) -> None:
         """Take a StageStarted, Step or Eval event (others are ignored); drawn at the next timer tick."""
+        before = (self._axis.teacher_total, self._axis.offset)
         for key, x, y in event_points(event, self._axis):
             self._chart_of_key[key].add_point(key, x, y)
         if isinstance(event, StageStarted) and self._axis.boundary is not None:
             for chart in self.charts.values():
                 chart.set_boundary(self._axis.boundary)
+        if self._overlay_sources and (self._axis.teacher_total, self._axis.offset) != before:
+            self._realign_overlays()
 
     def load_events(self, events) -> None:
         """Replace the charts' contents with a finished run's events."""
@@ -475,6 +479,7 @@ class ChartsPanel(QWidget):
         for chart in self.charts.values():
             chart.clear()
         self._overlay_count = 0
+        self._overlay_sources = []
 
     def add_overlay(self, label: str, events, color: str | None = None) -> None:
         """Draw another run's curves dashed in their own colour, with ``label`` in the legends.
@@ -485,9 +490,21 @@ class ChartsPanel(QWidget):
         if color is None:
             color = theme.OVERLAY_COLORS[self._overlay_count % len(theme.OVERLAY_COLORS)]
             self._overlay_count += 1
+        events = list(events)
+        self._overlay_sources.append((label, events, color))
+        self._draw_overlay(label, events, color)
+
+    def _draw_overlay(self, label: str, events, color: str) -> None:
+        # Distillation steps line up with this run's distillation steps, whether or not either run trained
+        # its teacher (a baseline reuses the teacher of the run it compares with, so it has no stage 1).
         axis, points = StepAxis(), {}
         for event in events:
+            stage = getattr(event, "stage", "")
             for key, x, y in event_points(event, axis):
+                if stage == "teacher" and not self._axis.teacher_total:
+                    continue
+                if stage == "distill":
+                    x = x - axis.offset + self._axis.offset
                 points.setdefault(key, ([], []))
                 points[key][0].append(x)
                 points[key][1].append(y)
@@ -501,6 +518,13 @@ class ChartsPanel(QWidget):
         for chart in self.charts.values():
             chart.clear_overlays()
         self._overlay_count = 0
+        self._overlay_sources = []
+
+    def _realign_overlays(self) -> None:
+        for chart in self.charts.values():
+            chart.clear_overlays()
+        for label, events, color in self._overlay_sources:
+            self._draw_overlay(label, events, color)
 
     # -- display --------------------------------------------------------------------------------------------
     @Slot(bool)

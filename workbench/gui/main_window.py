@@ -346,7 +346,7 @@ class MainWindow(QMainWindow):
         info = self.runs_panel.run_info(path)
         if info is None or info.config is None:
             return False
-        cfg = baseline_config(info.config)
+        cfg = baseline_config_of_run(path, info.config)
         if not self.start_run(cfg):
             return False
         self.runs_panel.set_checked(path, True)
@@ -688,4 +688,15 @@ def baseline_config(cfg: RunConfig) -> RunConfig:
     out.distill.alpha = 0.0
     if not out.name.endswith("-baseline"):
         out.name = f"{out.name}-baseline"
+    return out
+
+
+def baseline_config_of_run(run_dir: str | Path, cfg: RunConfig) -> RunConfig:
+    """The baseline of a run folder: hard labels only, and the very teacher that run trained (when it trained one),
+    so the two students differ only in alpha and the baseline skips stage 1."""
+    out = baseline_config(cfg)
+    teacher_dir = Path(run_dir) / "teacher"
+    if cfg.teacher.source == "train" and (teacher_dir / "config.json").is_file():
+        out.teacher.source = "local"
+        out.teacher.path = str(teacher_dir.resolve())
     return out
