@@ -92,6 +92,13 @@ def test_exported_student_loads_with_transformers_and_generates(finished_run):
     out = model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     assert out.shape[1] == ids.shape[1] + 5
     assert model.config.num_hidden_layers == 1
+    from transformers import pipeline
+
+    generator = pipeline("text-generation", model=str(folder), tokenizer=str(folder))
+    text = generator("the cat is", max_new_tokens=4, do_sample=False)[0]["generated_text"]
+    assert text.startswith("the cat is") and len(text.split()) > 3
+    card = (folder / "README.md").read_text()
+    assert "kl_teacher_student" in card and "AutoModelForCausalLM" in card
 
 
 def _stop_at(control: Control, stage: str, step: int):
