@@ -54,10 +54,10 @@ def measure(teacher, student, vocab: int, batch: int, seq: int, repeats: int, te
 
     def teacher_forward():
         with torch.no_grad():
-            return teacher(input_ids=ids).logits
+            return teacher(input_ids=ids, use_cache=False).logits
 
     def ce_step():
-        logits = student(input_ids=ids).logits
+        logits = student(input_ids=ids, use_cache=False).logits
         loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten())
         loss.backward()
         optimizer.step()
@@ -65,7 +65,7 @@ def measure(teacher, student, vocab: int, batch: int, seq: int, repeats: int, te
 
     def kd_step():
         teacher_logits = teacher_forward()
-        logits = student(input_ids=ids).logits
+        logits = student(input_ids=ids, use_cache=False).logits
         parts = losses.distill_loss(logits, teacher_logits, ids, temperature=temperature, alpha=alpha)
         parts.loss.backward()
         optimizer.step()

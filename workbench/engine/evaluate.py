@@ -41,7 +41,7 @@ class Truth:
 
 def _model_logits(model: torch.nn.Module, ids: torch.Tensor, autocast: Callable[[], Any]) -> torch.Tensor:
     with autocast():
-        return model(input_ids=ids).logits.float()
+        return model(input_ids=ids, use_cache=False).logits.float()
 
 
 @torch.no_grad()

@@ -323,9 +323,9 @@ class _Run:
                     teacher_logits = None
                     if teacher is not None and alpha > 0:
                         with torch.no_grad(), self.dev.autocast():
-                            teacher_logits = teacher(input_ids=ids).logits
+                            teacher_logits = teacher(input_ids=ids, use_cache=False).logits
                     with self.dev.autocast():
-                        student_logits = trainable(input_ids=ids).logits
+                        student_logits = trainable(input_ids=ids, use_cache=False).logits
                     parts = losses.distill_loss(
                         student_logits, teacher_logits, ids, temperature=dist_cfg.temperature, alpha=alpha,
                         divergence=dist_cfg.divergence, beta=dist_cfg.beta, skew=dist_cfg.skew,
