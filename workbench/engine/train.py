@@ -258,7 +258,6 @@ class _Run:
             kwargs.update(teacher=teacher.to(self.dev.device), teacher_key=f"{cfg.teacher.source}:{cfg.teacher.path}:{cfg.teacher.revision}")
         blocks = data.load_blocks(cfg.data, self.tokenizer, cfg.train.seq_len, seed=cfg.train.seed,
                                   on_log=lambda message: self.report(Log(message)), **kwargs)
-        self.report(Log(f"data: {blocks.source_label}; {blocks.tokens:,} tokens, {len(blocks.train)} training and {len(blocks.val)} held-out blocks of {cfg.train.seq_len}"))
         return blocks
 
     # -- the loop ---------------------------------------------------------------
