@@ -1,8 +1,9 @@
 """The command line: ``workbench`` (the window), ``workbench run``, ``predict``, ``data``, ``presets``, ``runs``.
 
-User errors print one line ``error: ...`` plus a hint and exit with status 2;
-a run that fails at run time exits with 1; a run stopped with Ctrl-C keeps a
-resumable checkpoint and exits with 130.
+Errors a user can fix (a bad value, a missing file, tokenizers that differ, out of
+memory) print one line ``error: ...`` plus a ``hint: ...`` line and exit with status 2;
+a run that fails otherwise (a bug, a non-finite loss) exits with 1; a run stopped
+with Ctrl-C keeps a resumable checkpoint and exits with 130.
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config.apply_overrides(args.overrides)
         if args.out:
             config.runs_dir = args.out
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not (args.run_dir or args.resume):
+        raise ConfigError("", "under torchrun every process must write to the same run folder", "add --run-dir DIR (the same for all processes)")
     control = Control()
     _install_signal_handlers(control)
     progress = _Progress(sys.stderr)
@@ -120,7 +123,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.kind == "failed":
         if args.json:
             print(json.dumps({"status": "failed", "message": result.message, "hint": result.hint, "run_dir": result.run_dir}))
-        return EXIT_FAILED
+        return EXIT_USAGE if result.user_error else EXIT_FAILED
     summary = {"run_dir": result.run_dir, **result.summary}
     if args.json:
         print(json.dumps(summary, default=float))
@@ -269,10 +272,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from workbench.engine.evaluate import Predictor
 
+    if args.top_k < 1:
+        raise ConfigError("--top-k", f"{args.top_k} must be at least 1", "e.g. --top-k 10")
     if args.temperature <= 0:
         raise ConfigError("--temperature", f"{args.temperature} must be greater than 0", "e.g. --temperature 1")
     if not Path(args.run_dir).is_dir():
         raise ConfigError("", f"{args.run_dir!r} is not a folder", "give a run folder made by `workbench run`")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     predictor = Predictor.from_run(args.run_dir)
     probe = predictor.probe(args.prompt)
     teacher = _softmax(np.array(probe.teacher_logits[-1]), args.temperature)

@@ -96,3 +96,24 @@ def test_data_preview_counts_blocks(capsys):
     assert main(["data", "toy-quick"]) == 0
     out = capsys.readouterr().out
     assert "blocks" in out and "the" in out
+
+
+def test_unreadable_config_files_are_one_line_errors(tmp_path, capsys):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b"name = \"caf\xe9\"\n")
+    assert main(["run", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not a UTF-8 text file" in err and "Traceback" not in err
+
+
+def test_finished_runs_and_used_folders_are_refused(tiny_run, capsys):
+    run_dir = json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"]
+    assert main(["run", "--resume", run_dir]) == 2
+    assert "already completed" in capsys.readouterr().err
+    assert main(["run", "toy-quick", *TINY, "--run-dir", run_dir]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    from workbench.engine import runs
+
+    assert runs.read_run(run_dir).status == "completed", "a refused start must not touch the run it names"
+    assert main(["predict", run_dir, "the cat", "--top-k", "0"]) == 2
+    assert "--top-k" in capsys.readouterr().err

@@ -138,6 +138,8 @@ class Failed:
     message: str
     hint: str = ""
     run_dir: str = ""
+    user_error: bool = False
+    """True when the user can fix it (a bad value, a missing file, tokenizers that differ): the CLI exits with 2."""
     kind: str = "failed"
 
 

@@ -5,7 +5,9 @@
   config.toml                 exactly what ran
   events.jsonl                one event a line (see events.py)
   teacher/                    the teacher, when trained here (save_pretrained)
-  checkpoints/step-NNNNNN/    model.safetensors, optimizer.pt, rng.pt, state.json
+  checkpoints/<stage>-step-NNNNNN/  model.safetensors, optimizer.pt, rng.pt, state.json
+  status.json                 running / completed / stopped / cancelled / failed (+ pid)
+  error.log                   the traceback, when a run failed on a bug
   student/                    the exported student (save_pretrained + tokenizer + README.md)
   summary.json                final metrics
 ```
@@ -56,7 +58,9 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / "config.toml"
     if not path.is_file():
         raise ConfigError("", f"{str(run_dir)!r} is not a run folder (it has no config.toml)", "pick a folder made by `workbench run`")
-    return RunConfig.from_toml(path.read_text(encoding="utf-8"), source=str(path))
+    from workbench.config import read_config_text
+
+    return RunConfig.from_toml(read_config_text(path), source=str(path))
 
 
 class EventLog:
@@ -125,14 +129,25 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     if not root.is_dir():
         return None
     for stage in ("distill", "teacher"):
-        found = sorted(p for p in root.glob(f"{stage}-step-*") if (p / "state.json").is_file())
+        found = sorted(p for p in root.glob(f"{stage}-step-*") if _readable_state(p))
         if found:
             return found[-1]
     return None
 
 
+def _readable_state(path: Path) -> bool:
+    try:
+        read_checkpoint_state(path)
+    except (OSError, ValueError):
+        return False  # damaged by hand or by a disk problem: not a checkpoint to resume from
+    return True
+
+
 def read_checkpoint_state(path: Path) -> dict[str, Any]:
-    return json.loads((path / "state.json").read_text(encoding="utf-8"))
+    state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    if not isinstance(state, dict) or "step" not in state or "stage" not in state:
+        raise ValueError(f"{path / 'state.json'} is not a checkpoint state")
+    return state
 
 
 def restore_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:

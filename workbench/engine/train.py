@@ -117,16 +117,22 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
     parallel = Parallel.from_env()
     report = _Reporter(on_event, parallel.main)
     path: Path | None = None
+    started_in: Path | None = None  # the folder this call writes to; a refused start touches no folder
     try:
         if resume is not None:
             path = Path(resume).expanduser()
             config = runs.load_run_config(path)
+            if runs.read_run(path).status == "completed":
+                raise ConfigError("", f"run {path.name} has already completed", "start a new run to train further (its student is in student/)")
             if runs.latest_checkpoint(path) is None and not (path / "teacher" / "config.json").is_file():
                 raise ConfigError("", f"run {path.name} has no checkpoint to resume from", "start it again instead")
         else:
             config.validate()
             if run_dir is not None:
                 path = Path(run_dir)
+                if parallel.main and path.is_dir() and any(path.iterdir()):
+                    raise ConfigError("", f"run folder {str(path)!r} is not empty", "give a new folder, or continue that run with --resume")
+                parallel.barrier()  # the other processes look only after rank 0 has checked
                 path.mkdir(parents=True, exist_ok=True)
                 if parallel.main:
                     config.save(path / "config.toml")
@@ -134,22 +140,24 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
                 path = runs.create_run_dir(config)
             else:
                 raise RuntimeError("under torchrun give every process the same run folder (workbench run --run-dir)")
+        started_in = path
         report.open(path)
         if parallel.main:
             runs.write_status(path, "running")
         result = _Run(config, path, report, control, parallel, resuming=resume is not None).execute()
     except RunFailed as err:
-        result = Failed(err.message, err.hint, str(path or ""))
+        result = Failed(err.message, err.hint, str(path or ""), user_error=True)
     except ConfigError as err:
-        result = Failed(err.message if not err.field else f"{err.field}: {err.message}", err.hint, str(path or ""))
+        result = Failed(err.message if not err.field else f"{err.field}: {err.message}", err.hint, str(path or ""),
+                        user_error=True)
     except torch.OutOfMemoryError:
-        result = Failed("The device ran out of memory.", "lower train.batch_size or train.seq_len (raise train.grad_accum to keep the batch), or use bf16", str(path or ""))
+        result = Failed("The device ran out of memory.", "lower train.batch_size or train.seq_len (raise train.grad_accum to keep the batch), or use bf16", str(path or ""), user_error=True)
     except Exception as err:  # a bug: keep it loud in the record, but the caller (GUI) stays alive
-        if path is not None and parallel.main:
-            (path / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        if started_in is not None and parallel.main:
+            (started_in / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
         result = Failed(f"Unexpected error: {type(err).__name__}: {err}", "this is probably a bug; the traceback is in error.log in the run folder", str(path or ""))
-    if path is not None and parallel.main:
-        runs.write_status(path, result.status if isinstance(result, Finished) else "failed")
+    if started_in is not None and parallel.main:
+        runs.write_status(started_in, result.status if isinstance(result, Finished) else "failed")
     report(result)
     report.close()
     return result
@@ -196,6 +204,7 @@ class _Run:
                 tokenizer = loading.tokenizer_for_trained_teacher(cfg, self._texts)
                 teacher = None
         else:
+            self._check_student_tokenizer_first()
             teacher, tokenizer = models.load_teacher(cfg.teacher)
             self.report(Log(f"teacher loaded: {models.count_parameters(teacher):,} parameters"))
         self.tokenizer = tokenizer
@@ -203,7 +212,7 @@ class _Run:
         self.truth = None
         if self.language is not None:
             self.eval_blocks = self.blocks.val[: cfg.train.eval_batches * cfg.train.batch_size]
-            self.truth = ev_mod.Truth(self.language, self.eval_blocks, len(tokenizer))
+            self.truth = ev_mod.Truth(self.language, len(tokenizer), self.eval_blocks)
         else:
             self.eval_blocks = self.blocks.val[: cfg.train.eval_batches * cfg.train.batch_size]
 
@@ -228,6 +237,8 @@ class _Run:
 
         student = models.make_student(cfg.student, teacher, tokenizer, seed=cfg.train.seed)
         loading.check_positions(cfg, student, "student")
+        if models.count_parameters(student) >= models.count_parameters(teacher):
+            self.report(Log(f"the student ({models.count_parameters(student):,} parameters) is not smaller than the teacher ({models.count_parameters(teacher):,})", level="warning"))
         resume_from = checkpoint if checkpoint is not None and runs.read_checkpoint_state(checkpoint)["stage"] == "distill" else None
         result = self._train_stage("distill", student, self.teacher, resume_from)
         self.student = student
@@ -241,6 +252,16 @@ class _Run:
             export_student(student, tokenizer, self.run_dir / "student", config=cfg, summary=summary)
             write_summary_files(self.run_dir, summary)
         return self._finish("completed", summary)
+
+    def _check_student_tokenizer_first(self) -> None:
+        """An existing student must share the teacher's tokenizer: refuse before any weights load."""
+        cfg = self.config
+        if cfg.student.source not in ("local", "hub"):
+            return
+        teacher_tok = models.load_tokenizer(cfg.teacher.source, cfg.teacher.path, revision=cfg.teacher.revision,
+                                            trust_remote_code=cfg.teacher.trust_remote_code)
+        student_tok = models.load_tokenizer(cfg.student.source, cfg.student.path, field="student.path")
+        models.check_tokenizers(teacher_tok, student_tok)
 
     def _texts(self) -> list[str]:
         from workbench.engine import data
@@ -287,6 +308,8 @@ class _Run:
             step = int(state["step"])
             iterator.load_state(state["data"])
             self.history.update(state.get("history", {}))
+            # Time already spent before the interruption counts in the run's wall time.
+            self.started = time.time() - float(self.history.get("elapsed_s", 0.0))
             self.report(Log(f"resumed the {stage} stage at step {step}"))
         trainable = model
         if world > 1:
@@ -391,6 +414,7 @@ class _Run:
         return _StageResult("stopped", step)
 
     def _checkpoint(self, stage: str, step: int, model, optimizer, iterator) -> None:
+        self.history["elapsed_s"] = time.time() - self.started
         if self.parallel.main:
             path = runs.save_checkpoint(self.run_dir, stage=stage, step=step, model=model, optimizer=optimizer,
                                         state={"data": iterator.state(), "history": self.history})
@@ -432,7 +456,7 @@ class _Run:
         cfg = self.config
         self.report(StageStarted("evaluate", message="final measurements"))
         summary: dict[str, Any] = {"status": "completed", "steps": result.step, **result.metrics}
-        summary.update(self.history)
+        summary.update({k: v for k, v in self.history.items() if k != "elapsed_s"})
         teacher_params = models.count_parameters(self.teacher)
         student_params = models.count_parameters(self.student)
         summary.update(

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = initial_config(args.config)
     except ConfigError as err:
-        print(f"workbench: {err}", file=sys.stderr)
+        print(f"error: {err.field + ': ' if err.field else ''}{err.message}", file=sys.stderr)
+        if err.hint:
+            print(f"hint: {err.hint}", file=sys.stderr)
         return 2
     # With no config named, the window reopens the last one used, else the toy preset.
     window = MainWindow(config, base=args.config or "toy", restore_settings=not args.fresh)
