@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from workbench.config import ArchConfig, load_config  # noqa: E402
 from workbench.engine import losses, models  # noqa: E402
+from workbench.engine.train import loss_chunk_positions  # noqa: E402
 
 SMOLLM2_135M = ArchConfig(family="llama", layers=30, hidden=576, heads=9, kv_heads=3, intermediate=1536,
                           max_positions=2048, tie_embeddings=True)
@@ -63,10 +64,13 @@ def measure(teacher, student, vocab: int, batch: int, seq: int, repeats: int, te
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+    chunk = loss_chunk_positions(vocab, 1024)  # as the training loop does
+
     def kd_step():
         teacher_logits = teacher_forward()
         logits = student(input_ids=ids, use_cache=False).logits
-        parts = losses.distill_loss(logits, teacher_logits, ids, temperature=temperature, alpha=alpha)
+        parts = losses.distill_loss(logits, teacher_logits, ids, temperature=temperature, alpha=alpha,
+                                    chunk_positions=chunk)
         parts.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -84,6 +88,7 @@ def measure(teacher, student, vocab: int, batch: int, seq: int, repeats: int, te
         "kd_step_ms": c_s * 1000,
         "overhead": c_s / (a_s + b_s),
         "tokens_per_step": batch * seq,
+        "loss_chunk_positions": chunk,
     }
 
 
@@ -128,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_memory:
         from bench_kd_memory import kd_loss_peak_memory
 
-        report["kd_loss_memory"] = kd_loss_peak_memory(vocab=49152, batch=args.batch, seq=args.seq, dtype=torch.float32)
+        report["kd_loss_memory"] = kd_loss_peak_memory(vocab=49152, batch=args.batch, seq=args.seq, dtype=torch.float32,
+                                                       chunk_positions=loss_chunk_positions(49152, 1024))
     if args.json:
         print(json.dumps(report))
     else:

@@ -29,8 +29,15 @@ from workbench.engine.events import Checkpoint, Eval, Failed, Finished, Log, Pro
 from workbench.engine.export import export_student, save_teacher, write_summary_files
 
 
-LOSS_CHUNK_ELEMENTS = 2**24
-"""Most logits (positions x vocabulary) the loss handles per chunk."""
+LOSS_CHUNK_ELEMENTS = 2**22
+"""Most logits (positions x vocabulary) the loss handles per chunk: about 16 MB per fp32 temporary,
+small enough to stay in cache (at vocabulary 49152 chunks of ~85 positions run the loss 2x faster
+than chunks of 1024, see scripts/bench_speed.py) and to keep its memory flat."""
+
+
+def loss_chunk_positions(vocab_size: int, configured: int) -> int:
+    """Positions per loss chunk: ``distill.chunk_positions``, capped by LOSS_CHUNK_ELEMENTS."""
+    return max(1, min(configured, LOSS_CHUNK_ELEMENTS // max(vocab_size, 1)))
 
 
 class RunFailed(Exception):
@@ -293,9 +300,7 @@ class _Run:
         warmup = min(tr.warmup_steps, total)
         alpha = dist_cfg.alpha if distilling else 0.0
         device = self.dev.device
-        vocab = model.get_input_embeddings().weight.shape[0]
-        # Bound the loss workspace (about six fp32 [chunk x vocab] temporaries) to ~400 MB at any vocabulary.
-        chunk = max(1, min(dist_cfg.chunk_positions, LOSS_CHUNK_ELEMENTS // vocab))
+        chunk = loss_chunk_positions(model.get_input_embeddings().weight.shape[0], dist_cfg.chunk_positions)
         model.to(device)
         model.train()
         optimizer = torch.optim.AdamW(_param_groups(model, tr.weight_decay), lr=peak_lr, betas=(0.9, 0.95),
