@@ -29,11 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors.torch import load_model, save_model
+from typing import TYPE_CHECKING
 
 from workbench.config import ConfigError, RunConfig
 from workbench.engine import events as ev
+
+if TYPE_CHECKING:  # torch is imported where checkpoints are read or written: listing runs stays instant
+    import torch
 
 CHECKPOINTS = "checkpoints"
 STATUS_FILE = "status.json"
@@ -96,9 +98,12 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 # -- checkpoints ------------------------------------------------------------
 
-def save_checkpoint(run_dir: Path, *, stage: str, step: int, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> Path:
+def save_checkpoint(run_dir: Path, *, stage: str, step: int, model: "torch.nn.Module",
+                    optimizer: "torch.optim.Optimizer", state: dict[str, Any]) -> Path:
     """Write ``checkpoints/<stage>-step-NNNNNN`` atomically and drop older ones of the same stage."""
+    import torch
+    from safetensors.torch import save_model
+
     root = run_dir / CHECKPOINTS
     root.mkdir(exist_ok=True)
     final = root / f"{stage}-step-{step:06d}"
@@ -150,8 +155,11 @@ def read_checkpoint_state(path: Path) -> dict[str, Any]:
     return state
 
 
-def restore_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
+def restore_checkpoint(path: Path, model: "torch.nn.Module", optimizer: "torch.optim.Optimizer | None") -> dict[str, Any]:
     """Load weights, optimizer state and RNG from ``path``; returns its state.json."""
+    import torch
+    from safetensors.torch import load_model
+
     load_model(model, str(path / "model.safetensors"), strict=True)
     if optimizer is not None:
         optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu"))
