@@ -179,7 +179,11 @@ def _load_hub(data: DataConfig) -> Any:
     import datasets
 
     name = data.path.strip()
+    offline = not _hub_reachable(name)
+    saved = datasets.config.HF_HUB_OFFLINE
     try:
+        # Unreachable hub: read the local cache only, instead of retrying for half a minute.
+        datasets.config.HF_HUB_OFFLINE = saved or offline
         return datasets.load_dataset(name, data.hf_config or None, split=data.split)
     except ConnectionError:
         raise ConfigError(
@@ -196,6 +200,34 @@ def _load_hub(data: DataConfig) -> Any:
         if "config" in text.lower():
             raise ConfigError("data.hf_config", f"{data.hf_config!r} does not fit {name!r} ({_first_line(err)})", "pick one of the dataset's configurations") from None
         raise
+    except Exception as err:  # noqa: BLE001 - offline cache misses come in several types
+        if offline:
+            raise ConfigError(
+                "data.path",
+                f"hub dataset {name!r} could not be reached and is not in the local cache",
+                "connect to the internet, or save it with save_to_disk on a machine that is online and use the source 'disk'",
+            ) from None
+        raise ConfigError("data.path", f"hub dataset {name!r} could not be read ({_first_line(err)})", "check the name, configuration and split") from None
+    finally:
+        datasets.config.HF_HUB_OFFLINE = saved
+
+
+def _hub_reachable(name: str) -> bool:
+    """One quick question to the hub (5 s at most); False when offline or unreachable."""
+    import os
+
+    if (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE") or "").strip().upper() in ("1", "ON", "YES", "TRUE"):
+        return False
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        HfApi().dataset_info(name, timeout=5)
+    except HfHubHTTPError:
+        return True  # the hub answered (not found, gated...): let datasets say what is wrong
+    except Exception:  # noqa: BLE001 - any network failure
+        return False
+    return True
 
 
 def _load_disk(data: DataConfig) -> tuple[Any, str]:
