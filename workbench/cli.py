@@ -100,6 +100,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from workbench.engine import runs, train
     from workbench.engine.control import Control
 
+    if args.out and (args.run_dir or args.resume):
+        raise ConfigError("", "--out cannot be combined with --run-dir or --resume (they name the run folder itself)", "drop --out")
     if args.resume:
         config = runs.load_run_config(args.resume)
         if args.overrides:
