@@ -273,6 +273,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
     from workbench.engine.evaluate import Predictor
+    from workbench.engine.probabilities import soften
 
     if args.top_k < 1:
         raise ConfigError("--top-k", f"{args.top_k} must be at least 1", "e.g. --top-k 10")
@@ -285,8 +286,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     hf_logging.disable_progress_bar()
     predictor = Predictor.from_run(args.run_dir)
     probe = predictor.probe(args.prompt)
-    teacher = _softmax(np.array(probe.teacher_logits[-1]), args.temperature)
-    student = _softmax(np.array(probe.student_logits[-1]), args.temperature)
+    teacher = soften(np.array(probe.teacher_logits[-1]), args.temperature)
+    student = soften(np.array(probe.student_logits[-1]), args.temperature)
     truth = np.array(probe.true_probs[-1]) if probe.true_probs else None
     order = np.argsort(-(teacher + student))[: args.top_k]
     rows = [
@@ -306,15 +307,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             line += f"{row['true']:>9.3f}"
         print(line)
     return 0
-
-
-def _softmax(logits: Any, temperature: float) -> Any:
-    import numpy as np
-
-    z = logits / temperature
-    z = z - np.max(z[np.isfinite(z)]) if np.isfinite(z).any() else z
-    e = np.where(np.isfinite(z), np.exp(z), 0.0)
-    return e / e.sum()
 
 
 def _cmd_data(args: argparse.Namespace) -> int:

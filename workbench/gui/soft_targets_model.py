@@ -14,39 +14,10 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
 T_MIN, T_MAX, SLIDER_STEPS = 0.25, 10.0, 1000
-DIVERGENCES = ("KL", "JS", "TV")
-_EPS = 1e-12
+from workbench.engine.probabilities import DIVERGENCES, divergence, entropy, soften  # noqa: F401 (re-exported)
 
 
 # -- numpy: what the panel shows, testable without Qt --------------------------------------------------------------
-def soften(logits: np.ndarray, temperature: float) -> np.ndarray:
-    """softmax(logits / T) along the last axis, in float64."""
-    z = np.asarray(logits, np.float64) / float(temperature)
-    z -= z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def entropy(p: np.ndarray) -> np.ndarray:
-    """Shannon entropy in nats along the last axis."""
-    p = np.asarray(p, np.float64)
-    return -(p * np.log(np.clip(p, _EPS, None))).sum(axis=-1)
-
-
-def divergence(p: np.ndarray, q: np.ndarray, kind: str = "KL") -> np.ndarray:
-    """Row-wise KL(p‖q), Jensen-Shannon or total variation between distributions (nats for KL/JS)."""
-    p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
-    if kind == "TV":
-        return 0.5 * np.abs(p - q).sum(axis=-1)
-    if kind == "JS":
-        m = 0.5 * (p + q)
-        return 0.5 * divergence(p, m, "KL") + 0.5 * divergence(q, m, "KL")
-    if kind != "KL":
-        raise ValueError(f"unknown divergence {kind!r}; use one of {DIVERGENCES}")
-    ratio = np.log(np.clip(p, _EPS, None)) - np.log(np.clip(q, _EPS, None))
-    return np.where(p > 0, p * ratio, 0.0).sum(axis=-1)
-
-
 def display_token(text: str) -> str:
     """A token as a readable label: surrounding spaces dropped, whitespace-only tokens shown as symbols."""
     shown = text.replace("\n", "↵").replace("\t", "⇥")
