@@ -13,8 +13,9 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-T_MIN, T_MAX, SLIDER_STEPS = 0.25, 10.0, 1000
 from workbench.engine.probabilities import DIVERGENCES, divergence, entropy, soften  # noqa: F401 (re-exported)
+
+T_MIN, T_MAX, SLIDER_STEPS = 0.25, 10.0, 1000
 
 
 # -- numpy: what the panel shows, testable without Qt --------------------------------------------------------------
