@@ -167,3 +167,11 @@ def test_baseline_of_a_run_reuses_the_teacher_it_trained(tmp_path):
     base = baseline_config_of_run(run_dir, cfg)
     assert base.teacher.source == "local" and base.teacher.path == str((run_dir / "teacher").resolve())
     assert base.distill.alpha == 0.0
+
+
+def test_overlay_labels_say_when_and_whether_the_run_distilled():
+    from workbench.gui.main_window import overlay_label
+
+    assert overlay_label("/r/20261128-034301-kd", "kd", 0.7) == "kd (α 0.7, 03:43)"
+    assert overlay_label("/r/20261128-034301-kd-baseline", "", 0.0) == "kd-baseline (α 0, 03:43)"
+    assert overlay_label("/r/my-folder", "", None) == "my-folder"

@@ -477,7 +477,8 @@ class MainWindow(QMainWindow):
         self.charts.clear_overlays()
         for path in paths:
             info = self.runs_panel.run_info(path)
-            label = overlay_label(path, info.name if info is not None else "")
+            alpha = info.config.distill.alpha if info is not None and info.config is not None else None
+            label = overlay_label(path, info.name if info is not None else "", alpha)
             self.charts.add_overlay(label, self._run_events(path))
 
     @Slot(object)
@@ -665,13 +666,17 @@ class MainWindow(QMainWindow):
         event.accept()
 
 
-def overlay_label(path: str, name: str) -> str:
-    """``kd (03:43)`` for run folder ``20261128-034301-kd``: short enough for a legend."""
+def overlay_label(path: str, name: str, alpha: float | None = None) -> str:
+    """``kd (α 0.7, 03:43)`` for run folder ``20261128-034301-kd``: short enough for a legend, and it says
+    whether the overlaid run distilled (alpha > 0) or learned from hard labels only."""
     folder = Path(path).name
     parts = folder.split("-", 2)
+    detail = [f"α {alpha:g}"] if alpha is not None else []
     if len(parts) == 3 and len(parts[1]) == 6 and parts[1].isdigit():
-        return f"{name or parts[2]} ({parts[1][:2]}:{parts[1][2:4]})"
-    return name or folder
+        detail.append(f"{parts[1][:2]}:{parts[1][2:4]}")
+        name = name or parts[2]
+    name = name or folder
+    return f"{name} ({', '.join(detail)})" if detail else name
 
 
 def default_config() -> RunConfig:
