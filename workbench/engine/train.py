@@ -243,6 +243,9 @@ class _Run:
         self.teacher.requires_grad_(False)
 
         student = models.make_student(cfg.student, teacher, tokenizer, seed=cfg.train.seed)
+        if cfg.student.source == "custom" and student.config.model_type != cfg.student.arch.family:
+            self.report(Log(f"the custom student is built as a {student.config.model_type} model, the teacher's family "
+                            f"(student.arch.family says {cfg.student.arch.family})", level="warning"))
         loading.check_positions(cfg, student, "student")
         if models.count_parameters(student) >= models.count_parameters(teacher):
             self.report(Log(f"the student ({models.count_parameters(student):,} parameters) is not smaller than the teacher ({models.count_parameters(teacher):,})", level="warning"))
