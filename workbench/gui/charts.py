@@ -167,6 +167,11 @@ class Chart(QFrame):
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setStyle(tickFont=font)
             self.plot.getAxis(axis).label.setFont(font)
+        # Labels with a style sheet do not follow their parent's font: hand it to them.
+        title_font = QFont(font)
+        title_font.setWeight(QFont.Weight.DemiBold)
+        self.title.setFont(title_font)
+        self.legend.setFont(font)
         self.legend.setFixedHeight(2 * self.legend.fontMetrics().lineSpacing() + 2)
 
     def _tool_button(self, text: str, tip: str, checkable: bool = False) -> QToolButton:

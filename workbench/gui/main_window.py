@@ -577,12 +577,28 @@ class MainWindow(QMainWindow):
 
     def set_theme(self, name: str) -> None:
         app = QApplication.instance()
-        theme.apply_theme(app, name, PRESENTATION_FONT_SCALE if self._presentation else 1.0)
+        scale = PRESENTATION_FONT_SCALE if self._presentation else 1.0
+        theme.apply_theme(app, name, scale)
+        self._scale_fonts(scale)
         self.theme_action.setChecked(name == "light")
         for widget in (self.charts, self.soft_targets, self.summary_card, self.arch_view):
             restyle = getattr(widget, "apply_theme", None)  # optional hook of G1/G2 widgets
             if callable(restyle):
                 restyle(name)
+
+    def _scale_fonts(self, scale: float) -> None:
+        """The panels' fonts at ``scale`` times the application's base size.
+
+        Existing widgets keep their font when only the application's changes (the style sheet stops that
+        propagation), so presentation mode hands the font to each panel; the panels pass it on to their parts.
+        """
+        base = QApplication.instance().property("_wb_base_point_size") or 10.0
+        for widget in (self.charts, self.soft_targets, self.config_panel, self.summary_card, self.arch_view,
+                       self.runs_panel, self.progress, self.log_view):
+            font = widget.font()
+            if abs(font.pointSizeF() - base * scale) > 1e-3:
+                font.setPointSizeF(base * scale)
+                widget.setFont(font)
 
     @Slot()
     def toggle_side_by_side(self) -> None:
