@@ -19,6 +19,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal, Slot
 
 from workbench.config import DataConfig, TeacherConfig
+from workbench.gui.engine_import import load_engine
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ def preview_tokenizer(teacher: TeacherConfig, data: DataConfig) -> tuple[Any | N
     A teacher trained here on text data gives (None, ""): ``data.preview`` then trains the
     tokenizer on the text, as the run will.
     """
+    load_engine()
     if teacher.source == "train":
         if data.source == "toy":
             from workbench.engine import toylang
@@ -90,6 +92,7 @@ class PreviewWorker(QObject):
             return note
         if tokenizer is None and request.data.source == "generated":
             return "Generated data needs a pretrained teacher (local, hub or .gguf) to write it."
+        load_engine()
         from workbench.engine import data as engine_data
 
         # the same key the run uses, so already generated samples are found in the cache

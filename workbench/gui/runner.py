@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 from workbench.config import RunConfig
 from workbench.engine.control import Control
 from workbench.engine.events import Failed, Finished
+from workbench.gui.engine_import import load_engine
 
 RunFn = Callable[..., Any]
 
@@ -26,11 +27,8 @@ IDLE, RUNNING, PAUSED, STOPPING = "idle", "running", "paused", "stopping"
 
 
 def _default_run_fn() -> RunFn:
-    # Imported late: the engine pulls in torch and transformers, which would
-    # slow the window's first appearance.
-    from workbench.engine import train
-
-    return train.run
+    # Imported late, on the training thread: the engine pulls in torch and transformers.
+    return load_engine().run
 
 
 class _Worker(QObject):
@@ -39,7 +37,7 @@ class _Worker(QObject):
     event = Signal(object)
     done = Signal(object)
 
-    def __init__(self, run_fn: RunFn, config: RunConfig, control: Control, resume_dir: str | None):
+    def __init__(self, run_fn: RunFn | None, config: RunConfig, control: Control, resume_dir: str | None):
         super().__init__()  # no parent: a QObject with a parent cannot be moved to another thread
         self._run_fn = run_fn
         self._config = config
@@ -53,9 +51,8 @@ class _Worker(QObject):
     @Slot()
     def run(self) -> None:
         try:
-            result = self._run_fn(
-                self._config, on_event=self._emit, control=self._control, resume=self._resume_dir
-            )
+            run_fn = self._run_fn or _default_run_fn()
+            result = run_fn(self._config, on_event=self._emit, control=self._control, resume=self._resume_dir)
             if not isinstance(result, (Finished, Failed)):
                 result = Failed("The run ended without a result.", "This is a bug; the log above may say more.")
         except Exception as err:  # noqa: BLE001 - a crash in the engine must not take the window down
@@ -117,7 +114,7 @@ class RunController(QObject):
         """Start a run in the background; False if one is already running."""
         if self.is_running():
             return False
-        run_fn = self._run_fn or _default_run_fn()
+        run_fn = self._run_fn  # None: the worker loads the engine on its own thread
         self._config = cfg.copy()
         self._control = Control()
         self._run_dir = str(resume_dir) if resume_dir else ""
@@ -230,7 +227,7 @@ class _PlanWorker(QObject):
         # Importing torch/transformers takes a second or two; doing it here, right
         # after the window appears, keeps it off the GUI thread and makes Start quick.
         try:
-            from workbench.engine import train  # noqa: F401
+            load_engine()
         except Exception:  # noqa: BLE001 - a broken engine shows up when a run starts
             traceback.print_exc()
 
@@ -239,6 +236,7 @@ class _PlanWorker(QObject):
         if request_id != self._service.latest_request:
             return  # a newer request is queued; skip the stale one
         try:
+            load_engine()
             from workbench.engine.plan import plan_run
 
             result: object = plan_run(cfg)

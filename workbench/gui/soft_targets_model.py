@@ -65,7 +65,10 @@ def slider_to_temperature(value: int) -> float:
 # -- the worker that owns the run's models ---------------------------------------------------------------------------
 def load_predictor(run_dir: str):
     """The default predictor factory: ``evaluate.Predictor.from_run``."""
-    from workbench.engine.evaluate import Predictor  # late: torch and transformers load in the worker thread
+    from workbench.gui.engine_import import load_engine
+
+    load_engine()  # late, and on the worker thread: torch and transformers
+    from workbench.engine.evaluate import Predictor
 
     return Predictor.from_run(run_dir)
 
