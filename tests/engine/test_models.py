@@ -308,3 +308,39 @@ def test_describe_device():
             models.describe_device("cuda")
         assert err.value.field == "train.device"
 
+
+
+def test_models_built_and_loaded_from_several_threads_at_once_stay_whole(tmp_path):
+    """The window plans (meta-device models) and loads a run's models while a run builds its own."""
+    import threading
+
+    from workbench.engine import models as m
+
+    folder = tmp_path / "tiny"
+    save_tiny_model(folder)
+    errors, loaded = [], []
+
+    def load():
+        try:
+            for _ in range(3):
+                model, _ = m.load_pretrained("local", str(folder))
+                assert all(p.device.type == "cpu" for p in model.parameters())
+                loaded.append(model)
+        except Exception as err:  # noqa: BLE001 - collected for the assertion below
+            errors.append(err)
+
+    def plan():
+        try:
+            config = m.hf_config_from_arch(tiny_arch(), 64, pad_token_id=0, bos_token_id=None, eos_token_id=None)
+            for _ in range(20):
+                m.count_parameters_for_config(config)
+        except Exception as err:  # noqa: BLE001
+            errors.append(err)
+
+    threads = [threading.Thread(target=load), threading.Thread(target=load), threading.Thread(target=plan)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(loaded) == 6

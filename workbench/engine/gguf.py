@@ -32,6 +32,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from workbench import paths
 
 from .models import ModelSourceError, _ensure_pad_token, _first_line, resolve_model_path
+from .sizes import one_model_at_a_time
 
 MARKER = "workbench-gguf.json"
 """Written last into a converted folder; its presence means the conversion completed."""
@@ -156,6 +157,7 @@ def _save_cache(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, file
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+@one_model_at_a_time
 def load_gguf(
     path: str,
     *,

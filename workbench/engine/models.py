@@ -37,6 +37,7 @@ from transformers import (
 
 from workbench.config import ArchConfig, ConfigError, StudentConfig, TeacherConfig, resolve_path
 
+from .sizes import one_model_at_a_time
 from .sizes import (  # noqa: F401  (re-exported: part of this module's public API)
     architecture_blocks,
     count_parameters,
@@ -119,6 +120,7 @@ def hf_config_from_arch(
     )
 
 
+@one_model_at_a_time
 def build_model(
     arch: ArchConfig,
     vocab_size: int,
@@ -169,6 +171,7 @@ def keep_layer_ids(n_teacher_layers: int, keep: int) -> list[int]:
     return [round(i * (n_teacher_layers - 1) / (keep - 1)) for i in range(keep)]
 
 
+@one_model_at_a_time
 def derive_student(teacher: PreTrainedModel, layer_ids: list[int]) -> PreTrainedModel:
     """A copy of ``teacher`` with only the layers ``layer_ids`` (in that order).
 
@@ -361,6 +364,7 @@ def load_tokenizer(source: str, path: str, *, revision: str = "", trust_remote_c
     return tokenizer
 
 
+@one_model_at_a_time
 def load_pretrained(
     source: str,
     path: str,

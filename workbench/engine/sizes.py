@@ -7,8 +7,10 @@ exact and instant even for multi-billion-parameter configs. Re-exported by
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Any
+import threading
+from typing import Any, Callable, TypeVar
 
 import torch
 from torch import nn
@@ -26,6 +28,26 @@ def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+CONSTRUCTION_LOCK = threading.RLock()
+"""Held while a model is built or loaded. transformers builds models under process-wide patches (empty-weight
+initialisation, default device contexts); two threads doing it at once (the window's planner or predictor
+beside a run) get each other's meta tensors ("Cannot copy out of meta tensor")."""
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def one_model_at_a_time(fn: _F) -> _F:
+    """Run ``fn`` under CONSTRUCTION_LOCK."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with CONSTRUCTION_LOCK:
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@one_model_at_a_time
 def _meta_model(hf_config: PretrainedConfig) -> nn.Module:
     with torch.device("meta"):
         return AutoModelForCausalLM.from_config(hf_config)
