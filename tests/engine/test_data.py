@@ -410,3 +410,21 @@ def test_generated_data_longer_than_the_teacher_positions_is_refused(tiny_teache
         generate_corpus(tiny_teacher, tokenizer, gen_config(gen_max_new_tokens=500), seed=0)
     assert err.value.field == "data.gen_max_new_tokens" and "128 positions" in err.value.message
 
+
+
+def test_toy_blocks_are_cached_and_the_cache_gives_the_same_blocks(monkeypatch):
+    from workbench.engine.toylang import get_language
+
+    language = get_language()
+    data = DataConfig(source="toy", toy_sentences=400, toy_seed=7)
+    first = load_blocks(data, language.tokenizer(), 16, seed=0)
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampled again instead of reading the cache")
+
+    monkeypatch.setattr(type(language), "sample_sentences", no_sampling)
+    again = load_blocks(data, language.tokenizer(), 16, seed=0)
+    assert torch.equal(first.train, again.train) and torch.equal(first.val, again.val)
+    assert (again.documents, again.tokens, again.examples) == (first.documents, first.tokens, first.examples)
+    with pytest.raises(AssertionError, match="sampled again"):
+        load_blocks(DataConfig(source="toy", toy_sentences=400, toy_seed=8), language.tokenizer(), 16, seed=0)

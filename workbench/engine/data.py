@@ -125,10 +125,53 @@ def load_blocks(
 
 # -- the built-in language -------------------------------------------------------
 
+TOY_CACHE_VERSION = 1
+
+
+def _toy_cache_path(data: DataConfig, tokenizer: Any, seq_len: int, language: Any) -> Any:
+    """Where these exact blocks are kept: keyed by everything they depend on, the grammar included
+    (its words, state count and exact entropy rate change whenever the grammar does)."""
+    import hashlib
+    import json
+
+    from workbench import paths
+
+    key = json.dumps({
+        "version": TOY_CACHE_VERSION, "seed": data.toy_seed, "sentences": data.toy_sentences, "seq_len": seq_len,
+        "val_fraction": data.val_fraction, "vocab": sorted(tokenizer.get_vocab().items()),
+        "words": language.words, "states": language.n_states, "entropy_rate": round(language.entropy_rate(), 12),
+    }, sort_keys=True)
+    return paths.cache_dir("toy") / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
+
+
 def _toy_blocks(data: DataConfig, tokenizer: Any, seq_len: int, on_log: Callable[[str], None] | None) -> TokenBlocks:
     language = importlib.import_module("workbench.engine.toylang").get_language()
     if tokenizer is None:
         tokenizer = language.tokenizer()
+    cache = _toy_cache_path(data, tokenizer, seq_len, language)
+    if cache.is_file():
+        # Sampling and packing 100k sentences takes a second; the same settings give the same blocks.
+        try:
+            saved = torch.load(cache, weights_only=True)
+            blocks = TokenBlocks(train=saved["train"], val=saved["val"], documents=saved["documents"],
+                                 tokens=saved["tokens"], source_label=saved["source_label"], examples=saved["examples"])
+        except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt
+            blocks = None
+        if blocks is not None:
+            if on_log:
+                on_log(f"built-in language: {blocks.documents:,} sentences, {blocks.tokens:,} tokens, "
+                       f"{len(blocks.train):,} training and {len(blocks.val):,} held-out blocks (cached)")
+            return blocks
+    blocks = _sample_toy_blocks(data, tokenizer, seq_len, on_log, language)
+    tmp = cache.with_name(f".{cache.name}.tmp")
+    torch.save({"train": blocks.train, "val": blocks.val, "documents": blocks.documents, "tokens": blocks.tokens,
+                "source_label": blocks.source_label, "examples": blocks.examples}, tmp)
+    tmp.replace(cache)
+    return blocks
+
+
+def _sample_toy_blocks(data: DataConfig, tokenizer: Any, seq_len: int, on_log: Callable[[str], None] | None,
+                       language: Any) -> TokenBlocks:
     sentences = language.sample_sentences(data.toy_sentences, data.toy_seed)
     vocab = tokenizer.get_vocab()
     if vocab == language.tokenizer().get_vocab():

@@ -38,15 +38,15 @@ def preview_tokenizer(teacher: TeacherConfig, data: DataConfig) -> tuple[Any | N
     A teacher trained here on text data gives (None, ""): ``data.preview`` then trains the
     tokenizer on the text, as the run will.
     """
-    load_engine()
     if teacher.source == "train":
         if data.source == "toy":
-            from workbench.engine import toylang
+            from workbench.engine import toylang  # a leaf module: safe beside the engine's warm-up
 
             return toylang.get_language().tokenizer(), ""
         return None, ""
     if not teacher.path.strip():
         return None, "Choose a teacher to preview how its tokenizer reads the data."
+    load_engine()  # models is part of the engine's import cycle: never import it beside the warm-up
     from workbench.engine import models
 
     try:
@@ -92,8 +92,7 @@ class PreviewWorker(QObject):
             return note
         if tokenizer is None and request.data.source == "generated":
             return "Generated data needs a pretrained teacher (local, hub or .gguf) to write it."
-        load_engine()
-        from workbench.engine import data as engine_data
+        from workbench.engine import data as engine_data  # leaf modules only (data, generate, sources)
 
         # the same key the run uses, so already generated samples are found in the cache
         teacher_key = "" if teacher.source == "train" else f"{teacher.source}:{teacher.path}:{teacher.revision}"
