@@ -88,6 +88,16 @@ class Parallel:
 
             dist.barrier()
 
+    def close(self) -> None:
+        """Wait for every process (rank 0 exports and measures last), then leave the group: a process that
+        exits while the others still use the group is aborted."""
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.barrier()
+                dist.destroy_process_group()
+
 
 class _Reporter:
     """Sends events to the caller and to events.jsonl (rank 0 only)."""
@@ -167,6 +177,7 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
         runs.write_status(started_in, result.status if isinstance(result, Finished) else "failed")
     report(result)
     report.close()
+    parallel.close()
     return result
 
 
