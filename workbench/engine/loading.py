@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -62,7 +62,7 @@ def toy_language() -> Any:
     return toylang.get_language()
 
 
-def tokenizer_for_trained_teacher(config: RunConfig, texts: Callable[[], list[str]] | None = None) -> Any:
+def tokenizer_for_trained_teacher(config: RunConfig) -> Any:
     """The tokenizer of a teacher trained here: the built-in language's, or a BPE trained on the text."""
     if is_toy(config):
         return toy_language().tokenizer()
@@ -70,8 +70,7 @@ def tokenizer_for_trained_teacher(config: RunConfig, texts: Callable[[], list[st
 
     if config.data.source == "generated":
         raise ConfigError("data.source", "generated data needs a trained teacher to write it", "load a pretrained teacher (local, hub or .gguf), or use another data source")
-    documents = texts() if texts is not None else data.load_documents(config.data)[0]
-    return data.train_tokenizer(documents, vocab_size=TEXT_TOKENIZER_VOCAB)
+    return data.train_tokenizer(data.load_documents(config.data)[0], vocab_size=TEXT_TOKENIZER_VOCAB)
 
 
 def check_positions(config: RunConfig, model: torch.nn.Module, role: str) -> None:

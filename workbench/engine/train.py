@@ -11,6 +11,7 @@ reports and writes files.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -219,7 +220,7 @@ class _Run:
             if teacher_done:
                 teacher, tokenizer = models.load_pretrained("local", str(teacher_dir))
             else:
-                tokenizer = loading.tokenizer_for_trained_teacher(cfg, self._texts)
+                tokenizer = loading.tokenizer_for_trained_teacher(cfg)
                 teacher = None
         else:
             self._check_student_tokenizer_first()
@@ -258,8 +259,9 @@ class _Run:
             self.report(Log(f"the custom student is built as a {student.config.model_type} model, the teacher's family "
                             f"(student.arch.family says {cfg.student.arch.family})", level="warning"))
         loading.check_positions(cfg, student, "student")
-        if models.count_parameters(student) >= models.count_parameters(teacher):
-            self.report(Log(f"the student ({models.count_parameters(student):,} parameters) is not smaller than the teacher ({models.count_parameters(teacher):,})", level="warning"))
+        student_params, teacher_params = models.count_parameters(student), models.count_parameters(teacher)
+        if student_params >= teacher_params:
+            self.report(Log(f"the student ({student_params:,} parameters) is not smaller than the teacher ({teacher_params:,})", level="warning"))
         resume_from = checkpoint if checkpoint is not None and runs.read_checkpoint_state(checkpoint)["stage"] == "distill" else None
         result = self._train_stage("distill", student, self.teacher, resume_from)
         self.student = student
@@ -283,11 +285,6 @@ class _Run:
                                             trust_remote_code=cfg.teacher.trust_remote_code)
         student_tok = models.load_tokenizer(cfg.student.source, cfg.student.path, field="student.path")
         models.check_tokenizers(teacher_tok, student_tok)
-
-    def _texts(self) -> list[str]:
-        from workbench.engine import data
-
-        return data.load_documents(self.config.data)[0]
 
     def _load_data(self, teacher: torch.nn.Module | None) -> Any:
         from workbench.engine import data
@@ -359,7 +356,7 @@ class _Run:
             n_valid = int(self.parallel.all_sum(n_valid).item()) if world > 1 else int(n_valid.item())
             for micro, ids in enumerate(batches):
                 ids = ids.to(device, non_blocking=True)
-                sync_context = trainable.no_sync() if world > 1 and micro < len(batches) - 1 else _null()
+                sync_context = trainable.no_sync() if world > 1 and micro < len(batches) - 1 else contextlib.nullcontext()
                 with sync_context:
                     teacher_logits = None
                     if teacher is not None and alpha > 0:
@@ -545,11 +542,3 @@ def _bytes_of(model: torch.nn.Module) -> int:
         seen.add(tensor.data_ptr())
         total += tensor.numel() * tensor.element_size()
     return total
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
