@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 
@@ -28,3 +29,18 @@ def cache_dir(kind: str) -> Path:
     path = home() / "cache" / kind
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def temp_sibling(path: Path) -> Path:
+    """A hidden name beside ``path`` that no other writer uses (process id and a random part), for
+    writing there and renaming over ``path``: processes under torchrun, or two threads, that
+    fill the same cache entry at once each write their own file and the last rename wins."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary sibling, then rename it over ``path``: readers see the old
+    file or the new one, never half of one."""
+    tmp = temp_sibling(path)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -31,3 +31,30 @@ def test_two_processes_under_torchrun_write_one_run_and_one_summary(tmp_path):
     summary = json.loads(summaries[0])
     assert summary["status"] == "completed" and summary["run_dir"] == str(run_dir)
     assert (run_dir / "student" / "config.json").is_file()
+
+
+_FAIL_ON_RANK_1 = """
+import os, sys
+if os.environ.get("RANK") == "1":  # one process meets an error the others do not (a full disk, say)
+    from workbench.engine import data
+
+    def broken(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    data.load_blocks = broken
+from workbench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_failure_in_one_process_ends_the_whole_run_with_its_message(tmp_path):
+    script = tmp_path / "fail_on_rank_1.py"
+    script.write_text(_FAIL_ON_RANK_1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+         str(script), "run", "toy-quick", *TINY, "--run-dir", str(tmp_path / "ddp")],
+        capture_output=True, text=True, env=env, timeout=240,  # a hang (a process waiting for the failed one) runs into this
+    )
+    assert done.returncode != 0
+    assert "no space left on device" in done.stderr

@@ -428,3 +428,38 @@ def test_toy_blocks_are_cached_and_the_cache_gives_the_same_blocks(monkeypatch):
     assert (again.documents, again.tokens, again.examples) == (first.documents, first.tokens, first.examples)
     with pytest.raises(AssertionError, match="sampled again"):
         load_blocks(DataConfig(source="toy", toy_sentences=400, toy_seed=8), language.tokenizer(), 16, seed=0)
+
+
+def test_two_writers_of_the_same_toy_cache_entry_both_succeed(monkeypatch):
+    """Processes under torchrun (or two window threads) build the same blocks at once: each writes its
+    own temporary file, so neither rename finds the other's file gone."""
+    import threading
+
+    from workbench.engine.toylang import get_language
+
+    language = get_language()
+    data = DataConfig(source="toy", toy_sentences=400, toy_seed=11)
+    both_saved = threading.Barrier(2)
+    real_save = torch.save
+
+    def save_then_wait(*args, **kwargs):
+        real_save(*args, **kwargs)
+        both_saved.wait(timeout=30)  # both temporary files written before either is renamed
+
+    monkeypatch.setattr(torch, "save", save_then_wait)
+    results, errors = [], []
+    tokenizers = [language.tokenizer(), language.tokenizer()]
+
+    def build():
+        try:
+            results.append(load_blocks(data, tokenizers.pop(), 16, seed=0))
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=build) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(results) == 2 and torch.equal(results[0].train, results[1].train)

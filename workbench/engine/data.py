@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from workbench import paths
 from workbench.config import ConfigError, DataConfig
 from workbench.engine.generate import cached_corpus, format_prompt, generate_corpus, generation_prompts, train_tokenizer
 from workbench.engine.sources import read_documents
@@ -134,8 +135,6 @@ def _toy_cache_path(data: DataConfig, tokenizer: Any, seq_len: int, language: An
     import hashlib
     import json
 
-    from workbench import paths
-
     key = json.dumps({
         "version": TOY_CACHE_VERSION, "seed": data.toy_seed, "sentences": data.toy_sentences, "seq_len": seq_len,
         "val_fraction": data.val_fraction, "vocab": sorted(tokenizer.get_vocab().items()),
@@ -163,7 +162,7 @@ def _toy_blocks(data: DataConfig, tokenizer: Any, seq_len: int, on_log: Callable
                        f"{len(blocks.train):,} training and {len(blocks.val):,} held-out blocks (cached)")
             return blocks
     blocks = _sample_toy_blocks(data, tokenizer, seq_len, on_log, language)
-    tmp = cache.with_name(f".{cache.name}.tmp")
+    tmp = paths.temp_sibling(cache)
     torch.save({"train": blocks.train, "val": blocks.val, "documents": blocks.documents, "tokens": blocks.tokens,
                 "source_label": blocks.source_label, "examples": blocks.examples}, tmp)
     tmp.replace(cache)

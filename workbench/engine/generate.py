@@ -200,7 +200,7 @@ def _until_stop(tokens: list[int], stop_ids: set[int]) -> list[int]:
 def _write_atomic(path: Path, prompts: list[str], texts: list[str]) -> None:
     # Written beside the target and renamed, so a killed run never leaves a
     # half-written cache that a later run would trust.
-    temp = path.with_suffix(f".tmp-{os.getpid()}")
+    temp = paths.temp_sibling(path)
     with temp.open("w", encoding="utf-8") as handle:
         for i, text in enumerate(texts):
             handle.write(json.dumps({"prompt": prompts[i % len(prompts)], "text": text}, ensure_ascii=False) + "\n")

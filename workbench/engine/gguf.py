@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 import warnings
 import zipfile
 from pathlib import Path
@@ -65,14 +64,8 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
     memo[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": digest.hexdigest()}
-    _write_atomic(memo_path, json.dumps(memo, indent=1))
+    paths.write_text_atomic(memo_path, json.dumps(memo, indent=1))
     return digest.hexdigest()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # -- checking and loading ------------------------------------------------------------------
@@ -140,7 +133,7 @@ def _cached(folder: Path) -> bool:
 
 
 def _save_cache(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, file: Path, folder: Path) -> None:
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = paths.temp_sibling(folder)
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)

@@ -31,6 +31,7 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
+from workbench import paths
 from workbench.config import ConfigError, RunConfig
 from workbench.engine import events as ev
 
@@ -83,17 +84,11 @@ class EventLog:
 def write_status(run_dir: Path, status: str, **extra: Any) -> None:
     """``status.json``: running / completed / stopped / cancelled / failed, with the process id while running."""
     data = {"status": status, "pid": os.getpid(), "time": time.time(), **extra}
-    _atomic_write_text(run_dir / STATUS_FILE, json.dumps(data))
+    paths.write_text_atomic(run_dir / STATUS_FILE, json.dumps(data))
 
 
 def write_json(path: Path, data: Any) -> None:
-    _atomic_write_text(path, json.dumps(data, indent=2, default=float))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    paths.write_text_atomic(path, json.dumps(data, indent=2, default=float))
 
 
 # -- checkpoints ------------------------------------------------------------

@@ -12,6 +12,7 @@ reports and writes files.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -89,10 +90,14 @@ class Parallel:
 
             dist.barrier()
 
-    def close(self) -> None:
-        """Wait for every process (rank 0 exports and measures last), then leave the group: a process that
-        exits while the others still use the group is aborted."""
-        if self.world_size > 1:
+    def close(self, ok: bool) -> None:
+        """After a run that ended normally, wait for every process (rank 0 exports and measures last), then
+        leave the group: a process that exits while the others still use the group is aborted.
+
+        After a failure, return at once: the other processes may be inside a different collective (a
+        barrier here would wait for them forever); this one exits with an error and torchrun stops
+        the rest."""
+        if self.world_size > 1 and ok:
             import torch.distributed as dist
 
             if dist.is_initialized():
@@ -101,11 +106,14 @@ class Parallel:
 
 
 class _Reporter:
-    """Sends events to the caller and to events.jsonl (rank 0 only)."""
+    """Sends events to the caller and to events.jsonl: all of them from rank 0; from the other
+    ranks only their own failure, named by rank (under torchrun each process meets its errors
+    alone, and the one that failed is the one that knows why)."""
 
-    def __init__(self, on_event: Callable[[Any], None] | None, enabled: bool):
+    def __init__(self, on_event: Callable[[Any], None] | None, parallel: "Parallel"):
         self.on_event = on_event
-        self.enabled = enabled
+        self.enabled = parallel.main
+        self.rank = parallel.rank
         self.log: runs.EventLog | None = None
 
     def open(self, run_dir: Path) -> None:
@@ -114,6 +122,8 @@ class _Reporter:
 
     def __call__(self, event: Any) -> None:
         if not self.enabled:
+            if isinstance(event, Failed) and self.on_event is not None:
+                self.on_event(dataclasses.replace(event, message=f"process {self.rank}: {event.message}"))
             return
         if self.log is not None:
             self.log.write(event)
@@ -133,7 +143,7 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
 
     hf_logging.disable_progress_bar()  # its bars would tear the CLI's progress line and say nothing new
     parallel = Parallel.from_env()
-    report = _Reporter(on_event, parallel.main)
+    report = _Reporter(on_event, parallel)
     path: Path | None = None
     started_in: Path | None = None  # the folder this call writes to; a refused start touches no folder
     try:
@@ -171,14 +181,15 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
     except torch.OutOfMemoryError:
         result = Failed("The device ran out of memory.", "lower train.batch_size or train.seq_len (raise train.grad_accum to keep the batch), or use bf16", str(path or ""), user_error=True)
     except Exception as err:  # a bug: keep it loud in the record, but the caller (GUI) stays alive
-        if started_in is not None and parallel.main:
-            (started_in / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
-        result = Failed(f"Unexpected error: {type(err).__name__}: {err}", "this is probably a bug; the traceback is in error.log in the run folder", str(path or ""))
+        log_name = "error.log" if parallel.main else f"error-process{parallel.rank}.log"
+        if started_in is not None:
+            (started_in / log_name).write_text(traceback.format_exc(), encoding="utf-8")
+        result = Failed(f"Unexpected error: {type(err).__name__}: {err}", f"this is probably a bug; the traceback is in {log_name} in the run folder", str(path or ""))
     if started_in is not None and parallel.main:
         runs.write_status(started_in, result.status if isinstance(result, Finished) else "failed")
     report(result)
     report.close()
-    parallel.close()
+    parallel.close(ok=isinstance(result, Finished))
     return result
 
 
@@ -304,7 +315,7 @@ class _Run:
                      checkpoint: Path | None) -> _StageResult:
         from workbench.engine import data
 
-        cfg, tr, dist_cfg = self.config, self.config.train, self.config.distill
+        tr, dist_cfg = self.config.train, self.config.distill
         distilling = stage == "distill"
         total = tr.max_steps if distilling else tr.teacher_steps
         peak_lr = tr.lr if distilling else tr.teacher_lr

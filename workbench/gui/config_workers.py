@@ -40,7 +40,10 @@ def preview_tokenizer(teacher: TeacherConfig, data: DataConfig) -> tuple[Any | N
     """
     if teacher.source == "train":
         if data.source == "toy":
-            from workbench.engine import toylang  # a leaf module: safe beside the engine's warm-up
+            # The tokenizer imports transformers, which the warm-up may be importing on another
+            # thread: two threads importing its lazy modules at once can get a half-made one.
+            load_engine()
+            from workbench.engine import toylang
 
             return toylang.get_language().tokenizer(), ""
         return None, ""
