@@ -6,10 +6,15 @@
 #    SmolLM2-135M-shaped teacher with random weights on the built-in language), printing
 #    tokens/s and peak GPU memory;
 # 3. the speed benchmark's overhead figure on the GPU.
-# Uses whatever python3 holds a CUDA build of torch; packages the project needs beyond it
-# (tomli-w, gguf, datasets, pytest) must be installed or on PYTHONPATH.
+# Uses whatever python3 holds a CUDA build of torch. Packages the project needs beyond it come
+# from .whl/ when that folder is there (scripts/gpu_wheels.sh fills it on a machine with pip
+# access), installed into /tmp/site; otherwise they must be installed already.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+if compgen -G ".whl/*.whl" > /dev/null; then
+  "${PYTHON:-python3}" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 STEPS="${1:-200}"
 OUT="${OUT:-/tmp/gpu-check}"
@@ -59,4 +64,6 @@ print(json.dumps({
     "teacher_ppl": summary.get("teacher_ppl"), "compression": summary.get("compression"),
 }))
 PY
+echo "== speed benchmark, bf16 on the GPU (overhead = KD step / (teacher forward + student CE step))"
+"$PY" scripts/bench_speed.py --device cuda --precision bf16 --batch 16 --seq 256 --json
 echo "== done (run exit status $status)"
