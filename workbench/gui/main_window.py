@@ -69,6 +69,9 @@ class MainWindow(QMainWindow):
         self.controller.finished.connect(self._on_run_finished)
         self.planner = PlanService(self)
         self.planner.planned.connect(self._on_planned)
+        # Import torch/transformers/the engine on the planning thread while the window builds:
+        # about 3 s on a laptop CPU that would otherwise come between Start and the first point.
+        self.planner.warm_up()
 
         self._build_widgets()
         self._build_actions()
@@ -98,7 +101,6 @@ class MainWindow(QMainWindow):
             config = self._remembered_config(settings) if restore_settings else None
         self.set_config(config if config is not None else default_config())
         self._update_actions()
-        QTimer.singleShot(0, self.planner.warm_up)
 
     # -- construction ----------------------------------------------------------
     def _build_widgets(self) -> None:

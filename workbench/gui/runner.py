@@ -224,8 +224,8 @@ class _PlanWorker(QObject):
 
     @Slot()
     def warm_up(self) -> None:
-        # Importing torch/transformers takes a second or two; doing it here, right
-        # after the window appears, keeps it off the GUI thread and makes Start quick.
+        # Importing torch/transformers/the engine takes about 3 s on a laptop CPU; doing it
+        # here, while the window is being built, keeps it off the GUI thread and makes Start quick.
         try:
             load_engine()
         except Exception:  # noqa: BLE001 - a broken engine shows up when a run starts
@@ -269,7 +269,7 @@ class PlanService(QObject):
         self._thread.start()
 
     def warm_up(self) -> None:
-        """Import the engine in the background (call once the window is shown)."""
+        """Import the engine in the background (as early as possible: the window calls it first thing)."""
         self._warm.emit()
 
     def request(self, cfg: RunConfig) -> None:
