@@ -15,16 +15,18 @@ import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
-from workbench.config import ConfigError, RunConfig, field_help, load_config, preset_description, preset_names
+from workbench.config import ConfigError, RunConfig, WorkbenchWarning, field_help, load_config, preset_description, preset_names
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.showwarning = _show_warning
     parser = _parser()
     if not argv:
         return _open_gui([])
@@ -35,10 +37,25 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except ConfigError as err:
         _error(err)
+        if getattr(args, "json", False):  # a script reading the last line gets one either way
+            message = f"{err.field}: {err.message}" if err.field else err.message
+            print(json.dumps({"status": "failed", "message": message, "hint": err.hint, "run_dir": ""}))
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """Warnings meant for the user are one ``warning:`` line; any other keeps Python's format."""
+    if issubclass(category, WorkbenchWarning):
+        print(f"warning: {message}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -169,6 +186,9 @@ def _summary_text(summary: dict[str, Any]) -> str:
             value = summary[key]
             text = f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
             lines.append(f"  {label:<42} {text}")
+    for key, label in (("teacher_disk_bytes", "teacher size on disk (MB)"), ("student_disk_bytes", "student size on disk (MB)")):
+        if key in summary:
+            lines.append(f"  {label:<42} {summary[key] / 1e6:.1f}")
     for gen in summary.get("generations", []):
         lines.append(f"  \"{gen['prompt']}\"\n    teacher: {gen['teacher']}\n    student: {gen['student']}")
     return "\n".join(lines)
@@ -200,7 +220,7 @@ class _Progress:
             self._print(f"  eval @ {event.step}: " + " ".join(parts))
         elif kind == "log":
             self._newline()
-            self._print(f"  {event.message}")
+            self._print(f"warning: {event.message}" if event.level == "warning" else f"  {event.message}")
         elif kind == "checkpoint":
             pass
         elif kind == "failed":
@@ -277,8 +297,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise ConfigError("--top-k", f"{args.top_k} must be at least 1", "e.g. --top-k 10")
-    if args.temperature <= 0:
-        raise ConfigError("--temperature", f"{args.temperature} must be greater than 0", "e.g. --temperature 1")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise ConfigError("--temperature", f"{args.temperature} must be a number greater than 0", "e.g. --temperature 1")
     if not Path(args.run_dir).is_dir():
         raise ConfigError("", f"{args.run_dir!r} is not a folder", "give a run folder made by `workbench run`")
     from transformers.utils import logging as hf_logging
@@ -310,21 +330,35 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
+    """What the run would train on; a config the run would refuse is refused here too."""
     from workbench.engine import data, loading, models
+    from workbench.engine.plan import plan_run
 
     config = load_config(args.config)
     config.apply_overrides(args.overrides)
+    config.validate()
+    problems = plan_run(config).errors  # sizes, positions, tokenizers: from configs, no weights loaded
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        print("hint: `workbench run` refuses this config too; fix the value named above", file=sys.stderr)
+        return EXIT_USAGE
     if config.teacher.source == "train":
         tokenizer = loading.tokenizer_for_trained_teacher(config)
     else:
-        _, tokenizer = models.load_teacher(config.teacher)
-    print(data.describe(config.data, tokenizer, config.train.seq_len))
+        tokenizer = models.load_tokenizer(config.teacher.source, config.teacher.path, revision=config.teacher.revision,
+                                          trust_remote_code=config.teacher.trust_remote_code)
+    print(data.describe(config.data, tokenizer, config.train.seq_len, seed=config.train.seed,
+                        teacher_key=data.teacher_cache_key(config.teacher)))
     return 0
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
     from workbench.engine import runs
 
+    where = Path(args.runs_dir).expanduser()
+    if (where.exists() and not where.is_dir()) or (not where.exists() and args.runs_dir != "runs"):
+        raise ConfigError("", f"{args.runs_dir!r} is not a folder", "give the folder that holds the run folders (the config's runs_dir)")
     found = runs.list_runs(args.runs_dir)
     if not found:
         print(f"no runs in {args.runs_dir}")

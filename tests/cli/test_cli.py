@@ -117,3 +117,111 @@ def test_finished_runs_and_used_folders_are_refused(tiny_run, capsys):
     assert runs.read_run(run_dir).status == "completed", "a refused start must not touch the run it names"
     assert main(["predict", run_dir, "the cat", "--top-k", "0"]) == 2
     assert "--top-k" in capsys.readouterr().err
+
+
+def test_a_run_folder_that_cannot_be_written_is_one_error_before_anything_starts(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    for args in (["--out", str(a_file)], ["--out", str(a_file / "sub")], ["--run-dir", str(a_file)]):
+        assert main(["run", "toy-quick", *args]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[0].startswith("error: ") and "cannot write a run folder" in err[0] and "a file is in the way" in err[0]
+        assert err[1].startswith("hint: ") and "Traceback" not in "\n".join(err)
+
+
+def test_runs_that_cannot_start_on_this_machine_leave_no_run_folder(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert main(["run", "toy-quick", "--set", "train.precision=fp16", "--out", str(out)]) == 2  # no GPU here
+    assert "fp16" in capsys.readouterr().err
+    assert main(["run", "toy-quick", "--set", "data.source=generated", "--set", "data.gen_prompts=['the cat']",
+                 "--out", str(out)]) == 2
+    assert "pretrained teacher" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_json_output_gets_a_failed_line_for_a_bad_config_too(capsys):
+    assert main(["run", "toy-quick", "--set", "distill.alpha=2", "--json"]) == 2
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["status"] == "failed" and last["message"].startswith("distill.alpha")
+
+
+def test_config_path_that_is_a_folder_and_runs_of_a_missing_folder(tmp_path, capsys):
+    assert main(["run", str(tmp_path)]) == 2
+    assert "is a folder, not a config file" in capsys.readouterr().err
+    assert main(["runs", str(tmp_path / "nowhere")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("temperature", ["nan", "inf", "-1"])
+def test_predict_refuses_a_temperature_that_is_not_a_positive_number(tiny_run, temperature, capsys):
+    run_dir = json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"]
+    assert main(["predict", run_dir, "the cat", "--temperature", temperature]) == 2
+    assert capsys.readouterr().err.startswith("error: --temperature")
+
+
+def test_data_refuses_what_the_run_refuses_and_reads_only_the_tokenizer(tmp_path, capsys):
+    from tests.helpers_models import save_tiny_model
+
+    teacher = tmp_path / "teacher"
+    save_tiny_model(teacher)  # 64 positions
+    (teacher / "model.safetensors").write_bytes(b"damaged")  # a preview needs no weights
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(f"the cat sat on the mat number {i} ." for i in range(300)))
+    common = ["--set", "teacher.source=local", "--set", f"teacher.path={teacher}", "--set", "student.source=derived",
+              "--set", "student.keep_layers=1", "--set", "data.source=file", "--set", f"data.path={text}"]
+    assert main(["data", "toy-quick", *common, "--set", "train.seq_len=16"]) == 0
+    assert "blocks" in capsys.readouterr().out
+    assert main(["data", "toy-quick", *common, "--set", "train.seq_len=128"]) == 2
+    err = capsys.readouterr().err
+    assert "train.seq_len: 128 is above the teacher's 64 positions" in err and "hint: " in err
+
+
+def test_damaged_weights_of_a_local_teacher_are_a_user_error(tmp_path, capsys):
+    from tests.helpers_models import save_tiny_model
+
+    teacher = tmp_path / "teacher"
+    save_tiny_model(teacher)
+    weights = teacher / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    code = main(["run", "toy-quick", "--set", "teacher.source=local", "--set", f"teacher.path={teacher}",
+                 "--set", "student.source=derived", "--set", "student.keep_layers=1", "--set", "train.seq_len=16",
+                 "--set", "train.max_steps=2", "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "could not be read" in err and "probably a bug" not in err and "hint: " in err
+
+
+def test_a_student_with_another_tokenizer_is_refused_before_the_teacher_stage(tmp_path, capsys):
+    from tests.helpers_models import save_tiny_model
+
+    student = tmp_path / "student"
+    save_tiny_model(student)  # its own small vocabulary, not the built-in language's
+    code = main(["run", "toy-quick", *TINY, "--set", "train.teacher_steps=400", "--set", "student.source=local",
+                 "--set", f"student.path={student}", "--out", str(tmp_path / "runs")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "tokenizer differs" in captured.err
+    assert "[teacher]" not in captured.err, "no teacher step may run before the refusal"
+
+
+def test_trust_remote_code_is_one_warning_line_and_in_the_run_record(tmp_path, capsys):
+    from tests.helpers_models import save_tiny_model
+
+    teacher = tmp_path / "teacher"
+    save_tiny_model(teacher)
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(f"the cat sat on the mat number {i} ." for i in range(300)))
+    code = main(["run", "toy-quick", "--set", "teacher.source=local", "--set", f"teacher.path={teacher}",
+                 "--set", "teacher.trust_remote_code=true", "--set", "student.source=derived",
+                 "--set", "student.keep_layers=1", "--set", "data.source=file", "--set", f"data.path={text}",
+                 "--set", "train.seq_len=16", "--set", "train.max_steps=2", "--set", "train.eval_interval=2",
+                 "--set", "train.probe_interval=2", "--out", str(tmp_path / "runs"), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    warnings = [line for line in captured.err.splitlines() if "trust_remote_code is on" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: ")
+    run_dir = json.loads(captured.out.strip().splitlines()[-1])["run_dir"]
+    from pathlib import Path
+
+    logged = [json.loads(line) for line in (Path(run_dir) / "events.jsonl").read_text().splitlines()]
+    assert any(e["kind"] == "log" and e.get("level") == "warning" and "trust_remote_code" in e["message"] for e in logged)

@@ -463,3 +463,16 @@ def test_two_writers_of_the_same_toy_cache_entry_both_succeed(monkeypatch):
         thread.join()
     assert not errors, errors
     assert len(results) == 2 and torch.equal(results[0].train, results[1].train)
+
+
+def test_a_jsonl_column_missing_from_the_first_rows_is_still_found(tmp_path, tokenizer):
+    path = tmp_path / "mixed.jsonl"
+    rows = ['{"title": "a header row"}'] + [f'{{"text": "the cat sat on the mat {i}"}}' for i in range(50)]
+    path.write_text("\n".join(rows))
+    from workbench.engine.sources import read_documents
+
+    documents, _ = read_documents(DataConfig(source="file", path=str(path)))
+    assert len(documents) == 50 and documents[0] == "the cat sat on the mat 0"
+    with pytest.raises(ConfigError, match="no column 'body'") as err:
+        read_documents(DataConfig(source="file", path=str(path), text_column="body"))
+    assert "title" in err.value.message and "text" in err.value.message

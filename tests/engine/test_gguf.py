@@ -64,6 +64,19 @@ def test_second_load_reads_the_converted_cache(tiny_gguf, monkeypatch):
     assert len(_cache_entries()) == 1
 
 
+def test_a_damaged_cache_entry_is_converted_again(tiny_gguf):
+    path, reference = tiny_gguf
+    models.load_pretrained("gguf", str(path))
+    (entry,) = _cache_entries()
+    weights = entry / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:50])  # a disk that filled up, a killed copy
+    with pytest.warns(UserWarning, match="unreadable"):
+        model, tok = models.load_pretrained("gguf", str(path))
+    ids = tok("the cat")["input_ids"]
+    assert torch.allclose(next_token_logits(model, ids), next_token_logits(reference, ids), atol=1e-5)
+    models.load_pretrained("gguf", str(path))  # and the rebuilt entry serves the next load
+
+
 def test_an_interrupted_conversion_leaves_no_cache(tiny_gguf, monkeypatch):
     """Killed while writing the converted weights: the next load converts again, from scratch."""
     from transformers import PreTrainedModel

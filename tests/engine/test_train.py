@@ -99,6 +99,7 @@ def test_exported_student_loads_with_transformers_and_generates(finished_run):
     assert text.startswith("the cat is") and len(text.split()) > 3
     card = (folder / "README.md").read_text()
     assert "kl_teacher_student" in card and "AutoModelForCausalLM" in card
+    assert "student_disk_mb" in card and "## Generations" in card and "- prompt: `" in card
 
 
 def _stop_at(control: Control, stage: str, step: int):

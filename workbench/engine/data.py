@@ -33,7 +33,9 @@ import torch
 
 from workbench import paths
 from workbench.config import ConfigError, DataConfig
-from workbench.engine.generate import cached_corpus, format_prompt, generate_corpus, generation_prompts, train_tokenizer
+from workbench.engine.generate import (  # noqa: F401 (teacher_cache_key: re-exported for the CLI and the window)
+    cached_corpus, format_prompt, generate_corpus, generation_prompts, teacher_cache_key, train_tokenizer,
+)
 from workbench.engine.sources import read_documents
 
 __all__ = [
@@ -349,12 +351,13 @@ def _generated_estimate(data: DataConfig, tokenizer: Any, seq_len: int, n_exampl
     }
 
 
-def describe(data: DataConfig, tokenizer: Any, seq_len: int, *, teacher_key: str = "") -> str:
+def describe(data: DataConfig, tokenizer: Any, seq_len: int, *, seed: int = 0, teacher_key: str = "") -> str:
     """A few lines for ``workbench data CONFIG``: source, counts, blocks and examples.
 
-    ``teacher_key`` lets teacher-generated data that is already cached be described as it is.
+    ``teacher_key`` (:func:`~workbench.engine.generate.teacher_cache_key`) and the run's ``seed``
+    let teacher-generated data that is already cached be described as it is.
     """
-    info = preview(data, tokenizer, seq_len, teacher_key=teacher_key)
+    info = preview(data, tokenizer, seq_len, seed=seed, teacher_key=teacher_key)
     about = "at most " if info["estimated"] else ""
     lines = [
         f"source:    {info['source']}",

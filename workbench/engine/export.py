@@ -106,6 +106,15 @@ def model_card(config: RunConfig, summary: dict[str, Any]) -> str:
                 "student_params", "compression", "teacher_latency_ms", "student_latency_ms"):
         if key in summary:
             lines.append(f"| {key} | {_fmt(summary[key])} |")
+    for key in ("teacher_disk_bytes", "student_disk_bytes"):
+        if key in summary:
+            lines.append(f"| {key.replace('_bytes', '_mb')} | {summary[key] / 1e6:.1f} |")
+    generations = summary.get("generations") or []
+    if generations:
+        lines += ["", "## Generations (same prompt, sampling settings and seed)", ""]
+        for gen in generations:
+            lines += [f"- prompt: `{gen['prompt']}`", f"  - teacher: {' '.join(gen['teacher'].split())}",
+                      f"  - student: {' '.join(gen['student'].split())}"]
     lines += [
         "",
         "## Use",

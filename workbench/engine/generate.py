@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from workbench import paths
-from workbench.config import ConfigError, DataConfig
+from workbench.config import ConfigError, DataConfig, TeacherConfig
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 CACHE_VERSION = 1  # bump when the way samples are drawn or stored changes
@@ -54,6 +54,11 @@ def format_prompt(tokenizer: Any, prompt: str) -> tuple[str, list[int]]:
         text = prompt
         ids = tokenizer(text, add_special_tokens=True)["input_ids"]
     return text, list(ids)
+
+
+def teacher_cache_key(teacher: TeacherConfig) -> str:
+    """How the cache of generated text names a teacher ("" for one trained here, which generates nothing)."""
+    return "" if teacher.source == "train" else f"{teacher.source}:{teacher.path}:{teacher.revision}"
 
 
 def corpus_cache_path(tokenizer: Any, data: DataConfig, *, seed: int, teacher_key: str) -> Path:

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 import zipfile
 from pathlib import Path
 from typing import Callable
@@ -30,7 +29,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from workbench import paths
 
-from .models import ModelSourceError, _ensure_pad_token, _first_line, resolve_model_path
+from .models import UNREADABLE_WEIGHTS, ModelSourceError, Warn, _ensure_pad_token, _first_line, resolve_model_path, warn_user
 from .sizes import one_model_at_a_time
 
 MARKER = "workbench-gguf.json"
@@ -132,7 +131,8 @@ def _cached(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
 
-def _save_cache(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, file: Path, folder: Path) -> None:
+def _save_cache(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, file: Path, folder: Path,
+                on_warning: Warn | None) -> None:
     tmp = paths.temp_sibling(folder)
     try:
         model.save_pretrained(tmp)
@@ -145,7 +145,7 @@ def _save_cache(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, file
             if not _cached(folder):  # another process did not win the race: a real failure
                 raise
     except OSError as err:
-        warnings.warn(f"the converted GGUF could not be cached in {folder} ({_first_line(err)}); the next load converts again", stacklevel=3)
+        warn_user(f"the converted GGUF could not be cached in {folder} ({_first_line(err)}); the next load converts again", on_warning)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -156,6 +156,7 @@ def load_gguf(
     *,
     dtype: torch.dtype = torch.float32,
     field: str = "teacher.path",
+    on_warning: Warn | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Model and tokenizer from a ``.gguf`` file, through the converted-weights cache.
 
@@ -171,12 +172,12 @@ def load_gguf(
             tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
             _ensure_pad_token(tokenizer)
             return model, tokenizer
-        except (OSError, ValueError) as err:
-            warnings.warn(f"the cached conversion in {folder} is unreadable ({_first_line(err)}); converting again", stacklevel=2)
+        except (ValueError, *UNREADABLE_WEIGHTS) as err:
+            warn_user(f"the cached conversion in {folder} is unreadable ({_first_line(err)}); converting again", on_warning)
             shutil.rmtree(folder, ignore_errors=True)
     _check_gguf_contents(file, path, field)
     model, tokenizer = _convert(file, field)
-    _save_cache(model, tokenizer, file, folder)
+    _save_cache(model, tokenizer, file, folder, on_warning)
     _ensure_pad_token(tokenizer)
     model.eval()
     return model.to(dtype), tokenizer

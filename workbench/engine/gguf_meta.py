@@ -112,8 +112,8 @@ def _read_header_cached(path: str, size: int, mtime_ns: int) -> GGUFHeader:
             return _parse(buffer, name)
     except GGUFHeaderError:
         raise
-    except (ValueError, struct.error, OSError, IndexError) as err:
-        raise GGUFHeaderError(f"{name} is not a valid GGUF file (its header ends early or is damaged: {err})") from None
+    except (ValueError, struct.error, OSError, IndexError):
+        raise GGUFHeaderError(f"{name} is not a valid GGUF file (its header ends early or is damaged)") from None
 
 
 def _parse(buffer: Any, name: str) -> GGUFHeader:

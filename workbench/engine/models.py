@@ -21,9 +21,10 @@ import copy
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import (
     AutoModelForCausalLM,
@@ -35,7 +36,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from workbench.config import ArchConfig, ConfigError, StudentConfig, TeacherConfig, resolve_path
+from workbench.config import ArchConfig, ConfigError, StudentConfig, TeacherConfig, WorkbenchWarning, resolve_path
 
 from .sizes import one_model_at_a_time
 from .sizes import (  # noqa: F401  (re-exported: part of this module's public API)
@@ -46,6 +47,11 @@ from .sizes import (  # noqa: F401  (re-exported: part of this module's public A
     max_positions,
 )
 
+UNREADABLE_WEIGHTS = (OSError, SafetensorError, RuntimeError)
+"""What reading a missing, damaged or cut-short weights file raises (safetensors' own error is no
+OSError; torch.load and a state dict that does not fit raise RuntimeError)."""
+
+
 class ModelSourceError(ConfigError):
     """A model could not be loaded from where the config says (missing, unreachable, corrupt)."""
 
@@ -54,8 +60,19 @@ class TokenizerMismatchError(ConfigError):
     """The student's tokenizer does not map tokens to the same ids as the teacher's."""
 
 
-class RemoteCodeWarning(UserWarning):
-    """Raised (as a warning) when a model is loaded with ``trust_remote_code=True``."""
+class RemoteCodeWarning(WorkbenchWarning):
+    """Issued when a model is loaded with ``trust_remote_code=True``."""
+
+
+Warn = Callable[[str], None]
+"""Where loading functions send warnings for the user (a run passes its log); None: ``warnings.warn``."""
+
+
+def warn_user(message: str, on_warning: Warn | None, category: type[Warning] = WorkbenchWarning) -> None:
+    if on_warning is not None:
+        on_warning(message)
+    else:
+        warnings.warn(message, category, stacklevel=3)
 
 
 # -- paths --------------------------------------------------------------------------------
@@ -373,26 +390,24 @@ def load_pretrained(
     trust_remote_code: bool = False,
     dtype: torch.dtype = torch.float32,
     field: str = "teacher.path",
+    on_warning: Warn | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer from ``source`` ("local", "hub" or "gguf").
 
     local: a ``save_pretrained`` folder holding the model and its tokenizer. hub: a model id,
     from the local cache when it is there, else downloaded (offline, this fails within seconds
     with :class:`ModelSourceError`). gguf: a ``.gguf`` file, dequantized and cached as
-    safetensors (:func:`workbench.engine.gguf.load_gguf`). ``trust_remote_code=True`` issues a
-    :class:`RemoteCodeWarning`. A tokenizer without a pad token gets its EOS token as pad token.
+    safetensors (:func:`workbench.engine.gguf.load_gguf`). ``trust_remote_code=True`` warns
+    (:func:`warn_user`: to ``on_warning``, else a :class:`RemoteCodeWarning`). A tokenizer without a pad token gets its EOS token as pad token.
     ``field`` names the config field that errors should point at.
     """
     if trust_remote_code:
-        warnings.warn(
-            f"trust_remote_code is on: modelling code shipped with {path!r} will run on this machine; do this only for models you trust",
-            RemoteCodeWarning,
-            stacklevel=2,
-        )
+        warn_user(f"trust_remote_code is on: modelling code shipped with {path!r} will run on this machine; "
+                  "do this only for models you trust", on_warning, RemoteCodeWarning)
     if source == "gguf":
         from .gguf import load_gguf
 
-        return load_gguf(path, dtype=dtype, field=field)
+        return load_gguf(path, dtype=dtype, field=field, on_warning=on_warning)
     tokenizer = load_tokenizer(source, path, revision=revision, trust_remote_code=trust_remote_code, field=field)
 
     def load_model(where: str, **kwargs: Any) -> PreTrainedModel:
@@ -405,16 +420,18 @@ def load_pretrained(
     except ValueError as err:
         hint = "if the model needs its own code, tick trust_remote_code (only for models you trust)" if not trust_remote_code else "check that it is a causal language model"
         raise ModelSourceError(field, f"{path!r} could not be loaded as a causal language model: {_first_line(err)}", hint) from None
-    except OSError as err:
-        raise ModelSourceError(field, f"the weights of {path!r} could not be loaded: {_first_line(err)}", "check that the folder holds the model's weights (model.safetensors)") from None
+    except UNREADABLE_WEIGHTS as err:
+        raise ModelSourceError(field, f"the weights of {path!r} could not be read: {_first_line(err)}",
+                               "the files may be damaged or cut short: download or save the model again") from None
     return model, tokenizer
 
 
-def load_teacher(cfg: TeacherConfig) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def load_teacher(cfg: TeacherConfig, on_warning: Warn | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The teacher for a local, hub or gguf source (a "train" teacher is built by the trainer)."""
     if cfg.source == "train":
         raise ValueError("a teacher trained here is built by the training code, not loaded")
-    return load_pretrained(cfg.source, cfg.path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    return load_pretrained(cfg.source, cfg.path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code,
+                           on_warning=on_warning)
 
 
 def _ensure_pad_token(tokenizer: PreTrainedTokenizerBase) -> None:
@@ -424,8 +441,14 @@ def _ensure_pad_token(tokenizer: PreTrainedTokenizerBase) -> None:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    """The first sentence of an error's text (a line ending in ':' runs on into the next one)."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    text = lines[0]
+    if text.endswith(":") and len(lines) > 1:
+        text = f"{text} {lines[1]}"
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 # -- devices -----------------------------------------------------------------------------------

@@ -45,16 +45,29 @@ STATUS_FILE = "status.json"
 def create_run_dir(config: RunConfig) -> Path:
     """A new, uniquely named run folder with ``config.toml`` written into it."""
     root = Path(config.runs_dir).expanduser()
-    root.mkdir(parents=True, exist_ok=True)
+    make_folder(root, "runs_dir")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = root / f"{stamp}-{config.name}"
     suffix = 1
     while path.exists():
         suffix += 1
         path = root / f"{stamp}-{config.name}-{suffix}"
-    path.mkdir()
+    make_folder(path, "runs_dir")
     config.save(path / "config.toml")
     return path
+
+
+def make_folder(path: Path, field: str) -> None:
+    """``mkdir -p``, with a folder that cannot be made (read-only place, a file in the way) as a ConfigError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = paths.temp_sibling(path / "probe")
+        probe.write_bytes(b"")  # a folder that exists may still refuse new files
+        probe.unlink()
+    except OSError as err:
+        reason = "a file is in the way" if isinstance(err, (FileExistsError, NotADirectoryError)) else (err.strerror or type(err).__name__)
+        raise ConfigError(field, f"cannot write a run folder at {str(path)!r} ({reason.lower()})",
+                          "choose a folder you can write to (--out, --run-dir or runs_dir)") from None
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:

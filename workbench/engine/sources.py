@@ -88,7 +88,7 @@ def _read_txt(path: Path, limit: int | None) -> list[str]:
 
 def _read_jsonl(path: Path, column: str, limit: int | None) -> list[str]:
     documents: list[str] = []
-    first_keys: dict[str, str] | None = None
+    keys: dict[str, str] = {}  # every key seen in any row, with the kind of its first value
     try:
         handle = path.open(encoding="utf-8")
         with handle:
@@ -101,20 +101,21 @@ def _read_jsonl(path: Path, column: str, limit: int | None) -> list[str]:
                     raise ConfigError("data.path", f"line {number} of {path.name} is not valid JSON ({err.msg})", "each line must be one JSON object") from None
                 if not isinstance(row, dict):
                     raise ConfigError("data.path", f"line {number} of {path.name} is not a JSON object", 'each line must be an object such as {"text": "..."}')
-                if first_keys is None:
-                    first_keys = {key: _kind_of(value) for key, value in row.items()}
-                    _check_column(column, first_keys, path.name)
+                for key, item in row.items():
+                    keys.setdefault(key, _kind_of(item))
                 value = row.get(column)
                 if value is None:
                     continue  # a row without this field holds no text
                 if not isinstance(value, str):
-                    raise _not_text(column, _kind_of(value), first_keys, f"{path.name} (line {number})")
+                    raise _not_text(column, _kind_of(value), keys, f"{path.name} (line {number})")
                 if value.strip():
                     documents.append(value)
                     if limit and len(documents) >= limit:
                         break
     except UnicodeDecodeError:
         raise ConfigError("data.path", f"{path.name} is not UTF-8 text", "save it as UTF-8 JSON lines") from None
+    if keys:
+        _check_column(column, keys, path.name)  # no row at all had it
     return documents
 
 

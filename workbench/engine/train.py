@@ -29,6 +29,7 @@ from workbench.engine import loading, losses, models, runs
 from workbench.engine.control import Control
 from workbench.engine.events import Checkpoint, Eval, Failed, Finished, Log, Probe, StageStarted, Step
 from workbench.engine.export import export_student, save_teacher, write_summary_files
+from workbench.engine.generate import teacher_cache_key
 
 
 LOSS_CHUNK_ELEMENTS = 2**22
@@ -156,12 +157,13 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
                 raise ConfigError("", f"run {path.name} has no checkpoint to resume from", "start it again instead")
         else:
             config.validate()
+            loading.pick_device(config.train.device, config.train.precision, local_rank=parallel.local_rank)  # no folder for a run that cannot start
             if run_dir is not None:
                 path = Path(run_dir)
                 if parallel.main and path.is_dir() and any(path.iterdir()):
                     raise ConfigError("", f"run folder {str(path)!r} is not empty", "give a new folder, or continue that run with --resume")
                 parallel.barrier()  # the other processes look only after rank 0 has checked
-                path.mkdir(parents=True, exist_ok=True)
+                runs.make_folder(path, "run_dir")
                 if parallel.main:
                     config.save(path / "config.toml")
             elif parallel.main:
@@ -232,10 +234,11 @@ class _Run:
                 teacher, tokenizer = models.load_pretrained("local", str(teacher_dir))
             else:
                 tokenizer = loading.tokenizer_for_trained_teacher(cfg)
+                self._check_student_tokenizer_first(tokenizer)  # before the teacher stage, not after it
                 teacher = None
         else:
             self._check_student_tokenizer_first()
-            teacher, tokenizer = models.load_teacher(cfg.teacher)
+            teacher, tokenizer = models.load_teacher(cfg.teacher, on_warning=self._warn)
             self.report(Log(f"teacher loaded: {models.count_parameters(teacher):,} parameters"))
         self.tokenizer = tokenizer
         self.blocks = self._load_data(teacher)
@@ -287,13 +290,18 @@ class _Run:
             write_summary_files(self.run_dir, summary)
         return self._finish("completed", summary)
 
-    def _check_student_tokenizer_first(self) -> None:
-        """An existing student must share the teacher's tokenizer: refuse before any weights load."""
+    def _warn(self, message: str) -> None:
+        self.report(Log(message, level="warning"))
+
+    def _check_student_tokenizer_first(self, teacher_tok: Any = None) -> None:
+        """An existing student must share the teacher's tokenizer: refuse before any weights load
+        (``teacher_tok``: the tokenizer of a teacher about to be trained here; else the loaded teacher's)."""
         cfg = self.config
         if cfg.student.source not in ("local", "hub"):
             return
-        teacher_tok = models.load_tokenizer(cfg.teacher.source, cfg.teacher.path, revision=cfg.teacher.revision,
-                                            trust_remote_code=cfg.teacher.trust_remote_code)
+        if teacher_tok is None:
+            teacher_tok = models.load_tokenizer(cfg.teacher.source, cfg.teacher.path, revision=cfg.teacher.revision,
+                                                trust_remote_code=cfg.teacher.trust_remote_code)
         student_tok = models.load_tokenizer(cfg.student.source, cfg.student.path, field="student.path")
         models.check_tokenizers(teacher_tok, student_tok)
 
@@ -305,7 +313,7 @@ class _Run:
         if cfg.data.source == "generated":
             if teacher is None:
                 raise ConfigError("data.source", "generated data needs a trained teacher to write it", "load a pretrained teacher, or use another data source")
-            kwargs.update(teacher=teacher.to(self.dev.device), teacher_key=f"{cfg.teacher.source}:{cfg.teacher.path}:{cfg.teacher.revision}")
+            kwargs.update(teacher=teacher.to(self.dev.device), teacher_key=teacher_cache_key(cfg.teacher))
         blocks = data.load_blocks(cfg.data, self.tokenizer, cfg.train.seq_len, seed=cfg.train.seed,
                                   on_log=lambda message: self.report(Log(message)), **kwargs)
         return blocks

@@ -98,7 +98,7 @@ class PreviewWorker(QObject):
         from workbench.engine import data as engine_data  # leaf modules only (data, generate, sources)
 
         # the same key the run uses, so already generated samples are found in the cache
-        teacher_key = "" if teacher.source == "train" else f"{teacher.source}:{teacher.path}:{teacher.revision}"
+        teacher_key = engine_data.teacher_cache_key(teacher)
         return engine_data.preview(request.data, tokenizer, request.seq_len, seed=request.seed, n_examples=3,
                                    teacher_key=teacher_key)
 
