@@ -34,9 +34,9 @@ class Steps(QObject):
 
 def _bars(window):
     """The bar lengths (probabilities) the soft-targets panel draws for teacher and student."""
-    panel = window.soft_targets
-    return {"teacher": [float(v) for v in panel.teacher_bars.opts["width"]],
-            "student": [float(v) for v in panel.student_bars.opts["width"]]}
+    bars = window.soft_targets.bars  # the ProbabilityBars chart of the panel
+    return {"teacher": [float(v) for v in bars.teacher_bars.opts["width"]],
+            "student": [float(v) for v in bars.student_bars.opts["width"]]}
 
 
 def _points(window, chart, key):

@@ -86,26 +86,32 @@ def test_probe_event_fills_bars_with_softmax_of_the_logits(panel):
     shown = [VOCAB.index(token) for token in p.shown_tokens()]
     assert len(shown) == p.top_k_box.value() == 10
     assert p.shown_tokens()[0] == " mat"  # ordered by the teacher, most likely on top
-    np.testing.assert_allclose(bar_widths(p.teacher_bars), teacher[shown])
-    np.testing.assert_allclose(bar_widths(p.student_bars), student[shown])
-    np.testing.assert_allclose(bar_widths(p.truth_bars), truth[shown])
+    np.testing.assert_allclose(bar_widths(p.bars.teacher_bars), teacher[shown])
+    np.testing.assert_allclose(bar_widths(p.bars.student_bars), student[shown])
+    np.testing.assert_allclose(bar_widths(p.bars.truth_bars), truth[shown])
     # The k words are the k most likely under teacher, student or truth.
     best = np.max([teacher, student, truth], axis=0)
     assert set(shown) == set(np.argsort(-best)[:10])
     assert p.position() == len(TOKENS) - 1 and p.hard_label() is None
-    assert not p.hard_marker.isVisible()
+    assert not p.bars.hard_marker.isVisible()
     assert p.prompt_box.currentText() == "the cat is sitting on the"
     assert p.pinned_prompts() == ["the cat is sitting on the", "the dog"]
     assert p.entropies()["teacher"] == pytest.approx(entropy(teacher))
     assert "H = " in p.legend.text()
     assert p.show_readout_at(0) == f"“mat”   teacher {teacher[shown[0]]:.3f}   student {student[shown[0]]:.3f}   truth {truth[shown[0]]:.3f}"
+    # Hovering the third row reads out that word's probabilities.
+    from PySide6.QtCore import QPointF
+
+    scene_pos = p.bars.plot.vb.mapViewToScene(QPointF(0.01, 2.0))
+    p.bars.scene().sigMouseMoved.emit(scene_pos)
+    assert p.readout.text().startswith(f"“{VOCAB[shown[2]].strip()}”") and f"teacher {teacher[shown[2]]:.3f}" in p.readout.text()
 
 
 def test_top_k_selector_changes_the_number_of_words(panel):
     p = panel()
     p.handle_event(make_probe())
     p.top_k_box.setValue(5)
-    assert len(p.shown_tokens()) == 5 and len(bar_widths(p.teacher_bars)) == 5
+    assert len(p.shown_tokens()) == 5 and len(bar_widths(p.bars.teacher_bars)) == 5
 
 
 def test_temperature_resoftens_cached_logits_without_asking_the_models(panel, qtbot):
@@ -124,12 +130,12 @@ def test_temperature_resoftens_cached_logits_without_asking_the_models(panel, qt
     assert p.temperature() == pytest.approx(10.0)
     shown = [VOCAB.index(token) for token in p.shown_tokens()]
     expected = soften(np.array(probe.teacher_logits[-1]) / 10.0, 1.0)[shown]
-    np.testing.assert_allclose(bar_widths(p.teacher_bars), expected)
-    np.testing.assert_allclose(bar_widths(p.student_bars), soften(np.array(probe.student_logits[-1]), 10.0)[shown])
-    np.testing.assert_allclose(bar_widths(p.truth_bars), np.array(probe.true_probs[-1])[shown])  # truth ignores T
+    np.testing.assert_allclose(bar_widths(p.bars.teacher_bars), expected)
+    np.testing.assert_allclose(bar_widths(p.bars.student_bars), soften(np.array(probe.student_logits[-1]), 10.0)[shown])
+    np.testing.assert_allclose(bar_widths(p.bars.truth_bars), np.array(probe.true_probs[-1])[shown])  # truth ignores T
     p.set_temperature(0.5)
     shown = [VOCAB.index(token) for token in p.shown_tokens()]
-    np.testing.assert_allclose(bar_widths(p.teacher_bars), soften(np.array(probe.teacher_logits[-1]), 0.5)[shown])
+    np.testing.assert_allclose(bar_widths(p.bars.teacher_bars), soften(np.array(probe.teacher_logits[-1]), 0.5)[shown])
     assert p.temperature_label.text() == "T = 0.50"
     qtbot.wait(50)  # a stray request to the worker would have arrived by now
     assert fake.probe_calls == []
@@ -138,20 +144,20 @@ def test_temperature_resoftens_cached_logits_without_asking_the_models(panel, qt
 def test_earlier_position_marks_the_known_next_token(panel, qtbot):
     p = panel()
     p.handle_event(make_probe())
-    qtbot.mouseClick(p.chips[2], qtbot_left())  # the chip "is": what follows is "sitting"
+    qtbot.mouseClick(p.strip.chips[2], qtbot_left())  # the chip "is": what follows is "sitting"
     assert p.position() == 2
     assert p.hard_label() == " sitting"
     assert " sitting" in p.shown_tokens()
     row = p.shown_tokens().index(" sitting")
-    assert p.hard_marker.isVisible()
-    assert p.hard_marker.data["y"][0] == row
-    assert p.row_highlight.getRegion() == (row - 0.5, row + 0.5)
+    assert p.bars.hard_marker.isVisible()
+    assert p.bars.hard_marker.data["y"][0] == row
+    assert p.bars.row_highlight.getRegion() == (row - 0.5, row + 0.5)
     assert "next token in the prompt: <b>sitting</b>" in p.legend.text()
     probe = make_probe_prompt()
     shown = [VOCAB.index(token) for token in p.shown_tokens()]
-    np.testing.assert_allclose(bar_widths(p.teacher_bars), soften(np.array(probe.teacher_logits[2]), 1.0)[shown])
+    np.testing.assert_allclose(bar_widths(p.bars.teacher_bars), soften(np.array(probe.teacher_logits[2]), 1.0)[shown])
     p.set_position(5)
-    assert not p.hard_marker.isVisible()
+    assert not p.bars.hard_marker.isVisible()
 
 
 def test_heat_strip_shows_the_divergence_at_every_position(panel):
@@ -164,7 +170,7 @@ def test_heat_strip_shows_the_divergence_at_every_position(panel):
         s = np.exp(s_row) / np.exp(s_row).sum()
         expected.append(sum(ti * np.log(ti / si) for ti, si in zip(t, s)))
     np.testing.assert_allclose(p.heat_values(), expected, rtol=1e-9)
-    assert [cell.text() for cell in p.heat_cells] == [f"{value:.2f}" for value in expected]
+    assert [cell.text() for cell in p.strip.heat_cells] == [f"{value:.2f}" for value in expected]
     p.divergence_box.setCurrentIndex(2)  # total variation
     t, s = soften(np.array(probe.teacher_logits), 1.0), soften(np.array(probe.student_logits), 1.0)
     np.testing.assert_allclose(p.heat_values(), 0.5 * np.abs(t - s).sum(-1))
@@ -176,8 +182,8 @@ def test_heat_strip_shows_the_divergence_at_every_position(panel):
 def test_teacher_stage_probe_without_student_shows_teacher_and_truth(panel):
     p = panel()
     p.handle_event(make_probe(prompts=[make_probe_prompt(student=False)], stage="teacher"))
-    assert len(bar_widths(p.student_bars)) == 0
-    assert len(bar_widths(p.teacher_bars)) == 10
+    assert len(bar_widths(p.bars.student_bars)) == 0
+    assert len(bar_widths(p.bars.teacher_bars)) == 10
     assert np.isnan(p.heat_values()).all()
     assert "no student yet" in p.legend.text()
 
@@ -190,11 +196,11 @@ def test_new_probe_refreshes_the_shown_prompt_and_keeps_the_position(panel):
     p.handle_event(make_probe(step=200, prompts=[newer]))
     assert p.position() == 1
     shown = [VOCAB.index(token) for token in p.shown_tokens()]
-    np.testing.assert_allclose(bar_widths(p.teacher_bars), soften(np.array(newer.teacher_logits[1]), 1.0)[shown])
+    np.testing.assert_allclose(bar_widths(p.bars.teacher_bars), soften(np.array(newer.teacher_logits[1]), 1.0)[shown])
     assert "step 200" in p.title.text()
     p.handle_event(make_probe(step=300, prompts=[make_probe_prompt("the dog", [" the", " dog"], 1)]))
     p.set_prompt("the cat is sitting on the")  # back and forth, without the event loop turning in between
-    visible = [chip.text() for chip in p.chips_host.findChildren(QPushButton) if chip.isVisibleTo(p.chips_host)]
+    visible = [chip.text() for chip in p.strip.host.findChildren(QPushButton) if chip.isVisibleTo(p.strip.host)]
     assert visible == ["the", "cat", "is", "sitting", "on", "the"]
 
 
@@ -208,7 +214,7 @@ def test_run_folder_models_answer_typed_prompts_and_generate_off_the_gui_thread(
         p.prompt_box.setEditText("a dog sat")
         p.prompt_box.lineEdit().returnPressed.emit()
     assert shown.args == ["a dog sat"]
-    assert [chip.text() for chip in p.chips] == ["a", "dog", "sat"]
+    assert [chip.text() for chip in p.strip.chips] == ["a", "dog", "sat"]
     p.max_tokens_box.setValue(12)
     p.gen_temperature_box.setValue(0.0)
     with qtbot.waitSignal(p.generation_shown, timeout=5000):
@@ -242,7 +248,7 @@ def test_pin_and_unpin_a_typed_prompt(panel):
     p.pin_button.click()
     assert "my own prompt" not in p.pinned_prompts()
     p.clear()
-    assert p.pinned_prompts() == [] and p.plot_widget.isHidden()
+    assert p.pinned_prompts() == [] and p.bars.isHidden()
 
 
 def test_shutdown_leaves_no_running_thread(panel, qtbot):

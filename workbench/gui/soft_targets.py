@@ -14,19 +14,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QThread, Signal, Slot
-from PySide6.QtGui import QColor, QFont, QFontMetrics
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFrame, QGroupBox, QHBoxLayout, QLabel,
-                               QPlainTextEdit, QPushButton, QScrollArea, QSizePolicy, QSlider, QSpinBox, QTabWidget,
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel,
+                               QPlainTextEdit, QPushButton, QSizePolicy, QSlider, QSpinBox, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from workbench.engine.events import Probe, ProbePrompt
 from workbench.gui import theme
+from workbench.gui.probability_bars import ProbabilityBars
 from workbench.gui.soft_targets_model import (SLIDER_STEPS, DIVERGENCES, T_MAX, T_MIN, PredictorWorker,
                                               continue_text, display_token, divergence, entropy,
                                               join_tokens, load_predictor, slider_to_temperature,
                                               soften, temperature_to_slider, top_tokens)
+from workbench.gui.token_strip import TokenStrip
 
 
 # -- the panel --------------------------------------------------------------------------------------------------------
@@ -125,25 +126,8 @@ class SoftTargetsPanel(QWidget):
         row2.addSpacing(12)
         row2.addWidget(self.status, 1)
 
-        self.chips_host = QWidget(self)
-        self.chips_layout = QHBoxLayout(self.chips_host)
-        self.chips_layout.setContentsMargins(0, 0, 0, 0)
-        self.chips_layout.setSpacing(4)
-        self.chips_layout.addStretch(1)
-        self.chip_group = QButtonGroup(self)
-        self.chip_group.setExclusive(True)
-        self.chip_group.idClicked.connect(self.set_position)
-        self.chips: list[QPushButton] = []
-        self.heat_cells: list[QLabel] = []
-        self.strip_caption = QLabel("", self.chips_host)
-        self.strip_caption.setObjectName("muted")
-        self.chips_layout.insertWidget(0, self.strip_caption)
-        chips_scroll = QScrollArea(self)
-        chips_scroll.setWidget(self.chips_host)
-        chips_scroll.setWidgetResizable(True)
-        chips_scroll.setFrameShape(QFrame.Shape.NoFrame)
-        chips_scroll.setFixedHeight(74)
-        chips_scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.strip = TokenStrip(self, font_size=self._pt)
+        self.strip.position_clicked.connect(self.set_position)
 
         self.title = QLabel("", self)
         self.title.setStyleSheet("font-weight: 600;")
@@ -154,31 +138,8 @@ class SoftTargetsPanel(QWidget):
         self.readout = QLabel("", self)
         self.readout.setObjectName("muted")
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.plot_widget = pg.PlotWidget(parent=self)
-        self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
-        self.plot.invertY(True)  # the most likely word on top
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
-        self.plot.setMenuEnabled(False)
-        self.plot.setLabel("bottom", "probability")
-        self.plot.showGrid(x=True, y=False, alpha=0.15)
-        self.plot.getAxis("bottom").setStyle(maxTickLevel=0)
-        # Every row gets its word: allow the axis to fill with text (pyqtgraph drops "crowded" labels otherwise).
-        self.plot.getAxis("left").setStyle(tickLength=0, textFillLimits=[(0, 1.0)])
-        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.row_highlight = pg.LinearRegionItem(orientation="horizontal", movable=False)
-        self.row_highlight.setZValue(-10)
-        self.plot.addItem(self.row_highlight)
-        self.teacher_bars = pg.BarGraphItem(x0=[], y=[], height=[], width=[], brush=theme.TEACHER_COLOR, pen=None)
-        self.student_bars = pg.BarGraphItem(x0=[], y=[], height=[], width=[], brush=theme.STUDENT_COLOR, pen=None)
-        self.truth_bars = pg.BarGraphItem(x0=[], y=[], height=[], width=[], brush=theme.TRUTH_COLOR, pen=None)
-        for bars in (self.teacher_bars, self.student_bars, self.truth_bars):
-            self.plot.addItem(bars)
-        self.hard_marker = pg.ScatterPlotItem(symbol="star", size=18, brush=theme.HARD_LABEL_COLOR, pen=None)
-        self.hard_text = pg.TextItem("next token", color=theme.HARD_LABEL_COLOR, anchor=(0, 0.5))
-        self.plot.addItem(self.hard_marker)
-        self.plot.addItem(self.hard_text)
-        self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.bars = ProbabilityBars(self)
+        self.bars.row_hovered.connect(self.show_readout_at)
         self.empty_text = QLabel("", self)
         self.empty_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_text.setWordWrap(True)
@@ -187,16 +148,15 @@ class SoftTargetsPanel(QWidget):
         bars_box = QWidget(self)
         bars_layout = QVBoxLayout(bars_box)
         bars_layout.setContentsMargins(0, 0, 0, 0)
-        bars_layout.addWidget(chips_scroll)
+        bars_layout.addWidget(self.strip)
         bars_layout.addWidget(self.title)
         bars_layout.addWidget(self.legend)
         bars_layout.addWidget(self.readout)
         bars_layout.addWidget(self.empty_text)
-        bars_layout.addWidget(self.plot_widget, 1)
+        bars_layout.addWidget(self.bars, 1)
 
         # Tabs rather than a splitter: the bars are what people look at, so they get the whole
         # height; the generation box is one click away (and the Generate button switches to it).
-        self.plot_widget.setMinimumHeight(160)
         self.views = QTabWidget(self)
         self.views.setDocumentMode(True)
         self.views.addTab(bars_box, "Next word")
@@ -342,9 +302,7 @@ class SoftTargetsPanel(QWidget):
         if self._shown is None:
             return
         self._position = max(0, min(position, len(self._shown.tokens) - 1))
-        button = self.chip_group.button(self._position)
-        if button is not None and not button.isChecked():
-            button.setChecked(True)
+        self.strip.select(self._position)
         self._refresh_bars()
 
     def position(self) -> int:
@@ -511,9 +469,9 @@ class SoftTargetsPanel(QWidget):
         if self.prompt_box.currentText().strip() != probe.prompt:
             self.prompt_box.setEditText(probe.prompt)
         self._update_pin_button()
-        self._build_chips(probe.tokens)
+        self.strip.set_tokens(probe.tokens, self._position)
         self.empty_text.hide()
-        self.plot_widget.show()
+        self.bars.show()
         self._recompute()
         self.probe_shown.emit(probe.prompt)
 
@@ -522,47 +480,12 @@ class SoftTargetsPanel(QWidget):
         self._arrays = {}
         self._heat = np.empty(0)
         self._shown_tokens = np.empty(0, int)
-        self._build_chips([])
+        self.strip.set_tokens([], 0)
         self.title.setText("")
         self.legend.setText("")
         self.empty_text.setText(message)
         self.empty_text.show()
-        self.plot_widget.hide()
-
-    def _build_chips(self, tokens: list[str], force: bool = False) -> None:
-        if tokens == self._chip_tokens and not force:  # a newer probe of the same prompt: keep the chips
-            if tokens:
-                self.chips[self._position].setChecked(True)
-            return
-        self._chip_tokens = list(tokens)
-        for chip in self.chips:
-            self.chip_group.removeButton(chip)
-            column = chip.parentWidget()  # the chip's column, with its heat cell
-            column.hide()  # gone now, not at the next event-loop turn
-            self.chips_layout.removeWidget(column)
-            column.deleteLater()
-        self.chips, self.heat_cells = [], []
-        for position, text in enumerate(tokens):
-            column = QWidget(self.chips_host)
-            layout = QVBoxLayout(column)
-            layout.setContentsMargins(0, 0, 0, 0)
-            layout.setSpacing(3)
-            chip = QPushButton(display_token(text), column)
-            chip.setCheckable(True)
-            chip.setObjectName("chip")
-            chip.setToolTip(f"Show the next-word distributions after token {position + 1}: {text!r}")
-            cell = QLabel("", column)
-            cell.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            cell.setFixedHeight(20)
-            layout.addWidget(chip)
-            layout.addWidget(cell)
-            self.chip_group.addButton(chip, position)
-            self.chips_layout.insertWidget(self.chips_layout.count() - 2, column)
-            self.chips.append(chip)
-            self.heat_cells.append(cell)
-        if tokens:
-            self.chips[self._position].setChecked(True)
-        self._style_chips()
+        self.bars.hide()
 
     @Slot()
     def _recompute(self) -> None:
@@ -583,24 +506,10 @@ class SoftTargetsPanel(QWidget):
 
     def _paint_heat(self, kind: str) -> None:
         caption = {"KL": "KL(teacher‖student)", "JS": "JS(teacher, student)", "TV": "TV(teacher, student)"}[kind]
-        self.strip_caption.setText(f"← click a token to see what follows it\n← {caption} at each position" if len(self._heat) else "")
-        finite = self._heat[np.isfinite(self._heat)]
-        top = float(finite.max()) if len(finite) and finite.max() > 0 else 1.0
-        low, high = QColor(theme.colors()["alt_base"]), QColor(theme.KD_COLOR)
         unit = "" if kind == "TV" else " nats"
-        for position, (cell, value) in enumerate(zip(self.heat_cells, self._heat)):
-            if not np.isfinite(value):
-                cell.setText("")
-                cell.setStyleSheet("")
-                cell.setToolTip("No student yet (teacher stage)")
-                continue
-            f = min(max(value / top, 0.0), 1.0)
-            color = QColor.fromRgbF(*(low.getRgbF()[i] * (1 - f) + high.getRgbF()[i] * f for i in range(3)))
-            text_color = "#ffffff" if color.lightnessF() < 0.6 else "#1f2328"
-            cell.setText(f"{value:.2f}")
-            cell.setStyleSheet(f"background: {color.name()}; color: {text_color}; border-radius: 3px; "
-                               f"font-size: {self._pt(0.85)}; padding: 0 2px;")
-            cell.setToolTip(f"{self.divergence_box.currentText()} after token {position + 1}: {value:.4f}{unit}")
+        name = self.divergence_box.currentText()
+        self.strip.paint(self._heat, f"← click a token to see what follows it\n← {caption} at each position",
+                         lambda position, value: f"{name} after token {position + 1}: {value:.4f}{unit}")
 
     @Slot()
     def _refresh_bars(self) -> None:
@@ -614,47 +523,13 @@ class SoftTargetsPanel(QWidget):
         self._hard_index = self._token_index.get(hard) if hard is not None else None
         idx = top_tokens([values for _, values in dists], self.top_k_box.value(), self._hard_index)
         self._shown_tokens = idx
-        rows = np.arange(len(idx), dtype=float)
-        height = 0.8 / len(dists)
-        bars = {"teacher": self.teacher_bars, "student": self.student_bars, "truth": self.truth_bars}
-        for bar in bars.values():
-            bar.setOpts(x0=[], y=[], height=[], width=[])
-        widest = 0.0
-        for slot, (name, values) in enumerate(dists):
-            offset = (slot - (len(dists) - 1) / 2) * height
-            widths = values[idx]
-            widest = max(widest, float(widths.max()))
-            bars[name].setOpts(x0=np.zeros(len(idx)), y=rows + offset, height=np.full(len(idx), height * 0.92),
-                               width=widths)
-        labels = [(float(r), display_token(self._shown.vocab_tokens[i])) for r, i in zip(rows, idx)]
-        left = self.plot.getAxis("left")
-        left.setTicks([labels, []])
-        # Size the axis for the longest word now; pyqtgraph would drop labels that do not fit yet.
-        metrics = QFontMetrics(self._tick_font)
-        left.setWidth(max((metrics.horizontalAdvance(text) for _, text in labels), default=30) + 18)
-        self.plot.setYRange(-0.6, len(idx) - 0.4, padding=0)
-        room = 1.32 if self._hard_index is not None else 1.1  # space for the star and its label
-        self.plot.setXRange(0, max(widest, 1e-6) * room, padding=0)
-        if self._hard_index is not None:
-            row = int(np.flatnonzero(idx == self._hard_index)[0])
-            right = max(float(values[self._hard_index]) for _, values in dists)
-            self.hard_marker.setData([right + widest * 0.04], [row])
-            self.hard_text.setPos(right + widest * 0.07, row)
-            self.row_highlight.setRegion((row - 0.5, row + 0.5))
-            for item in (self.hard_marker, self.hard_text, self.row_highlight):
-                item.show()
-        else:
-            for item in (self.hard_marker, self.hard_text, self.row_highlight):
-                item.hide()
+        hard_row = int(np.flatnonzero(idx == self._hard_index)[0]) if self._hard_index is not None else None
+        self.bars.draw([(name, values[idx]) for name, values in dists],
+                       [display_token(self._shown.vocab_tokens[i]) for i in idx], hard_row)
         self._update_texts(dists, hard)
         self.readout.setText("Hover a bar for exact probabilities.")
 
-    @Slot(object)
-    def _mouse_moved(self, pos) -> None:
-        if self._shown is None or not self.plot.sceneBoundingRect().contains(pos):
-            return
-        self.show_readout_at(round(self.plot.vb.mapSceneToView(pos).y()))
-
+    @Slot(int)
     def show_readout_at(self, row: int) -> str:
         """Write the exact probabilities of the word on bar row ``row`` under the legend; returns the text."""
         if not 0 <= row < len(self._shown_tokens):
@@ -705,26 +580,10 @@ class SoftTargetsPanel(QWidget):
     # -- theme ----------------------------------------------------------------------------------------------------------------
     def apply_palette(self) -> None:
         """Follow the current theme (plot colours, chip style, heat strip)."""
-        background, foreground = theme.plot_colors()
-        self.plot_widget.setBackground(background)
-        for axis in ("left", "bottom"):
-            self.plot.getAxis(axis).setPen(foreground)
-            self.plot.getAxis(axis).setTextPen(foreground)
-        highlight = QColor(theme.HARD_LABEL_COLOR)
-        highlight.setAlpha(45)
-        self.row_highlight.setBrush(highlight)
-        for line in self.row_highlight.lines:
-            line.setPen(pg.mkPen(None))
-        self._style_chips()
+        self.bars.apply_palette()
+        self.strip.apply_style()
         if self._shown is not None:
             self._recompute()
-
-    def _style_chips(self) -> None:
-        c = theme.colors()
-        self.chips_host.setStyleSheet(
-            f"QPushButton#chip {{ padding: 3px 8px; border: 1px solid {c['border']}; border-radius: 10px;"
-            f" background: {c['alt_base']}; font-size: {self._pt(1.15)}; }}"
-            f"QPushButton#chip:checked {{ background: {c['highlight']}; color: white; border-color: {c['highlight']}; }}")
 
     def apply_theme(self, name: str) -> None:
         """Hook the main window calls after switching theme (the palette change also reaches us)."""
@@ -738,8 +597,7 @@ class SoftTargetsPanel(QWidget):
     def _apply_fonts(self) -> None:
         tick_font = QFont(self.font())
         tick_font.setPointSizeF(max(tick_font.pointSizeF(), 10.0) * 1.15)  # the words on the bars must read at a demo
-        self._tick_font = tick_font
-        self.plot.getAxis("left").setStyle(tickFont=tick_font)
+        self.bars.set_tick_font(tick_font)
         title_font = QFont(self.font())
         title_font.setPointSizeF(max(title_font.pointSizeF(), 10.0) * 1.2)
         self.title.setFont(title_font)
@@ -749,8 +607,8 @@ class SoftTargetsPanel(QWidget):
             self.apply_palette()
         elif event.type() in (QEvent.Type.FontChange, QEvent.Type.ApplicationFontChange):
             self._apply_fonts()
-            self._style_chips()
+            self.strip.apply_style()
             if self._shown is not None:
-                self._build_chips(self._shown.tokens, force=True)  # chip sizes follow the new font
+                self.strip.set_tokens(self._shown.tokens, self._position, force=True)  # chip sizes follow the new font
                 self._recompute()
         super().changeEvent(event)
