@@ -234,3 +234,113 @@ def test_fetch_button_runs_the_fetcher_off_the_gui_thread_and_fills_the_path(pan
     assert panel.editor("teacher.path").input.text() == str(target)
     assert threads and threads[0] is not threading.main_thread()
     assert panel.fetch_button.isEnabled() and panel.fetch_status.text() == "Ready."
+
+
+def _leave(qtbot, editor) -> None:
+    """Move the keyboard focus out of an editor, as a click elsewhere or Tab does."""
+    panel = editor.window()
+    panel.activateWindow()
+    qtbot.waitUntil(panel.isActiveWindow, timeout=2000)
+    editor.input.setFocus()
+    qtbot.waitUntil(editor.input.hasFocus, timeout=2000)
+    editor.input.clearFocus()
+    qtbot.waitUntil(lambda: not editor.input.hasFocus(), timeout=2000)
+
+
+def test_a_whole_number_below_the_minimum_is_flagged_and_kept(panel, qtbot):
+    panel.set_config(load_config("toy"))
+    batch, seq_len = panel.editor("train.batch_size"), panel.editor("train.seq_len")
+    with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
+        _type(qtbot, batch, "0")
+    valid, reason = blocker.args
+    assert valid is False and reason.startswith("train.batch_size")
+    assert "below the minimum 1" in batch.error() and batch.error_label.isVisible()
+    assert panel.config().train.batch_size == 0  # what the box shows is what is checked
+    _leave(qtbot, batch)
+    assert batch.input.text() == "0" and "below the minimum 1" in batch.error()  # not put back behind the user's back
+
+    _type(qtbot, seq_len, "1")
+    assert "below the minimum 2" in seq_len.error()
+    _type(qtbot, batch, "8")
+    _type(qtbot, seq_len, "2")
+    assert panel.errors() == [] and (panel.config().train.batch_size, panel.config().train.seq_len) == (8, 2)
+
+    seq_len.input.stepDown()  # the arrows stay inside the bounds
+    assert seq_len.input.value() == 2 and seq_len.error() is None
+
+
+def test_an_emptied_number_box_is_flagged_until_it_holds_a_number(panel, qtbot):
+    panel.set_config(load_config("toy"))
+    batch = panel.editor("train.batch_size")
+    before = panel.config().train.batch_size
+    with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
+        _type(qtbot, batch, "\b")  # select all, Backspace
+    assert batch.input.text() == "" and blocker.args[0] is False
+    assert "whole number from 1 to 65,536" in batch.error()
+    _type(qtbot, batch, str(before))  # the same value again: valueChanged does not fire, the mark still goes
+    assert batch.error() is None and panel.errors() == []
+    _type(qtbot, batch, "\b")
+    _leave(qtbot, batch)  # Qt puts the config's value back into an empty box; the mark goes with it
+    assert batch.input.value() == before and batch.error() is None and panel.errors() == []
+
+
+SEQ_LEN_TOO_LONG = "train.seq_len: 64 is above the student's 32 positions (use at most 32)."  # toy's seq_len is 64
+NO_FIELD = "The teacher's size could not be worked out from its configuration: no hidden size."
+
+
+def _marked(panel) -> dict[str, str]:
+    return {dotted: editor.error() for dotted, editor in panel._editors.items() if editor.error()}
+
+
+def test_plan_errors_are_marked_at_their_field_and_make_the_form_invalid(panel, qtbot):
+    cfg = load_config("toy")
+    panel.set_config(cfg)
+    with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
+        panel.set_plan_errors(cfg, [SEQ_LEN_TOO_LONG, NO_FIELD])
+    valid, reason = blocker.args
+    assert valid is False and reason == "train.seq_len: 64 is above the student's 32 positions (use at most 32)"
+    seq_len = panel.editor("train.seq_len")
+    assert _marked(panel) == {"train.seq_len": "64 is above the student's 32 positions (use at most 32)"}
+    assert seq_len.error_label.isVisible() and "32 positions" in seq_len.input.toolTip()
+    assert not panel.banner.isVisible()  # the sentence without a field is on the summary card already
+    assert [str(e) for e in panel.errors()][-1] == NO_FIELD[:-1]
+
+    with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
+        panel.set_plan_errors(cfg, [NO_FIELD])  # no field named: Start still waits, nothing is marked
+    assert blocker.args[0] is False and _marked(panel) == {}
+
+    with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
+        panel.set_plan_errors(cfg, [])  # the plan of the fixed configuration
+    assert blocker.args == [True, ""] and panel.errors() == []
+
+
+def test_plan_errors_follow_the_configuration_they_were_found_in(panel, qtbot):
+    cfg = load_config("toy")
+    panel.set_config(cfg)
+    panel.set_plan_errors(cfg, [SEQ_LEN_TOO_LONG])
+    seq_len = panel.editor("train.seq_len")
+
+    # An edit of another field: the plan's objection holds until the plan of the edited form says otherwise.
+    _type(qtbot, panel.editor("train.batch_size"), "24")
+    assert seq_len.error() and panel.errors()[0].field == "train.seq_len"
+
+    # The field itself is edited: its new value is not marked with the old plan's words, but nobody has
+    # checked it yet, so the form stays invalid until the next plan.
+    with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
+        _type(qtbot, seq_len, "48")
+    assert blocker.args[0] is False and "checking" in blocker.args[1]
+    assert seq_len.error() is None and _marked(panel) == {}
+
+    # A plan of an older form arriving late marks nothing that has changed since.
+    panel.set_plan_errors(cfg, [SEQ_LEN_TOO_LONG])
+    assert seq_len.error() is None and not panel.errors()[0].field
+
+    with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
+        panel.set_plan_errors(panel.config(), [])
+    assert blocker.args == [True, ""]
+
+    # Loading another configuration forgets the plan of the last one.
+    panel.set_plan_errors(panel.config(), [SEQ_LEN_TOO_LONG])
+    assert seq_len.error()
+    panel.set_config(load_config("toy"))
+    assert panel.errors() == [] and seq_len.error() is None

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 from workbench.engine.events import Eval, Probe, Step
 
 RUN_TIMEOUT = 90_000  # ms; a tiny run takes a few seconds, more on a loaded machine
+PLAN_TIMEOUT = 30_000  # ms; the first plan waits for the engine's import (a few seconds)
 
 
 class Steps(QObject):
@@ -84,7 +85,7 @@ def test_pause_holds_the_run_and_resume_finishes_it(make_window, runs_dir, qtbot
     assert recorder.steps()[-1] == 30
 
 
-def test_stop_keeps_a_checkpoint_and_resume_from_runs_panel_continues(make_window, runs_dir, qtbot, tiny_config):
+def test_stop_keeps_a_checkpoint_and_resume_from_runs_panel_continues(make_window, runs_dir, tmp_path, qtbot, tiny_config):
     window = make_window(tiny_config(runs_dir, max_steps=30, checkpoint_interval=100))
     recorder = Steps(on_first_distill=window.stop_action.trigger)
     window.controller.event.connect(recorder.on_event)
@@ -95,6 +96,14 @@ def test_stop_keeps_a_checkpoint_and_resume_from_runs_panel_continues(make_windo
     stopped_at = recorder.steps()[-1]
     assert stopped_at < 30
     assert "Resume" in window.banner.message() or "checkpoint" in window.banner.message()
+
+    # The form now holds a teacher folder without config.json: its plan disables Start, never Resume,
+    # which continues the run folder's own configuration.
+    broken = tiny_config(runs_dir, max_steps=30)
+    (tmp_path / "not-a-model").mkdir()
+    broken.teacher.source, broken.teacher.path = "local", str(tmp_path / "not-a-model")
+    window.set_config(broken)
+    qtbot.waitUntil(lambda: "config.json" in window.start_reason(), timeout=PLAN_TIMEOUT)
 
     panel = window.runs_panel
     panel.select_run(run_dir)
@@ -141,12 +150,66 @@ def test_invalid_value_disables_start_with_the_reason(make_window, runs_dir, qtb
     assert window.start_reason() == ""
 
 
+def _type(qtbot, editor, text: str) -> None:
+    """Replace an editor's text the way a user does: select all, type."""
+    line = editor.input.lineEdit() if hasattr(editor.input, "lineEdit") else editor.input
+    line.selectAll()
+    qtbot.keyClicks(line, text)
+
+
+def test_a_plan_error_is_marked_at_its_field_and_disables_start_until_fixed(make_window, runs_dir, tmp_path, qtbot,
+                                                                          tiny_config):
+    from tests.helpers_models import save_tiny_model, tiny_vocab
+
+    save_tiny_model(tmp_path / "teacher")
+    save_tiny_model(tmp_path / "same-tokenizer", seed=1)
+    save_tiny_model(tmp_path / "other-tokenizer", vocab=tiny_vocab(["x", "y", "z"]))
+    cfg = tiny_config(runs_dir)
+    cfg.teacher.source, cfg.teacher.path = "local", str(tmp_path / "teacher")
+    cfg.student.source, cfg.student.path = "local", str(tmp_path / "same-tokenizer")
+    window = make_window(cfg)
+    qtbot.waitUntil(lambda: getattr(window.summary_card.plan, "tokenizer_ok", None) is True, timeout=PLAN_TIMEOUT)
+    assert window.start_action.isEnabled() and window.baseline_action.isEnabled()
+
+    # RunConfig.errors() has nothing against this path (the folder exists); only the plan sees the tokenizers differ.
+    editor = window.config_panel.editor("student.path")
+    _type(qtbot, editor, str(tmp_path / "other-tokenizer"))
+    qtbot.waitUntil(lambda: "tokenizer differs" in (editor.error() or ""), timeout=PLAN_TIMEOUT)
+    assert editor.error_label.isVisible()
+    assert not window.start_action.isEnabled() and not window.baseline_action.isEnabled()
+    reason = window.start_reason()
+    assert "student.path" in reason and "tokenizer differs" in reason
+    assert window.reason_label.isVisible() and "tokenizer differs" in window.reason_label.text()
+    assert not window.start_run() and not window.start_baseline_of_form()  # the shortcut paths are refused too
+    assert not window.controller.is_running()
+    assert "tokenizer differs" in window.banner.hint.text()
+
+    _type(qtbot, editor, str(tmp_path / "same-tokenizer"))
+    qtbot.waitUntil(window.start_action.isEnabled, timeout=PLAN_TIMEOUT)
+    assert editor.error() is None and not editor.error_label.isVisible()
+    assert window.start_reason() == "" and not window.reason_label.isVisible()
+    assert window.baseline_action.isEnabled()
+
+
+def test_a_whole_number_below_its_minimum_disables_start(make_window, runs_dir, qtbot, tiny_config):
+    window = make_window(tiny_config(runs_dir))
+    editor = window.config_panel.editor("train.batch_size")
+    _type(qtbot, editor, "0")
+    assert not window.start_action.isEnabled()
+    assert "train.batch_size" in window.start_reason() and "below the minimum 1" in window.start_reason()
+    assert editor.input.text() == "0" and "below the minimum 1" in editor.error()
+    _type(qtbot, editor, "8")
+    assert window.start_action.isEnabled() and window.config().train.batch_size == 8
+
+
 def test_engine_failure_shows_a_banner_and_the_window_stays_usable(make_window, runs_dir, tmp_path, qtbot, tiny_config):
     cfg = tiny_config(runs_dir)
     empty = tmp_path / "not-a-model"
     empty.mkdir()
     cfg.teacher.source, cfg.teacher.path = "local", str(empty)
-    window = make_window(cfg)
+    # The form holds a good configuration (in the form, the plan would catch this one and disable Start);
+    # the broken one is started the way a run folder's configuration is (resume, baseline of a run).
+    window = make_window(tiny_config(runs_dir))
     with qtbot.waitSignal(window.controller.finished, timeout=RUN_TIMEOUT) as finished:
         window.start_run(cfg)
     assert finished.args[0].kind == "failed"

@@ -18,7 +18,9 @@ import math
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -198,20 +200,75 @@ class ChoiceEditor(FieldEditor):
         self.input.blockSignals(False)
 
 
+class BoundedSpinBox(QSpinBox):
+    """A spin box that takes any typed whole number from 0 (or the field's minimum, when lower) to the field's
+    maximum, while its arrows, wheel and Page keys stay between the field's minimum and maximum.
+
+    A plain QSpinBox with the field's range shows a typed ``0`` under a minimum of 1 (text Qt calls
+    "intermediate"), keeps the old value and puts it back when focus leaves: the user never learns why. Here
+    ``0`` is a value like any other, the config rejects it, and the form says so at the field. Text above the
+    maximum or a minus sign under a non-negative minimum still cannot be typed at all (the key does nothing).
+    """
+
+    def __init__(self, low: int, high: int, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.bounds = (low, high)
+        self.setRange(min(low, 0), high)
+
+    def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:  # noqa: N802 - Qt override
+        flags = QAbstractSpinBox.StepEnabledFlag.StepNone
+        low, high = self.bounds
+        value = self.value()
+        if value < high:
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
+        if value > low:
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepDownEnabled
+        return flags
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
+        low, high = self.bounds
+        value = self.value()
+        target = min(max(value + steps * self.singleStep(), low), high)
+        if (target - value) * steps > 0:  # never a step the other way (up from below the minimum is fine)
+            super().stepBy((target - value) // self.singleStep())
+
+
 class IntEditor(FieldEditor):
+    """Whole numbers in a spin box; one below the field's minimum is kept and flagged, and an empty box too."""
+
     def _build(self) -> QWidget:
-        box = QSpinBox(self)
-        box.setRange(int(self.meta.get("min", 0)), min(int(self.meta.get("max", INT32_MAX)), INT32_MAX))
+        low, high = int(self.meta.get("min", 0)), min(int(self.meta.get("max", INT32_MAX)), INT32_MAX)
+        box = BoundedSpinBox(low, high, self)
         box.setGroupSeparatorShown(True)
         box.setKeyboardTracking(True)
         box.valueChanged.connect(self._changed)
+        box.lineEdit().textEdited.connect(self._text_edited)
+        box.editingFinished.connect(self._editing_finished)
         return box
 
     @Slot(int)
     def _changed(self, value: int) -> None:
         self._emit(int(value))
 
+    @Slot(str)
+    def _text_edited(self, text: str) -> None:
+        box = self.input
+        if box.validate(text, 0)[0] == QValidator.State.Acceptable:
+            # also when the number is the value already there (after clearing the box), which valueChanged misses
+            if self.parse_error is not None:
+                self._emit(box.valueFromText(text))
+            return
+        low, high = box.bounds
+        self._emit(None, f"type a whole number from {low:,} to {high:,}")
+
+    @Slot()
+    def _editing_finished(self) -> None:
+        # focus left an empty box: Qt put the last value back, which is the one the config holds
+        if self.parse_error is not None and self.input.validate(self.input.text(), 0)[0] == QValidator.State.Acceptable:
+            self._emit(self.input.value())
+
     def set_value(self, value: Any) -> None:
+        self.parse_error = None
         self.input.blockSignals(True)
         self.input.setValue(int(value))
         self.input.blockSignals(False)

@@ -2,8 +2,10 @@
 
 One source of truth: every field of ``workbench.config`` becomes an editor
 (see :mod:`workbench.gui.config_fields`), its ``help`` becomes the tooltip, and
-validation is ``RunConfig.errors()`` itself, marked at the field it names. The
-panel keeps a ``RunConfig`` as its model and writes only what the user edits
+validation is ``RunConfig.errors()`` itself, marked at the field it names, plus
+what the background plan found (``set_plan_errors``: a student whose tokenizer
+differs, a sequence longer than the teacher's positions), marked the same way.
+The panel keeps a ``RunConfig`` as its model and writes only what the user edits
 into it, so ``set_config(cfg)`` followed by ``config()`` gives back ``cfg``
 exactly, whatever the widgets' display precision.
 
@@ -15,6 +17,7 @@ reason changes (it drives the Start button).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Container
 from typing import Any, get_type_hints
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QThread, QTimer, Signal, Slot
@@ -51,6 +54,9 @@ LABEL_WIDTH = 128
 
 # Shapes offered by the student preset combo: (layers, hidden, heads).
 STUDENT_PRESETS = {"tiny": (2, 64, 2), "small": (4, 128, 4), "medium": (6, 256, 8)}
+
+# The reason Start gives while a field that the last plan objected to has changed and is not checked again yet.
+RECHECKING = "checking the changed value against the models\u2026"
 
 PATH_LABELS = {
     "teacher.path": {"local": "Folder", "hub": "Hub id", "gguf": "GGUF file"},
@@ -99,6 +105,17 @@ def field_visible(dotted: str, cfg: RunConfig) -> bool:
         "data.toy_sentences": d == "toy",
     }
     return rules.get(dotted, True)
+
+
+def plan_error(sentence: str, fields: Container[str]) -> ConfigError:
+    """A ``Plan.errors`` sentence as a ConfigError: ``"train.seq_len: 128 is above ... ."`` names the field
+    ``train.seq_len`` when that is one of ``fields``; a sentence without a known field prefix names none."""
+    text = sentence.strip()
+    head, sep, rest = text.partition(": ")
+    field, message = (head, rest.strip()) if sep and head in fields else ("", text)
+    if message.endswith(".") and not message.endswith(".."):
+        message = message[:-1]  # the form's own messages carry no final full stop
+    return ConfigError(field, message, "")
 
 
 def _assign(cfg: RunConfig, dotted: str, value: Any) -> None:
@@ -172,6 +189,8 @@ class ConfigPanel(QWidget):
         self._section_of: dict[str, list[Section]] = {}
         self._parse_errors: dict[str, str] = {}
         self._errors: list[ConfigError] = []
+        self._plan_cfg: RunConfig | None = None  # the configuration the last plan was made for
+        self._plan_errors: list[ConfigError] = []  # what that plan found wrong
         self._last_validity: tuple[bool, str] | None = None
         self._fetch_thread: QThread | None = None
         self._fetch_worker: FetchWorker | None = None
@@ -216,6 +235,7 @@ class ConfigPanel(QWidget):
         """Show ``cfg`` in the form (no ``config_changed`` until the debounce, one ``validity_changed``)."""
         self._cfg = cfg.copy()
         self._parse_errors.clear()
+        self._plan_cfg, self._plan_errors = None, []  # a new configuration: its plan is still to come
         for dotted, editor in self._editors.items():
             editor.set_value(self._cfg.get(dotted))
         self._sync_preset()
@@ -229,8 +249,34 @@ class ConfigPanel(QWidget):
         return self._cfg.copy()
 
     def errors(self) -> list[ConfigError]:
-        """Every problem, in form order: text that does not parse, then ``RunConfig.errors()``."""
+        """Every problem, in form order: text that does not parse, ``RunConfig.errors()``, then the plan's."""
         return list(self._errors)
+
+    def set_plan_errors(self, cfg: RunConfig, errors: list[str]) -> None:
+        """What the background plan of ``cfg`` found wrong (``Plan.errors``; [] when it found nothing or failed).
+
+        Each sentence that starts with a field's dotted name and a colon is marked at that field like the form's
+        own errors; every one of them makes the form invalid (``validity_changed``), which disables Start. They
+        hold while the form shows ``cfg``. After an edit and until the next plan arrives, an error about a field
+        the user has not changed still holds; one about a changed field leaves the field unmarked and keeps the
+        form invalid as "being checked" (the new value may well be fine, but nobody has looked yet).
+        """
+        self._plan_cfg = cfg.copy()
+        self._plan_errors = [plan_error(text, self._editors) for text in errors]
+        self._revalidate()
+
+    def plan_errors(self) -> list[ConfigError]:
+        """The plan's errors that apply to the form as it is now (see :meth:`set_plan_errors`)."""
+        if self._plan_cfg is None or not self._plan_errors:
+            return []
+        if self._plan_cfg == self._cfg:
+            return list(self._plan_errors)
+        plan_cfg = self._plan_cfg
+        held = [e for e in self._plan_errors
+                if e.field not in self._editors or self._cfg.get(e.field) == plan_cfg.get(e.field)]
+        if not held:
+            held.append(ConfigError("", RECHECKING, ""))
+        return held
 
     def editor(self, dotted: str) -> FieldEditor:
         """The editor of a dotted field (for tests and for focusing a field named in an error)."""
@@ -447,6 +493,8 @@ class ConfigPanel(QWidget):
     def _revalidate(self, force: bool = False) -> None:
         errors = [ConfigError(f, m, "") for f, m in self._parse_errors.items()]
         errors += [e for e in self._cfg.errors() if e.field not in self._parse_errors]
+        plan_errors = self.plan_errors()
+        errors += plan_errors  # after the form's own: a field with both shows its own message
         errors.sort(key=lambda e: self._order.get(e.field, len(self._order)))
         self._errors = errors
         by_field: dict[str, str] = {}
@@ -461,7 +509,8 @@ class ConfigPanel(QWidget):
                         section.set_expanded(True)
                 else:
                     unseen.append(str(next(e for e in errors if e.field == dotted)))
-        unseen += [str(e) for e in errors if e.field not in self._editors]
+        # the summary card under the form lists the plan's sentences that name no field
+        unseen += [str(e) for e in errors if e.field not in self._editors and not any(e is p for p in plan_errors)]
         self.banner.setText("\n".join(unseen[:4]))
         self.banner.setVisible(bool(unseen))
         validity = (not errors, str(errors[0]) if errors else "")

@@ -42,6 +42,8 @@ from workbench.gui.soft_targets import SoftTargetsPanel
 from workbench.gui.summary import ArchitectureView, SummaryCard
 
 PRESENTATION_FONT_SCALE = 1.35
+REASON_WIDTH = 560  # px of the toolbar's "why Start is disabled" line; the whole reason is its tooltip
+BASELINE_TIP = "Train the same configuration with alpha = 0 (hard labels only) and overlay the two runs"
 LOG_LINES = 5000
 
 
@@ -61,6 +63,7 @@ class MainWindow(QMainWindow):
         self._event_cache: dict[str, tuple[float, list]] = {}
         self._valid = True
         self._reason = ""
+        self._plan_cfg: RunConfig | None = None  # the configuration of the newest plan request
         self.first_point_time: float | None = None  # for scripts/bench_gui.py
 
         self.controller = RunController(self, run_fn=run_fn)
@@ -140,8 +143,7 @@ class MainWindow(QMainWindow):
         self.pause_action = a("&Pause", self.toggle_pause, ("Ctrl+P",), "Pause or resume the run between steps")
         self.stop_action = a("S&top", self.stop_run, ("Ctrl+.",), "Stop after this step and keep a resumable checkpoint")
         self.cancel_action = a("&Cancel", self.cancel_run, ("Ctrl+Shift+.", "Ctrl+>"), "Stop at once without a final checkpoint")
-        self.baseline_action = a("&Baseline", self.start_baseline_of_form, ("Ctrl+B",),
-                                 "Train the same configuration with alpha = 0 (hard labels only) and overlay the two runs")
+        self.baseline_action = a("&Baseline", self.start_baseline_of_form, ("Ctrl+B",), BASELINE_TIP)
         self.open_action = a("&Open config...", self.open_config_dialog, ("Ctrl+O",), "Load a configuration file (.toml)")
         self.save_action = a("&Save config as...", self.save_config_dialog, ("Ctrl+S",), "Save the form as a .toml file")
         self.copy_command_action = a("Copy &command", self.copy_command, ("Ctrl+Shift+C",),
@@ -198,7 +200,8 @@ class MainWindow(QMainWindow):
         row.setSpacing(0)
         row.addWidget(self.progress)
         bar.addWidget(holder)
-        bar.addWidget(self.reason_label)
+        # a toolbar shows and hides its widgets through their actions (QWidget.setVisible does not hold there)
+        self.reason_action = bar.addWidget(self.reason_label)
         start_button = bar.widgetForAction(self.start_action)
         if start_button is not None:
             start_button.setObjectName("primary")
@@ -259,7 +262,7 @@ class MainWindow(QMainWindow):
             self._base = base
         self.config_panel.set_config(cfg)
         self.runs_panel.set_runs_dir(cfg.runs_dir)
-        self.planner.request(cfg)
+        self._request_plan(cfg)
 
     def config(self) -> RunConfig:
         """The configuration in the form."""
@@ -280,6 +283,11 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_config_changed(self, cfg: RunConfig) -> None:
         self.runs_panel.set_runs_dir(cfg.runs_dir)
+        self._request_plan(cfg)
+
+    def _request_plan(self, cfg: RunConfig) -> None:
+        # The planner answers only its newest request, so the plan that arrives next is this configuration's.
+        self._plan_cfg = cfg.copy()
         self.planner.request(cfg)
 
     @Slot(bool, str)
@@ -289,11 +297,18 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_planned(self, plan: object) -> None:
+        cfg = self._plan_cfg
         if isinstance(plan, Exception):
             self.statusBar().showMessage(f"Could not estimate the models: {plan}", 8000)
+            if cfg is not None:
+                self.config_panel.set_plan_errors(cfg, [])  # nothing known against it: the run itself checks
             return
         self.summary_card.update_plan(plan)
         self.arch_view.update_plan(plan)
+        if cfg is not None:
+            # Marked at the field its "field: ..." prefix names, and the form turns invalid (validity_changed),
+            # which disables Start and the baseline with the reason; the panel drops them once the form moves on.
+            self.config_panel.set_plan_errors(cfg, list(getattr(plan, "errors", []) or []))
 
     def start_reason(self) -> str:
         """Why Start is disabled ("" when it is enabled)."""
@@ -361,6 +376,9 @@ class MainWindow(QMainWindow):
         selected = self.runs_panel.selected_path()
         if selected:
             return self.start_baseline(selected)
+        if not self._valid:
+            self.banner.show_message("The configuration is not valid yet.", self._reason)
+            return False
         return self.start_run(baseline_config(self.config_panel.config()))
 
     @Slot()
@@ -388,20 +406,28 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         state = self.controller.state()
         running = self.controller.is_running()
+        # The form's own errors and the plan's (a tokenizer that differs, too many positions) both land here:
+        # Start and the baseline of the form are disabled with the reason. Resuming a run folder is not: it
+        # runs that folder's configuration, not the form's.
         self.start_action.setEnabled(not running and self._valid)
+        self.baseline_action.setEnabled(not running and self._valid)
         if not self._valid:
             self.start_action.setToolTip(f"Start is disabled: {self._reason}")
-            self.reason_label.setText(f"\u26a0 {self._reason}")
+            self.baseline_action.setToolTip(f"Baseline is disabled: {self._reason}")
+            # elided: a plan's sentence can be long, and a toolbar hides a widget that does not fit
+            self.reason_label.setText(self.reason_label.fontMetrics().elidedText(
+                f"\u26a0 {self._reason}", Qt.TextElideMode.ElideRight, REASON_WIDTH))
             self.reason_label.setToolTip(self._reason)
         else:
             self.start_action.setToolTip("Start a run with the configuration in the form (Ctrl+R)")
+            self.baseline_action.setToolTip(f"{BASELINE_TIP} (Ctrl+B)")
             self.reason_label.setText("")
-        self.reason_label.setVisible(not self._valid)
+        self.reason_action.setVisible(not self._valid)  # for the toolbar's layout, which would undo the next line
+        self.reason_label.setVisible(not self._valid)  # at once, not at the next layout pass
         self.pause_action.setEnabled(state in (RUNNING, PAUSED))
         self.pause_action.setText("&Resume" if state == PAUSED else "&Pause")
         self.stop_action.setEnabled(state in (RUNNING, PAUSED))
         self.cancel_action.setEnabled(running)
-        self.baseline_action.setEnabled(not running)
         self.runs_panel.set_busy(running)
 
     # -- events from the run ----------------------------------------------------------
