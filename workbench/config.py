@@ -86,7 +86,8 @@ def resolve_path(text: str) -> Path:
 
 
 def _f(default: Any, help: str, **meta: Any) -> Any:
-    """A dataclass field with its documentation and allowed values."""
+    """A dataclass field with its documentation and allowed values (``min``, ``max``, ``choices``; ``zero``:
+    what a 0 means, shown in the window's box instead of the digit)."""
     meta["help"] = help
     if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
         value = default
@@ -102,8 +103,8 @@ class ArchConfig:
     layers: int = _f(4, "Number of transformer blocks.", min=1, max=256)
     hidden: int = _f(128, "Width of the residual stream (hidden size).", min=8, max=16384)
     heads: int = _f(4, "Attention heads; must divide the hidden size.", min=1, max=256)
-    kv_heads: int = _f(0, "Key/value heads for grouped-query attention; 0 means as many as heads.", min=0, max=256)
-    intermediate: int = _f(0, "Width of the MLP; 0 means about 8/3 x hidden (llama) or 4 x hidden (gpt2).", min=0, max=65536)
+    kv_heads: int = _f(0, "Key/value heads for grouped-query attention; 0 means as many as heads.", min=0, max=256, zero="as heads")
+    intermediate: int = _f(0, "Width of the MLP; 0 means about 8/3 x hidden (llama) or 4 x hidden (gpt2).", min=0, max=65536, zero="auto")
     max_positions: int = _f(256, "Longest sequence the model can see (position embeddings / RoPE range).", min=8, max=1_048_576)
     tie_embeddings: bool = _f(True, "Share the input embedding and the output head.")
     dropout: float = _f(0.0, "Dropout probability inside the blocks.", min=0.0, max=0.9)
@@ -163,7 +164,7 @@ class TrainConfig:
     eval_interval: int = _f(50, "Steps between held-out evaluations.", min=1, max=1_000_000)
     eval_batches: int = _f(8, "Held-out batches per evaluation.", min=1, max=100_000)
     probe_interval: int = _f(25, "Steps between Probe events (next-word distributions for the probe prompts).", min=1, max=1_000_000)
-    checkpoint_interval: int = _f(100, "Steps between checkpoints; 0 writes them only when stopped or asked to (Save now).", min=0, max=10_000_000)
+    checkpoint_interval: int = _f(100, "Steps between checkpoints; 0 writes them only when stopped or asked to (Save now).", min=0, max=10_000_000, zero="on stop only")
     probe_prompts: list[str] = _f(["the cat is sitting on the", "the dogs near the house are"], "Prompts whose next-word distributions are watched during the run.")
     device: str = _f("auto", "auto picks cuda, then mps, then cpu.", choices=DEVICES)
     precision: str = _f("auto", "auto: bf16 autocast where the device supports it, else fp32.", choices=PRECISIONS)
@@ -179,7 +180,7 @@ class DataConfig:
     hf_config: str = _f("", "Hub dataset configuration name, if it has several.")
     split: str = _f("train", "Dataset split to read.")
     text_column: str = _f("text", "Column holding the text (jsonl, csv, parquet, datasets).")
-    max_documents: int = _f(0, "Read at most this many documents; 0 reads all.", min=0, max=1_000_000_000)
+    max_documents: int = _f(0, "Read at most this many documents; 0 reads all.", min=0, max=1_000_000_000, zero="all")
     val_fraction: float = _f(0.05, "Fraction of blocks held out for evaluation.", min=0.0, min_exclusive=True, max=0.5)
     toy_seed: int = _f(1234, "Built-in language: seed of the corpus sampler.", min=0, max=2**32 - 1)
     toy_sentences: int = _f(40_000, "Built-in language: sentences in the corpus.", min=100, max=100_000_000)

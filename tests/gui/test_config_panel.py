@@ -344,3 +344,15 @@ def test_plan_errors_follow_the_configuration_they_were_found_in(panel, qtbot):
     assert seq_len.error()
     panel.set_config(load_config("toy"))
     assert panel.errors() == [] and seq_len.error() is None
+
+
+def test_a_zero_that_means_something_says_what(panel, qtbot):
+    panel.set_config(load_config("toy"))  # kv_heads 0 and intermediate 0 in the preset
+    kv = panel.editor("teacher.arch.kv_heads").input
+    assert kv.text() == "as heads" and panel.editor("teacher.arch.intermediate").input.text() == "auto"
+    with qtbot.waitSignal(panel.config_changed, timeout=2000) as blocker:
+        _type(qtbot, panel.editor("teacher.arch.kv_heads"), "2")
+    assert blocker.args[0].teacher.arch.kv_heads == 2 and kv.text() == "2"
+    kv.stepBy(-2)
+    assert kv.text() == "as heads" and panel.config().teacher.arch.kv_heads == 0
+    assert panel.editor("train.batch_size").input.specialValueText() == ""  # only where 0 has a meaning

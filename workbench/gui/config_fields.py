@@ -239,6 +239,8 @@ class IntEditor(FieldEditor):
     def _build(self) -> QWidget:
         low, high = int(self.meta.get("min", 0)), min(int(self.meta.get("max", INT32_MAX)), INT32_MAX)
         box = BoundedSpinBox(low, high, self)
+        if low == 0 and "zero" in self.meta:
+            box.setSpecialValueText(self.meta["zero"])  # "0" alone would not say it means "as many as heads"
         box.setGroupSeparatorShown(True)
         box.setKeyboardTracking(True)
         box.valueChanged.connect(self._changed)
