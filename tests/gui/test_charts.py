@@ -317,3 +317,19 @@ def test_overlay_distillation_steps_line_up_with_a_run_that_skipped_stage_one(pa
     panel.redraw_now()
     x, _ = panel.charts["loss"].overlays[0].main.getOriginalDataset()
     np.testing.assert_array_equal(x, [11, 12])
+
+
+def test_the_truth_chart_leaves_the_grid_when_no_run_can_have_a_truth(panel, qtbot):
+    panel.show()
+    truth = panel.charts["truth"]
+    assert truth.isVisible()
+    panel.set_truth_expected(False)  # e.g. SmolLM2 on real text: nobody knows the true distribution
+    assert not truth.isVisible()
+    lr = panel.charts["lr"]
+    assert panel._grid.getItemPosition(panel._grid.indexOf(lr))[:2] == (1, 1), "the next chart moves up into its place"
+    panel.handle_event(Eval("distill", 5, {"student_ce": 2.0, "kl_true_student": 0.4}))  # a run that does have one
+    assert truth.isVisible()
+    panel.clear()
+    assert not truth.isVisible()
+    panel.set_truth_expected(True)
+    assert truth.isVisible() and panel._grid.getItemPosition(panel._grid.indexOf(lr))[:2] == (1, 2)

@@ -419,6 +419,8 @@ class ChartsPanel(QWidget):
         self._axis = StepAxis()
         self._overlay_count = 0
         self._overlay_sources: list[tuple[str, list, str]] = []
+        self._truth_expected = True
+        self._arranged: list[Chart] = []
 
         self.log_check = QCheckBox("Log scale", self)
         self.log_check.setToolTip("Logarithmic y axis on the loss, CE, KL and learning-rate charts")
@@ -441,16 +443,18 @@ class ChartsPanel(QWidget):
         bar.addWidget(self.smoothing_label)
         bar.addStretch(1)
         bar.addWidget(reset)
-        grid = QGridLayout()
-        grid.setSpacing(6)
+        self._grid = QGridLayout()
+        self._grid.setSpacing(6)
+        for column in range(3):
+            self._grid.setColumnStretch(column, 1)  # equal columns, also with a cell left empty
         for i, chart in enumerate(self.charts.values()):
-            grid.addWidget(chart, i // 3, i % 3)
             if i:  # zooming one chart's step range zooms them all
                 chart.plot.setXLink(self.charts["loss"].plot)
+        self._arrange()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
-        layout.addLayout(grid, 1)
+        layout.addLayout(self._grid, 1)
 
         self._timer = QTimer(self)
         self._timer.setInterval(int(1000 / REDRAW_HZ))
@@ -463,12 +467,35 @@ class ChartsPanel(QWidget):
         """Take a StageStarted, Step or Eval event (others are ignored); drawn at the next timer tick."""
         before = (self._axis.teacher_total, self._axis.offset)
         for key, x, y in event_points(event, self._axis):
-            self._chart_of_key[key].add_point(key, x, y)
+            chart = self._chart_of_key[key]
+            chart.add_point(key, x, y)
+            if chart not in self._arranged:  # points for a hidden chart: it has something to show after all
+                self._arrange()
         if isinstance(event, StageStarted) and self._axis.boundary is not None:
             for chart in self.charts.values():
                 chart.set_boundary(self._axis.boundary)
         if self._overlay_sources and (self._axis.teacher_total, self._axis.offset) != before:
             self._realign_overlays()
+
+    def set_truth_expected(self, expected: bool) -> None:
+        """Whether the runs shown can have a true distribution (only the built-in language has one): when none
+        can, the chart of KL to the truth is left out of the grid rather than shown empty; points or overlays
+        that arrive for it bring it back."""
+        self._truth_expected = expected
+        self._arrange()
+
+    def _arrange(self) -> None:
+        truth = self.charts["truth"]
+        has_points = any(len(series.data) for series in truth.series.values()) or bool(truth.overlays)
+        shown = [chart for chart in self.charts.values() if chart is not truth or self._truth_expected or has_points]
+        if shown == self._arranged:
+            return
+        for chart in self.charts.values():
+            self._grid.removeWidget(chart)
+        for i, chart in enumerate(shown):
+            self._grid.addWidget(chart, i // 3, i % 3)
+        truth.setVisible(truth in shown)
+        self._arranged = shown
 
     def load_events(self, events) -> None:
         """Replace the charts' contents with a finished run's events."""
@@ -485,6 +512,7 @@ class ChartsPanel(QWidget):
             chart.clear()
         self._overlay_count = 0
         self._overlay_sources = []
+        self._arrange()
 
     def add_overlay(self, label: str, events, color: str | None = None) -> None:
         """Draw another run's curves dashed in their own colour, with ``label`` in the legends.
@@ -517,6 +545,7 @@ class ChartsPanel(QWidget):
             for key in chart.spec.overlay_keys:
                 if key in points:
                     chart.add_overlay(label, color, key, *points[key])
+        self._arrange()
         self.redraw_now()
 
     def clear_overlays(self) -> None:
@@ -524,6 +553,7 @@ class ChartsPanel(QWidget):
             chart.clear_overlays()
         self._overlay_count = 0
         self._overlay_sources = []
+        self._arrange()
 
     def _realign_overlays(self) -> None:
         for chart in self.charts.values():

@@ -286,6 +286,8 @@ class MainWindow(QMainWindow):
         self._request_plan(cfg)
 
     def _request_plan(self, cfg: RunConfig) -> None:
+        if not self.controller.is_running():  # a running run's charts follow that run, not the form
+            self.charts.set_truth_expected(cfg.data.source == "toy")
         # The planner answers only its newest request, so the plan that arrives next is this configuration's.
         self._plan_cfg = cfg.copy()
         self.planner.request(cfg)
@@ -331,6 +333,7 @@ class MainWindow(QMainWindow):
             return False
         self.banner.dismiss()
         self.charts.clear()
+        self.charts.set_truth_expected(cfg.data.source == "toy")
         self.soft_targets.clear()
         self.soft_targets.set_run_dir(None)  # probes of the new run replace the old run's models
         self.first_point_time = None
