@@ -247,9 +247,11 @@ class Chart(QFrame):
     def set_boundary(self, x: float) -> None:
         """Draw (or move) the teacher/distill stage boundary."""
         if self.boundary is None:
+            # The label hangs from the top, left of the line: there the teacher's curves have come down
+            # (losses, KL) and the student's have not started (they begin right of the line, often at the top).
             self.boundary = pg.InfiniteLine(angle=90, movable=False, label="teacher | distill",
                                             pen=pg.mkPen("#999999", width=1, style=Qt.PenStyle.DashLine),
-                                            labelOpts={"position": 0.06, "color": "#999999",
+                                            labelOpts={"position": 0.98, "color": "#999999", "anchors": [(1, 0), (1, 0)],
                                                        "fill": self._label_fill()})
             self.plot.addItem(self.boundary, ignoreBounds=True)
         self.boundary.setPos(x)
@@ -258,7 +260,7 @@ class Chart(QFrame):
     def _label_fill() -> QColor:
         # The stage label sits on a plot-coloured plate so curves passing under it do not garble it.
         fill = QColor(theme.plot_colors()[0])
-        fill.setAlpha(220)
+        fill.setAlpha(170)  # curves that do pass under it still show through
         return fill
 
     def add_overlay(self, label: str, color: str, key: str, x, y) -> None:
