@@ -175,3 +175,19 @@ def test_overlay_labels_say_when_and_whether_the_run_distilled():
     assert overlay_label("/r/20261128-034301-kd", "kd", 0.7) == "kd (α 0.7, 03:43)"
     assert overlay_label("/r/20261128-034301-kd-baseline", "", 0.0) == "kd-baseline (α 0, 03:43)"
     assert overlay_label("/r/my-folder", "", None) == "my-folder"
+
+
+def test_toolbar_baseline_is_the_forms_and_a_new_run_drops_old_overlays(make_window, runs_dir, qtbot, tiny_config):
+    other = make_run(runs_dir, "20260101-090000-other", "completed", temperature=3.0, config=tiny_config(runs_dir))
+    window = make_window(tiny_config(runs_dir))
+    window.runs_panel.set_checked(other, True)
+    window.runs_panel.select_run(other)  # selected, but it ran another configuration than the form's
+    assert window.charts.charts["loss"].overlays
+    form = window.config()
+    with qtbot.waitSignal(window.controller.finished, timeout=90_000):
+        window.baseline_action.trigger()
+        started = window.controller.config()
+        assert started.name == f"{form.name}-baseline" and started.distill.alpha == 0.0
+        assert started.distill.temperature == form.distill.temperature and started.teacher == form.teacher
+        assert window.runs_panel.checked_paths() == [], "the overlay ticks went with the curves they drew"
+        assert not window.charts.charts["loss"].overlays

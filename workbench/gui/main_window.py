@@ -43,7 +43,8 @@ from workbench.gui.summary import ArchitectureView, SummaryCard
 
 PRESENTATION_FONT_SCALE = 1.35
 REASON_WIDTH = 560  # px of the toolbar's "why Start is disabled" line; the whole reason is its tooltip
-BASELINE_TIP = "Train the same configuration with alpha = 0 (hard labels only) and overlay the two runs"
+BASELINE_TIP = ("Train the form's configuration with alpha = 0 (hard labels only); when the run selected in the "
+                "Runs tab ran this configuration, its teacher is reused and the two runs are overlaid")
 LOG_LINES = 5000
 
 
@@ -332,6 +333,7 @@ class MainWindow(QMainWindow):
             self.banner.show_message(f"The configuration is not valid: {errors[0].message}.", errors[0].hint)
             return False
         self.banner.dismiss()
+        self.runs_panel.uncheck_all()  # the overlays go with the old curves: ticks say what is drawn
         self.charts.clear()
         self.charts.set_truth_expected(cfg.data.source == "toy")
         self.soft_targets.clear()
@@ -375,14 +377,17 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def start_baseline_of_form(self) -> bool:
-        """Baseline of the form's configuration (or of the run selected in the runs panel)."""
-        selected = self.runs_panel.selected_path()
-        if selected:
-            return self.start_baseline(selected)
+        """Baseline of the form's configuration. When the run selected in the Runs tab ran exactly this
+        configuration, it is that run's baseline (its teacher reused, its curves overlaid)."""
         if not self._valid:
             self.banner.show_message("The configuration is not valid yet.", self._reason)
             return False
-        return self.start_run(baseline_config(self.config_panel.config()))
+        cfg = self.config_panel.config()
+        selected = self.runs_panel.selected_path()
+        info = self.runs_panel.run_info(selected) if selected else None
+        if info is not None and info.config == cfg:
+            return self.start_baseline(selected)
+        return self.start_run(baseline_config(cfg))
 
     @Slot()
     def toggle_pause(self) -> None:

@@ -199,6 +199,20 @@ class RunsPanel(QWidget):
                 item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
                 return
 
+    def uncheck_all(self) -> None:
+        """Untick every overlay box (one ``overlays_changed([])`` when any was ticked)."""
+        if not self._checked:
+            return
+        self.table.blockSignals(True)
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, COL_OVERLAY)
+            if item is not None:
+                item.setCheckState(Qt.CheckState.Unchecked)
+        self.table.blockSignals(False)
+        self._checked = []
+        self._update_diff()
+        self.overlays_changed.emit([])
+
     def select_run(self, path: str | Path) -> None:
         key = str(Path(path).resolve())
         for row in range(self.table.rowCount()):
