@@ -109,3 +109,15 @@ def test_local_student_tokenizer_is_compared(tmp_path):
     plan = plan_run(cfg)
     assert plan.tokenizer_ok is False
     assert any("tokenizer differs" in e for e in plan.errors)
+
+
+def test_a_shape_the_config_refuses_adds_no_second_vaguer_error():
+    cfg = RunConfig()
+    cfg.student.source = "custom"
+    cfg.student.arch = tiny_arch(layers=1, hidden=32, heads=3)  # 3 heads do not divide 32
+    assert any(e.field == "student.arch.heads" for e in cfg.errors())
+    plan = plan_run(cfg)
+    assert plan.errors == [], plan.errors  # the form already names student.arch.heads
+    assert plan.teacher_params > 0 and plan.student_params == 0
+    cfg.teacher.arch = tiny_arch(layers=2, hidden=32, heads=5)
+    assert plan_run(cfg).errors == []

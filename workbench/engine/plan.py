@@ -61,8 +61,13 @@ def sentence(err: BaseException) -> str:
 def plan_run(cfg: RunConfig) -> Plan:
     """Sizes, memory estimate, blocks and tokenizer compatibility of ``cfg``; never raises for user errors."""
     plan = Plan()
-    teacher = _teacher_config(cfg, plan)
-    student = _student_config(cfg, teacher, plan) if teacher is not None else None
+    # A shape the config itself refuses (heads that do not divide the width...) is named at its field by
+    # RunConfig.errors(); building a model config from it would only add a second, vaguer sentence.
+    refused = [e.field for e in cfg.errors()]
+    teacher_refused = cfg.teacher.source == "train" and any(f.startswith("teacher.arch.") for f in refused)
+    student_refused = cfg.student.source == "custom" and any(f.startswith("student.arch.") for f in refused)
+    teacher = None if teacher_refused else _teacher_config(cfg, plan)
+    student = _student_config(cfg, teacher, plan) if teacher is not None and not student_refused else None
     if teacher is not None:
         plan.vocab_size = int(teacher.vocab_size)
         plan.teacher_blocks = _blocks(teacher, plan, "teacher")
@@ -232,7 +237,7 @@ def _student_config(cfg: RunConfig, teacher: Any, plan: Plan) -> Any | None:
             return config
         plan.errors.append(f"student.source: {s.source!r} is not a student source.")
     except Exception as err:  # noqa: BLE001
-        plan.errors.append(_prefixed("student.path", err))
+        plan.errors.append(_prefixed("student.path" if s.source in ("local", "hub") else "student.source", err))
     return None
 
 
