@@ -96,6 +96,7 @@ def test_stop_keeps_a_checkpoint_and_resume_from_runs_panel_continues(make_windo
     stopped_at = recorder.steps()[-1]
     assert stopped_at < 30
     assert "Resume" in window.banner.message() or "checkpoint" in window.banner.message()
+    assert "Stopping" not in window.statusBar().currentMessage(), "the stop has happened: its note goes"
 
     # The form now holds a teacher folder without config.json: its plan disables Start, never Resume,
     # which continues the run folder's own configuration.

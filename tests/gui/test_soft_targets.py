@@ -274,3 +274,14 @@ def qtbot_left():
     from PySide6.QtCore import Qt
 
     return Qt.MouseButton.LeftButton
+
+
+def test_notes_about_missing_models_say_what_to_do_and_go_when_bars_show(qtbot):
+    p = SoftTargetsPanel()
+    qtbot.addWidget(p)
+    p.set_prompt("the bird is")
+    assert p.status.text().startswith("No models yet: start a run")
+    p.handle_event(make_probe())  # a run's probes arrive: bars for its prompt are on screen
+    assert p.status.text() == ""
+    p.set_prompt("a prompt nobody probed")
+    assert "not probed by the run" in p.status.text()

@@ -46,6 +46,7 @@ REASON_WIDTH = 560  # px of the toolbar's "why Start is disabled" line; the whol
 BASELINE_TIP = ("Train the form's configuration with alpha = 0 (hard labels only); when the run selected in the "
                 "Runs tab ran this configuration, its teacher is reused and the two runs are overlaid")
 LOG_LINES = 5000
+STOPPING_MESSAGE = "Stopping after this step..."
 
 
 class MainWindow(QMainWindow):
@@ -408,7 +409,9 @@ class MainWindow(QMainWindow):
     def _on_state_changed(self, state: str) -> None:
         self.progress.set_paused(state == PAUSED)
         if state == STOPPING:
-            self.statusBar().showMessage("Stopping after this step...")
+            self.statusBar().showMessage(STOPPING_MESSAGE)
+        elif self.statusBar().currentMessage() == STOPPING_MESSAGE:
+            self.statusBar().clearMessage()  # it has stopped (or resumed): the note is no longer true
         self._update_actions()
 
     def _update_actions(self) -> None:

@@ -30,6 +30,10 @@ from workbench.gui.soft_targets_model import (SLIDER_STEPS, DIVERGENCES, T_MAX, 
 from workbench.gui.token_strip import TokenStrip
 
 
+NOT_PROBED = "This prompt is not probed by the run; open a finished run (Runs tab) to ask about any prompt."
+NO_MODELS = "No models yet: start a run (its probe prompts appear here) or open a finished run (Runs tab)."
+
+
 # -- the panel --------------------------------------------------------------------------------------------------------
 class SoftTargetsPanel(QWidget):
     """Teacher vs student (vs truth) next-word bars for a prompt, with temperature, divergence strip and generation."""
@@ -281,8 +285,10 @@ class SoftTargetsPanel(QWidget):
                 self._show(self._cache[prompt])
         elif prompt in self._cache:
             self._show(self._cache[prompt])
+        elif self._cache:
+            self.status.setText(NOT_PROBED)
         else:
-            self.status.setText("This prompt is not probed by the run; open a run folder to ask about any prompt.")
+            self.status.setText(NO_MODELS)
 
     def set_temperature(self, temperature: float) -> None:
         """Re-soften the cached logits at ``temperature`` (clamped to 0.25..10); no forward pass."""
@@ -472,6 +478,8 @@ class SoftTargetsPanel(QWidget):
         self.strip.set_tokens(probe.tokens, self._position)
         self.empty_text.hide()
         self.bars.show()
+        if self.status.text() in (NOT_PROBED, NO_MODELS):  # a prompt is on screen now: the note is out of date
+            self.status.setText("")
         self._recompute()
         self.probe_shown.emit(probe.prompt)
 
