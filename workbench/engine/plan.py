@@ -96,9 +96,13 @@ def describe_config(hf_config: Any) -> str:
     hidden = getattr(hf_config, "hidden_size", None) or getattr(hf_config, "n_embd", 0)
     heads = getattr(hf_config, "num_attention_heads", 0)
     kv = getattr(hf_config, "num_key_value_heads", None)
-    head_text = f"{heads} heads" + (f" ({kv} KV)" if kv and kv != heads else "")
-    return (f"{hf_config.model_type} \u00b7 {hf_config.num_hidden_layers} layers \u00b7 hidden {hidden} \u00b7 {head_text} \u00b7 "
-            f"vocab {hf_config.vocab_size:,}")
+    head_text = _count(heads, "head") + (f" ({kv} KV)" if kv and kv != heads else "")
+    return (f"{hf_config.model_type} \u00b7 {_count(hf_config.num_hidden_layers, 'layer')} \u00b7 hidden {hidden} \u00b7 "
+            f"{head_text} \u00b7 vocab {hf_config.vocab_size:,}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 # -- teacher ------------------------------------------------------------------------------------

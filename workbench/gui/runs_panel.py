@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -129,6 +129,7 @@ class RunsPanel(QWidget):
 
         self.diff_view = QPlainTextEdit(self)
         self.diff_view.setReadOnly(True)
+        self.diff_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))  # its columns line up
         self.diff_view.setPlaceholderText("Tick two runs to see how their configurations differ.")
         diff_box = QWidget(self)
         diff_layout = QVBoxLayout(diff_box)
