@@ -54,7 +54,7 @@ CHART_SPECS = (
         SeriesSpec("top1_agreement", "top-1", theme.STUDENT_COLOR),
         SeriesSpec("top5_agreement", "top-5", theme.STUDENT_COLOR, "dotted"),
     ), overlay_keys=("top1_agreement",), log_ok=False),
-    ChartSpec("truth", "KL to the true distribution (built-in language)", "nats", (
+    ChartSpec("truth", "KL to the true distribution", "nats", (
         SeriesSpec("kl_true_teacher", "KL(true‖teacher)", theme.TEACHER_COLOR),
         SeriesSpec("kl_true_student", "KL(true‖student)", theme.STUDENT_COLOR),
     ), overlay_keys=("kl_true_student",)),

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, QTimer, Slot
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Slot
+from PySide6.QtGui import QColor, QFont, QPainter
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFrame, QGridLayout, QHBoxLayout, QLabel, QPushButton,
                                QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget)
 
@@ -30,6 +30,31 @@ REDRAW_HZ = 15
 
 _PEN_STYLES = {"dashed": Qt.PenStyle.DashLine, "dotted": Qt.PenStyle.DotLine}
 _SWATCHES = {"line": "━━", "dashed": "╍╍", "dotted": "┅┅", "points": "━●━"}
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that ends in "…" when it is given less room than its text needs (tooltip: the text),
+    so a long chart title never sets the width of a chart, or of the grid, on a small screen."""
+
+    def __init__(self, text: str, parent: QWidget | None = None):
+        super().__init__(text, parent)
+        self.setToolTip(text)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        hint = super().minimumSizeHint()
+        return QSize(min(hint.width(), self.fontMetrics().horizontalAdvance("Held-out…") + 16), hint.height())
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt override
+        super().setText(text)
+        self.setToolTip(text)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        room = self.contentsRect().width()  # the style sheet's padding is already outside it
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, max(room, 0))
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.setFont(self.font())
+        painter.drawText(self.contentsRect(), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
 
 
 class _Series:
@@ -114,7 +139,7 @@ class Chart(QFrame):
         self.plot.addItem(self.crosshair, ignoreBounds=True)
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
 
-        self.title = QLabel(spec.title, self)
+        self.title = ElidedLabel(spec.title, self)
         self.title.setStyleSheet("font-weight: 600; padding-right: 12px;")
         self.readout = QLabel("", self)
         self.readout.setTextFormat(Qt.TextFormat.RichText)

@@ -50,7 +50,7 @@ class ProbabilityBars(pg.PlotWidget):
         self.tick_font = QFont(self.font())
         self._rows = 0
         self.scene().sigMouseMoved.connect(self._mouse_moved)
-        self.setMinimumHeight(160)
+        self.setMinimumHeight(110)  # a 720-pixel-high screen still shows the whole window
         self.apply_palette()
 
     @property

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 from PySide6.QtCore import QEvent, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGroupBox, QHBoxLayout, QLabel,
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QPlainTextEdit, QPushButton, QSizePolicy, QSlider, QSpinBox, QTabWidget,
                                QVBoxLayout, QWidget)
 
@@ -78,6 +78,11 @@ class SoftTargetsPanel(QWidget):
         self.prompt_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.prompt_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.prompt_box.lineEdit().setPlaceholderText("Type a prompt and press Enter")
+        self.prompt_box.setToolTip("A prompt: the bars show each model's next-token distribution after it "
+                                   "(Enter asks a finished run's models; the list holds the run's probe prompts)")
+        # Long prompts must not set the panel's width (nor the window's, on a small screen).
+        self.prompt_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.prompt_box.setMinimumContentsLength(12)
         self.prompt_box.lineEdit().returnPressed.connect(self._prompt_entered)
         self.prompt_box.activated.connect(self._prompt_chosen)
         self.pin_button = QPushButton("☆ Pin", self)
@@ -193,20 +198,22 @@ class SoftTargetsPanel(QWidget):
         self.generate_button.setToolTip("Open a run folder (Runs panel) to generate with its teacher and student")
         self.generate_button.setEnabled(False)
         self.generate_button.clicked.connect(self.generate)
-        settings = QHBoxLayout()
-        for text, widget in (("Max tokens", self.max_tokens_box), ("Temperature", self.gen_temperature_box),
-                             ("Top-p", self.top_p_box), ("Seed", self.seed_box)):
-            settings.addWidget(QLabel(text, box))
-            settings.addWidget(widget)
-            settings.addSpacing(8)
-        settings.addStretch(1)
-        settings.addWidget(self.generate_button)
+        # Two rows of two settings: one row of four would set the panel's (and the window's) minimum width.
+        settings = QGridLayout()
+        settings.setHorizontalSpacing(8)
+        for i, (text, widget) in enumerate((("Max tokens", self.max_tokens_box), ("Temperature", self.gen_temperature_box),
+                                            ("Top-p", self.top_p_box), ("Seed", self.seed_box))):
+            settings.addWidget(QLabel(text, box), i // 2, 2 * (i % 2))
+            settings.addWidget(widget, i // 2, 2 * (i % 2) + 1)
+        settings.setColumnStretch(4, 1)
+        settings.addWidget(self.generate_button, 0, 5, 2, 1)
         self.teacher_text = QPlainTextEdit(box)
         self.student_text = QPlainTextEdit(box)
         texts = QHBoxLayout()
         for name, color, edit in (("Teacher", theme.TEACHER_COLOR, self.teacher_text),
                                   ("Student", theme.STUDENT_COLOR, self.student_text)):
             edit.setReadOnly(True)
+            edit.setMinimumHeight(44)  # three lines; they grow with the panel
             edit.setPlaceholderText(f"{name} continuation")
             column = QVBoxLayout()
             label = QLabel(f"<b style='color:{color}'>■ {name}</b>", box)
