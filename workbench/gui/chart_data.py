@@ -50,7 +50,7 @@ CHART_SPECS = (
     ChartSpec("kl", "KL(teacher ‖ student), held-out", "nats", (
         SeriesSpec("kl_teacher_student", "KL(teacher‖student)", theme.STUDENT_COLOR),
     ), overlay_keys=("kl_teacher_student",)),
-    ChartSpec("agreement", "Teacher–student agreement", "fraction of tokens", (
+    ChartSpec("agreement", "Teacher–student agreement", "fraction", (
         SeriesSpec("top1_agreement", "top-1", theme.STUDENT_COLOR),
         SeriesSpec("top5_agreement", "top-5", theme.STUDENT_COLOR, "dotted"),
     ), overlay_keys=("top1_agreement",), log_ok=False),

@@ -47,7 +47,9 @@ class ProbabilityBars(pg.PlotWidget):
         self.hard_text = pg.TextItem("next token", color=theme.HARD_LABEL_COLOR, anchor=(0, 0.5))
         self.plot.addItem(self.hard_marker)
         self.plot.addItem(self.hard_text)
-        self.tick_font = QFont(self.font())
+        self.tick_font = QFont(self.font())  # the size asked for; rows that are too short get a smaller one
+        self._fitted_font = QFont(self.tick_font)
+        self._words: list[str] = []
         self._rows = 0
         self.scene().sigMouseMoved.connect(self._mouse_moved)
         self.setMinimumHeight(110)  # a 720-pixel-high screen still shows the whole window
@@ -68,6 +70,7 @@ class ProbabilityBars(pg.PlotWidget):
     def draw(self, dists: list[tuple[str, np.ndarray]], words: list[str], hard_row: int | None) -> None:
         """One row per word in ``words``; ``dists`` holds (name, probability of each word) per distribution."""
         self._rows = len(words)
+        self._words = list(words)
         rows = np.arange(len(words), dtype=float)
         height = 0.8 / max(len(dists), 1)
         for item in self.series.values():
@@ -79,9 +82,7 @@ class ProbabilityBars(pg.PlotWidget):
                                       width=values)
         left = self.plot.getAxis("left")
         left.setTicks([[(float(r), word) for r, word in zip(rows, words)], []])
-        # Size the axis for the longest word now; pyqtgraph would drop labels that do not fit yet.
-        metrics = QFontMetrics(self.tick_font)
-        left.setWidth(max((metrics.horizontalAdvance(word) for word in words), default=30) + 18)
+        self._fit_words()
         self.plot.setYRange(-0.6, len(words) - 0.4, padding=0)
         room = 1.32 if hard_row is not None else 1.1  # space for the star and its label
         self.plot.setXRange(0, max(widest, 1e-6) * room, padding=0)
@@ -99,7 +100,28 @@ class ProbabilityBars(pg.PlotWidget):
 
     def set_tick_font(self, font: QFont) -> None:
         self.tick_font = QFont(font)
-        self.plot.getAxis("left").setStyle(tickFont=self.tick_font)
+        self._fit_words()
+
+    def _fit_words(self) -> None:
+        """The words' font: the one asked for, or smaller when the rows are shorter than its line height
+        (presentation mode on a small screen would otherwise stack the words over each other); then the
+        axis is sized for the longest word, since pyqtgraph drops labels that do not fit yet."""
+        font = QFont(self.tick_font)
+        row_height = self.plot.vb.height() / max(self._rows, 1) if self._rows else 0.0
+        if row_height > 0:
+            while QFontMetrics(font).height() > row_height and font.pointSizeF() > 7.0:
+                font.setPointSizeF(font.pointSizeF() - 0.5)
+        left = self.plot.getAxis("left")
+        if font != self._fitted_font or not self._rows:
+            self._fitted_font = font
+            left.setStyle(tickFont=font)
+        metrics = QFontMetrics(font)
+        left.setWidth(max((metrics.horizontalAdvance(word) for word in self._words), default=30) + 18)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if getattr(self, "_rows", 0):  # also called while PlotWidget.__init__ runs, before our attributes exist
+            self._fit_words()
 
     def apply_palette(self) -> None:
         background, foreground = theme.plot_colors()
