@@ -333,3 +333,12 @@ def test_the_truth_chart_leaves_the_grid_when_no_run_can_have_a_truth(panel, qtb
     assert not truth.isVisible()
     panel.set_truth_expected(True)
     assert truth.isVisible() and panel._grid.getItemPosition(panel._grid.indexOf(lr))[:2] == (1, 2)
+
+
+def test_a_curve_with_no_finite_value_has_no_legend_entry(panel):
+    # a baseline (alpha = 0) reports its KD term as NaN at every step: nothing to draw, nothing to list
+    for n in range(1, 6):
+        panel.handle_event(Step("distill", n, 5, 3.0 - 0.1 * n, math.nan, 3.0 - 0.1 * n, 1e-3, 1.0, 1e4, 1.0, 1.0))
+    panel.redraw_now()
+    entries = panel.charts["loss"].legend_entries()
+    assert "total" in entries and "KD term" not in entries

@@ -6,6 +6,7 @@ The x axis is one global step: the teacher stage first, then distillation steps 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,6 +74,7 @@ class GrowableSeries:
         self._x = np.empty(capacity)
         self._y = np.empty(capacity)
         self._n = 0
+        self.has_values = False  # any finite y (a KD term of an alpha = 0 run is all NaN: nothing to draw)
 
     def __len__(self) -> int:
         return self._n
@@ -83,6 +85,7 @@ class GrowableSeries:
         self._x[self._n] = x
         self._y[self._n] = y
         self._n += 1
+        self.has_values = self.has_values or math.isfinite(y)
 
     def extend(self, xs, ys) -> None:
         xs, ys = np.asarray(xs, float), np.asarray(ys, float)
@@ -91,6 +94,7 @@ class GrowableSeries:
         self._x[self._n:self._n + len(xs)] = xs
         self._y[self._n:self._n + len(ys)] = ys
         self._n += len(xs)
+        self.has_values = self.has_values or bool(np.isfinite(ys).any())
 
     def _grow(self, needed: int) -> None:
         capacity = max(needed, 2 * len(self._x))

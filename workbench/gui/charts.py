@@ -235,13 +235,13 @@ class Chart(QFrame):
 
     def legend_entries(self) -> list[str]:
         """Labels in the legend: the curves that have data, then the overlays."""
-        return [series.spec.label for series in self._all_series() if len(series.data)]
+        return [series.spec.label for series in self._all_series() if series.data.has_values]
 
     def _update_legend(self) -> None:
         muted = theme.colors()["muted"]
         parts = []
         for index, series in enumerate(self._all_series()):
-            if not len(series.data):
+            if not series.data.has_values:
                 continue
             color = series.spec.color if series.main.isVisible() else muted
             swatch = _SWATCHES["dashed" if series in self.overlays else series.spec.style]
