@@ -43,6 +43,16 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def collect_garbage_on_the_gui_thread(qapp):
+    """As the application does (workbench.gui.gc_on_gui_thread): panels tested alone start threads too."""
+    from workbench.gui import gc_on_gui_thread
+
+    collector = gc_on_gui_thread.install(qapp)
+    yield collector
+    collector.stop()
+
+
 @pytest.fixture(autouse=True)
 def private_settings(tmp_path_factory, monkeypatch, qapp):
     """QSettings in a temporary folder, so tests never read or write the user's settings."""

@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     """Create the application and the window, and run the event loop."""
     args = _parse(list(sys.argv[1:] if argv is None else argv))
     app = QApplication.instance() or QApplication([sys.argv[0]])
+    from workbench.gui import gc_on_gui_thread
+
+    gc_on_gui_thread.install(app)  # before any worker thread exists
     configure_settings()
     app.setApplicationDisplayName("Distillation Workbench")
 

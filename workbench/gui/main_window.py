@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from workbench.config import ConfigError, RunConfig, load_config, overrides_between
 from workbench.engine.events import Failed, Finished
-from workbench.gui import theme
+from workbench.gui import gc_on_gui_thread, theme
 from workbench.gui.charts import ChartsPanel
 from workbench.gui.config_panel import ConfigPanel
 from workbench.gui.run_controls import STAGE_TITLES, MessageBanner, RunProgress
@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self._plan_cfg: RunConfig | None = None  # the configuration of the newest plan request
         self.first_point_time: float | None = None  # for scripts/bench_gui.py
 
+        gc_on_gui_thread.install()  # cycles are collected here, never on the training thread (see the module)
         self.controller = RunController(self, run_fn=run_fn)
         self.controller.event.connect(self._on_run_event)
         self.controller.state_changed.connect(self._on_state_changed)
