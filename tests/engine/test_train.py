@@ -227,3 +227,12 @@ def test_wall_time_counts_the_time_before_an_interruption(tmp_path):
     assert resumed.summary["wall_time_s"] > spent_before > 0
     again = train.run(RunConfig(), resume=first.run_dir)
     assert again.kind == "failed" and "already completed" in again.message and again.user_error
+
+
+def test_a_stage_that_is_all_warm_up_says_so(tmp_path, finished_run):
+    received = []
+    result = train.run(tiny_config(tmp_path, **{"train.warmup_steps": "10", "train.teacher_steps": "12"}), received.append)
+    assert result.status == "completed"
+    warnings = [e.message for e in received if e.kind == "log" and e.level == "warning"]
+    assert any("distill stage's 10 steps" in w for w in warnings) and not any("teacher stage" in w for w in warnings)
+    assert not any(e.kind == "log" and "warmup" in e.message for e in finished_run[1])

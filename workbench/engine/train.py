@@ -328,6 +328,9 @@ class _Run:
         total = tr.max_steps if distilling else tr.teacher_steps
         peak_lr = tr.lr if distilling else tr.teacher_lr
         warmup = min(tr.warmup_steps, total)
+        if total and tr.warmup_steps >= total and checkpoint is None:
+            self.report(Log(f"train.warmup_steps ({tr.warmup_steps}) is not below the {stage} stage's {total} steps: "
+                            "the learning rate only rises and never decays", level="warning"))
         alpha = dist_cfg.alpha if distilling else 0.0
         device = self.dev.device
         chunk = loss_chunk_positions(model.get_input_embeddings().weight.shape[0], dist_cfg.chunk_positions)
