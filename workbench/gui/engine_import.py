@@ -12,6 +12,7 @@ single-threaded one.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import threading
 from types import ModuleType
@@ -20,9 +21,18 @@ _LOCK = threading.Lock()
 _MODULES = ("train", "plan")  # the part of the engine with import cycles; its leaves import safely anywhere
 
 
+_frozen = False
+
+
 def load_engine() -> ModuleType:
     """Import the engine (torch and transformers with it) once; returns ``workbench.engine.train``."""
+    global _frozen
     with _LOCK:
         for name in _MODULES:
             importlib.import_module(f"workbench.engine.{name}")
+        if not _frozen:
+            # Several hundred thousand objects of imported modules live as long as the process: out of the
+            # cycle collector's sight, a full collection (now on the GUI thread) takes a few ms, not tens.
+            gc.freeze()
+            _frozen = True
     return importlib.import_module("workbench.engine.train")
