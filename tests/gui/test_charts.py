@@ -342,3 +342,20 @@ def test_a_curve_with_no_finite_value_has_no_legend_entry(panel):
     panel.redraw_now()
     entries = panel.charts["loss"].legend_entries()
     assert "total" in entries and "KD term" not in entries
+
+
+def test_charts_follow_the_distillation_stage_and_fit_all_shows_both(panel, qtbot):
+    panel.show()
+    panel.handle_event(StageStarted("teacher", 800))
+    for n in range(50, 801, 50):
+        panel.handle_event(step("teacher", n, 5.0 - n / 400, total=800))
+    panel.handle_event(StageStarted("distill", 300))
+    for n in range(10, 101, 10):
+        panel.handle_event(step("distill", n, 3.0 - n / 200, kd=1.0, total=300))
+    panel.redraw_now()
+    low, high = panel.charts["kl"].plot.vb.viewRange()[0]
+    assert 780 <= low <= 800 and 1100 <= high <= 1110, (low, high)  # the distillation steps, 800..1100
+    panel.auto_range()
+    # auto-ranging settles as the views update (a curve clipped to the old view widens it step by step)
+    view = panel.charts["loss"].plot.vb
+    qtbot.waitUntil(lambda: view.viewRange()[0][0] <= 50 and view.viewRange()[0][1] >= 890, timeout=3000)

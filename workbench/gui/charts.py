@@ -279,7 +279,23 @@ class Chart(QFrame):
                                             labelOpts={"position": 0.98, "color": "#999999", "anchors": [(1, 0), (1, 0)],
                                                        "fill": self._label_fill()})
             self.plot.addItem(self.boundary, ignoreBounds=True)
+            self.plot.vb.sigXRangeChanged.connect(self._place_boundary_label)
         self.boundary.setPos(x)
+        self._place_boundary_label()
+
+    @Slot()
+    def _place_boundary_label(self) -> None:
+        """Left of the line as a rule; right of it when the line is near the view's left edge (the charts
+        follow the distillation stage), where a label on the left would be cut off."""
+        if self.boundary is None:
+            return
+        first, last = self.plot.vb.viewRange()[0]
+        near_left = (self.boundary.value() - first) < 0.3 * max(last - first, 1e-9)
+        anchor = (0, 0) if near_left else (1, 0)
+        label = self.boundary.label
+        if label.anchors[0] != anchor:
+            label.anchors = [anchor, anchor]
+            label.updatePosition()
 
     @staticmethod
     def _label_fill() -> QColor:
@@ -501,6 +517,10 @@ class ChartsPanel(QWidget):
         if isinstance(event, StageStarted) and self._axis.boundary is not None:
             for chart in self.charts.values():
                 chart.set_boundary(self._axis.boundary)
+            if event.stage == "distill" and event.total_steps:
+                # Distillation is what people watch now: after 800 teacher steps its 300 would fill a sliver
+                # of each chart. "Fit all" (or a finished run's view) shows both stages again.
+                self.focus_steps(self._axis.boundary, self._axis.boundary + event.total_steps)
         if self._overlay_sources and (self._axis.teacher_total, self._axis.offset) != before:
             self._realign_overlays()
 
@@ -612,6 +632,14 @@ class ChartsPanel(QWidget):
     def auto_range(self) -> None:
         for chart in self.charts.values():
             chart.fit()
+
+    def focus_steps(self, first: float, last: float) -> None:
+        """Show global steps ``first``..``last`` (a little either side), each y axis fitted to what is visible."""
+        margin = 0.03 * max(last - first, 1.0)
+        for chart in self.charts.values():
+            chart.plot.setXRange(first - margin, last + margin, padding=0)
+            chart.plot.vb.setAutoVisible(y=True)
+            chart.plot.enableAutoRange(axis="y")
 
     def redraw_now(self) -> int:
         """Push every changed buffer to its curve now; returns the number of series redrawn."""
