@@ -262,13 +262,21 @@ def test_config_files_round_trip_and_bad_files_are_reported(make_window, runs_di
 def test_presentation_mode_and_theme(make_window, runs_dir, qtbot, tiny_config):
     window = make_window(tiny_config(runs_dir))
     font_before = QApplication.font().pointSizeF()
+    legend_before = window.soft_targets.legend.font().pointSizeF()
+    split_before = window.live_splitter.sizes()
     window.set_presentation(True, fullscreen=False)
     assert not window.config_dock.isVisible() and not window.tabs.tabBar().isVisible()
     assert window.charts.isVisible() and window.soft_targets.isVisible()
     assert QApplication.font().pointSizeF() > font_before
+    assert window.soft_targets.legend.font().pointSizeF() > legend_before  # the panel's parts grow too
+    charts_height, bars_height = window.live_splitter.sizes()
+    assert bars_height >= charts_height  # the bars, what an audience reads, get the larger share
     window.presentation_action.trigger()  # F11 again
     assert window.config_dock.isVisible()
     assert QApplication.font().pointSizeF() == font_before
+    assert window.soft_targets.legend.font().pointSizeF() == legend_before
+    charts_height, bars_height = window.live_splitter.sizes()  # the old split back (in proportion: fonts changed)
+    assert abs(charts_height / (charts_height + bars_height) - split_before[0] / sum(split_before)) < 0.02
     dark = QApplication.palette().window().color().lightness()
     window.theme_action.trigger()
     assert QApplication.palette().window().color().lightness() > dark

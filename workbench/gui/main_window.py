@@ -663,16 +663,21 @@ class MainWindow(QMainWindow):
         docks = (self.config_dock,)
         if on:
             self._pre_presentation = {"docks": [d.isVisible() for d in docks], "state": self.windowState(),
-                                      "tab": self.tabs.currentIndex()}
+                                      "tab": self.tabs.currentIndex(), "split": self.live_splitter.sizes()}
             for dock in docks:
                 dock.hide()
             self.tabs.setCurrentIndex(0)
             self.tabs.tabBar().hide()
             if fullscreen:
                 self.showFullScreen()
+            # The bars are what an audience reads, and the larger font needs taller rows: give them more height.
+            total = sum(self.live_splitter.sizes())
+            self.live_splitter.setSizes([int(total * 0.45), total - int(total * 0.45)])
         else:
             for dock, visible in zip(docks, self._pre_presentation.get("docks", [True])):
                 dock.setVisible(visible)
+            if self._pre_presentation.get("split"):
+                self.live_splitter.setSizes(self._pre_presentation["split"])
             self.tabs.tabBar().show()
             self.tabs.setCurrentIndex(self._pre_presentation.get("tab", 0))
             if self.isFullScreen():

@@ -610,6 +610,11 @@ class SoftTargetsPanel(QWidget):
         return f"{(base if base > 0 else 10.0) * scale:.1f}pt"
 
     def _apply_fonts(self) -> None:
+        # Under the application's style sheet a font set on the panel does not reach its parts by itself:
+        # hand it to each (presentation mode enlarges the panel's font; the legend and notes stayed small).
+        for child in self.findChildren(QWidget):
+            if child is not self.title and not isinstance(child, ProbabilityBars):
+                child.setFont(self.font())
         tick_font = QFont(self.font())
         tick_font.setPointSizeF(max(tick_font.pointSizeF(), 10.0) * 1.15)  # the words on the bars must read at a demo
         self.bars.set_tick_font(tick_font)
