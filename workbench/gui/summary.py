@@ -93,7 +93,7 @@ class SummaryCard(QFrame):
         rows = QGridLayout()
         rows.setHorizontalSpacing(10)
         rows.setVerticalSpacing(4)
-        self.memory_value = self._row(rows, 0, "Memory")
+        self.memory_value = self._row(rows, 0, "Step memory")
         self.tokenizer_value = self._row(rows, 1, "Tokenizer")
         rows.setColumnStretch(1, 1)
         layout.addLayout(rows)
@@ -166,7 +166,7 @@ class SummaryCard(QFrame):
 
         total = plan.memory.get("total", 0) if plan.memory else 0
         where = f"{plan.device_label}, {plan.precision}" if plan.precision else plan.device_label
-        self.memory_value.setText(f"\u2248 {format_bytes(total)} on {where}" if total else f"unknown yet ({where})" if where else "\u2013")
+        self.memory_value.setText(f"\u2248 {format_bytes(total)} (estimate) on {where}" if total else f"unknown yet ({where})" if where else "\u2013")
         parts = [f"{label}: {format_bytes(plan.memory[key])}" for key, label in MEMORY_PARTS if plan.memory.get(key)]
         device = f"\n\n{plan.device_label} has {format_bytes(plan.device_memory)}." if plan.device_memory else ""
         self.memory_value.setToolTip(("Estimated peak memory of one distillation step:\n" + "\n".join(parts) + device) if parts else "")
