@@ -126,7 +126,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         if not args.config:
             raise ConfigError("", "no config given", f"e.g. `workbench run toy`; presets: {', '.join(preset_names())}")
-        config = load_config(args.config)
+        config = load_config(args.config, validate=False)  # checked after --set
         config.apply_overrides(args.overrides)
         if args.out:
             config.runs_dir = args.out
@@ -334,7 +334,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from workbench.engine import data, loading, models
     from workbench.engine.plan import plan_run
 
-    config = load_config(args.config)
+    config = load_config(args.config, validate=False)  # checked after --set
     config.apply_overrides(args.overrides)
     config.validate()
     problems = plan_run(config).errors  # sizes, positions, tokenizers: from configs, no weights loaded

@@ -208,22 +208,24 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
-        """Build from nested dicts; unknown keys and wrong types raise ConfigError."""
+    def from_dict(cls, data: dict[str, Any], *, validate: bool = True) -> "RunConfig":
+        """Build from nested dicts; unknown keys and wrong types raise ConfigError, and so do disallowed
+        values unless ``validate`` is False (a form shows those at their fields instead)."""
         config = _from_dict(cls, data, prefix="")
-        config.validate()
+        if validate:
+            config.validate()
         return config
 
     def to_toml(self) -> str:
         return tomli_w.dumps(_drop_none(self.to_dict()))
 
     @classmethod
-    def from_toml(cls, text: str, source: str = "config") -> "RunConfig":
+    def from_toml(cls, text: str, source: str = "config", *, validate: bool = True) -> "RunConfig":
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise ConfigError("", f"{source} is not valid TOML: {err}", "check the line it names") from None
-        return cls.from_dict(data)
+        return cls.from_dict(data, validate=validate)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_toml(), encoding="utf-8")
@@ -350,8 +352,11 @@ def preset_description(name: str) -> str:
     return ""
 
 
-def load_config(name_or_path: str | Path) -> RunConfig:
-    """A preset name (``toy``) or a path to a TOML file."""
+def load_config(name_or_path: str | Path, *, validate: bool = True) -> RunConfig:
+    """A preset name (``toy``) or a path to a TOML file.
+
+    ``validate=False`` accepts values the run would refuse (a model file not fetched yet, an alpha of 2):
+    for the window, which marks them at their fields, and for the CLI, which checks after ``--set``."""
     path = Path(name_or_path).expanduser()
     if not path.suffix and not path.exists():
         candidate = PRESETS_DIR / f"{name_or_path}.toml"
@@ -362,7 +367,7 @@ def load_config(name_or_path: str | Path) -> RunConfig:
         raise ConfigError("", f"{str(path)!r} is a folder, not a config file", "give a preset name or a path to a .toml file")
     if not path.is_file():
         raise ConfigError("", f"config file {str(path)!r} does not exist", "give a preset name or a path to a .toml file")
-    return RunConfig.from_toml(read_config_text(path), source=str(path))
+    return RunConfig.from_toml(read_config_text(path), source=str(path), validate=validate)
 
 
 def read_config_text(path: Path) -> str:

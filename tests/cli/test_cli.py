@@ -225,3 +225,16 @@ def test_trust_remote_code_is_one_warning_line_and_in_the_run_record(tmp_path, c
 
     logged = [json.loads(line) for line in (Path(run_dir) / "events.jsonl").read_text().splitlines()]
     assert any(e["kind"] == "log" and e.get("level") == "warning" and "trust_remote_code" in e["message"] for e in logged)
+
+
+def test_a_preset_whose_model_is_not_fetched_runs_with_the_path_given_by_set(tmp_path, capsys):
+    from tests.helpers_models import save_tiny_model
+
+    teacher = tmp_path / "teacher"
+    save_tiny_model(teacher)  # this test's home has no SmolLM2: only --set makes the preset usable
+    args = ["smollm2", "--set", "teacher.source=local", "--set", f"teacher.path={teacher}",
+            "--set", "student.keep_layers=1", "--set", "train.seq_len=32"]
+    assert main(["data", *args]) == 0, capsys.readouterr().err
+    assert main(["run", "smollm2"]) == 2  # without it, the missing file is one error with the fetch hint
+    err = capsys.readouterr().err
+    assert "teacher.path" in err and "fetch" in err.lower()

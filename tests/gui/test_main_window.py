@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Slot
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication
 
 from workbench.engine.events import Eval, Probe, Step
@@ -257,6 +258,15 @@ def test_config_files_round_trip_and_bad_files_are_reported(make_window, runs_di
     broken.write_text("[distill]\ntemperature = 'hot'\n")
     assert not window.load_config_from(str(broken))
     assert "temperature" in window.banner.message()
+
+    # File > Load preset: what to train comes from the preset, the runs folder chosen in the form stays.
+    (smollm2,) = [a for a in window.findChildren(QAction) if a.data() == "smollm2"]
+    smollm2.trigger()
+    assert window.config().name == "smollm2", window.banner.message()
+    assert window.config().runs_dir == str(runs_dir)
+    # SmolLM2 is not fetched in this test's home: the preset still loads, its GGUF field is marked
+    # (the Fetch button sits beside it) and Start says why it is disabled.
+    assert not window.start_action.isEnabled() and "teacher.path" in window.start_reason()
 
 
 def test_presentation_mode_and_theme(make_window, runs_dir, qtbot, tiny_config):

@@ -41,7 +41,7 @@ def initial_config(name_or_path: str | None):
     """The config to open with: the one named, else None (remembered, then ``toy``, are tried by the window)."""
     from workbench.config import load_config
 
-    return load_config(name_or_path) if name_or_path else None
+    return load_config(name_or_path, validate=False) if name_or_path else None  # the form marks bad values
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -279,7 +279,7 @@ class MainWindow(QMainWindow):
         if not isinstance(text, str) or not text:
             return None
         try:
-            return RunConfig.from_toml(text, source="the remembered configuration")
+            return RunConfig.from_toml(text, source="the remembered configuration", validate=False)
         except ConfigError:
             return None  # an older or broken config: fall back to the default
 
@@ -545,16 +545,19 @@ class MainWindow(QMainWindow):
         action = self.sender()
         name = action.data() if isinstance(action, QAction) else None
         if name:
-            self.load_config_from(name)
+            # A preset says what to train, not where this user keeps runs: the folder chosen in the form stays.
+            self.load_config_from(name, runs_dir=self.config_panel.config().runs_dir)
 
-    def load_config_from(self, name_or_path: str) -> bool:
-        """Load a preset or TOML file into the form; errors go to the banner."""
+    def load_config_from(self, name_or_path: str, runs_dir: str | None = None) -> bool:
+        """Load a preset or TOML file into the form (``runs_dir``: keep this runs folder); errors go to the banner."""
         try:
-            cfg = load_config(name_or_path)
+            cfg = load_config(name_or_path, validate=False)  # values the run would refuse are marked at their fields
         except ConfigError as err:
             what = f"{err.field}: {err.message}" if err.field else err.message
             self.banner.show_message(f"Could not load {Path(name_or_path).name}: {what}.", err.hint)
             return False
+        if runs_dir:
+            cfg.runs_dir = runs_dir
         self.set_config(cfg, base=str(name_or_path))
         self.statusBar().showMessage(f"Loaded {name_or_path}", 6000)
         return True
