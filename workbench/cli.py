@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     data.set_defaults(handler=_cmd_data)
 
     listing = sub.add_parser("runs", help="list run folders with their status and final metrics")
-    listing.add_argument("runs_dir", nargs="?", default="runs")
+    listing.add_argument("runs_dir", nargs="?", help="default: runs (a missing default folder just means no runs yet)")
     listing.set_defaults(handler=_cmd_runs)
 
     gui = sub.add_parser("gui", help="open the window (the same as `workbench` alone)")
@@ -332,6 +332,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_data(args: argparse.Namespace) -> int:
     """What the run would train on; a config the run would refuse is refused here too."""
     from workbench.engine import data, loading, models
+    from workbench.engine.generate import teacher_cache_key
     from workbench.engine.plan import plan_run
 
     config = load_config(args.config, validate=False)  # checked after --set
@@ -349,19 +350,20 @@ def _cmd_data(args: argparse.Namespace) -> int:
         tokenizer = models.load_tokenizer(config.teacher.source, config.teacher.path, revision=config.teacher.revision,
                                           trust_remote_code=config.teacher.trust_remote_code)
     print(data.describe(config.data, tokenizer, config.train.seq_len, seed=config.train.seed,
-                        teacher_key=data.teacher_cache_key(config.teacher)))
+                        teacher_key=teacher_cache_key(config.teacher)))
     return 0
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
     from workbench.engine import runs
 
-    where = Path(args.runs_dir).expanduser()
-    if (where.exists() and not where.is_dir()) or (not where.exists() and args.runs_dir != "runs"):
-        raise ConfigError("", f"{args.runs_dir!r} is not a folder", "give the folder that holds the run folders (the config's runs_dir)")
-    found = runs.list_runs(args.runs_dir)
+    runs_dir = args.runs_dir or "runs"
+    where = Path(runs_dir).expanduser()
+    if (where.exists() and not where.is_dir()) or (args.runs_dir is not None and not where.exists()):
+        raise ConfigError("", f"{runs_dir!r} is not a folder", "give the folder that holds the run folders (the config's runs_dir)")
+    found = runs.list_runs(runs_dir)
     if not found:
-        print(f"no runs in {args.runs_dir}")
+        print(f"no runs in {runs_dir}")
         return 0
     for info in found:
         s = info.summary

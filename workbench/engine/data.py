@@ -33,9 +33,7 @@ import torch
 
 from workbench import paths
 from workbench.config import ConfigError, DataConfig
-from workbench.engine.generate import (  # noqa: F401 (teacher_cache_key: re-exported for the CLI and the window)
-    cached_corpus, format_prompt, generate_corpus, generation_prompts, teacher_cache_key, train_tokenizer,
-)
+from workbench.engine.generate import cached_corpus, format_prompt, generate_corpus, generation_prompts, train_tokenizer
 from workbench.engine.sources import read_documents
 
 __all__ = [

@@ -68,8 +68,6 @@ def tokenizer_for_trained_teacher(config: RunConfig) -> Any:
         return toy_language().tokenizer()
     from workbench.engine import data
 
-    if config.data.source == "generated":
-        raise ConfigError("data.source", "generated data needs a trained teacher to write it", "load a pretrained teacher (local, hub or .gguf), or use another data source")
     return data.train_tokenizer(data.load_documents(config.data)[0], vocab_size=TEXT_TOKENIZER_VOCAB)
 
 

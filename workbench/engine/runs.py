@@ -52,7 +52,7 @@ def create_run_dir(config: RunConfig) -> Path:
     while path.exists():
         suffix += 1
         path = root / f"{stamp}-{config.name}-{suffix}"
-    make_folder(path, "runs_dir")
+    path.mkdir()
     config.save(path / "config.toml")
     return path
 

@@ -310,9 +310,7 @@ class _Run:
 
         cfg = self.config
         kwargs: dict[str, Any] = {}
-        if cfg.data.source == "generated":
-            if teacher is None:
-                raise ConfigError("data.source", "generated data needs a trained teacher to write it", "load a pretrained teacher, or use another data source")
+        if cfg.data.source == "generated" and teacher is not None:  # RunConfig.errors() refuses a teacher trained here
             kwargs.update(teacher=teacher.to(self.dev.device), teacher_key=teacher_cache_key(cfg.teacher))
         blocks = data.load_blocks(cfg.data, self.tokenizer, cfg.train.seq_len, seed=cfg.train.seed,
                                   on_log=lambda message: self.report(Log(message)), **kwargs)

@@ -98,9 +98,10 @@ class PreviewWorker(QObject):
         from workbench.engine import data as engine_data  # leaf modules only (data, generate, sources)
 
         # the same key the run uses, so already generated samples are found in the cache
-        teacher_key = engine_data.teacher_cache_key(teacher)
+        from workbench.engine.generate import teacher_cache_key
+
         return engine_data.preview(request.data, tokenizer, request.seq_len, seed=request.seed, n_examples=3,
-                                   teacher_key=teacher_key)
+                                   teacher_key=teacher_cache_key(teacher))
 
 
 class _Cancelled(Exception):
