@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 
 def _events(n_points: int, seed: int = 0) -> list:
-    from workbench.engine.events import Eval, StageStarted, Step
+    from workbench.events import Eval, StageStarted, Step
 
     rng = np.random.default_rng(seed)
     n_teacher = n_points // 5
@@ -56,8 +56,8 @@ def measure_redraw(n_points: int = 100_000, repeats: int = 20, size: tuple[int, 
     """Median and worst time (ms) of one timer redraw (data push + paint) of a panel holding ``n_points`` steps."""
     from PySide6.QtWidgets import QApplication
 
-    from workbench.engine.events import Step
-    from workbench.gui.charts import ChartsPanel
+    from workbench.events import Step
+    from workbench.gui.charts.panel import ChartsPanel
 
     app = QApplication.instance() or QApplication([])
     panel = ChartsPanel()

@@ -63,11 +63,11 @@ def measure(preset: str, seconds: float, timeout: float) -> dict:
 
     os.environ.setdefault(gui_app.SETTINGS_ENV, tempfile.mkdtemp(prefix="workbench-settings-"))
     gui_app.configure_settings()
-    from workbench.config import load_config
+    from workbench.config.presets import load_config
     from workbench.gui import theme
 
     theme.apply_theme(app, "dark")
-    from workbench.gui.main_window import MainWindow
+    from workbench.gui.window.main_window import MainWindow
 
     cfg = load_config(preset)
     cfg.runs_dir = tempfile.mkdtemp(prefix="workbench-bench-runs-")

@@ -24,8 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from workbench.config import load_config
-from workbench.engine import train
+from workbench.config.presets import load_config
+from workbench.engine.train.run import run
 
 
 def _student_config(teacher_dir: Path, runs_dir: Path, args: argparse.Namespace, *, alpha: float, name: str,
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.runs_dir = str(runs_dir)
         cfg.name = "teacher"
         cfg.apply_overrides(["train.max_steps=1", "train.warmup_steps=0"])
-        result = train.run(cfg)
+        result = run(cfg)
         if result.kind == "failed":
             print(f"error: teacher run failed: {result.message}", file=sys.stderr)
             return 1
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.seeds):
         for label, alpha in (("soft", args.alpha), ("hard", 0.0)):
             cfg = _student_config(teacher_dir, runs_dir, args, alpha=alpha, name=f"student-{label}-seed{seed}", seed=seed)
-            result = train.run(cfg)
+            result = run(cfg)
             if result.kind == "failed":
                 print(f"error: {label} student failed: {result.message}", file=sys.stderr)
                 return 1

@@ -28,9 +28,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workbench.config import ArchConfig, load_config  # noqa: E402
-from workbench.engine import losses, models  # noqa: E402
-from workbench.engine.train import loss_chunk_positions  # noqa: E402
+from workbench.config.checks import evenly_spaced
+from workbench.config.presets import load_config
+from workbench.config.schema import ArchConfig
+from workbench.engine.losses import distill_loss
+from workbench.engine.models.build import build_model, derive_student
+from workbench.engine.models.sizes import count_parameters
+from workbench.engine.train.run import loss_chunk_positions
 
 SMOLLM2_135M = ArchConfig(family="llama", layers=30, hidden=576, heads=9, kv_heads=3, intermediate=1536,
                           max_positions=2048, tie_embeddings=True)
@@ -82,7 +86,7 @@ def measure(teacher, student, vocab: int, batch: int, seq: int, repeats: int, te
         teacher_logits = teacher_forward()
         with autocast():
             logits = student(input_ids=ids, use_cache=False).logits
-        parts = losses.distill_loss(logits, teacher_logits, ids, temperature=temperature, alpha=alpha,
+        parts = distill_loss(logits, teacher_logits, ids, temperature=temperature, alpha=alpha,
                                     chunk_positions=chunk)
         parts.loss.backward()
         optimizer.step()
@@ -106,26 +110,26 @@ def measure(teacher, student, vocab: int, batch: int, seq: int, repeats: int, te
 
 
 def toy_case(repeats: int, device: str, precision: str) -> dict:
-    from workbench.engine.toylang import get_language
+    from workbench.engine.toy.language import get_language
 
     cfg = load_config("toy")
     vocab = len(get_language().tokenizer())
-    teacher = models.build_model(cfg.teacher.arch, vocab, seed=0)
-    student = models.build_model(cfg.student.arch, vocab, seed=1)
+    teacher = build_model(cfg.teacher.arch, vocab, seed=0)
+    student = build_model(cfg.student.arch, vocab, seed=1)
     result = measure(teacher, student, vocab, cfg.train.batch_size, cfg.train.seq_len, repeats, device=device,
                      precision=precision)
-    return {"shape": "toy preset", "vocab": vocab, "teacher_params": models.count_parameters(teacher),
-            "student_params": models.count_parameters(student), "batch": cfg.train.batch_size,
+    return {"shape": "toy preset", "vocab": vocab, "teacher_params": count_parameters(teacher),
+            "student_params": count_parameters(student), "batch": cfg.train.batch_size,
             "seq_len": cfg.train.seq_len, **result}
 
 
 def smollm2_case(repeats: int, batch: int, seq: int, device: str, precision: str) -> dict:
     vocab = 49152
-    teacher = models.build_model(SMOLLM2_135M, vocab, seed=0)
-    student = models.derive_student(teacher, models.keep_layer_ids(30, 10))
+    teacher = build_model(SMOLLM2_135M, vocab, seed=0)
+    student = derive_student(teacher, evenly_spaced(30, 10))
     result = measure(teacher, student, vocab, batch, seq, repeats, device=device, precision=precision)
     return {"shape": "SmolLM2-135M (random weights) -> derived 10 of 30 layers", "vocab": vocab,
-            "teacher_params": models.count_parameters(teacher), "student_params": models.count_parameters(student),
+            "teacher_params": count_parameters(teacher), "student_params": count_parameters(student),
             "batch": batch, "seq_len": seq, **result}
 
 

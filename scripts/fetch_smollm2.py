@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 
 try:
-    from workbench.engine.gguf import fetch_smollm2
+    from workbench.engine.models.fetch import fetch_smollm2
 except ImportError:  # run from a checkout without installing it
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from workbench.engine.gguf import fetch_smollm2
+    from workbench.engine.models.fetch import fetch_smollm2
 
-from workbench.config import ConfigError
+from workbench.errors import ConfigError
 
 __all__ = ["fetch_smollm2", "main"]
 

@@ -60,15 +60,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from workbench.config import load_config
-    from workbench.engine.events import Failed, Probe, Step
+    from workbench.config.presets import load_config
+    from workbench.events import Failed, Probe, Step
     from workbench.gui import app as gui_app
     from workbench.gui import theme
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     gui_app.configure_settings()
     theme.apply_theme(app, "dark")
-    from workbench.gui.main_window import MainWindow
+    from workbench.gui.window.main_window import MainWindow
 
     cfg = load_config(args.preset)
     cfg.runs_dir = str((out / "runs").resolve())

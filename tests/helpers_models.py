@@ -12,8 +12,8 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-from workbench.config import ArchConfig
-from workbench.engine.models import build_model
+from workbench.config.schema import ArchConfig
+from workbench.engine.models.build import build_model
 
 SPECIALS = ["<pad>", "<unk>", "<s>", "</s>"]
 WORDS = (

@@ -19,7 +19,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from workbench.config import ConfigError, RunConfig, WorkbenchWarning, field_help, load_config, preset_description, preset_names
+from workbench.config.presets import (
+    field_help,
+    load_config,
+    preset_description,
+    preset_names,
+)
+from workbench.config.schema import RunConfig
+from workbench.errors import ConfigError, WorkbenchWarning
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -38,8 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         _error(err)
         if getattr(args, "json", False):  # a script reading the last line gets one either way
-            message = f"{err.field}: {err.message}" if err.field else err.message
-            print(json.dumps({"status": "failed", "message": message, "hint": err.hint, "run_dir": ""}))
+            print(json.dumps({"status": "failed", "message": err.what, "hint": err.hint, "run_dir": ""}))
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -99,8 +105,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _error(err: ConfigError) -> None:
-    text = f"{err.field}: {err.message}" if err.field else err.message
-    print(f"error: {text}", file=sys.stderr)
+    print(f"error: {err.what}", file=sys.stderr)
     if err.hint:
         print(f"hint: {err.hint}", file=sys.stderr)
 
@@ -114,13 +119,14 @@ def _open_gui(gui_args: list[str]) -> int:
 # -- run ------------------------------------------------------------------------
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from workbench.engine import runs, train
-    from workbench.engine.control import Control
+    from workbench.control import Control
+    from workbench.engine.train.run import run
+    from workbench.run_folder import load_run_config
 
     if args.out and (args.run_dir or args.resume):
         raise ConfigError("", "--out cannot be combined with --run-dir or --resume (they name the run folder itself)", "drop --out")
     if args.resume:
-        config = runs.load_run_config(args.resume)
+        config = load_run_config(args.resume)
         if args.overrides:
             raise ConfigError("", "--set cannot change a run that is being resumed", "start a new run with the changed settings instead")
     else:
@@ -135,7 +141,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     control = Control()
     _install_signal_handlers(control)
     progress = _Progress(sys.stderr)
-    result = train.run(config, progress, control, run_dir=args.run_dir, resume=args.resume)
+    result = run(config, progress, control, run_dir=args.run_dir, resume=args.resume)
     progress.close()
     if os.environ.get("RANK", "0") != "0":
         return 0 if result.kind == "finished" else EXIT_FAILED  # under torchrun, rank 0 speaks for all
@@ -292,8 +298,8 @@ def _all_fields(obj: Any, prefix: str = "") -> list[str]:
 def _cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from workbench.engine.evaluate import Predictor
-    from workbench.engine.probabilities import soften
+    from workbench.engine.predictor import Predictor
+    from workbench.probabilities import soften
 
     if args.top_k < 1:
         raise ConfigError("--top-k", f"{args.top_k} must be at least 1", "e.g. --top-k 10")
@@ -331,8 +337,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_data(args: argparse.Namespace) -> int:
     """What the run would train on; a config the run would refuse is refused here too."""
-    from workbench.engine import data, loading, models
-    from workbench.engine.generate import teacher_cache_key
+    from workbench.engine.assemble import data_tokenizer
+    from workbench.engine.data.blocks import describe
+    from workbench.engine.data.generated import teacher_cache_key
     from workbench.engine.plan import plan_run
 
     config = load_config(args.config, validate=False)  # checked after --set
@@ -341,27 +348,23 @@ def _cmd_data(args: argparse.Namespace) -> int:
     problems = plan_run(config).errors  # sizes, positions, tokenizers: from configs, no weights loaded
     if problems:
         for problem in problems:
-            print(f"error: {problem}", file=sys.stderr)
+            print(f"error: {problem.line}", file=sys.stderr)
         print("hint: `workbench run` refuses this config too; fix the value named above", file=sys.stderr)
         return EXIT_USAGE
-    if config.teacher.source == "train":
-        tokenizer = loading.tokenizer_for_trained_teacher(config)
-    else:
-        tokenizer = models.load_tokenizer(config.teacher.source, config.teacher.path, revision=config.teacher.revision,
-                                          trust_remote_code=config.teacher.trust_remote_code)
-    print(data.describe(config.data, tokenizer, config.train.seq_len, seed=config.train.seed,
+    tokenizer = data_tokenizer(config.teacher, config.data)
+    print(describe(config.data, tokenizer, config.train.seq_len, seed=config.train.seed,
                         teacher_key=teacher_cache_key(config.teacher)))
     return 0
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
-    from workbench.engine import runs
+    from workbench.run_folder import list_runs
 
     runs_dir = args.runs_dir or "runs"
     where = Path(runs_dir).expanduser()
     if (where.exists() and not where.is_dir()) or (args.runs_dir is not None and not where.exists()):
         raise ConfigError("", f"{runs_dir!r} is not a folder", "give the folder that holds the run folders (the config's runs_dir)")
-    found = runs.list_runs(runs_dir)
+    found = list_runs(runs_dir)
     if not found:
         print(f"no runs in {runs_dir}")
         return 0

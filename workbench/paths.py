@@ -1,4 +1,5 @@
-"""Where the workbench keeps things outside run folders.
+"""Where things are: the package's resources, the workbench's home, paths as configs write them, and
+the one way files and folders are written atomically (ground floor: no torch, no Qt).
 
 ``WORKBENCH_HOME`` (default ``~/.cache/distillation-workbench``) holds:
 
@@ -10,8 +11,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+RESOURCES = Path(__file__).resolve().parent / "resources"
+PRESETS_DIR = RESOURCES / "presets"
 
 
 def home() -> Path:
@@ -38,9 +45,56 @@ def temp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary sibling, then rename it over ``path``: readers see the old
-    file or the new one, never half of one."""
+def resolve_path(text: str) -> Path:
+    """A path as written in a config, made real.
+
+    ``models:NAME`` is the workbench's models folder (``$WORKBENCH_HOME/models``, where
+    ``scripts/fetch_smollm2.py`` puts files); ``resources:REL`` is the package's own
+    resources folder; anything else is expanded (``~``) and taken as is. The prefixes
+    keep presets portable across machines.
+    """
+    text = text.strip()
+    if text.startswith("models:"):
+        return home() / "models" / text[len("models:"):].lstrip("/\\")
+    if text.startswith("resources:"):
+        return RESOURCES / text[len("resources:"):].lstrip("/\\")
+    return Path(text).expanduser()
+
+
+@contextmanager
+def atomic_target(path: Path, *, keep_existing: bool = False) -> Iterator[Path]:
+    """The one way the workbench writes a file or a folder that others read.
+
+    Yields a temporary sibling of ``path`` (see :func:`temp_sibling`); write the file or fill the
+    folder there. When the block ends normally it is renamed onto ``path`` (an existing folder is
+    replaced), so readers see the old version or the new one, never half of one; when the block
+    raises, or the rename fails, the temporary is removed and ``path`` is untouched. With
+    ``keep_existing``, a ``path`` that another writer finished first is kept and ours dropped.
+    """
     tmp = temp_sibling(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        if keep_existing and path.exists():
+            return
+        if path.is_dir() and not path.is_symlink():
+            old = temp_sibling(path)  # os.replace cannot rename over a folder that has files
+            os.replace(path, old)
+            try:
+                os.replace(tmp, path)
+            except OSError:
+                os.replace(old, path)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists() or tmp.is_symlink():
+            tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through :func:`atomic_target`."""
+    with atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

@@ -112,9 +112,9 @@ def test_finished_runs_and_used_folders_are_refused(tiny_run, capsys):
     assert "already completed" in capsys.readouterr().err
     assert main(["run", "toy-quick", *TINY, "--run-dir", run_dir]) == 2
     assert "is not empty" in capsys.readouterr().err
-    from workbench.engine import runs
+    from workbench.run_folder import read_run
 
-    assert runs.read_run(run_dir).status == "completed", "a refused start must not touch the run it names"
+    assert read_run(run_dir).status == "completed", "a refused start must not touch the run it names"
     assert main(["predict", run_dir, "the cat", "--top-k", "0"]) == 2
     assert "--top-k" in capsys.readouterr().err
 

@@ -36,12 +36,12 @@ def test_two_processes_under_torchrun_write_one_run_and_one_summary(tmp_path):
 _FAIL_ON_RANK_1 = """
 import os, sys
 if os.environ.get("RANK") == "1":  # one process meets an error the others do not (a full disk, say)
-    from workbench.engine import data
+    from workbench.engine.train import run as train_run
 
     def broken(*args, **kwargs):
         raise OSError("no space left on device")
 
-    data.load_blocks = broken
+    train_run.load_blocks = broken  # where the training loop looks it up
 from workbench.cli import main
 sys.exit(main(sys.argv[1:]))
 """

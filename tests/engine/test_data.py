@@ -8,9 +8,10 @@ import random
 import pytest
 import torch
 
-from workbench.config import ConfigError, DataConfig
-from workbench.engine.data import BatchIterator, describe, load_blocks, preview, train_tokenizer
-from workbench.engine.generate import generate_corpus
+from workbench.config.schema import DataConfig
+from workbench.engine.data.blocks import BatchIterator, describe, load_blocks, preview
+from workbench.engine.data.generated import generate_corpus, train_tokenizer
+from workbench.errors import ConfigError
 
 WORDS = "the a cat dog sees likes house garden red small runs sleeps near under big old".split()
 
@@ -29,9 +30,9 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def language():
-    from workbench.engine import toylang
+    from workbench.engine.toy.language import get_language
 
-    return toylang.get_language()
+    return get_language()
 
 
 def test_toy_blocks_start_at_sentence_starts_and_follow_the_corpus(language):
@@ -413,7 +414,7 @@ def test_generated_data_longer_than_the_teacher_positions_is_refused(tiny_teache
 
 
 def test_toy_blocks_are_cached_and_the_cache_gives_the_same_blocks(monkeypatch):
-    from workbench.engine.toylang import get_language
+    from workbench.engine.toy.language import get_language
 
     language = get_language()
     data = DataConfig(source="toy", toy_sentences=400, toy_seed=7)
@@ -435,7 +436,7 @@ def test_two_writers_of_the_same_toy_cache_entry_both_succeed(monkeypatch):
     own temporary file, so neither rename finds the other's file gone."""
     import threading
 
-    from workbench.engine.toylang import get_language
+    from workbench.engine.toy.language import get_language
 
     language = get_language()
     data = DataConfig(source="toy", toy_sentences=400, toy_seed=11)
@@ -469,7 +470,7 @@ def test_a_jsonl_column_missing_from_the_first_rows_is_still_found(tmp_path, tok
     path = tmp_path / "mixed.jsonl"
     rows = ['{"title": "a header row"}'] + [f'{{"text": "the cat sat on the mat {i}"}}' for i in range(50)]
     path.write_text("\n".join(rows))
-    from workbench.engine.sources import read_documents
+    from workbench.engine.data.sources import read_documents
 
     documents, _ = read_documents(DataConfig(source="file", path=str(path)))
     assert len(documents) == 50 and documents[0] == "the cat sat on the mat 0"

@@ -6,7 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.engine.losses import DIVERGENCES, count_valid_tokens, distill_loss, divergence, kl_per_position
+from workbench.engine.losses import (
+    DIVERGENCES,
+    count_valid_tokens,
+    distill_loss,
+    divergence,
+    kl_per_position,
+)
 
 INF = float("inf")
 

@@ -8,11 +8,41 @@ import warnings
 import pytest
 import torch
 
-from tests.helpers_models import next_token_logits, save_tiny_model, tiny_arch, tiny_model, tiny_tokenizer, tiny_vocab
+from tests.helpers_models import (
+    next_token_logits,
+    save_tiny_model,
+    tiny_arch,
+    tiny_model,
+    tiny_tokenizer,
+    tiny_vocab,
+)
 from workbench import paths
-from workbench.config import RESOURCES, ArchConfig, ConfigError, StudentConfig, TeacherConfig
-from workbench.engine import models
-from workbench.engine.models import ModelSourceError, TokenizerMismatchError
+from workbench.config.checks import derived_layers
+from workbench.config.schema import ArchConfig, StudentConfig, TeacherConfig
+from workbench.engine.device import describe_device
+from workbench.engine.models import load as models_load
+from workbench.engine.models.build import (
+    build_model,
+    derive_student,
+    hf_config_from_arch,
+    make_student,
+)
+from workbench.engine.models.errors import (
+    ModelSourceError,
+    RemoteCodeWarning,
+    TokenizerMismatchError,
+)
+from workbench.engine.models.load import load_pretrained, load_teacher
+from workbench.engine.models.sizes import (
+    architecture_blocks,
+    count_parameters,
+    count_parameters_for_config,
+    estimate_training_memory,
+    max_positions,
+)
+from workbench.engine.models.tokenizers import check_tokenizers
+from workbench.errors import ConfigError
+from workbench.paths import RESOURCES
 
 VOCAB = tiny_vocab()
 IDS = [VOCAB[w] for w in "<s> the cat is sitting on the mat .".split()]
@@ -41,45 +71,45 @@ def test_build_model_leaves_the_global_rng_alone():
 
 def test_local_folder_loads_the_same_model_and_tokenizer(tmp_path):
     model, tok = save_tiny_model(tmp_path / "m")
-    loaded, loaded_tok = models.load_pretrained("local", str(tmp_path / "m"))
+    loaded, loaded_tok = load_pretrained("local", str(tmp_path / "m"))
     assert loaded_tok.get_vocab() == tok.get_vocab()
     assert torch.allclose(next_token_logits(loaded, IDS), next_token_logits(model, IDS), atol=1e-6)
-    teacher, _ = models.load_teacher(TeacherConfig(source="local", path=str(tmp_path / "m")))
-    assert models.count_parameters(teacher) == models.count_parameters(model)
+    teacher, _ = load_teacher(TeacherConfig(source="local", path=str(tmp_path / "m")))
+    assert count_parameters(teacher) == count_parameters(model)
 
 
 def test_local_folder_problems_are_clear_errors(tmp_path):
     with pytest.raises(ModelSourceError, match="does not exist") as err:
-        models.load_pretrained("local", str(tmp_path / "nowhere"))
+        load_pretrained("local", str(tmp_path / "nowhere"))
     assert err.value.field == "teacher.path"
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelSourceError, match="has no config.json"):
-        models.load_pretrained("local", str(tmp_path / "empty"))
+        load_pretrained("local", str(tmp_path / "empty"))
     (tmp_path / "x.gguf").write_bytes(b"GGUF")
     with pytest.raises(ModelSourceError, match="is a file") as err:
-        models.load_pretrained("local", str(tmp_path / "x.gguf"))
+        load_pretrained("local", str(tmp_path / "x.gguf"))
     assert "gguf source" in err.value.hint
     model, _ = save_tiny_model(tmp_path / "no_tok")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (tmp_path / "no_tok" / name).unlink()
     with pytest.raises(ModelSourceError, match="tokenizer"):
-        models.load_pretrained("local", str(tmp_path / "no_tok"))
+        load_pretrained("local", str(tmp_path / "no_tok"))
 
 
 def test_trust_remote_code_warns(tmp_path):
     save_tiny_model(tmp_path / "m")
-    with pytest.warns(models.RemoteCodeWarning, match="trust"):
-        models.load_pretrained("local", str(tmp_path / "m"), trust_remote_code=True)
+    with pytest.warns(RemoteCodeWarning, match="trust"):
+        load_pretrained("local", str(tmp_path / "m"), trust_remote_code=True)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", models.RemoteCodeWarning)
-        models.load_pretrained("local", str(tmp_path / "m"))
+        warnings.simplefilter("error", RemoteCodeWarning)
+        load_pretrained("local", str(tmp_path / "m"))
 
 
 def test_hub_id_offline_and_not_cached_is_one_clear_sentence(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(ModelSourceError) as err:
-        models.load_teacher(TeacherConfig(source="hub", path="HuggingFaceTB/SmolLM2-135M"))
+        load_teacher(TeacherConfig(source="hub", path="HuggingFaceTB/SmolLM2-135M"))
     assert err.value.field == "teacher.path"
     assert "'HuggingFaceTB/SmolLM2-135M' is not in the local Hugging Face cache and the hub cannot be reached" in str(err.value)
     assert "local folder" in err.value.hint
@@ -95,11 +125,11 @@ def test_hub_unreachable_while_online_fails_without_retries(tmp_path, monkeypatc
         calls.append((repo_id, kwargs.get("timeout")))
         raise ConnectionError("Name or service not known")
 
-    monkeypatch.setattr(models, "_offline", lambda: False)
+    monkeypatch.setattr(models_load, "_offline", lambda: False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr(huggingface_hub.HfApi, "model_info", unreachable)
     with pytest.raises(ModelSourceError, match="hub cannot be reached"):
-        models.load_pretrained("hub", "someone/some-model")
+        load_pretrained("hub", "someone/some-model")
     assert calls == [("someone/some-model", 5)]
 
 
@@ -117,22 +147,28 @@ def test_hub_id_in_the_local_cache_loads_offline(tmp_path, monkeypatch):
     import huggingface_hub.constants as hub_constants
 
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    loaded, loaded_tok = models.load_pretrained("hub", "someone/tiny")
+    loaded, loaded_tok = load_pretrained("hub", "someone/tiny")
     assert loaded_tok.get_vocab() == tok.get_vocab()
     assert torch.allclose(next_token_logits(loaded, IDS), next_token_logits(model, IDS), atol=1e-6)
 
 
-def test_keep_layer_ids_are_evenly_spaced_with_both_ends():
-    ids = models.keep_layer_ids(30, 10)
+def test_derived_layers_are_evenly_spaced_with_both_ends_and_refuse_a_student_that_is_not_smaller():
+    def kept(n, keep=2, layer_ids=()):
+        return derived_layers(StudentConfig(source="derived", keep_layers=keep, layer_ids=list(layer_ids)), n)
+
+    ids = kept(30, 10)
     assert ids[0] == 0 and ids[-1] == 29 and len(set(ids)) == 10 and ids == sorted(ids)
     gaps = [b - a for a, b in zip(ids, ids[1:])]
     assert max(gaps) - min(gaps) <= 1
-    assert models.keep_layer_ids(4, 2) == [0, 3]
-    assert models.keep_layer_ids(5, 1) == [0]
-    assert models.keep_layer_ids(3, 3) == [0, 1, 2]
-    for bad in (0, 4):
-        with pytest.raises(ConfigError):
-            models.keep_layer_ids(3, bad)
+    assert kept(4, 2) == [0, 3]
+    assert kept(5, 1) == [0]
+    assert kept(6, layer_ids=[4, 1]) == [4, 1]  # an explicit list is kept as given
+    for keep, layer_ids, field in ((3, (), "student.keep_layers"), (4, (), "student.keep_layers"),
+                                   (2, (0, 3), "student.layer_ids"), (2, (1, 1), "student.layer_ids"),
+                                   (2, (0, 1, 2), "student.layer_ids")):
+        with pytest.raises(ConfigError) as err:
+            kept(3, keep, layer_ids)
+        assert err.value.field == field
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
@@ -140,7 +176,7 @@ def test_derived_student_copies_the_kept_layers_and_shares_nothing(family):
     tok = tiny_tokenizer()
     teacher = tiny_model(tok, family=family, layers=4, seed=3)
     teacher.eval()
-    student = models.derive_student(teacher, [0, 3])
+    student = derive_student(teacher, [0, 3])
     assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
     layers_of = (lambda m: m.model.layers) if family == "llama" else (lambda m: m.transformer.h)
     for new, old in ((0, 0), (1, 3)):
@@ -153,7 +189,7 @@ def test_derived_student_copies_the_kept_layers_and_shares_nothing(family):
         student.get_input_embeddings().weight.add_(1.0)
     assert not torch.equal(student.get_input_embeddings().weight, teacher.get_input_embeddings().weight)
     assert student.training and all(p.requires_grad for p in student.parameters())
-    assert models.count_parameters(student) < models.count_parameters(teacher)
+    assert count_parameters(student) < count_parameters(teacher)
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
@@ -161,7 +197,7 @@ def test_derived_student_generates_the_same_with_and_without_kv_cache(family):
     """A wrong attention layer_idx breaks the KV cache: cached and uncached decoding differ or crash."""
     tok = tiny_tokenizer()
     teacher = tiny_model(tok, family=family, layers=4, seed=4)
-    student = models.derive_student(teacher, [1, 3]).eval()
+    student = derive_student(teacher, [1, 3]).eval()
     prompt = torch.tensor([IDS[:4]])
     kwargs = dict(max_new_tokens=6, do_sample=False, pad_token_id=tok.pad_token_id)
     cached = student.generate(prompt, use_cache=True, **kwargs)
@@ -173,7 +209,7 @@ def test_derived_student_generates_the_same_with_and_without_kv_cache(family):
 def test_one_layer_student_equals_running_that_teacher_layer():
     tok = tiny_tokenizer()
     teacher = tiny_model(tok, layers=3, seed=6).eval()
-    student = models.derive_student(teacher, [2]).eval()
+    student = derive_student(teacher, [2]).eval()
     ids = torch.tensor([IDS])
     with torch.no_grad():
         base = teacher.model
@@ -190,36 +226,36 @@ def test_derive_refuses_layers_the_teacher_does_not_have():
     teacher = tiny_model(tiny_tokenizer(), layers=3)
     for bad in ([], [0, 3], [1, 1]):
         with pytest.raises(ConfigError) as err:
-            models.derive_student(teacher, bad)
+            derive_student(teacher, bad)
         assert err.value.field == "student.layer_ids"
 
 
 def test_make_student_derived_and_custom():
     tok = tiny_tokenizer()
     teacher = tiny_model(tok, layers=4)
-    derived = models.make_student(StudentConfig(source="derived", keep_layers=2), teacher, tok)
+    derived = make_student(StudentConfig(source="derived", keep_layers=2), teacher, tok)
     assert derived.config.num_hidden_layers == 2
-    picked = models.make_student(StudentConfig(source="derived", layer_ids=[1, 2, 3]), teacher, tok)
+    picked = make_student(StudentConfig(source="derived", layer_ids=[1, 2, 3]), teacher, tok)
     assert torch.equal(picked.model.layers[0].mlp.up_proj.weight, teacher.model.layers[1].mlp.up_proj.weight)
     with pytest.raises(ConfigError) as err:
-        models.make_student(StudentConfig(source="derived", keep_layers=4), teacher, tok)
+        make_student(StudentConfig(source="derived", keep_layers=4), teacher, tok)
     assert err.value.field == "student.keep_layers"
 
     arch = ArchConfig(family="gpt2", layers=1, hidden=16, heads=2)  # family follows the teacher
-    custom = models.make_student(StudentConfig(source="custom", arch=arch), teacher, tok, seed=1)
+    custom = make_student(StudentConfig(source="custom", arch=arch), teacher, tok, seed=1)
     assert custom.config.model_type == "llama" and custom.config.hidden_size == 16
     assert custom.config.vocab_size == teacher.config.vocab_size
-    assert models.count_parameters(custom) < models.count_parameters(teacher)
+    assert count_parameters(custom) < count_parameters(teacher)
 
 
 def test_tokenizer_check_passes_identical_maps_and_refuses_a_permuted_one():
     teacher_tok = tiny_tokenizer()
-    models.check_tokenizers(teacher_tok, tiny_tokenizer())
+    check_tokenizers(teacher_tok, tiny_tokenizer())
     permuted = dict(zip(tiny_vocab(), reversed(list(tiny_vocab().values()))))
     student_tok = tiny_tokenizer(permuted)
     assert len(student_tok) == len(teacher_tok)  # same size, different map
     with pytest.raises(TokenizerMismatchError) as err:
-        models.check_tokenizers(teacher_tok, student_tok)
+        check_tokenizers(teacher_tok, student_tok)
     n = len(permuted)
     differing = sum(1 for t in permuted if permuted[t] != tiny_vocab()[t])
     assert f"differs from the teacher's in {differing} of {n} tokens" in str(err.value)
@@ -235,47 +271,47 @@ def test_pretrained_student_with_another_tokenizer_is_refused(tmp_path):
     save_tiny_model(tmp_path / "other", layers=1, vocab=other)
     expected = f"token 'the' is id {VOCAB['the']} in the teacher and id {VOCAB['cat']} in the student"
     with pytest.raises(TokenizerMismatchError, match=expected):
-        models.make_student(StudentConfig(source="local", path=str(tmp_path / "other")), teacher, tok)
+        make_student(StudentConfig(source="local", path=str(tmp_path / "other")), teacher, tok)
     save_tiny_model(tmp_path / "same", layers=1)
-    student = models.make_student(StudentConfig(source="local", path=str(tmp_path / "same")), teacher, tok)
+    student = make_student(StudentConfig(source="local", path=str(tmp_path / "same")), teacher, tok)
     assert student.config.num_hidden_layers == 1 and student.training
 
 
 @pytest.mark.parametrize("family,tie", [("llama", True), ("llama", False), ("gpt2", True)])
 def test_parameter_counts_on_meta_match_real_models_and_tied_weights_count_once(family, tie):
     arch = tiny_arch(family, layers=2, tie_embeddings=tie)
-    model = models.build_model(arch, 40)
-    config = models.hf_config_from_arch(arch, 40, pad_token_id=0, bos_token_id=None, eos_token_id=None)
-    assert models.count_parameters_for_config(config) == models.count_parameters(model)
+    model = build_model(arch, 40)
+    config = hf_config_from_arch(arch, 40, pad_token_id=0, bos_token_id=None, eos_token_id=None)
+    assert count_parameters_for_config(config) == count_parameters(model)
     unique = {id(p): p.numel() for _, p in model.named_parameters(remove_duplicate=False)}
-    assert models.count_parameters(model) == sum(unique.values())
-    blocks = models.architecture_blocks(config)
-    assert sum(b["params"] for b in blocks) == models.count_parameters(model)
+    assert count_parameters(model) == sum(unique.values())
+    blocks = architecture_blocks(config)
+    assert sum(b["params"] for b in blocks) == count_parameters(model)
     assert [b["name"] for b in blocks] == ["embeddings", "layer 0", "layer 1", "final norm", "head"]
     head = blocks[-1]
     assert head["tied"] is tie and (head["params"] == 0) is tie
     assert all(b["attention"] > 0 and b["mlp"] > 0 and b["norms"] > 0 for b in blocks[1:3])
-    assert models.architecture_blocks(model) == blocks
+    assert architecture_blocks(model) == blocks
 
 
 def test_tied_embeddings_make_a_model_smaller_by_one_matrix():
-    tied = models.build_model(tiny_arch(tie_embeddings=True), 40)
-    untied = models.build_model(tiny_arch(tie_embeddings=False), 40)
-    assert models.count_parameters(untied) - models.count_parameters(tied) == 40 * 32
+    tied = build_model(tiny_arch(tie_embeddings=True), 40)
+    untied = build_model(tiny_arch(tie_embeddings=False), 40)
+    assert count_parameters(untied) - count_parameters(tied) == 40 * 32
 
 
 def test_trainable_only_count():
-    model = models.build_model(tiny_arch(), 40)
+    model = build_model(tiny_arch(), 40)
     model.model.embed_tokens.weight.requires_grad_(False)
-    assert models.count_parameters(model, trainable_only=True) == models.count_parameters(model) - 40 * 32
+    assert count_parameters(model, trainable_only=True) == count_parameters(model) - 40 * 32
 
 
 def test_memory_estimate_grows_with_batch_and_sequence_and_adds_up():
-    config = models.hf_config_from_arch(tiny_arch(), 49152, pad_token_id=0, bos_token_id=None, eos_token_id=None)
-    student = models.count_parameters_for_config(config)
+    config = hf_config_from_arch(tiny_arch(), 49152, pad_token_id=0, bos_token_id=None, eos_token_id=None)
+    student = count_parameters_for_config(config)
 
     def estimate(batch=4, seq=128, precision="bf16"):
-        return models.estimate_training_memory(135_000_000, student, student_hf_config=config, batch_size=batch,
+        return estimate_training_memory(135_000_000, student, student_hf_config=config, batch_size=batch,
                                                seq_len=seq, vocab_size=49152, precision=precision)
 
     base = estimate()
@@ -291,21 +327,21 @@ def test_memory_estimate_grows_with_batch_and_sequence_and_adds_up():
 
 def test_max_positions_and_paths():
     tok = tiny_tokenizer()
-    assert models.max_positions(tiny_model(tok)) == 64
-    assert models.max_positions(tiny_model(tok, family="gpt2").config) == 64
-    assert models.resolve_model_path("models:x.gguf") == paths.models_dir() / "x.gguf"
-    assert models.resolve_model_path("resources:data/a.txt") == RESOURCES / "data" / "a.txt"
-    assert models.resolve_model_path("~/a").is_absolute()
+    assert max_positions(tiny_model(tok)) == 64
+    assert max_positions(tiny_model(tok, family="gpt2").config) == 64
+    assert paths.resolve_path("models:x.gguf") == paths.models_dir() / "x.gguf"
+    assert paths.resolve_path("resources:data/a.txt") == RESOURCES / "data" / "a.txt"
+    assert paths.resolve_path("~/a").is_absolute()
 
 
 def test_describe_device():
-    device, label = models.describe_device("cpu")
+    device, label = describe_device("cpu")
     assert device.type == "cpu" and "CPU" in label
-    device, _ = models.describe_device("auto")
+    device, _ = describe_device("auto")
     assert device.type == ("cuda" if torch.cuda.is_available() else device.type)
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU") as err:
-            models.describe_device("cuda")
+            describe_device("cuda")
         assert err.value.field == "train.device"
 
 
@@ -314,7 +350,6 @@ def test_models_built_and_loaded_from_several_threads_at_once_stay_whole(tmp_pat
     """The window plans (meta-device models) and loads a run's models while a run builds its own."""
     import threading
 
-    from workbench.engine import models as m
 
     folder = tmp_path / "tiny"
     save_tiny_model(folder)
@@ -323,7 +358,7 @@ def test_models_built_and_loaded_from_several_threads_at_once_stay_whole(tmp_pat
     def load():
         try:
             for _ in range(3):
-                model, _ = m.load_pretrained("local", str(folder))
+                model, _ = load_pretrained("local", str(folder))
                 assert all(p.device.type == "cpu" for p in model.parameters())
                 loaded.append(model)
         except Exception as err:  # noqa: BLE001 - collected for the assertion below
@@ -331,9 +366,9 @@ def test_models_built_and_loaded_from_several_threads_at_once_stay_whole(tmp_pat
 
     def plan():
         try:
-            config = m.hf_config_from_arch(tiny_arch(), 64, pad_token_id=0, bos_token_id=None, eos_token_id=None)
+            config = hf_config_from_arch(tiny_arch(), 64, pad_token_id=0, bos_token_id=None, eos_token_id=None)
             for _ in range(20):
-                m.count_parameters_for_config(config)
+                count_parameters_for_config(config)
         except Exception as err:  # noqa: BLE001
             errors.append(err)
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers_models import save_tiny_model, tiny_arch, tiny_vocab, write_tiny_gguf
-from workbench.config import RunConfig
-from workbench.engine import models, toylang
+from workbench.config.checks import evenly_spaced
+from workbench.config.schema import RunConfig
+from workbench.errors import ConfigError
+from workbench.engine.models.build import build_model, derive_student
+from workbench.engine.models.sizes import count_parameters
 from workbench.engine.plan import plan_run
+from workbench.engine.toy.language import get_language
 
 
 def _derived_from_local(folder, keep=1, layer_ids=()):
@@ -24,11 +28,11 @@ def test_trained_teacher_counts_match_built_models():
     cfg.student.keep_layers = 2
     plan = plan_run(cfg)
     assert plan.errors == []
-    tokenizer = toylang.get_language().tokenizer()
-    teacher = models.build_model(cfg.teacher.arch, len(tokenizer), pad_token_id=tokenizer.pad_token_id or 0)
-    student = models.derive_student(teacher, plan.kept_layer_ids)
-    assert plan.teacher_params == models.count_parameters(teacher)
-    assert plan.student_params == models.count_parameters(student)
+    tokenizer = get_language().tokenizer()
+    teacher = build_model(cfg.teacher.arch, len(tokenizer), pad_token_id=tokenizer.pad_token_id or 0)
+    student = derive_student(teacher, plan.kept_layer_ids)
+    assert plan.teacher_params == count_parameters(teacher)
+    assert plan.student_params == count_parameters(student)
     assert plan.compression == pytest.approx(plan.teacher_params / plan.student_params)
     assert plan.compression > 1.0
     assert plan.kept_layer_ids == [0, 3]
@@ -51,7 +55,7 @@ def test_derived_student_keeps_the_chosen_layers_of_a_local_teacher(tmp_path):
     assert plan.tokenizer_status == "same tokenizer (derived)"
 
     evenly = plan_run(_derived_from_local(tmp_path / "teacher", keep=3))
-    assert evenly.kept_layer_ids == models.keep_layer_ids(6, 3)
+    assert evenly.kept_layer_ids == evenly_spaced(6, 3)
 
 
 def test_gguf_teacher_is_planned_from_its_header(tmp_path):
@@ -62,24 +66,25 @@ def test_gguf_teacher_is_planned_from_its_header(tmp_path):
     cfg.student.keep_layers = 2
     plan = plan_run(cfg)
     assert plan.errors == []
-    assert plan.teacher_params == models.count_parameters(model)
+    assert plan.teacher_params == count_parameters(model)
     assert plan.vocab_size == model.config.vocab_size
     assert len([b for b in plan.teacher_blocks if b["name"].startswith("layer")]) == 3
     assert plan.kept_layer_ids == [0, 2]
 
 
-def test_bad_sources_become_sentences_not_exceptions(tmp_path):
+def test_bad_sources_become_errors_at_their_field_not_exceptions(tmp_path):
     not_gguf = tmp_path / "broken.gguf"
     not_gguf.write_bytes(b"this is not a model")
     cfg = RunConfig()
     cfg.teacher.source, cfg.teacher.path = "gguf", str(not_gguf)
     plan = plan_run(cfg)
-    assert len(plan.errors) == 1 and "not a GGUF file" in plan.errors[0]
+    assert len(plan.errors) == 1 and "not a GGUF file" in plan.errors[0].message
+    assert plan.errors[0].field == "teacher.path" and plan.errors[0].hint
     assert plan.teacher_params == 0 and plan.compression == 0.0
 
     cfg.teacher.source, cfg.teacher.path = "local", str(tmp_path)  # a folder without config.json
     plan = plan_run(cfg)
-    assert plan.errors and "config.json" in plan.errors[0] and plan.errors[0].startswith("teacher.path")
+    assert plan.errors and "config.json" in plan.errors[0].message and plan.errors[0].field == "teacher.path"
 
     cfg.teacher.source, cfg.teacher.path = "hub", "nobody/no-such-model"
     plan = plan_run(cfg)
@@ -92,9 +97,9 @@ def test_keeping_all_layers_and_long_sequences_are_reported(tmp_path):
     cfg = _derived_from_local(tmp_path / "teacher", keep=2)
     cfg.train.seq_len = 100_000
     plan = plan_run(cfg)
-    assert any(e.startswith("student.keep_layers") and "not be smaller" in e for e in plan.errors)
-    assert any(e.startswith("train.seq_len") for e in plan.errors)
-    assert all(isinstance(e, str) and e.endswith((".", ")")) for e in plan.errors)
+    assert any(e.field == "student.keep_layers" and "not be smaller" in e.message for e in plan.errors)
+    assert any(e.field == "train.seq_len" and e.hint == "use at most 64" for e in plan.errors)
+    assert all(isinstance(e, ConfigError) and e.hint for e in plan.errors)
 
 
 def test_local_student_tokenizer_is_compared(tmp_path):
@@ -108,7 +113,7 @@ def test_local_student_tokenizer_is_compared(tmp_path):
     cfg.student.path = str(tmp_path / "other")
     plan = plan_run(cfg)
     assert plan.tokenizer_ok is False
-    assert any("tokenizer differs" in e for e in plan.errors)
+    assert any(e.field == "student.path" and "tokenizer differs" in e.message for e in plan.errors)
 
 
 def test_a_shape_the_config_refuses_adds_no_second_vaguer_error():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from workbench.engine.toylang import SPECIAL_TOKENS, ToyLanguage, get_language
+from workbench.engine.toy.language import SPECIAL_TOKENS, ToyLanguage, get_language
 
 N_SPECIAL = len(SPECIAL_TOKENS)
 

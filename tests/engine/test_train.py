@@ -1,4 +1,4 @@
-"""End to end: the real ``train.run`` on the built-in language with tiny models, on the CPU."""
+"""End to end: the real ``run`` on the built-in language with tiny models, on the CPU."""
 
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from workbench.config import RunConfig
-from workbench.engine import losses, runs, train
-from workbench.engine.control import Control
-from workbench.engine.events import read_events
+from workbench.config.schema import RunConfig
+from workbench.control import Control
+from workbench.engine.losses import distill_loss
+from workbench.engine.train import run as train_run
+from workbench.engine.train.run import run
+from workbench.events import read_events
+from workbench.run_folder import can_resume, latest_checkpoint, read_run
 
 
 def tiny_config(tmp_path: Path, **overrides: str) -> RunConfig:
@@ -42,7 +45,7 @@ def finished_run(tmp_path_factory):
     """One uninterrupted tiny run, shared by the tests that read its results."""
     tmp = tmp_path_factory.mktemp("full")
     received = []
-    result = train.run(tiny_config(tmp), received.append)
+    result = run(tiny_config(tmp), received.append)
     return result, received
 
 
@@ -76,7 +79,7 @@ def test_full_run_reports_stages_metrics_and_writes_the_run_folder(finished_run)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["compression"] > 1 and summary["student_params"] < summary["teacher_params"]
     assert summary["student_ppl"] < summary["student_ppl_before"]
-    assert runs.read_run(run_dir).status == "completed"
+    assert read_run(run_dir).status == "completed"
     # events.jsonl is the record: replaying it gives what was seen live.
     assert [e.kind for e in read_events(str(run_dir / "events.jsonl"))] == kinds
 
@@ -113,10 +116,10 @@ def _stop_at(control: Control, stage: str, step: int):
 def test_stopped_then_resumed_run_ends_like_an_uninterrupted_one(tmp_path, finished_run, stage, step):
     expected = finished_run[0].summary
     control = Control()
-    first = train.run(tiny_config(tmp_path), _stop_at(control, stage, step), control)
+    first = run(tiny_config(tmp_path), _stop_at(control, stage, step), control)
     assert first.status == "stopped"
-    assert runs.can_resume(first.run_dir)
-    resumed = train.run(RunConfig(), resume=first.run_dir)
+    assert can_resume(first.run_dir)
+    resumed = run(RunConfig(), resume=first.run_dir)
     assert resumed.status == "completed", resumed
     for key in ("student_ce", "kl_teacher_student", "kl_true_student", "teacher_ce"):
         assert resumed.summary[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-5), key
@@ -143,8 +146,8 @@ def test_killed_process_resumes_from_its_last_checkpoint(tmp_path, finished_run)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert runs.read_run(run_dir).status == "interrupted"
-    resumed = train.run(RunConfig(), resume=run_dir)
+    assert read_run(run_dir).status == "interrupted"
+    resumed = run(RunConfig(), resume=run_dir)
     assert resumed.status == "completed", resumed
     expected = finished_run[0].summary
     for key in ("student_ce", "kl_teacher_student", "kl_true_student"):
@@ -155,7 +158,7 @@ def test_pause_holds_the_loop_until_resumed(tmp_path):
     control = Control()
     control.pause.set()
     seen = []
-    thread = threading.Thread(target=lambda: seen.append(train.run(tiny_config(tmp_path, **{"train.teacher_steps": "4", "train.max_steps": "2"}), None, control)))
+    thread = threading.Thread(target=lambda: seen.append(run(tiny_config(tmp_path, **{"train.teacher_steps": "4", "train.max_steps": "2"}), None, control)))
     thread.start()
     time.sleep(1.5)
     assert not seen, "the run went on while paused"
@@ -171,13 +174,13 @@ def test_cancel_keeps_no_new_checkpoint(tmp_path):
         if event.kind == "step" and event.stage == "teacher" and event.step == 2:
             control.request_cancel()
 
-    result = train.run(tiny_config(tmp_path), on_event, control)
+    result = run(tiny_config(tmp_path), on_event, control)
     assert result.status == "cancelled"
-    assert runs.latest_checkpoint(result.run_dir) is None
+    assert latest_checkpoint(result.run_dir) is None
 
 
 def test_non_finite_loss_fails_clearly_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real = losses.distill_loss
+    real = distill_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -187,32 +190,32 @@ def test_non_finite_loss_fails_clearly_and_keeps_the_last_good_checkpoint(tmp_pa
             parts.loss = parts.loss * float("nan")
         return parts
 
-    monkeypatch.setattr(losses, "distill_loss", poisoned)
+    monkeypatch.setattr(train_run, "distill_loss", poisoned)
     received = []
-    result = train.run(tiny_config(tmp_path), received.append)
+    result = run(tiny_config(tmp_path), received.append)
     assert result.kind == "failed"
     assert "loss became" in result.message and "checkpoint" in result.hint
-    checkpoint = runs.latest_checkpoint(result.run_dir)
+    checkpoint = latest_checkpoint(result.run_dir)
     assert checkpoint is not None
     from safetensors.torch import load_file
 
     assert all(torch.isfinite(t).all() for t in load_file(str(checkpoint / "model.safetensors")).values())
-    assert runs.read_run(result.run_dir).status == "failed"
+    assert read_run(result.run_dir).status == "failed"
 
 
 def test_user_errors_become_a_failed_event_not_an_exception(tmp_path):
     cfg = tiny_config(tmp_path)
     cfg.teacher.source = "local"
     cfg.teacher.path = str(tmp_path / "missing")
-    result = train.run(cfg)
+    result = run(cfg)
     assert result.kind == "failed"
     assert "teacher.path" in result.message and "does not exist" in result.message
 
 
 def test_engine_does_not_import_qt():
     code = ("import importlib, pkgutil, sys, workbench.engine, workbench.cli\n"
-            "for m in pkgutil.iter_modules(workbench.engine.__path__):\n"
-            "    importlib.import_module('workbench.engine.' + m.name)\n"
+            "for m in pkgutil.walk_packages(workbench.engine.__path__, 'workbench.engine.'):\n"
+            "    importlib.import_module(m.name)\n"
             "bad = [m for m in sys.modules if m.startswith(('PySide6', 'PyQt', 'pyqtgraph'))]\n"
             "assert not bad, bad\n"
             "assert len([m for m in sys.modules if m.startswith('workbench.engine.')]) >= 15")
@@ -221,17 +224,17 @@ def test_engine_does_not_import_qt():
 
 def test_wall_time_counts_the_time_before_an_interruption(tmp_path):
     control = Control()
-    first = train.run(tiny_config(tmp_path), _stop_at(control, "distill", 6), control)
+    first = run(tiny_config(tmp_path), _stop_at(control, "distill", 6), control)
     spent_before = json.loads((Path(first.run_dir) / "checkpoints" / "distill-step-000006" / "state.json").read_text())["history"]["elapsed_s"]
-    resumed = train.run(RunConfig(), resume=first.run_dir)
+    resumed = run(RunConfig(), resume=first.run_dir)
     assert resumed.summary["wall_time_s"] > spent_before > 0
-    again = train.run(RunConfig(), resume=first.run_dir)
+    again = run(RunConfig(), resume=first.run_dir)
     assert again.kind == "failed" and "already completed" in again.message and again.user_error
 
 
 def test_a_stage_that_is_all_warm_up_says_so(tmp_path, finished_run):
     received = []
-    result = train.run(tiny_config(tmp_path, **{"train.warmup_steps": "10", "train.teacher_steps": "12"}), received.append)
+    result = run(tiny_config(tmp_path, **{"train.warmup_steps": "10", "train.teacher_steps": "12"}), received.append)
     assert result.status == "completed"
     warnings = [e.message for e in received if e.kind == "log" and e.level == "warning"]
     assert any("distill stage's 10 steps" in w for w in warnings) and not any("teacher stage" in w for w in warnings)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QSettings
 
-from workbench.config import RunConfig, load_config
+from workbench.config.presets import load_config
+from workbench.config.schema import RunConfig
 
 # toy-quick made tiny: a few steps with every event kind, so one run takes a few seconds on one core.
 TINY_OVERRIDES = [
@@ -46,9 +47,9 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session", autouse=True)
 def collect_garbage_on_the_gui_thread(qapp):
     """As the application does (workbench.gui.gc_on_gui_thread): panels tested alone start threads too."""
-    from workbench.gui import gc_on_gui_thread
+    from workbench.gui.background.gc_on_gui_thread import install
 
-    collector = gc_on_gui_thread.install(qapp)
+    collector = install(qapp)
     yield collector
     collector.stop()
 
@@ -81,7 +82,7 @@ def tiny_config():
 @pytest.fixture
 def make_window(qtbot):
     """Build real main windows; at teardown any run is stopped and its thread joined."""
-    from workbench.gui.main_window import MainWindow
+    from workbench.gui.window.main_window import MainWindow
 
     windows = []
 

@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from workbench.engine.events import Eval, Log, Probe, StageStarted, Step
-from workbench.gui.chart_data import GrowableSeries, ema
-from workbench.gui.charts import ChartsPanel
+from workbench.events import Eval, Log, Probe, StageStarted, Step
+from workbench.gui.charts.panel import ChartsPanel
+from workbench.gui.charts.series import GrowableSeries, ema
 
 
 def step(stage, n, loss, kd=math.nan, ce=None, lr=1e-3, total=100):

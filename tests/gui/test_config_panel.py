@@ -5,9 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from workbench.config import RunConfig, field_help, load_config
-from workbench.gui.config_panel import ConfigPanel, field_visible
-from workbench.gui.summary import ArchitectureView, SummaryCard
+
+from workbench.config.presets import field_help, load_config
+from workbench.config.schema import RunConfig
+from workbench.errors import ConfigError
+from workbench.gui.form.panel import ConfigPanel, field_visible
+from workbench.gui.form.summary_card import ArchitectureView, SummaryCard
 
 
 @pytest.fixture
@@ -211,7 +214,7 @@ def test_summary_and_architecture_show_a_plan(qtbot):
 def test_fetch_button_runs_the_fetcher_off_the_gui_thread_and_fills_the_path(panel, qtbot, tmp_path, monkeypatch):
     import threading
 
-    from workbench.gui import config_workers
+    from workbench.gui.form import workers
 
     target = tmp_path / "SmolLM2.gguf"
     threads = []
@@ -223,7 +226,7 @@ def test_fetch_button_runs_the_fetcher_off_the_gui_thread_and_fills_the_path(pan
         target.write_bytes(b"GGUF")
         return target
 
-    monkeypatch.setattr(config_workers, "load_fetch_function", lambda: (fake_fetch, "test"))
+    monkeypatch.setattr(workers, "load_fetch_function", lambda: (fake_fetch, "test"))
     cfg = RunConfig()
     cfg.teacher.source = "gguf"
     with qtbot.waitSignal(panel.config_changed, timeout=2000):  # the debounced signal of set_config itself
@@ -284,8 +287,8 @@ def test_an_emptied_number_box_is_flagged_until_it_holds_a_number(panel, qtbot):
     assert batch.input.value() == before and batch.error() is None and panel.errors() == []
 
 
-SEQ_LEN_TOO_LONG = "train.seq_len: 64 is above the student's 32 positions (use at most 32)."  # toy's seq_len is 64
-NO_FIELD = "The teacher's size could not be worked out from its configuration: no hidden size."
+SEQ_LEN_TOO_LONG = ConfigError("train.seq_len", "64 is above the student's 32 positions", "use at most 32")  # toy's seq_len is 64
+NO_FIELD = ConfigError("", "the teacher's size could not be worked out from its configuration: no hidden size", "check it")
 
 
 def _marked(panel) -> dict[str, str]:
@@ -300,10 +303,10 @@ def test_plan_errors_are_marked_at_their_field_and_make_the_form_invalid(panel, 
     valid, reason = blocker.args
     assert valid is False and reason == "train.seq_len: 64 is above the student's 32 positions (use at most 32)"
     seq_len = panel.editor("train.seq_len")
-    assert _marked(panel) == {"train.seq_len": "64 is above the student's 32 positions (use at most 32)"}
+    assert _marked(panel) == {"train.seq_len": "64 is above the student's 32 positions; use at most 32"}  # with its hint
     assert seq_len.error_label.isVisible() and "32 positions" in seq_len.input.toolTip()
     assert not panel.banner.isVisible()  # the sentence without a field is on the summary card already
-    assert [str(e) for e in panel.errors()][-1] == NO_FIELD[:-1]
+    assert panel.errors()[-1] is NO_FIELD
 
     with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
         panel.set_plan_errors(cfg, [NO_FIELD])  # no field named: Start still waits, nothing is marked

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 
-from workbench.gui import gc_on_gui_thread
+from workbench.gui.background.gc_on_gui_thread import install
 
 
 class _Cycle:
@@ -21,8 +21,8 @@ class _Cycle:
 
 
 def test_garbage_made_while_a_worker_allocates_is_collected_on_the_gui_thread(qapp, qtbot):
-    collector = gc_on_gui_thread.install(qapp)
-    assert gc_on_gui_thread.install(qapp) is collector, "one collector per application"
+    collector = install(qapp)
+    assert install(qapp) is collector, "one collector per application"
     assert not gc.isenabled()
     _Cycle.collected_on.clear()
     for _ in range(50):

@@ -9,7 +9,7 @@ from PySide6.QtCore import QObject, QSettings, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication
 
-from workbench.engine.events import Eval, Probe, Step
+from workbench.events import Eval, Probe, Step
 
 RUN_TIMEOUT = 90_000  # ms; a tiny run takes a few seconds, more on a loaded machine
 PLAN_TIMEOUT = 30_000  # ms; the first plan waits for the engine's import (a few seconds)

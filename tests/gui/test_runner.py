@@ -11,8 +11,8 @@ import threading
 
 from PySide6.QtCore import QObject, QThread, Slot
 
-from workbench.engine.events import Failed, Finished, Step
-from workbench.gui.runner import RunController
+from workbench.events import Failed, Finished, Step
+from workbench.gui.background.run_thread import RunController
 
 
 class Recorder(QObject):
@@ -61,7 +61,7 @@ def test_events_arrive_on_the_gui_thread_and_finished_comes_once(qtbot):
 
     controller = RunController(run_fn=run_fn)
     recorder = _connect(controller)
-    from workbench.config import RunConfig
+    from workbench.config.schema import RunConfig
 
     with qtbot.waitSignal(controller.finished, timeout=10_000):
         assert controller.start(RunConfig())
@@ -79,7 +79,7 @@ def test_exception_in_the_run_becomes_a_failed_result_and_controller_is_reusable
 
     controller = RunController(run_fn=broken)
     recorder = _connect(controller)
-    from workbench.config import RunConfig
+    from workbench.config.schema import RunConfig
 
     with qtbot.waitSignal(controller.finished, timeout=10_000):
         controller.start(RunConfig())
@@ -106,7 +106,7 @@ def test_pause_and_stop_reach_the_engine_while_it_runs(qtbot):
 
     controller = RunController(run_fn=run_fn)
     recorder = _connect(controller)
-    from workbench.config import RunConfig
+    from workbench.config.schema import RunConfig
 
     controller.start(RunConfig())
     assert started.wait(10)
@@ -127,7 +127,7 @@ def test_shutdown_stops_and_joins_the_thread(qtbot):
 
     controller = RunController(run_fn=run_fn)
     recorder = _connect(controller)
-    from workbench.config import RunConfig
+    from workbench.config.schema import RunConfig
 
     controller.start(RunConfig())
     controller.shutdown()  # must not hang: it sets the stop flag before waiting

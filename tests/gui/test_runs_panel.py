@@ -12,11 +12,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, Slot
 
-from workbench.config import RunConfig
-from workbench.engine import runs
-from workbench.engine.events import Eval, Finished, StageStarted, Step, to_json
-from workbench.gui.main_window import baseline_config, baseline_config_of_run
-from workbench.gui.runs_panel import COL_OVERLAY, COL_STATUS, RunsPanel
+from workbench.config.schema import RunConfig
+from workbench.events import Eval, Finished, StageStarted, Step, to_json
+from workbench.gui.runs.runs_panel import COL_OVERLAY, COL_STATUS, RunsPanel
+from workbench.gui.window.main_window import baseline_config, baseline_config_of_run
+from workbench.run_folder import write_status
 
 
 def make_run(runs_dir: Path, folder: str, status: str, *, temperature=2.0, steps=10, summary=None,
@@ -27,7 +27,7 @@ def make_run(runs_dir: Path, folder: str, status: str, *, temperature=2.0, steps
     cfg.name = folder.split("-", 2)[-1]
     cfg.distill.temperature = temperature
     cfg.save(path / "config.toml")
-    runs.write_status(path, status)
+    write_status(path, status)
     if summary is not None:
         (path / "summary.json").write_text(json.dumps(summary))
     lines = [StageStarted("distill", steps)]
@@ -170,7 +170,7 @@ def test_baseline_of_a_run_reuses_the_teacher_it_trained(tmp_path):
 
 
 def test_overlay_labels_say_when_and_whether_the_run_distilled():
-    from workbench.gui.main_window import overlay_label
+    from workbench.gui.window.main_window import overlay_label
 
     assert overlay_label("/r/20261128-034301-kd", "kd", 0.7) == "kd (α 0.7, 03:43)"
     assert overlay_label("/r/20261128-034301-kd-baseline", "", 0.0) == "kd-baseline (α 0, 03:43)"

@@ -10,10 +10,10 @@ import pytest
 from PySide6.QtCore import QThread
 from PySide6.QtWidgets import QPushButton
 
-from workbench.config import ConfigError
-from workbench.engine.events import Probe, ProbePrompt
-from workbench.gui.soft_targets import SoftTargetsPanel
-from workbench.gui.soft_targets_model import divergence, entropy, soften
+from workbench.errors import ConfigError
+from workbench.events import Probe, ProbePrompt
+from workbench.gui.soft_targets.panel import SoftTargetsPanel
+from workbench.probabilities import divergence, entropy, soften
 
 VOCAB = [" the", " cat", " is", " sitting", " on", " mat", " sofa", " floor", " bed", " chair", " rug", " dog",
          " sat", " a", " .", " table"]

@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench.engine.events import ProbePrompt
+from workbench.events import ProbePrompt
 
 FULL_VOCAB_LIMIT = 8192
 """Probe events carry the whole vocabulary up to this size; above it, the union of both models' top tokens."""
@@ -242,37 +241,3 @@ def next_token_latency_ms(model: torch.nn.Module, device: torch.device, *, promp
         times.append((time.perf_counter() - start) * 1000)
     model.train(was)
     return float(min(times))
-
-
-class Predictor:
-    """A run's teacher and student, loaded for the soft-target panel and ``workbench predict``."""
-
-    def __init__(self, teacher: torch.nn.Module, student: torch.nn.Module, tokenizer: Any, *,
-                 device: torch.device | None = None, language: Any = None):
-        self.device = device or torch.device("cpu")
-        self.teacher = teacher.to(self.device).eval()
-        self.student = student.to(self.device).eval()
-        self.tokenizer = tokenizer
-        self.language = language
-        self._vocab_cache: dict[int, list[str]] = {}
-
-    @classmethod
-    def from_run(cls, run_dir: str | Path, *, device: str = "cpu") -> "Predictor":
-        """Load the teacher and the (exported, else last checkpointed) student of a run folder."""
-        from workbench.engine import loading  # late: keeps `import evaluate` light
-
-        teacher, student, tokenizer, language = loading.load_run_models(Path(run_dir))
-        return cls(teacher, student, tokenizer, device=torch.device(device), language=language)
-
-    def _truth(self) -> Truth | None:
-        return Truth(self.language, len(self.tokenizer)) if self.language is not None else None
-
-    def probe(self, prompt: str) -> ProbePrompt:
-        return probe_prompt(prompt, teacher=self.teacher, student=self.student, tokenizer=self.tokenizer,
-                            device=self.device, truth=self._truth(), vocab_tokens_cache=self._vocab_cache)
-
-    def generate(self, prompt: str, *, max_new_tokens: int = 30, temperature: float = 1.0,
-                 top_p: float = 0.95, seed: int = 0) -> tuple[str, str]:
-        return generate_pair(prompt, teacher=self.teacher, student=self.student, tokenizer=self.tokenizer,
-                             device=self.device, max_new_tokens=max_new_tokens, temperature=temperature,
-                             top_p=top_p, seed=seed)

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from workbench.config import RunConfig
-from workbench.engine import runs
+from workbench.config.schema import RunConfig
+from workbench.run_folder import CHECKPOINTS, write_json
 
 
 def _save_atomically(model: torch.nn.Module, tokenizer: Any, target: Path) -> Path:
@@ -33,7 +33,7 @@ def save_teacher(model: torch.nn.Module, tokenizer: Any, target: Path) -> None:
         shutil.rmtree(target)
     os.replace(tmp, target)
     # The teacher folder supersedes the teacher stage's checkpoints.
-    for old in (target.parent / runs.CHECKPOINTS).glob("teacher-step-*"):
+    for old in (target.parent / CHECKPOINTS).glob("teacher-step-*"):
         shutil.rmtree(old, ignore_errors=True)
 
 
@@ -55,7 +55,7 @@ def export_student(model: torch.nn.Module, tokenizer: Any, target: Path, *, conf
 
 
 def write_summary_files(run_dir: Path, summary: dict[str, Any]) -> None:
-    runs.write_json(run_dir / "summary.json", summary)
+    write_json(run_dir / "summary.json", summary)
 
 
 def _fmt(value: Any) -> str:

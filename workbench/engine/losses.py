@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from workbench.config import DIVERGENCES
+from workbench.config.schema import DIVERGENCES
 
 IGNORE_INDEX = -100
 

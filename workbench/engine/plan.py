@@ -3,7 +3,8 @@
 ``plan_run(cfg)`` answers in a fraction of a second without loading weights:
 model shapes come from configs (``ArchConfig``, a folder's ``config.json``, the
 hub cache, or a ``.gguf`` header), parameter counts from models built on the
-``meta`` device. Problems become sentences in ``Plan.errors`` / ``Plan.warnings``;
+``meta`` device. Problems are :class:`ConfigError` values in ``Plan.errors`` (field, message and hint, so
+the window marks them at their field) and sentences in ``Plan.warnings``;
 ``plan_run`` itself never raises for anything a user can type. The window's
 summary card and architecture view draw a :class:`Plan`; the CLI can print one.
 """
@@ -12,14 +13,28 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.config import ConfigError, RunConfig
-from workbench.engine import gguf_meta, loading, models
+from workbench.config.checks import derived_layers
+from workbench.config.schema import RunConfig
+from workbench.engine.assemble import TEXT_TOKENIZER_VOCAB, toy_language
+from workbench.engine.device import pick_device
+from workbench.engine.models.build import hf_config_from_arch
+from workbench.engine.models.gguf_header import (
+    GGUFHeaderError,
+    hf_config_from_header,
+    read_header,
+)
+from workbench.engine.models.sizes import (
+    architecture_blocks,
+    estimate_training_memory,
+    max_positions,
+)
+from workbench.errors import ConfigError, one_line
+from workbench.paths import resolve_path
 
 
 @dataclass
@@ -42,20 +57,11 @@ class Plan:
     student_summary: str = ""
     vocab_size: int = 0
     warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    errors: list[ConfigError] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-def sentence(err: BaseException) -> str:
-    """One readable line for an error: ConfigError text as is, anything else with its type's first line."""
-    if isinstance(err, ConfigError):
-        text = f"{err.field}: {err.message}" if err.field else err.message
-        return text + (f" ({err.hint})." if err.hint else ".")
-    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    return first if first.endswith(".") else first + "."
 
 
 def plan_run(cfg: RunConfig) -> Plan:
@@ -112,11 +118,11 @@ def _teacher_config(cfg: RunConfig, plan: Plan) -> Any | None:
     try:
         if t.source == "train":
             vocab, pad, bos, eos = _trained_vocabulary(cfg)
-            return models.hf_config_from_arch(t.arch, vocab, pad_token_id=pad, bos_token_id=bos, eos_token_id=eos)
+            return hf_config_from_arch(t.arch, vocab, pad_token_id=pad, bos_token_id=bos, eos_token_id=eos)
         if not t.path.strip():
             return None  # RunConfig.errors() already names the empty path
         if t.source == "local":
-            return _local_config(str(models.resolve_model_path(t.path)), "teacher.path", t.trust_remote_code)
+            return _local_config(str(resolve_path(t.path)), "teacher.path", t.trust_remote_code)
         if t.source == "hub":
             config = _hub_config(t.path.strip(), t.revision, t.trust_remote_code)
             if config is None:
@@ -124,14 +130,14 @@ def _teacher_config(cfg: RunConfig, plan: Plan) -> Any | None:
                                      "starts (needs the internet), so sizes are not known yet.")
             return config
         if t.source == "gguf":
-            file = models.resolve_model_path(t.path)
+            file = resolve_path(t.path)
             if not file.is_file():
-                plan.errors.append(f"teacher.path: {t.path.strip()!r} does not exist (check the path, or fetch SmolLM2).")
+                plan.errors.append(ConfigError("teacher.path", f"{t.path.strip()!r} does not exist", "check the path, or fetch SmolLM2"))
                 return None
             return _gguf_config(file)
-        plan.errors.append(f"teacher.source: {t.source!r} is not a teacher source.")
+        plan.errors.append(ConfigError("teacher.source", f"{t.source!r} is not a teacher source", "use train, local, hub or gguf"))
     except Exception as err:  # noqa: BLE001 - every failure here is reported, never raised
-        plan.errors.append(_prefixed("teacher.path", err))
+        plan.errors.append(_at_field("teacher.path", err))
     return None
 
 
@@ -140,12 +146,12 @@ def _trained_vocabulary(cfg: RunConfig) -> tuple[int, int, int | None, int | Non
         tokenizer = _toy_tokenizer()
         return len(tokenizer), tokenizer.pad_token_id or 0, tokenizer.bos_token_id, tokenizer.eos_token_id
     # the BPE tokenizer trained on the text when the run starts; specials come first
-    return loading.TEXT_TOKENIZER_VOCAB, 0, None, None
+    return TEXT_TOKENIZER_VOCAB, 0, None, None
 
 
 @functools.lru_cache(maxsize=1)
 def _toy_tokenizer() -> Any:
-    return loading.toy_language().tokenizer()
+    return toy_language().tokenizer()
 
 
 def _mtime(path: str) -> int:
@@ -185,10 +191,10 @@ def _cached_auto_config(where: str, revision: str, trust_remote_code: bool, loca
 
 
 def _gguf_config(file: Path) -> Any:
-    header = gguf_meta.read_header(file)
+    header = read_header(file)
     try:
-        return gguf_meta.hf_config_from_header(header, file.name)
-    except gguf_meta.GGUFHeaderError:
+        return hf_config_from_header(header, file.name)
+    except GGUFHeaderError:
         if header.get("general.architecture") in (None, "llama"):
             raise
     # other architectures: let transformers map the metadata (slower, once per file)
@@ -210,38 +216,27 @@ def _student_config(cfg: RunConfig, teacher: Any, plan: Plan) -> Any | None:
     s = cfg.student
     try:
         if s.source == "derived":
-            n = int(teacher.num_hidden_layers)
-            if s.layer_ids:
-                bad = [i for i in s.layer_ids if not 0 <= i < n]
-                if bad:
-                    raise ConfigError("student.layer_ids", f"{bad} are not layers of a {n}-layer teacher", f"use numbers from 0 to {n - 1}")
-                kept = list(s.layer_ids)
-            else:
-                kept = models.keep_layer_ids(n, min(s.keep_layers, n))
-            if len(kept) >= n:
-                field_name = "student.layer_ids" if s.layer_ids else "student.keep_layers"
-                plan.errors.append(f"{field_name}: keeps {len(kept)} of the teacher's {n} layers, so the student would not be smaller "
-                                   f"(keep fewer than {n}).")
+            kept = derived_layers(s, int(teacher.num_hidden_layers))
             plan.kept_layer_ids = kept
             return _with_layers(teacher, kept)
         if s.source == "custom":
             arch = copy.deepcopy(s.arch)
             arch.family = "gpt2" if teacher.model_type == "gpt2" else "llama"
             pad = teacher.pad_token_id if teacher.pad_token_id is not None else 0
-            return models.hf_config_from_arch(arch, int(teacher.vocab_size), pad_token_id=pad,
+            return hf_config_from_arch(arch, int(teacher.vocab_size), pad_token_id=pad,
                                               bos_token_id=teacher.bos_token_id, eos_token_id=teacher.eos_token_id)
         if not s.path.strip():
             return None
         if s.source == "local":
-            return _local_config(str(models.resolve_model_path(s.path)), "student.path")
+            return _local_config(str(resolve_path(s.path)), "student.path")
         if s.source == "hub":
             config = _hub_config(s.path.strip(), "", False)
             if config is None:
                 plan.warnings.append(f"{s.path.strip()} is not in the local Hugging Face cache: it is downloaded when the run starts.")
             return config
-        plan.errors.append(f"student.source: {s.source!r} is not a student source.")
+        plan.errors.append(ConfigError("student.source", f"{s.source!r} is not a student source", "use derived, custom, local or hub"))
     except Exception as err:  # noqa: BLE001
-        plan.errors.append(_prefixed("student.path" if s.source in ("local", "hub") else "student.source", err))
+        plan.errors.append(_at_field("student.path" if s.source in ("local", "hub") else "student.source", err))
     return None
 
 
@@ -263,7 +258,8 @@ def _blocks(hf_config: Any, plan: Plan, role: str) -> list[dict]:
         key = hf_config.to_json_string(use_diff=False)
         return copy.deepcopy(_cached_blocks(key, hf_config))
     except Exception as err:  # noqa: BLE001
-        plan.errors.append(f"The {role}'s size could not be worked out from its configuration: {sentence(err)}")
+        plan.errors.append(ConfigError("", f"the {role}'s size could not be worked out from its configuration: {one_line(err)}",
+                                       f"check the {role}'s settings"))
         return []
 
 
@@ -275,25 +271,25 @@ def _cached_blocks(key: str, hf_config: Any) -> list[dict]:
     if key not in _BLOCKS:
         if len(_BLOCKS) > 32:
             _BLOCKS.clear()
-        _BLOCKS[key] = models.architecture_blocks(hf_config)
+        _BLOCKS[key] = architecture_blocks(hf_config)
     return _BLOCKS[key]
 
 
 def _check_positions(cfg: RunConfig, hf_config: Any, role: str, plan: Plan) -> None:
     try:
-        limit = models.max_positions(hf_config)
+        limit = max_positions(hf_config)
     except ValueError:
         return
     if cfg.train.seq_len > limit and not (role == "teacher" and cfg.teacher.source == "train"):
         # a teacher trained here is checked by RunConfig.errors() already
-        plan.errors.append(f"train.seq_len: {cfg.train.seq_len} is above the {role}'s {limit} positions (use at most {limit}).")
+        plan.errors.append(ConfigError("train.seq_len", f"{cfg.train.seq_len} is above the {role}'s {limit} positions", f"use at most {limit}"))
 
 
 def _memory(cfg: RunConfig, student: Any, plan: Plan) -> None:
     try:
-        device = loading.pick_device(cfg.train.device, cfg.train.precision)
+        device = pick_device(cfg.train.device, cfg.train.precision)
     except ConfigError as err:
-        plan.errors.append(sentence(err))
+        plan.errors.append(err)
         plan.device_label, plan.precision = cfg.train.device, cfg.train.precision
         return
     plan.device_label, plan.precision = device.label, device.precision
@@ -301,12 +297,12 @@ def _memory(cfg: RunConfig, student: Any, plan: Plan) -> None:
     if student is None or not plan.student_params:
         return
     try:
-        plan.memory = models.estimate_training_memory(
+        plan.memory = estimate_training_memory(
             plan.teacher_params, plan.student_params, student_hf_config=student, batch_size=cfg.train.batch_size,
             seq_len=cfg.train.seq_len, vocab_size=plan.vocab_size or int(student.vocab_size), precision=device.precision,
             grad_accum=cfg.train.grad_accum, chunk_positions=cfg.distill.chunk_positions)
     except Exception as err:  # noqa: BLE001
-        plan.warnings.append(f"The memory estimate failed: {sentence(err)}")
+        plan.warnings.append(f"The memory estimate failed: {one_line(err)}.")
         return
     total = plan.memory.get("total", 0)
     if plan.device_memory and total > 0.9 * plan.device_memory:
@@ -352,8 +348,8 @@ def _tokenizers(cfg: RunConfig, plan: Plan) -> None:
     differing = sum(1 for token in teacher_vocab.keys() | student_vocab.keys() if teacher_vocab.get(token) != student_vocab.get(token))
     plan.tokenizer_ok = False
     plan.tokenizer_status = f"different tokenizers ({differing:,} tokens differ)"
-    plan.errors.append(f"student.path: the student's tokenizer differs from the teacher's in {differing:,} tokens "
-                       "(logit distillation needs the same tokenizer: derive the student or pick one from the teacher's family).")
+    plan.errors.append(ConfigError("student.path", f"the student's tokenizer differs from the teacher's in {differing:,} tokens",
+                                   "logit distillation needs the same tokenizer: derive the student or pick one from the teacher's family"))
 
 
 def _teacher_vocab(cfg: RunConfig) -> dict[str, int] | None:
@@ -368,7 +364,7 @@ def _teacher_vocab(cfg: RunConfig) -> dict[str, int] | None:
 def _tokenizer_vocab(source: str, path: str, revision: str = "") -> dict[str, int] | None:
     if source not in ("local", "hub"):
         return None
-    where = str(models.resolve_model_path(path)) if source == "local" else path.strip()
+    where = str(resolve_path(path)) if source == "local" else path.strip()
     try:
         return _cached_vocab(where, revision, _mtime(where) if source == "local" else 0)
     except Exception:  # noqa: BLE001 - no tokenizer files means "unknown", not an error here
@@ -384,12 +380,10 @@ def _cached_vocab(where: str, revision: str, mtime: int) -> dict[str, int]:
     return dict(tokenizer.get_vocab())
 
 
-def _prefixed(field_name: str, err: BaseException) -> str:
-    if isinstance(err, ConfigError) or isinstance(err, gguf_meta.GGUFHeaderError):
-        return sentence(err) if isinstance(err, ConfigError) else f"{field_name}: {sentence(err)}"
-    return f"{field_name}: could not read the model's configuration: {sentence(err)}"
-
-
-def plan_json(plan: Plan) -> str:
-    """The plan as JSON (for ``--json`` output and debugging)."""
-    return json.dumps(plan.__dict__, indent=2, default=str)
+def _at_field(field_name: str, err: BaseException) -> ConfigError:
+    """Any failure to read a model's configuration, as an error at ``field_name`` (a ConfigError keeps its own)."""
+    if isinstance(err, ConfigError):
+        return err
+    if isinstance(err, GGUFHeaderError):
+        return ConfigError(field_name, one_line(err), "choose another .gguf file")
+    return ConfigError(field_name, f"could not read the model's configuration: {one_line(err)}", "check the path and the model's files")

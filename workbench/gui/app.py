@@ -39,7 +39,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def initial_config(name_or_path: str | None):
     """The config to open with: the one named, else None (remembered, then ``toy``, are tried by the window)."""
-    from workbench.config import load_config
+    from workbench.config.presets import load_config
 
     return load_config(name_or_path, validate=False) if name_or_path else None  # the form marks bad values
 
@@ -48,15 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     """Create the application and the window, and run the event loop."""
     args = _parse(list(sys.argv[1:] if argv is None else argv))
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    from workbench.gui import gc_on_gui_thread
+    from workbench.gui.background.gc_on_gui_thread import install
 
-    gc_on_gui_thread.install(app)  # before any worker thread exists
+    install(app)  # before any worker thread exists
     configure_settings()
     app.setApplicationDisplayName("Distillation Workbench")
 
-    from workbench.config import ConfigError
+    from workbench.errors import ConfigError
     from workbench.gui import theme
-    from workbench.gui.main_window import MainWindow
+    from workbench.gui.window.main_window import MainWindow
 
     settings = QSettings()
     theme_name = args.theme or settings.value("theme", "dark")
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = initial_config(args.config)
     except ConfigError as err:
-        print(f"error: {err.field + ': ' if err.field else ''}{err.message}", file=sys.stderr)
+        print(f"error: {err.what}", file=sys.stderr)
         if err.hint:
             print(f"hint: {err.hint}", file=sys.stderr)
         return 2

@@ -1,0 +1,89 @@
+"""Putting a run's pieces together: the tokenizer it reads with, its teacher and student.
+
+The one place that decides which tokenizer a config reads its data with (:func:`data_tokenizer`), shared
+by the training loop, ``workbench data``, the window's data preview, and everything that reopens a
+finished run (``predictor.Predictor``, ``workbench predict``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model
+
+from workbench.config.schema import DataConfig, RunConfig, TeacherConfig
+from workbench.engine.models.build import make_student
+from workbench.engine.models.load import load_pretrained, load_teacher, load_tokenizer
+from workbench.engine.models.sizes import max_positions
+from workbench.errors import ConfigError
+from workbench.run_folder import (
+    latest_checkpoint,
+    load_run_config,
+    read_checkpoint_state,
+)
+
+TEXT_TOKENIZER_VOCAB = 4096
+"""Vocabulary of the BPE tokenizer trained here when a teacher is trained from scratch on text files."""
+
+
+def is_toy(config: RunConfig) -> bool:
+    return config.data.source == "toy"
+
+
+def toy_language() -> Any:
+    from workbench.engine.toy.language import (
+        get_language,  # late: building the language takes a moment
+    )
+
+    return get_language()
+
+
+def data_tokenizer(teacher: TeacherConfig, data: DataConfig, *, train_on_text: bool = True) -> Any:
+    """The tokenizer a config reads its data with.
+
+    A teacher trained here reads with the built-in language's tokenizer, or with a BPE tokenizer trained
+    on the text (``train_on_text=False`` returns None there instead: the window's preview trains it
+    itself, on the documents it reads anyway). A loaded teacher reads with its own tokenizer (no
+    weights are loaded). Raises ConfigError when that tokenizer cannot be had.
+    """
+    if teacher.source == "train":
+        if data.source == "toy":
+            return toy_language().tokenizer()
+        if not train_on_text:
+            return None
+        from workbench.engine.data.blocks import load_documents
+        from workbench.engine.data.generated import train_tokenizer
+
+        return train_tokenizer(load_documents(data)[0], vocab_size=TEXT_TOKENIZER_VOCAB)
+    return load_tokenizer(teacher.source, teacher.path, revision=teacher.revision,
+                          trust_remote_code=teacher.trust_remote_code)
+
+
+def check_positions(config: RunConfig, model: torch.nn.Module, role: str) -> None:
+    """Sequence length above the model's positions is a user error, caught before training starts."""
+    limit = max_positions(model)
+    if limit and config.train.seq_len > limit:
+        raise ConfigError("train.seq_len", f"{config.train.seq_len} is above the {role}'s {limit} positions", f"use at most {limit}")
+
+
+def load_run_models(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, Any, Any]:
+    """(teacher, student, tokenizer, language or None) of a run folder, for inference."""
+    config = load_run_config(run_dir)
+    language = toy_language() if is_toy(config) else None
+    if (run_dir / "teacher" / "config.json").is_file():
+        teacher, tokenizer = load_pretrained("local", str(run_dir / "teacher"))
+    elif config.teacher.source == "train":
+        raise ConfigError("", f"run {run_dir.name} has no trained teacher yet", "wait for the teacher stage to finish, or pick another run")
+    else:
+        teacher, tokenizer = load_teacher(config.teacher)
+    if (run_dir / "student" / "config.json").is_file():
+        student, _ = load_pretrained("local", str(run_dir / "student"))
+    else:
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None or read_checkpoint_state(checkpoint)["stage"] != "distill":
+            raise ConfigError("", f"run {run_dir.name} has no student yet", "wait for the first distillation checkpoint, or pick another run")
+        student = make_student(config.student, teacher, tokenizer, seed=config.train.seed)
+        load_model(student, str(checkpoint / "model.safetensors"))
+    return teacher, student, tokenizer, language

@@ -1,0 +1,68 @@
+"""Where a run computes and in which precision: the device a config names, and autocast."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from workbench.errors import ConfigError
+
+
+def describe_device(device: str) -> tuple[torch.device, str]:
+    """The torch device for a config value ("auto" picks cuda, then mps, then cpu) and a label."""
+    name = device.strip().lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if _mps_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device", "is cuda but PyTorch sees no CUDA GPU here", "use device auto or cpu")
+        dev = torch.device(name)
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        return torch.device("cuda", index), f"{props.name} (cuda:{index}, {props.total_memory / 2**30:.0f} GiB)"
+    if name == "mps":
+        if not _mps_available():
+            raise ConfigError("train.device", "is mps but PyTorch sees no Apple GPU here", "use device auto or cpu")
+        return torch.device("mps"), "Apple GPU (mps)"
+    if name == "cpu":
+        return torch.device("cpu"), f"CPU ({torch.get_num_threads()} threads)"
+    raise ConfigError("train.device", f"{device!r} is not a device", "use auto, cpu, cuda or mps")
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+
+
+@dataclass
+class Device:
+    """Where the run computes and how (``autocast`` is a context manager factory)."""
+
+    device: torch.device
+    label: str
+    precision: str  # fp32 | bf16 | fp16
+
+    def autocast(self) -> Any:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+
+def pick_device(device: str, precision: str, *, local_rank: int | None = None) -> Device:
+    """``auto`` picks cuda > mps > cpu; precision ``auto`` is bf16 where the device does it fast, else fp32."""
+    torch_device, label = describe_device(device)
+    if torch_device.type == "cuda" and local_rank is not None:
+        torch_device = torch.device("cuda", local_rank)
+    if precision == "auto":
+        if torch_device.type == "cuda" and torch.cuda.is_bf16_supported():
+            precision = "bf16"
+        else:
+            precision = "fp32"
+    if precision == "fp16" and torch_device.type != "cuda":
+        raise ConfigError("train.precision", f"fp16 needs a CUDA GPU and this run is on {torch_device.type}", "use fp32 or bf16")
+    if precision == "bf16" and torch_device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("train.precision", "this GPU does not support bf16", "use fp16 or fp32")
+    return Device(torch_device, label, precision)

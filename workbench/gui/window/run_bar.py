@@ -1,0 +1,174 @@
+"""Small widgets of the run bar: the progress strip and the message banner."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from workbench.events import StageStarted, Step
+
+STAGE_TITLES = {
+    "setup": "Setting up",
+    "teacher": "Stage 1: teacher",
+    "distill": "Stage 2: distillation",
+    "evaluate": "Evaluating",
+    "export": "Exporting",
+}
+
+
+def format_duration(seconds: float) -> str:
+    """``1:05:09`` / ``4:09`` / ``--`` for unknown."""
+    if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+        return "--"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_bytes(count: float) -> str:
+    if not count or count <= 0:
+        return "--"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return "--"
+
+
+def format_rate(tokens_per_s: float) -> str:
+    if not isinstance(tokens_per_s, (int, float)) or not math.isfinite(tokens_per_s) or tokens_per_s <= 0:
+        return "--"
+    if tokens_per_s >= 1e6:
+        return f"{tokens_per_s / 1e6:.2f}M tok/s"
+    if tokens_per_s >= 1e3:
+        return f"{tokens_per_s / 1e3:.1f}k tok/s"
+    return f"{tokens_per_s:.0f} tok/s"
+
+
+class RunProgress(QWidget):
+    """Stage, step/total, ETA, tokens per second and device memory of the current run."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.bar = QProgressBar(self)
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.bar.setTextVisible(True)
+        self.bar.setMinimumWidth(220)
+        self.stage_label = QLabel(self)
+        self.stage_label.setMinimumWidth(150)
+        self.detail_label = QLabel(self)
+        self.detail_label.setObjectName("muted")
+        self.detail_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(10)
+        layout.addWidget(self.stage_label)
+        layout.addWidget(self.bar, 1)
+        layout.addWidget(self.detail_label)
+        self.reset()
+
+    def reset(self, text: str = "Idle", done: bool = False) -> None:
+        """Show ``text`` and an empty bar (a full one when ``done``)."""
+        self.stage_label.setText(text)
+        self.bar.setRange(0, 1)
+        self.bar.setValue(1 if done else 0)
+        self.bar.setFormat("done" if done else "")
+        self.detail_label.setText("")
+
+    def set_stage(self, event: StageStarted) -> None:
+        self.stage_label.setText(STAGE_TITLES.get(event.stage, event.stage))
+        if event.total_steps > 0:
+            self.bar.setRange(0, event.total_steps)
+            self.bar.setValue(0)
+            self.bar.setFormat(f"0 / {event.total_steps:,}")
+        else:
+            self.bar.setRange(0, 0)  # busy indicator for stages without steps
+            self.bar.setFormat("")
+        self.detail_label.setText(event.message)
+
+    def set_step(self, event: Step) -> None:
+        total = max(event.total_steps, 1)
+        if self.bar.maximum() != total:
+            self.bar.setRange(0, total)
+            self.stage_label.setText(STAGE_TITLES.get(event.stage, event.stage))
+        self.bar.setValue(min(event.step, total))
+        self.bar.setFormat(f"{event.step:,} / {event.total_steps:,}")
+        parts = [f"ETA {format_duration(event.eta_s)}", format_rate(event.tokens_per_s)]
+        if event.memory_bytes:
+            parts.append(f"mem {format_bytes(event.memory_bytes)}")
+        self.detail_label.setText("   ".join(parts))
+        self.detail_label.setToolTip("mem: memory in use now: on a GPU the tensors torch has allocated; on the CPU the "
+                                     "whole process (Python, libraries, window). The summary card's step memory is an "
+                                     "estimate of what the models, optimizer and one step's activations need.")
+
+    def set_paused(self, paused: bool) -> None:
+        text = self.stage_label.text().removesuffix(" (paused)")
+        self.stage_label.setText(text + " (paused)" if paused else text)
+
+    def summary_text(self) -> str:
+        """Everything the strip shows, as one line (for tests and the status bar)."""
+        return " ".join(t for t in (self.stage_label.text(), self.bar.format(), self.detail_label.text()) if t)
+
+
+class MessageBanner(QFrame):
+    """A non-modal message above the charts: one sentence, a hint, a close button."""
+
+    closed = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self.title = QLabel(self)
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        font = self.title.font()
+        font.setBold(True)
+        self.title.setFont(font)
+        self.hint = QLabel(self)
+        self.hint.setWordWrap(True)
+        self.hint.setObjectName("muted")
+        self.hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton(self)
+        close.setText("\u2715")
+        close.setAutoRaise(True)
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.dismiss)
+        text = QVBoxLayout()
+        text.setSpacing(2)
+        text.addWidget(self.title)
+        text.addWidget(self.hint)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 8, 8, 8)
+        layout.addLayout(text, 1)
+        layout.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.hide()
+
+    def show_message(self, message: str, hint: str = "", level: str = "error") -> None:
+        """Show ``message`` (one sentence) and ``hint``; level is error, info or ok."""
+        self.setProperty("level", level)
+        self.style().unpolish(self)
+        self.style().polish(self)
+        self.title.setText(message)
+        self.hint.setText(hint)
+        self.hint.setVisible(bool(hint))
+        self.show()
+
+    def message(self) -> str:
+        return self.title.text() if self.isVisible() else ""
+
+    @Slot()
+    def dismiss(self) -> None:
+        self.hide()
+        self.closed.emit()

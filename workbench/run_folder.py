@@ -1,0 +1,210 @@
+"""The run folder: what ran, what it reported, and what it produced.
+
+```
+<runs dir>/<YYYYmmdd-HHMMSS>-<name>/
+  config.toml                 exactly what ran
+  events.jsonl                one event a line (see events.py)
+  teacher/                    the teacher, when trained here (save_pretrained)
+  checkpoints/<stage>-step-NNNNNN/  model.safetensors, optimizer.pt, rng.pt, state.json
+  status.json                 running / completed / stopped / cancelled / failed (+ pid)
+  error.log                   the traceback, when a run failed on a bug
+  student/                    the exported student (save_pretrained + tokenizer + README.md)
+  summary.json                final metrics
+```
+
+This module is on the ground floor (no torch, no Qt): it creates run folders, writes their status and
+event log, and reads everything back for the runs panel and ``workbench runs``. The weights and the
+optimizer state of checkpoints are written and read by ``engine/checkpoints.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench import events as ev
+from workbench import paths
+from workbench.config.presets import read_config_text
+from workbench.config.schema import RunConfig
+from workbench.errors import ConfigError
+
+CHECKPOINTS = "checkpoints"
+STATUS_FILE = "status.json"
+
+
+def create_run_dir(config: RunConfig) -> Path:
+    """A new, uniquely named run folder with ``config.toml`` written into it."""
+    root = Path(config.runs_dir).expanduser()
+    make_folder(root, "runs_dir")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{stamp}-{config.name}"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = root / f"{stamp}-{config.name}-{suffix}"
+    path.mkdir()
+    config.save(path / "config.toml")
+    return path
+
+
+def make_folder(path: Path, field: str) -> None:
+    """``mkdir -p``, with a folder that cannot be made (read-only place, a file in the way) as a ConfigError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = paths.temp_sibling(path / "probe")
+        probe.write_bytes(b"")  # a folder that exists may still refuse new files
+        probe.unlink()
+    except OSError as err:
+        reason = "a file is in the way" if isinstance(err, (FileExistsError, NotADirectoryError)) else (err.strerror or type(err).__name__)
+        raise ConfigError(field, f"cannot write a run folder at {str(path)!r} ({reason.lower()})",
+                          "choose a folder you can write to (--out, --run-dir or runs_dir)") from None
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    path = Path(run_dir) / "config.toml"
+    if not path.is_file():
+        raise ConfigError("", f"{str(run_dir)!r} is not a run folder (it has no config.toml)", "pick a folder made by `workbench run`")
+    return RunConfig.from_toml(read_config_text(path), source=str(path))
+
+
+class EventLog:
+    """Appends events to ``events.jsonl``, one flushed line each, so a follower sees them at once."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "events.jsonl"
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def write(self, event: Any) -> None:
+        self._handle.write(ev.to_json(event) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def write_status(run_dir: Path, status: str, **extra: Any) -> None:
+    """``status.json``: running / completed / stopped / cancelled / failed, with the process id while running."""
+    data = {"status": status, "pid": os.getpid(), "time": time.time(), **extra}
+    paths.write_text_atomic(run_dir / STATUS_FILE, json.dumps(data))
+
+
+def write_json(path: Path, data: Any) -> None:
+    paths.write_text_atomic(path, json.dumps(data, indent=2, default=float))
+
+
+# -- checkpoints (their state; weights and optimizer: engine/checkpoints.py) --------
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint: distillation ones win over teacher-stage ones."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return None
+    for stage in ("distill", "teacher"):
+        found = sorted(p for p in root.glob(f"{stage}-step-*") if _readable_state(p))
+        if found:
+            return found[-1]
+    return None
+
+
+def _readable_state(path: Path) -> bool:
+    try:
+        read_checkpoint_state(path)
+    except (OSError, ValueError):
+        return False  # damaged by hand or by a disk problem: not a checkpoint to resume from
+    return True
+
+
+def read_checkpoint_state(path: Path) -> dict[str, Any]:
+    state = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    if not isinstance(state, dict) or "step" not in state or "stage" not in state:
+        raise ValueError(f"{path / 'state.json'} is not a checkpoint state")
+    return state
+
+
+# -- reading runs -----------------------------------------------------------
+
+@dataclass
+class RunInfo:
+    """What the runs panel and ``workbench runs`` show about one run folder."""
+
+    path: Path
+    name: str
+    status: str
+    created: str
+    config: RunConfig | None
+    summary: dict[str, Any] = field(default_factory=dict)
+    last_step: int = 0
+    stage: str = ""
+
+
+def read_run(path: str | Path) -> RunInfo:
+    path = Path(path)
+    try:
+        config = load_run_config(path)
+    except ConfigError:
+        config = None
+    summary: dict[str, Any] = {}
+    if (path / "summary.json").is_file():
+        try:
+            summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            summary = {}
+    status = "unknown"
+    status_path = path / STATUS_FILE
+    if status_path.is_file():
+        try:
+            data = json.loads(status_path.read_text(encoding="utf-8"))
+            status = data.get("status", "unknown")
+            if status == "running" and not _pid_alive(int(data.get("pid", -1))):
+                status = "interrupted"
+        except (json.JSONDecodeError, ValueError):
+            pass
+    last_step, stage = 0, ""
+    checkpoint = latest_checkpoint(path)
+    if checkpoint is not None:
+        state = read_checkpoint_state(checkpoint)
+        last_step, stage = int(state["step"]), state["stage"]
+    if summary:
+        last_step = int(summary.get("steps", last_step))
+    created = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_ctime))
+    name = config.name if config else path.name
+    return RunInfo(path=path, name=name, status=status, created=created, config=config,
+                   summary=summary, last_step=last_step, stage=stage)
+
+
+def list_runs(runs_dir: str | Path) -> list[RunInfo]:
+    """The run folders in ``runs_dir``, newest first."""
+    root = Path(runs_dir).expanduser()
+    if not root.is_dir():
+        return []
+    folders = [p for p in root.iterdir() if p.is_dir() and (p / "config.toml").is_file()]
+    return [read_run(p) for p in sorted(folders, key=lambda p: p.name, reverse=True)]
+
+
+def run_events(path: str | Path) -> list[Any]:
+    events_path = Path(path) / "events.jsonl"
+    return ev.read_events(str(events_path)) if events_path.is_file() else []
+
+
+def can_resume(path: str | Path) -> bool:
+    """A run can be resumed when it has a checkpoint and did not complete."""
+    info = read_run(path)
+    return info.status in ("stopped", "interrupted", "failed", "unknown") and latest_checkpoint(path) is not None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
