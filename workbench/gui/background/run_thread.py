@@ -21,6 +21,7 @@ from workbench.control import Control
 from workbench.errors import one_line
 from workbench.events import Failed, Finished
 from workbench.gui.background.engine_import import load_engine
+from workbench.gui.background.jobs import Job, Jobs
 
 RunFn = Callable[..., Any]
 
@@ -214,76 +215,43 @@ class RunController(QObject):
             self.state_changed.emit(state)
 
 
-class _PlanWorker(QObject):
-    """Lives on the planning thread: imports the engine once, then answers plan requests."""
-
-    planned = Signal(int, object)
-
-    def __init__(self, service: "PlanService"):
-        super().__init__()
-        self._service = service
-
-    @Slot()
-    def warm_up(self) -> None:
-        # Importing torch/transformers/the engine takes about 3 s on a laptop CPU; doing it
-        # here, while the window is being built, keeps it off the GUI thread and makes Start quick.
-        try:
-            load_engine()
-        except Exception:  # noqa: BLE001 - a broken engine shows up when a run starts
-            traceback.print_exc()
-
-    @Slot(int, object)
-    def plan(self, request_id: int, cfg: RunConfig) -> None:
-        if request_id != self._service.latest_request:
-            return  # a newer request is queued; skip the stale one
-        try:
-            load_engine()
-            from workbench.engine.plan import plan_run
-
-            result: object = plan_run(cfg)
-        except Exception as err:  # noqa: BLE001 - shown in the status bar, never fatal
-            result = err
-        self.planned.emit(request_id, result)
-
-
 class PlanService(QObject):
-    """Computes ``plan_run(cfg)`` on a background thread (it imports torch and builds meta models).
+    """Computes ``plan_run(cfg)`` in the background (it imports torch and builds meta models).
 
-    ``request(cfg)`` may be called on every edit; only the newest request is
-    answered, through ``planned(object)`` with a Plan or the exception raised.
+    ``request(cfg)`` may be called on every edit; only the newest request is answered, through
+    ``planned(object)`` with a Plan or the exception raised (see :mod:`.jobs`).
     """
 
     planned = Signal(object)
-    _requested = Signal(int, object)
-    _warm = Signal()
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self.latest_request = 0
-        self._thread = QThread(self)
-        self._thread.setObjectName("workbench-plan")
-        self._worker = _PlanWorker(self)
-        self._worker.moveToThread(self._thread)
-        self._requested.connect(self._worker.plan)
-        self._warm.connect(self._worker.warm_up)
-        self._worker.planned.connect(self._on_planned)
-        self._thread.start()
+        self._jobs = Jobs("plan", self)
 
     def warm_up(self) -> None:
-        """Import the engine in the background (as early as possible: the window calls it first thing)."""
-        self._warm.emit()
+        """Import the engine in the background (as early as possible: the window calls it first thing).
+
+        Importing torch/transformers/the engine takes about 3 s on a laptop CPU; doing it while the window
+        is being built keeps it off the GUI thread and makes Start quick."""
+        self._jobs.submit("warm-up", _warm_up)
 
     def request(self, cfg: RunConfig) -> None:
-        self.latest_request += 1
-        self._requested.emit(self.latest_request, cfg.copy())
-
-    @Slot(int, object)
-    def _on_planned(self, request_id: int, result: object) -> None:
-        if request_id == self.latest_request:
-            self.planned.emit(result)
+        config = cfg.copy()
+        self._jobs.submit("plan", lambda job: _plan(config), on_done=self.planned.emit, on_error=self.planned.emit)
 
     def shutdown(self) -> None:
-        if self._thread.isRunning():
-            self.latest_request += 1  # pending requests become stale and are skipped
-            self._thread.quit()
-            self._thread.wait()
+        self._jobs.shutdown()
+
+
+def _warm_up(job: Job) -> None:
+    try:
+        load_engine()
+    except Exception:  # noqa: BLE001 - a broken engine shows up when a run starts
+        traceback.print_exc()
+
+
+def _plan(cfg: RunConfig) -> object:
+    load_engine()
+    from workbench.engine.plan import plan_run
+
+    return plan_run(cfg)
