@@ -111,6 +111,13 @@ def _error(err: ConfigError) -> None:
 
 
 def _open_gui(gui_args: list[str]) -> int:
+    from workbench.qt_platform import platform_problem
+
+    if not {"-h", "--help"} & set(gui_args):
+        problem = platform_problem()  # before Qt is imported: a missing X11 library makes Qt abort the process
+        if problem is not None:
+            _error(ConfigError("", *problem))
+            return EXIT_USAGE
     from workbench.gui.app import main as gui_main
 
     return gui_main(gui_args)
