@@ -128,6 +128,7 @@ def _open_gui(gui_args: list[str]) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from workbench.control import Control
     from workbench.engine.train.run import run
+    from workbench.events import finite_or_none
     from workbench.run_folder import load_run_config
 
     if args.out and (args.run_dir or args.resume):
@@ -158,7 +159,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE if result.user_error else EXIT_FAILED
     summary = {"run_dir": result.run_dir, **result.summary}
     if args.json:
-        print(json.dumps(summary, default=float))
+        print(json.dumps(finite_or_none(summary), default=float, allow_nan=False))  # strict JSON: null, not NaN
     else:
         print(_summary_text(summary))
     if result.status == "stopped":

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,18 +157,58 @@ def to_dict(event: Any) -> dict[str, Any]:
     return dataclasses.asdict(event)
 
 
+LOGIT_FIELDS = ("teacher_logits", "student_logits")
+"""Probe logits use -inf for tokens a model cannot produce; in JSON those are written as null."""
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN and infinity replaced by None, so it is strict JSON (jq, browsers and most
+    languages refuse the NaN literal Python writes by default)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        value = float(value)  # numpy floats too
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def _none_to(value: Any, fill: float) -> Any:
+    if value is None:
+        return fill
+    if isinstance(value, list):
+        return [_none_to(v, fill) for v in value]
+    return value
+
+
 def event_from_dict(data: dict[str, Any]) -> Any:
-    """Inverse of ``to_dict`` (used to replay ``events.jsonl``)."""
+    """Inverse of ``to_dict`` (used to replay ``events.jsonl``). A null where a number belongs reads as NaN
+    (a gap in a curve), in probe logits as -inf; files written before nulls, with NaN literals, read too."""
     data = dict(data)
     cls = _KINDS[data["kind"]]
     if cls is Probe:
-        data["prompts"] = [ProbePrompt(**p) for p in data["prompts"]]
+        prompts = []
+        for prompt in data["prompts"]:
+            prompt = dict(prompt)
+            for name in LOGIT_FIELDS:
+                prompt[name] = _none_to(prompt.get(name, []), -math.inf)
+            prompt["true_probs"] = _none_to(prompt.get("true_probs", []), math.nan)
+            prompts.append(ProbePrompt(**prompt))
+        data["prompts"] = prompts
+    for f in dataclasses.fields(cls):
+        if f.type in ("float", float) and data.get(f.name, 0) is None:
+            data[f.name] = math.nan
+    if cls is Eval:
+        data["metrics"] = {k: math.nan if v is None else v for k, v in data["metrics"].items()}
+    if cls is Finished:
+        data["summary"] = {k: math.nan if v is None else v for k, v in data["summary"].items()}
     return cls(**data)
 
 
 def to_json(event: Any) -> str:
-    # NaN/inf are legal in Python's JSON dialect; keep them so curves show gaps.
-    return json.dumps(to_dict(event), separators=(",", ":"))
+    """One strict-JSON line: non-finite numbers become null (see :func:`event_from_dict`)."""
+    return json.dumps(finite_or_none(to_dict(event)), separators=(",", ":"), allow_nan=False)
 
 
 def read_events(path: str) -> list[Any]:

@@ -20,6 +20,7 @@ optimizer state of checkpoints are written and read by ``engine/checkpoints.py``
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -93,7 +94,8 @@ def write_status(run_dir: Path, status: str, **extra: Any) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    paths.write_text_atomic(path, json.dumps(data, indent=2, default=float))
+    """``data`` as strict JSON (non-finite numbers as null), written atomically."""
+    paths.write_text_atomic(path, json.dumps(ev.finite_or_none(data), indent=2, default=float, allow_nan=False))
 
 
 # -- checkpoints (their state; weights and optimizer: engine/checkpoints.py) --------
@@ -151,6 +153,7 @@ def read_run(path: str | Path) -> RunInfo:
     if (path / "summary.json").is_file():
         try:
             summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+            summary = {k: math.nan if v is None else v for k, v in summary.items()}  # null: not measured
         except json.JSONDecodeError:
             summary = {}
     status = "unknown"
