@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -238,3 +240,16 @@ def test_a_preset_whose_model_is_not_fetched_runs_with_the_path_given_by_set(tmp
     assert main(["run", "smollm2"]) == 2  # without it, the missing file is one error with the fetch hint
     err = capsys.readouterr().err
     assert "teacher.path" in err and "fetch" in err.lower()
+
+
+def test_a_run_name_too_long_for_a_folder_and_a_config_nested_too_deep_are_one_line_each(tmp_path):
+    deep = tmp_path / "deep.toml"
+    deep.write_text('name = "x"\n[teacher]\narch = ' + "{a=" * 3000 + "1" + "}" * 3000 + "\n")
+    for args, expected in (([str(deep)], "nests tables or lists too deeply"),
+                           (["toy-quick", "--set", "name=" + "n" * 300], "name: is 300 bytes long")):
+        done = subprocess.run([sys.executable, "-m", "workbench.cli", "run", *args, "--out", str(tmp_path / "runs")],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 2 and expected in lines[0] and lines[1].startswith("hint: "), done.stderr[-400:]
+    assert not (tmp_path / "runs").exists()  # refused before anything was made

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 from workbench.errors import ConfigError
 from workbench.paths import resolve_path
 
+NAME_MAX = 100
+"""Longest run name in bytes (UTF-8): the folder's name adds a date stamp, and most file systems stop at 255 bytes."""
+
 if TYPE_CHECKING:
     from workbench.config.schema import RunConfig, StudentConfig
 
@@ -98,7 +101,9 @@ def relation_errors(config: "RunConfig") -> list[ConfigError]:
     if d.source == "generated" and config.teacher.source == "train":
         errors.append(ConfigError("data.source", "generated text needs a pretrained teacher to write it, and this teacher is trained here",
                                   "load a teacher (local, hub or .gguf), or choose another data source"))
-    if not config.name.strip() or any(c in config.name for c in "/\\:"):
+    if not config.name.strip() or any(c in config.name for c in "/\\:") or not config.name.isprintable() or config.name.strip() in (".", ".."):
         errors.append(ConfigError("name", f"{config.name!r} cannot be part of a folder name", "use letters, digits, '-' and '_'"))
+    elif len(config.name.encode("utf-8")) > NAME_MAX:
+        errors.append(ConfigError("name", f"is {len(config.name.encode('utf-8'))} bytes long; a run folder's name allows {NAME_MAX}", f"use at most {NAME_MAX} letters"))
     return errors
 

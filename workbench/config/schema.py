@@ -193,6 +193,8 @@ class RunConfig:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise ConfigError("", f"{source} is not valid TOML: {err}", "check the line it names") from None
+        except RecursionError:
+            raise ConfigError("", f"{source} nests tables or lists too deeply to be read", "a config has sections such as [teacher] and [teacher.arch] holding plain values") from None
         return cls.from_dict(data, validate=validate)
 
     def save(self, path: str | Path) -> None:
