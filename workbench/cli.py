@@ -26,7 +26,7 @@ from workbench.config.presets import (
     preset_names,
 )
 from workbench.config.schema import RunConfig
-from workbench.errors import ConfigError, WorkbenchWarning
+from workbench.errors import ConfigError, WorkbenchWarning, one_line
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -318,8 +318,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    predictor = Predictor.from_run(args.run_dir)
-    probe = predictor.probe(args.prompt)
+    try:
+        predictor = Predictor.from_run(args.run_dir)
+        probe = predictor.probe(args.prompt)
+    except ConfigError:
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError) as err:  # files a user damaged or moved: one line, no traceback
+        raise ConfigError("", f"the models of {Path(args.run_dir).name} could not be used: {one_line(err, 200)}",
+                          "check that the run finished (or has a distillation checkpoint) and that its files are whole") from None
     teacher = soften(np.array(probe.teacher_logits[-1]), args.temperature)
     student = soften(np.array(probe.student_logits[-1]), args.temperature)
     truth = np.array(probe.true_probs[-1]) if probe.true_probs else None

@@ -253,3 +253,45 @@ def test_a_run_name_too_long_for_a_folder_and_a_config_nested_too_deep_are_one_l
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 2 and expected in lines[0] and lines[1].startswith("hint: "), done.stderr[-400:]
     assert not (tmp_path / "runs").exists()  # refused before anything was made
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def _damage(student, how):
+    import torch
+    from safetensors.torch import load_file
+
+    if how == "pickle with code":
+        (student / "model.safetensors").unlink()
+        torch.save({"model.embed_tokens.weight": _Payload()}, student / "pytorch_model.bin")
+    elif how == "pickle of noise":
+        (student / "model.safetensors").unlink()
+        (student / "pytorch_model.bin").write_bytes(bytes(range(256)) * 4)
+    elif how == "cut short":
+        data = (student / "model.safetensors").read_bytes()
+        (student / "model.safetensors").write_bytes(data[: len(data) // 3])
+    elif how == "no config":
+        (student / "config.json").unlink()
+        (student / "model.safetensors").unlink()
+    else:
+        raise AssertionError(how)
+    del load_file
+
+
+@pytest.mark.parametrize("how", ["pickle with code", "pickle of noise", "cut short", "no config"])
+def test_predict_answers_a_damaged_student_in_one_line_and_never_relays_weights_only_advice(tiny_run, tmp_path, capsys, how):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"], run_dir)
+    _damage(run_dir / "student", how)
+    capsys.readouterr()
+    assert main(["predict", str(run_dir), "the cat is"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("hint: "), captured.err
+    assert "weights_only" not in captured.err and "this must never run" not in captured.out + captured.err
+    assert "Traceback" not in captured.err

@@ -15,9 +15,10 @@ from safetensors.torch import load_model
 
 from workbench.config.schema import DataConfig, RunConfig, TeacherConfig
 from workbench.engine.models.build import make_student
+from workbench.engine.models.errors import UNREADABLE_WEIGHTS, ModelSourceError
 from workbench.engine.models.load import load_pretrained, load_teacher, load_tokenizer
 from workbench.engine.models.sizes import max_positions
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, one_line
 from workbench.run_folder import (
     latest_checkpoint,
     load_run_config,
@@ -73,17 +74,21 @@ def load_run_models(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, An
     config = load_run_config(run_dir)
     language = toy_language() if is_toy(config) else None
     if (run_dir / "teacher" / "config.json").is_file():
-        teacher, tokenizer = load_pretrained("local", str(run_dir / "teacher"))
+        teacher, tokenizer = load_pretrained("local", str(run_dir / "teacher"), field="")
     elif config.teacher.source == "train":
         raise ConfigError("", f"run {run_dir.name} has no trained teacher yet", "wait for the teacher stage to finish, or pick another run")
     else:
         teacher, tokenizer = load_teacher(config.teacher)
     if (run_dir / "student" / "config.json").is_file():
-        student, _ = load_pretrained("local", str(run_dir / "student"))
+        student, _ = load_pretrained("local", str(run_dir / "student"), field="")
     else:
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is None or read_checkpoint_state(checkpoint)["stage"] != "distill":
             raise ConfigError("", f"run {run_dir.name} has no student yet", "wait for the first distillation checkpoint, or pick another run")
         student = make_student(config.student, teacher, tokenizer, seed=config.train.seed)
-        load_model(student, str(checkpoint / "model.safetensors"))
+        try:
+            load_model(student, str(checkpoint / "model.safetensors"))
+        except UNREADABLE_WEIGHTS as err:
+            raise ModelSourceError("", f"checkpoint {checkpoint.name}: model.safetensors is damaged ({one_line(err, 160)})",
+                                   "resume the run to write a new checkpoint, or pick another run") from None
     return teacher, student, tokenizer, language

@@ -8,6 +8,7 @@ Paths may start with ``models:`` or ``resources:`` (:func:`workbench.paths.resol
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,11 @@ def load_pretrained(
         model = _from_hf(source, path, revision, trust_remote_code, field, load_model)
     except ConfigError:
         raise
+    except pickle.UnpicklingError:
+        # torch's own message advises turning weights_only off, the one thing not to do with a file of unknown origin
+        raise ModelSourceError(field, f"the weights of {path!r} are a pickle file that does not hold plain tensors (damaged, or holding code), "
+                               "and the workbench never runs code from a model file",
+                               "save the model as safetensors (save_pretrained writes model.safetensors) and load that") from None
     except ValueError as err:
         hint = "if the model needs its own code, tick trust_remote_code (only for models you trust)" if not trust_remote_code else "check that it is a causal language model"
         raise ModelSourceError(field, f"{path!r} could not be loaded as a causal language model: {one_line(err)}", hint) from None
