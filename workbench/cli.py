@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         return _open_gui([])
     if argv[0] == "gui" and not {"-h", "--help"} & set(argv[1:]):
         return _open_gui(argv[1:])  # the window parses its own options
-    args = parser.parse_args(argv)
+    # `runs export` is a verb of its own under `runs`, whose positional argument is a folder
+    args = _export_parser().parse_args(argv[2:]) if argv[:2] == ["runs", "export"] else parser.parse_args(argv)
     try:
         return args.handler(args)
     except ConfigError as err:
@@ -94,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     data.set_defaults(handler=_cmd_data)
 
-    listing = sub.add_parser("runs", help="list run folders with their status and final metrics")
+    listing = sub.add_parser("runs", help="list run folders with their status and final metrics (`runs export --tensorboard RUN...`: TensorBoard files)")
     listing.add_argument("runs_dir", nargs="?", help="default: runs (a missing default folder just means no runs yet)")
     listing.set_defaults(handler=_cmd_runs)
 
@@ -374,9 +375,10 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _cmd_runs(args: argparse.Namespace) -> int:
     from workbench.run_folder import list_runs
 
-    runs_dir = args.runs_dir or "runs"
+    given = args.runs_dir
+    runs_dir = given or "runs"
     where = Path(runs_dir).expanduser()
-    if (where.exists() and not where.is_dir()) or (args.runs_dir is not None and not where.exists()):
+    if (where.exists() and not where.is_dir()) or (given is not None and not where.exists()):
         raise ConfigError("", f"{runs_dir!r} is not a folder", "give the folder that holds the run folders (the config's runs_dir)")
     found = list_runs(runs_dir)
     if not found:
@@ -386,6 +388,24 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         s = info.summary
         metrics = " ".join(f"{k}={s[k]:.3g}" for k in ("student_ppl", "kl_teacher_student", "top1_agreement") if isinstance(s.get(k), float))
         print(f"{info.path.name:<40} {info.status:<11} step {info.last_step:<6} {metrics}")
+    return 0
+
+
+def _export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbench runs export", description="Write existing runs in another format.")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders made by `workbench run`")
+    parser.add_argument("--tensorboard", action="store_true", help="write each run's events.jsonl as TensorBoard files into RUN/tensorboard")
+    parser.set_defaults(handler=_cmd_runs_export)
+    return parser
+
+
+def _cmd_runs_export(args: argparse.Namespace) -> int:
+    if not args.tensorboard:
+        raise ConfigError("", "`workbench runs export` needs a format", "add --tensorboard")
+    from workbench.engine.tensorboard import export_run
+
+    for run_dir in args.run_dirs:
+        print(f"{export_run(run_dir)}")
     return 0
 
 
