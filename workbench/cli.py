@@ -99,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("runs_dir", nargs="?", help="default: runs (a missing default folder just means no runs yet)")
     listing.set_defaults(handler=_cmd_runs)
 
+    export = sub.add_parser("export", help="write a run's student in another format (--gguf: for llama.cpp, Ollama, LM Studio)")
+    export.add_argument("run_dir", help="a run folder whose student was written")
+    export.add_argument("--gguf", action="store_true", help="write the student as a .gguf file")
+    export.add_argument("--type", default="f16", choices=("f16", "q8_0"), help="GGUF tensor type (default f16)")
+    export.add_argument("--out", help="the .gguf file to write (default: RUN/student-TYPE.gguf)")
+    export.set_defaults(handler=_cmd_export)
+
     gui = sub.add_parser("gui", help="open the window (the same as `workbench` alone)")
     gui.add_argument("gui_args", nargs=argparse.REMAINDER, help="a preset name or a .toml file to open, --theme, --presentation, --fresh, --quit-after SECONDS")
     gui.set_defaults(handler=lambda args: _open_gui(args.gui_args))
@@ -388,6 +395,20 @@ def _cmd_runs(args: argparse.Namespace) -> int:
         s = info.summary
         metrics = " ".join(f"{k}={s[k]:.3g}" for k in ("student_ppl", "kl_teacher_student", "top1_agreement") if isinstance(s.get(k), float))
         print(f"{info.path.name:<40} {info.status:<11} step {info.last_step:<6} {metrics}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    if not args.gguf:
+        raise ConfigError("", "`workbench export` needs a format", "add --gguf (the safetensors student is already in RUN/student)")
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "student" / "config.json").is_file():
+        raise ConfigError("", f"{str(run_dir)!r} holds no exported student (no student/config.json)",
+                          "give a run folder whose distillation finished, or resume the run to finish it")
+    from workbench.engine.models.gguf_export import export_gguf
+
+    target = Path(args.out) if args.out else run_dir / f"student-{args.type}.gguf"
+    print(export_gguf(run_dir / "student", target, type_=args.type, name=run_dir.name))
     return 0
 
 

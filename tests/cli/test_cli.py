@@ -295,3 +295,11 @@ def test_predict_answers_a_damaged_student_in_one_line_and_never_relays_weights_
     assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("hint: "), captured.err
     assert "weights_only" not in captured.err and "this must never run" not in captured.out + captured.err
     assert "Traceback" not in captured.err
+
+
+def test_export_gguf_of_a_built_in_language_student_says_why_not_in_one_line(tiny_run, capsys):
+    run_dir = json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"]
+    capsys.readouterr()
+    assert main(["export", run_dir, "--gguf"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "word-level tokenizer" in err[0] and err[1].startswith("hint: ")
