@@ -359,3 +359,30 @@ def test_a_zero_that_means_something_says_what(panel, qtbot):
     kv.stepBy(-2)
     assert kv.text() == "as heads" and panel.config().teacher.arch.kv_heads == 0
     assert panel.editor("train.batch_size").input.specialValueText() == ""  # only where 0 has a meaning
+
+
+def test_the_data_file_dialog_offers_exactly_the_files_the_reader_reads(panel, monkeypatch, tmp_path):
+    import re
+
+    from PySide6.QtWidgets import QFileDialog
+
+    from workbench.config.schema import DataConfig
+    from workbench.engine.data.sources import FILE_SUFFIXES, read_documents
+
+    offered_filters = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda parent, caption, start, file_filter: (offered_filters.append(file_filter), ("", ""))[1])
+    cfg = RunConfig()
+    cfg.data.source = "file"
+    panel.set_config(cfg)
+    panel.editor("data.path").browse.click()
+    data_filter = offered_filters[0].split(";;")[0]  # the first entry; "All files (*)" follows it
+    offered = set(re.findall(r"\*(\.\w+)", data_filter))
+    for suffix in offered:
+        path = tmp_path / f"data{suffix}"
+        path.write_text("some words\n")
+        try:
+            read_documents(DataConfig(source="file", path=str(path)))
+        except ConfigError as err:
+            assert "not a file type the workbench reads" not in err.message, suffix
+    assert offered == set(FILE_SUFFIXES)

@@ -17,6 +17,7 @@ reason changes (it drives the Start button).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, get_type_hints
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QThread, QTimer, Signal, Slot
@@ -79,7 +80,14 @@ PATH_PLACEHOLDERS = {
     ("data.path", "hf"): "e.g. roneneldan/TinyStories",
     ("data.path", "disk"): "a folder written by save_to_disk",
 }
-DATA_FILE_FILTER = "Text data (*.txt *.text *.md *.jsonl *.json *.csv *.parquet);;All files (*)"
+
+
+@functools.cache
+def data_file_filter() -> str:
+    """The data-file dialog's filter: exactly the suffixes the data reader reads."""
+    from workbench.engine.data.sources import FILE_SUFFIXES  # light (no torch), but engine: loaded when first needed
+
+    return f"Text data ({' '.join('*' + suffix for suffix in FILE_SUFFIXES)});;All files (*)"
 
 
 def field_visible(dotted: str, cfg: RunConfig) -> bool:
@@ -472,7 +480,7 @@ class ConfigPanel(QWidget):
                 self._labels[dotted].setText(labels[source])
                 self._editors[dotted].input.setPlaceholderText(PATH_PLACEHOLDERS.get((dotted, source), ""))
         browse = {("teacher.path", "local"): ("folder", ""), ("teacher.path", "gguf"): ("file", "GGUF models (*.gguf)"),
-                  ("student.path", "local"): ("folder", ""), ("data.path", "file"): ("file", DATA_FILE_FILTER),
+                  ("student.path", "local"): ("folder", ""), ("data.path", "file"): ("file", data_file_filter()),
                   ("data.path", "disk"): ("folder", "")}
         for dotted in PATH_LABELS:
             editor = self._editors[dotted]
