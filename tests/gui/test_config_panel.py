@@ -9,8 +9,9 @@ import pytest
 from workbench.config.presets import field_help, load_config
 from workbench.config.schema import RunConfig
 from workbench.errors import ConfigError
+from workbench.gui.form.architecture_view import ArchitectureView
 from workbench.gui.form.panel import ConfigPanel, field_visible
-from workbench.gui.form.summary_card import ArchitectureView, SummaryCard
+from workbench.gui.form.summary_card import SummaryCard
 
 
 @pytest.fixture
