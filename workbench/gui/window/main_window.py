@@ -44,8 +44,9 @@ from workbench.gui.background.run_thread import (
     RunController,
 )
 from workbench.gui.charts.panel import ChartsPanel
+from workbench.gui.form.architecture_view import ArchitectureView
 from workbench.gui.form.panel import ConfigPanel
-from workbench.gui.form.summary_card import ArchitectureView, SummaryCard
+from workbench.gui.form.summary_card import SummaryCard
 from workbench.gui.runs.runs_panel import RunsPanel
 from workbench.gui.soft_targets.panel import SoftTargetsPanel
 from workbench.gui.window.run_bar import STAGE_TITLES, MessageBanner, RunProgress
