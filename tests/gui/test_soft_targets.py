@@ -237,6 +237,44 @@ def test_a_run_folder_that_fails_to_load_says_why(panel, qtbot):
     assert not p.generation.generate_button.isEnabled()
 
 
+def test_an_unexpected_load_error_is_shown_as_its_first_line_with_what_to_check(panel, qtbot):
+    def broken(path):
+        raise RuntimeError("Error(s) in loading state_dict:\n  size mismatch for lm_head.weight\n  (long trace)")
+
+    p = panel(broken)
+    with qtbot.waitSignal(p.predictor_failed, timeout=5000) as failed:
+        p.set_run_dir("/runs/broken")
+    assert failed.args == ["Could not load the models of broken: Error(s) in loading state_dict: size mismatch for "
+                           "lm_head.weight"]
+    assert p.status.text().endswith("Check that the run folder holds a finished or checkpointed run.")
+    assert "long trace" not in p.status.text()
+
+
+def test_only_the_newest_typed_prompt_is_answered(panel, qtbot):
+    fake, started, release = FakePredictor(), threading.Event(), threading.Event()
+    slow_probe = fake.probe
+
+    def probe(prompt):
+        if prompt == "the cat":
+            started.set()
+            release.wait(5)  # the user types the next prompt while the models still think about this one
+        return slow_probe(prompt)
+
+    fake.probe = probe
+    p = panel(lambda path: fake)
+    with qtbot.waitSignal(p.predictor_ready, timeout=5000):
+        p.set_run_dir("/runs/demo")
+    shown = []
+    p.probe_shown.connect(shown.append)
+    p.set_prompt("the cat")
+    assert started.wait(5)
+    p.set_prompt("a dog sat")
+    release.set()
+    qtbot.waitUntil(lambda: shown == ["a dog sat"], timeout=5000)
+    qtbot.wait(50)
+    assert shown == ["a dog sat"] and p.state.shown_prompt() == "a dog sat"
+
+
 def test_pin_and_unpin_a_typed_prompt(panel):
     p = panel()
     p.handle_event(make_probe())
