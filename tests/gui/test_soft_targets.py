@@ -83,22 +83,22 @@ def test_probe_event_fills_bars_with_softmax_of_the_logits(panel):
     teacher = soften(np.array(probe.teacher_logits[-1]), 1.0)
     student = soften(np.array(probe.student_logits[-1]), 1.0)
     truth = np.array(probe.true_probs[-1])
-    shown = [VOCAB.index(token) for token in p.shown_tokens()]
+    shown = [VOCAB.index(token) for token in p.next_word.shown_tokens()]
     assert len(shown) == p.top_k_box.value() == 10
-    assert p.shown_tokens()[0] == " mat"  # ordered by the teacher, most likely on top
+    assert p.next_word.shown_tokens()[0] == " mat"  # ordered by the teacher, most likely on top
     np.testing.assert_allclose(bar_widths(p.bars.teacher_bars), teacher[shown])
     np.testing.assert_allclose(bar_widths(p.bars.student_bars), student[shown])
     np.testing.assert_allclose(bar_widths(p.bars.truth_bars), truth[shown])
     # The k words are the k most likely under teacher, student or truth.
     best = np.max([teacher, student, truth], axis=0)
     assert set(shown) == set(np.argsort(-best)[:10])
-    assert p.position() == len(TOKENS) - 1 and p.hard_label() is None
+    assert p.state.position == len(TOKENS) - 1 and p.state.hard_label() is None
     assert not p.bars.hard_marker.isVisible()
     assert p.prompt_box.currentText() == "the cat is sitting on the"
-    assert p.pinned_prompts() == ["the cat is sitting on the", "the dog"]
-    assert p.entropies()["teacher"] == pytest.approx(entropy(teacher))
+    assert p.state.listed_prompts() == ["the cat is sitting on the", "the dog"]
+    assert p.state.entropies()["teacher"] == pytest.approx(entropy(teacher))
     assert "H = " in p.legend.text()
-    assert p.show_readout_at(0) == f"“mat”   teacher {teacher[shown[0]]:.3f}   student {student[shown[0]]:.3f}   truth {truth[shown[0]]:.3f}"
+    assert p.next_word.show_readout_at(0) == f"“mat”   teacher {teacher[shown[0]]:.3f}   student {student[shown[0]]:.3f}   truth {truth[shown[0]]:.3f}"
     # Hovering the third row reads out that word's probabilities.
     from PySide6.QtCore import QPointF
 
@@ -111,7 +111,7 @@ def test_top_k_selector_changes_the_number_of_words(panel):
     p = panel()
     p.handle_event(make_probe())
     p.top_k_box.setValue(5)
-    assert len(p.shown_tokens()) == 5 and len(bar_widths(p.bars.teacher_bars)) == 5
+    assert len(p.next_word.shown_tokens()) == 5 and len(bar_widths(p.bars.teacher_bars)) == 5
 
 
 def test_temperature_resoftens_cached_logits_without_asking_the_models(panel, qtbot):
@@ -127,14 +127,14 @@ def test_temperature_resoftens_cached_logits_without_asking_the_models(panel, qt
     fake.probe_calls.clear()
 
     p.temperature_slider.setValue(p.temperature_slider.maximum())  # T = 10
-    assert p.temperature() == pytest.approx(10.0)
-    shown = [VOCAB.index(token) for token in p.shown_tokens()]
+    assert p.state.temperature == pytest.approx(10.0)
+    shown = [VOCAB.index(token) for token in p.next_word.shown_tokens()]
     expected = soften(np.array(probe.teacher_logits[-1]) / 10.0, 1.0)[shown]
     np.testing.assert_allclose(bar_widths(p.bars.teacher_bars), expected)
     np.testing.assert_allclose(bar_widths(p.bars.student_bars), soften(np.array(probe.student_logits[-1]), 10.0)[shown])
     np.testing.assert_allclose(bar_widths(p.bars.truth_bars), np.array(probe.true_probs[-1])[shown])  # truth ignores T
     p.set_temperature(0.5)
-    shown = [VOCAB.index(token) for token in p.shown_tokens()]
+    shown = [VOCAB.index(token) for token in p.next_word.shown_tokens()]
     np.testing.assert_allclose(bar_widths(p.bars.teacher_bars), soften(np.array(probe.teacher_logits[-1]), 0.5)[shown])
     assert p.temperature_label.text() == "T = 0.50"
     qtbot.wait(50)  # a stray request to the worker would have arrived by now
@@ -145,16 +145,16 @@ def test_earlier_position_marks_the_known_next_token(panel, qtbot):
     p = panel()
     p.handle_event(make_probe())
     qtbot.mouseClick(p.strip.chips[2], qtbot_left())  # the chip "is": what follows is "sitting"
-    assert p.position() == 2
-    assert p.hard_label() == " sitting"
-    assert " sitting" in p.shown_tokens()
-    row = p.shown_tokens().index(" sitting")
+    assert p.state.position == 2
+    assert p.state.hard_label() == " sitting"
+    assert " sitting" in p.next_word.shown_tokens()
+    row = p.next_word.shown_tokens().index(" sitting")
     assert p.bars.hard_marker.isVisible()
     assert p.bars.hard_marker.data["y"][0] == row
     assert p.bars.row_highlight.getRegion() == (row - 0.5, row + 0.5)
     assert "next token in the prompt: <b>sitting</b>" in p.legend.text()
     probe = make_probe_prompt()
-    shown = [VOCAB.index(token) for token in p.shown_tokens()]
+    shown = [VOCAB.index(token) for token in p.next_word.shown_tokens()]
     np.testing.assert_allclose(bar_widths(p.bars.teacher_bars), soften(np.array(probe.teacher_logits[2]), 1.0)[shown])
     p.set_position(5)
     assert not p.bars.hard_marker.isVisible()
@@ -169,14 +169,14 @@ def test_heat_strip_shows_the_divergence_at_every_position(panel):
         t = np.exp(t_row) / np.exp(t_row).sum()
         s = np.exp(s_row) / np.exp(s_row).sum()
         expected.append(sum(ti * np.log(ti / si) for ti, si in zip(t, s)))
-    np.testing.assert_allclose(p.heat_values(), expected, rtol=1e-9)
+    np.testing.assert_allclose(p.state.heat(), expected, rtol=1e-9)
     assert [cell.text() for cell in p.strip.heat_cells] == [f"{value:.2f}" for value in expected]
     p.divergence_box.setCurrentIndex(2)  # total variation
     t, s = soften(np.array(probe.teacher_logits), 1.0), soften(np.array(probe.student_logits), 1.0)
-    np.testing.assert_allclose(p.heat_values(), 0.5 * np.abs(t - s).sum(-1))
+    np.testing.assert_allclose(p.state.heat(), 0.5 * np.abs(t - s).sum(-1))
     p.divergence_box.setCurrentIndex(1)  # Jensen-Shannon is symmetric and at most log 2
-    np.testing.assert_allclose(p.heat_values(), divergence(s, t, "JS"))
-    assert (p.heat_values() <= np.log(2) + 1e-12).all()
+    np.testing.assert_allclose(p.state.heat(), divergence(s, t, "JS"))
+    assert (p.state.heat() <= np.log(2) + 1e-12).all()
 
 
 def test_teacher_stage_probe_without_student_shows_teacher_and_truth(panel):
@@ -184,7 +184,7 @@ def test_teacher_stage_probe_without_student_shows_teacher_and_truth(panel):
     p.handle_event(make_probe(prompts=[make_probe_prompt(student=False)], stage="teacher"))
     assert len(bar_widths(p.bars.student_bars)) == 0
     assert len(bar_widths(p.bars.teacher_bars)) == 10
-    assert np.isnan(p.heat_values()).all()
+    assert np.isnan(p.state.heat()).all()
     assert "no student yet" in p.legend.text()
 
 
@@ -194,8 +194,8 @@ def test_new_probe_refreshes_the_shown_prompt_and_keeps_the_position(panel):
     p.set_position(1)
     newer = make_probe_prompt(seed=7)
     p.handle_event(make_probe(step=200, prompts=[newer]))
-    assert p.position() == 1
-    shown = [VOCAB.index(token) for token in p.shown_tokens()]
+    assert p.state.position == 1
+    shown = [VOCAB.index(token) for token in p.next_word.shown_tokens()]
     np.testing.assert_allclose(bar_widths(p.bars.teacher_bars), soften(np.array(newer.teacher_logits[1]), 1.0)[shown])
     assert "step 200" in p.title.text()
     p.handle_event(make_probe(step=300, prompts=[make_probe_prompt("the dog", [" the", " dog"], 1)]))
@@ -207,7 +207,7 @@ def test_new_probe_refreshes_the_shown_prompt_and_keeps_the_position(panel):
 def test_run_folder_models_answer_typed_prompts_and_generate_off_the_gui_thread(panel, qtbot):
     fake = FakePredictor()
     p = panel(lambda path: fake)
-    assert not p.generate_button.isEnabled()
+    assert not p.generation.generate_button.isEnabled()
     with qtbot.waitSignal(p.predictor_ready, timeout=5000):
         p.set_run_dir("/runs/demo")
     with qtbot.waitSignal(p.probe_shown, timeout=5000) as shown:
@@ -215,13 +215,13 @@ def test_run_folder_models_answer_typed_prompts_and_generate_off_the_gui_thread(
         p.prompt_box.lineEdit().returnPressed.emit()
     assert shown.args == ["a dog sat"]
     assert [chip.text() for chip in p.strip.chips] == ["a", "dog", "sat"]
-    p.max_tokens_box.setValue(12)
-    p.gen_temperature_box.setValue(0.0)
+    p.generation.max_tokens_box.setValue(12)
+    p.generation.temperature_box.setValue(0.0)
     with qtbot.waitSignal(p.generation_shown, timeout=5000):
-        qtbot.mouseClick(p.generate_button, qtbot_left())
+        qtbot.mouseClick(p.generation.generate_button, qtbot_left())
     assert fake.generate_calls == [("a dog sat", 12, 0.0, 0.95, 0)]
-    assert p.teacher_text.toPlainText() == "a dog sat teacher says a dog sat"  # the prompt, then the continuation
-    assert p.student_text.toPlainText() == "a dog sat student says a dog sat"
+    assert p.generation.teacher_text.toPlainText() == "a dog sat teacher says a dog sat"  # the prompt, then the continuation
+    assert p.generation.student_text.toPlainText() == "a dog sat student says a dog sat"
     assert 'Next word after “a dog sat”' in p.title.text()
     assert threading.get_ident() not in fake.threads and len(fake.threads) == 1
 
@@ -234,7 +234,45 @@ def test_a_run_folder_that_fails_to_load_says_why(panel, qtbot):
     with qtbot.waitSignal(p.predictor_failed, timeout=5000):
         p.set_run_dir("/runs/empty")
     assert "no student checkpoint" in p.status.text() and "Resume the run" in p.status.text()
-    assert not p.generate_button.isEnabled()
+    assert not p.generation.generate_button.isEnabled()
+
+
+def test_an_unexpected_load_error_is_shown_as_its_first_line_with_what_to_check(panel, qtbot):
+    def broken(path):
+        raise RuntimeError("Error(s) in loading state_dict:\n  size mismatch for lm_head.weight\n  (long trace)")
+
+    p = panel(broken)
+    with qtbot.waitSignal(p.predictor_failed, timeout=5000) as failed:
+        p.set_run_dir("/runs/broken")
+    assert failed.args == ["Could not load the models of broken: Error(s) in loading state_dict: size mismatch for "
+                           "lm_head.weight"]
+    assert p.status.text().endswith("Check that the run folder holds a finished or checkpointed run.")
+    assert "long trace" not in p.status.text()
+
+
+def test_only_the_newest_typed_prompt_is_answered(panel, qtbot):
+    fake, started, release = FakePredictor(), threading.Event(), threading.Event()
+    slow_probe = fake.probe
+
+    def probe(prompt):
+        if prompt == "the cat":
+            started.set()
+            release.wait(5)  # the user types the next prompt while the models still think about this one
+        return slow_probe(prompt)
+
+    fake.probe = probe
+    p = panel(lambda path: fake)
+    with qtbot.waitSignal(p.predictor_ready, timeout=5000):
+        p.set_run_dir("/runs/demo")
+    shown = []
+    p.probe_shown.connect(shown.append)
+    p.set_prompt("the cat")
+    assert started.wait(5)
+    p.set_prompt("a dog sat")
+    release.set()
+    qtbot.waitUntil(lambda: shown == ["a dog sat"], timeout=5000)
+    qtbot.wait(50)
+    assert shown == ["a dog sat"] and p.state.shown_prompt() == "a dog sat"
 
 
 def test_pin_and_unpin_a_typed_prompt(panel):
@@ -242,13 +280,13 @@ def test_pin_and_unpin_a_typed_prompt(panel):
     p.handle_event(make_probe())
     p.prompt_box.setEditText("my own prompt")
     p.pin_button.click()
-    assert p.pinned_prompts()[-1] == "my own prompt"
+    assert p.state.listed_prompts()[-1] == "my own prompt"
     assert p.pin_button.text() == "★ Pinned"
     assert p.prompt_box.findText("my own prompt") >= 0
     p.pin_button.click()
-    assert "my own prompt" not in p.pinned_prompts()
+    assert "my own prompt" not in p.state.listed_prompts()
     p.clear()
-    assert p.pinned_prompts() == [] and p.bars.isHidden()
+    assert p.state.listed_prompts() == [] and p.bars.isHidden()
 
 
 def test_shutdown_leaves_no_running_thread(panel, qtbot):

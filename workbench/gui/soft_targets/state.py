@@ -1,22 +1,32 @@
-"""The soft-targets panel's arithmetic and its worker, kept apart from the widgets.
+"""What the soft-targets panel shows, as a plain object without Qt (the panel is its view).
 
-The numpy functions re-soften cached logits, measure divergences and entropies, and pick the words to show; the
-worker owns a run's teacher and student (evaluate.Predictor) in a QThread and answers probe/generate requests.
+:class:`SoftTargetsState` owns the probe results (every prompt's cached teacher, student and true logits or
+probabilities, per prompt position, and where each came from), the prompt list (the run's probe prompts and
+the ones the user pinned), the shown prompt and position, the temperature, the divergence of the heat strip
+and the number of words on the bars. From these it computes what is drawn: the distributions re-softened at
+the temperature (numpy, no forward pass: what the distillation loss does with T), the divergence at every
+position, the top-k rows with the prompt's known next token, entropies and the texts around the bars.
+
+Only numpy, :mod:`workbench.probabilities` and :mod:`workbench.events` are imported here, so the tests build
+and drive it without a display, and the arithmetic cannot touch a widget.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any, Callable
+from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal, Slot
+
+from workbench.events import Probe, ProbePrompt
+from workbench.probabilities import DIVERGENCES, divergence, entropy, soften
 
 T_MIN, T_MAX, SLIDER_STEPS = 0.25, 10.0, 1000
+SERIES = ("teacher", "student", "truth")
+ANSWERED_BY_RUN_MODELS = "run folder models"
 
 
-# -- numpy: what the panel shows, testable without Qt --------------------------------------------------------------
+# -- small pure helpers ----------------------------------------------------------------------------------------------
 def display_token(text: str) -> str:
     """A token as a readable label: surrounding spaces dropped, whitespace-only tokens shown as symbols."""
     shown = text.replace("\n", "↵").replace("\t", "⇥")
@@ -53,6 +63,7 @@ def top_tokens(distributions: list[np.ndarray], k: int, include: int | None = No
 
 
 def temperature_to_slider(temperature: float) -> int:
+    """The slider position of ``temperature``: the slider is logarithmic from T_MIN to T_MAX."""
     return round(SLIDER_STEPS * math.log(temperature / T_MIN) / math.log(T_MAX / T_MIN))
 
 
@@ -60,64 +71,244 @@ def slider_to_temperature(value: int) -> float:
     return T_MIN * (T_MAX / T_MIN) ** (value / SLIDER_STEPS)
 
 
-# -- the worker that owns the run's models ---------------------------------------------------------------------------
-def load_predictor(run_dir: str):
-    """The default predictor factory: ``evaluate.Predictor.from_run``."""
-    from workbench.gui.background.engine_import import load_engine
-
-    load_engine()  # late, and on the worker thread: torch and transformers
-    from workbench.engine.predictor import Predictor
-
-    return Predictor.from_run(run_dir)
+def clamp_temperature(temperature: float) -> float:
+    return min(max(float(temperature), T_MIN), T_MAX)
 
 
-class PredictorWorker(QObject):
-    """Lives in a QThread; loads a run's teacher + student and answers probe/generate requests there."""
+@dataclass(frozen=True)
+class Bars:
+    """The bar chart at the shown position: one row per word, one series per distribution there is."""
 
-    loaded = Signal(str)
-    failed = Signal(str, str)  # message, hint
-    probed = Signal(int, object)  # request id, ProbePrompt
-    generated = Signal(int, str, str)  # request id, teacher text, student text
+    series: list[tuple[str, np.ndarray]]  # (teacher|student|truth, probability of each row's word), teacher first
+    token_ids: np.ndarray  # each row's index into the prompt's vocab_tokens, top row first
+    labels: list[str]  # each row's word, readable
+    hard_row: int | None  # the row of the prompt's known next token (None at the last position)
 
-    def __init__(self, factory: Callable[[str], Any]):
-        super().__init__()  # no parent: it is moved to the thread
-        self._factory = factory
-        self._predictor: Any = None
 
-    @Slot(str)
-    def load(self, run_dir: str) -> None:
-        self._predictor = None
-        if not run_dir:
+class SoftTargetsState:
+    """The soft-targets panel's model; see the module's documentation. Every setter keeps the derived arrays current."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, ProbePrompt] = {}
+        self._source: dict[str, str] = {}
+        self._probe_prompts: list[str] = []
+        self._pinned: list[str] = []
+        self.run_temperature: float | None = None
+        self._shown: ProbePrompt | None = None
+        self._arrays: dict[str, np.ndarray | None] = {}  # teacher and student logits, true probabilities
+        self._token_index: dict[str, int] = {}
+        self._position = 0
+        self._temperature = 1.0
+        self._divergence = DIVERGENCES[0]
+        self.top_k = 10
+        self._probs: dict[str, np.ndarray | None] = {}
+        self._heat = np.empty(0)
+
+    # -- probe results -----------------------------------------------------------------------------------------------
+    def take_probe(self, event: Probe) -> bool:
+        """Cache a Probe event's prompts; returns whether the shown prompt changed or got fresh numbers.
+
+        The shown prompt is refreshed (at the same position) when the event has it; otherwise the event's first
+        prompt is shown, unless the user is looking at a prompt the run's models answered (typed, not probed).
+        """
+        self.run_temperature = float(event.temperature)
+        source = f"step {event.step:,} ({event.stage})"
+        for probe in event.prompts:
+            self._cache[probe.prompt] = probe
+            self._source[probe.prompt] = source
+            if probe.prompt not in self._probe_prompts:
+                self._probe_prompts.append(probe.prompt)
+        names = [probe.prompt for probe in event.prompts]
+        current = self.shown_prompt()
+        if current in names:
+            self.show(current, keep_position=True)
+            return True
+        if names and (current is None or current in self._probe_prompts):
+            self.show(names[0])
+            return True
+        return False
+
+    def take_answer(self, probe: ProbePrompt) -> None:
+        """Cache and show what the run folder's models answered for a typed prompt."""
+        self._cache[probe.prompt] = probe
+        self._source[probe.prompt] = ANSWERED_BY_RUN_MODELS
+        self.show(probe.prompt)
+
+    def has_probes(self) -> bool:
+        return bool(self._cache)
+
+    def is_cached(self, prompt: str) -> bool:
+        return prompt in self._cache
+
+    def forget_probes(self) -> None:
+        """Drop every cached result and the run's probe prompts (pins stay); nothing is shown afterwards."""
+        self._cache.clear()
+        self._source.clear()
+        self._probe_prompts.clear()
+        self.run_temperature = None
+        self.show_nothing()
+
+    # -- the prompt list -------------------------------------------------------------------------------------------
+    def listed_prompts(self) -> list[str]:
+        """The prompts in the list: the run's probe prompts, then the ones the user pinned."""
+        return self._probe_prompts + [p for p in self._pinned if p not in self._probe_prompts]
+
+    def pin(self, prompt: str) -> bool:
+        """Keep ``prompt`` in the list; returns whether the list changed."""
+        if not prompt or prompt in self._pinned:
+            return False
+        self._pinned.append(prompt)
+        return True
+
+    def unpin(self, prompt: str) -> bool:
+        if prompt not in self._pinned:
+            return False
+        self._pinned.remove(prompt)
+        return True
+
+    def is_pinned(self, prompt: str) -> bool:
+        return prompt in self._pinned
+
+    # -- what is shown -------------------------------------------------------------------------------------------------
+    def show(self, prompt: str, keep_position: bool = False) -> None:
+        """Show the cached result of ``prompt``, at its last position unless ``keep_position`` and it is shown already."""
+        probe = self._cache[prompt]
+        same_prompt = self.shown_prompt() == prompt
+        self._shown = probe
+        self._arrays = {
+            "teacher": np.asarray(probe.teacher_logits, np.float64),
+            "student": np.asarray(probe.student_logits, np.float64) if probe.student_logits else None,
+            # Empty when the run has no exact distribution (its data is not the built-in language).
+            "truth": np.asarray(probe.true_probs, np.float64) if probe.true_probs else None,
+        }
+        self._token_index = {}
+        for i, text in enumerate(probe.vocab_tokens):
+            self._token_index.setdefault(text, i)
+        last = len(probe.tokens) - 1
+        self._position = min(self._position, last) if keep_position and same_prompt else last
+        self._resoften()
+
+    def show_nothing(self) -> None:
+        self._shown = None
+        self._arrays = {}
+        self._probs = {}
+        self._heat = np.empty(0)
+
+    @property
+    def shown(self) -> ProbePrompt | None:
+        return self._shown
+
+    def shown_prompt(self) -> str | None:
+        return self._shown.prompt if self._shown is not None else None
+
+    @property
+    def position(self) -> int:
+        """The shown position: the bars are the distributions of the token after token ``position``."""
+        return self._position
+
+    def set_position(self, position: int) -> None:
+        if self._shown is not None:
+            self._position = max(0, min(int(position), len(self._shown.tokens) - 1))
+
+    @property
+    def temperature(self) -> float:
+        return self._temperature
+
+    def set_temperature(self, temperature: float) -> None:
+        """Re-soften the cached logits at ``temperature``, clamped to T_MIN..T_MAX (no forward pass)."""
+        self._temperature = clamp_temperature(temperature)
+        self._resoften()
+
+    def slider_value(self) -> int:
+        return temperature_to_slider(self._temperature)
+
+    def set_slider_value(self, value: int) -> None:
+        self.set_temperature(slider_to_temperature(value))
+
+    @property
+    def divergence(self) -> str:
+        """What the heat strip measures: one of ``probabilities.DIVERGENCES``."""
+        return self._divergence
+
+    def set_divergence(self, kind: str) -> None:
+        if kind not in DIVERGENCES:
+            raise ValueError(f"unknown divergence {kind!r}; use one of {DIVERGENCES}")
+        self._divergence = kind
+        self._measure()
+
+    # -- derived: what is drawn ------------------------------------------------------------------------------------------
+    def distributions(self) -> dict[str, np.ndarray]:
+        """Every position's next-word distribution of teacher, student and truth (those there are) at the
+        temperature; the truth does not change with T."""
+        return {name: values for name, values in self._probs.items() if values is not None}
+
+    def heat(self) -> np.ndarray:
+        """The divergence between teacher and student after each token (NaN while there is no student)."""
+        return self._heat.copy()
+
+    def hard_label(self) -> str | None:
+        """The prompt's actual next token at the shown position (None at the last position)."""
+        if self._shown is None or self._position + 1 >= len(self._shown.tokens):
+            return None
+        return self._shown.tokens[self._position + 1]
+
+    def rows_at_position(self) -> list[tuple[str, np.ndarray]]:
+        """(name, distribution) at the shown position for each series that has a row there, teacher first."""
+        p = self._position
+        return [(name, self._probs[name][p]) for name in SERIES
+                if self._probs.get(name) is not None and len(self._probs[name]) > p]
+
+    def bars(self) -> Bars | None:
+        """The top-k words at the shown position (plus the known next token when it is not among them)."""
+        if self._shown is None:
+            return None
+        rows = self.rows_at_position()
+        hard = self.hard_label()
+        hard_index = self._token_index.get(hard) if hard is not None else None
+        idx = top_tokens([values for _, values in rows], self.top_k, hard_index)
+        hard_row = int(np.flatnonzero(idx == hard_index)[0]) if hard_index is not None else None
+        return Bars([(name, values[idx]) for name, values in rows], idx,
+                    [display_token(self._shown.vocab_tokens[i]) for i in idx], hard_row)
+
+    def entropies(self) -> dict[str, float]:
+        """Entropy (nats) of each shown distribution at the shown position and temperature."""
+        return {name: float(entropy(values)) for name, values in self.rows_at_position()}
+
+    def readout(self, token_id: int) -> str:
+        """The exact probabilities of vocab entry ``token_id`` at the shown position, as one line."""
+        if self._shown is None:
+            return ""
+        parts = [f"“{display_token(self._shown.vocab_tokens[token_id])}”"]
+        parts += [f"{name} {values[token_id]:.3f}" for name, values in self.rows_at_position()]
+        return "   ".join(parts)
+
+    def title(self) -> str:
+        """``Next word after “the cat”  ·  position 2 of 6  ·  step 100 (distill)``: the context, clipped."""
+        if self._shown is None:
+            return ""
+        tokens = self._shown.tokens
+        context = join_tokens(tokens[:self._position + 1])
+        context = ("…" + context[-40:]) if len(context) > 40 else context
+        source = self._source.get(self._shown.prompt, "")
+        return (f"Next word after “{context.strip()}”  ·  position {self._position + 1} of {len(tokens)}"
+                + (f"  ·  {source}" if source else ""))
+
+    def _resoften(self) -> None:
+        if self._shown is None:
             return
-        try:
-            self._predictor = self._factory(run_dir)
-        except Exception as error:  # noqa: BLE001 -- shown to the user, the window stays usable
-            self.failed.emit(*_describe(error, f"Could not load the models of {Path(run_dir).name}"))
-            return
-        self.loaded.emit(run_dir)
+        student = self._arrays["student"]
+        self._probs = {
+            "teacher": soften(self._arrays["teacher"], self._temperature),
+            "student": soften(student, self._temperature) if student is not None else None,
+            "truth": self._arrays["truth"],  # probabilities already, and T does not change the truth
+        }
+        self._measure()
 
-    @Slot(int, str)
-    def probe(self, request: int, prompt: str) -> None:
-        if self._predictor is None:
+    def _measure(self) -> None:
+        if self._shown is None:
             return
-        try:
-            self.probed.emit(request, self._predictor.probe(prompt))
-        except Exception as error:  # noqa: BLE001
-            self.failed.emit(*_describe(error, "Could not compute the next-word distributions"))
-
-    @Slot(int, str, object)
-    def generate(self, request: int, prompt: str, settings: dict) -> None:
-        if self._predictor is None:
-            return
-        try:
-            teacher_text, student_text = self._predictor.generate(prompt, **settings)
-        except Exception as error:  # noqa: BLE001
-            self.failed.emit(*_describe(error, "Could not generate"))
-            return
-        self.generated.emit(request, teacher_text, student_text)
-
-
-def _describe(error: Exception, what: str) -> tuple[str, str]:
-    message = getattr(error, "message", None) or str(error) or type(error).__name__
-    hint = getattr(error, "hint", "") or "Check that the run folder holds a finished or checkpointed run."
-    return f"{what}: {message}", hint
+        teacher, student = self._probs["teacher"], self._probs["student"]
+        if student is None:
+            self._heat = np.full(len(self._shown.tokens), np.nan)
+        else:
+            self._heat = divergence(teacher, student, self._divergence)

@@ -6,7 +6,7 @@ heat map from the theme's background (no divergence) to the KD colour (the large
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
