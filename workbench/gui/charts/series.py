@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from workbench.events import Eval, StageStarted, Step
-from workbench.gui import theme
+from workbench.gui import palette as theme
 
 
 @dataclass(frozen=True)
