@@ -31,10 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from workbench.config.checks import evenly_spaced
 from workbench.config.presets import load_config
 from workbench.config.schema import ArchConfig
-from workbench.engine.losses import distill_loss
+from workbench.engine.losses import distill_loss, loss_chunk_positions
 from workbench.engine.models.build import build_model, derive_student
 from workbench.engine.models.sizes import count_parameters
-from workbench.engine.train.run import loss_chunk_positions
 
 SMOLLM2_135M = ArchConfig(family="llama", layers=30, hidden=576, heads=9, kv_heads=3, intermediate=1536,
                           max_positions=2048, tie_embeddings=True)

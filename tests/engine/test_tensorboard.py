@@ -56,3 +56,24 @@ def test_export_refuses_a_folder_that_is_not_a_run_in_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "workbench.cli", "runs", "export", "--tensorboard", str(tmp_path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and "events.jsonl" in done.stderr
+
+
+def test_a_run_writes_tensorboard_files_as_it_goes_equal_to_its_events(tmp_path):
+    from tests.engine.test_train import tiny_config
+    from workbench.engine.train.run import run
+
+    cfg = tiny_config(tmp_path)
+    cfg.train.teacher_steps, cfg.train.max_steps = 4, 4
+    result = run(cfg)
+    assert result.kind == "finished", result
+    acc = _read(f"{result.run_dir}/tensorboard")
+    events = read_events(f"{result.run_dir}/events.jsonl")
+    for stage in ("teacher", "distill"):
+        steps = [e for e in events if isinstance(e, Step) and e.stage == stage]
+        written = [(s.step, s.value) for s in acc.Scalars(f"train/{stage}/loss")]
+        assert steps and written == [(e.step, pytest.approx(e.loss, rel=1e-6)) for e in steps]
+    evals = [e for e in events if isinstance(e, Eval) and e.stage == "distill"]
+    assert [(s.step, s.value) for s in acc.Scalars("eval/distill/kl_teacher_student")] == [
+        (e.step, pytest.approx(e.metrics["kl_teacher_student"], rel=1e-6)) for e in evals]
+    assert "probe/the cat is sitting on the/text_summary" in acc.Tags()["tensors"]
+    assert "summary/text_summary" in acc.Tags()["tensors"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -66,6 +67,17 @@ def max_positions(model_or_config: Any) -> int:
         if value:
             return int(value)
     raise ValueError(f"{type(config).__name__} does not say how many positions it supports")
+
+
+def bytes_of(model: nn.Module) -> int:
+    """Bytes of a model's parameters and buffers in memory (tied weights counted once)."""
+    seen, total = set(), 0
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        total += tensor.numel() * tensor.element_size()
+    return total
 
 
 def _bytes_per_element(precision: str) -> int:

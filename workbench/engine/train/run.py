@@ -1,25 +1,19 @@
-"""The training loop for both stages: ``run(config, on_event, control)``.
+"""A run from start to end: ``run(config, on_event, control)``, the engine's one entry point.
 
-Stage 1 (``teacher``, optional) trains the teacher from scratch with
-cross-entropy; stage 2 (``distill``) trains the student on
-``alpha * T^2 * D(teacher_T || student_T) + (1 - alpha) * CE``. The loop
-reports only through ``on_event`` (see events.py) and checks ``control``
-between optimizer steps. Under ``torchrun`` each process trains on its slice
-of every batch (data parallel, gradients all-reduced by DDP); only rank 0
-reports and writes files.
+It makes (or resumes) the run folder, loads the teacher and the data, runs stage 1 (``teacher``, optional: a
+teacher trained here with cross-entropy) and stage 2 (``distill``) through train/stages.py, then measures and
+exports the student. It reports only through ``on_event`` (see events.py; train/report.py also writes
+events.jsonl) and checks ``control`` between optimizer steps. Under ``torchrun`` (train/parallel.py) only
+rank 0 reports and writes files. Every error a user can cause ends as a Failed event, never an exception.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import math
-import os
 import time
 import traceback
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -31,36 +25,30 @@ from workbench.engine.assemble import (
     is_toy,
     toy_language,
 )
-from workbench.engine.checkpoints import restore_checkpoint, save_checkpoint
-from workbench.engine.data.blocks import BatchIterator, load_blocks
+from workbench.engine.data.blocks import load_blocks
 from workbench.engine.data.generated import teacher_cache_key
 from workbench.engine.device import pick_device
 from workbench.engine.evaluate import (
     Truth,
-    evaluate,
     generate_pair,
     next_token_latency_ms,
-    probe_prompt,
 )
 from workbench.engine.export import export_student, save_teacher, write_summary_files
-from workbench.engine.losses import count_valid_tokens, distill_loss
 from workbench.engine.models.build import build_model, make_student
 from workbench.engine.models.load import load_pretrained, load_teacher, load_tokenizer
-from workbench.engine.models.sizes import count_parameters
+from workbench.engine.models.sizes import bytes_of, count_parameters
 from workbench.engine.models.tokenizers import check_tokenizers
+from workbench.engine.train.parallel import Parallel
+from workbench.engine.train.report import Reporter
+from workbench.engine.train.stages import RunFailed, Session, StageResult
 from workbench.errors import ConfigError, one_line
 from workbench.events import (
-    Checkpoint,
-    Eval,
     Failed,
     Finished,
     Log,
-    Probe,
     StageStarted,
-    Step,
 )
 from workbench.run_folder import (
-    EventLog,
     create_run_dir,
     latest_checkpoint,
     load_run_config,
@@ -71,109 +59,6 @@ from workbench.run_folder import (
     write_status,
 )
 
-LOSS_CHUNK_ELEMENTS = 2**22
-"""Most logits (positions x vocabulary) the loss handles per chunk: about 16 MB per fp32 temporary,
-small enough to stay in cache (at vocabulary 49152 chunks of ~85 positions run the loss 2x faster
-than chunks of 1024, see scripts/bench_speed.py) and to keep its memory flat."""
-
-
-def loss_chunk_positions(vocab_size: int, configured: int) -> int:
-    """Positions per loss chunk: ``distill.chunk_positions``, capped by LOSS_CHUNK_ELEMENTS."""
-    return max(1, min(configured, LOSS_CHUNK_ELEMENTS // max(vocab_size, 1)))
-
-
-class RunFailed(Exception):
-    """Stops the run with a Failed event (message + hint) after keeping the last good checkpoint."""
-
-    def __init__(self, message: str, hint: str = ""):
-        super().__init__(message)
-        self.message, self.hint = message, hint
-
-
-@dataclass
-class Parallel:
-    """The process group when launched by torchrun (world_size 1 otherwise)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int | None = None
-
-    @classmethod
-    def from_env(cls) -> "Parallel":
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            dist.init_process_group(backend)
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        if torch.cuda.is_available():
-            torch.cuda.set_device(local)
-        return cls(rank=dist.get_rank(), world_size=world, local_rank=local)
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def all_sum(self, value: torch.Tensor) -> torch.Tensor:
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            dist.all_reduce(value)
-        return value
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            import torch.distributed as dist
-
-            dist.barrier()
-
-    def close(self, ok: bool) -> None:
-        """After a run that ended normally, wait for every process (rank 0 exports and measures last), then
-        leave the group: a process that exits while the others still use the group is aborted.
-
-        After a failure, return at once: the other processes may be inside a different collective (a
-        barrier here would wait for them forever); this one exits with an error and torchrun stops
-        the rest."""
-        if self.world_size > 1 and ok:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.barrier()
-                dist.destroy_process_group()
-
-
-class _Reporter:
-    """Sends events to the caller and to events.jsonl: all of them from rank 0; from the other
-    ranks only their own failure, named by rank (under torchrun each process meets its errors
-    alone, and the one that failed is the one that knows why)."""
-
-    def __init__(self, on_event: Callable[[Any], None] | None, parallel: "Parallel"):
-        self.on_event = on_event
-        self.enabled = parallel.main
-        self.rank = parallel.rank
-        self.log: EventLog | None = None
-
-    def open(self, run_dir: Path) -> None:
-        if self.enabled:
-            self.log = EventLog(run_dir)
-
-    def __call__(self, event: Any) -> None:
-        if not self.enabled:
-            if isinstance(event, Failed) and self.on_event is not None:
-                self.on_event(dataclasses.replace(event, message=f"process {self.rank}: {event.message}"))
-            return
-        if self.log is not None:
-            self.log.write(event)
-        if self.on_event is not None:
-            self.on_event(event)
-
-    def close(self) -> None:
-        if self.log is not None:
-            self.log.close()
-
 
 def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, control: Control | None = None, *,
         run_dir: str | Path | None = None, resume: str | Path | None = None) -> Finished | Failed:
@@ -183,7 +68,7 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
 
     hf_logging.disable_progress_bar()  # its bars would tear the CLI's progress line and say nothing new
     parallel = Parallel.from_env()
-    report = _Reporter(on_event, parallel)
+    report = Reporter(on_event, parallel)
     path: Path | None = None
     started_in: Path | None = None  # the folder this call writes to; a refused start touches no folder
     try:
@@ -233,17 +118,10 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
     return result
 
 
-@dataclass
-class _StageResult:
-    status: str  # completed | stopped | cancelled
-    step: int
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
 class _Run:
     """One execution of a run folder (fresh or resumed)."""
 
-    def __init__(self, config: RunConfig, run_dir: Path, report: _Reporter, control: Control,
+    def __init__(self, config: RunConfig, run_dir: Path, report: Reporter, control: Control,
                  parallel: Parallel, resuming: bool):
         self.config = config
         self.run_dir = run_dir
@@ -252,8 +130,7 @@ class _Run:
         self.parallel = parallel
         self.resuming = resuming
         self.started = time.time()
-        self.history: dict[str, Any] = {}
-        self.probe_vocab_cache: dict[int, list[str]] = {}
+        self.session: Session | None = None  # made once the device, the tokenizer and the data are known
 
     # -- setup ----------------------------------------------------------------
     def execute(self) -> Finished:
@@ -280,12 +157,10 @@ class _Run:
             self.report(Log(f"teacher loaded: {count_parameters(teacher):,} parameters"))
         self.tokenizer = tokenizer
         self.blocks = self._load_data(teacher)
-        self.truth = None
-        if self.language is not None:
-            self.eval_blocks = self.blocks.val[: cfg.train.eval_batches * cfg.train.batch_size]
-            self.truth = Truth(self.language, len(tokenizer), self.eval_blocks)
-        else:
-            self.eval_blocks = self.blocks.val[: cfg.train.eval_batches * cfg.train.batch_size]
+        eval_blocks = self.blocks.val[: cfg.train.eval_batches * cfg.train.batch_size]
+        truth = Truth(self.language, len(tokenizer), eval_blocks) if self.language is not None else None
+        self.session = Session(cfg, self.run_dir, self.report, self.control, self.parallel, self.dev, tokenizer,
+                               self.blocks, eval_blocks, truth, self.language, started=self.started)
 
         if teacher is None:
             teacher = build_model(cfg.teacher.arch, len(tokenizer), pad_token_id=tokenizer.pad_token_id or 0,
@@ -293,7 +168,7 @@ class _Run:
                                          seed=cfg.train.seed)
             check_positions(cfg, teacher, "teacher")
             resume_from = checkpoint if checkpoint is not None and read_checkpoint_state(checkpoint)["stage"] == "teacher" else None
-            result = self._train_stage("teacher", teacher, None, resume_from)
+            result = self.session.train_stage("teacher", teacher, None, resume_from)
             if result.status != "completed":
                 return self._finish(result.status, {"stage": "teacher", "steps": result.step})
             if self.parallel.main:
@@ -315,7 +190,7 @@ class _Run:
         if student_params >= teacher_params:
             self.report(Log(f"the student ({student_params:,} parameters) is not smaller than the teacher ({teacher_params:,})", level="warning"))
         resume_from = checkpoint if checkpoint is not None and read_checkpoint_state(checkpoint)["stage"] == "distill" else None
-        result = self._train_stage("distill", student, self.teacher, resume_from)
+        result = self.session.train_stage("distill", student, self.teacher, resume_from)
         self.student = student
         if result.status != "completed":
             return self._finish(result.status, {"stage": "distill", "steps": result.step, **result.metrics})
@@ -352,182 +227,12 @@ class _Run:
                                   on_log=lambda message: self.report(Log(message)), **kwargs)
         return blocks
 
-    # -- the loop ---------------------------------------------------------------
-    def _train_stage(self, stage: str, model: torch.nn.Module, teacher: torch.nn.Module | None,
-                     checkpoint: Path | None) -> _StageResult:
-
-        tr, dist_cfg = self.config.train, self.config.distill
-        distilling = stage == "distill"
-        total = tr.max_steps if distilling else tr.teacher_steps
-        peak_lr = tr.lr if distilling else tr.teacher_lr
-        warmup = min(tr.warmup_steps, total)
-        if total and tr.warmup_steps >= total and checkpoint is None:
-            self.report(Log(f"train.warmup_steps ({tr.warmup_steps}) is not below the {stage} stage's {total} steps: "
-                            "the learning rate only rises and never decays", level="warning"))
-        alpha = dist_cfg.alpha if distilling else 0.0
-        device = self.dev.device
-        chunk = loss_chunk_positions(model.get_input_embeddings().weight.shape[0], dist_cfg.chunk_positions)
-        model.to(device)
-        model.train()
-        optimizer = torch.optim.AdamW(_param_groups(model, tr.weight_decay), lr=peak_lr, betas=(0.9, 0.95),
-                                      foreach=device.type != "cpu" or None)
-        world = self.parallel.world_size
-        iterator = BatchIterator(self.blocks.train, tr.batch_size * world, seed=tr.seed + (1 if distilling else 0))
-        step = 0
-        if checkpoint is not None:
-            state = restore_checkpoint(checkpoint, model, optimizer)
-            step = int(state["step"])
-            iterator.load_state(state["data"])
-            self.history.update(state.get("history", {}))
-            # Time already spent before the interruption counts in the run's wall time.
-            self.started = time.time() - float(self.history.get("elapsed_s", 0.0))
-            self.report(Log(f"resumed the {stage} stage at step {step}"))
-        trainable = model
-        if world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            trainable = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        self.report(StageStarted(stage, total_steps=total))
-        if step == 0:  # the starting point: the untrained teacher, the student before distillation
-            self._evaluate(stage, 0, model, teacher)
-            self._probe(stage, 0, model, teacher)
-
-        rank_slice = slice(self.parallel.rank * tr.batch_size, (self.parallel.rank + 1) * tr.batch_size)
-        tokens_per_step = tr.batch_size * world * tr.grad_accum * tr.seq_len
-        window_start, window_tokens = time.perf_counter(), 0
-        stage_start = time.perf_counter()
-        stage_start_step = step
-        sums = torch.zeros(3, device=device)  # loss, kd, ce summed over the log window
-        window_steps = 0
-        last_metrics: dict[str, float] = {}
-        while step < total:
-            if self._wait_while_paused():
-                return self._stop(stage, step, model, optimizer, iterator)
-            lr = _lr_at(step, total, warmup, peak_lr, tr.min_lr_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            batches = [iterator.next_batch()[rank_slice] for _ in range(tr.grad_accum)]
-            n_valid = torch.tensor(float(sum(count_valid_tokens(b) for b in batches)), device=device)
-            n_valid = int(self.parallel.all_sum(n_valid).item()) if world > 1 else int(n_valid.item())
-            for micro, ids in enumerate(batches):
-                ids = ids.to(device, non_blocking=True)
-                sync_context = trainable.no_sync() if world > 1 and micro < len(batches) - 1 else contextlib.nullcontext()
-                with sync_context:
-                    teacher_logits = None
-                    if teacher is not None and alpha > 0:
-                        with torch.no_grad(), self.dev.autocast():
-                            teacher_logits = teacher(input_ids=ids, use_cache=False).logits
-                    with self.dev.autocast():
-                        student_logits = trainable(input_ids=ids, use_cache=False).logits
-                    parts = distill_loss(
-                        student_logits, teacher_logits, ids, temperature=dist_cfg.temperature, alpha=alpha,
-                        divergence=dist_cfg.divergence, beta=dist_cfg.beta, skew=dist_cfg.skew,
-                        t_squared=dist_cfg.t_squared, num_valid_tokens=n_valid, chunk_positions=chunk)
-                    # DDP averages gradients over processes; the loss is already divided by the global token count.
-                    (parts.loss * world).backward()
-                share = parts.n_tokens / n_valid
-                kd_term = parts.kd.detach() if alpha > 0 else torch.zeros((), device=device)
-                sums += torch.stack([parts.loss.detach(), kd_term * share, parts.ce.detach() * share])
-            clip = tr.grad_clip if tr.grad_clip > 0 else float("inf")
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            window_steps += 1
-            window_tokens += tokens_per_step
-
-            if step % tr.log_interval == 0 or step == total:
-                values = (sums / window_steps).tolist()
-                norm = float(grad_norm)
-                if not math.isfinite(values[0]) or not math.isfinite(norm):
-                    raise RunFailed(f"The {stage} loss became {values[0]} at step {step}.",
-                                    "lower the learning rate or the temperature, or use fp32; the last good checkpoint is kept")
-                now = time.perf_counter()
-                rate = window_tokens / max(now - window_start, 1e-9)
-                per_step = (now - stage_start) / max(step - stage_start_step, 1)
-                kd = values[1] if alpha > 0 else float("nan")
-                self.report(Step(stage=stage, step=step, total_steps=total, loss=values[0], kd=kd, ce=values[2],
-                                 lr=lr, grad_norm=norm, tokens_per_s=rate, elapsed_s=time.time() - self.started,
-                                 eta_s=per_step * (total - step), memory_bytes=_memory_in_use(device)))
-                sums.zero_()
-                window_steps, window_start, window_tokens = 0, now, 0
-            if step % tr.eval_interval == 0 or step == total:
-                last_metrics = self._evaluate(stage, step, model, teacher)
-            if step % tr.probe_interval == 0 or step == total:
-                self._probe(stage, step, model, teacher)
-            save_now = self.control.save_now.is_set()
-            if save_now or (tr.checkpoint_interval and step % tr.checkpoint_interval == 0 and step < total):
-                self.control.save_now.clear()
-                if window_steps and not bool(torch.isfinite(sums).all()):
-                    raise RunFailed(f"The {stage} loss became non-finite before step {step}.",
-                                    "lower the learning rate or the temperature, or use fp32; the last good checkpoint is kept")
-                self._checkpoint(stage, step, model, optimizer, iterator)
-            if self.control.stopping and step < total:
-                return self._stop(stage, step, model, optimizer, iterator)
-        return _StageResult("completed", step, last_metrics)
-
-    def _wait_while_paused(self) -> bool:
-        """Blocks while paused; True when the run should stop."""
-        paused = False
-        while self.control.pause.is_set() and not self.control.stopping:
-            if not paused:
-                self.report(Log("paused"))
-                paused = True
-            time.sleep(0.05)
-        if paused and not self.control.stopping:
-            self.report(Log("resumed"))
-        return self.control.stopping
-
-    def _stop(self, stage: str, step: int, model, optimizer, iterator) -> _StageResult:
-        if self.control.cancel.is_set():
-            return _StageResult("cancelled", step)
-        self._checkpoint(stage, step, model, optimizer, iterator)
-        return _StageResult("stopped", step)
-
-    def _checkpoint(self, stage: str, step: int, model, optimizer, iterator) -> None:
-        self.history["elapsed_s"] = time.time() - self.started
-        if self.parallel.main:
-            path = save_checkpoint(self.run_dir, stage=stage, step=step, model=model, optimizer=optimizer,
-                                        state={"data": iterator.state(), "history": self.history})
-            self.report(Checkpoint(stage=stage, step=step, path=str(path)))
-        self.parallel.barrier()
-
-    def _evaluate(self, stage: str, step: int, model, teacher) -> dict[str, float]:
-        if not self.parallel.main:
-            return {}
-        distilling = stage == "distill"
-        metrics = evaluate(student=model if distilling else None, teacher=teacher if distilling else model,
-                                  blocks=self.eval_blocks, batch_size=self.config.train.batch_size,
-                                  device=self.dev.device, autocast=self.dev.autocast, truth=self.truth)
-        if distilling and step == 0 and "student_ppl_before" not in self.history:
-            self.history["student_ppl_before"] = metrics["student_ppl"]
-            self.history["kl_teacher_student_before"] = metrics["kl_teacher_student"]
-        if self.language is not None:
-            metrics["entropy_rate"] = self.language.entropy_rate()
-        self.report(Eval(stage=stage, step=step, metrics=metrics))
-        return metrics
-
-    def _probe(self, stage: str, step: int, model, teacher) -> None:
-        prompts = [p for p in self.config.train.probe_prompts if p.strip()]
-        if not prompts or not self.parallel.main:
-            return
-        distilling = stage == "distill"
-        probe_teacher = teacher if distilling else model
-        probe_student = model if distilling else None
-        results = []
-        for prompt in prompts:
-            results.append(probe_prompt(prompt, teacher=probe_teacher, student=probe_student,
-                                               tokenizer=self.tokenizer, device=self.dev.device,
-                                               truth=self.truth, autocast=self.dev.autocast,
-                                               vocab_tokens_cache=self.probe_vocab_cache))
-        self.report(Probe(stage=stage, step=step, temperature=self.config.distill.temperature, prompts=results))
-
     # -- the end ----------------------------------------------------------------
-    def _summarise(self, result: _StageResult) -> dict[str, Any]:
+    def _summarise(self, result: StageResult) -> dict[str, Any]:
         cfg = self.config
         self.report(StageStarted("evaluate", message="final measurements"))
         summary: dict[str, Any] = {"status": "completed", "steps": result.step, **result.metrics}
-        summary.update({k: v for k, v in self.history.items() if k != "elapsed_s"})
+        summary.update({k: v for k, v in self.session.history.items() if k != "elapsed_s"})
         teacher_params = count_parameters(self.teacher)
         student_params = count_parameters(self.student)
         summary.update(
@@ -536,9 +241,9 @@ class _Run:
             compression=teacher_params / max(student_params, 1),
             teacher_latency_ms=next_token_latency_ms(self.teacher, self.dev.device),
             student_latency_ms=next_token_latency_ms(self.student, self.dev.device),
-            teacher_disk_bytes=_bytes_of(self.teacher),
-            student_disk_bytes=_bytes_of(self.student),
-            wall_time_s=time.time() - self.started,
+            teacher_disk_bytes=bytes_of(self.teacher),
+            student_disk_bytes=bytes_of(self.student),
+            wall_time_s=time.time() - self.session.started,
             device=self.dev.label,
             precision=self.dev.precision,
         )
@@ -558,42 +263,3 @@ class _Run:
         if status != "completed" and self.parallel.main:
             write_json(self.run_dir / "summary.json", summary)
         return Finished(status=status, run_dir=str(self.run_dir), summary=summary)
-
-
-# -- helpers ------------------------------------------------------------------
-
-def _lr_at(step: int, total: int, warmup: int, peak: float, min_ratio: float) -> float:
-    """Linear warm-up to ``peak``, then cosine decay to ``min_ratio * peak`` at ``total``."""
-    if warmup and step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(total - warmup, 1)
-    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
-
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases, norms and embeddings' 1-D parameters."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (decay if param.ndim >= 2 else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def _memory_in_use(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.memory_allocated(device))
-    try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError):
-        return 0
-
-
-def _bytes_of(model: torch.nn.Module) -> int:
-    seen, total = set(), 0
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        if tensor.data_ptr() in seen:
-            continue
-        seen.add(tensor.data_ptr())
-        total += tensor.numel() * tensor.element_size()
-    return total

@@ -1,0 +1,65 @@
+"""The process group under ``torchrun``: each process trains on its slice of every batch (data parallel,
+gradients all-reduced by DDP); rank 0 alone reports and writes files. Outside torchrun it is one process
+and every collective is a no-op."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Parallel:
+    """The process group when launched by torchrun (world_size 1 otherwise)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int | None = None
+
+    @classmethod
+    def from_env(cls) -> Parallel:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend)
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local)
+        return cls(rank=dist.get_rank(), world_size=world, local_rank=local)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, value: torch.Tensor) -> torch.Tensor:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.all_reduce(value)
+        return value
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def close(self, ok: bool) -> None:
+        """After a run that ended normally, wait for every process (rank 0 exports and measures last), then
+        leave the group: a process that exits while the others still use the group is aborted.
+
+        After a failure, return at once: the other processes may be inside a different collective (a
+        barrier here would wait for them forever); this one exits with an error and torchrun stops
+        the rest."""
+        if self.world_size > 1 and ok:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.barrier()
+                dist.destroy_process_group()

@@ -1,0 +1,25 @@
+"""The optimizer's side of a stage: the learning-rate schedule and which parameters decay."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+
+def lr_at(step: int, total: int, warmup: int, peak: float, min_ratio: float) -> float:
+    """Linear warm-up to ``peak``, then cosine decay to ``min_ratio * peak`` at ``total``."""
+    if warmup and step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(total - warmup, 1)
+    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases, norms and embeddings' 1-D parameters."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

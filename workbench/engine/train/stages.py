@@ -1,0 +1,247 @@
+"""One training stage (the teacher trained here, or distillation) and what it does between optimizer steps:
+evaluation, probes, checkpoints, pause and stop.
+
+A :class:`Session` holds what both stages of one execution share (settings, device, data, the reporter, the
+run's clock and history); :meth:`Session.train_stage` runs a stage's loop to its end, to a stop request or to
+a cancel. The loss is ``alpha * T^2 * D(teacher_T || student_T) + (1 - alpha) * CE``
+(engine/losses.py); the teacher stage is the same loop with ``alpha = 0`` and no teacher.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from workbench.config.schema import RunConfig
+from workbench.control import Control
+from workbench.engine.checkpoints import restore_checkpoint, save_checkpoint
+from workbench.engine.data.blocks import BatchIterator, TokenBlocks
+from workbench.engine.device import Device
+from workbench.engine.evaluate import Truth, evaluate, probe_prompt
+from workbench.engine.losses import count_valid_tokens, distill_loss, loss_chunk_positions
+from workbench.engine.toy.language import ToyLanguage
+from workbench.engine.train.parallel import Parallel
+from workbench.engine.train.report import Reporter
+from workbench.engine.train.schedule import lr_at, param_groups
+from workbench.events import Checkpoint, Eval, Log, Probe, StageStarted, Step
+
+
+class RunFailed(Exception):
+    """Stops the run with a Failed event (message + hint) after keeping the last good checkpoint."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+@dataclass
+class StageResult:
+    status: str  # completed | stopped | cancelled
+    step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Session:
+    """What the stages of one execution of a run folder share."""
+
+    config: RunConfig
+    run_dir: Path
+    report: Reporter
+    control: Control
+    parallel: Parallel
+    dev: Device
+    tokenizer: Any
+    blocks: TokenBlocks
+    eval_blocks: Any
+    truth: Truth | None = None  # the built-in language's exact distributions for the eval blocks
+    language: ToyLanguage | None = None
+    started: float = field(default_factory=time.time)  # wall clock of the run, moved back on resume
+    history: dict[str, Any] = field(default_factory=dict)  # kept in checkpoints: elapsed time, "before" metrics
+    probe_vocab_cache: dict[int, list[str]] = field(default_factory=dict)
+
+    def train_stage(self, stage: str, model: torch.nn.Module, teacher: torch.nn.Module | None,
+                     checkpoint: Path | None) -> StageResult:
+
+        tr, dist_cfg = self.config.train, self.config.distill
+        distilling = stage == "distill"
+        total = tr.max_steps if distilling else tr.teacher_steps
+        peak_lr = tr.lr if distilling else tr.teacher_lr
+        warmup = min(tr.warmup_steps, total)
+        if total and tr.warmup_steps >= total and checkpoint is None:
+            self.report(Log(f"train.warmup_steps ({tr.warmup_steps}) is not below the {stage} stage's {total} steps: "
+                            "the learning rate only rises and never decays", level="warning"))
+        alpha = dist_cfg.alpha if distilling else 0.0
+        device = self.dev.device
+        chunk = loss_chunk_positions(model.get_input_embeddings().weight.shape[0], dist_cfg.chunk_positions)
+        model.to(device)
+        model.train()
+        optimizer = torch.optim.AdamW(param_groups(model, tr.weight_decay), lr=peak_lr, betas=(0.9, 0.95),
+                                      foreach=device.type != "cpu" or None)
+        world = self.parallel.world_size
+        iterator = BatchIterator(self.blocks.train, tr.batch_size * world, seed=tr.seed + (1 if distilling else 0))
+        step = 0
+        if checkpoint is not None:
+            state = restore_checkpoint(checkpoint, model, optimizer)
+            step = int(state["step"])
+            iterator.load_state(state["data"])
+            self.history.update(state.get("history", {}))
+            # Time already spent before the interruption counts in the run's wall time.
+            self.started = time.time() - float(self.history.get("elapsed_s", 0.0))
+            self.report(Log(f"resumed the {stage} stage at step {step}"))
+        trainable = model
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            trainable = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.report(StageStarted(stage, total_steps=total))
+        if step == 0:  # the starting point: the untrained teacher, the student before distillation
+            self.evaluate(stage, 0, model, teacher)
+            self.probe(stage, 0, model, teacher)
+
+        rank_slice = slice(self.parallel.rank * tr.batch_size, (self.parallel.rank + 1) * tr.batch_size)
+        tokens_per_step = tr.batch_size * world * tr.grad_accum * tr.seq_len
+        window_start, window_tokens = time.perf_counter(), 0
+        stage_start = time.perf_counter()
+        stage_start_step = step
+        sums = torch.zeros(3, device=device)  # loss, kd, ce summed over the log window
+        window_steps = 0
+        last_metrics: dict[str, float] = {}
+        while step < total:
+            if self._wait_while_paused():
+                return self._stop(stage, step, model, optimizer, iterator)
+            lr = lr_at(step, total, warmup, peak_lr, tr.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batches = [iterator.next_batch()[rank_slice] for _ in range(tr.grad_accum)]
+            n_valid = torch.tensor(float(sum(count_valid_tokens(b) for b in batches)), device=device)
+            n_valid = int(self.parallel.all_sum(n_valid).item()) if world > 1 else int(n_valid.item())
+            for micro, ids in enumerate(batches):
+                ids = ids.to(device, non_blocking=True)
+                sync_context = trainable.no_sync() if world > 1 and micro < len(batches) - 1 else contextlib.nullcontext()
+                with sync_context:
+                    teacher_logits = None
+                    if teacher is not None and alpha > 0:
+                        with torch.no_grad(), self.dev.autocast():
+                            teacher_logits = teacher(input_ids=ids, use_cache=False).logits
+                    with self.dev.autocast():
+                        student_logits = trainable(input_ids=ids, use_cache=False).logits
+                    parts = distill_loss(
+                        student_logits, teacher_logits, ids, temperature=dist_cfg.temperature, alpha=alpha,
+                        divergence=dist_cfg.divergence, beta=dist_cfg.beta, skew=dist_cfg.skew,
+                        t_squared=dist_cfg.t_squared, num_valid_tokens=n_valid, chunk_positions=chunk)
+                    # DDP averages gradients over processes; the loss is already divided by the global token count.
+                    (parts.loss * world).backward()
+                share = parts.n_tokens / n_valid
+                kd_term = parts.kd.detach() if alpha > 0 else torch.zeros((), device=device)
+                sums += torch.stack([parts.loss.detach(), kd_term * share, parts.ce.detach() * share])
+            clip = tr.grad_clip if tr.grad_clip > 0 else float("inf")
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            window_steps += 1
+            window_tokens += tokens_per_step
+
+            if step % tr.log_interval == 0 or step == total:
+                values = (sums / window_steps).tolist()
+                norm = float(grad_norm)
+                if not math.isfinite(values[0]) or not math.isfinite(norm):
+                    raise RunFailed(f"The {stage} loss became {values[0]} at step {step}.",
+                                    "lower the learning rate or the temperature, or use fp32; the last good checkpoint is kept")
+                now = time.perf_counter()
+                rate = window_tokens / max(now - window_start, 1e-9)
+                per_step = (now - stage_start) / max(step - stage_start_step, 1)
+                kd = values[1] if alpha > 0 else float("nan")
+                self.report(Step(stage=stage, step=step, total_steps=total, loss=values[0], kd=kd, ce=values[2],
+                                 lr=lr, grad_norm=norm, tokens_per_s=rate, elapsed_s=time.time() - self.started,
+                                 eta_s=per_step * (total - step), memory_bytes=memory_in_use(device)))
+                sums.zero_()
+                window_steps, window_start, window_tokens = 0, now, 0
+            if step % tr.eval_interval == 0 or step == total:
+                last_metrics = self.evaluate(stage, step, model, teacher)
+            if step % tr.probe_interval == 0 or step == total:
+                self.probe(stage, step, model, teacher)
+            save_now = self.control.save_now.is_set()
+            if save_now or (tr.checkpoint_interval and step % tr.checkpoint_interval == 0 and step < total):
+                self.control.save_now.clear()
+                if window_steps and not bool(torch.isfinite(sums).all()):
+                    raise RunFailed(f"The {stage} loss became non-finite before step {step}.",
+                                    "lower the learning rate or the temperature, or use fp32; the last good checkpoint is kept")
+                self.checkpoint(stage, step, model, optimizer, iterator)
+            if self.control.stopping and step < total:
+                return self._stop(stage, step, model, optimizer, iterator)
+        return StageResult("completed", step, last_metrics)
+
+    def _wait_while_paused(self) -> bool:
+        """Blocks while paused; True when the run should stop."""
+        paused = False
+        while self.control.pause.is_set() and not self.control.stopping:
+            if not paused:
+                self.report(Log("paused"))
+                paused = True
+            time.sleep(0.05)
+        if paused and not self.control.stopping:
+            self.report(Log("resumed"))
+        return self.control.stopping
+
+    def _stop(self, stage: str, step: int, model, optimizer, iterator) -> StageResult:
+        if self.control.cancel.is_set():
+            return StageResult("cancelled", step)
+        self.checkpoint(stage, step, model, optimizer, iterator)
+        return StageResult("stopped", step)
+
+    def checkpoint(self, stage: str, step: int, model, optimizer, iterator) -> None:
+        self.history["elapsed_s"] = time.time() - self.started
+        if self.parallel.main:
+            path = save_checkpoint(self.run_dir, stage=stage, step=step, model=model, optimizer=optimizer,
+                                        state={"data": iterator.state(), "history": self.history})
+            self.report(Checkpoint(stage=stage, step=step, path=str(path)))
+        self.parallel.barrier()
+
+    def evaluate(self, stage: str, step: int, model, teacher) -> dict[str, float]:
+        if not self.parallel.main:
+            return {}
+        distilling = stage == "distill"
+        metrics = evaluate(student=model if distilling else None, teacher=teacher if distilling else model,
+                                  blocks=self.eval_blocks, batch_size=self.config.train.batch_size,
+                                  device=self.dev.device, autocast=self.dev.autocast, truth=self.truth)
+        if distilling and step == 0 and "student_ppl_before" not in self.history:
+            self.history["student_ppl_before"] = metrics["student_ppl"]
+            self.history["kl_teacher_student_before"] = metrics["kl_teacher_student"]
+        if self.language is not None:
+            metrics["entropy_rate"] = self.language.entropy_rate()
+        self.report(Eval(stage=stage, step=step, metrics=metrics))
+        return metrics
+
+    def probe(self, stage: str, step: int, model, teacher) -> None:
+        prompts = [p for p in self.config.train.probe_prompts if p.strip()]
+        if not prompts or not self.parallel.main:
+            return
+        distilling = stage == "distill"
+        probe_teacher = teacher if distilling else model
+        probe_student = model if distilling else None
+        results = []
+        for prompt in prompts:
+            results.append(probe_prompt(prompt, teacher=probe_teacher, student=probe_student,
+                                               tokenizer=self.tokenizer, device=self.dev.device,
+                                               truth=self.truth, autocast=self.dev.autocast,
+                                               vocab_tokens_cache=self.probe_vocab_cache))
+        self.report(Probe(stage=stage, step=step, temperature=self.config.distill.temperature, prompts=results))
+
+
+def memory_in_use(device: torch.device) -> int:
+    if device.type == "cuda":
+        return int(torch.cuda.memory_allocated(device))
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
