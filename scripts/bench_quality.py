@@ -1,15 +1,14 @@
 """What do soft targets carry that hard labels do not? Measured on the built-in language.
 
-Trains (or reuses) one teacher, then pairs of students with the same seed, the
-same initial weights, the same data order and the same number of steps: one on
-soft targets (alpha > 0, T > 1) and one on hard labels only (alpha = 0). Prints
-both students' held-out KL(true || student), the exact KL to the language's true
-next-word distribution, averaged over ``--seeds`` pairs, and their ratio
-(target: at most 0.6).
+Trains (or reuses) one teacher, then pairs of students with the same seed, the same initial weights, the same
+data order and the same number of steps: one on soft targets (alpha > 0) and one on hard labels only
+(alpha = 0). For each pair it takes both students' held-out KL(true || student), the exact KL to the
+language's true next-word distribution, and their ratio; it prints the per-seed ratios, their mean and
+spread, the settings, the thread count and the CPU (the figure moves with them: see docs/quality-results.md).
 
-The students read a transfer set smaller than the teacher's corpus (by default
-2,000 sentences), the setting distillation is for: the teacher knows more than
-the student's data shows, and soft targets pass that on.
+The students read a transfer set much smaller than the teacher's corpus (by default 1,000 sentences, 1% of
+it), the setting distillation is for: the teacher knows more than the student's data shows, and soft targets
+pass that on while hard labels let the student memorise its few sentences.
 
     python scripts/bench_quality.py --json
 """
@@ -18,93 +17,151 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import torch
 
 from workbench.config.presets import load_config
 from workbench.engine.train.run import run
 
+TARGET_RATIO_MEAN_MAX = 0.45
+TARGET_RATIO_SEED_MAX = 0.55
 
-def _student_config(teacher_dir: Path, runs_dir: Path, args: argparse.Namespace, *, alpha: float, name: str,
-                    seed: int):
+
+@dataclass(frozen=True)
+class Settings:
+    """The students' side of the comparison (the teacher is the toy preset's)."""
+
+    steps: int = 300
+    temperature: float = 1.0
+    alpha: float = 1.0
+    t_squared: bool = True
+    divergence: str = "forward_kl"
+    student_sentences: int = 1000
+    student_layers: int = 1
+    student_hidden: int = 64
+    lr: float = 3e-3
+    student_data_seed: int = 99
+
+
+def train_teacher(runs_dir: Path) -> Path:
+    """The toy preset's teacher stage (800 steps on 100,000 sentences); returns its folder."""
+    cfg = load_config("toy")
+    cfg.runs_dir = str(runs_dir)
+    cfg.name = "teacher"
+    cfg.apply_overrides(["train.max_steps=1", "train.warmup_steps=0", "train.checkpoint_interval=0"])
+    result = run(cfg)
+    if result.kind == "failed":
+        raise SystemExit(f"error: the teacher run failed: {result.message}")
+    return Path(result.run_dir) / "teacher"
+
+
+def _student_config(teacher_dir: Path, runs_dir: Path, s: Settings, *, alpha: float, name: str, seed: int):
     cfg = load_config("toy")
     cfg.name = name
     cfg.runs_dir = str(runs_dir)
     cfg.teacher.source = "local"
     cfg.teacher.path = str(teacher_dir)
-    cfg.data.toy_sentences = args.student_sentences
-    cfg.data.toy_seed = args.student_data_seed
+    cfg.student.arch.layers, cfg.student.arch.hidden = s.student_layers, s.student_hidden
+    cfg.student.arch.heads = max(1, s.student_hidden // 32)
+    cfg.data.toy_sentences = s.student_sentences
+    cfg.data.toy_seed = s.student_data_seed
     cfg.apply_overrides([
-        f"distill.alpha={alpha}", f"distill.temperature={args.temperature}", f"train.max_steps={args.steps}",
-        f"train.eval_interval={args.steps}", f"train.probe_interval={args.steps}", "train.checkpoint_interval=0",
-        f"train.seed={seed}",
+        f"distill.alpha={alpha}", f"distill.temperature={s.temperature}", f"distill.t_squared={str(s.t_squared).lower()}",
+        f"distill.divergence={s.divergence}", f"train.max_steps={s.steps}", f"train.lr={s.lr}",
+        f"train.eval_interval={s.steps}", f"train.probe_interval={s.steps}", "train.checkpoint_interval=0",
+        f"train.seed={seed}", "train.probe_prompts=[]",
     ])
     return cfg
 
 
+def measure(teacher_dir: Path, runs_dir: Path, s: Settings, seeds: list[int]) -> dict:
+    """Soft and hard students for each seed, interleaved; per-seed KL to the truth and their ratios."""
+    soft, hard, summaries = [], [], []
+    for seed in seeds:
+        pair = {}
+        for label, alpha in (("soft", s.alpha), ("hard", 0.0)):
+            cfg = _student_config(teacher_dir, runs_dir, s, alpha=alpha, name=f"student-{label}-seed{seed}", seed=seed)
+            result = run(cfg)
+            if result.kind == "failed":
+                raise SystemExit(f"error: the {label} student (seed {seed}) failed: {result.message}")
+            pair[label] = result.summary
+        soft.append(pair["soft"]["kl_true_student"])
+        hard.append(pair["hard"]["kl_true_student"])
+        summaries.append(pair)
+    ratios = [a / b for a, b in zip(soft, hard)]
+    return {
+        "ratio_soft_over_hard": statistics.fmean(ratios),
+        "ratio_per_seed": [round(r, 4) for r in ratios],
+        "ratio_stdev": statistics.stdev(ratios) if len(ratios) > 1 else 0.0,
+        "ratio_min": min(ratios),
+        "ratio_max": max(ratios),
+        "ratio_of_means": statistics.fmean(soft) / statistics.fmean(hard),
+        "kl_true_student_soft_per_seed": [round(v, 4) for v in soft],
+        "kl_true_student_hard_per_seed": [round(v, 4) for v in hard],
+        "kl_true_teacher": summaries[0]["soft"]["kl_true_teacher"],
+        "student_ce_soft": statistics.fmean(p["soft"]["student_ce"] for p in summaries),
+        "student_ce_hard": statistics.fmean(p["hard"]["student_ce"] for p in summaries),
+        "entropy_floor": summaries[0]["soft"]["entropy_floor"],
+        "student_params": summaries[0]["soft"]["student_params"],
+    }
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
 def main(argv: list[str] | None = None) -> int:
+    d = Settings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", help="a trained teacher folder (default: train one with the toy preset)")
-    parser.add_argument("--steps", type=int, default=300, help="distillation steps of each student")
-    parser.add_argument("--temperature", type=float, default=2.0)
-    parser.add_argument("--alpha", type=float, default=0.9, help="soft-target weight of the KD student")
-    parser.add_argument("--student-sentences", type=int, default=2000, help="size of the students' transfer set")
-    parser.add_argument("--student-data-seed", type=int, default=99)
-    parser.add_argument("--seeds", type=int, default=3, help="student seeds (initial weights and data order) to average over")
+    parser.add_argument("--seeds", type=int, default=5, help="student seeds (initial weights and data order)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--steps", type=int, default=d.steps, help="distillation steps of each student")
+    parser.add_argument("--temperature", type=float, default=d.temperature)
+    parser.add_argument("--alpha", type=float, default=d.alpha, help="soft-target weight of the KD student")
+    parser.add_argument("--no-t-squared", dest="t_squared", action="store_false", help="do not scale the KD term by T^2")
+    parser.add_argument("--divergence", default=d.divergence)
+    parser.add_argument("--student-sentences", type=int, default=d.student_sentences, help="size of the transfer set")
+    parser.add_argument("--student-layers", type=int, default=d.student_layers)
+    parser.add_argument("--student-hidden", type=int, default=d.student_hidden)
+    parser.add_argument("--lr", type=float, default=d.lr)
     parser.add_argument("--out", help="folder for the run folders (default: a temporary one)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    settings = Settings(steps=args.steps, temperature=args.temperature, alpha=args.alpha, t_squared=args.t_squared,
+                        divergence=args.divergence, student_sentences=args.student_sentences,
+                        student_layers=args.student_layers, student_hidden=args.student_hidden, lr=args.lr)
 
     runs_dir = Path(args.out or tempfile.mkdtemp(prefix="bench-quality-"))
     start = time.time()
-    teacher_dir = Path(args.teacher) if args.teacher else None
-    if teacher_dir is None:
-        cfg = load_config("toy")
-        cfg.runs_dir = str(runs_dir)
-        cfg.name = "teacher"
-        cfg.apply_overrides(["train.max_steps=1", "train.warmup_steps=0"])
-        result = run(cfg)
-        if result.kind == "failed":
-            print(f"error: teacher run failed: {result.message}", file=sys.stderr)
-            return 1
-        teacher_dir = Path(result.run_dir) / "teacher"
+    teacher_dir = Path(args.teacher) if args.teacher else train_teacher(runs_dir)
     teacher_time = time.time() - start
-
-    # Per seed, both students start from the same weights and read the same batches in the same order.
-    results: dict[str, list[dict]] = {"soft": [], "hard": []}
-    for seed in range(args.seeds):
-        for label, alpha in (("soft", args.alpha), ("hard", 0.0)):
-            cfg = _student_config(teacher_dir, runs_dir, args, alpha=alpha, name=f"student-{label}-seed{seed}", seed=seed)
-            result = run(cfg)
-            if result.kind == "failed":
-                print(f"error: {label} student failed: {result.message}", file=sys.stderr)
-                return 1
-            results[label].append(result.summary)
-
-    def mean(label: str, key: str) -> float:
-        return statistics.fmean(r[key] for r in results[label])
-
-    soft_kl, hard_kl = mean("soft", "kl_true_student"), mean("hard", "kl_true_student")
     report = {
-        "teacher": str(teacher_dir),
-        "steps": args.steps,
-        "temperature": args.temperature,
-        "alpha_soft": args.alpha,
-        "student_sentences": args.student_sentences,
+        **measure(teacher_dir, runs_dir, settings, list(range(args.seeds))),
         "seeds": args.seeds,
-        "kl_true_teacher": results["soft"][0]["kl_true_teacher"],
-        "kl_true_student_soft": soft_kl,
-        "kl_true_student_hard": hard_kl,
-        "ratio_soft_over_hard": soft_kl / hard_kl,
-        "kl_true_student_soft_per_seed": [round(r["kl_true_student"], 4) for r in results["soft"]],
-        "kl_true_student_hard_per_seed": [round(r["kl_true_student"], 4) for r in results["hard"]],
-        "student_ce_soft": mean("soft", "student_ce"),
-        "student_ce_hard": mean("hard", "student_ce"),
-        "entropy_floor": results["soft"][0]["entropy_floor"],
-        "target_ratio_max": 0.6,
+        "settings": asdict(settings),
+        "machine": machine(),
+        "teacher": str(teacher_dir),
+        "target_ratio_mean_max": TARGET_RATIO_MEAN_MAX,
+        "target_ratio_seed_max": TARGET_RATIO_SEED_MAX,
         "teacher_seconds": round(teacher_time, 1),
         "total_seconds": round(time.time() - start, 1),
     }
@@ -112,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report))
     else:
         for key, value in report.items():
-            print(f"{key:<24} {value}")
+            print(f"{key:<30} {value}")
     return 0
 
 
