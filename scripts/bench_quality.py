@@ -6,9 +6,10 @@ data order and the same number of steps: one on soft targets (alpha > 0) and one
 language's true next-word distribution, and their ratio; it prints the per-seed ratios, their mean and
 spread, the settings, the thread count and the CPU (the figure moves with them: see docs/quality-results.md).
 
-The students read a transfer set much smaller than the teacher's corpus (by default 1,000 sentences, 1% of
-it), the setting distillation is for: the teacher knows more than the student's data shows, and soft targets
-pass that on while hard labels let the student memorise its few sentences.
+The students read a transfer set much smaller than the teacher's corpus (``distill.transfer_blocks``: by
+default 200 blocks of 64 tokens, about 1.5% of it), the setting distillation is for: the teacher knows more
+than the student's data shows, and soft targets pass that on while hard labels let the student memorise
+its few sentences.
 
     python scripts/bench_quality.py --json
 """
@@ -43,11 +44,10 @@ class Settings:
     alpha: float = 1.0
     t_squared: bool = True
     divergence: str = "forward_kl"
-    student_sentences: int = 1000
+    transfer_blocks: int = 200
     student_layers: int = 1
     student_hidden: int = 64
     lr: float = 3e-3
-    student_data_seed: int = 99
 
 
 def train_teacher(runs_dir: Path) -> Path:
@@ -70,11 +70,10 @@ def _student_config(teacher_dir: Path, runs_dir: Path, s: Settings, *, alpha: fl
     cfg.teacher.path = str(teacher_dir)
     cfg.student.arch.layers, cfg.student.arch.hidden = s.student_layers, s.student_hidden
     cfg.student.arch.heads = max(1, s.student_hidden // 32)
-    cfg.data.toy_sentences = s.student_sentences
-    cfg.data.toy_seed = s.student_data_seed
     cfg.apply_overrides([
         f"distill.alpha={alpha}", f"distill.temperature={s.temperature}", f"distill.t_squared={str(s.t_squared).lower()}",
-        f"distill.divergence={s.divergence}", f"train.max_steps={s.steps}", f"train.lr={s.lr}",
+        f"distill.divergence={s.divergence}", f"distill.transfer_blocks={s.transfer_blocks}",
+        f"train.max_steps={s.steps}", f"train.lr={s.lr}",
         f"train.eval_interval={s.steps}", f"train.probe_interval={s.steps}", "train.checkpoint_interval=0",
         f"train.seed={seed}", "train.probe_prompts=[]",
     ])
@@ -137,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, default=d.alpha, help="soft-target weight of the KD student")
     parser.add_argument("--no-t-squared", dest="t_squared", action="store_false", help="do not scale the KD term by T^2")
     parser.add_argument("--divergence", default=d.divergence)
-    parser.add_argument("--student-sentences", type=int, default=d.student_sentences, help="size of the transfer set")
+    parser.add_argument("--transfer-blocks", type=int, default=d.transfer_blocks,
+                        help="training blocks the students read (the transfer set; 0 = all of the teacher's corpus)")
     parser.add_argument("--student-layers", type=int, default=d.student_layers)
     parser.add_argument("--student-hidden", type=int, default=d.student_hidden)
     parser.add_argument("--lr", type=float, default=d.lr)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = Settings(steps=args.steps, temperature=args.temperature, alpha=args.alpha, t_squared=args.t_squared,
-                        divergence=args.divergence, student_sentences=args.student_sentences,
+                        divergence=args.divergence, transfer_blocks=args.transfer_blocks,
                         student_layers=args.student_layers, student_hidden=args.student_hidden, lr=args.lr)
 
     runs_dir = Path(args.out or tempfile.mkdtemp(prefix="bench-quality-"))

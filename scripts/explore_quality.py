@@ -27,13 +27,13 @@ VARIANTS: dict[str, Settings] = {
     "alpha=0.9": dataclasses.replace(BASE, alpha=0.9),
     "reverse KL": dataclasses.replace(BASE, divergence="reverse_kl"),
     "JSD": dataclasses.replace(BASE, divergence="jsd"),
-    "300 sentences": dataclasses.replace(BASE, student_sentences=300),
-    "3,000 sentences": dataclasses.replace(BASE, student_sentences=3000),
-    "10,000 sentences": dataclasses.replace(BASE, student_sentences=10000),
+    "50 blocks": dataclasses.replace(BASE, transfer_blocks=50),
+    "800 blocks": dataclasses.replace(BASE, transfer_blocks=800),
+    "all blocks": dataclasses.replace(BASE, transfer_blocks=0),
     "student 2x128": dataclasses.replace(BASE, student_layers=2, student_hidden=128),
     "150 steps": dataclasses.replace(BASE, steps=150),
     "600 steps": dataclasses.replace(BASE, steps=600),
-    "old bench (T=2, a=0.9, 2,000 sent.)": dataclasses.replace(BASE, temperature=2.0, alpha=0.9, student_sentences=2000),
+    "T=2, alpha=0.7 (old preset)": dataclasses.replace(BASE, temperature=2.0, alpha=0.7),
 }
 
 

@@ -111,6 +111,9 @@ class DistillConfig:
     skew: float = _f(0.1, "Skew KL only: how much of the other distribution is mixed in.", min=0.0, max=1.0)
     t_squared: bool = _f(True, "Multiply the soft term by T^2 so its gradients keep their scale when T changes.")
     chunk_positions: int = _f(1024, "Positions per chunk when computing the loss (bounds its memory).", min=1, max=1_000_000)
+    transfer_blocks: int = _f(0, "Distillation reads only the first N training blocks (0 = all of them): scarce transfer data, "
+                              "where soft targets carry the most that hard labels do not. The teacher stage reads them all.",
+                              min=0, max=1_000_000_000, zero="all")
 
 
 @dataclass

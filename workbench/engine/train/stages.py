@@ -86,7 +86,12 @@ class Session:
         optimizer = torch.optim.AdamW(param_groups(model, tr.weight_decay), lr=peak_lr, betas=(0.9, 0.95),
                                       foreach=device.type != "cpu" or None)
         world = self.parallel.world_size
-        iterator = BatchIterator(self.blocks.train, tr.batch_size * world, seed=tr.seed + (1 if distilling else 0))
+        train_blocks = self.blocks.train
+        if distilling and 0 < dist_cfg.transfer_blocks < len(train_blocks):
+            train_blocks = train_blocks[: dist_cfg.transfer_blocks]
+            self.report(Log(f"distillation reads {len(train_blocks):,} of the {len(self.blocks.train):,} training blocks "
+                            "(distill.transfer_blocks)"))
+        iterator = BatchIterator(train_blocks, tr.batch_size * world, seed=tr.seed + (1 if distilling else 0))
         step = 0
         if checkpoint is not None:
             state = restore_checkpoint(checkpoint, model, optimizer)
