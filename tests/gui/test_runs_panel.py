@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Qt, Slot
 from workbench.config.schema import RunConfig
 from workbench.events import Eval, Finished, StageStarted, Step, to_json
 from workbench.gui.runs.runs_panel import COL_OVERLAY, COL_STATUS, RunsPanel
-from workbench.gui.window.main_window import baseline_config, baseline_config_of_run
+from workbench.gui.window.baselines import baseline_config, baseline_config_of_run
 from workbench.run_folder import write_status
 
 
@@ -170,7 +170,7 @@ def test_baseline_of_a_run_reuses_the_teacher_it_trained(tmp_path):
 
 
 def test_overlay_labels_say_when_and_whether_the_run_distilled():
-    from workbench.gui.window.main_window import overlay_label
+    from workbench.gui.window.runs_tab import overlay_label
 
     assert overlay_label("/r/20261128-034301-kd", "kd", 0.7) == "kd (α 0.7, 03:43)"
     assert overlay_label("/r/20261128-034301-kd-baseline", "", 0.0) == "kd-baseline (α 0, 03:43)"

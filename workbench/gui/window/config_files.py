@@ -1,0 +1,102 @@
+"""Configurations in and out of the form: presets, open/save dialogs (errors to the banner) and the equivalent
+`workbench run` command, a mixin of ``MainWindow``; ``default_config`` is the form's first configuration."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtGui import QAction, QGuiApplication
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFileDialog, QLabel, QPlainTextEdit, QVBoxLayout
+
+from workbench.config.presets import load_config, overrides_between
+from workbench.config.schema import RunConfig
+from workbench.errors import ConfigError
+
+
+class ConfigFilesMixin:
+    """Loading, saving and copying ``MainWindow``'s configuration (``_base`` is set in its ``__init__``)."""
+
+    _base: str
+
+    @Slot(QAction)
+    def _on_preset_action(self, action: QAction) -> None:
+        """A preset chosen in File > Load preset (the menu's ``triggered``: with PySide6 6.11 a slot inherited
+        from a mixin gets no ``sender()`` once the window has a dynamic slot)."""
+        name = action.data() if isinstance(action, QAction) else None
+        if name:
+            # A preset says what to train, not where this user keeps runs: the folder chosen in the form stays.
+            self.load_config_from(name, runs_dir=self.config_panel.config().runs_dir)
+
+    def load_config_from(self, name_or_path: str, runs_dir: str | None = None) -> bool:
+        """Load a preset or TOML file into the form (``runs_dir``: keep this runs folder); errors go to the banner."""
+        try:
+            cfg = load_config(name_or_path, validate=False)  # values the run would refuse are marked at their fields
+        except ConfigError as err:
+            self.banner.show_message(f"Could not load {Path(name_or_path).name}: {err.what}.", err.hint)
+            return False
+        if runs_dir:
+            cfg.runs_dir = runs_dir
+        self.set_config(cfg, base=str(name_or_path))
+        self.statusBar().showMessage(f"Loaded {name_or_path}", 6000)
+        return True
+
+    def save_config_to(self, path: str) -> None:
+        self.config_panel.config().save(path)
+        self.statusBar().showMessage(f"Saved {path}", 6000)
+
+    @Slot()
+    def open_config_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open configuration", "", "Configuration (*.toml);;All files (*)")
+        if path:
+            self.load_config_from(path)
+
+    @Slot()
+    def save_config_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save configuration", f"{self.config().name}.toml",
+                                              "Configuration (*.toml)")
+        if path:
+            if not path.endswith(".toml"):
+                path += ".toml"
+            self.save_config_to(path)
+
+    def command_line(self) -> str:
+        """The `workbench run` command that repeats the form's configuration."""
+        try:
+            base_cfg = load_config(self._base)
+            base = self._base
+        except ConfigError:
+            base_cfg, base = load_config("toy"), "toy"
+        parts = ["workbench", "run", shlex.quote(base)]
+        for item in overrides_between(base_cfg, self.config_panel.config()):
+            parts += ["--set", shlex.quote(item)]
+        return " ".join(parts)
+
+    @Slot()
+    def copy_command(self) -> str:
+        command = self.command_line()
+        QGuiApplication.clipboard().setText(command)
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Equivalent command")
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        text = QPlainTextEdit(command, dialog)
+        text.setReadOnly(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, dialog)
+        buttons.rejected.connect(dialog.close)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(QLabel("Copied to the clipboard:", dialog))
+        layout.addWidget(text)
+        layout.addWidget(buttons)
+        dialog.resize(640, 180)
+        dialog.show()  # non-modal: the window stays usable
+        self.command_dialog = dialog
+        return command
+
+
+def default_config() -> RunConfig:
+    """The ``toy`` preset, or the built-in defaults if the preset is missing."""
+    try:
+        return load_config("toy")
+    except ConfigError:
+        return RunConfig()
