@@ -9,7 +9,7 @@ from PySide6.QtCore import QObject, QSettings, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication
 
-from workbench.events import Eval, Probe, Step
+from workbench.events import Eval, Log, Probe, Step
 
 RUN_TIMEOUT = 90_000  # ms; a tiny run takes a few seconds, more on a loaded machine
 PLAN_TIMEOUT = 30_000  # ms; the first plan waits for the engine's import (a few seconds)
@@ -75,7 +75,8 @@ def test_pause_holds_the_run_and_resume_finishes_it(make_window, runs_dir, qtbot
     qtbot.waitUntil(lambda: window.controller.state() == "paused", timeout=RUN_TIMEOUT)
     assert window.pause_action.text().replace("&", "") == "Resume"
     assert "paused" in window.progress.summary_text()
-    qtbot.wait(300)  # the step in flight when Pause was pressed may still arrive
+    # The engine says "paused" once its loop is waiting: the step in flight when Pause was pressed is in by then.
+    qtbot.waitUntil(lambda: any(isinstance(e, Log) and e.message == "paused" for e in recorder.events), timeout=RUN_TIMEOUT)
     held = len(recorder.steps())
     qtbot.wait(1000)
     assert len(recorder.steps()) == held, "steps kept coming while paused"
