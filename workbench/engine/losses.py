@@ -165,17 +165,31 @@ def count_valid_tokens(labels: Tensor) -> int:
     return int((labels[:, 1:] != IGNORE_INDEX).sum().item())
 
 
+@dataclass(frozen=True)
+class LossSettings:
+    """What one call of the chunked loss needs besides the tensors (checked by :func:`distill_loss`)."""
+
+    temperature: float
+    alpha: float
+    divergence: str
+    beta: float
+    skew: float
+    kd_scale: float  # T^2, or 1 with the T^2 switch off
+    denominator: int  # valid tokens of the whole optimizer step
+    chunk_positions: int
+
+
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _chunk_loss(flat_student, flat_teacher, index, targets, settings, want_grad):
+def _chunk_loss(flat_student, flat_teacher, index, targets, settings: LossSettings, want_grad):
     """Sum of the divergence and of the CE over one chunk of rows, and the gradient of
     this chunk's share of the loss with respect to those student logits (or None).
 
     A function of its own so every [chunk, V] temporary is freed when it returns.
     """
-    (temperature, alpha, kind, beta, skew, kd_scale, denominator, _) = settings
+    temperature, alpha, kd_scale = settings.temperature, settings.alpha, settings.kd_scale
     dtype = _compute_dtype(flat_student.dtype)
     student = flat_student.index_select(0, index).to(dtype).requires_grad_(want_grad)
     kd = torch.zeros((), dtype=dtype, device=student.device)
@@ -185,7 +199,7 @@ def _chunk_loss(flat_student, flat_teacher, index, targets, settings, want_grad)
         if flat_teacher is not None:
             teacher_logp = F.log_softmax(flat_teacher.index_select(0, index).to(dtype) / temperature, dim=-1)
             student_logp = F.log_softmax(student / temperature if temperature != 1.0 else student, dim=-1)
-            kd = divergence(teacher_logp, student_logp, kind, beta=beta, skew=skew).sum()
+            kd = divergence(teacher_logp, student_logp, settings.divergence, beta=settings.beta, skew=settings.skew).sum()
             del teacher_logp
         # At T = 1 the hard-label term reuses the tempered log-probabilities instead of a
         # second log-softmax; at alpha = 1 it is only reported, so it builds no graph.
@@ -199,7 +213,7 @@ def _chunk_loss(flat_student, flat_teacher, index, targets, settings, want_grad)
             total = total + (1.0 - alpha) * ce
         # Scale before differentiating so the stored gradient is the final one
         # (and sits well inside bf16's range).
-        (grad,) = torch.autograd.grad(total / denominator, student)
+        (grad,) = torch.autograd.grad(total / settings.denominator, student)
     return kd.detach(), ce.detach(), grad
 
 
@@ -215,8 +229,8 @@ class _ChunkedDistillLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, student_logits, teacher_logits, rows, targets, settings):  # noqa: D401
-        (_, alpha, _, _, _, kd_scale, denominator, chunk) = settings
+    def forward(ctx, student_logits, teacher_logits, rows, targets, settings: LossSettings):  # noqa: D401
+        alpha, kd_scale, denominator, chunk = settings.alpha, settings.kd_scale, settings.denominator, settings.chunk_positions
         want_grad = ctx.needs_input_grad[0]
         vocab = student_logits.shape[-1]
         dtype = _compute_dtype(student_logits.dtype)
@@ -322,7 +336,8 @@ def distill_loss(
     denominator = max(denominator, 1)  # an all-padding batch gives 0, not 0 / 0
 
     kd_scale = float(temperature) ** 2 if t_squared else 1.0
-    settings = (float(temperature), float(alpha), divergence, float(beta), float(skew), kd_scale, denominator, int(chunk_positions))
+    settings = LossSettings(float(temperature), float(alpha), divergence, float(beta), float(skew), kd_scale, denominator,
+                            int(chunk_positions))
     loss, kd, ce = _ChunkedDistillLoss.apply(student_logits, teacher_logits, rows, targets, settings)
     return LossParts(loss=loss, kd=kd.detach(), ce=ce.detach(), n_tokens=n_tokens)
 
