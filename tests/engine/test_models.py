@@ -338,7 +338,8 @@ def test_describe_device():
     device, label = describe_device("cpu")
     assert device.type == "cpu" and "CPU" in label
     device, _ = describe_device("auto")
-    assert device.type == ("cuda" if torch.cuda.is_available() else device.type)
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert device.type == expected
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU") as err:
             describe_device("cuda")

@@ -62,6 +62,9 @@ def relation_errors(config: "RunConfig") -> list[ConfigError]:
             errors.append(ConfigError(f"{prefix}.kv_heads", f"{kv} key/value heads do not divide {arch.heads} heads", "pick a divisor of the number of heads"))
         if arch.family == "llama" and (arch.hidden // arch.heads) % 2:
             errors.append(ConfigError(f"{prefix}.heads", f"head size {arch.hidden // arch.heads} is odd; rotary embeddings need an even head size", "change hidden or heads"))
+    if tr.precision == "fp16":
+        errors.append(ConfigError("train.precision", "fp16 is not supported: it needs loss scaling, which the KD loss's "
+                                  "precomputed gradients do not get", "use bf16 (NVIDIA Ampere or newer) or fp32"))
     if t.source != "train" and not t.path.strip():
         errors.append(ConfigError("teacher.path", f"is empty but the teacher source is {t.source!r}", "give a folder, a hub id or a .gguf file"))
     if t.source == "gguf" and t.path and not t.path.lower().endswith(".gguf"):

@@ -61,8 +61,6 @@ def pick_device(device: str, precision: str, *, local_rank: int | None = None) -
             precision = "bf16"
         else:
             precision = "fp32"
-    if precision == "fp16" and torch_device.type != "cuda":
-        raise ConfigError("train.precision", f"fp16 needs a CUDA GPU and this run is on {torch_device.type}", "use fp32 or bf16")
     if precision == "bf16" and torch_device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("train.precision", "this GPU does not support bf16", "use fp16 or fp32")
+        raise ConfigError("train.precision", "this GPU does not support bf16", "use fp32")
     return Device(torch_device, label, precision)

@@ -60,9 +60,6 @@ class _Cursor:
         self.pos += length
         return bytes(raw).decode("utf-8", errors="replace")
 
-    def skip_string(self) -> None:
-        self.pos += 8 + struct.unpack_from("<Q", self.buffer, self.pos)[0]
-
     def value(self, kind: int, key: str, header: GGUFHeader) -> Any:
         if kind == GGUFValueType.STRING:
             return self.string()

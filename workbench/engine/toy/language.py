@@ -282,11 +282,6 @@ class ToyLanguage:
         entropy, length = self._sentence_stats()
         return entropy / length
 
-    def belief_nodes(self) -> int:
-        """How many distinct beliefs sentence prefixes reach (the size of the exact automaton)."""
-        self._sentence_stats()
-        return len(self._beliefs)
-
 
 @functools.lru_cache(maxsize=1)
 def get_language() -> ToyLanguage:

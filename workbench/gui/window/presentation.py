@@ -91,6 +91,3 @@ class PresentationMixin:
             if self.isFullScreen():
                 self.setWindowState(self._pre_presentation.get("state", Qt.WindowState.WindowNoState))
         self.set_theme(theme.current_theme())
-
-    def is_presentation(self) -> bool:
-        return self._presentation
