@@ -191,3 +191,38 @@ def test_toolbar_baseline_is_the_forms_and_a_new_run_drops_old_overlays(make_win
         assert started.distill.temperature == form.distill.temperature and started.teacher == form.teacher
         assert window.runs_panel.checked_paths() == [], "the overlay ticks went with the curves they drew"
         assert not window.charts.charts["loss"].overlays
+
+
+def test_export_gguf_writes_the_selected_runs_student_and_says_why_when_it_cannot(qtbot, runs_dir, tmp_path):
+    from tests.helpers_models import save_tiny_model, write_tiny_gguf
+    from workbench.engine.models.load import load_pretrained
+
+    bpe = make_run(runs_dir, "20260101-000000-bpe", "completed", summary={"student_ce": 1.0})
+    write_tiny_gguf(tmp_path / "teacher.gguf", layers=2, hidden=64, heads=4)
+    model, tokenizer = load_pretrained("gguf", str(tmp_path / "teacher.gguf"))
+    model.save_pretrained(bpe / "student")
+    tokenizer.save_pretrained(bpe / "student")
+    word = make_run(runs_dir, "20260101-000001-word", "completed", summary={"student_ce": 1.0})
+    save_tiny_model(word / "student", family="llama")  # word-level, like the built-in language's
+    stopped = make_run(runs_dir, "20260101-000002-stopped", "stopped")
+    asked = []
+    panel = _panel(qtbot, runs_dir)
+    panel.gguf_row._ask_path = lambda suggested: asked.append(suggested) or str(tmp_path / "out" / suggested.name)
+    (tmp_path / "out").mkdir()
+
+    panel.select_run(stopped)
+    assert not panel.gguf_row.button.isEnabled()  # no student written yet
+    panel.select_run(bpe)
+    assert panel.gguf_row.button.isEnabled()
+    panel.gguf_row.export("q8_0")
+    qtbot.waitUntil(lambda: panel.gguf_row.status.text().startswith("Wrote"), timeout=60_000)
+    assert asked[-1] == bpe.resolve() / "student-q8_0.gguf"
+    written = tmp_path / "out" / "student-q8_0.gguf"
+    assert written.stat().st_size > 0 and str(written) in panel.gguf_row.status.text()
+    assert panel.gguf_row.button.isEnabled()
+
+    panel.select_run(word)
+    panel.gguf_row.export("f16")
+    qtbot.waitUntil(lambda: "word-level tokenizer" in panel.gguf_row.status.text(), timeout=60_000)
+    assert not (tmp_path / "out" / "student-f16.gguf").exists()
+    panel.shutdown()

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from workbench.config.presets import diff_configs
 from workbench.config.schema import RunConfig
 from workbench.gui import theme
+from workbench.gui.runs.gguf_export import GGUFExportRow
 
 # Final metrics shown as columns: (summary key, column title, format).
 METRIC_COLUMNS = (
@@ -115,6 +116,7 @@ class RunsPanel(QWidget):
         )
         self.soft_button = QPushButton("Show in soft targets", self)
         self.soft_button.setToolTip("Load this run's teacher and student into the soft-targets panel")
+        self.gguf_row = GGUFExportRow(self)
         self.refresh_button.clicked.connect(self.refresh)
         self.open_button.clicked.connect(self._on_open)
         self.resume_button.clicked.connect(self._on_resume)
@@ -122,7 +124,7 @@ class RunsPanel(QWidget):
         self.soft_button.clicked.connect(self._on_soft)
 
         buttons = QHBoxLayout()
-        for button in (self.open_button, self.resume_button, self.baseline_button, self.soft_button):
+        for button in (self.open_button, self.resume_button, self.baseline_button, self.soft_button, self.gguf_row):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.dir_label)
@@ -238,6 +240,7 @@ class RunsPanel(QWidget):
     def shutdown(self) -> None:
         self._timer.stop()
         self._debounce.stop()
+        self.gguf_row.shutdown()
 
     # -- reading ------------------------------------------------------------
     @Slot()
@@ -332,6 +335,7 @@ class RunsPanel(QWidget):
         )
         self.baseline_button.setEnabled(has_config and not self._busy)
         self.soft_button.setEnabled(info is not None and info.status in ("completed", "stopped", "interrupted", "cancelled"))
+        self.gguf_row.set_run(info)
 
     def _update_diff(self) -> None:
         if len(self._checked) != 2:
