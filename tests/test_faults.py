@@ -457,6 +457,7 @@ def test_a_damaged_checkpoint_file_is_named_with_the_earlier_point_to_resume_fro
     shutil.copytree(result.run_dir, run_dir)
     file, damage = DAMAGE[case]
     damage(run_dir / "checkpoints" / "distill-step-000001" / file)
+    (run_dir / "checkpoints" / ".distill-step-000002.tmp-1-0a0a0a0a").mkdir()  # what a killed write leaves: not a checkpoint
     before = {p.relative_to(run_dir) for p in run_dir.rglob("*") if "status.json" not in p.name and "events" not in p.name}
     failed = assert_failed(run(None, resume=run_dir), f"checkpoint distill-step-000001: {file} ",
                            "distillation starts again", "teacher")

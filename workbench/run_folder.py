@@ -152,7 +152,8 @@ def damaged_checkpoints(run_dir: str | Path) -> list[Path]:
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
-    return sorted(p for p in root.glob("*-step-*") if p.is_dir() and not _readable_state(p))
+    # not the hidden temporary folders a killed write leaves (".distill-step-...tmp-..."): they never were checkpoints
+    return sorted(p for p in root.glob("*-step-*") if not p.name.startswith(".") and p.is_dir() and not _readable_state(p))
 
 
 def _readable_state(path: Path) -> bool:
