@@ -6,12 +6,17 @@
 - :class:`WorkbenchWarning`: something the user should know that does not stop the work.
 - :func:`one_line`: the first sentence of any exception's text, for messages that quote a library.
 - :func:`warn_user`: where loading code sends a warning (a run's log, or ``warnings.warn``).
+- :class:`WriteFailed` and :func:`writing`: a file the workbench writes could not be written (disk full,
+  read-only, no permission), named by what was being written.
 """
 
 from __future__ import annotations
 
+import errno
 import warnings
-from typing import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 ONE_LINE_MAX = 300
 
@@ -67,3 +72,45 @@ def one_line(err: BaseException, limit: int = ONE_LINE_MAX) -> str:
     if text.endswith(":") and len(lines) > 1:
         text = f"{text} {lines[1]}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class WriteFailed(Exception):
+    """Writing ``what`` (``checkpoint distill-step-000040``, ``events.jsonl``) into ``where`` failed with an
+    ``OSError`` the user can do something about: a full disk, a read-only disk, no permission.
+
+    :attr:`message` is one sentence (``The disk is full: writing checkpoint distill-step-000040 failed.``),
+    :attr:`hint` what to do about the disk; the caller adds what survived (the checkpoint to resume from).
+    """
+
+    def __init__(self, what: str, where: str | Path, err: OSError):
+        self.what, self.where, self.errno = what, str(where), err.errno
+        self.reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up", errno.EROFS: "the disk is read-only",
+                       errno.EACCES: "permission denied", errno.EPERM: "permission denied"}.get(
+            err.errno or 0, (err.strerror or type(err).__name__).rstrip(".").lower())
+        if err.errno in DISK_FULL:
+            self.message = f"The disk is full: writing {what} failed."
+            self.hint = f"free space on the disk that holds {self.where}"
+        elif err.errno == errno.EROFS:
+            self.message = f"The disk is read-only: writing {what} failed."
+            self.hint = f"{self.where} is on a read-only disk: remount it writable or choose another folder"
+        elif err.errno in (errno.EACCES, errno.EPERM):
+            self.message = f"Permission denied: writing {what} failed."
+            self.hint = f"make {self.where} writable for this user, or choose another folder"
+        else:
+            self.message = f"Writing {what} failed ({self.reason})."
+            self.hint = f"check the disk that holds {self.where}"
+        super().__init__(self.message)
+
+
+@contextmanager
+def writing(what: str, where: str | Path) -> Iterator[None]:
+    """Any ``OSError`` in the block becomes a :class:`WriteFailed` naming ``what`` and ``where``."""
+    try:
+        yield
+    except WriteFailed:
+        raise
+    except OSError as err:
+        raise WriteFailed(what, where, err) from err

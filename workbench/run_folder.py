@@ -31,9 +31,10 @@ from workbench import events as ev
 from workbench import paths
 from workbench.config.presets import read_config_text
 from workbench.config.schema import RunConfig
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WriteFailed, writing
 
 CHECKPOINTS = "checkpoints"
+TEACHER_DIR = "teacher"
 STATUS_FILE = "status.json"
 
 
@@ -48,8 +49,19 @@ def create_run_dir(config: RunConfig) -> Path:
         suffix += 1
         path = root / f"{stamp}-{config.name}-{suffix}"
     path.mkdir()
-    config.save(path / "config.toml")
+    try:
+        with writing("the run's config.toml", path):
+            config.save(path / "config.toml")
+    except WriteFailed:
+        _remove_quietly(path)  # nothing ran: leave no run folder behind
+        raise
     return path
+
+
+def _remove_quietly(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def make_folder(path: Path, field: str) -> None:
@@ -73,29 +85,52 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
 
 
 class EventLog:
-    """Appends events to ``events.jsonl``, one flushed line each, so a follower sees them at once."""
+    """Appends events to ``events.jsonl``, one flushed line each, so a follower sees them at once.
+
+    A write that fails (disk full) raises :class:`WriteFailed` once; the log is then closed and later
+    events are not written (the run is ending with that failure; the caller still gets them)."""
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / "events.jsonl"
-        self._handle = open(self.path, "a", encoding="utf-8")
+        with writing("the event log events.jsonl", run_dir):
+            self._handle: Any = open(self.path, "a", encoding="utf-8")
+
+    @property
+    def broken(self) -> bool:
+        return self._handle is None
 
     def write(self, event: Any) -> None:
-        self._handle.write(ev.to_json(event) + "\n")
-        self._handle.flush()
+        if self._handle is None:
+            return
+        try:
+            with writing("the event log events.jsonl", self.path.parent):
+                self._handle.write(ev.to_json(event) + "\n")
+                self._handle.flush()
+        except WriteFailed:
+            self.close()
+            raise
 
     def close(self) -> None:
-        self._handle.close()
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            try:
+                handle.close()
+            except OSError:
+                pass  # what is still buffered cannot be written either; a torn last line is skipped on reading
 
 
 def write_status(run_dir: Path, status: str, **extra: Any) -> None:
     """``status.json``: running / completed / stopped / cancelled / failed, with the process id while running."""
     data = {"status": status, "pid": os.getpid(), "time": time.time(), **extra}
-    paths.write_text_atomic(run_dir / STATUS_FILE, json.dumps(data))
+    with writing("status.json", run_dir):
+        paths.write_text_atomic(run_dir / STATUS_FILE, json.dumps(data))
 
 
 def write_json(path: Path, data: Any) -> None:
     """``data`` as strict JSON (non-finite numbers as null), written atomically."""
-    paths.write_text_atomic(path, json.dumps(ev.finite_or_none(data), indent=2, default=float, allow_nan=False))
+    text = json.dumps(ev.finite_or_none(data), indent=2, default=float, allow_nan=False)
+    with writing(path.name, path.parent):
+        paths.write_text_atomic(path, text)
 
 
 # -- checkpoints (their state; weights and optimizer: engine/checkpoints.py) --------
@@ -110,6 +145,15 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
         if found:
             return found[-1]
     return None
+
+
+def damaged_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Checkpoint folders whose state.json cannot be read (:func:`latest_checkpoint` passes over them)."""
+    root = Path(run_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    # not the hidden temporary folders a killed write leaves (".distill-step-...tmp-..."): they never were checkpoints
+    return sorted(p for p in root.glob("*-step-*") if not p.name.startswith(".") and p.is_dir() and not _readable_state(p))
 
 
 def _readable_state(path: Path) -> bool:

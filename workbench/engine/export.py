@@ -3,35 +3,31 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from workbench import paths
 from workbench.config.schema import RunConfig
+from workbench.errors import writing
 from workbench.run_folder import CHECKPOINTS, write_json
 
 
-def _save_atomically(model: torch.nn.Module, tokenizer: Any, target: Path) -> Path:
-    """save_pretrained into a temporary sibling, then rename: a killed run never leaves half a model."""
+def _save_pretrained(model: torch.nn.Module, tokenizer: Any, folder: Path) -> None:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # its bars would break the CLI's progress line
-    tmp = target.with_name(f".tmp-{target.name}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    return tmp
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
 
 
 def save_teacher(model: torch.nn.Module, tokenizer: Any, target: Path) -> None:
-    tmp = _save_atomically(model, tokenizer, target)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    """The teacher trained in this run, as ``teacher/`` (save_pretrained), written through a temporary folder:
+    a killed run or a full disk never leaves half a model, and the teacher stage's checkpoint stays until then."""
+    with writing(f"the trained teacher ({target.name}/)", target.parent), paths.atomic_target(target) as tmp:
+        _save_pretrained(model, tokenizer, tmp)
     # The teacher folder supersedes the teacher stage's checkpoints.
     for old in (target.parent / CHECKPOINTS).glob("teacher-step-*"):
         shutil.rmtree(old, ignore_errors=True)
@@ -46,12 +42,10 @@ def export_student(model: torch.nn.Module, tokenizer: Any, target: Path, *, conf
         gen.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         gen.eos_token_id = tokenizer.eos_token_id
         gen.bos_token_id = tokenizer.bos_token_id
-    tmp = _save_atomically(model, tokenizer, target)
-    (tmp / "README.md").write_text(model_card(config, summary), encoding="utf-8")
-    (tmp / "workbench_config.toml").write_text(config.to_toml(), encoding="utf-8")
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
+    with writing(f"the student ({target.name}/)", target.parent), paths.atomic_target(target) as tmp:
+        _save_pretrained(model, tokenizer, tmp)
+        (tmp / "README.md").write_text(model_card(config, summary), encoding="utf-8")
+        (tmp / "workbench_config.toml").write_text(config.to_toml(), encoding="utf-8")
 
 
 def write_summary_files(run_dir: Path, summary: dict[str, Any]) -> None:

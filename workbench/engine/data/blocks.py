@@ -41,7 +41,7 @@ from workbench.engine.data.generated import (
     train_tokenizer,
 )
 from workbench.engine.data.sources import read_documents
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WriteFailed, writing
 
 __all__ = [
     "TokenBlocks",
@@ -169,10 +169,13 @@ def _toy_blocks(data: DataConfig, tokenizer: Any, seq_len: int, on_log: Callable
                        f"{len(blocks.train):,} training and {len(blocks.val):,} held-out blocks (cached)")
             return blocks
     blocks = _sample_toy_blocks(data, tokenizer, seq_len, on_log, language)
-    tmp = paths.temp_sibling(cache)
-    torch.save({"train": blocks.train, "val": blocks.val, "documents": blocks.documents, "tokens": blocks.tokens,
-                "source_label": blocks.source_label, "examples": blocks.examples}, tmp)
-    tmp.replace(cache)
+    try:
+        with writing("the built-in language's cache", cache.parent), paths.atomic_target(cache) as tmp:
+            torch.save({"train": blocks.train, "val": blocks.val, "documents": blocks.documents, "tokens": blocks.tokens,
+                        "source_label": blocks.source_label, "examples": blocks.examples}, tmp)
+    except WriteFailed as err:  # a cache is a convenience: the run goes on with the blocks in memory
+        if on_log:
+            on_log(f"warning: the built-in language's blocks could not be cached in {cache.parent} ({err.reason}); the next run samples them again")
     return blocks
 
 

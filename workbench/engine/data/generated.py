@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import torch
 
 from workbench import paths
 from workbench.config.schema import DataConfig, TeacherConfig
-from workbench.errors import ConfigError
+from workbench.errors import ConfigError, WriteFailed, warn_user, writing
 
 SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 CACHE_VERSION = 1  # bump when the way samples are drawn or stored changes
@@ -206,11 +205,13 @@ def _until_stop(tokens: list[int], stop_ids: set[int]) -> list[int]:
 def _write_atomic(path: Path, prompts: list[str], texts: list[str]) -> None:
     # Written beside the target and renamed, so a killed run never leaves a
     # half-written cache that a later run would trust.
-    temp = paths.temp_sibling(path)
-    with temp.open("w", encoding="utf-8") as handle:
-        for i, text in enumerate(texts):
-            handle.write(json.dumps({"prompt": prompts[i % len(prompts)], "text": text}, ensure_ascii=False) + "\n")
-    os.replace(temp, path)
+    try:
+        with writing("the teacher-generated samples' cache", path.parent), paths.atomic_target(path) as temp:
+            with temp.open("w", encoding="utf-8") as handle:
+                for i, text in enumerate(texts):
+                    handle.write(json.dumps({"prompt": prompts[i % len(prompts)], "text": text}, ensure_ascii=False) + "\n")
+    except WriteFailed as err:  # a cache is a convenience: this run goes on with the samples in memory
+        warn_user(f"the teacher-generated samples could not be cached in {path.parent} ({err.reason}); the next run generates them again", None)
 
 
 # -- a tokenizer for a teacher trained here --------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 
 from workbench.engine import tensorboard
 from workbench.engine.train.parallel import Parallel
+from workbench.errors import WriteFailed, writing
 from workbench.events import Failed
 from workbench.run_folder import EventLog
 
@@ -30,7 +31,8 @@ class Reporter:
         if self.enabled:
             self.log = EventLog(run_dir)
             if tensorboard.available():
-                self.tensorboard = tensorboard.TensorBoardLog(run_dir)
+                with writing("the TensorBoard files", run_dir):
+                    self.tensorboard = tensorboard.TensorBoardLog(run_dir)
 
     def __call__(self, event: Any) -> None:
         if not self.enabled:
@@ -44,8 +46,23 @@ class Reporter:
         if self.on_event is not None:
             self.on_event(event)
 
+    def last(self, event: Any) -> None:
+        """The run's last event (Finished or Failed): it reaches the caller even when the disk refuses
+        to record it."""
+        try:
+            self(event)
+        except (WriteFailed, OSError):
+            if self.on_event is not None:
+                self.on_event(event)
+
     def close(self) -> None:
-        if self.log is not None:
-            self.log.close()
-        if self.tensorboard is not None:
-            self.tensorboard.close()
+        """Close the files; later events reach only the caller."""
+        log, self.log = self.log, None
+        board, self.tensorboard = self.tensorboard, None
+        if log is not None:
+            log.close()
+        if board is not None:
+            try:
+                board.close()
+            except OSError:
+                pass  # its last scalars are lost with the disk; events.jsonl is the record

@@ -9,6 +9,8 @@ rank 0 reports and writes files. Every error a user can cause ends as a Failed e
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import time
 import traceback
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from workbench.engine.assemble import (
     is_toy,
     toy_language,
 )
+from workbench.engine.checkpoints import resume_choice
 from workbench.engine.data.blocks import load_blocks
 from workbench.engine.data.generated import teacher_cache_key
 from workbench.engine.device import pick_device
@@ -41,7 +44,7 @@ from workbench.engine.models.tokenizers import check_tokenizers
 from workbench.engine.train.parallel import Parallel
 from workbench.engine.train.report import Reporter
 from workbench.engine.train.stages import RunFailed, Session, StageResult
-from workbench.errors import ConfigError, one_line
+from workbench.errors import ConfigError, WriteFailed, one_line, writing
 from workbench.events import (
     Failed,
     Finished,
@@ -50,6 +53,7 @@ from workbench.events import (
 )
 from workbench.run_folder import (
     create_run_dir,
+    damaged_checkpoints,
     latest_checkpoint,
     load_run_config,
     make_folder,
@@ -62,7 +66,11 @@ from workbench.run_folder import (
 
 def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, control: Control | None = None, *,
         run_dir: str | Path | None = None, resume: str | Path | None = None) -> Finished | Failed:
-    """Run a configuration to the end (or until stopped). Never raises for errors a user can cause."""
+    """Run a configuration to the end (or until stopped). Never raises for errors a user can cause.
+
+    A run refused before any training began (a model or data file that cannot be used, memory, a full disk)
+    leaves no run folder behind: the folder this call made is removed again (an empty ``run_dir`` the
+    caller gave is emptied, never removed; a resumed run is never touched)."""
     control = control or Control()
     from transformers.utils import logging as hf_logging
 
@@ -71,12 +79,15 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
     report = Reporter(on_event, parallel)
     path: Path | None = None
     started_in: Path | None = None  # the folder this call writes to; a refused start touches no folder
+    made_here: str = ""  # "folder": this call made the run folder; "contents": it filled an empty one given to it
+    execution: _Run | None = None
     try:
         if resume is not None:
             path = Path(resume).expanduser()
             config = load_run_config(path)
             if read_run(path).status == "completed":
                 raise ConfigError("", f"run {path.name} has already completed", "start a new run to train further (its student is in student/)")
+            _refuse_damaged_latest(path)
             if latest_checkpoint(path) is None and not (path / "teacher" / "config.json").is_file():
                 raise ConfigError("", f"run {path.name} has no checkpoint to resume from", "start it again instead")
         else:
@@ -86,36 +97,111 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
                 path = Path(run_dir)
                 if parallel.main and path.is_dir() and any(path.iterdir()):
                     raise ConfigError("", f"run folder {str(path)!r} is not empty", "give a new folder, or continue that run with --resume")
+                made_here = "contents" if path.is_dir() else "folder"
                 parallel.barrier()  # the other processes look only after rank 0 has checked
                 make_folder(path, "run_dir")
                 if parallel.main:
-                    config.save(path / "config.toml")
+                    started_in = path
+                    with writing("the run's config.toml", path):
+                        config.save(path / "config.toml")
             elif parallel.main:
                 path = create_run_dir(config)
+                made_here = "folder"
             else:
                 raise RuntimeError("under torchrun give every process the same run folder (workbench run --run-dir)")
         started_in = path
         report.open(path)
         if parallel.main:
             write_status(path, "running")
-        result = _Run(config, path, report, control, parallel, resuming=resume is not None).execute()
-    except RunFailed as err:
-        result = Failed(err.message, err.hint, str(path or ""), user_error=True)
-    except ConfigError as err:
-        result = Failed(err.what, err.hint, str(path or ""), user_error=True)
-    except torch.OutOfMemoryError:
-        result = Failed("The device ran out of memory.", "lower train.batch_size or train.seq_len (raise train.grad_accum to keep the batch), or use bf16", str(path or ""), user_error=True)
-    except Exception as err:  # a bug: keep it loud in the record, but the caller (GUI) stays alive
-        log_name = "error.log" if parallel.main else f"error-process{parallel.rank}.log"
-        if started_in is not None:
-            (started_in / log_name).write_text(traceback.format_exc(), encoding="utf-8")
-        result = Failed(f"Unexpected error: {type(err).__name__}: {one_line(err)}", f"this is probably a bug; the traceback is in {log_name} in the run folder", str(path or ""))
+        execution = _Run(config, path, report, control, parallel, resuming=resume is not None)
+        result = execution.execute()
+    except Exception as err:  # noqa: BLE001 - every error ends as a Failed event; bugs stay loud in error.log
+        result = _failed(err, path, started_in, parallel)
+    if isinstance(result, Failed) and result.user_error and made_here and started_in is not None \
+            and parallel.world_size == 1 and (execution is None or not execution.training_started):
+        report.close()
+        _remove_what_this_call_made(started_in, made_here)
+        result = dataclasses.replace(result, run_dir="")
+        started_in = None
     if started_in is not None and parallel.main:
-        write_status(started_in, result.status if isinstance(result, Finished) else "failed")
-    report(result)
+        try:
+            write_status(started_in, result.status if isinstance(result, Finished) else "failed")
+        except WriteFailed:
+            pass  # the disk refuses even status.json: the caller still gets the result below
+    report.last(result)
     report.close()
     parallel.close(ok=isinstance(result, Finished))
     return result
+
+
+CPU_OUT_OF_MEMORY = ("DefaultCPUAllocator: can't allocate memory", "DefaultCPUAllocator: not enough memory",
+                     "not enough memory", "can't allocate memory", "Cannot allocate memory")
+
+
+def _failed(err: Exception, path: Path | None, started_in: Path | None, parallel: Parallel) -> Failed:
+    """The Failed event for an error: one sentence and a hint for what a user can cause, else a bug report."""
+    where = str(path or "")
+    if isinstance(err, RunFailed):
+        return Failed(err.message, err.hint, where, user_error=True)
+    if isinstance(err, ConfigError):
+        return Failed(err.what, err.hint, where, user_error=True)
+    if isinstance(err, WriteFailed):
+        return Failed(err.message, f"{err.hint}, then {_what_survived(path)}", where, user_error=True)
+    if isinstance(err, torch.OutOfMemoryError):
+        return Failed("The device ran out of memory.", "lower train.batch_size or train.seq_len (raise train.grad_accum to keep the batch), or use bf16", where, user_error=True)
+    if isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and any(text in str(err) for text in CPU_OUT_OF_MEMORY)):
+        return Failed("The computer ran out of memory (RAM).",
+                      "use a smaller teacher or student, lower train.batch_size or train.seq_len (raise train.grad_accum to keep the batch), "
+                      "or close other programs", where, user_error=True)
+    log_name = "error.log" if parallel.main else f"error-process{parallel.rank}.log"
+    hint = f"this is probably a bug; the traceback is in {log_name} in the run folder"
+    if started_in is not None:
+        try:
+            (started_in / log_name).write_text(traceback.format_exc(), encoding="utf-8")
+        except OSError:
+            hint = "this is probably a bug; its traceback could not be written to the run folder"
+    else:
+        hint = "this is probably a bug"
+    return Failed(f"Unexpected error: {type(err).__name__}: {one_line(err)}", hint, where)
+
+
+def _what_survived(path: Path | None) -> str:
+    """After a failed write: how to go on once the disk has room (from the run folder as it is now)."""
+    if path is None or not path.is_dir():
+        return "start the run again"
+    checkpoint = latest_checkpoint(path)
+    if checkpoint is not None:
+        step = read_checkpoint_state(checkpoint)["step"]
+        return f"resume the run with `workbench run --resume {path}`: checkpoint {checkpoint.name} (step {step}) is intact"
+    if (path / "teacher" / "config.json").is_file():
+        return f"resume the run with `workbench run --resume {path}`: the teacher it trained (teacher/) is intact"
+    if (path / "student" / "config.json").is_file():
+        return f"the run's student ({path / 'student'}) is intact"
+    return "start the run again (no checkpoint was written yet)"
+
+
+def _refuse_damaged_latest(path: Path) -> None:
+    """A newest checkpoint whose state.json is damaged is named, not passed over: resuming from an
+    earlier point would silently throw away the training after it."""
+    latest = latest_checkpoint(path)
+    rank = {"teacher": 0, "distill": 1}
+    for damaged in damaged_checkpoints(path):
+        stage = damaged.name.split("-step-")[0]
+        if latest is None or rank.get(stage, 1) >= rank.get(latest.name.split("-step-")[0], 0):
+            raise ConfigError("", f"checkpoint {damaged.name}: state.json is damaged (cut short, or not what the workbench wrote)",
+                              resume_choice(damaged))
+
+
+def _remove_what_this_call_made(folder: Path, made_here: str) -> None:
+    """Nothing ran: take away the run folder this call made (or, in an empty folder it was given, what it put there)."""
+    if made_here == "folder":
+        shutil.rmtree(folder, ignore_errors=True)
+    elif made_here == "contents":
+        for child in folder.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
 
 
 class _Run:
@@ -131,6 +217,7 @@ class _Run:
         self.resuming = resuming
         self.started = time.time()
         self.session: Session | None = None  # made once the device, the tokenizer and the data are known
+        self.training_started = False  # until then a failure has changed nothing worth keeping
 
     # -- setup ----------------------------------------------------------------
     def execute(self) -> Finished:
@@ -168,6 +255,7 @@ class _Run:
                                          seed=cfg.train.seed)
             check_positions(cfg, teacher, "teacher")
             resume_from = checkpoint if checkpoint is not None and read_checkpoint_state(checkpoint)["stage"] == "teacher" else None
+            self.training_started = True
             result = self.session.train_stage("teacher", teacher, None, resume_from)
             if result.status != "completed":
                 return self._finish(result.status, {"stage": "teacher", "steps": result.step})
@@ -190,6 +278,7 @@ class _Run:
         if student_params >= teacher_params:
             self.report(Log(f"the student ({student_params:,} parameters) is not smaller than the teacher ({teacher_params:,})", level="warning"))
         resume_from = checkpoint if checkpoint is not None and read_checkpoint_state(checkpoint)["stage"] == "distill" else None
+        self.training_started = True
         result = self.session.train_stage("distill", student, self.teacher, resume_from)
         self.student = student
         if result.status != "completed":
