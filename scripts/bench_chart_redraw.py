@@ -46,9 +46,22 @@ def _events(n_points: int, seed: int = 0) -> list:
             ce = math.nan  # the charts must leave a gap, not fail
         events.append(Step("distill", step, n_distill, 0.5 * kd + 0.5 * ce, kd, ce, 1e-3, 1.0, 1e4, 1.0, 1.0))
         if step % 100 == 0:
-            events.append(Eval("distill", step, {
-                "student_ce": 2.3 + kd, "teacher_ce": 2.1, "kl_teacher_student": kd, "top1_agreement": 0.5,
-                "top5_agreement": 0.8, "kl_true_teacher": 0.1, "kl_true_student": kd, "entropy_floor": 2.0}))
+            events.append(
+                Eval(
+                    "distill",
+                    step,
+                    {
+                        "student_ce": 2.3 + kd,
+                        "teacher_ce": 2.1,
+                        "kl_teacher_student": kd,
+                        "top1_agreement": 0.5,
+                        "top5_agreement": 0.8,
+                        "kl_true_teacher": 0.1,
+                        "kl_true_student": kd,
+                        "entropy_floor": 2.0,
+                    },
+                )
+            )
     return events
 
 
@@ -114,8 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['n_points']:,} points per curve: redraw p50 {result['redraw_ms_p50']} ms, "
-              f"max {result['redraw_ms_max']} ms (target < {result['target_ms']:.0f} ms); load {result['load_s']} s")
+        print(
+            f"{result['n_points']:,} points per curve: redraw p50 {result['redraw_ms_p50']} ms, "
+            f"max {result['redraw_ms_max']} ms (target < {result['target_ms']:.0f} ms); load {result['load_s']} s"
+        )
     return 0
 
 

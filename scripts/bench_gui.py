@@ -78,8 +78,12 @@ def measure(preset: str, seconds: float, timeout: float) -> dict:
     window.grab()  # one full paint, what "shown" means to a user
     shown_s = _process_age()
 
-    result: dict = {"preset": preset, "shown_s": round(shown_s, 2), "platform": app.platformName(),
-                    "threads": os.environ.get("OMP_NUM_THREADS", "")}
+    result: dict = {
+        "preset": preset,
+        "shown_s": round(shown_s, 2),
+        "platform": app.platformName(),
+        "threads": os.environ.get("OMP_NUM_THREADS", ""),
+    }
     start = time.perf_counter()
     window.start_run()
     while window.first_point_time is None:
@@ -119,14 +123,16 @@ def measure(preset: str, seconds: float, timeout: float) -> dict:
         time.sleep(0.01)
     intervals = [(b - a) / 1e6 for a, b in zip(ticks, ticks[1:])]
     stalls = [max(0.0, i - 5.0) for i in intervals]
-    result.update({
-        "measured_s": round(seconds, 1),
-        "run_still_training_at_end": trained,
-        "timer_ticks": len(ticks),
-        "stall_ms_p50": round(_percentile(stalls, 50), 2),
-        "stall_ms_p99": round(_percentile(stalls, 99), 2),
-        "stall_ms_max": round(max(stalls), 2) if stalls else float("nan"),
-    })
+    result.update(
+        {
+            "measured_s": round(seconds, 1),
+            "run_still_training_at_end": trained,
+            "timer_ticks": len(ticks),
+            "stall_ms_p50": round(_percentile(stalls, 50), 2),
+            "stall_ms_p99": round(_percentile(stalls, 99), 2),
+            "stall_ms_max": round(max(stalls), 2) if stalls else float("nan"),
+        }
+    )
     window.close()
     app.processEvents()
 

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without an install
     sys.path.insert(0, str(ROOT))
 
-from workbench.engine.losses import distill_loss
+from workbench.engine.losses import distill_loss  # noqa: E402 - after the path set-up above
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 MIB = 1024 * 1024
@@ -68,7 +68,11 @@ def _inputs(vocab, batch, seq, dtype, device, seed=0):
     flows on and is consumed rather than kept on a leaf), teacher logits, labels."""
     g = torch.Generator(device="cpu").manual_seed(seed)
     hidden = torch.randn(batch, seq, HIDDEN, generator=g).to(device=device, dtype=dtype).requires_grad_(True)
-    head = (torch.randn(HIDDEN, vocab, generator=g) * (2 / HIDDEN**0.5)).to(device=device, dtype=dtype).requires_grad_(True)
+    head = (
+        (torch.randn(HIDDEN, vocab, generator=g) * (2 / HIDDEN**0.5))
+        .to(device=device, dtype=dtype)
+        .requires_grad_(True)
+    )
     student = hidden @ head
     teacher = (torch.randn(batch, seq, vocab, generator=g) * 2).to(device=device, dtype=dtype)
     labels = torch.randint(0, vocab, (batch, seq), generator=g).to(device)
@@ -108,8 +112,22 @@ def _cpu_worker(impl, vocab, batch, seq, dtype_name, chunk_positions):
 def _cpu_measure(impl, vocab, batch, seq, dtype_name, chunk_positions):
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MIB), MALLOC_TRIM_THRESHOLD_=str(MIB))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", impl, "--vocab", str(vocab), "--batch", str(batch),
-           "--seq", str(seq), "--dtype", dtype_name, "--chunk-positions", str(chunk_positions)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        impl,
+        "--vocab",
+        str(vocab),
+        "--batch",
+        str(batch),
+        "--seq",
+        str(seq),
+        "--dtype",
+        dtype_name,
+        "--chunk-positions",
+        str(chunk_positions),
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"memory worker for {impl} failed:\n{done.stderr[-2000:]}")
@@ -129,8 +147,15 @@ def _cuda_measure(impl, vocab, batch, seq, dtype, chunk_positions):
     return result
 
 
-def kd_loss_peak_memory(vocab: int = 49152, batch: int = 4, seq: int = 512, dtype: torch.dtype = torch.bfloat16, *,
-                        chunk_positions: int = 1024, device: str | None = None) -> dict:
+def kd_loss_peak_memory(
+    vocab: int = 49152,
+    batch: int = 4,
+    seq: int = 512,
+    dtype: torch.dtype = torch.bfloat16,
+    *,
+    chunk_positions: int = 1024,
+    device: str | None = None,
+) -> dict:
     """Peak extra memory (MiB) of the chunked KD loss and of a naive one, forward + backward.
 
     ``device`` None picks CUDA when available, else CPU (Linux only: it reads /proc).
@@ -178,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         _cpu_worker(args.worker, args.vocab, args.batch, args.seq, args.dtype, args.chunk_positions)
         return 0
-    result = kd_loss_peak_memory(args.vocab, args.batch, args.seq, DTYPES[args.dtype], chunk_positions=args.chunk_positions, device=args.device)
+    result = kd_loss_peak_memory(
+        args.vocab, args.batch, args.seq, DTYPES[args.dtype], chunk_positions=args.chunk_positions, device=args.device
+    )
     if args.json:
         print(json.dumps(result))
     else:

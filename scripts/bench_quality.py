@@ -70,13 +70,22 @@ def _student_config(teacher_dir: Path, runs_dir: Path, s: Settings, *, alpha: fl
     cfg.teacher.path = str(teacher_dir)
     cfg.student.arch.layers, cfg.student.arch.hidden = s.student_layers, s.student_hidden
     cfg.student.arch.heads = max(1, s.student_hidden // 32)
-    cfg.apply_overrides([
-        f"distill.alpha={alpha}", f"distill.temperature={s.temperature}", f"distill.t_squared={str(s.t_squared).lower()}",
-        f"distill.divergence={s.divergence}", f"distill.transfer_blocks={s.transfer_blocks}",
-        f"train.max_steps={s.steps}", f"train.lr={s.lr}",
-        f"train.eval_interval={s.steps}", f"train.probe_interval={s.steps}", "train.checkpoint_interval=0",
-        f"train.seed={seed}", "train.probe_prompts=[]",
-    ])
+    cfg.apply_overrides(
+        [
+            f"distill.alpha={alpha}",
+            f"distill.temperature={s.temperature}",
+            f"distill.t_squared={str(s.t_squared).lower()}",
+            f"distill.divergence={s.divergence}",
+            f"distill.transfer_blocks={s.transfer_blocks}",
+            f"train.max_steps={s.steps}",
+            f"train.lr={s.lr}",
+            f"train.eval_interval={s.steps}",
+            f"train.probe_interval={s.steps}",
+            "train.checkpoint_interval=0",
+            f"train.seed={seed}",
+            "train.probe_prompts=[]",
+        ]
+    )
     return cfg
 
 
@@ -121,8 +130,12 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,10 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=d.steps, help="distillation steps of each student")
     parser.add_argument("--temperature", type=float, default=d.temperature)
     parser.add_argument("--alpha", type=float, default=d.alpha, help="soft-target weight of the KD student")
-    parser.add_argument("--no-t-squared", dest="t_squared", action="store_false", help="do not scale the KD term by T^2")
+    parser.add_argument(
+        "--no-t-squared", dest="t_squared", action="store_false", help="do not scale the KD term by T^2"
+    )
     parser.add_argument("--divergence", default=d.divergence)
-    parser.add_argument("--transfer-blocks", type=int, default=d.transfer_blocks,
-                        help="training blocks the students read (the transfer set; 0 = all of the teacher's corpus)")
+    parser.add_argument(
+        "--transfer-blocks",
+        type=int,
+        default=d.transfer_blocks,
+        help="training blocks the students read (the transfer set; 0 = all of the teacher's corpus)",
+    )
     parser.add_argument("--student-layers", type=int, default=d.student_layers)
     parser.add_argument("--student-hidden", type=int, default=d.student_hidden)
     parser.add_argument("--lr", type=float, default=d.lr)
@@ -146,9 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = Settings(steps=args.steps, temperature=args.temperature, alpha=args.alpha, t_squared=args.t_squared,
-                        divergence=args.divergence, transfer_blocks=args.transfer_blocks,
-                        student_layers=args.student_layers, student_hidden=args.student_hidden, lr=args.lr)
+    settings = Settings(
+        steps=args.steps,
+        temperature=args.temperature,
+        alpha=args.alpha,
+        t_squared=args.t_squared,
+        divergence=args.divergence,
+        transfer_blocks=args.transfer_blocks,
+        student_layers=args.student_layers,
+        student_hidden=args.student_hidden,
+        lr=args.lr,
+    )
 
     runs_dir = Path(args.out or tempfile.mkdtemp(prefix="bench-quality-"))
     start = time.time()

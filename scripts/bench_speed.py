@@ -35,8 +35,16 @@ from workbench.engine.losses import distill_loss, loss_chunk_positions
 from workbench.engine.models.build import build_model, derive_student
 from workbench.engine.models.sizes import count_parameters
 
-SMOLLM2_135M = ArchConfig(family="llama", layers=30, hidden=576, heads=9, kv_heads=3, intermediate=1536,
-                          max_positions=2048, tie_embeddings=True)
+SMOLLM2_135M = ArchConfig(
+    family="llama",
+    layers=30,
+    hidden=576,
+    heads=9,
+    kv_heads=3,
+    intermediate=1536,
+    max_positions=2048,
+    tie_embeddings=True,
+)
 
 
 def _timed(fn, repeats: int, device: torch.device, warmup: int = 2) -> float:
@@ -54,8 +62,18 @@ def _timed(fn, repeats: int, device: torch.device, warmup: int = 2) -> float:
     return statistics.median(samples)
 
 
-def measure(teacher, student, vocab: int, batch: int, seq: int, repeats: int, temperature: float = 2.0,
-            alpha: float = 0.7, device: str = "cpu", precision: str = "fp32") -> dict[str, float]:
+def measure(
+    teacher,
+    student,
+    vocab: int,
+    batch: int,
+    seq: int,
+    repeats: int,
+    temperature: float = 2.0,
+    alpha: float = 0.7,
+    device: str = "cpu",
+    precision: str = "fp32",
+) -> dict[str, float]:
     dev = torch.device(device)
     ids = torch.randint(0, vocab, (batch, seq), generator=torch.Generator().manual_seed(0)).to(dev)
     teacher.to(dev).eval().requires_grad_(False)
@@ -85,8 +103,7 @@ def measure(teacher, student, vocab: int, batch: int, seq: int, repeats: int, te
         teacher_logits = teacher_forward()
         with autocast():
             logits = student(input_ids=ids, use_cache=False).logits
-        parts = distill_loss(logits, teacher_logits, ids, temperature=temperature, alpha=alpha,
-                                    chunk_positions=chunk)
+        parts = distill_loss(logits, teacher_logits, ids, temperature=temperature, alpha=alpha, chunk_positions=chunk)
         parts.loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -115,11 +132,18 @@ def toy_case(repeats: int, device: str, precision: str) -> dict:
     vocab = len(get_language().tokenizer())
     teacher = build_model(cfg.teacher.arch, vocab, seed=0)
     student = build_model(cfg.student.arch, vocab, seed=1)
-    result = measure(teacher, student, vocab, cfg.train.batch_size, cfg.train.seq_len, repeats, device=device,
-                     precision=precision)
-    return {"shape": "toy preset", "vocab": vocab, "teacher_params": count_parameters(teacher),
-            "student_params": count_parameters(student), "batch": cfg.train.batch_size,
-            "seq_len": cfg.train.seq_len, **result}
+    result = measure(
+        teacher, student, vocab, cfg.train.batch_size, cfg.train.seq_len, repeats, device=device, precision=precision
+    )
+    return {
+        "shape": "toy preset",
+        "vocab": vocab,
+        "teacher_params": count_parameters(teacher),
+        "student_params": count_parameters(student),
+        "batch": cfg.train.batch_size,
+        "seq_len": cfg.train.seq_len,
+        **result,
+    }
 
 
 def smollm2_case(repeats: int, batch: int, seq: int, device: str, precision: str) -> dict:
@@ -127,9 +151,15 @@ def smollm2_case(repeats: int, batch: int, seq: int, device: str, precision: str
     teacher = build_model(SMOLLM2_135M, vocab, seed=0)
     student = derive_student(teacher, evenly_spaced(30, 10))
     result = measure(teacher, student, vocab, batch, seq, repeats, device=device, precision=precision)
-    return {"shape": "SmolLM2-135M (random weights) -> derived 10 of 30 layers", "vocab": vocab,
-            "teacher_params": count_parameters(teacher), "student_params": count_parameters(student),
-            "batch": batch, "seq_len": seq, **result}
+    return {
+        "shape": "SmolLM2-135M (random weights) -> derived 10 of 30 layers",
+        "vocab": vocab,
+        "teacher_params": count_parameters(teacher),
+        "student_params": count_parameters(student),
+        "batch": batch,
+        "seq_len": seq,
+        **result,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2, help="SmolLM2 case: sequences per step")
     parser.add_argument("--seq", type=int, default=256, help="SmolLM2 case: tokens per sequence")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="bf16: autocast, as train.precision=bf16")
+    parser.add_argument(
+        "--precision", default="fp32", choices=("fp32", "bf16"), help="bf16: autocast, as train.precision=bf16"
+    )
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -148,16 +180,23 @@ def main(argv: list[str] | None = None) -> int:
         "precision": args.precision,
         "threads": torch.get_num_threads(),
         "target_overhead_max": 1.10,
-        "cases": [toy_case(args.repeats * 4, args.device, args.precision),
-                  smollm2_case(args.repeats, args.batch, args.seq, args.device, args.precision)],
+        "cases": [
+            toy_case(args.repeats * 4, args.device, args.precision),
+            smollm2_case(args.repeats, args.batch, args.seq, args.device, args.precision),
+        ],
     }
     if not args.skip_memory:
         from bench_kd_memory import kd_loss_peak_memory
 
         dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
-        report["kd_loss_memory"] = kd_loss_peak_memory(vocab=49152, batch=args.batch, seq=args.seq, dtype=dtype,
-                                                       chunk_positions=loss_chunk_positions(49152, 1024),
-                                                       device=args.device)
+        report["kd_loss_memory"] = kd_loss_peak_memory(
+            vocab=49152,
+            batch=args.batch,
+            seq=args.seq,
+            dtype=dtype,
+            chunk_positions=loss_chunk_positions(49152, 1024),
+            device=args.device,
+        )
     if args.json:
         print(json.dumps(report))
     else:

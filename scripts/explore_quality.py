@@ -54,8 +54,11 @@ def main() -> int:
         r = measure(teacher, runs, settings, list(range(args.seeds)))
         soft = sum(r["kl_true_student_soft_per_seed"]) / args.seeds
         hard = sum(r["kl_true_student_hard_per_seed"]) / args.seeds
-        print(f"| {name} | {r['ratio_soft_over_hard']:.3f} | {', '.join(f'{v:.2f}' for v in r['ratio_per_seed'])} | "
-              f"{soft:.4f} | {hard:.4f} | {time.time() - start:.0f} |", flush=True)
+        print(
+            f"| {name} | {r['ratio_soft_over_hard']:.3f} | {', '.join(f'{v:.2f}' for v in r['ratio_per_seed'])} | "
+            f"{soft:.4f} | {hard:.4f} | {time.time() - start:.0f} |",
+            flush=True,
+        )
     return 0
 
 

@@ -44,13 +44,15 @@ class _Bar:
         self.last = now
         fraction = done / total if total else 1.0
         filled = int(30 * fraction)
-        sys.stderr.write(f"\rfetching SmolLM2 [{'#' * filled}{'.' * (30 - filled)}] {fraction:6.1%} {done / 2**20:6.1f}/{total / 2**20:.1f} MiB")
+        sys.stderr.write(
+            f"\rfetching SmolLM2 [{'#' * filled}{'.' * (30 - filled)}] {fraction:6.1%} {done / 2**20:6.1f}/{total / 2**20:.1f} MiB"
+        )
         sys.stderr.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true", help="print {\"path\": ...} as JSON on stdout")
+    parser.add_argument("--json", action="store_true", help='print {"path": ...} as JSON on stdout')
     args = parser.parse_args(argv)
     try:
         path = fetch_smollm2(progress=_Bar())

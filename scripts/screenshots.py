@@ -109,8 +109,11 @@ def main(argv: list[str] | None = None) -> int:
 
         def midway() -> bool:
             step = seen["step"]
-            return (seen["failed"] is not None or not window.controller.is_running()
-                    or (step is not None and step.step >= total * 0.6 and seen["probe"] is not None))
+            return (
+                seen["failed"] is not None
+                or not window.controller.is_running()
+                or (step is not None and step.step >= total * 0.6 and seen["probe"] is not None)
+            )
 
         _wait(app, midway, args.timeout, "the middle of distillation")
         if seen["failed"] is not None or not window.controller.is_running():

@@ -41,7 +41,9 @@ def tiny_arch(family: str = "llama", layers: int = 2, hidden: int = 32, heads: i
     return ArchConfig(family=family, layers=layers, hidden=hidden, heads=heads, max_positions=64, **kwargs)
 
 
-def tiny_model(tokenizer: PreTrainedTokenizerFast, family: str = "llama", layers: int = 2, seed: int = 0, **arch) -> PreTrainedModel:
+def tiny_model(
+    tokenizer: PreTrainedTokenizerFast, family: str = "llama", layers: int = 2, seed: int = 0, **arch
+) -> PreTrainedModel:
     """A randomly initialised tiny causal LM whose vocabulary is ``tokenizer``'s."""
     return build_model(
         tiny_arch(family, layers, **arch),
@@ -53,7 +55,9 @@ def tiny_model(tokenizer: PreTrainedTokenizerFast, family: str = "llama", layers
     )
 
 
-def save_tiny_model(folder: Path, family: str = "llama", layers: int = 2, seed: int = 0, vocab: dict[str, int] | None = None, **arch):
+def save_tiny_model(
+    folder: Path, family: str = "llama", layers: int = 2, seed: int = 0, vocab: dict[str, int] | None = None, **arch
+):
     """Write a save_pretrained folder (model + tokenizer); returns (model, tokenizer)."""
     tokenizer = tiny_tokenizer(vocab)
     model = tiny_model(tokenizer, family, layers, seed, **arch)
@@ -79,7 +83,9 @@ def _bpe_tokens() -> list[str]:
 
 def _llama_cpp_permute(weight: np.ndarray, heads: int) -> np.ndarray:
     """llama.cpp's reordering of q/k rows for its RoPE layout (transformers undoes it on load)."""
-    return weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+    return (
+        weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+    )
 
 
 def write_tiny_gguf(path: Path, layers: int = 2, hidden: int = 32, heads: int = 4, seed: int = 0) -> PreTrainedModel:
@@ -118,9 +124,15 @@ def write_tiny_gguf(path: Path, layers: int = 2, hidden: int = 32, heads: int = 
     writer.add_tensor("token_embd.weight", state["model.embed_tokens.weight"])
     writer.add_tensor("output_norm.weight", state["model.norm.weight"])
     names = {
-        "input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
-        "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "post_attention_layernorm": "ffn_norm",
-        "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+        "input_layernorm": "attn_norm",
+        "self_attn.q_proj": "attn_q",
+        "self_attn.k_proj": "attn_k",
+        "self_attn.v_proj": "attn_v",
+        "self_attn.o_proj": "attn_output",
+        "post_attention_layernorm": "ffn_norm",
+        "mlp.gate_proj": "ffn_gate",
+        "mlp.up_proj": "ffn_up",
+        "mlp.down_proj": "ffn_down",
     }
     for layer in range(config.num_hidden_layers):
         for hf_name, gguf_name in names.items():

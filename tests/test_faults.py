@@ -30,6 +30,7 @@ DISK_FULL = OSError(errno.ENOSPC, "No space left on device")
 
 # -- helpers -------------------------------------------------------------------------------
 
+
 def quick_config(tmp_path: Path, **overrides: str):
     """The tiny config made quicker still: 2 teacher steps, 2 distillation steps, a checkpoint at each."""
     cfg = tiny_config(tmp_path)
@@ -58,7 +59,9 @@ def assert_one_sentence(code: int, out: str, err: str, *words: str, starts: bool
     lines = err.splitlines()
     errors = [i for i, line in enumerate(lines) if line.startswith("error: ")]
     assert len(errors) == 1, err
-    assert errors[0] + 1 < len(lines) and lines[errors[0] + 1].startswith("hint: ") and len(lines[errors[0] + 1]) > 10, err
+    assert (
+        errors[0] + 1 < len(lines) and lines[errors[0] + 1].startswith("hint: ") and len(lines[errors[0] + 1]) > 10
+    ), err
     text = out + err
     assert "Traceback" not in text and "probably a bug" not in text and "weights_only" not in text, text
     for word in words:
@@ -87,6 +90,7 @@ def status_of(run_dir: Path) -> str:
 
 # -- the CLI: bad inputs -------------------------------------------------------------------
 
+
 def _write(tmp_path: Path, name: str, text: str) -> str:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -98,7 +102,10 @@ CLI_CASES = {
     "unknown preset": (lambda tmp: ["run", "no-such-preset"], []),
     "missing toml file": (lambda tmp: ["run", str(tmp / "missing.toml")], []),
     "toml syntax error": (lambda tmp: ["run", _write(tmp, "bad.toml", "name = \n[[[")], ["not valid TOML"]),
-    "toml nested 5000 deep": (lambda tmp: ["run", _write(tmp, "deep.toml", "x = " + "[" * 5000 + "]" * 5000)], ["deeply"]),
+    "toml nested 5000 deep": (
+        lambda tmp: ["run", _write(tmp, "deep.toml", "x = " + "[" * 5000 + "]" * 5000)],
+        ["deeply"],
+    ),
     "unknown field in --set": (lambda tmp: ["run", "toy-quick", "--set", "distill.nope=1"], []),
     "--set without '='": (lambda tmp: ["run", "toy-quick", "--set", "distill.temperature"], []),
     "temperature not a number": (lambda tmp: ["run", "toy-quick", "--set", "distill.temperature=hot"], ["temperature"]),
@@ -109,16 +116,34 @@ CLI_CASES = {
     "run name of 300 characters": (lambda tmp: ["run", "toy-quick", "--set", "name=" + "n" * 300], ["name"]),
     "run name with a slash": (lambda tmp: ["run", "toy-quick", "--set", "name=a/b"], ["name"]),
     "run name with a control character": (lambda tmp: ["run", "toy-quick", "--set", "name=a\tb"], ["name"]),
-    "missing data file": (lambda tmp: ["run", "toy-quick", "--set", "data.source=file", "--set", f"data.path={tmp / 'none.txt'}"], ["does not exist"]),
-    "teacher folder that does not exist": (lambda tmp: ["run", "toy-quick", "--set", "teacher.source=local", "--set", f"teacher.path={tmp / 'nope'}"], ["does not exist"]),
+    "missing data file": (
+        lambda tmp: ["run", "toy-quick", "--set", "data.source=file", "--set", f"data.path={tmp / 'none.txt'}"],
+        ["does not exist"],
+    ),
+    "teacher folder that does not exist": (
+        lambda tmp: ["run", "toy-quick", "--set", "teacher.source=local", "--set", f"teacher.path={tmp / 'nope'}"],
+        ["does not exist"],
+    ),
     "--out with --resume": (lambda tmp: ["run", "--resume", str(tmp), "--out", str(tmp)], ["--out"]),
     "--resume a folder that is not a run": (lambda tmp: ["run", "--resume", str(tmp)], ["not a run folder"]),
-    "--run-dir that is not empty": (lambda tmp: ["run", "toy-quick", "--run-dir", str(Path(_write(tmp, "x.txt", "x")).parent)], ["not empty"]),
-    "--run-dir that is a file": (lambda tmp: ["run", "toy-quick", "--run-dir", _write(tmp, "f.txt", "x")], ["run folder"]),
-    "--out under a file": (lambda tmp: ["run", "toy-quick", "--out", _write(tmp, "f.txt", "x") + "/runs"], ["run folder"]),
+    "--run-dir that is not empty": (
+        lambda tmp: ["run", "toy-quick", "--run-dir", str(Path(_write(tmp, "x.txt", "x")).parent)],
+        ["not empty"],
+    ),
+    "--run-dir that is a file": (
+        lambda tmp: ["run", "toy-quick", "--run-dir", _write(tmp, "f.txt", "x")],
+        ["run folder"],
+    ),
+    "--out under a file": (
+        lambda tmp: ["run", "toy-quick", "--out", _write(tmp, "f.txt", "x") + "/runs"],
+        ["run folder"],
+    ),
     "predict: --top-k 0": (lambda tmp: ["predict", str(tmp), "the cat", "--top-k", "0"], ["top-k"]),
     "predict: --temperature 0": (lambda tmp: ["predict", str(tmp), "the cat", "--temperature", "0"], ["temperature"]),
-    "predict: --temperature nan": (lambda tmp: ["predict", str(tmp), "the cat", "--temperature", "nan"], ["temperature"]),
+    "predict: --temperature nan": (
+        lambda tmp: ["predict", str(tmp), "the cat", "--temperature", "nan"],
+        ["temperature"],
+    ),
     "predict: no such folder": (lambda tmp: ["predict", str(tmp / "nope"), "the cat"], ["not a folder"]),
     "predict: a folder that is not a run": (lambda tmp: ["predict", str(tmp), "the cat"], []),
     "export without a format": (lambda tmp: ["export", str(tmp)], ["format"]),
@@ -127,8 +152,14 @@ CLI_CASES = {
     "runs: a folder that does not exist": (lambda tmp: ["runs", str(tmp / "nope")], ["not a folder"]),
     "runs export without a format": (lambda tmp: ["runs", "export", str(tmp)], ["format"]),
     "data: unknown preset": (lambda tmp: ["data", "no-such-preset"], []),
-    "data: missing data file": (lambda tmp: ["data", "toy-quick", "--set", "data.source=file", "--set", f"data.path={tmp / 'none.txt'}"], ["does not exist"]),
-    "data: a folder as data file": (lambda tmp: ["data", "toy-quick", "--set", "data.source=file", "--set", f"data.path={tmp}"], []),
+    "data: missing data file": (
+        lambda tmp: ["data", "toy-quick", "--set", "data.source=file", "--set", f"data.path={tmp / 'none.txt'}"],
+        ["does not exist"],
+    ),
+    "data: a folder as data file": (
+        lambda tmp: ["data", "toy-quick", "--set", "data.source=file", "--set", f"data.path={tmp}"],
+        [],
+    ),
 }
 
 
@@ -147,6 +178,7 @@ def test_cli_bad_input_is_one_sentence_and_a_hint(case, tmp_path, capsys, monkey
 
 
 # -- runs refused before they start leave no folder ------------------------------------------
+
 
 def _hub(tmp):
     return {"teacher.source": "hub", "teacher.path": "no-such-user/no-such-model"}
@@ -177,10 +209,15 @@ def _student_file(tmp):
     return {"student.source": "local", "student.path": _write(tmp, "student.bin", "x")}
 
 
-REFUSED = {"unreachable hub id": (_hub, ["hub"]), "teacher path is a file": (_teacher_file, ["is a file"]),
-           "teacher .gguf is garbage": (_gguf_garbage, []), "teacher folder without config.json": (_teacher_no_config, ["config.json"]),
-           "data file of an unknown type": (_data_wrong_type, []), "data path is a folder": (_data_folder, []),
-           "student path is a file": (_student_file, [])}
+REFUSED = {
+    "unreachable hub id": (_hub, ["hub"]),
+    "teacher path is a file": (_teacher_file, ["is a file"]),
+    "teacher .gguf is garbage": (_gguf_garbage, []),
+    "teacher folder without config.json": (_teacher_no_config, ["config.json"]),
+    "data file of an unknown type": (_data_wrong_type, []),
+    "data path is a folder": (_data_folder, []),
+    "student path is a file": (_student_file, []),
+}
 
 
 @pytest.mark.parametrize("case", list(REFUSED))
@@ -207,20 +244,39 @@ def test_refused_run_in_an_empty_run_dir_keeps_that_folder_and_empties_it(tmp_pa
 
 def test_cli_refused_hub_teacher_exits_2_and_leaves_no_run_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    code, out, err = cli_call(capsys, monkeypatch, "run", "toy-quick", "--out", str(tmp_path / "runs"),
-                              "--set", "teacher.source=hub", "--set", "teacher.path=no-such-user/no-such-model")
+    code, out, err = cli_call(
+        capsys,
+        monkeypatch,
+        "run",
+        "toy-quick",
+        "--out",
+        str(tmp_path / "runs"),
+        "--set",
+        "teacher.source=hub",
+        "--set",
+        "teacher.path=no-such-user/no-such-model",
+    )
     assert_one_sentence(code, out, err, "hub", starts=False)
     assert list((tmp_path / "runs").iterdir()) == []
 
 
 # -- memory --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("error", [
-    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to allocate 123 bytes."),
-    RuntimeError("[enforce fail at alloc_cpu.cpp:83] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB. Error code 12 (Cannot allocate memory)"),
-    MemoryError(),
-    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-], ids=["cpu-not-enough", "cpu-cannot-allocate", "MemoryError", "device"])
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: not enough memory: you tried to allocate 123 bytes."
+        ),
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:83] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate 8 GB. Error code 12 (Cannot allocate memory)"
+        ),
+        MemoryError(),
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    ],
+    ids=["cpu-not-enough", "cpu-cannot-allocate", "MemoryError", "device"],
+)
 def test_out_of_memory_while_building_the_teacher_is_one_sentence(error, tmp_path, monkeypatch):
     def too_big(*args, **kwargs):
         raise error
@@ -233,6 +289,7 @@ def test_out_of_memory_while_building_the_teacher_is_one_sentence(error, tmp_pat
 
 def test_a_bug_stays_loud(tmp_path, monkeypatch):
     """The other side of the line: an error no user can cause is still reported as a bug, with its traceback kept."""
+
     def broken(*args, **kwargs):
         raise RuntimeError("index 3 is out of bounds")
 
@@ -243,6 +300,7 @@ def test_a_bug_stays_loud(tmp_path, monkeypatch):
 
 
 # -- a full disk at each write -------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def interrupted_run(tmp_path_factory):
@@ -264,8 +322,13 @@ def interrupted_run(tmp_path_factory):
 
 def test_disk_full_at_a_checkpoint_names_it_and_keeps_the_previous_one(interrupted_run):
     result, received, tmp = interrupted_run
-    assert_failed(result, "The disk is full: writing checkpoint distill-step-000002 failed.", "free space",
-                  "--resume", "distill-step-000001")
+    assert_failed(
+        result,
+        "The disk is full: writing checkpoint distill-step-000002 failed.",
+        "free space",
+        "--resume",
+        "distill-step-000001",
+    )
     run_dir = Path(result.run_dir)
     assert status_of(run_dir) == "failed"
     assert latest_checkpoint(run_dir).name == "distill-step-000001"
@@ -296,8 +359,11 @@ def _fail_on(monkeypatch, target, name, *, when=lambda *a, **k: True):
 
 def test_disk_full_at_the_teacher_save_keeps_the_teacher_checkpoint(tmp_path, monkeypatch):
     _fail_on(monkeypatch, export, "_save_pretrained")
-    result = assert_failed(run(quick_config(tmp_path)), "The disk is full: writing the trained teacher (teacher/) failed.",
-                           "teacher-step-000001")
+    result = assert_failed(
+        run(quick_config(tmp_path)),
+        "The disk is full: writing the trained teacher (teacher/) failed.",
+        "teacher-step-000001",
+    )
     run_dir = Path(result.run_dir)
     assert not (run_dir / "teacher").exists() and leftovers(run_dir) == []
     assert latest_checkpoint(run_dir).name == "teacher-step-000001" and status_of(run_dir) == "failed"
@@ -305,8 +371,9 @@ def test_disk_full_at_the_teacher_save_keeps_the_teacher_checkpoint(tmp_path, mo
 
 def test_disk_full_at_the_student_export_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     _fail_on(monkeypatch, export, "model_card")
-    result = assert_failed(run(quick_config(tmp_path)), "The disk is full: writing the student (student/) failed.",
-                           "--resume")
+    result = assert_failed(
+        run(quick_config(tmp_path)), "The disk is full: writing the student (student/) failed.", "--resume"
+    )
     run_dir = Path(result.run_dir)
     assert not (run_dir / "student").exists() and leftovers(run_dir) == []
     assert (run_dir / "teacher" / "config.json").is_file() and status_of(run_dir) == "failed"
@@ -324,7 +391,9 @@ def test_disk_full_at_events_jsonl_mid_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ev, "to_json", to_json)
     received = []
-    result = assert_failed(run(quick_config(tmp_path), received.append), "The disk is full: writing the event log events.jsonl failed.")
+    result = assert_failed(
+        run(quick_config(tmp_path), received.append), "The disk is full: writing the event log events.jsonl failed."
+    )
     assert received[-1] is result
     assert status_of(Path(result.run_dir)) == "failed"
 
@@ -333,11 +402,17 @@ def test_disk_full_everywhere_at_the_end_still_tells_the_caller(tmp_path, monkey
     """summary.json fails, then even status.json and events.jsonl: the Failed event still reaches the caller."""
     from workbench import run_folder
 
-    _fail_on(monkeypatch, run_folder.paths, "write_text_atomic",
-             when=lambda path, text: path.name == "summary.json" or (path.name == "status.json" and "failed" in text))
+    _fail_on(
+        monkeypatch,
+        run_folder.paths,
+        "write_text_atomic",
+        when=lambda path, text: path.name == "summary.json" or (path.name == "status.json" and "failed" in text),
+    )
     _fail_on(monkeypatch, run_folder.ev, "to_json", when=lambda event: event.kind == "failed")
     received = []
-    result = assert_failed(run(quick_config(tmp_path), received.append), "The disk is full: writing summary.json failed.")
+    result = assert_failed(
+        run(quick_config(tmp_path), received.append), "The disk is full: writing summary.json failed."
+    )
     assert received[-1] is result
     # status.json keeps the last status that could be written (consistent: the run did not complete)
     assert status_of(Path(result.run_dir)) == "running"
@@ -403,6 +478,7 @@ def test_disk_full_at_the_generated_cache_is_one_warning(tmp_path, monkeypatch):
 
 # -- damaged checkpoint files ---------------------------------------------------------------
 
+
 def _truncate(path: Path) -> None:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
@@ -457,14 +533,21 @@ def test_a_damaged_checkpoint_file_is_named_with_the_earlier_point_to_resume_fro
     shutil.copytree(result.run_dir, run_dir)
     file, damage = DAMAGE[case]
     damage(run_dir / "checkpoints" / "distill-step-000001" / file)
-    (run_dir / "checkpoints" / ".distill-step-000002.tmp-1-0a0a0a0a").mkdir()  # what a killed write leaves: not a checkpoint
-    before = {p.relative_to(run_dir) for p in run_dir.rglob("*") if "status.json" not in p.name and "events" not in p.name}
-    failed = assert_failed(run(None, resume=run_dir), f"checkpoint distill-step-000001: {file} ",
-                           "distillation starts again", "teacher")
+    (
+        run_dir / "checkpoints" / ".distill-step-000002.tmp-1-0a0a0a0a"
+    ).mkdir()  # what a killed write leaves: not a checkpoint
+    before = {
+        p.relative_to(run_dir) for p in run_dir.rglob("*") if "status.json" not in p.name and "events" not in p.name
+    }
+    failed = assert_failed(
+        run(None, resume=run_dir), f"checkpoint distill-step-000001: {file} ", "distillation starts again", "teacher"
+    )
     assert "missing" in failed.message if "missing" in case else "damaged" in failed.message
     if "pickle" in case:
         assert "pickle" in failed.message
-    after = {p.relative_to(run_dir) for p in run_dir.rglob("*") if "status.json" not in p.name and "events" not in p.name}
+    after = {
+        p.relative_to(run_dir) for p in run_dir.rglob("*") if "status.json" not in p.name and "events" not in p.name
+    }
     assert before <= after, "resuming a damaged run lost files"
 
 
@@ -482,8 +565,12 @@ def test_damaged_teacher_stage_checkpoint_says_to_start_again(tmp_path, monkeypa
     checkpoint = latest_checkpoint(run_dir)
     assert checkpoint.name.startswith("teacher-step-")
     _garbage(checkpoint / "optimizer.pt")
-    failed = assert_failed(run(None, resume=run_dir), f"checkpoint {checkpoint.name}: optimizer.pt is damaged",
-                           "start the run again", "config.toml")
+    failed = assert_failed(
+        run(None, resume=run_dir),
+        f"checkpoint {checkpoint.name}: optimizer.pt is damaged",
+        "start the run again",
+        "config.toml",
+    )
     assert failed.run_dir == str(run_dir) and run_dir.is_dir() and checkpoint.is_dir()  # a resumed run is never removed
 
 

@@ -23,8 +23,10 @@ HEAVY = ("torch", "PySide6", "pyqtgraph", "transformers")
 
 
 def _loaded_after_import(modules: list[str]) -> list[str]:
-    code = (f"import sys\nfor m in {modules!r}:\n    __import__(m)\n"
-            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+    code = (
+        f"import sys\nfor m in {modules!r}:\n    __import__(m)\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     return ast.literal_eval(out.strip())
 
@@ -75,7 +77,7 @@ def test_no_module_of_the_package_imports_itself_back_through_a_circle():
         if node in done:
             return
         if node in visiting:
-            circles.append(trail[trail.index(node):] + [node])
+            circles.append(trail[trail.index(node) :] + [node])
             return
         visiting.add(node)
         for child in sorted(graph[node]):

@@ -56,8 +56,14 @@ def main(argv: list[str] | None = None) -> int:
 _python_showwarning = warnings.showwarning
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: Any = None, line: str | None = None) -> None:
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
     """Warnings meant for the user are one ``warning:`` line; any other keeps Python's format."""
     if issubclass(category, WorkbenchWarning):
         print(f"warning: {message}", file=sys.stderr)
@@ -66,12 +72,21 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workbench", description="Knowledge distillation of language models: run `workbench` alone for the window.")
+    parser = argparse.ArgumentParser(
+        prog="workbench", description="Knowledge distillation of language models: run `workbench` alone for the window."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a config or preset headless (teacher stage, distillation, export)")
     run.add_argument("config", nargs="?", help="a preset name (see `workbench presets`) or a .toml file")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a field, e.g. --set distill.temperature=4 (repeatable)")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. --set distill.temperature=4 (repeatable)",
+    )
     run.add_argument("--out", help="folder in which the run folder is created (default: the config's runs_dir)")
     run.add_argument("--run-dir", help="use exactly this run folder (give every process the same one under torchrun)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run from its last checkpoint")
@@ -95,11 +110,16 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     data.set_defaults(handler=_cmd_data)
 
-    listing = sub.add_parser("runs", help="list run folders with their status and final metrics (`runs export --tensorboard RUN...`: TensorBoard files)")
+    listing = sub.add_parser(
+        "runs",
+        help="list run folders with their status and final metrics (`runs export --tensorboard RUN...`: TensorBoard files)",
+    )
     listing.add_argument("runs_dir", nargs="?", help="default: runs (a missing default folder just means no runs yet)")
     listing.set_defaults(handler=_cmd_runs)
 
-    export = sub.add_parser("export", help="write a run's student in another format (--gguf: for llama.cpp, Ollama, LM Studio)")
+    export = sub.add_parser(
+        "export", help="write a run's student in another format (--gguf: for llama.cpp, Ollama, LM Studio)"
+    )
     export.add_argument("run_dir", help="a run folder whose student was written")
     export.add_argument("--gguf", action="store_true", help="write the student as a .gguf file")
     export.add_argument("--type", default="f16", choices=("f16", "q8_0"), help="GGUF tensor type (default f16)")
@@ -107,7 +127,11 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=_cmd_export)
 
     gui = sub.add_parser("gui", help="open the window (the same as `workbench` alone)")
-    gui.add_argument("gui_args", nargs=argparse.REMAINDER, help="a preset name or a .toml file to open, --theme, --presentation, --fresh, --quit-after SECONDS")
+    gui.add_argument(
+        "gui_args",
+        nargs=argparse.REMAINDER,
+        help="a preset name or a .toml file to open, --theme, --presentation, --fresh, --quit-after SECONDS",
+    )
     gui.set_defaults(handler=lambda args: _open_gui(args.gui_args))
     return parser
 
@@ -133,6 +157,7 @@ def _open_gui(gui_args: list[str]) -> int:
 
 # -- run ------------------------------------------------------------------------
 
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from workbench.control import Control
     from workbench.engine.train.run import run
@@ -140,11 +165,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from workbench.run_folder import load_run_config
 
     if args.out and (args.run_dir or args.resume):
-        raise ConfigError("", "--out cannot be combined with --run-dir or --resume (they name the run folder itself)", "drop --out")
+        raise ConfigError(
+            "", "--out cannot be combined with --run-dir or --resume (they name the run folder itself)", "drop --out"
+        )
     if args.resume:
         config = load_run_config(args.resume)
         if args.overrides:
-            raise ConfigError("", "--set cannot change a run that is being resumed", "start a new run with the changed settings instead")
+            raise ConfigError(
+                "",
+                "--set cannot change a run that is being resumed",
+                "start a new run with the changed settings instead",
+            )
     else:
         if not args.config:
             raise ConfigError("", "no config given", f"e.g. `workbench run toy`; presets: {', '.join(preset_names())}")
@@ -153,7 +184,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.out:
             config.runs_dir = args.out
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not (args.run_dir or args.resume):
-        raise ConfigError("", "under torchrun every process must write to the same run folder", "add --run-dir DIR (the same for all processes)")
+        raise ConfigError(
+            "",
+            "under torchrun every process must write to the same run folder",
+            "add --run-dir DIR (the same for all processes)",
+        )
     control = Control()
     _install_signal_handlers(control)
     progress = _Progress(sys.stderr)
@@ -163,7 +198,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0 if result.kind == "finished" else EXIT_FAILED  # under torchrun, rank 0 speaks for all
     if result.kind == "failed":
         if args.json:
-            print(json.dumps({"status": "failed", "message": result.message, "hint": result.hint, "run_dir": result.run_dir}))
+            print(
+                json.dumps(
+                    {"status": "failed", "message": result.message, "hint": result.hint, "run_dir": result.run_dir}
+                )
+            )
         return EXIT_USAGE if result.user_error else EXIT_FAILED
     summary = {"run_dir": result.run_dir, **result.summary}
     if args.json:
@@ -193,14 +232,22 @@ def _install_signal_handlers(control: Any) -> None:
 
 def _summary_text(summary: dict[str, Any]) -> str:
     names = [
-        ("teacher_ce", "teacher held-out CE (nats/token)"), ("entropy_floor", "entropy floor of the language"),
-        ("teacher_ppl", "teacher perplexity"), ("student_ppl_before", "student perplexity before distillation"),
-        ("student_ppl", "student perplexity after"), ("kl_teacher_student", "KL(teacher || student)"),
-        ("top1_agreement", "top-1 agreement with the teacher"), ("top5_agreement", "top-5 agreement"),
-        ("kl_true_teacher", "KL(true || teacher)"), ("kl_true_student", "KL(true || student)"),
-        ("teacher_params", "teacher parameters"), ("student_params", "student parameters"),
-        ("compression", "compression"), ("teacher_latency_ms", "teacher next-token latency (ms)"),
-        ("student_latency_ms", "student next-token latency (ms)"), ("wall_time_s", "wall time (s)"),
+        ("teacher_ce", "teacher held-out CE (nats/token)"),
+        ("entropy_floor", "entropy floor of the language"),
+        ("teacher_ppl", "teacher perplexity"),
+        ("student_ppl_before", "student perplexity before distillation"),
+        ("student_ppl", "student perplexity after"),
+        ("kl_teacher_student", "KL(teacher || student)"),
+        ("top1_agreement", "top-1 agreement with the teacher"),
+        ("top5_agreement", "top-5 agreement"),
+        ("kl_true_teacher", "KL(true || teacher)"),
+        ("kl_true_student", "KL(true || student)"),
+        ("teacher_params", "teacher parameters"),
+        ("student_params", "student parameters"),
+        ("compression", "compression"),
+        ("teacher_latency_ms", "teacher next-token latency (ms)"),
+        ("student_latency_ms", "student next-token latency (ms)"),
+        ("wall_time_s", "wall time (s)"),
     ]
     lines = [f"run {summary.get('status', '?')}: {summary.get('run_dir', '')}"]
     for key, label in names:
@@ -208,11 +255,14 @@ def _summary_text(summary: dict[str, Any]) -> str:
             value = summary[key]
             text = f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
             lines.append(f"  {label:<42} {text}")
-    for key, label in (("teacher_disk_bytes", "teacher size on disk (MB)"), ("student_disk_bytes", "student size on disk (MB)")):
+    for key, label in (
+        ("teacher_disk_bytes", "teacher size on disk (MB)"),
+        ("student_disk_bytes", "student size on disk (MB)"),
+    ):
         if key in summary:
             lines.append(f"  {label:<42} {summary[key] / 1e6:.1f}")
     for gen in summary.get("generations", []):
-        lines.append(f"  \"{gen['prompt']}\"\n    teacher: {gen['teacher']}\n    student: {gen['student']}")
+        lines.append(f'  "{gen["prompt"]}"\n    teacher: {gen["teacher"]}\n    student: {gen["student"]}')
     return "\n".join(lines)
 
 
@@ -231,13 +281,21 @@ class _Progress:
         if kind == "stage":
             self._newline()
             self.stage = event.stage
-            detail = f" ({event.total_steps} steps)" if event.total_steps else (f": {event.message}" if event.message else "")
+            detail = (
+                f" ({event.total_steps} steps)"
+                if event.total_steps
+                else (f": {event.message}" if event.message else "")
+            )
             self._print(f"[{event.stage}]{detail}")
         elif kind == "step":
             self._step(event)
         elif kind == "eval":
             m = event.metrics
-            parts = [f"{k}={m[k]:.4g}" for k in ("teacher_ce", "student_ce", "kl_teacher_student", "top1_agreement", "kl_true_student") if k in m]
+            parts = [
+                f"{k}={m[k]:.4g}"
+                for k in ("teacher_ce", "student_ce", "kl_teacher_student", "top1_agreement", "kl_true_student")
+                if k in m
+            ]
             self._newline()
             self._print(f"  eval @ {event.step}: " + " ".join(parts))
         elif kind == "log":
@@ -255,8 +313,10 @@ class _Progress:
         frac = event.step / max(event.total_steps, 1)
         bar = "#" * int(frac * 24)
         kd = f" kd {event.kd:.3f}" if not math.isnan(event.kd) else ""
-        text = (f"{event.stage:<8} [{bar:<24}] {event.step}/{event.total_steps} loss {event.loss:.4f}{kd} "
-                f"{event.tokens_per_s:,.0f} tok/s ETA {_duration(event.eta_s)}")
+        text = (
+            f"{event.stage:<8} [{bar:<24}] {event.step}/{event.total_steps} loss {event.loss:.4f}{kd} "
+            f"{event.tokens_per_s:,.0f} tok/s ETA {_duration(event.eta_s)}"
+        )
         if self.tty:
             pad = max(self.width - len(text), 0)
             self.stream.write("\r" + text + " " * pad)
@@ -287,6 +347,7 @@ def _duration(seconds: float) -> str:
 
 
 # -- other commands ---------------------------------------------------------------
+
 
 def _cmd_presets(args: argparse.Namespace) -> int:
     for name in preset_names():
@@ -320,7 +381,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ConfigError("--top-k", f"{args.top_k} must be at least 1", "e.g. --top-k 10")
     if not (math.isfinite(args.temperature) and args.temperature > 0):
-        raise ConfigError("--temperature", f"{args.temperature} must be a number greater than 0", "e.g. --temperature 1")
+        raise ConfigError(
+            "--temperature", f"{args.temperature} must be a number greater than 0", "e.g. --temperature 1"
+        )
     if not Path(args.run_dir).is_dir():
         raise ConfigError("", f"{args.run_dir!r} is not a folder", "give a run folder made by `workbench run`")
     from transformers.utils import logging as hf_logging
@@ -331,22 +394,34 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         probe = predictor.probe(args.prompt)
     except ConfigError:
         raise
-    except (OSError, RuntimeError, ValueError, KeyError) as err:  # files a user damaged or moved: one line, no traceback
-        raise ConfigError("", f"the models of {Path(args.run_dir).name} could not be used: {one_line(err, 200)}",
-                          "check that the run finished (or has a distillation checkpoint) and that its files are whole") from None
+    except (
+        OSError,
+        RuntimeError,
+        ValueError,
+        KeyError,
+    ) as err:  # files a user damaged or moved: one line, no traceback
+        raise ConfigError(
+            "",
+            f"the models of {Path(args.run_dir).name} could not be used: {one_line(err, 200)}",
+            "check that the run finished (or has a distillation checkpoint) and that its files are whole",
+        ) from None
     teacher = soften(np.array(probe.teacher_logits[-1]), args.temperature)
     student = soften(np.array(probe.student_logits[-1]), args.temperature)
     truth = np.array(probe.true_probs[-1]) if probe.true_probs else None
     order = np.argsort(-(teacher + student))[: args.top_k]
     rows = [
-        {"token": probe.vocab_tokens[i], "teacher": float(teacher[i]), "student": float(student[i]),
-         **({"true": float(truth[i])} if truth is not None else {})}
+        {
+            "token": probe.vocab_tokens[i],
+            "teacher": float(teacher[i]),
+            "student": float(student[i]),
+            **({"true": float(truth[i])} if truth is not None else {}),
+        }
         for i in order
     ]
     if args.json:
         print(json.dumps({"prompt": args.prompt, "temperature": args.temperature, "rows": rows}))
         return 0
-    print(f"next word after \"{args.prompt}\" (T = {args.temperature:g}):")
+    print(f'next word after "{args.prompt}" (T = {args.temperature:g}):')
     header = f"  {'token':<16}{'teacher':>9}{'student':>9}" + (f"{'true':>9}" if truth is not None else "")
     print(header)
     for row in rows:
@@ -374,8 +449,15 @@ def _cmd_data(args: argparse.Namespace) -> int:
         print("hint: `workbench run` refuses this config too; fix the value named above", file=sys.stderr)
         return EXIT_USAGE
     tokenizer = data_tokenizer(config.teacher, config.data)
-    print(describe(config.data, tokenizer, config.train.seq_len, seed=config.train.seed,
-                        teacher_key=teacher_cache_key(config.teacher)))
+    print(
+        describe(
+            config.data,
+            tokenizer,
+            config.train.seq_len,
+            seed=config.train.seed,
+            teacher_key=teacher_cache_key(config.teacher),
+        )
+    )
     return 0
 
 
@@ -386,25 +468,36 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     runs_dir = given or "runs"
     where = Path(runs_dir).expanduser()
     if (where.exists() and not where.is_dir()) or (given is not None and not where.exists()):
-        raise ConfigError("", f"{runs_dir!r} is not a folder", "give the folder that holds the run folders (the config's runs_dir)")
+        raise ConfigError(
+            "", f"{runs_dir!r} is not a folder", "give the folder that holds the run folders (the config's runs_dir)"
+        )
     found = list_runs(runs_dir)
     if not found:
         print(f"no runs in {runs_dir}")
         return 0
     for info in found:
         s = info.summary
-        metrics = " ".join(f"{k}={s[k]:.3g}" for k in ("student_ppl", "kl_teacher_student", "top1_agreement") if isinstance(s.get(k), float))
+        metrics = " ".join(
+            f"{k}={s[k]:.3g}"
+            for k in ("student_ppl", "kl_teacher_student", "top1_agreement")
+            if isinstance(s.get(k), float)
+        )
         print(f"{info.path.name:<40} {info.status:<11} step {info.last_step:<6} {metrics}")
     return 0
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
     if not args.gguf:
-        raise ConfigError("", "`workbench export` needs a format", "add --gguf (the safetensors student is already in RUN/student)")
+        raise ConfigError(
+            "", "`workbench export` needs a format", "add --gguf (the safetensors student is already in RUN/student)"
+        )
     run_dir = Path(args.run_dir)
     if not (run_dir / "student" / "config.json").is_file():
-        raise ConfigError("", f"{str(run_dir)!r} holds no exported student (no student/config.json)",
-                          "give a run folder whose distillation finished, or resume the run to finish it")
+        raise ConfigError(
+            "",
+            f"{str(run_dir)!r} holds no exported student (no student/config.json)",
+            "give a run folder whose distillation finished, or resume the run to finish it",
+        )
     from workbench.engine.models.gguf_export import export_gguf
 
     target = Path(args.out) if args.out else run_dir / f"student-{args.type}.gguf"
@@ -415,7 +508,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _export_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench runs export", description="Write existing runs in another format.")
     parser.add_argument("run_dirs", nargs="+", metavar="RUN", help="run folders made by `workbench run`")
-    parser.add_argument("--tensorboard", action="store_true", help="write each run's events.jsonl as TensorBoard files into RUN/tensorboard")
+    parser.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="write each run's events.jsonl as TensorBoard files into RUN/tensorboard",
+    )
     parser.set_defaults(handler=_cmd_runs_export)
     return parser
 

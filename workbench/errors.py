@@ -87,9 +87,13 @@ class WriteFailed(Exception):
 
     def __init__(self, what: str, where: str | Path, err: OSError):
         self.what, self.where, self.errno = what, str(where), err.errno
-        self.reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up", errno.EROFS: "the disk is read-only",
-                       errno.EACCES: "permission denied", errno.EPERM: "permission denied"}.get(
-            err.errno or 0, (err.strerror or type(err).__name__).rstrip(".").lower())
+        self.reason = {
+            errno.ENOSPC: "the disk is full",
+            errno.EDQUOT: "the disk quota is used up",
+            errno.EROFS: "the disk is read-only",
+            errno.EACCES: "permission denied",
+            errno.EPERM: "permission denied",
+        }.get(err.errno or 0, (err.strerror or type(err).__name__).rstrip(".").lower())
         if err.errno in DISK_FULL:
             self.message = f"The disk is full: writing {what} failed."
             self.hint = f"free space on the disk that holds {self.where}"

@@ -55,9 +55,9 @@ def resolve_path(text: str) -> Path:
     """
     text = text.strip()
     if text.startswith("models:"):
-        return home() / "models" / text[len("models:"):].lstrip("/\\")
+        return home() / "models" / text[len("models:") :].lstrip("/\\")
     if text.startswith("resources:"):
-        return RESOURCES / text[len("resources:"):].lstrip("/\\")
+        return RESOURCES / text[len("resources:") :].lstrip("/\\")
     return Path(text).expanduser()
 
 

@@ -91,8 +91,9 @@ def install_commands(missing: list[str]) -> tuple[str, str]:
     return f"sudo apt-get install {' '.join(debian)}", f"sudo dnf install {' '.join(fedora)}"
 
 
-def platform_problem(environ: dict[str, str] | None = None, platform: str = sys.platform,
-                     missing: list[str] | None = None) -> tuple[str, str] | None:
+def platform_problem(
+    environ: dict[str, str] | None = None, platform: str = sys.platform, missing: list[str] | None = None
+) -> tuple[str, str] | None:
     """(message, hint) when Qt's window system would abort here, else None. Linux only; other systems
     and other Qt platforms (offscreen, wayland, vnc) are not checked."""
     env = os.environ if environ is None else environ
@@ -108,5 +109,7 @@ def platform_problem(environ: dict[str, str] | None = None, platform: str = sys.
     if not missing:
         return None
     apt, dnf = install_commands(missing)
-    return (f"the window cannot open: Qt's X11 plug-in needs {', '.join(missing)}, which this machine lacks",
-            f"install them with `{apt}` (Fedora: `{dnf}`); {HEADLESS}")
+    return (
+        f"the window cannot open: Qt's X11 plug-in needs {', '.join(missing)}, which this machine lacks",
+        f"install them with `{apt}` (Fedora: `{dnf}`); {HEADLESS}",
+    )

@@ -72,15 +72,24 @@ def make_folder(path: Path, field: str) -> None:
         probe.write_bytes(b"")  # a folder that exists may still refuse new files
         probe.unlink()
     except OSError as err:
-        reason = "a file is in the way" if isinstance(err, (FileExistsError, NotADirectoryError)) else (err.strerror or type(err).__name__)
-        raise ConfigError(field, f"cannot write a run folder at {str(path)!r} ({reason.lower()})",
-                          "choose a folder you can write to (--out, --run-dir or runs_dir)") from None
+        reason = (
+            "a file is in the way"
+            if isinstance(err, (FileExistsError, NotADirectoryError))
+            else (err.strerror or type(err).__name__)
+        )
+        raise ConfigError(
+            field,
+            f"cannot write a run folder at {str(path)!r} ({reason.lower()})",
+            "choose a folder you can write to (--out, --run-dir or runs_dir)",
+        ) from None
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / "config.toml"
     if not path.is_file():
-        raise ConfigError("", f"{str(run_dir)!r} is not a run folder (it has no config.toml)", "pick a folder made by `workbench run`")
+        raise ConfigError(
+            "", f"{str(run_dir)!r} is not a run folder (it has no config.toml)", "pick a folder made by `workbench run`"
+        )
     return RunConfig.from_toml(read_config_text(path), source=str(path))
 
 
@@ -135,6 +144,7 @@ def write_json(path: Path, data: Any) -> None:
 
 # -- checkpoints (their state; weights and optimizer: engine/checkpoints.py) --------
 
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest complete checkpoint: distillation ones win over teacher-stage ones."""
     root = Path(run_dir) / CHECKPOINTS
@@ -153,7 +163,9 @@ def damaged_checkpoints(run_dir: str | Path) -> list[Path]:
     if not root.is_dir():
         return []
     # not the hidden temporary folders a killed write leaves (".distill-step-...tmp-..."): they never were checkpoints
-    return sorted(p for p in root.glob("*-step-*") if not p.name.startswith(".") and p.is_dir() and not _readable_state(p))
+    return sorted(
+        p for p in root.glob("*-step-*") if not p.name.startswith(".") and p.is_dir() and not _readable_state(p)
+    )
 
 
 def _readable_state(path: Path) -> bool:
@@ -172,6 +184,7 @@ def read_checkpoint_state(path: Path) -> dict[str, Any]:
 
 
 # -- reading runs -----------------------------------------------------------
+
 
 @dataclass
 class RunInfo:
@@ -219,8 +232,16 @@ def read_run(path: str | Path) -> RunInfo:
         last_step = int(summary.get("steps", last_step))
     created = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_ctime))
     name = config.name if config else path.name
-    return RunInfo(path=path, name=name, status=status, created=created, config=config,
-                   summary=summary, last_step=last_step, stage=stage)
+    return RunInfo(
+        path=path,
+        name=name,
+        status=status,
+        created=created,
+        config=config,
+        summary=summary,
+        last_step=last_step,
+        stage=stage,
+    )
 
 
 def list_runs(runs_dir: str | Path) -> list[RunInfo]:

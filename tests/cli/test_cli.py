@@ -11,10 +11,28 @@ import pytest
 from workbench.cli import main
 
 TINY = [
-    "--set", "teacher.arch.layers=2", "--set", "teacher.arch.hidden=32", "--set", "train.teacher_steps=8",
-    "--set", "train.max_steps=6", "--set", "train.seq_len=16", "--set", "train.batch_size=4",
-    "--set", "train.eval_interval=3", "--set", "train.probe_interval=3", "--set", "data.toy_sentences=300",
-    "--set", "train.eval_batches=2", "--set", "train.warmup_steps=1",
+    "--set",
+    "teacher.arch.layers=2",
+    "--set",
+    "teacher.arch.hidden=32",
+    "--set",
+    "train.teacher_steps=8",
+    "--set",
+    "train.max_steps=6",
+    "--set",
+    "train.seq_len=16",
+    "--set",
+    "train.batch_size=4",
+    "--set",
+    "train.eval_interval=3",
+    "--set",
+    "train.probe_interval=3",
+    "--set",
+    "data.toy_sentences=300",
+    "--set",
+    "train.eval_batches=2",
+    "--set",
+    "train.warmup_steps=1",
 ]
 
 
@@ -70,15 +88,18 @@ def test_presets_are_listed_with_descriptions(capsys):
     assert "distill.temperature" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("override, field", [
-    ("distill.temperature=0", "distill.temperature"),
-    ("distill.alpha=1.5", "distill.alpha"),
-    ("distill.divergence=cosine", "distill.divergence"),
-    ("train.steps=5", "train.steps"),
-    ("student.arch.heads=3", "student.arch.heads"),
-    ("train.seq_len=100000", "train.seq_len"),
-    ("data.source=file", "data.path"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("distill.temperature=0", "distill.temperature"),
+        ("distill.alpha=1.5", "distill.alpha"),
+        ("distill.divergence=cosine", "distill.divergence"),
+        ("train.steps=5", "train.steps"),
+        ("student.arch.heads=3", "student.arch.heads"),
+        ("train.seq_len=100000", "train.seq_len"),
+        ("data.source=file", "data.path"),
+    ],
+)
 def test_bad_values_exit_2_with_one_line_naming_the_field(override, field, capsys):
     code = main(["run", "toy", "--set", override])
     err = capsys.readouterr().err.strip().splitlines()
@@ -102,7 +123,7 @@ def test_data_preview_counts_blocks(capsys):
 
 def test_unreadable_config_files_are_one_line_errors(tmp_path, capsys):
     bad = tmp_path / "latin1.toml"
-    bad.write_bytes(b"name = \"caf\xe9\"\n")
+    bad.write_bytes(b'name = "caf\xe9"\n')
     assert main(["run", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "not a UTF-8 text file" in err and "Traceback" not in err
@@ -127,7 +148,9 @@ def test_a_run_folder_that_cannot_be_written_is_one_error_before_anything_starts
     for args in (["--out", str(a_file)], ["--out", str(a_file / "sub")], ["--run-dir", str(a_file)]):
         assert main(["run", "toy-quick", *args]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert err[0].startswith("error: ") and "cannot write a run folder" in err[0] and "a file is in the way" in err[0]
+        assert (
+            err[0].startswith("error: ") and "cannot write a run folder" in err[0] and "a file is in the way" in err[0]
+        )
         assert err[1].startswith("hint: ") and "Traceback" not in "\n".join(err)
 
 
@@ -135,8 +158,21 @@ def test_runs_that_cannot_start_on_this_machine_leave_no_run_folder(tmp_path, ca
     out = tmp_path / "runs"
     assert main(["run", "toy-quick", "--set", "train.precision=fp16", "--out", str(out)]) == 2
     assert "fp16 is not supported: it needs loss scaling" in capsys.readouterr().err  # on a GPU too: no GradScaler
-    assert main(["run", "toy-quick", "--set", "data.source=generated", "--set", "data.gen_prompts=['the cat']",
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "run",
+                "toy-quick",
+                "--set",
+                "data.source=generated",
+                "--set",
+                "data.gen_prompts=['the cat']",
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "pretrained teacher" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
 
@@ -169,8 +205,20 @@ def test_data_refuses_what_the_run_refuses_and_reads_only_the_tokenizer(tmp_path
     (teacher / "model.safetensors").write_bytes(b"damaged")  # a preview needs no weights
     text = tmp_path / "text.txt"
     text.write_text("\n".join(f"the cat sat on the mat number {i} ." for i in range(300)))
-    common = ["--set", "teacher.source=local", "--set", f"teacher.path={teacher}", "--set", "student.source=derived",
-              "--set", "student.keep_layers=1", "--set", "data.source=file", "--set", f"data.path={text}"]
+    common = [
+        "--set",
+        "teacher.source=local",
+        "--set",
+        f"teacher.path={teacher}",
+        "--set",
+        "student.source=derived",
+        "--set",
+        "student.keep_layers=1",
+        "--set",
+        "data.source=file",
+        "--set",
+        f"data.path={text}",
+    ]
     assert main(["data", "toy-quick", *common, "--set", "train.seq_len=16"]) == 0
     assert "blocks" in capsys.readouterr().out
     assert main(["data", "toy-quick", *common, "--set", "train.seq_len=128"]) == 2
@@ -185,9 +233,26 @@ def test_damaged_weights_of_a_local_teacher_are_a_user_error(tmp_path, capsys):
     save_tiny_model(teacher)
     weights = teacher / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100])
-    code = main(["run", "toy-quick", "--set", "teacher.source=local", "--set", f"teacher.path={teacher}",
-                 "--set", "student.source=derived", "--set", "student.keep_layers=1", "--set", "train.seq_len=16",
-                 "--set", "train.max_steps=2", "--out", str(tmp_path / "runs")])
+    code = main(
+        [
+            "run",
+            "toy-quick",
+            "--set",
+            "teacher.source=local",
+            "--set",
+            f"teacher.path={teacher}",
+            "--set",
+            "student.source=derived",
+            "--set",
+            "student.keep_layers=1",
+            "--set",
+            "train.seq_len=16",
+            "--set",
+            "train.max_steps=2",
+            "--out",
+            str(tmp_path / "runs"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2, err
     assert "could not be read" in err and "probably a bug" not in err and "hint: " in err
@@ -198,8 +263,21 @@ def test_a_student_with_another_tokenizer_is_refused_before_the_teacher_stage(tm
 
     student = tmp_path / "student"
     save_tiny_model(student)  # its own small vocabulary, not the built-in language's
-    code = main(["run", "toy-quick", *TINY, "--set", "train.teacher_steps=400", "--set", "student.source=local",
-                 "--set", f"student.path={student}", "--out", str(tmp_path / "runs")])
+    code = main(
+        [
+            "run",
+            "toy-quick",
+            *TINY,
+            "--set",
+            "train.teacher_steps=400",
+            "--set",
+            "student.source=local",
+            "--set",
+            f"student.path={student}",
+            "--out",
+            str(tmp_path / "runs"),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 2
     assert "tokenizer differs" in captured.err
@@ -213,11 +291,37 @@ def test_trust_remote_code_is_one_warning_line_and_in_the_run_record(tmp_path, c
     save_tiny_model(teacher)
     text = tmp_path / "text.txt"
     text.write_text("\n".join(f"the cat sat on the mat number {i} ." for i in range(300)))
-    code = main(["run", "toy-quick", "--set", "teacher.source=local", "--set", f"teacher.path={teacher}",
-                 "--set", "teacher.trust_remote_code=true", "--set", "student.source=derived",
-                 "--set", "student.keep_layers=1", "--set", "data.source=file", "--set", f"data.path={text}",
-                 "--set", "train.seq_len=16", "--set", "train.max_steps=2", "--set", "train.eval_interval=2",
-                 "--set", "train.probe_interval=2", "--out", str(tmp_path / "runs"), "--json"])
+    code = main(
+        [
+            "run",
+            "toy-quick",
+            "--set",
+            "teacher.source=local",
+            "--set",
+            f"teacher.path={teacher}",
+            "--set",
+            "teacher.trust_remote_code=true",
+            "--set",
+            "student.source=derived",
+            "--set",
+            "student.keep_layers=1",
+            "--set",
+            "data.source=file",
+            "--set",
+            f"data.path={text}",
+            "--set",
+            "train.seq_len=16",
+            "--set",
+            "train.max_steps=2",
+            "--set",
+            "train.eval_interval=2",
+            "--set",
+            "train.probe_interval=2",
+            "--out",
+            str(tmp_path / "runs"),
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     warnings = [line for line in captured.err.splitlines() if "trust_remote_code is on" in line]
@@ -226,7 +330,9 @@ def test_trust_remote_code_is_one_warning_line_and_in_the_run_record(tmp_path, c
     from pathlib import Path
 
     logged = [json.loads(line) for line in (Path(run_dir) / "events.jsonl").read_text().splitlines()]
-    assert any(e["kind"] == "log" and e.get("level") == "warning" and "trust_remote_code" in e["message"] for e in logged)
+    assert any(
+        e["kind"] == "log" and e.get("level") == "warning" and "trust_remote_code" in e["message"] for e in logged
+    )
 
 
 def test_a_preset_whose_model_is_not_fetched_runs_with_the_path_given_by_set(tmp_path, capsys):
@@ -234,8 +340,17 @@ def test_a_preset_whose_model_is_not_fetched_runs_with_the_path_given_by_set(tmp
 
     teacher = tmp_path / "teacher"
     save_tiny_model(teacher)  # this test's home has no SmolLM2: only --set makes the preset usable
-    args = ["smollm2", "--set", "teacher.source=local", "--set", f"teacher.path={teacher}",
-            "--set", "student.keep_layers=1", "--set", "train.seq_len=32"]
+    args = [
+        "smollm2",
+        "--set",
+        "teacher.source=local",
+        "--set",
+        f"teacher.path={teacher}",
+        "--set",
+        "student.keep_layers=1",
+        "--set",
+        "train.seq_len=32",
+    ]
     assert main(["data", *args]) == 0, capsys.readouterr().err
     assert main(["run", "smollm2"]) == 2  # without it, the missing file is one error with the fetch hint
     err = capsys.readouterr().err
@@ -245,10 +360,16 @@ def test_a_preset_whose_model_is_not_fetched_runs_with_the_path_given_by_set(tmp
 def test_a_run_name_too_long_for_a_folder_and_a_config_nested_too_deep_are_one_line_each(tmp_path):
     deep = tmp_path / "deep.toml"
     deep.write_text('name = "x"\n[teacher]\narch = ' + "{a=" * 3000 + "1" + "}" * 3000 + "\n")
-    for args, expected in (([str(deep)], "nests tables or lists too deeply"),
-                           (["toy-quick", "--set", "name=" + "n" * 300], "name: is 300 bytes long")):
-        done = subprocess.run([sys.executable, "-m", "workbench.cli", "run", *args, "--out", str(tmp_path / "runs")],
-                              capture_output=True, text=True, timeout=120)
+    for args, expected in (
+        ([str(deep)], "nests tables or lists too deeply"),
+        (["toy-quick", "--set", "name=" + "n" * 300], "name: is 300 bytes long"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "workbench.cli", "run", *args, "--out", str(tmp_path / "runs")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 2
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 2 and expected in lines[0] and lines[1].startswith("hint: "), done.stderr[-400:]
@@ -282,7 +403,9 @@ def _damage(student, how):
 
 
 @pytest.mark.parametrize("how", ["pickle with code", "pickle of noise", "cut short", "no config"])
-def test_predict_answers_a_damaged_student_in_one_line_and_never_relays_weights_only_advice(tiny_run, tmp_path, capsys, how):
+def test_predict_answers_a_damaged_student_in_one_line_and_never_relays_weights_only_advice(
+    tiny_run, tmp_path, capsys, how
+):
     import shutil
 
     run_dir = tmp_path / "run"

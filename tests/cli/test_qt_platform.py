@@ -53,8 +53,14 @@ def test_the_problem_is_one_sentence_and_a_hint_and_only_where_qt_would_abort():
 def test_workbench_without_a_display_exits_with_the_sentence_not_a_qt_abort(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     env["WORKBENCH_HOME"] = str(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "workbench.cli", "gui"], capture_output=True, text=True, env=env,
-                          timeout=60, cwd=Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "gui"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert done.returncode == 2, done.stderr[-500:]
     assert done.stderr.splitlines()[0] == "error: there is no display to open the window on (DISPLAY is not set)"
     assert done.stderr.splitlines()[1].startswith("hint: ")

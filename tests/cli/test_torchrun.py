@@ -21,9 +21,27 @@ def test_two_processes_under_torchrun_write_one_run_and_one_summary(tmp_path):
     run_dir = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-         "-m", "workbench.cli", "run", "toy-quick", *TINY, "--run-dir", str(run_dir), "--json"],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_free_port()),
+            "-m",
+            "workbench.cli",
+            "run",
+            "toy-quick",
+            *TINY,
+            "--run-dir",
+            str(run_dir),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     summaries = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -52,9 +70,25 @@ def test_a_failure_in_one_process_ends_the_whole_run_with_its_message(tmp_path):
     script.write_text(_FAIL_ON_RANK_1)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-         str(script), "run", "toy-quick", *TINY, "--run-dir", str(tmp_path / "ddp")],
-        capture_output=True, text=True, env=env, timeout=240,  # a hang (a process waiting for the failed one) runs into this
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            str(_free_port()),
+            str(script),
+            "run",
+            "toy-quick",
+            *TINY,
+            "--run-dir",
+            str(tmp_path / "ddp"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,  # a hang (a process waiting for the failed one) runs into this
     )
     assert done.returncode != 0
     assert "no space left on device" in done.stderr

@@ -28,6 +28,7 @@ def tokenizer():
 
 # -- the built-in language ----------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def language():
     from workbench.engine.toy.language import get_language
@@ -73,12 +74,13 @@ def test_toy_blocks_too_few_sentences_is_a_config_error(language):
 
 # -- files and datasets ----------------------------------------------------------------
 
+
 def expected_blocks(documents, tokenizer, seq_len):
     stream = []
     for doc in documents:
         stream += tokenizer(doc, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     n = len(stream) // seq_len
-    return [tuple(stream[i * seq_len:(i + 1) * seq_len]) for i in range(n)], len(stream)
+    return [tuple(stream[i * seq_len : (i + 1) * seq_len]) for i in range(n)], len(stream)
 
 
 def write_source(tmp_path, kind: str, documents: list[str]) -> DataConfig:
@@ -88,7 +90,9 @@ def write_source(tmp_path, kind: str, documents: list[str]) -> DataConfig:
         return DataConfig(source="file", path=str(path))
     if kind == "jsonl":
         path = tmp_path / "corpus.jsonl"
-        path.write_text("".join(json.dumps({"id": i, "text": d}) + "\n" for i, d in enumerate(documents)), encoding="utf-8")
+        path.write_text(
+            "".join(json.dumps({"id": i, "text": d}) + "\n" for i, d in enumerate(documents)), encoding="utf-8"
+        )
         return DataConfig(source="file", path=str(path))
     import pandas as pd
 
@@ -147,7 +151,9 @@ def test_column_selection_and_max_documents(tmp_path, tokenizer):
     path = tmp_path / "qa.jsonl"
     rows = [{"title": f"title {i}", "body": doc} for i, doc in enumerate(make_documents(40))]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    blocks = load_blocks(DataConfig(source="file", path=str(path), text_column="body", max_documents=30), tokenizer, 16, seed=0)
+    blocks = load_blocks(
+        DataConfig(source="file", path=str(path), text_column="body", max_documents=30), tokenizer, 16, seed=0
+    )
     assert blocks.documents == 30
     assert blocks.examples[0] == rows[0]["body"]
     assert "column body" in blocks.source_label
@@ -171,35 +177,79 @@ def _bad_inputs(tmp_path):
     import pandas as pd
 
     cases = []
-    cases.append(("missing file", DataConfig(source="file", path=str(tmp_path / "nope.txt")), "data.path", "does not exist"))
+    cases.append(
+        ("missing file", DataConfig(source="file", path=str(tmp_path / "nope.txt")), "data.path", "does not exist")
+    )
     (tmp_path / "empty.txt").write_text("")
     cases.append(("empty file", DataConfig(source="file", path=str(tmp_path / "empty.txt")), "data.path", "empty"))
     (tmp_path / "blank.txt").write_text("\n\n   \n")
     cases.append(("blank file", DataConfig(source="file", path=str(tmp_path / "blank.txt")), "data.path", "no text"))
     (tmp_path / "notes.docx").write_text("hello")
-    cases.append(("unknown extension", DataConfig(source="file", path=str(tmp_path / "notes.docx")), "data.path", ".jsonl"))
+    cases.append(
+        ("unknown extension", DataConfig(source="file", path=str(tmp_path / "notes.docx")), "data.path", ".jsonl")
+    )
     (tmp_path / "rows.jsonl").write_text('{"body": "hello", "n": 3}\n')
-    cases.append(("missing column", DataConfig(source="file", path=str(tmp_path / "rows.jsonl")), "data.text_column", "body"))
+    cases.append(
+        ("missing column", DataConfig(source="file", path=str(tmp_path / "rows.jsonl")), "data.text_column", "body")
+    )
     pd.DataFrame({"score": [1, 2, 3], "label": ["a", "b", "c"]}).to_csv(tmp_path / "nums.csv", index=False)
-    cases.append(("numeric csv column", DataConfig(source="file", path=str(tmp_path / "nums.csv"), text_column="score"), "data.text_column", "int64"))
+    cases.append(
+        (
+            "numeric csv column",
+            DataConfig(source="file", path=str(tmp_path / "nums.csv"), text_column="score"),
+            "data.text_column",
+            "int64",
+        )
+    )
     pd.DataFrame({"score": [1.5, 2.5]}).to_parquet(tmp_path / "nums.parquet")
-    cases.append(("parquet without text", DataConfig(source="file", path=str(tmp_path / "nums.parquet")), "data.path", "no text column"))
+    cases.append(
+        (
+            "parquet without text",
+            DataConfig(source="file", path=str(tmp_path / "nums.parquet")),
+            "data.path",
+            "no text column",
+        )
+    )
     (tmp_path / "mixed.jsonl").write_text('{"text": "fine"}\n{"text": 42}\n')
-    cases.append(("number in jsonl", DataConfig(source="file", path=str(tmp_path / "mixed.jsonl")), "data.text_column", "numbers"))
+    cases.append(
+        (
+            "number in jsonl",
+            DataConfig(source="file", path=str(tmp_path / "mixed.jsonl")),
+            "data.text_column",
+            "numbers",
+        )
+    )
     datasets.Dataset.from_dict({"label": [0, 1, 2]}).save_to_disk(str(tmp_path / "ints"))
-    cases.append(("dataset without text", DataConfig(source="disk", path=str(tmp_path / "ints")), "data.path", "label (int64)"))
+    cases.append(
+        ("dataset without text", DataConfig(source="disk", path=str(tmp_path / "ints")), "data.path", "label (int64)")
+    )
     (tmp_path / "broken.parquet").write_bytes(b"PAR1 this is not parquet at all")
-    cases.append(("corrupt parquet", DataConfig(source="file", path=str(tmp_path / "broken.parquet")), "data.path", "Parquet"))
+    cases.append(
+        ("corrupt parquet", DataConfig(source="file", path=str(tmp_path / "broken.parquet")), "data.path", "Parquet")
+    )
     (tmp_path / "broken.jsonl").write_text('{"text": "ok"}\n{"text": \n')
-    cases.append(("corrupt jsonl", DataConfig(source="file", path=str(tmp_path / "broken.jsonl")), "data.path", "line 2"))
+    cases.append(
+        ("corrupt jsonl", DataConfig(source="file", path=str(tmp_path / "broken.jsonl")), "data.path", "line 2")
+    )
     (tmp_path / "latin.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
     cases.append(("not utf-8", DataConfig(source="file", path=str(tmp_path / "latin.txt")), "data.path", "UTF-8"))
     (tmp_path / "plain").mkdir()
-    cases.append(("not a dataset folder", DataConfig(source="disk", path=str(tmp_path / "plain")), "data.path", "save_to_disk"))
+    cases.append(
+        ("not a dataset folder", DataConfig(source="disk", path=str(tmp_path / "plain")), "data.path", "save_to_disk")
+    )
     datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": ["a b"]})}).save_to_disk(str(tmp_path / "dd"))
-    cases.append(("missing split", DataConfig(source="disk", path=str(tmp_path / "dd"), split="validation"), "data.split", "validation"))
+    cases.append(
+        (
+            "missing split",
+            DataConfig(source="disk", path=str(tmp_path / "dd"), split="validation"),
+            "data.split",
+            "validation",
+        )
+    )
     (tmp_path / "short.txt").write_text("the cat sat.")
-    cases.append(("too little text", DataConfig(source="file", path=str(tmp_path / "short.txt")), "train.seq_len", "tokens"))
+    cases.append(
+        ("too little text", DataConfig(source="file", path=str(tmp_path / "short.txt")), "train.seq_len", "tokens")
+    )
     return cases
 
 
@@ -236,6 +286,7 @@ def test_missing_column_names_the_text_columns(tmp_path, tokenizer):
 
 # -- previews ---------------------------------------------------------------------------
 
+
 def test_preview_and_describe_report_counts_and_examples(tmp_path, tokenizer):
     documents = make_documents(60)
     config = write_source(tmp_path, "jsonl", documents)
@@ -263,10 +314,13 @@ def test_preview_of_generated_data_generates_nothing(tokenizer):
     prompt_tokens = len(tokenizer("the cat")["input_ids"]) + len(tokenizer("a dog")["input_ids"])
     assert info["tokens"] == 5 * prompt_tokens + 10 * 21
     assert "not generated yet" in describe(config, tokenizer, 16)
-    assert "too little text" in describe(DataConfig(source="generated", gen_prompts=["hi"], gen_samples=1), tokenizer, 64)
+    assert "too little text" in describe(
+        DataConfig(source="generated", gen_prompts=["hi"], gen_samples=1), tokenizer, 64
+    )
 
 
 # -- batches ----------------------------------------------------------------------------
+
 
 def test_batch_iterator_covers_each_epoch_and_resumes_exactly():
     blocks = torch.arange(10 * 4).reshape(10, 4)
@@ -275,7 +329,7 @@ def test_batch_iterator_covers_each_epoch_and_resumes_exactly():
     assert all(b.shape == (3, 4) for b in batches)
     seen = torch.cat(batches)[:, 0].div(4, rounding_mode="floor").tolist()
     for epoch in range(3):
-        assert sorted(seen[epoch * 10:(epoch + 1) * 10]) == list(range(10)), "an epoch skipped or repeated a block"
+        assert sorted(seen[epoch * 10 : (epoch + 1) * 10]) == list(range(10)), "an epoch skipped or repeated a block"
     assert seen[:10] != seen[10:20], "the order was not reshuffled"
 
     again = BatchIterator(blocks, batch_size=3, seed=5)
@@ -304,6 +358,7 @@ def test_batch_iterator_with_fewer_blocks_than_batch_size():
 
 # -- tokenizer --------------------------------------------------------------------------
 
+
 def test_train_tokenizer_round_trips_any_text_and_saves(tmp_path, tokenizer):
     from transformers import AutoTokenizer
 
@@ -322,15 +377,23 @@ def test_train_tokenizer_round_trips_any_text_and_saves(tmp_path, tokenizer):
 
 # -- teacher-generated text -------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tiny_teacher(tokenizer):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
-        bos_token_id=2, eos_token_id=3, pad_token_id=0,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=2,
+        eos_token_id=3,
+        pad_token_id=0,
     )
     return LlamaForCausalLM(config).eval()
 
@@ -410,7 +473,6 @@ def test_generated_data_longer_than_the_teacher_positions_is_refused(tiny_teache
     with pytest.raises(ConfigError) as err:
         generate_corpus(tiny_teacher, tokenizer, gen_config(gen_max_new_tokens=500), seed=0)
     assert err.value.field == "data.gen_max_new_tokens" and "128 positions" in err.value.message
-
 
 
 def test_toy_blocks_are_cached_and_the_cache_gives_the_same_blocks(monkeypatch):

@@ -17,8 +17,19 @@ def _strict(text: str):
 
 
 def test_non_finite_numbers_are_written_as_null_and_read_back_as_gaps():
-    step = Step(stage="distill", step=5, total_steps=10, loss=math.nan, kd=math.inf, ce=1.5, lr=1e-3, grad_norm=-math.inf,
-                tokens_per_s=100.0, elapsed_s=1.0, eta_s=2.0)
+    step = Step(
+        stage="distill",
+        step=5,
+        total_steps=10,
+        loss=math.nan,
+        kd=math.inf,
+        ce=1.5,
+        lr=1e-3,
+        grad_norm=-math.inf,
+        tokens_per_s=100.0,
+        elapsed_s=1.0,
+        eta_s=2.0,
+    )
     line = to_json(step)
     assert _strict(line)["loss"] is None and _strict(line)["kd"] is None
     back = event_from_dict(_strict(line))
@@ -29,8 +40,13 @@ def test_non_finite_numbers_are_written_as_null_and_read_back_as_gaps():
 
 
 def test_probe_logits_keep_minus_infinity_for_tokens_a_model_cannot_produce():
-    prompt = ProbePrompt(prompt="the cat", tokens=["the", "cat"], teacher_logits=[[0.5, -math.inf]],
-                         student_logits=[[-math.inf, 1.0]], true_probs=[[1.0, 0.0]])
+    prompt = ProbePrompt(
+        prompt="the cat",
+        tokens=["the", "cat"],
+        teacher_logits=[[0.5, -math.inf]],
+        student_logits=[[-math.inf, 1.0]],
+        true_probs=[[1.0, 0.0]],
+    )
     probe = Probe(stage="distill", step=3, temperature=2.0, prompts=[prompt])
     back = event_from_dict(_strict(to_json(probe)))
     assert back.prompts[0].teacher_logits == [[0.5, -math.inf]] and back.prompts[0].student_logits == [[-math.inf, 1.0]]

@@ -171,7 +171,10 @@ def test_fetch_can_be_cancelled(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not SMOLLM2.is_file(), reason="SmolLM2 GGUF not fetched (python scripts/fetch_smollm2.py) and WORKBENCH_SMOLLM2 not set")
+@pytest.mark.skipif(
+    not SMOLLM2.is_file(),
+    reason="SmolLM2 GGUF not fetched (python scripts/fetch_smollm2.py) and WORKBENCH_SMOLLM2 not set",
+)
 def test_real_smollm2_gguf_loads_and_derives_a_student():
     model, tok = load_pretrained("gguf", str(SMOLLM2))
     assert model.config.num_hidden_layers == 30 and len(tok) == 49152

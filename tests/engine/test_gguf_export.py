@@ -53,7 +53,9 @@ def test_q8_0_keeps_the_top_token_on_held_out_text(bpe_student, tmp_path):
 
 
 def test_a_word_level_tokenizer_or_another_family_is_refused_in_one_sentence(tmp_path):
-    save_tiny_model(tmp_path / "word", family="llama")  # the tests' tiny tokenizer is word-level, like the built-in language's
+    save_tiny_model(
+        tmp_path / "word", family="llama"
+    )  # the tests' tiny tokenizer is word-level, like the built-in language's
     with pytest.raises(ConfigError, match="word-level tokenizer"):
         export_gguf(tmp_path / "word", tmp_path / "x.gguf")
     save_tiny_model(tmp_path / "gpt2", family="gpt2")

@@ -30,8 +30,7 @@ def test_chunked_loss_on_cuda_bf16_matches_cpu_fp32():
     labels = torch.randint(0, 4096, (2, 64), generator=gen)
     cpu = distill_loss(student, teacher, labels, temperature=2.0, alpha=0.5)
     s = student.cuda().bfloat16().requires_grad_()
-    gpu = distill_loss(s, teacher.cuda().bfloat16(), labels.cuda(), temperature=2.0, alpha=0.5,
-                              chunk_positions=16)
+    gpu = distill_loss(s, teacher.cuda().bfloat16(), labels.cuda(), temperature=2.0, alpha=0.5, chunk_positions=16)
     gpu.loss.backward()
     assert float(gpu.loss) == pytest.approx(float(cpu.loss), rel=2e-2)
     assert s.grad is not None and torch.isfinite(s.grad.float()).all()

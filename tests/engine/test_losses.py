@@ -48,7 +48,9 @@ def ref_divergence(teacher_logits, student_logits, kind, temperature=1.0, beta=0
     raise AssertionError(kind)
 
 
-def ref_loss(student_logits, teacher_logits, labels, kind, temperature, alpha, beta=0.5, skew=0.1, t_squared=True, n=None):
+def ref_loss(
+    student_logits, teacher_logits, labels, kind, temperature, alpha, beta=0.5, skew=0.1, t_squared=True, n=None
+):
     """Whole-batch, unchunked, float64 objective with the HF shift, written out by hand."""
     s = student_logits[:, :-1].reshape(-1, student_logits.shape[-1]).double()
     t = teacher_logits[:, :-1].reshape(-1, teacher_logits.shape[-1]).double()
@@ -120,7 +122,12 @@ def test_jsd_endpoints_are_the_kls_and_the_scale_is_continuous():
     # divided by a tiny beta: fp32 must still agree with the float64 formula.
     for beta in (1e-5, 1 - 1e-5):
         got = divergence(t.float(), s.float(), "jsd", beta=beta).double()
-        torch.testing.assert_close(got, ref_divergence(teacher.reshape(-1, 11), student.reshape(-1, 11), "jsd", beta=beta), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            got,
+            ref_divergence(teacher.reshape(-1, 11), student.reshape(-1, 11), "jsd", beta=beta),
+            rtol=1e-5,
+            atol=1e-6,
+        )
     # At beta = 0.5 it is 4x the classic Jensen-Shannon divergence.
     p, q = t.exp(), s.exp()
     m = 0.5 * (p + q)
@@ -165,7 +172,16 @@ def test_chunked_equals_naive_whole_batch_loss_and_gradient(kind, chunk):
 def test_chunked_equals_naive_at_temperature_one_and_pure_kd(kind):
     student, teacher, labels = make_batch(seed=1)
     for temperature, alpha, t_squared in ((1.0, 0.4, True), (1.0, 1.0, True), (4.0, 1.0, False)):
-        parts, grad = loss_and_grad(student, teacher, labels, temperature=temperature, alpha=alpha, divergence=kind, t_squared=t_squared, chunk_positions=4)
+        parts, grad = loss_and_grad(
+            student,
+            teacher,
+            labels,
+            temperature=temperature,
+            alpha=alpha,
+            divergence=kind,
+            t_squared=t_squared,
+            chunk_positions=4,
+        )
         leaf = student.double().requires_grad_(True)
         want = ref_loss(leaf, teacher, labels, kind, temperature, alpha, t_squared=t_squared)
         want.backward()
@@ -296,9 +312,14 @@ def test_no_nan_with_masked_vocab_ties_and_extreme_temperatures(kind):
     finite_kinds = set(DIVERGENCES) - {"reverse_kl"}  # reverse KL is truly infinite where the teacher has no mass
     for temperature in (0.05, 1.0, 100.0):
         for alpha in (0.0, 0.5, 1.0):
-            parts, grad = loss_and_grad(student, teacher, labels, temperature=temperature, alpha=alpha, divergence=kind, chunk_positions=4)
+            parts, grad = loss_and_grad(
+                student, teacher, labels, temperature=temperature, alpha=alpha, divergence=kind, chunk_positions=4
+            )
             if kind in finite_kinds or alpha == 0.0:
-                assert torch.isfinite(parts.loss) and torch.isfinite(parts.kd) and torch.isfinite(parts.ce), (temperature, alpha)
+                assert torch.isfinite(parts.loss) and torch.isfinite(parts.kd) and torch.isfinite(parts.ce), (
+                    temperature,
+                    alpha,
+                )
                 assert torch.isfinite(grad).all(), (temperature, alpha)
             else:
                 assert not torch.isnan(parts.kd)
@@ -320,7 +341,17 @@ def test_gradcheck_through_distill_loss(kind):
     student = student.double().requires_grad_(True)
 
     def fn(s):
-        return distill_loss(s, teacher.double(), labels, temperature=1.7, alpha=0.6, divergence=kind, beta=0.3, skew=0.2, chunk_positions=2).loss
+        return distill_loss(
+            s,
+            teacher.double(),
+            labels,
+            temperature=1.7,
+            alpha=0.6,
+            divergence=kind,
+            beta=0.3,
+            skew=0.2,
+            chunk_positions=2,
+        ).loss
 
     assert torch.autograd.gradcheck(fn, (student,), eps=1e-6, atol=1e-6)
 
@@ -332,7 +363,12 @@ def test_kl_per_position_is_the_true_kl():
     student, teacher, _ = make_batch()
     got = kl_per_position(teacher, student, temperature=2.0, chunk_positions=4)
     assert got.shape == (18,) and got.dtype == torch.float32
-    torch.testing.assert_close(got.double(), ref_divergence(teacher.reshape(-1, 11), student.reshape(-1, 11), "forward_kl", 2.0), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        got.double(),
+        ref_divergence(teacher.reshape(-1, 11), student.reshape(-1, 11), "forward_kl", 2.0),
+        rtol=1e-4,
+        atol=1e-6,
+    )
     # True KL, not soft cross-entropy (which would be the entropy, about log 11 here): a copy scores 0.
     flat_teacher = teacher * 0.01
     assert kl_per_position(flat_teacher, flat_teacher.clone()).abs().max() < 1e-6

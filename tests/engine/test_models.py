@@ -111,7 +111,9 @@ def test_hub_id_offline_and_not_cached_is_one_clear_sentence(tmp_path, monkeypat
     with pytest.raises(ModelSourceError) as err:
         load_teacher(TeacherConfig(source="hub", path="HuggingFaceTB/SmolLM2-135M"))
     assert err.value.field == "teacher.path"
-    assert "'HuggingFaceTB/SmolLM2-135M' is not in the local Hugging Face cache and the hub cannot be reached" in str(err.value)
+    assert "'HuggingFaceTB/SmolLM2-135M' is not in the local Hugging Face cache and the hub cannot be reached" in str(
+        err.value
+    )
     assert "local folder" in err.value.hint
 
 
@@ -163,9 +165,13 @@ def test_derived_layers_are_evenly_spaced_with_both_ends_and_refuse_a_student_th
     assert kept(4, 2) == [0, 3]
     assert kept(5, 1) == [0]
     assert kept(6, layer_ids=[4, 1]) == [4, 1]  # an explicit list is kept as given
-    for keep, layer_ids, field in ((3, (), "student.keep_layers"), (4, (), "student.keep_layers"),
-                                   (2, (0, 3), "student.layer_ids"), (2, (1, 1), "student.layer_ids"),
-                                   (2, (0, 1, 2), "student.layer_ids")):
+    for keep, layer_ids, field in (
+        (3, (), "student.keep_layers"),
+        (4, (), "student.keep_layers"),
+        (2, (0, 3), "student.layer_ids"),
+        (2, (1, 1), "student.layer_ids"),
+        (2, (0, 1, 2), "student.layer_ids"),
+    ):
         with pytest.raises(ConfigError) as err:
             kept(3, keep, layer_ids)
         assert err.value.field == field
@@ -180,7 +186,9 @@ def test_derived_student_copies_the_kept_layers_and_shares_nothing(family):
     assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
     layers_of = (lambda m: m.model.layers) if family == "llama" else (lambda m: m.transformer.h)
     for new, old in ((0, 0), (1, 3)):
-        for (name, p_s), (_, p_t) in zip(layers_of(student)[new].named_parameters(), layers_of(teacher)[old].named_parameters()):
+        for (name, p_s), (_, p_t) in zip(
+            layers_of(student)[new].named_parameters(), layers_of(teacher)[old].named_parameters()
+        ):
             assert torch.equal(p_s, p_t), name
     assert torch.equal(student.get_input_embeddings().weight, teacher.get_input_embeddings().weight)
     shared = {p.data_ptr() for p in teacher.parameters()} & {p.data_ptr() for p in student.parameters()}
@@ -311,8 +319,15 @@ def test_memory_estimate_grows_with_batch_and_sequence_and_adds_up():
     student = count_parameters_for_config(config)
 
     def estimate(batch=4, seq=128, precision="bf16"):
-        return estimate_training_memory(135_000_000, student, student_hf_config=config, batch_size=batch,
-                                               seq_len=seq, vocab_size=49152, precision=precision)
+        return estimate_training_memory(
+            135_000_000,
+            student,
+            student_hf_config=config,
+            batch_size=batch,
+            seq_len=seq,
+            vocab_size=49152,
+            precision=precision,
+        )
 
     base = estimate()
     assert base["total"] == sum(v for k, v in base.items() if k != "total")
@@ -346,11 +361,9 @@ def test_describe_device():
         assert err.value.field == "train.device"
 
 
-
 def test_models_built_and_loaded_from_several_threads_at_once_stay_whole(tmp_path):
     """The window plans (meta-device models) and loads a run's models while a run builds its own."""
     import threading
-
 
     folder = tmp_path / "tiny"
     save_tiny_model(folder)

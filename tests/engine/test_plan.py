@@ -7,11 +7,11 @@ import pytest
 from tests.helpers_models import save_tiny_model, tiny_arch, tiny_vocab, write_tiny_gguf
 from workbench.config.checks import evenly_spaced
 from workbench.config.schema import RunConfig
-from workbench.errors import ConfigError
 from workbench.engine.models.build import build_model, derive_student
 from workbench.engine.models.sizes import count_parameters
 from workbench.engine.plan import plan_run
 from workbench.engine.toy.language import get_language
+from workbench.errors import ConfigError
 
 
 def _derived_from_local(folder, keep=1, layer_ids=()):

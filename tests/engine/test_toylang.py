@@ -114,7 +114,7 @@ def test_distributions_are_normalised_and_put_nothing_on_specials(lang, tok, cor
     rows = lang.true_next_distributions(ids, tokenizer_vocab_size=len(tok) + 12)
     assert rows.shape == (len(ids), len(tok) + 12) and rows.dtype == np.float64
     np.testing.assert_allclose(rows.sum(axis=1), 1.0, atol=1e-9)
-    assert np.all(rows[:, :N_SPECIAL] == 0) and np.all(rows[:, len(tok):] == 0)
+    assert np.all(rows[:, :N_SPECIAL] == 0) and np.all(rows[:, len(tok) :] == 0)
     # Every token that actually followed had positive probability.
     assert np.all(rows[np.arange(len(ids) - 1), ids[1:]] > 0)
     # After "." a new sentence starts: the row equals the first-word distribution.

@@ -63,8 +63,16 @@ def test_full_run_reports_stages_metrics_and_writes_the_run_folder(finished_run)
     assert all(math.isfinite(v) for v in (step.loss, step.kd, step.ce, step.lr, step.grad_norm, step.tokens_per_s))
     evals = [e for e in received if e.kind == "eval" and e.stage == "distill"]
     assert evals[0].step == 0, "the student is measured before distillation"
-    for key in ("student_ce", "student_ppl", "teacher_ce", "kl_teacher_student", "top1_agreement",
-                "kl_true_teacher", "kl_true_student", "entropy_floor"):
+    for key in (
+        "student_ce",
+        "student_ppl",
+        "teacher_ce",
+        "kl_teacher_student",
+        "top1_agreement",
+        "kl_true_teacher",
+        "kl_true_student",
+        "entropy_floor",
+    ):
         assert key in evals[-1].metrics
     probe = next(e for e in received if e.kind == "probe" and e.stage == "distill")
     prompt = probe.prompts[0]
@@ -74,7 +82,14 @@ def test_full_run_reports_stages_metrics_and_writes_the_run_folder(finished_run)
     assert abs(sum(prompt.true_probs[-1]) - 1) < 1e-4
 
     run_dir = Path(result.run_dir)
-    for name in ("config.toml", "events.jsonl", "summary.json", "teacher/config.json", "student/config.json", "student/README.md"):
+    for name in (
+        "config.toml",
+        "events.jsonl",
+        "summary.json",
+        "teacher/config.json",
+        "student/config.json",
+        "student/README.md",
+    ):
         assert (run_dir / name).is_file(), name
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["compression"] > 1 and summary["student_params"] < summary["teacher_params"]
@@ -109,6 +124,7 @@ def _stop_at(control: Control, stage: str, step: int):
     def on_event(event):
         if event.kind == "step" and event.stage == stage and event.step >= step:
             control.request_stop()
+
     return on_event
 
 
@@ -131,8 +147,12 @@ def test_killed_process_resumes_from_its_last_checkpoint(tmp_path, finished_run)
     cfg.save(config_path)
     run_dir = tmp_path / "killed"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "run", str(config_path), "--run-dir", str(run_dir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "run", str(config_path), "--run-dir", str(run_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.time() + 120
     try:
         while time.time() < deadline:
@@ -158,7 +178,11 @@ def test_pause_holds_the_loop_until_resumed(tmp_path):
     control = Control()
     control.pause.set()
     seen = []
-    thread = threading.Thread(target=lambda: seen.append(run(tiny_config(tmp_path, **{"train.teacher_steps": "4", "train.max_steps": "2"}), None, control)))
+    thread = threading.Thread(
+        target=lambda: seen.append(
+            run(tiny_config(tmp_path, **{"train.teacher_steps": "4", "train.max_steps": "2"}), None, control)
+        )
+    )
     thread.start()
     time.sleep(1.5)
     assert not seen, "the run went on while paused"
@@ -213,19 +237,23 @@ def test_user_errors_become_a_failed_event_not_an_exception(tmp_path):
 
 
 def test_engine_does_not_import_qt():
-    code = ("import importlib, pkgutil, sys, workbench.engine, workbench.cli\n"
-            "for m in pkgutil.walk_packages(workbench.engine.__path__, 'workbench.engine.'):\n"
-            "    importlib.import_module(m.name)\n"
-            "bad = [m for m in sys.modules if m.startswith(('PySide6', 'PyQt', 'pyqtgraph'))]\n"
-            "assert not bad, bad\n"
-            "assert len([m for m in sys.modules if m.startswith('workbench.engine.')]) >= 15")
+    code = (
+        "import importlib, pkgutil, sys, workbench.engine, workbench.cli\n"
+        "for m in pkgutil.walk_packages(workbench.engine.__path__, 'workbench.engine.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "bad = [m for m in sys.modules if m.startswith(('PySide6', 'PyQt', 'pyqtgraph'))]\n"
+        "assert not bad, bad\n"
+        "assert len([m for m in sys.modules if m.startswith('workbench.engine.')]) >= 15"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_wall_time_counts_the_time_before_an_interruption(tmp_path):
     control = Control()
     first = run(tiny_config(tmp_path), _stop_at(control, "distill", 6), control)
-    spent_before = json.loads((Path(first.run_dir) / "checkpoints" / "distill-step-000006" / "state.json").read_text())["history"]["elapsed_s"]
+    spent_before = json.loads((Path(first.run_dir) / "checkpoints" / "distill-step-000006" / "state.json").read_text())[
+        "history"
+    ]["elapsed_s"]
     resumed = run(RunConfig(), resume=first.run_dir)
     assert resumed.summary["wall_time_s"] > spent_before > 0
     again = run(RunConfig(), resume=first.run_dir)

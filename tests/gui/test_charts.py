@@ -43,9 +43,21 @@ def two_stage_events():
         StageStarted("distill", 20),
         step("distill", 1, 2.5, kd=1.0, ce=4.0, lr=5e-4, total=20),
         step("distill", 2, 2.0, kd=0.8, ce=3.2, lr=4e-4, total=20),
-        Eval("distill", 2, {"student_ce": 3.3, "student_ppl": 27.1, "teacher_ce": 2.9, "kl_teacher_student": 0.4,
-                            "top1_agreement": 0.6, "top5_agreement": 0.9, "kl_true_teacher": 0.2,
-                            "kl_true_student": 0.5, "entropy_floor": 2.1}),
+        Eval(
+            "distill",
+            2,
+            {
+                "student_ce": 3.3,
+                "student_ppl": 27.1,
+                "teacher_ce": 2.9,
+                "kl_teacher_student": 0.4,
+                "top1_agreement": 0.6,
+                "top5_agreement": 0.9,
+                "kl_true_teacher": 0.2,
+                "kl_true_student": 0.5,
+                "entropy_floor": 2.1,
+            },
+        ),
         Log("ignored"),
     ]
 
@@ -143,7 +155,7 @@ def test_smoothing_draws_the_ema_over_a_faint_raw_curve(panel):
             expected.append(math.nan)
             continue
         state, count = weight * state + (1 - weight) * value, count + 1
-        expected.append(state / (1 - weight ** count))
+        expected.append(state / (1 - weight**count))
     np.testing.assert_allclose(series.main.getOriginalDataset()[1], expected)
     np.testing.assert_array_equal(series.raw.getOriginalDataset()[1], values)
     assert series.raw.isVisible()

@@ -337,8 +337,12 @@ def test_an_emptied_number_box_is_flagged_until_it_holds_a_number(panel, qtbot):
     assert batch.input.value() == before and batch.error() is None and panel.errors() == []
 
 
-SEQ_LEN_TOO_LONG = ConfigError("train.seq_len", "64 is above the student's 32 positions", "use at most 32")  # toy's seq_len is 64
-NO_FIELD = ConfigError("", "the teacher's size could not be worked out from its configuration: no hidden size", "check it")
+SEQ_LEN_TOO_LONG = ConfigError(
+    "train.seq_len", "64 is above the student's 32 positions", "use at most 32"
+)  # toy's seq_len is 64
+NO_FIELD = ConfigError(
+    "", "the teacher's size could not be worked out from its configuration: no hidden size", "check it"
+)
 
 
 def _marked(panel) -> dict[str, str]:
@@ -353,7 +357,9 @@ def test_plan_errors_are_marked_at_their_field_and_make_the_form_invalid(panel, 
     valid, reason = blocker.args
     assert valid is False and reason == "train.seq_len: 64 is above the student's 32 positions (use at most 32)"
     seq_len = panel.editor("train.seq_len")
-    assert _marked(panel) == {"train.seq_len": "64 is above the student's 32 positions; use at most 32"}  # with its hint
+    assert _marked(panel) == {
+        "train.seq_len": "64 is above the student's 32 positions; use at most 32"
+    }  # with its hint
     assert seq_len.error_label.isVisible() and "32 positions" in seq_len.input.toolTip()
     assert not panel.banner.isVisible()  # the sentence without a field is on the summary card already
     assert panel.errors()[-1] is NO_FIELD
@@ -420,8 +426,11 @@ def test_the_data_file_dialog_offers_exactly_the_files_the_reader_reads(panel, m
     from workbench.engine.data.sources import FILE_SUFFIXES, read_documents
 
     offered_filters = []
-    monkeypatch.setattr(QFileDialog, "getOpenFileName",
-                        lambda parent, caption, start, file_filter: (offered_filters.append(file_filter), ("", ""))[1])
+    monkeypatch.setattr(
+        QFileDialog,
+        "getOpenFileName",
+        lambda parent, caption, start, file_filter: (offered_filters.append(file_filter), ("", ""))[1],
+    )
     cfg = RunConfig()
     cfg.data.source = "file"
     panel.set_config(cfg)

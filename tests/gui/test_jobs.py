@@ -29,6 +29,7 @@ def test_only_the_newest_request_on_a_channel_runs_and_is_delivered(jobs, qtbot)
         def run(job):
             ran.append(name)
             return name
+
         return run
 
     jobs.submit("plan", blocker, on_done=delivered.append)
@@ -69,6 +70,7 @@ def test_running_work_sees_that_it_was_superseded_and_shutdown_waits_for_it(jobs
                 threading.Event().wait(0.01)
             saw_cancel.append(n)
             return "late"
+
         return run
 
     jobs.submit("fetch", long_work(0), on_done=delivered.append)

@@ -37,8 +37,10 @@ class Steps(QObject):
 def _bars(window):
     """The bar lengths (probabilities) the soft-targets panel draws for teacher and student."""
     bars = window.soft_targets.bars  # the ProbabilityBars chart of the panel
-    return {"teacher": [float(v) for v in bars.teacher_bars.opts["width"]],
-            "student": [float(v) for v in bars.student_bars.opts["width"]]}
+    return {
+        "teacher": [float(v) for v in bars.teacher_bars.opts["width"]],
+        "student": [float(v) for v in bars.student_bars.opts["width"]],
+    }
 
 
 def _points(window, chart, key):
@@ -76,7 +78,9 @@ def test_pause_holds_the_run_and_resume_finishes_it(make_window, runs_dir, qtbot
     assert window.pause_action.text().replace("&", "") == "Resume"
     assert "paused" in window.progress.summary_text()
     # The engine says "paused" once its loop is waiting: the step in flight when Pause was pressed is in by then.
-    qtbot.waitUntil(lambda: any(isinstance(e, Log) and e.message == "paused" for e in recorder.events), timeout=RUN_TIMEOUT)
+    qtbot.waitUntil(
+        lambda: any(isinstance(e, Log) and e.message == "paused" for e in recorder.events), timeout=RUN_TIMEOUT
+    )
     held = len(recorder.steps())
     qtbot.wait(1000)
     assert len(recorder.steps()) == held, "steps kept coming while paused"
@@ -87,7 +91,9 @@ def test_pause_holds_the_run_and_resume_finishes_it(make_window, runs_dir, qtbot
     assert recorder.steps()[-1] == 30
 
 
-def test_stop_keeps_a_checkpoint_and_resume_from_runs_panel_continues(make_window, runs_dir, tmp_path, qtbot, tiny_config):
+def test_stop_keeps_a_checkpoint_and_resume_from_runs_panel_continues(
+    make_window, runs_dir, tmp_path, qtbot, tiny_config
+):
     window = make_window(tiny_config(runs_dir, max_steps=30, checkpoint_interval=100))
     recorder = Steps(on_first_distill=window.stop_action.trigger)
     window.controller.event.connect(recorder.on_event)
@@ -160,8 +166,9 @@ def _type(qtbot, editor, text: str) -> None:
     qtbot.keyClicks(line, text)
 
 
-def test_a_plan_error_is_marked_at_its_field_and_disables_start_until_fixed(make_window, runs_dir, tmp_path, qtbot,
-                                                                          tiny_config):
+def test_a_plan_error_is_marked_at_its_field_and_disables_start_until_fixed(
+    make_window, runs_dir, tmp_path, qtbot, tiny_config
+):
     from tests.helpers_models import save_tiny_model, tiny_vocab
 
     save_tiny_model(tmp_path / "teacher")

@@ -19,8 +19,16 @@ from workbench.gui.window.baselines import baseline_config, baseline_config_of_r
 from workbench.run_folder import write_status
 
 
-def make_run(runs_dir: Path, folder: str, status: str, *, temperature=2.0, steps=10, summary=None,
-             config: RunConfig | None = None) -> Path:
+def make_run(
+    runs_dir: Path,
+    folder: str,
+    status: str,
+    *,
+    temperature=2.0,
+    steps=10,
+    summary=None,
+    config: RunConfig | None = None,
+) -> Path:
     path = runs_dir / folder
     path.mkdir(parents=True)
     cfg = config.copy() if config is not None else RunConfig(runs_dir=str(runs_dir))
@@ -31,9 +39,13 @@ def make_run(runs_dir: Path, folder: str, status: str, *, temperature=2.0, steps
     if summary is not None:
         (path / "summary.json").write_text(json.dumps(summary))
     lines = [StageStarted("distill", steps)]
-    lines += [Step("distill", i, steps, 3.0 - 0.1 * i, 1.0, 2.0, 1e-3, 1.0, 1e4, i, steps - i) for i in range(1, steps + 1)]
-    lines += [Eval("distill", steps, {"student_ce": 2.0, "kl_teacher_student": 0.3}),
-              Finished(status, str(path), summary or {})]
+    lines += [
+        Step("distill", i, steps, 3.0 - 0.1 * i, 1.0, 2.0, 1e-3, 1.0, 1e4, i, steps - i) for i in range(1, steps + 1)
+    ]
+    lines += [
+        Eval("distill", steps, {"student_ce": 2.0, "kl_teacher_student": 0.3}),
+        Finished(status, str(path), summary or {}),
+    ]
     (path / "events.jsonl").write_text("".join(to_json(e) + "\n" for e in lines))
     return path
 
@@ -64,8 +76,12 @@ def _panel(qtbot, runs_dir):
 
 
 def test_table_lists_runs_newest_first_with_status_and_final_metrics(qtbot, runs_dir):
-    make_run(runs_dir, "20260101-100000-kd", "completed",
-             summary={"student_ce": 2.3456, "kl_teacher_student": 0.25, "top1_agreement": 0.5, "steps": 10})
+    make_run(
+        runs_dir,
+        "20260101-100000-kd",
+        "completed",
+        summary={"student_ce": 2.3456, "kl_teacher_student": 0.25, "top1_agreement": 0.5, "steps": 10},
+    )
     make_run(runs_dir, "20260102-100000-later", "stopped")
     panel = _panel(qtbot, runs_dir)
     assert panel.row_count() == 2

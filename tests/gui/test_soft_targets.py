@@ -15,8 +15,24 @@ from workbench.events import Probe, ProbePrompt
 from workbench.gui.soft_targets.panel import SoftTargetsPanel
 from workbench.probabilities import divergence, entropy, soften
 
-VOCAB = [" the", " cat", " is", " sitting", " on", " mat", " sofa", " floor", " bed", " chair", " rug", " dog",
-         " sat", " a", " .", " table"]
+VOCAB = [
+    " the",
+    " cat",
+    " is",
+    " sitting",
+    " on",
+    " mat",
+    " sofa",
+    " floor",
+    " bed",
+    " chair",
+    " rug",
+    " dog",
+    " sat",
+    " a",
+    " .",
+    " table",
+]
 TOKENS = [" the", " cat", " is", " sitting", " on", " the"]
 
 
@@ -26,9 +42,15 @@ def make_probe_prompt(prompt="the cat is sitting on the", tokens=TOKENS, seed=0,
     teacher = rng.normal(0, 2, (n, v))
     teacher[-1, VOCAB.index(" mat")] += 4  # "mat" first after "... on the"
     truth_probs = soften(teacher + rng.normal(0, 0.3, (n, v)), 1.0)
-    return ProbePrompt(prompt=prompt, tokens=list(tokens), teacher_logits=teacher.tolist(),
-                       student_logits=(teacher * 0.6 + rng.normal(0, 1, (n, v))).tolist() if student else [],
-                       vocab_ids=[], vocab_tokens=list(VOCAB), true_probs=truth_probs.tolist() if truth else [])
+    return ProbePrompt(
+        prompt=prompt,
+        tokens=list(tokens),
+        teacher_logits=teacher.tolist(),
+        student_logits=(teacher * 0.6 + rng.normal(0, 1, (n, v))).tolist() if student else [],
+        vocab_ids=[],
+        vocab_tokens=list(VOCAB),
+        true_probs=truth_probs.tolist() if truth else [],
+    )
 
 
 def make_probe(step=100, prompts=None, stage="distill"):
@@ -98,13 +120,19 @@ def test_probe_event_fills_bars_with_softmax_of_the_logits(panel):
     assert p.state.listed_prompts() == ["the cat is sitting on the", "the dog"]
     assert p.state.entropies()["teacher"] == pytest.approx(entropy(teacher))
     assert "H = " in p.legend.text()
-    assert p.next_word.show_readout_at(0) == f"“mat”   teacher {teacher[shown[0]]:.3f}   student {student[shown[0]]:.3f}   truth {truth[shown[0]]:.3f}"
+    assert (
+        p.next_word.show_readout_at(0)
+        == f"“mat”   teacher {teacher[shown[0]]:.3f}   student {student[shown[0]]:.3f}   truth {truth[shown[0]]:.3f}"
+    )
     # Hovering the third row reads out that word's probabilities.
     from PySide6.QtCore import QPointF
 
     scene_pos = p.bars.plot.vb.mapViewToScene(QPointF(0.01, 2.0))
     p.bars.scene().sigMouseMoved.emit(scene_pos)
-    assert p.readout.text().startswith(f"“{VOCAB[shown[2]].strip()}”") and f"teacher {teacher[shown[2]]:.3f}" in p.readout.text()
+    assert (
+        p.readout.text().startswith(f"“{VOCAB[shown[2]].strip()}”")
+        and f"teacher {teacher[shown[2]]:.3f}" in p.readout.text()
+    )
 
 
 def test_top_k_selector_changes_the_number_of_words(panel):
@@ -220,9 +248,11 @@ def test_run_folder_models_answer_typed_prompts_and_generate_off_the_gui_thread(
     with qtbot.waitSignal(p.generation_shown, timeout=5000):
         qtbot.mouseClick(p.generation.generate_button, qtbot_left())
     assert fake.generate_calls == [("a dog sat", 12, 0.0, 0.95, 0)]
-    assert p.generation.teacher_text.toPlainText() == "a dog sat teacher says a dog sat"  # the prompt, then the continuation
+    assert (
+        p.generation.teacher_text.toPlainText() == "a dog sat teacher says a dog sat"
+    )  # the prompt, then the continuation
     assert p.generation.student_text.toPlainText() == "a dog sat student says a dog sat"
-    assert 'Next word after “a dog sat”' in p.title.text()
+    assert "Next word after “a dog sat”" in p.title.text()
     assert threading.get_ident() not in fake.threads and len(fake.threads) == 1
 
 
@@ -244,8 +274,9 @@ def test_an_unexpected_load_error_is_shown_as_its_first_line_with_what_to_check(
     p = panel(broken)
     with qtbot.waitSignal(p.predictor_failed, timeout=5000) as failed:
         p.set_run_dir("/runs/broken")
-    assert failed.args == ["Could not load the models of broken: Error(s) in loading state_dict: size mismatch for "
-                           "lm_head.weight"]
+    assert failed.args == [
+        "Could not load the models of broken: Error(s) in loading state_dict: size mismatch for lm_head.weight"
+    ]
     assert p.status.text().endswith("Check that the run folder holds a finished or checkpointed run.")
     assert "long trace" not in p.status.text()
 

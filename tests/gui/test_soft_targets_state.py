@@ -26,9 +26,14 @@ def make_prompt(prompt="the cat sat on the", tokens=TOKENS, seed=0, student=True
     n, v = len(tokens), len(VOCAB)
     teacher = rng.normal(0, 2, (n, v))
     student_logits = teacher * 0.5 + rng.normal(0, 1, (n, v))
-    return ProbePrompt(prompt=prompt, tokens=list(tokens), teacher_logits=teacher.tolist(),
-                       student_logits=student_logits.tolist() if student else [], vocab_tokens=list(VOCAB),
-                       true_probs=soften(teacher + rng.normal(0, 0.5, (n, v)), 1.0).tolist() if truth else [])
+    return ProbePrompt(
+        prompt=prompt,
+        tokens=list(tokens),
+        teacher_logits=teacher.tolist(),
+        student_logits=student_logits.tolist() if student else [],
+        vocab_tokens=list(VOCAB),
+        true_probs=soften(teacher + rng.normal(0, 0.5, (n, v)), 1.0).tolist() if truth else [],
+    )
 
 
 def probe_event(*prompts: ProbePrompt, step=100, stage="distill", temperature=2.0) -> Probe:
@@ -87,8 +92,9 @@ def test_temperature_is_clamped_and_the_slider_is_logarithmic(state):
     assert state.temperature == T_MIN and state.slider_value() == 0
     state.set_slider_value(SLIDER_STEPS // 2)
     assert state.temperature == pytest.approx(np.sqrt(T_MIN * T_MAX))  # the geometric middle
-    np.testing.assert_allclose(state.distributions()["teacher"],
-                               soften(np.array(make_prompt().teacher_logits), np.sqrt(T_MIN * T_MAX)))
+    np.testing.assert_allclose(
+        state.distributions()["teacher"], soften(np.array(make_prompt().teacher_logits), np.sqrt(T_MIN * T_MAX))
+    )
     state.set_temperature(1.0)
     assert state.slider_value() == round(SLIDER_STEPS * np.log(4) / np.log(40))
 
@@ -127,8 +133,9 @@ def test_the_known_next_token_is_shown_even_when_it_is_not_among_the_top_k():
     student = logits.copy()
     student[2, VOCAB.index(" ran")] = 4.0  # the student's favourite is shown too, below the teacher's best
     state = SoftTargetsState()
-    state.take_probe(probe_event(ProbePrompt("the cat sat on the", TOKENS, logits.tolist(), student.tolist(),
-                                             vocab_tokens=VOCAB)))
+    state.take_probe(
+        probe_event(ProbePrompt("the cat sat on the", TOKENS, logits.tolist(), student.tolist(), vocab_tokens=VOCAB))
+    )
     state.top_k = 2
     state.set_position(2)
     bars = state.bars()
@@ -185,10 +192,13 @@ def test_a_prompt_without_a_true_distribution_shows_teacher_and_student_only():
     assert set(state.entropies()) == {"teacher", "student"}
     teacher = soften(np.array(probe.teacher_logits[-1]), 1.0)
     student = soften(np.array(probe.student_logits[-1]), 1.0)
-    best = np.argsort(-np.maximum(teacher, student))[:state.top_k]
+    best = np.argsort(-np.maximum(teacher, student))[: state.top_k]
     assert set(bars.token_ids.tolist()) == set(best.tolist())
     first = int(bars.token_ids[0])
-    assert state.readout(first) == f"“{VOCAB[first].strip()}”   teacher {teacher[first]:.3f}   student {student[first]:.3f}"
+    assert (
+        state.readout(first)
+        == f"“{VOCAB[first].strip()}”   teacher {teacher[first]:.3f}   student {student[first]:.3f}"
+    )
 
 
 def test_the_teacher_stage_has_no_student_and_no_divergence():

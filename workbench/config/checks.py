@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from workbench.config.schema import RunConfig, StudentConfig
 
 
-def derived_layers(student: "StudentConfig", teacher_layers: int) -> list[int]:
+def derived_layers(student: StudentConfig, teacher_layers: int) -> list[int]:
     """The teacher layers (0-based) a derived student keeps: ``student.layer_ids`` as given (in that
     order), else ``student.keep_layers`` evenly spaced, first and last included (one layer: the first,
     whose input is the embeddings, which are copied too). Raises ConfigError (at
@@ -29,15 +29,29 @@ def derived_layers(student: "StudentConfig", teacher_layers: int) -> list[int]:
         ids = list(student.layer_ids)
         bad = [i for i in ids if i < 0 or i >= teacher_layers]
         if bad:
-            raise ConfigError("student.layer_ids", f"{bad} are not layers of a {teacher_layers}-layer teacher", f"use numbers from 0 to {teacher_layers - 1}")
+            raise ConfigError(
+                "student.layer_ids",
+                f"{bad} are not layers of a {teacher_layers}-layer teacher",
+                f"use numbers from 0 to {teacher_layers - 1}",
+            )
         if len(set(ids)) != len(ids):
             raise ConfigError("student.layer_ids", f"{ids} repeats a layer", "list each layer once")
         if len(ids) >= teacher_layers:
-            raise ConfigError("student.layer_ids", f"keeps {len(ids)} of {teacher_layers} teacher layers, so the student is not smaller", f"keep fewer than {teacher_layers}")
+            raise ConfigError(
+                "student.layer_ids",
+                f"keeps {len(ids)} of {teacher_layers} teacher layers, so the student is not smaller",
+                f"keep fewer than {teacher_layers}",
+            )
         return ids
     keep = student.keep_layers
     if keep >= teacher_layers:
-        raise ConfigError("student.keep_layers", f"{keep} is not fewer than the teacher's {teacher_layers} layers, so the student would not be smaller", f"choose 1 to {teacher_layers - 1}" if teacher_layers > 1 else "a 1-layer teacher cannot be made smaller by dropping layers")
+        raise ConfigError(
+            "student.keep_layers",
+            f"{keep} is not fewer than the teacher's {teacher_layers} layers, so the student would not be smaller",
+            f"choose 1 to {teacher_layers - 1}"
+            if teacher_layers > 1
+            else "a 1-layer teacher cannot be made smaller by dropping layers",
+        )
     if keep < 1:
         raise ConfigError("student.keep_layers", f"{keep} keeps no layer", "keep at least 1")
     return evenly_spaced(teacher_layers, keep)
@@ -51,29 +65,70 @@ def evenly_spaced(n_layers: int, keep: int) -> list[int]:
     return [round(i * (n_layers - 1) / (keep - 1)) for i in range(keep)]
 
 
-def relation_errors(config: "RunConfig") -> list[ConfigError]:
+def relation_errors(config: RunConfig) -> list[ConfigError]:
     errors: list[ConfigError] = []
     t, s, tr, d = config.teacher, config.student, config.train, config.data
     for prefix, arch in (("teacher.arch", t.arch), ("student.arch", s.arch)):
         if arch.hidden % arch.heads:
-            errors.append(ConfigError(f"{prefix}.heads", f"{arch.heads} heads do not divide hidden size {arch.hidden}", "pick a divisor of the hidden size"))
+            errors.append(
+                ConfigError(
+                    f"{prefix}.heads",
+                    f"{arch.heads} heads do not divide hidden size {arch.hidden}",
+                    "pick a divisor of the hidden size",
+                )
+            )
         kv = arch.kv_heads or arch.heads
         if arch.heads % kv:
-            errors.append(ConfigError(f"{prefix}.kv_heads", f"{kv} key/value heads do not divide {arch.heads} heads", "pick a divisor of the number of heads"))
+            errors.append(
+                ConfigError(
+                    f"{prefix}.kv_heads",
+                    f"{kv} key/value heads do not divide {arch.heads} heads",
+                    "pick a divisor of the number of heads",
+                )
+            )
         if arch.family == "llama" and (arch.hidden // arch.heads) % 2:
-            errors.append(ConfigError(f"{prefix}.heads", f"head size {arch.hidden // arch.heads} is odd; rotary embeddings need an even head size", "change hidden or heads"))
+            errors.append(
+                ConfigError(
+                    f"{prefix}.heads",
+                    f"head size {arch.hidden // arch.heads} is odd; rotary embeddings need an even head size",
+                    "change hidden or heads",
+                )
+            )
     if tr.precision == "fp16":
-        errors.append(ConfigError("train.precision", "fp16 is not supported: it needs loss scaling, which the KD loss's "
-                                  "precomputed gradients do not get", "use bf16 (NVIDIA Ampere or newer) or fp32"))
+        errors.append(
+            ConfigError(
+                "train.precision",
+                "fp16 is not supported: it needs loss scaling, which the KD loss's precomputed gradients do not get",
+                "use bf16 (NVIDIA Ampere or newer) or fp32",
+            )
+        )
     if t.source != "train" and not t.path.strip():
-        errors.append(ConfigError("teacher.path", f"is empty but the teacher source is {t.source!r}", "give a folder, a hub id or a .gguf file"))
+        errors.append(
+            ConfigError(
+                "teacher.path",
+                f"is empty but the teacher source is {t.source!r}",
+                "give a folder, a hub id or a .gguf file",
+            )
+        )
     if t.source == "gguf" and t.path and not t.path.lower().endswith(".gguf"):
-        errors.append(ConfigError("teacher.path", f"{t.path!r} is not a .gguf file", "choose a file ending in .gguf, or change the teacher source"))
+        errors.append(
+            ConfigError(
+                "teacher.path",
+                f"{t.path!r} is not a .gguf file",
+                "choose a file ending in .gguf, or change the teacher source",
+            )
+        )
     if t.source in ("local", "gguf") and t.path and not resolve_path(t.path).exists():
-        hint = "fetch it first: python scripts/fetch_smollm2.py (or the Fetch button in the window)" if t.path.startswith("models:") else "check the path"
+        hint = (
+            "fetch it first: python scripts/fetch_smollm2.py (or the Fetch button in the window)"
+            if t.path.startswith("models:")
+            else "check the path"
+        )
         errors.append(ConfigError("teacher.path", f"{t.path!r} does not exist", hint))
     if s.source in ("local", "hub") and not s.path.strip():
-        errors.append(ConfigError("student.path", f"is empty but the student source is {s.source!r}", "give a folder or a hub id"))
+        errors.append(
+            ConfigError("student.path", f"is empty but the student source is {s.source!r}", "give a folder or a hub id")
+        )
     if s.source == "local" and s.path and not resolve_path(s.path).exists():
         errors.append(ConfigError("student.path", f"{s.path!r} does not exist", "check the path"))
     if s.source == "derived" and t.source == "train":
@@ -82,31 +137,88 @@ def relation_errors(config: "RunConfig") -> list[ConfigError]:
         except ConfigError as err:
             errors.append(err)
     if s.source == "custom" and t.source == "train" and s.arch.family != t.arch.family:
-        errors.append(ConfigError("student.arch.family", f"{s.arch.family!r} differs from the teacher's {t.arch.family!r}", "a custom student uses the teacher's family"))
+        errors.append(
+            ConfigError(
+                "student.arch.family",
+                f"{s.arch.family!r} differs from the teacher's {t.arch.family!r}",
+                "a custom student uses the teacher's family",
+            )
+        )
     if t.source == "train":
         if tr.teacher_steps < 1:
-            errors.append(ConfigError("train.teacher_steps", "is 0 but the teacher is trained here", "give it at least 1 step, or load a trained teacher"))
+            errors.append(
+                ConfigError(
+                    "train.teacher_steps",
+                    "is 0 but the teacher is trained here",
+                    "give it at least 1 step, or load a trained teacher",
+                )
+            )
         if tr.seq_len > t.arch.max_positions:
-            errors.append(ConfigError("train.seq_len", f"{tr.seq_len} is above the teacher's {t.arch.max_positions} positions", f"use at most {t.arch.max_positions}"))
+            errors.append(
+                ConfigError(
+                    "train.seq_len",
+                    f"{tr.seq_len} is above the teacher's {t.arch.max_positions} positions",
+                    f"use at most {t.arch.max_positions}",
+                )
+            )
     if s.source == "custom" and tr.seq_len > s.arch.max_positions:
-        errors.append(ConfigError("train.seq_len", f"{tr.seq_len} is above the student's {s.arch.max_positions} positions", f"use at most {s.arch.max_positions}, or raise student.arch.max_positions"))
+        errors.append(
+            ConfigError(
+                "train.seq_len",
+                f"{tr.seq_len} is above the student's {s.arch.max_positions} positions",
+                f"use at most {s.arch.max_positions}, or raise student.arch.max_positions",
+            )
+        )
     if d.source == "file":
         if not d.path.strip():
-            errors.append(ConfigError("data.path", "is empty but the data source is a file", "choose a .txt, .jsonl, .csv or .parquet file"))
+            errors.append(
+                ConfigError(
+                    "data.path",
+                    "is empty but the data source is a file",
+                    "choose a .txt, .jsonl, .csv or .parquet file",
+                )
+            )
         elif not resolve_path(d.path).exists():
             errors.append(ConfigError("data.path", f"{d.path!r} does not exist", "check the path"))
     if d.source in ("hf", "disk") and not d.path.strip():
-        errors.append(ConfigError("data.path", f"is empty but the data source is {d.source!r}", "give a dataset name or a save_to_disk folder"))
+        errors.append(
+            ConfigError(
+                "data.path",
+                f"is empty but the data source is {d.source!r}",
+                "give a dataset name or a save_to_disk folder",
+            )
+        )
     if d.source == "disk" and d.path and not resolve_path(d.path).exists():
         errors.append(ConfigError("data.path", f"{d.path!r} does not exist", "check the path"))
     if d.source == "generated" and not any(p.strip() for p in d.gen_prompts):
-        errors.append(ConfigError("data.gen_prompts", "is empty but the data is generated by the teacher", "give at least one prompt"))
+        errors.append(
+            ConfigError(
+                "data.gen_prompts", "is empty but the data is generated by the teacher", "give at least one prompt"
+            )
+        )
     if d.source == "generated" and config.teacher.source == "train":
-        errors.append(ConfigError("data.source", "generated text needs a pretrained teacher to write it, and this teacher is trained here",
-                                  "load a teacher (local, hub or .gguf), or choose another data source"))
-    if not config.name.strip() or any(c in config.name for c in "/\\:") or not config.name.isprintable() or config.name.strip() in (".", ".."):
-        errors.append(ConfigError("name", f"{config.name!r} cannot be part of a folder name", "use letters, digits, '-' and '_'"))
+        errors.append(
+            ConfigError(
+                "data.source",
+                "generated text needs a pretrained teacher to write it, and this teacher is trained here",
+                "load a teacher (local, hub or .gguf), or choose another data source",
+            )
+        )
+    if (
+        not config.name.strip()
+        or any(c in config.name for c in "/\\:")
+        or not config.name.isprintable()
+        or config.name.strip() in (".", "..")
+    ):
+        errors.append(
+            ConfigError("name", f"{config.name!r} cannot be part of a folder name", "use letters, digits, '-' and '_'")
+        )
     elif len(config.name.encode("utf-8")) > NAME_MAX:
-        errors.append(ConfigError("name", f"is {len(config.name.encode('utf-8'))} bytes long; a run folder's name allows {NAME_MAX}", f"use at most {NAME_MAX} letters"))
+        errors.append(
+            ConfigError(
+                "name",
+                f"is {len(config.name.encode('utf-8'))} bytes long; a run folder's name allows {NAME_MAX}",
+                f"use at most {NAME_MAX} letters",
+            )
+        )
     return errors
-

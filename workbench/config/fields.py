@@ -75,7 +75,9 @@ def coerce(value: Any, hint: Any, dotted: str) -> Any:
 
 def from_dict(cls: Any, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
-        raise ConfigError(prefix.rstrip("."), f"should be a table of fields, got {data!r}", "see `workbench presets --fields`")
+        raise ConfigError(
+            prefix.rstrip("."), f"should be a table of fields, got {data!r}", "see `workbench presets --fields`"
+        )
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in names]

@@ -33,12 +33,18 @@ def load_config(name_or_path: str | Path, *, validate: bool = True) -> RunConfig
     if not path.suffix and not path.exists():
         candidate = PRESETS_DIR / f"{name_or_path}.toml"
         if not candidate.exists():
-            raise ConfigError("", f"{name_or_path!r} is neither a preset nor a file", f"presets: {', '.join(preset_names())}")
+            raise ConfigError(
+                "", f"{name_or_path!r} is neither a preset nor a file", f"presets: {', '.join(preset_names())}"
+            )
         path = candidate
     if path.is_dir():
-        raise ConfigError("", f"{str(path)!r} is a folder, not a config file", "give a preset name or a path to a .toml file")
+        raise ConfigError(
+            "", f"{str(path)!r} is a folder, not a config file", "give a preset name or a path to a .toml file"
+        )
     if not path.is_file():
-        raise ConfigError("", f"config file {str(path)!r} does not exist", "give a preset name or a path to a .toml file")
+        raise ConfigError(
+            "", f"config file {str(path)!r} does not exist", "give a preset name or a path to a .toml file"
+        )
     return RunConfig.from_toml(read_config_text(path), source=str(path), validate=validate)
 
 
@@ -47,9 +53,15 @@ def read_config_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ConfigError("", f"{str(path)!r} is not a UTF-8 text file", "a config is a .toml text file, e.g. one saved by the window or by `workbench run`") from None
+        raise ConfigError(
+            "",
+            f"{str(path)!r} is not a UTF-8 text file",
+            "a config is a .toml text file, e.g. one saved by the window or by `workbench run`",
+        ) from None
     except OSError as err:
-        raise ConfigError("", f"{str(path)!r} cannot be read: {err.strerror or err}", "check the file's permissions") from None
+        raise ConfigError(
+            "", f"{str(path)!r} cannot be read: {err.strerror or err}", "check the file's permissions"
+        ) from None
 
 
 def field_help(dotted: str) -> str:
@@ -97,4 +109,3 @@ def overrides_between(base: RunConfig, config: RunConfig) -> list[str]:
             text = str(value)
         items.append(f"{name}={text}")
     return items
-

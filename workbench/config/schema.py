@@ -71,9 +71,15 @@ class ArchConfig:
     layers: int = _f(4, "Number of transformer blocks.", min=1, max=256)
     hidden: int = _f(128, "Width of the residual stream (hidden size).", min=8, max=16384)
     heads: int = _f(4, "Attention heads; must divide the hidden size.", min=1, max=256)
-    kv_heads: int = _f(0, "Key/value heads for grouped-query attention; 0 means as many as heads.", min=0, max=256, zero="as heads")
-    intermediate: int = _f(0, "Width of the MLP; 0 means about 8/3 x hidden (llama) or 4 x hidden (gpt2).", min=0, max=65536, zero="auto")
-    max_positions: int = _f(256, "Longest sequence the model can see (position embeddings / RoPE range).", min=8, max=1_048_576)
+    kv_heads: int = _f(
+        0, "Key/value heads for grouped-query attention; 0 means as many as heads.", min=0, max=256, zero="as heads"
+    )
+    intermediate: int = _f(
+        0, "Width of the MLP; 0 means about 8/3 x hidden (llama) or 4 x hidden (gpt2).", min=0, max=65536, zero="auto"
+    )
+    max_positions: int = _f(
+        256, "Longest sequence the model can see (position embeddings / RoPE range).", min=8, max=1_048_576
+    )
     tie_embeddings: bool = _f(True, "Share the input embedding and the output head.")
     dropout: float = _f(0.0, "Dropout probability inside the blocks.", min=0.0, max=0.9)
 
@@ -82,7 +88,11 @@ class ArchConfig:
 class TeacherConfig:
     """Where the teacher comes from."""
 
-    source: str = _f("train", "train: build and train it here (stage 1); local: a save_pretrained folder; hub: a Hugging Face model id; gguf: a .gguf file.", choices=TEACHER_SOURCES)
+    source: str = _f(
+        "train",
+        "train: build and train it here (stage 1); local: a save_pretrained folder; hub: a Hugging Face model id; gguf: a .gguf file.",
+        choices=TEACHER_SOURCES,
+    )
     path: str = _f("", "Folder, hub id or .gguf file, depending on the source (unused when trained here).")
     revision: str = _f("", "Hub revision (branch, tag or commit); empty means the default branch.")
     trust_remote_code: bool = _f(False, "Run modelling code shipped with a hub model. Only for models you trust.")
@@ -93,9 +103,15 @@ class TeacherConfig:
 class StudentConfig:
     """What the student is."""
 
-    source: str = _f("derived", "derived: keep some of the teacher's layers; custom: a new model of the same family; local/hub: an existing model.", choices=STUDENT_SOURCES)
+    source: str = _f(
+        "derived",
+        "derived: keep some of the teacher's layers; custom: a new model of the same family; local/hub: an existing model.",
+        choices=STUDENT_SOURCES,
+    )
     keep_layers: int = _f(2, "Derived student: how many teacher layers to keep (evenly spaced).", min=1, max=256)
-    layer_ids: list[int] = _f([], "Derived student: exactly which teacher layers to keep (0-based); overrides keep_layers.")
+    layer_ids: list[int] = _f(
+        [], "Derived student: exactly which teacher layers to keep (0-based); overrides keep_layers."
+    )
     path: str = _f("", "Folder or hub id when the student is an existing model.")
     arch: ArchConfig = _f(ArchConfig(layers=2, hidden=64, heads=2), "Architecture of a custom student.")
 
@@ -104,16 +120,38 @@ class StudentConfig:
 class DistillConfig:
     """The objective: loss = alpha * T^2 * D(teacher_T || student_T) + (1 - alpha) * CE(labels, student)."""
 
-    temperature: float = _f(2.0, "Softening temperature T applied to both teacher and student logits.", min=0.0, min_exclusive=True, max=100.0)
-    alpha: float = _f(0.5, "Weight of the soft-target (teacher) term; 1 - alpha weighs the hard labels. 0 = no distillation.", min=0.0, max=1.0)
-    divergence: str = _f("forward_kl", "Divergence D between the teacher's and the student's softened distributions.", choices=DIVERGENCES)
+    temperature: float = _f(
+        2.0,
+        "Softening temperature T applied to both teacher and student logits.",
+        min=0.0,
+        min_exclusive=True,
+        max=100.0,
+    )
+    alpha: float = _f(
+        0.5,
+        "Weight of the soft-target (teacher) term; 1 - alpha weighs the hard labels. 0 = no distillation.",
+        min=0.0,
+        max=1.0,
+    )
+    divergence: str = _f(
+        "forward_kl",
+        "Divergence D between the teacher's and the student's softened distributions.",
+        choices=DIVERGENCES,
+    )
     beta: float = _f(0.5, "JSD only: mixture weight (0 gives forward KL, 1 gives reverse KL).", min=0.0, max=1.0)
     skew: float = _f(0.1, "Skew KL only: how much of the other distribution is mixed in.", min=0.0, max=1.0)
     t_squared: bool = _f(True, "Multiply the soft term by T^2 so its gradients keep their scale when T changes.")
-    chunk_positions: int = _f(1024, "Positions per chunk when computing the loss (bounds its memory).", min=1, max=1_000_000)
-    transfer_blocks: int = _f(0, "Distillation reads only the first N training blocks (0 = all of them): scarce transfer data, "
-                              "where soft targets carry the most that hard labels do not. The teacher stage reads them all.",
-                              min=0, max=1_000_000_000, zero="all")
+    chunk_positions: int = _f(
+        1024, "Positions per chunk when computing the loss (bounds its memory).", min=1, max=1_000_000
+    )
+    transfer_blocks: int = _f(
+        0,
+        "Distillation reads only the first N training blocks (0 = all of them): scarce transfer data, "
+        "where soft targets carry the most that hard labels do not. The teacher stage reads them all.",
+        min=0,
+        max=1_000_000_000,
+        zero="all",
+    )
 
 
 @dataclass
@@ -127,26 +165,47 @@ class TrainConfig:
     grad_accum: int = _f(1, "Micro-batches per optimizer step.", min=1, max=4096)
     seq_len: int = _f(64, "Tokens per training sequence.", min=2, max=1_048_576)
     lr: float = _f(3e-3, "Peak learning rate of the student.", min=0.0, min_exclusive=True, max=1.0)
-    min_lr_ratio: float = _f(0.1, "The cosine schedule ends at this fraction of the peak learning rate.", min=0.0, max=1.0)
-    warmup_steps: int = _f(30, "Steps of linear warm-up before the cosine decay (at most the stage's steps).", min=0, max=10_000_000)
+    min_lr_ratio: float = _f(
+        0.1, "The cosine schedule ends at this fraction of the peak learning rate.", min=0.0, max=1.0
+    )
+    warmup_steps: int = _f(
+        30, "Steps of linear warm-up before the cosine decay (at most the stage's steps).", min=0, max=10_000_000
+    )
     weight_decay: float = _f(0.01, "AdamW weight decay.", min=0.0, max=10.0)
     grad_clip: float = _f(1.0, "Clip the gradient norm to this value; 0 turns clipping off.", min=0.0, max=1e6)
     log_interval: int = _f(5, "Steps between Step events (loss, lr, tokens/s).", min=1, max=1_000_000)
     eval_interval: int = _f(50, "Steps between held-out evaluations.", min=1, max=1_000_000)
     eval_batches: int = _f(8, "Held-out batches per evaluation.", min=1, max=100_000)
-    probe_interval: int = _f(25, "Steps between Probe events (next-word distributions for the probe prompts).", min=1, max=1_000_000)
-    checkpoint_interval: int = _f(100, "Steps between checkpoints; 0 writes them only when stopped or asked to (Save now).", min=0, max=10_000_000, zero="on stop only")
-    probe_prompts: list[str] = _f(["the cat is sitting on the", "the dogs near the house are"], "Prompts whose next-word distributions are watched during the run.")
+    probe_interval: int = _f(
+        25, "Steps between Probe events (next-word distributions for the probe prompts).", min=1, max=1_000_000
+    )
+    checkpoint_interval: int = _f(
+        100,
+        "Steps between checkpoints; 0 writes them only when stopped or asked to (Save now).",
+        min=0,
+        max=10_000_000,
+        zero="on stop only",
+    )
+    probe_prompts: list[str] = _f(
+        ["the cat is sitting on the", "the dogs near the house are"],
+        "Prompts whose next-word distributions are watched during the run.",
+    )
     device: str = _f("auto", "auto picks cuda, then mps, then cpu.", choices=DEVICES)
     precision: str = _f("auto", "auto: bf16 autocast where the device supports it, else fp32.", choices=PRECISIONS)
-    seed: int = _f(0, "Seed for weights, data order and sampling; the same seed repeats a run on the CPU.", min=0, max=2**32 - 1)
+    seed: int = _f(
+        0, "Seed for weights, data order and sampling; the same seed repeats a run on the CPU.", min=0, max=2**32 - 1
+    )
 
 
 @dataclass
 class DataConfig:
     """What the models read."""
 
-    source: str = _f("toy", "toy: the built-in language; file: .txt/.jsonl/.csv/.parquet; hf: a hub dataset; disk: a save_to_disk folder; generated: text sampled from the teacher.", choices=DATA_SOURCES)
+    source: str = _f(
+        "toy",
+        "toy: the built-in language; file: .txt/.jsonl/.csv/.parquet; hf: a hub dataset; disk: a save_to_disk folder; generated: text sampled from the teacher.",
+        choices=DATA_SOURCES,
+    )
     path: str = _f("", "File, folder or hub dataset name, depending on the source.")
     hf_config: str = _f("", "Hub dataset configuration name, if it has several.")
     split: str = _f("train", "Dataset split to read.")
@@ -155,7 +214,9 @@ class DataConfig:
     val_fraction: float = _f(0.05, "Fraction of blocks held out for evaluation.", min=0.0, min_exclusive=True, max=0.5)
     toy_seed: int = _f(1234, "Built-in language: seed of the corpus sampler.", min=0, max=2**32 - 1)
     toy_sentences: int = _f(40_000, "Built-in language: sentences in the corpus.", min=100, max=100_000_000)
-    gen_prompts: list[str] = _f([], "Generated data: prompts the teacher continues (the chat template is applied for instruct models).")
+    gen_prompts: list[str] = _f(
+        [], "Generated data: prompts the teacher continues (the chat template is applied for instruct models)."
+    )
     gen_samples: int = _f(64, "Generated data: how many samples to draw in all.", min=1, max=10_000_000)
     gen_max_new_tokens: int = _f(64, "Generated data: tokens per sample.", min=1, max=100_000)
     gen_temperature: float = _f(1.0, "Generated data: sampling temperature.", min=0.0, min_exclusive=True, max=10.0)
@@ -179,7 +240,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, validate: bool = True) -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any], *, validate: bool = True) -> RunConfig:
         """Build from nested dicts; unknown keys and wrong types raise ConfigError, and so do disallowed
         values unless ``validate`` is False (a form shows those at their fields instead)."""
         config = from_dict(cls, data, prefix="")
@@ -191,19 +252,23 @@ class RunConfig:
         return tomli_w.dumps(drop_none(self.to_dict()))
 
     @classmethod
-    def from_toml(cls, text: str, source: str = "config", *, validate: bool = True) -> "RunConfig":
+    def from_toml(cls, text: str, source: str = "config", *, validate: bool = True) -> RunConfig:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:
             raise ConfigError("", f"{source} is not valid TOML: {err}", "check the line it names") from None
         except RecursionError:
-            raise ConfigError("", f"{source} nests tables or lists too deeply to be read", "a config has sections such as [teacher] and [teacher.arch] holding plain values") from None
+            raise ConfigError(
+                "",
+                f"{source} nests tables or lists too deeply to be read",
+                "a config has sections such as [teacher] and [teacher.arch] holding plain values",
+            ) from None
         return cls.from_dict(data, validate=validate)
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_toml(), encoding="utf-8")
 
-    def copy(self) -> "RunConfig":
+    def copy(self) -> RunConfig:
         return copy.deepcopy(self)
 
     # -- access by dotted name -------------------------------------------
@@ -232,7 +297,9 @@ class RunConfig:
         """Apply ``key=value`` strings such as ``distill.temperature=4``."""
         for item in overrides:
             if "=" not in item:
-                raise ConfigError("", f"override {item!r} is not of the form key=value", "e.g. --set distill.temperature=4")
+                raise ConfigError(
+                    "", f"override {item!r} is not of the form key=value", "e.g. --set distill.temperature=4"
+                )
             key, value = item.split("=", 1)
             self.set(key.strip(), value.strip())
         self.validate()

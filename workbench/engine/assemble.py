@@ -58,15 +58,18 @@ def data_tokenizer(teacher: TeacherConfig, data: DataConfig, *, train_on_text: b
         from workbench.engine.data.generated import train_tokenizer
 
         return train_tokenizer(load_documents(data)[0], vocab_size=TEXT_TOKENIZER_VOCAB)
-    return load_tokenizer(teacher.source, teacher.path, revision=teacher.revision,
-                          trust_remote_code=teacher.trust_remote_code)
+    return load_tokenizer(
+        teacher.source, teacher.path, revision=teacher.revision, trust_remote_code=teacher.trust_remote_code
+    )
 
 
 def check_positions(config: RunConfig, model: torch.nn.Module, role: str) -> None:
     """Sequence length above the model's positions is a user error, caught before training starts."""
     limit = max_positions(model)
     if limit and config.train.seq_len > limit:
-        raise ConfigError("train.seq_len", f"{config.train.seq_len} is above the {role}'s {limit} positions", f"use at most {limit}")
+        raise ConfigError(
+            "train.seq_len", f"{config.train.seq_len} is above the {role}'s {limit} positions", f"use at most {limit}"
+        )
 
 
 def load_run_models(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, Any, Any]:
@@ -76,7 +79,11 @@ def load_run_models(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, An
     if (run_dir / "teacher" / "config.json").is_file():
         teacher, tokenizer = load_pretrained("local", str(run_dir / "teacher"), field="")
     elif config.teacher.source == "train":
-        raise ConfigError("", f"run {run_dir.name} has no trained teacher yet", "wait for the teacher stage to finish, or pick another run")
+        raise ConfigError(
+            "",
+            f"run {run_dir.name} has no trained teacher yet",
+            "wait for the teacher stage to finish, or pick another run",
+        )
     else:
         teacher, tokenizer = load_teacher(config.teacher)
     if (run_dir / "student" / "config.json").is_file():
@@ -84,11 +91,18 @@ def load_run_models(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, An
     else:
         checkpoint = latest_checkpoint(run_dir)
         if checkpoint is None or read_checkpoint_state(checkpoint)["stage"] != "distill":
-            raise ConfigError("", f"run {run_dir.name} has no student yet", "wait for the first distillation checkpoint, or pick another run")
+            raise ConfigError(
+                "",
+                f"run {run_dir.name} has no student yet",
+                "wait for the first distillation checkpoint, or pick another run",
+            )
         student = make_student(config.student, teacher, tokenizer, seed=config.train.seed)
         try:
             load_model(student, str(checkpoint / "model.safetensors"))
         except UNREADABLE_WEIGHTS as err:
-            raise ModelSourceError("", f"checkpoint {checkpoint.name}: model.safetensors is damaged ({one_line(err, 160)})",
-                                   "resume the run to write a new checkpoint, or pick another run") from None
+            raise ModelSourceError(
+                "",
+                f"checkpoint {checkpoint.name}: model.safetensors is damaged ({one_line(err, 160)})",
+                "resume the run to write a new checkpoint, or pick another run",
+            ) from None
     return teacher, student, tokenizer, language

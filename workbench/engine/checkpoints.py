@@ -23,8 +23,15 @@ from workbench.errors import ConfigError, writing
 from workbench.run_folder import CHECKPOINTS, TEACHER_DIR, read_checkpoint_state
 
 
-def save_checkpoint(run_dir: Path, *, stage: str, step: int, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> Path:
+def save_checkpoint(
+    run_dir: Path,
+    *,
+    stage: str,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+) -> Path:
     """Write ``checkpoints/<stage>-step-NNNNNN`` atomically and drop older ones of the same stage."""
     root = run_dir / CHECKPOINTS
     final = root / f"{stage}-step-{step:06d}"
@@ -72,8 +79,18 @@ def restore_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.opti
 
 # What loading a damaged file raises: cut short or garbage (RuntimeError from torch's zip reader, EOFError,
 # SafetensorError), a pickle payload weights_only refuses (UnpicklingError), or contents of the wrong shape.
-_DAMAGED = (SafetensorError, pickle.UnpicklingError, EOFError, OSError, RuntimeError, ValueError, KeyError,
-            TypeError, IndexError, AttributeError)
+_DAMAGED = (
+    SafetensorError,
+    pickle.UnpicklingError,
+    EOFError,
+    OSError,
+    RuntimeError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,
+)
 
 
 @contextmanager
@@ -106,8 +123,10 @@ def resume_choice(damaged: Path) -> str:
                 continue
             return f"{aside}, then resume with `workbench run --resume {run_dir}` to continue from checkpoint {earlier.name} (teacher stage, step {step})"
         if (run_dir / TEACHER_DIR / "config.json").is_file():
-            return (f"{aside}, then resume with `workbench run --resume {run_dir}`: distillation starts again "
-                    f"from step 0 with the teacher this run trained ({TEACHER_DIR}/)")
+            return (
+                f"{aside}, then resume with `workbench run --resume {run_dir}`: distillation starts again "
+                f"from step 0 with the teacher this run trained ({TEACHER_DIR}/)"
+            )
     return f"no earlier checkpoint is kept: start the run again with `workbench run {run_dir / 'config.toml'}`"
 
 

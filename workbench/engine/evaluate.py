@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -115,6 +116,7 @@ def evaluate(
 
 # -- next-word comparison -----------------------------------------------------
 
+
 def token_texts(tokenizer: Any, ids: list[int]) -> list[str]:
     """Readable text of each token id (a leading space shown as is)."""
     return [tokenizer.decode([i]) for i in ids]
@@ -152,7 +154,9 @@ def probe_prompt(
                 vocab_tokens_cache[vocab] = vocab_tokens
         t_sel, s_sel = t_logits, s_logits
     else:
-        top = torch.cat([t_logits.topk(PROBE_TOP, -1).indices.flatten(), s_logits.topk(PROBE_TOP, -1).indices.flatten()])
+        top = torch.cat(
+            [t_logits.topk(PROBE_TOP, -1).indices.flatten(), s_logits.topk(PROBE_TOP, -1).indices.flatten()]
+        )
         if len(ids) > 1:
             top = torch.cat([top, x[0, 1:]])
         vocab_ids = sorted(set(top.tolist()))
@@ -206,7 +210,10 @@ def generate_pair(
     out = []
     for model in (teacher, student):
         torch.manual_seed(seed)
-        kwargs = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+        kwargs = dict(
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        )
         if temperature > 0:
             kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
         else:
@@ -215,12 +222,14 @@ def generate_pair(
         model.eval()
         result = model.generate(ids, attention_mask=torch.ones_like(ids), **kwargs)
         model.train(was)
-        out.append(tokenizer.decode(result[0, ids.shape[1]:], skip_special_tokens=True))
+        out.append(tokenizer.decode(result[0, ids.shape[1] :], skip_special_tokens=True))
     return out[0], out[1]
 
 
 @torch.no_grad()
-def next_token_latency_ms(model: torch.nn.Module, device: torch.device, *, prompt_len: int = 32, repeats: int = 10) -> float:
+def next_token_latency_ms(
+    model: torch.nn.Module, device: torch.device, *, prompt_len: int = 32, repeats: int = 10
+) -> float:
     """Time of one forward pass predicting the next token after a ``prompt_len``-token prompt.
 
     The fastest of ``repeats`` passes: on a shared machine the slower ones measure the neighbours, not the model.

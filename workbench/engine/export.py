@@ -33,8 +33,9 @@ def save_teacher(model: torch.nn.Module, tokenizer: Any, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def export_student(model: torch.nn.Module, tokenizer: Any, target: Path, *, config: RunConfig,
-                   summary: dict[str, Any]) -> None:
+def export_student(
+    model: torch.nn.Module, tokenizer: Any, target: Path, *, config: RunConfig, summary: dict[str, Any]
+) -> None:
     """The student as a save_pretrained folder with a model card; loadable with AutoModelForCausalLM."""
     model = model.to("cpu")
     if getattr(model, "generation_config", None) is not None:
@@ -69,7 +70,9 @@ def model_card(config: RunConfig, summary: dict[str, Any]) -> str:
         student_text = f"derived from the teacher, keeping {kept}"
     else:
         student_text = f"{s.source} student"
-    data_text = "the built-in toy language" if config.data.source == "toy" else f"{config.data.source} `{config.data.path}`"
+    data_text = (
+        "the built-in toy language" if config.data.source == "toy" else f"{config.data.source} `{config.data.path}`"
+    )
     lines = [
         "---",
         "library_name: transformers",
@@ -95,9 +98,22 @@ def model_card(config: RunConfig, summary: dict[str, Any]) -> str:
         "| metric | value |",
         "| --- | --- |",
     ]
-    for key in ("teacher_ppl", "student_ppl_before", "student_ppl", "kl_teacher_student", "top1_agreement",
-                "top5_agreement", "kl_true_teacher", "kl_true_student", "entropy_floor", "teacher_params",
-                "student_params", "compression", "teacher_latency_ms", "student_latency_ms"):
+    for key in (
+        "teacher_ppl",
+        "student_ppl_before",
+        "student_ppl",
+        "kl_teacher_student",
+        "top1_agreement",
+        "top5_agreement",
+        "kl_true_teacher",
+        "kl_true_student",
+        "entropy_floor",
+        "teacher_params",
+        "student_params",
+        "compression",
+        "teacher_latency_ms",
+        "student_latency_ms",
+    ):
         if key in summary:
             lines.append(f"| {key} | {_fmt(summary[key])} |")
     for key in ("teacher_disk_bytes", "student_disk_bytes"):
@@ -107,8 +123,11 @@ def model_card(config: RunConfig, summary: dict[str, Any]) -> str:
     if generations:
         lines += ["", "## Generations (same prompt, sampling settings and seed)", ""]
         for gen in generations:
-            lines += [f"- prompt: `{gen['prompt']}`", f"  - teacher: {' '.join(gen['teacher'].split())}",
-                      f"  - student: {' '.join(gen['student'].split())}"]
+            lines += [
+                f"- prompt: `{gen['prompt']}`",
+                f"  - teacher: {' '.join(gen['teacher'].split())}",
+                f"  - student: {' '.join(gen['student'].split())}",
+            ]
     lines += [
         "",
         "## Use",

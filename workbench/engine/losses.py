@@ -73,7 +73,9 @@ def _kl_to_mixture(loga: Tensor, logb: Tensor, log_weight_a: float, log_weight_b
     return -(a * log_m_over_a).sum(-1)
 
 
-def divergence(teacher_logp: Tensor, student_logp: Tensor, kind: str, *, beta: float = 0.5, skew: float = 0.1) -> Tensor:
+def divergence(
+    teacher_logp: Tensor, student_logp: Tensor, kind: str, *, beta: float = 0.5, skew: float = 0.1
+) -> Tensor:
     """Per-position divergence between teacher and student, shape ``[N]``.
 
     ``teacher_logp`` and ``student_logp`` are log-probabilities ``[N, V]`` (already
@@ -98,7 +100,9 @@ def divergence(teacher_logp: Tensor, student_logp: Tensor, kind: str, *, beta: f
     NaN; JSD, the skew KLs (for skew > 0) and TV are always finite.
     """
     if teacher_logp.shape != student_logp.shape:
-        raise ValueError(f"teacher and student log-probabilities differ in shape: {tuple(teacher_logp.shape)} vs {tuple(student_logp.shape)}")
+        raise ValueError(
+            f"teacher and student log-probabilities differ in shape: {tuple(teacher_logp.shape)} vs {tuple(student_logp.shape)}"
+        )
     if kind == "forward_kl":
         return _kl(teacher_logp, student_logp)
     if kind == "reverse_kl":
@@ -199,12 +203,16 @@ def _chunk_loss(flat_student, flat_teacher, index, targets, settings: LossSettin
         if flat_teacher is not None:
             teacher_logp = F.log_softmax(flat_teacher.index_select(0, index).to(dtype) / temperature, dim=-1)
             student_logp = F.log_softmax(student / temperature if temperature != 1.0 else student, dim=-1)
-            kd = divergence(teacher_logp, student_logp, settings.divergence, beta=settings.beta, skew=settings.skew).sum()
+            kd = divergence(
+                teacher_logp, student_logp, settings.divergence, beta=settings.beta, skew=settings.skew
+            ).sum()
             del teacher_logp
         # At T = 1 the hard-label term reuses the tempered log-probabilities instead of a
         # second log-softmax; at alpha = 1 it is only reported, so it builds no graph.
         with torch.no_grad() if alpha == 1.0 else contextlib.nullcontext():
-            hard_logp = student_logp if student_logp is not None and temperature == 1.0 else F.log_softmax(student, dim=-1)
+            hard_logp = (
+                student_logp if student_logp is not None and temperature == 1.0 else F.log_softmax(student, dim=-1)
+            )
             ce = F.nll_loss(hard_logp, targets, reduction="sum")
         if not want_grad:
             return kd, ce, None
@@ -230,7 +238,12 @@ class _ChunkedDistillLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, student_logits, teacher_logits, rows, targets, settings: LossSettings):  # noqa: D401
-        alpha, kd_scale, denominator, chunk = settings.alpha, settings.kd_scale, settings.denominator, settings.chunk_positions
+        alpha, kd_scale, denominator, chunk = (
+            settings.alpha,
+            settings.kd_scale,
+            settings.denominator,
+            settings.chunk_positions,
+        )
         want_grad = ctx.needs_input_grad[0]
         vocab = student_logits.shape[-1]
         dtype = _compute_dtype(student_logits.dtype)
@@ -242,7 +255,9 @@ class _ChunkedDistillLoss(torch.autograd.Function):
 
         for start in range(0, rows.numel(), chunk):
             index = rows[start : start + chunk]
-            kd, ce, grad = _chunk_loss(flat_student, flat_teacher, index, targets[start : start + chunk], settings, want_grad)
+            kd, ce, grad = _chunk_loss(
+                flat_student, flat_teacher, index, targets[start : start + chunk], settings, want_grad
+            )
             if grad is not None:
                 grad_buffer.index_copy_(0, index, grad.to(grad_buffer.dtype))
             kd_sum += kd
@@ -301,7 +316,9 @@ def distill_loss(
     if student_logits.dim() != 3:
         raise ValueError(f"student_logits must be [batch, seq, vocab], got shape {tuple(student_logits.shape)}")
     if labels.shape != student_logits.shape[:2]:
-        raise ValueError(f"labels shape {tuple(labels.shape)} does not match the logits' [batch, seq] {tuple(student_logits.shape[:2])}")
+        raise ValueError(
+            f"labels shape {tuple(labels.shape)} does not match the logits' [batch, seq] {tuple(student_logits.shape[:2])}"
+        )
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if not 0.0 <= alpha <= 1.0:
@@ -321,7 +338,9 @@ def distill_loss(
                 "distillation needs the same tokenizer and the same logits width on both sides"
             )
         if teacher_logits.shape != student_logits.shape:
-            raise ValueError(f"teacher logits {tuple(teacher_logits.shape)} and student logits {tuple(student_logits.shape)} differ in shape")
+            raise ValueError(
+                f"teacher logits {tuple(teacher_logits.shape)} and student logits {tuple(student_logits.shape)} differ in shape"
+            )
         teacher_logits = teacher_logits.detach()
 
     batch, seq, _ = student_logits.shape
@@ -332,12 +351,22 @@ def distill_loss(
     n_tokens = int(rows.numel())
     denominator = n_tokens if num_valid_tokens is None else int(num_valid_tokens)
     if denominator < n_tokens:
-        raise ValueError(f"num_valid_tokens ({denominator}) is smaller than the valid tokens in this micro-batch ({n_tokens})")
+        raise ValueError(
+            f"num_valid_tokens ({denominator}) is smaller than the valid tokens in this micro-batch ({n_tokens})"
+        )
     denominator = max(denominator, 1)  # an all-padding batch gives 0, not 0 / 0
 
     kd_scale = float(temperature) ** 2 if t_squared else 1.0
-    settings = LossSettings(float(temperature), float(alpha), divergence, float(beta), float(skew), kd_scale, denominator,
-                            int(chunk_positions))
+    settings = LossSettings(
+        float(temperature),
+        float(alpha),
+        divergence,
+        float(beta),
+        float(skew),
+        kd_scale,
+        denominator,
+        int(chunk_positions),
+    )
     loss, kd, ce = _ChunkedDistillLoss.apply(student_logits, teacher_logits, rows, targets, settings)
     return LossParts(loss=loss, kd=kd.detach(), ce=ce.detach(), n_tokens=n_tokens)
 
@@ -346,7 +375,9 @@ def distill_loss(
 
 
 @torch.no_grad()
-def kl_per_position(teacher_logits: Tensor, student_logits: Tensor, temperature: float = 1.0, *, chunk_positions: int = 1024) -> Tensor:
+def kl_per_position(
+    teacher_logits: Tensor, student_logits: Tensor, temperature: float = 1.0, *, chunk_positions: int = 1024
+) -> Tensor:
     """True KL(teacher || student) at each position, fp32, shape ``[N]``.
 
     Logits are ``[..., V]``; all leading dimensions are flattened, no shift or mask
@@ -354,12 +385,16 @@ def kl_per_position(teacher_logits: Tensor, student_logits: Tensor, temperature:
     soft cross-entropy, so a student that matches the teacher scores 0.
     """
     if teacher_logits.shape[-1] != student_logits.shape[-1]:
-        raise ValueError(f"teacher vocabulary ({teacher_logits.shape[-1]}) differs from the student's ({student_logits.shape[-1]})")
+        raise ValueError(
+            f"teacher vocabulary ({teacher_logits.shape[-1]}) differs from the student's ({student_logits.shape[-1]})"
+        )
     vocab = teacher_logits.shape[-1]
     teacher = teacher_logits.reshape(-1, vocab)
     student = student_logits.reshape(-1, vocab)
     if teacher.shape != student.shape:
-        raise ValueError(f"teacher logits {tuple(teacher_logits.shape)} and student logits {tuple(student_logits.shape)} differ in shape")
+        raise ValueError(
+            f"teacher logits {tuple(teacher_logits.shape)} and student logits {tuple(student_logits.shape)} differ in shape"
+        )
     out = torch.empty(teacher.shape[0], dtype=torch.float32, device=teacher.device)
     for start in range(0, teacher.shape[0], chunk_positions):
         stop = start + chunk_positions

@@ -89,7 +89,9 @@ def plan_run(cfg: RunConfig) -> Plan:
     if plan.teacher_params and plan.student_params:
         plan.compression = plan.teacher_params / plan.student_params
         if plan.compression <= 1.0:
-            plan.warnings.append(f"The student ({plan.student_params:,} parameters) is not smaller than the teacher ({plan.teacher_params:,}).")
+            plan.warnings.append(
+                f"The student ({plan.student_params:,} parameters) is not smaller than the teacher ({plan.teacher_params:,})."
+            )
     _memory(cfg, student, plan)
     _tokenizers(cfg, plan)
     if cfg.teacher.trust_remote_code and cfg.teacher.source in ("local", "hub"):
@@ -103,8 +105,10 @@ def describe_config(hf_config: Any) -> str:
     heads = getattr(hf_config, "num_attention_heads", 0)
     kv = getattr(hf_config, "num_key_value_heads", None)
     head_text = _count(heads, "head") + (f" ({kv} KV)" if kv and kv != heads else "")
-    return (f"{hf_config.model_type} \u00b7 {_count(hf_config.num_hidden_layers, 'layer')} \u00b7 hidden {hidden} \u00b7 "
-            f"{head_text} \u00b7 vocab {hf_config.vocab_size:,}")
+    return (
+        f"{hf_config.model_type} \u00b7 {_count(hf_config.num_hidden_layers, 'layer')} \u00b7 hidden {hidden} \u00b7 "
+        f"{head_text} \u00b7 vocab {hf_config.vocab_size:,}"
+    )
 
 
 def _count(n: int, noun: str) -> str:
@@ -112,6 +116,7 @@ def _count(n: int, noun: str) -> str:
 
 
 # -- teacher ------------------------------------------------------------------------------------
+
 
 def _teacher_config(cfg: RunConfig, plan: Plan) -> Any | None:
     t = cfg.teacher
@@ -126,16 +131,24 @@ def _teacher_config(cfg: RunConfig, plan: Plan) -> Any | None:
         if t.source == "hub":
             config = _hub_config(t.path.strip(), t.revision, t.trust_remote_code)
             if config is None:
-                plan.warnings.append(f"{t.path.strip()} is not in the local Hugging Face cache: it is downloaded when the run "
-                                     "starts (needs the internet), so sizes are not known yet.")
+                plan.warnings.append(
+                    f"{t.path.strip()} is not in the local Hugging Face cache: it is downloaded when the run "
+                    "starts (needs the internet), so sizes are not known yet."
+                )
             return config
         if t.source == "gguf":
             file = resolve_path(t.path)
             if not file.is_file():
-                plan.errors.append(ConfigError("teacher.path", f"{t.path.strip()!r} does not exist", "check the path, or fetch SmolLM2"))
+                plan.errors.append(
+                    ConfigError(
+                        "teacher.path", f"{t.path.strip()!r} does not exist", "check the path, or fetch SmolLM2"
+                    )
+                )
                 return None
             return _gguf_config(file)
-        plan.errors.append(ConfigError("teacher.source", f"{t.source!r} is not a teacher source", "use train, local, hub or gguf"))
+        plan.errors.append(
+            ConfigError("teacher.source", f"{t.source!r} is not a teacher source", "use train, local, hub or gguf")
+        )
     except Exception as err:  # noqa: BLE001 - every failure here is reported, never raised
         plan.errors.append(_at_field("teacher.path", err))
     return None
@@ -168,9 +181,15 @@ def _local_config(path: str, field_name: str, trust_remote_code: bool = False) -
     if not folder.exists():
         raise ConfigError(field_name, f"the model folder {path!r} does not exist", "check the path")
     if folder.is_file():
-        raise ConfigError(field_name, f"{path!r} is a file, not a model folder", "choose the folder that holds config.json")
+        raise ConfigError(
+            field_name, f"{path!r} is a file, not a model folder", "choose the folder that holds config.json"
+        )
     if not (folder / "config.json").is_file():
-        raise ConfigError(field_name, f"{path!r} has no config.json, so it is not a save_pretrained folder", "choose the folder save_pretrained wrote")
+        raise ConfigError(
+            field_name,
+            f"{path!r} has no config.json, so it is not a save_pretrained folder",
+            "choose the folder save_pretrained wrote",
+        )
     return copy.deepcopy(_cached_auto_config(path, "", trust_remote_code, True, _mtime(path)))
 
 
@@ -186,8 +205,9 @@ def _cached_auto_config(where: str, revision: str, trust_remote_code: bool, loca
     del mtime  # part of the cache key: an edited config.json is read again
     from transformers import AutoConfig
 
-    return AutoConfig.from_pretrained(where, revision=revision or None, trust_remote_code=trust_remote_code,
-                                      local_files_only=local_only)
+    return AutoConfig.from_pretrained(
+        where, revision=revision or None, trust_remote_code=trust_remote_code, local_files_only=local_only
+    )
 
 
 def _gguf_config(file: Path) -> Any:
@@ -212,6 +232,7 @@ def _cached_gguf_auto_config(path: str, mtime: int) -> Any:
 
 # -- student ------------------------------------------------------------------------------------
 
+
 def _student_config(cfg: RunConfig, teacher: Any, plan: Plan) -> Any | None:
     s = cfg.student
     try:
@@ -223,8 +244,13 @@ def _student_config(cfg: RunConfig, teacher: Any, plan: Plan) -> Any | None:
             arch = copy.deepcopy(s.arch)
             arch.family = "gpt2" if teacher.model_type == "gpt2" else "llama"
             pad = teacher.pad_token_id if teacher.pad_token_id is not None else 0
-            return hf_config_from_arch(arch, int(teacher.vocab_size), pad_token_id=pad,
-                                              bos_token_id=teacher.bos_token_id, eos_token_id=teacher.eos_token_id)
+            return hf_config_from_arch(
+                arch,
+                int(teacher.vocab_size),
+                pad_token_id=pad,
+                bos_token_id=teacher.bos_token_id,
+                eos_token_id=teacher.eos_token_id,
+            )
         if not s.path.strip():
             return None
         if s.source == "local":
@@ -232,9 +258,13 @@ def _student_config(cfg: RunConfig, teacher: Any, plan: Plan) -> Any | None:
         if s.source == "hub":
             config = _hub_config(s.path.strip(), "", False)
             if config is None:
-                plan.warnings.append(f"{s.path.strip()} is not in the local Hugging Face cache: it is downloaded when the run starts.")
+                plan.warnings.append(
+                    f"{s.path.strip()} is not in the local Hugging Face cache: it is downloaded when the run starts."
+                )
             return config
-        plan.errors.append(ConfigError("student.source", f"{s.source!r} is not a student source", "use derived, custom, local or hub"))
+        plan.errors.append(
+            ConfigError("student.source", f"{s.source!r} is not a student source", "use derived, custom, local or hub")
+        )
     except Exception as err:  # noqa: BLE001
         plan.errors.append(_at_field("student.path" if s.source in ("local", "hub") else "student.source", err))
     return None
@@ -253,13 +283,19 @@ def _with_layers(teacher: Any, kept: list[int]) -> Any:
 
 # -- sizes and memory ---------------------------------------------------------------------------
 
+
 def _blocks(hf_config: Any, plan: Plan, role: str) -> list[dict]:
     try:
         key = hf_config.to_json_string(use_diff=False)
         return copy.deepcopy(_cached_blocks(key, hf_config))
     except Exception as err:  # noqa: BLE001
-        plan.errors.append(ConfigError("", f"the {role}'s size could not be worked out from its configuration: {one_line(err)}",
-                                       f"check the {role}'s settings"))
+        plan.errors.append(
+            ConfigError(
+                "",
+                f"the {role}'s size could not be worked out from its configuration: {one_line(err)}",
+                f"check the {role}'s settings",
+            )
+        )
         return []
 
 
@@ -282,7 +318,11 @@ def _check_positions(cfg: RunConfig, hf_config: Any, role: str, plan: Plan) -> N
         return
     if cfg.train.seq_len > limit and not (role == "teacher" and cfg.teacher.source == "train"):
         # a teacher trained here is checked by RunConfig.errors() already
-        plan.errors.append(ConfigError("train.seq_len", f"{cfg.train.seq_len} is above the {role}'s {limit} positions", f"use at most {limit}"))
+        plan.errors.append(
+            ConfigError(
+                "train.seq_len", f"{cfg.train.seq_len} is above the {role}'s {limit} positions", f"use at most {limit}"
+            )
+        )
 
 
 def _memory(cfg: RunConfig, student: Any, plan: Plan) -> None:
@@ -298,16 +338,25 @@ def _memory(cfg: RunConfig, student: Any, plan: Plan) -> None:
         return
     try:
         plan.memory = estimate_training_memory(
-            plan.teacher_params, plan.student_params, student_hf_config=student, batch_size=cfg.train.batch_size,
-            seq_len=cfg.train.seq_len, vocab_size=plan.vocab_size or int(student.vocab_size), precision=device.precision,
-            grad_accum=cfg.train.grad_accum, chunk_positions=cfg.distill.chunk_positions)
+            plan.teacher_params,
+            plan.student_params,
+            student_hf_config=student,
+            batch_size=cfg.train.batch_size,
+            seq_len=cfg.train.seq_len,
+            vocab_size=plan.vocab_size or int(student.vocab_size),
+            precision=device.precision,
+            grad_accum=cfg.train.grad_accum,
+            chunk_positions=cfg.distill.chunk_positions,
+        )
     except Exception as err:  # noqa: BLE001
         plan.warnings.append(f"The memory estimate failed: {one_line(err)}.")
         return
     total = plan.memory.get("total", 0)
     if plan.device_memory and total > 0.9 * plan.device_memory:
-        plan.warnings.append(f"About {total / 2**30:.1f} GiB is needed but {plan.device_label} has {plan.device_memory / 2**30:.1f} GiB; "
-                             "lower the batch size or the sequence length.")
+        plan.warnings.append(
+            f"About {total / 2**30:.1f} GiB is needed but {plan.device_label} has {plan.device_memory / 2**30:.1f} GiB; "
+            "lower the batch size or the sequence length."
+        )
 
 
 def _device_memory(device: Any) -> int:
@@ -325,14 +374,21 @@ def _device_memory(device: Any) -> int:
 
 # -- tokenizers ---------------------------------------------------------------------------------
 
+
 def _tokenizers(cfg: RunConfig, plan: Plan) -> None:
     t, s = cfg.teacher, cfg.student
     if s.source in ("derived", "custom"):
         plan.tokenizer_ok = True
         if t.source == "train":
-            plan.tokenizer_status = "same tokenizer (built-in language)" if cfg.data.source == "toy" else "same tokenizer (trained on the data)"
+            plan.tokenizer_status = (
+                "same tokenizer (built-in language)"
+                if cfg.data.source == "toy"
+                else "same tokenizer (trained on the data)"
+            )
         else:
-            plan.tokenizer_status = "same tokenizer (derived)" if s.source == "derived" else "same tokenizer (the teacher's)"
+            plan.tokenizer_status = (
+                "same tokenizer (derived)" if s.source == "derived" else "same tokenizer (the teacher's)"
+            )
         return
     if not s.path.strip():
         plan.tokenizer_status = "no student chosen yet"
@@ -345,11 +401,20 @@ def _tokenizers(cfg: RunConfig, plan: Plan) -> None:
     if teacher_vocab == student_vocab:
         plan.tokenizer_ok, plan.tokenizer_status = True, f"same tokenizer ({len(teacher_vocab):,} tokens match)"
         return
-    differing = sum(1 for token in teacher_vocab.keys() | student_vocab.keys() if teacher_vocab.get(token) != student_vocab.get(token))
+    differing = sum(
+        1
+        for token in teacher_vocab.keys() | student_vocab.keys()
+        if teacher_vocab.get(token) != student_vocab.get(token)
+    )
     plan.tokenizer_ok = False
     plan.tokenizer_status = f"different tokenizers ({differing:,} tokens differ)"
-    plan.errors.append(ConfigError("student.path", f"the student's tokenizer differs from the teacher's in {differing:,} tokens",
-                                   "logit distillation needs the same tokenizer: derive the student or pick one from the teacher's family"))
+    plan.errors.append(
+        ConfigError(
+            "student.path",
+            f"the student's tokenizer differs from the teacher's in {differing:,} tokens",
+            "logit distillation needs the same tokenizer: derive the student or pick one from the teacher's family",
+        )
+    )
 
 
 def _teacher_vocab(cfg: RunConfig) -> dict[str, int] | None:
@@ -386,4 +451,6 @@ def _at_field(field_name: str, err: BaseException) -> ConfigError:
         return err
     if isinstance(err, GGUFHeaderError):
         return ConfigError(field_name, one_line(err), "choose another .gguf file")
-    return ConfigError(field_name, f"could not read the model's configuration: {one_line(err)}", "check the path and the model's files")
+    return ConfigError(
+        field_name, f"could not read the model's configuration: {one_line(err)}", "check the path and the model's files"
+    )

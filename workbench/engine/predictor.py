@@ -16,8 +16,15 @@ from workbench.events import ProbePrompt
 class Predictor:
     """A run's teacher and student, loaded for the soft-target panel and ``workbench predict``."""
 
-    def __init__(self, teacher: torch.nn.Module, student: torch.nn.Module, tokenizer: Any, *,
-                 device: torch.device | None = None, language: Any = None):
+    def __init__(
+        self,
+        teacher: torch.nn.Module,
+        student: torch.nn.Module,
+        tokenizer: Any,
+        *,
+        device: torch.device | None = None,
+        language: Any = None,
+    ):
         self.device = device or torch.device("cpu")
         self.teacher = teacher.to(self.device).eval()
         self.student = student.to(self.device).eval()
@@ -26,7 +33,7 @@ class Predictor:
         self._vocab_cache: dict[int, list[str]] = {}
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, *, device: str = "cpu") -> "Predictor":
+    def from_run(cls, run_dir: str | Path, *, device: str = "cpu") -> Predictor:
         """Load the teacher and the (exported, else last checkpointed) student of a run folder."""
         teacher, student, tokenizer, language = load_run_models(Path(run_dir))
         return cls(teacher, student, tokenizer, device=torch.device(device), language=language)
@@ -35,11 +42,27 @@ class Predictor:
         return Truth(self.language, len(self.tokenizer)) if self.language is not None else None
 
     def probe(self, prompt: str) -> ProbePrompt:
-        return probe_prompt(prompt, teacher=self.teacher, student=self.student, tokenizer=self.tokenizer,
-                            device=self.device, truth=self._truth(), vocab_tokens_cache=self._vocab_cache)
+        return probe_prompt(
+            prompt,
+            teacher=self.teacher,
+            student=self.student,
+            tokenizer=self.tokenizer,
+            device=self.device,
+            truth=self._truth(),
+            vocab_tokens_cache=self._vocab_cache,
+        )
 
-    def generate(self, prompt: str, *, max_new_tokens: int = 30, temperature: float = 1.0,
-                 top_p: float = 0.95, seed: int = 0) -> tuple[str, str]:
-        return generate_pair(prompt, teacher=self.teacher, student=self.student, tokenizer=self.tokenizer,
-                             device=self.device, max_new_tokens=max_new_tokens, temperature=temperature,
-                             top_p=top_p, seed=seed)
+    def generate(
+        self, prompt: str, *, max_new_tokens: int = 30, temperature: float = 1.0, top_p: float = 0.95, seed: int = 0
+    ) -> tuple[str, str]:
+        return generate_pair(
+            prompt,
+            teacher=self.teacher,
+            student=self.student,
+            tokenizer=self.tokenizer,
+            device=self.device,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+        )

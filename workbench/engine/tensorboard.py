@@ -57,7 +57,9 @@ class TensorBoardLog:
             for prompt in event.prompts:
                 self._writer.add_text(f"probe/{prompt.prompt}", probe_table(prompt), event.step)
         elif isinstance(event, Finished):
-            lines = [f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in event.summary.items()]
+            lines = [
+                f"| {k} | {v:.6g} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in event.summary.items()
+            ]
             self._writer.add_text("summary", "| metric | value |\n|---|---|\n" + "\n".join(lines), 0)
 
     def _scalar(self, tag: str, value: Any, step: int) -> None:
@@ -80,7 +82,9 @@ def probe_table(prompt: Any) -> str:
         probs /= probs.sum()
         top = np.argsort(-probs)[:PROBE_TOP]
         words = prompt.vocab_tokens or [str(i) for i in range(len(last))]
-        rows.append(f"| {role} | " + " | ".join(f"`{words[i].strip() or repr(words[i])}` {probs[i]:.3f}" for i in top) + " |")
+        rows.append(
+            f"| {role} | " + " | ".join(f"`{words[i].strip() or repr(words[i])}` {probs[i]:.3f}" for i in top) + " |"
+        )
     header = "| model | " + " | ".join(f"#{i + 1}" for i in range(PROBE_TOP)) + " |\n|---|" + "---|" * PROBE_TOP
     return header + "\n" + "\n".join(rows)
 
@@ -92,10 +96,17 @@ def export_run(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     events_file = run_dir / "events.jsonl"
     if not events_file.is_file():
-        raise ConfigError("", f"{str(run_dir)!r} is not a run folder (it has no events.jsonl)", "give a folder made by `workbench run`")
+        raise ConfigError(
+            "",
+            f"{str(run_dir)!r} is not a run folder (it has no events.jsonl)",
+            "give a folder made by `workbench run`",
+        )
     if not available():
-        raise ConfigError("", "TensorBoard export needs tensorboardX, which is not installed",
-                          'install the extra: pip install -e ".[tensorboard]"')
+        raise ConfigError(
+            "",
+            "TensorBoard export needs tensorboardX, which is not installed",
+            'install the extra: pip install -e ".[tensorboard]"',
+        )
     shutil.rmtree(run_dir / FOLDER, ignore_errors=True)
     log = TensorBoardLog(run_dir)
     try:

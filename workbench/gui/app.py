@@ -29,11 +29,22 @@ def configure_settings() -> None:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="workbench gui", description="Open the Distillation Workbench window.")
-    parser.add_argument("config", nargs="?", help="preset name (toy, toy-quick, ...) or .toml file; default: the last one used, else toy")
-    parser.add_argument("--theme", choices=("dark", "light"), help="colour theme (default: the last one used, else dark)")
+    parser.add_argument(
+        "config",
+        nargs="?",
+        help="preset name (toy, toy-quick, ...) or .toml file; default: the last one used, else toy",
+    )
+    parser.add_argument(
+        "--theme", choices=("dark", "light"), help="colour theme (default: the last one used, else dark)"
+    )
     parser.add_argument("--presentation", action="store_true", help="start in presentation mode")
     parser.add_argument("--fresh", action="store_true", help="ignore the remembered window layout and configuration")
-    parser.add_argument("--quit-after", type=float, metavar="SECONDS", help="close the window after this many seconds (a smoke test for CI)")
+    parser.add_argument(
+        "--quit-after",
+        type=float,
+        metavar="SECONDS",
+        help="close the window after this many seconds (a smoke test for CI)",
+    )
     return parser.parse_args(argv)
 
 

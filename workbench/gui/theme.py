@@ -90,34 +90,34 @@ def _apply_colors(app: QApplication, c: dict[str, str]) -> None:
 
 def _style_sheet(c: dict[str, str]) -> str:
     return f"""
-QToolTip {{ color: {c['text']}; background: {c['base']}; border: 1px solid {c['border']}; padding: 4px; }}
-QGroupBox {{ border: 1px solid {c['border']}; border-radius: 6px; margin-top: 14px; padding-top: 6px; }}
-QGroupBox::title {{ subcontrol-origin: margin; left: 10px; padding: 0 4px; color: {c['muted']}; }}
-QTabWidget::pane {{ border: 1px solid {c['border']}; border-radius: 4px; top: -1px; }}
-QTabBar::tab {{ padding: 6px 14px; border: 1px solid transparent; border-bottom: none; color: {c['muted']}; }}
-QTabBar::tab:selected {{ color: {c['text']}; border-color: {c['border']}; border-top-left-radius: 4px;
-    border-top-right-radius: 4px; background: {c['base']}; }}
-QPushButton {{ padding: 5px 12px; border: 1px solid {c['border']}; border-radius: 4px; background: {c['button']}; }}
-QPushButton:hover {{ border-color: {c['highlight']}; }}
-QPushButton:disabled {{ color: {c['muted']}; }}
+QToolTip {{ color: {c["text"]}; background: {c["base"]}; border: 1px solid {c["border"]}; padding: 4px; }}
+QGroupBox {{ border: 1px solid {c["border"]}; border-radius: 6px; margin-top: 14px; padding-top: 6px; }}
+QGroupBox::title {{ subcontrol-origin: margin; left: 10px; padding: 0 4px; color: {c["muted"]}; }}
+QTabWidget::pane {{ border: 1px solid {c["border"]}; border-radius: 4px; top: -1px; }}
+QTabBar::tab {{ padding: 6px 14px; border: 1px solid transparent; border-bottom: none; color: {c["muted"]}; }}
+QTabBar::tab:selected {{ color: {c["text"]}; border-color: {c["border"]}; border-top-left-radius: 4px;
+    border-top-right-radius: 4px; background: {c["base"]}; }}
+QPushButton {{ padding: 5px 12px; border: 1px solid {c["border"]}; border-radius: 4px; background: {c["button"]}; }}
+QPushButton:hover {{ border-color: {c["highlight"]}; }}
+QPushButton:disabled {{ color: {c["muted"]}; }}
 QToolBar {{ spacing: 4px; padding: 3px; border: none; }}
 QToolButton {{ padding: 4px 10px; border: 1px solid transparent; border-radius: 4px; }}
-QToolButton:hover {{ border-color: {c['border']}; }}
-QToolButton:disabled {{ color: {c['muted']}; }}
-QToolButton#primary {{ background: {c['highlight']}; color: white; font-weight: 600; }}
-QToolButton#primary:disabled {{ background: {c['button']}; color: {c['muted']}; }}
-QPushButton#primary {{ background: {c['highlight']}; color: white; border-color: {c['highlight']}; font-weight: 600; }}
-QPushButton#primary:disabled {{ background: {c['button']}; color: {c['muted']}; border-color: {c['border']}; }}
-QProgressBar {{ border: 1px solid {c['border']}; border-radius: 4px; text-align: center; background: {c['base']};
+QToolButton:hover {{ border-color: {c["border"]}; }}
+QToolButton:disabled {{ color: {c["muted"]}; }}
+QToolButton#primary {{ background: {c["highlight"]}; color: white; font-weight: 600; }}
+QToolButton#primary:disabled {{ background: {c["button"]}; color: {c["muted"]}; }}
+QPushButton#primary {{ background: {c["highlight"]}; color: white; border-color: {c["highlight"]}; font-weight: 600; }}
+QPushButton#primary:disabled {{ background: {c["button"]}; color: {c["muted"]}; border-color: {c["border"]}; }}
+QProgressBar {{ border: 1px solid {c["border"]}; border-radius: 4px; text-align: center; background: {c["base"]};
     min-height: 18px; }}
-QProgressBar::chunk {{ background: {c['highlight']}; border-radius: 3px; }}
-QLabel#muted {{ color: {c['muted']}; }}
-QFrame#banner {{ border: 1px solid {ERROR_COLOR}; border-radius: 6px; background: {c['alt_base']}; }}
-QFrame#banner[level="info"] {{ border-color: {c['highlight']}; }}
+QProgressBar::chunk {{ background: {c["highlight"]}; border-radius: 3px; }}
+QLabel#muted {{ color: {c["muted"]}; }}
+QFrame#banner {{ border: 1px solid {ERROR_COLOR}; border-radius: 6px; background: {c["alt_base"]}; }}
+QFrame#banner[level="info"] {{ border-color: {c["highlight"]}; }}
 QFrame#banner[level="ok"] {{ border-color: {OK_COLOR}; }}
-QPlainTextEdit, QTextEdit, QTableWidget, QTreeWidget {{ border: 1px solid {c['border']}; border-radius: 4px; }}
-QHeaderView::section {{ background: {c['alt_base']}; color: {c['muted']}; border: none;
-    border-bottom: 1px solid {c['border']}; padding: 4px 6px; }}
-QSplitter::handle {{ background: {c['window']}; }}
-QStatusBar {{ color: {c['muted']}; }}
+QPlainTextEdit, QTextEdit, QTableWidget, QTreeWidget {{ border: 1px solid {c["border"]}; border-radius: 4px; }}
+QHeaderView::section {{ background: {c["alt_base"]}; color: {c["muted"]}; border: none;
+    border-bottom: 1px solid {c["border"]}; padding: 4px 6px; }}
+QSplitter::handle {{ background: {c["window"]}; }}
+QStatusBar {{ color: {c["muted"]}; }}
 """

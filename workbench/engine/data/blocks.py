@@ -142,11 +142,20 @@ def _toy_cache_path(data: DataConfig, tokenizer: Any, seq_len: int, language: An
     import hashlib
     import json
 
-    key = json.dumps({
-        "version": TOY_CACHE_VERSION, "seed": data.toy_seed, "sentences": data.toy_sentences, "seq_len": seq_len,
-        "val_fraction": data.val_fraction, "vocab": sorted(tokenizer.get_vocab().items()),
-        "words": language.words, "states": language.n_states, "entropy_rate": round(language.entropy_rate(), 12),
-    }, sort_keys=True)
+    key = json.dumps(
+        {
+            "version": TOY_CACHE_VERSION,
+            "seed": data.toy_seed,
+            "sentences": data.toy_sentences,
+            "seq_len": seq_len,
+            "val_fraction": data.val_fraction,
+            "vocab": sorted(tokenizer.get_vocab().items()),
+            "words": language.words,
+            "states": language.n_states,
+            "entropy_rate": round(language.entropy_rate(), 12),
+        },
+        sort_keys=True,
+    )
     return paths.cache_dir("toy") / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
 
 
@@ -159,28 +168,48 @@ def _toy_blocks(data: DataConfig, tokenizer: Any, seq_len: int, on_log: Callable
         # Sampling and packing 100k sentences takes a second; the same settings give the same blocks.
         try:
             saved = torch.load(cache, weights_only=True)
-            blocks = TokenBlocks(train=saved["train"], val=saved["val"], documents=saved["documents"],
-                                 tokens=saved["tokens"], source_label=saved["source_label"], examples=saved["examples"])
+            blocks = TokenBlocks(
+                train=saved["train"],
+                val=saved["val"],
+                documents=saved["documents"],
+                tokens=saved["tokens"],
+                source_label=saved["source_label"],
+                examples=saved["examples"],
+            )
         except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt
             blocks = None
         if blocks is not None:
             if on_log:
-                on_log(f"built-in language: {blocks.documents:,} sentences, {blocks.tokens:,} tokens, "
-                       f"{len(blocks.train):,} training and {len(blocks.val):,} held-out blocks (cached)")
+                on_log(
+                    f"built-in language: {blocks.documents:,} sentences, {blocks.tokens:,} tokens, "
+                    f"{len(blocks.train):,} training and {len(blocks.val):,} held-out blocks (cached)"
+                )
             return blocks
     blocks = _sample_toy_blocks(data, tokenizer, seq_len, on_log, language)
     try:
         with writing("the built-in language's cache", cache.parent), paths.atomic_target(cache) as tmp:
-            torch.save({"train": blocks.train, "val": blocks.val, "documents": blocks.documents, "tokens": blocks.tokens,
-                        "source_label": blocks.source_label, "examples": blocks.examples}, tmp)
+            torch.save(
+                {
+                    "train": blocks.train,
+                    "val": blocks.val,
+                    "documents": blocks.documents,
+                    "tokens": blocks.tokens,
+                    "source_label": blocks.source_label,
+                    "examples": blocks.examples,
+                },
+                tmp,
+            )
     except WriteFailed as err:  # a cache is a convenience: the run goes on with the blocks in memory
         if on_log:
-            on_log(f"warning: the built-in language's blocks could not be cached in {cache.parent} ({err.reason}); the next run samples them again")
+            on_log(
+                f"warning: the built-in language's blocks could not be cached in {cache.parent} ({err.reason}); the next run samples them again"
+            )
     return blocks
 
 
-def _sample_toy_blocks(data: DataConfig, tokenizer: Any, seq_len: int, on_log: Callable[[str], None] | None,
-                       language: Any) -> TokenBlocks:
+def _sample_toy_blocks(
+    data: DataConfig, tokenizer: Any, seq_len: int, on_log: Callable[[str], None] | None, language: Any
+) -> TokenBlocks:
     sentences = language.sample_sentences(data.toy_sentences, data.toy_seed)
     vocab = tokenizer.get_vocab()
     if vocab == language.tokenizer().get_vocab():
@@ -203,7 +232,9 @@ def _sample_toy_blocks(data: DataConfig, tokenizer: Any, seq_len: int, on_log: C
         )
     _warn_unknown(tokenizer, ids, on_log)
     if on_log:
-        on_log(f"built-in language: {len(sentences):,} sentences, {tokens:,} tokens, {len(train):,} training and {len(val):,} held-out blocks")
+        on_log(
+            f"built-in language: {len(sentences):,} sentences, {tokens:,} tokens, {len(train):,} training and {len(val):,} held-out blocks"
+        )
     return TokenBlocks(
         train=train,
         val=val,
@@ -228,6 +259,7 @@ def _pack_sentences(sentences: list[list[int]], seq_len: int) -> torch.Tensor:
 
 # -- text documents ----------------------------------------------------------------
 
+
 def _text_blocks(
     documents: list[str],
     label: str,
@@ -242,7 +274,9 @@ def _text_blocks(
     encoded_all: list[list[int]] = []
     for start in range(0, len(documents), TOKENIZE_CHUNK):
         # verbose=False: long documents are expected here; they are cut into blocks below.
-        encoded = tokenizer(documents[start:start + TOKENIZE_CHUNK], add_special_tokens=False, verbose=False)["input_ids"]
+        encoded = tokenizer(documents[start : start + TOKENIZE_CHUNK], add_special_tokens=False, verbose=False)[
+            "input_ids"
+        ]
         for ids in encoded:
             pieces.append(np.asarray(ids, dtype=np.int64))
             if eos is not None:
@@ -270,7 +304,9 @@ def _text_blocks(
     train_ids, _ = torch.sort(order[n_val:])
     _warn_unknown(tokenizer, encoded_all, on_log)
     if on_log:
-        on_log(f"{label}: {len(documents):,} documents, {tokens:,} tokens, {len(train_ids):,} training and {n_val:,} held-out blocks of {seq_len}")
+        on_log(
+            f"{label}: {len(documents):,} documents, {tokens:,} tokens, {len(train_ids):,} training and {n_val:,} held-out blocks of {seq_len}"
+        )
     return TokenBlocks(
         train=blocks[train_ids],
         val=blocks[val_ids],
@@ -297,6 +333,7 @@ def _shorten(text: str) -> str:
 
 
 # -- previews ----------------------------------------------------------------------
+
 
 def preview(
     data: DataConfig,
@@ -340,9 +377,7 @@ def _generated_estimate(data: DataConfig, tokenizer: Any, seq_len: int, n_exampl
     formatted = [format_prompt(tokenizer, p) for p in prompts]
     total = data.gen_samples
     # Upper bound: every sample runs to max_new_tokens, plus the end-of-text token.
-    tokens = sum(
-        len(formatted[i % len(prompts)][1]) + data.gen_max_new_tokens + 1 for i in range(total)
-    )
+    tokens = sum(len(formatted[i % len(prompts)][1]) + data.gen_max_new_tokens + 1 for i in range(total))
     n_blocks = tokens // seq_len
     n_val = max(1, round(n_blocks * data.val_fraction)) if n_blocks >= 2 else 0
     return {
@@ -374,7 +409,9 @@ def describe(data: DataConfig, tokenizer: Any, seq_len: int, *, seed: int = 0, t
         f"blocks:    {about}{info['train_blocks']:,} for training + {info['val_blocks']:,} held out, {seq_len} tokens each",
     ]
     if info["val_blocks"] == 0:
-        lines.append(f"warning:   too little text for 2 blocks of {seq_len} tokens; use more samples or a shorter train.seq_len")
+        lines.append(
+            f"warning:   too little text for 2 blocks of {seq_len} tokens; use more samples or a shorter train.seq_len"
+        )
     if info["examples"]:
         lines.append("prompts:" if info["estimated"] else "first documents:")
         for text in info["examples"]:
@@ -384,6 +421,7 @@ def describe(data: DataConfig, tokenizer: Any, seq_len: int, *, seed: int = 0, t
 
 
 # -- batches ----------------------------------------------------------------------
+
 
 class BatchIterator:
     """Batches of blocks in a seeded order that a checkpoint can restore exactly.
@@ -417,7 +455,7 @@ class BatchIterator:
         needed = self.batch_size
         while needed:
             take = min(needed, len(self._order) - self.index)
-            picked.append(self._order[self.index:self.index + take])
+            picked.append(self._order[self.index : self.index + take])
             self.index += take
             needed -= take
             if self.index == len(self._order):

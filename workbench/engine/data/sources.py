@@ -54,14 +54,21 @@ def read_documents(data: DataConfig) -> tuple[list[str], str]:
 
 # -- files ----------------------------------------------------------------------
 
+
 def _existing_file(text: str) -> Path:
     if not text.strip():
-        raise ConfigError("data.path", "is empty but the data source is a file", "choose a .txt, .jsonl, .csv or .parquet file")
+        raise ConfigError(
+            "data.path", "is empty but the data source is a file", "choose a .txt, .jsonl, .csv or .parquet file"
+        )
     path = resolve_path(text)
     if not path.exists():
         raise ConfigError("data.path", f"{text!r} does not exist", "check the path")
     if path.is_dir():
-        raise ConfigError("data.path", f"{text!r} is a folder, not a file", "choose a file, or the source 'disk' for a save_to_disk folder")
+        raise ConfigError(
+            "data.path",
+            f"{text!r} is a folder, not a file",
+            "choose a file, or the source 'disk' for a save_to_disk folder",
+        )
     if path.suffix.lower() not in FILE_SUFFIXES:
         raise ConfigError(
             "data.path",
@@ -75,14 +82,18 @@ def _existing_file(text: str) -> Path:
 
 def _corrupt(path: Path, kind: str, err: Exception) -> ConfigError:
     reason = one_line(err, 160)
-    return ConfigError("data.path", f"{path.name} could not be read as {kind}: {reason}", f"check that it is a valid {kind} file")
+    return ConfigError(
+        "data.path", f"{path.name} could not be read as {kind}: {reason}", f"check that it is a valid {kind} file"
+    )
 
 
 def _read_txt(path: Path, limit: int | None) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ConfigError("data.path", f"{path.name} is not UTF-8 text", "save it as UTF-8 text, or choose another file") from None
+        raise ConfigError(
+            "data.path", f"{path.name} is not UTF-8 text", "save it as UTF-8 text, or choose another file"
+        ) from None
     paragraphs = (p.strip() for p in re.split(r"\n[ \t]*\n", text))
     documents = [p for p in paragraphs if p]
     return documents[:limit] if limit else documents
@@ -100,9 +111,17 @@ def _read_jsonl(path: Path, column: str, limit: int | None) -> list[str]:
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise ConfigError("data.path", f"line {number} of {path.name} is not valid JSON ({err.msg})", "each line must be one JSON object") from None
+                    raise ConfigError(
+                        "data.path",
+                        f"line {number} of {path.name} is not valid JSON ({err.msg})",
+                        "each line must be one JSON object",
+                    ) from None
                 if not isinstance(row, dict):
-                    raise ConfigError("data.path", f"line {number} of {path.name} is not a JSON object", 'each line must be an object such as {"text": "..."}')
+                    raise ConfigError(
+                        "data.path",
+                        f"line {number} of {path.name} is not a JSON object",
+                        'each line must be an object such as {"text": "..."}',
+                    )
                 for key, item in row.items():
                     keys.setdefault(key, _kind_of(item))
                 value = row.get(column)
@@ -128,7 +147,9 @@ def _read_csv(path: Path, column: str, limit: int | None) -> list[str]:
         # keep_default_na=False: an empty cell is an empty string, not NaN (which would look like a number).
         frame = pd.read_csv(path, keep_default_na=False, nrows=limit)
     except pd.errors.EmptyDataError:
-        raise ConfigError("data.path", f"{path.name} has no rows", "choose a CSV file with a header and rows of text") from None
+        raise ConfigError(
+            "data.path", f"{path.name} has no rows", "choose a CSV file with a header and rows of text"
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
         raise _corrupt(path, "CSV", err) from None
     kinds = {str(name): _pandas_kind(frame[name]) for name in frame.columns}
@@ -178,6 +199,7 @@ def _arrow_is_text(arrow_type: Any) -> bool:
 
 # -- datasets -------------------------------------------------------------------
 
+
 def _load_hub(data: DataConfig) -> Any:
     import datasets
 
@@ -195,13 +217,25 @@ def _load_hub(data: DataConfig) -> Any:
             "connect to the internet, or save it with save_to_disk on a machine that is online and use the source 'disk'",
         ) from None
     except FileNotFoundError as err:  # DatasetNotFoundError and missing data files
-        raise ConfigError("data.path", f"hub dataset {name!r} was not found ({one_line(err, 160)})", "check the name; gated datasets need `hf auth login`") from None
+        raise ConfigError(
+            "data.path",
+            f"hub dataset {name!r} was not found ({one_line(err, 160)})",
+            "check the name; gated datasets need `hf auth login`",
+        ) from None
     except ValueError as err:
         text = str(err)
         if "split" in text.lower():
-            raise ConfigError("data.split", f"{data.split!r} is not a split of {name!r} ({one_line(err, 160)})", "pick one of the dataset's splits, e.g. train") from None
+            raise ConfigError(
+                "data.split",
+                f"{data.split!r} is not a split of {name!r} ({one_line(err, 160)})",
+                "pick one of the dataset's splits, e.g. train",
+            ) from None
         if "config" in text.lower():
-            raise ConfigError("data.hf_config", f"{data.hf_config!r} does not fit {name!r} ({one_line(err, 160)})", "pick one of the dataset's configurations") from None
+            raise ConfigError(
+                "data.hf_config",
+                f"{data.hf_config!r} does not fit {name!r} ({one_line(err, 160)})",
+                "pick one of the dataset's configurations",
+            ) from None
         raise
     except Exception as err:  # noqa: BLE001 - offline cache misses come in several types
         if offline:
@@ -210,7 +244,11 @@ def _load_hub(data: DataConfig) -> Any:
                 f"hub dataset {name!r} could not be reached and is not in the local cache",
                 "connect to the internet, or save it with save_to_disk on a machine that is online and use the source 'disk'",
             ) from None
-        raise ConfigError("data.path", f"hub dataset {name!r} could not be read ({one_line(err, 160)})", "check the name, configuration and split") from None
+        raise ConfigError(
+            "data.path",
+            f"hub dataset {name!r} could not be read ({one_line(err, 160)})",
+            "check the name, configuration and split",
+        ) from None
     finally:
         datasets.config.HF_HUB_OFFLINE = saved
 
@@ -219,7 +257,12 @@ def _hub_reachable(name: str) -> bool:
     """One quick question to the hub (5 s at most); False when offline or unreachable."""
     import os
 
-    if (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE") or "").strip().upper() in ("1", "ON", "YES", "TRUE"):
+    if (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE") or "").strip().upper() in (
+        "1",
+        "ON",
+        "YES",
+        "TRUE",
+    ):
         return False
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
@@ -249,7 +292,11 @@ def _load_disk(data: DataConfig) -> tuple[Any, str]:
         ) from None
     if isinstance(loaded, datasets.DatasetDict):
         if data.split not in loaded:
-            raise ConfigError("data.split", f"{data.split!r} is not a split of {data.path!r}", f"splits here: {', '.join(loaded.keys())}")
+            raise ConfigError(
+                "data.split",
+                f"{data.split!r} is not a split of {data.path!r}",
+                f"splits here: {', '.join(loaded.keys())}",
+            )
         return loaded[data.split], data.split
     return loaded, ""
 
@@ -287,6 +334,7 @@ def _feature_kind(feature: Any) -> str:
 
 # -- column checks -----------------------------------------------------------------
 
+
 def _kind_of(value: Any) -> str:
     if isinstance(value, str):
         return "text"
@@ -310,7 +358,9 @@ def _check_column(column: str, kinds: dict[str, str], where: str) -> None:
     text_columns = _text_columns(kinds)
     listing = ", ".join(f"{name} ({kind})" for name, kind in kinds.items()) or "none"
     if not text_columns:
-        raise ConfigError("data.path", f"{where} has no text column (its columns: {listing})", "choose data with a column of text")
+        raise ConfigError(
+            "data.path", f"{where} has no text column (its columns: {listing})", "choose data with a column of text"
+        )
     raise ConfigError(
         "data.text_column",
         f"{where} has no column {column!r} (its columns: {listing})",
@@ -320,5 +370,9 @@ def _check_column(column: str, kinds: dict[str, str], where: str) -> None:
 
 def _not_text(column: str, kind: str, kinds: dict[str, str], where: str) -> ConfigError:
     text_columns = [c for c in _text_columns(kinds) if c != column]
-    hint = f"set data.text_column to one of: {', '.join(text_columns)}" if text_columns else "choose a column (or data) that holds text"
+    hint = (
+        f"set data.text_column to one of: {', '.join(text_columns)}"
+        if text_columns
+        else "choose a column (or data) that holds text"
+    )
     return ConfigError("data.text_column", f"column {column!r} of {where} holds {kind}, not text", hint)

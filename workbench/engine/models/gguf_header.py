@@ -20,9 +20,17 @@ from typing import Any
 from gguf.constants import GGUFValueType
 
 _SCALARS = {
-    GGUFValueType.UINT8: "<B", GGUFValueType.INT8: "<b", GGUFValueType.UINT16: "<H", GGUFValueType.INT16: "<h",
-    GGUFValueType.UINT32: "<I", GGUFValueType.INT32: "<i", GGUFValueType.FLOAT32: "<f", GGUFValueType.BOOL: "<?",
-    GGUFValueType.UINT64: "<Q", GGUFValueType.INT64: "<q", GGUFValueType.FLOAT64: "<d",
+    GGUFValueType.UINT8: "<B",
+    GGUFValueType.INT8: "<b",
+    GGUFValueType.UINT16: "<H",
+    GGUFValueType.INT16: "<h",
+    GGUFValueType.UINT32: "<I",
+    GGUFValueType.INT32: "<i",
+    GGUFValueType.FLOAT32: "<f",
+    GGUFValueType.BOOL: "<?",
+    GGUFValueType.UINT64: "<Q",
+    GGUFValueType.INT64: "<q",
+    GGUFValueType.FLOAT64: "<d",
 }
 # Arrays longer than this are counted and skipped, not read (vocabularies, merges, token types).
 _MAX_ARRAY = 64
@@ -56,7 +64,7 @@ class _Cursor:
 
     def string(self) -> str:
         length = self.unpack("<Q")
-        raw = self.buffer[self.pos:self.pos + length]
+        raw = self.buffer[self.pos : self.pos + length]
         self.pos += length
         return bytes(raw).decode("utf-8", errors="replace")
 
@@ -150,12 +158,16 @@ def hf_config_from_header(header: GGUFHeader, name: str = "the .gguf file") -> A
         heads = int(header.get(f"{arch}.attention.head_count"))
         intermediate = int(header.get(f"{arch}.feed_forward_length"))
     except TypeError:
-        raise GGUFHeaderError(f"{name} lacks the model shape in its metadata (block count, embedding length, heads)") from None
+        raise GGUFHeaderError(
+            f"{name} lacks the model shape in its metadata (block count, embedding length, heads)"
+        ) from None
     kv_heads = header.get(f"{arch}.attention.head_count_kv") or heads
     vocab = header.array_lengths.get("tokenizer.ggml.tokens") or header.get(f"{arch}.vocab_size")
     if not vocab:
         raise GGUFHeaderError(f"{name} has no vocabulary in its metadata")
-    head_dim = header.get(f"{arch}.rope.dimension_count") or header.get(f"{arch}.attention.key_length") or hidden // heads
+    head_dim = (
+        header.get(f"{arch}.rope.dimension_count") or header.get(f"{arch}.attention.key_length") or hidden // heads
+    )
     return LlamaConfig(
         vocab_size=int(vocab),
         hidden_size=hidden,

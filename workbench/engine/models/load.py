@@ -43,12 +43,24 @@ def _offline() -> bool:
 
 def _check_local_folder(folder: Path, shown: str, field: str) -> None:
     if not folder.exists():
-        raise ModelSourceError(field, f"the model folder {shown!r} does not exist", "check the path, or pick the folder a save_pretrained call wrote")
+        raise ModelSourceError(
+            field,
+            f"the model folder {shown!r} does not exist",
+            "check the path, or pick the folder a save_pretrained call wrote",
+        )
     if folder.is_file():
-        hint = "choose the gguf source for .gguf files" if folder.suffix.lower() == ".gguf" else "choose the folder that holds config.json"
+        hint = (
+            "choose the gguf source for .gguf files"
+            if folder.suffix.lower() == ".gguf"
+            else "choose the folder that holds config.json"
+        )
         raise ModelSourceError(field, f"{shown!r} is a file, not a model folder", hint)
     if not (folder / "config.json").is_file():
-        raise ModelSourceError(field, f"{shown!r} has no config.json, so it is not a save_pretrained model folder", "choose the folder that save_pretrained wrote (it holds config.json and the weights)")
+        raise ModelSourceError(
+            field,
+            f"{shown!r} has no config.json, so it is not a save_pretrained model folder",
+            "choose the folder that save_pretrained wrote (it holds config.json and the weights)",
+        )
 
 
 def _hub_probe(model_id: str, revision: str, field: str) -> None:
@@ -71,11 +83,23 @@ def _hub_probe(model_id: str, revision: str, field: str) -> None:
     try:
         HfApi().model_info(model_id, revision=revision or None, timeout=5)
     except GatedRepoError:
-        raise ModelSourceError(field, f"{model_id!r} is a gated model and this machine has no access to it", "accept its licence on the hub and log in with `hf auth login`") from None
+        raise ModelSourceError(
+            field,
+            f"{model_id!r} is a gated model and this machine has no access to it",
+            "accept its licence on the hub and log in with `hf auth login`",
+        ) from None
     except RevisionNotFoundError:
-        raise ModelSourceError(field, f"revision {revision!r} of {model_id!r} does not exist on the hub", "leave the revision empty for the default branch") from None
+        raise ModelSourceError(
+            field,
+            f"revision {revision!r} of {model_id!r} does not exist on the hub",
+            "leave the revision empty for the default branch",
+        ) from None
     except RepositoryNotFoundError:
-        raise ModelSourceError(field, f"{model_id!r} is not a model on the Hugging Face hub (or it is private)", "check the spelling, e.g. HuggingFaceTB/SmolLM2-135M-Instruct") from None
+        raise ModelSourceError(
+            field,
+            f"{model_id!r} is not a model on the Hugging Face hub (or it is private)",
+            "check the spelling, e.g. HuggingFaceTB/SmolLM2-135M-Instruct",
+        ) from None
     except Exception:  # noqa: BLE001  (any network failure means the same thing to the user)
         raise offline from None
 
@@ -101,7 +125,9 @@ def _from_hf(source: str, path: str, revision: str, trust_remote_code: bool, fie
     return load(model_id, **kwargs)
 
 
-def load_tokenizer(source: str, path: str, *, revision: str = "", trust_remote_code: bool = False, field: str = "teacher.path") -> PreTrainedTokenizerBase:
+def load_tokenizer(
+    source: str, path: str, *, revision: str = "", trust_remote_code: bool = False, field: str = "teacher.path"
+) -> PreTrainedTokenizerBase:
     """Only the tokenizer of a model (cheap: lets a tokenizer check run before weights load)."""
     if source == "gguf":
         return load_gguf_tokenizer(path, field=field)
@@ -110,7 +136,11 @@ def load_tokenizer(source: str, path: str, *, revision: str = "", trust_remote_c
     except ConfigError:
         raise
     except (OSError, ValueError, TypeError) as err:
-        raise ModelSourceError(field, f"the tokenizer of {path!r} could not be loaded: {one_line(err)}", "a model folder needs its tokenizer files (save the tokenizer with save_pretrained next to the model)") from None
+        raise ModelSourceError(
+            field,
+            f"the tokenizer of {path!r} could not be loaded: {one_line(err)}",
+            "a model folder needs its tokenizer files (save the tokenizer with save_pretrained next to the model)",
+        ) from None
     ensure_pad_token(tokenizer)
     return tokenizer
 
@@ -136,8 +166,12 @@ def load_pretrained(
     ``field`` names the config field that errors should point at.
     """
     if trust_remote_code:
-        warn_user(f"trust_remote_code is on: modelling code shipped with {path!r} will run on this machine; "
-                  "do this only for models you trust", on_warning, RemoteCodeWarning)
+        warn_user(
+            f"trust_remote_code is on: modelling code shipped with {path!r} will run on this machine; "
+            "do this only for models you trust",
+            on_warning,
+            RemoteCodeWarning,
+        )
     if source == "gguf":
         return load_gguf(path, dtype=dtype, field=field, on_warning=on_warning)
     tokenizer = load_tokenizer(source, path, revision=revision, trust_remote_code=trust_remote_code, field=field)
@@ -151,15 +185,27 @@ def load_pretrained(
         raise
     except pickle.UnpicklingError:
         # torch's own message advises turning weights_only off, the one thing not to do with a file of unknown origin
-        raise ModelSourceError(field, f"the weights of {path!r} are a pickle file that does not hold plain tensors (damaged, or holding code), "
-                               "and the workbench never runs code from a model file",
-                               "save the model as safetensors (save_pretrained writes model.safetensors) and load that") from None
+        raise ModelSourceError(
+            field,
+            f"the weights of {path!r} are a pickle file that does not hold plain tensors (damaged, or holding code), "
+            "and the workbench never runs code from a model file",
+            "save the model as safetensors (save_pretrained writes model.safetensors) and load that",
+        ) from None
     except ValueError as err:
-        hint = "if the model needs its own code, tick trust_remote_code (only for models you trust)" if not trust_remote_code else "check that it is a causal language model"
-        raise ModelSourceError(field, f"{path!r} could not be loaded as a causal language model: {one_line(err)}", hint) from None
+        hint = (
+            "if the model needs its own code, tick trust_remote_code (only for models you trust)"
+            if not trust_remote_code
+            else "check that it is a causal language model"
+        )
+        raise ModelSourceError(
+            field, f"{path!r} could not be loaded as a causal language model: {one_line(err)}", hint
+        ) from None
     except UNREADABLE_WEIGHTS as err:
-        raise ModelSourceError(field, f"the weights of {path!r} could not be read: {one_line(err)}",
-                               "the files may be damaged or cut short: download or save the model again") from None
+        raise ModelSourceError(
+            field,
+            f"the weights of {path!r} could not be read: {one_line(err)}",
+            "the files may be damaged or cut short: download or save the model again",
+        ) from None
     return model, tokenizer
 
 
@@ -167,5 +213,6 @@ def load_teacher(cfg: TeacherConfig, on_warning: Warn | None = None) -> tuple[Pr
     """The teacher for a local, hub or gguf source (a "train" teacher is built by the trainer)."""
     if cfg.source == "train":
         raise ValueError("a teacher trained here is built by the training code, not loaded")
-    return load_pretrained(cfg.source, cfg.path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code,
-                           on_warning=on_warning)
+    return load_pretrained(
+        cfg.source, cfg.path, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code, on_warning=on_warning
+    )

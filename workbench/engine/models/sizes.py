@@ -188,7 +188,12 @@ def architecture_blocks(hf_config_or_model: Any) -> list[dict]:
     blocks: list[dict] = [{"name": "embeddings", "params": embeddings}]
     for index in sorted(layers):
         block = layers[index]
-        entry = {"name": f"layer {index}", "attention": block["attention"], "mlp": block["mlp"], "norms": block["norms"]}
+        entry = {
+            "name": f"layer {index}",
+            "attention": block["attention"],
+            "mlp": block["mlp"],
+            "norms": block["norms"],
+        }
         entry["params"] = sum(block.values())
         blocks.append(entry)
     blocks.append({"name": "final norm", "params": final_norm})

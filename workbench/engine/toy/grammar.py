@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 END = "."
 VOWELS = "aeiou"
@@ -35,12 +35,24 @@ def _zipf(words: str, exponent: float = 1.0) -> list[tuple[str, float]]:
 # ---- lexicon -------------------------------------------------------------------------------------
 # Animate nouns: singular, plural, kind, weight. "sheep" and "fish" keep their number hidden.
 ANIMATE = [
-    ("cat", "cats", "pet", 5), ("dog", "dogs", "pet", 5), ("rabbit", "rabbits", "pet", 1.2),
-    ("mouse", "mice", "pet", 1.2), ("bird", "birds", "bird", 4), ("duck", "ducks", "bird", 1.5),
-    ("owl", "owls", "bird", 0.8), ("horse", "horses", "farm", 2.5), ("cow", "cows", "farm", 1.5),
-    ("sheep", "sheep", "farm", 1.5), ("fish", "fish", "water", 2), ("frog", "frogs", "water", 1.2),
-    ("man", "men", "person", 4), ("woman", "women", "person", 4), ("boy", "boys", "person", 3),
-    ("girl", "girls", "person", 3), ("child", "children", "person", 2), ("teacher", "teachers", "person", 1.2),
+    ("cat", "cats", "pet", 5),
+    ("dog", "dogs", "pet", 5),
+    ("rabbit", "rabbits", "pet", 1.2),
+    ("mouse", "mice", "pet", 1.2),
+    ("bird", "birds", "bird", 4),
+    ("duck", "ducks", "bird", 1.5),
+    ("owl", "owls", "bird", 0.8),
+    ("horse", "horses", "farm", 2.5),
+    ("cow", "cows", "farm", 1.5),
+    ("sheep", "sheep", "farm", 1.5),
+    ("fish", "fish", "water", 2),
+    ("frog", "frogs", "water", 1.2),
+    ("man", "men", "person", 4),
+    ("woman", "women", "person", 4),
+    ("boy", "boys", "person", 3),
+    ("girl", "girls", "person", 3),
+    ("child", "children", "person", 2),
+    ("teacher", "teachers", "person", 1.2),
 ]
 # Place nouns that also appear in the plural ("over the trees"); other places stay singular.
 PLURAL_PLACES = {"tree", "house", "hill", "field"}
@@ -48,7 +60,14 @@ PLURAL_PLACES = {"tree", "house", "hill", "field"}
 # Intransitive verbs: progressive, 3rd singular, plural, place group, adverbs, weight per kind.
 INTRANSITIVE = [
     ("sitting", "sits", "sit", "rest", "quietly now together alone", dict(pet=5, bird=2, person=3, farm=0.5)),
-    ("sleeping", "sleeps", "sleep", "rest", "quietly now together alone", dict(pet=5, person=2, farm=2, bird=1, water=0.5)),
+    (
+        "sleeping",
+        "sleeps",
+        "sleep",
+        "rest",
+        "quietly now together alone",
+        dict(pet=5, person=2, farm=2, bird=1, water=0.5),
+    ),
     ("hiding", "hides", "hide", "rest", "quietly again now together", dict(pet=2, person=1, bird=1, water=1.5)),
     ("playing", "plays", "play", "outdoor", "happily together again alone", dict(pet=3, person=4, water=0.5)),
     ("running", "runs", "run", "outdoor", "fast together again", dict(pet=3, person=2, farm=3)),
@@ -70,8 +89,13 @@ TRANSITIVE = [
     (None, "has", "have", "thing", dict(person=2, pet=0.5)),
     (None, "wants", "want", "thing", dict(pet=1, person=1.5, bird=0.5, farm=0.5)),
 ]
-FOOD = {"pet": "fish bone cake", "bird": "seed worm apple", "farm": "apple carrot", "water": "worm seed fish",
-        "person": "apple cake fish"}
+FOOD = {
+    "pet": "fish bone cake",
+    "bird": "seed worm apple",
+    "farm": "apple carrot",
+    "water": "worm seed fish",
+    "person": "apple cake fish",
+}
 OBJECT_GROUPS = {
     "thing": "ball book bag hat stick box",
     "read": "book letter",
@@ -92,11 +116,34 @@ BE_PLACE = {"pet": "rest", "bird": "sky", "farm": "outdoor", "water": "water", "
 ADJ_ANIMATE = _zipf("small big old young little black white brown happy lazy hungry", 0.6)
 ADJ_THING = _zipf("old big small red green", 0.6)
 ADJ_PLACE = _zipf("old big small green", 0.8)
-PRED_ADJ = {"pet": "hungry happy small lazy", "bird": "small happy hungry", "farm": "big hungry lazy old",
-            "water": "small happy hungry", "person": "happy tired hungry"}
+PRED_ADJ = {
+    "pet": "hungry happy small lazy",
+    "bird": "small happy hungry",
+    "farm": "big hungry lazy old",
+    "water": "small happy hungry",
+    "person": "happy tired hungry",
+}
 AFTER_ADVERBS = _zipf("today again now", 1.0)
-DET_SG = [("the", 8), ("this", 0.6), ("that", 0.4), ("my", 0.5), ("his", 0.4), ("her", 0.4), ("their", 0.3), ("every", 0.2)]
-DET_PL = [("the", 8), ("these", 0.6), ("those", 0.4), ("two", 0.8), ("three", 0.5), ("some", 0.8), ("many", 0.4), ("their", 0.3)]
+DET_SG = [
+    ("the", 8),
+    ("this", 0.6),
+    ("that", 0.4),
+    ("my", 0.5),
+    ("his", 0.4),
+    ("her", 0.4),
+    ("their", 0.3),
+    ("every", 0.2),
+]
+DET_PL = [
+    ("the", 8),
+    ("these", 0.6),
+    ("those", 0.4),
+    ("two", 0.8),
+    ("three", 0.5),
+    ("some", 0.8),
+    ("many", 0.4),
+    ("their", 0.3),
+]
 INDEFINITE = 2.5  # weight of "a"/"an" next to DET_SG
 
 
@@ -168,14 +215,16 @@ class _Grammar:
         net.branch([(0.88, subject), (0.07, self.there()), (0.05, self.fronted_adverb(subject))], node=self.start)
 
     # noun phrases
-    def noun_phrase(self, lemmas, exit: Callable[[str, str], int], det_sg, det_pl, adjectives, plural_prob, adj_prob) -> int:
+    def noun_phrase(
+        self, lemmas, exit: Callable[[str, str], int], det_sg, det_pl, adjectives, plural_prob, adj_prob
+    ) -> int:
         """det (agreeing in number; "a"/"an" by the next sound) + up to two adjectives + noun -> exit(number, kind).
 
         "a" and "an" are drawn with the probability that the rest of the phrase starts with a
         consonant or a vowel, so the phrase distribution is the same as without the article rule.
         """
         net, forms = self.net, self.forms
-        nouns = {"sg": [(w, l) for l, w in lemmas], "pl": [(w, l) for l, w in lemmas if forms[l][1]]}
+        nouns = {"sg": [(w, lem) for lem, w in lemmas], "pl": [(w, lem) for lem, w in lemmas if forms[lem][1]]}
         if not nouns["pl"] or not det_pl:
             plural_prob = 0.0
         adj_total = sum(w for _, w in adjectives) or 1.0
@@ -188,7 +237,13 @@ class _Grammar:
 
         @functools.cache
         def noun_state(number: str, sound: str | None) -> int:
-            return net.emit([(w, word(l, number), exit(number, forms[l][2])) for w, l in nouns[number] if fits(word(l, number), sound)])
+            return net.emit(
+                [
+                    (w, word(lem, number), exit(number, forms[lem][2]))
+                    for w, lem in nouns[number]
+                    if fits(word(lem, number), sound)
+                ]
+            )
 
         @functools.cache
         def second_adjective(number: str) -> int:
@@ -198,7 +253,7 @@ class _Grammar:
         def masses(number: str, sound: str | None) -> tuple[float, float]:
             noun_total = sum(w for w, _ in nouns[number])
             adj = adj_prob * sum(w for a, w in adjectives if fits(a, sound)) / adj_total
-            noun = (1 - adj_prob) * sum(w for w, l in nouns[number] if fits(word(l, number), sound)) / noun_total
+            noun = (1 - adj_prob) * sum(w for w, lem in nouns[number] if fits(word(lem, number), sound)) / noun_total
             return adj, noun
 
         def after_det(number: str, sound: str | None = None) -> int:
@@ -225,29 +280,69 @@ class _Grammar:
         """A noun phrase whose number and kind do not matter afterwards (objects, places)."""
         det_sg = [("the", 8), ("my", 0.4), ("his", 0.3), ("her", 0.3), ("their", 0.2)]
         det_pl = [("the", 8), ("some", 0.8), ("two", 0.6), ("these", 0.3)]
-        return self.net.memo(("np", key, exit), lambda: self.noun_phrase(
-            [(l, w) for l, w in _zipf(nouns, 0.9)], lambda n, k: exit, det_sg, det_pl, adjectives, plural_prob, adj_prob))
+        return self.net.memo(
+            ("np", key, exit),
+            lambda: self.noun_phrase(
+                [(lem, w) for lem, w in _zipf(nouns, 0.9)],
+                lambda n, k: exit,
+                det_sg,
+                det_pl,
+                adjectives,
+                plural_prob,
+                adj_prob,
+            ),
+        )
 
     def place(self, group: str, exit: int) -> int:
         """A locative phrase: preposition + place noun phrase (the nouns depend on the group)."""
+
         def build() -> int:
             preps, nouns = PLACES[group]
             phrase = self.thing_phrase(("place", group), nouns, exit, ADJ_PLACE, 0.06, 0.15)
             return self.net.emit([(w, prep, phrase) for prep, w in _zipf(preps, 1.0)])
+
         return self.net.memo(("place", group, exit), build)
 
     # clauses
     def subject_continuation(self, number: str, kind: str) -> int:
         """After the subject noun: a verb phrase, maybe after a modifier that hides the subject's number."""
+
         def build() -> int:
             net, vp = self.net, self.verb_phrase(number, kind)
-            mod = net.emit([(w, prep, self.thing_phrase(("mod", prep), OBJECT_GROUPS[prep], vp, ADJ_THING, 0.35 * (prep != "with")))
-                            for prep, w in _zipf("near with in", 0.8)])
+            mod = net.emit(
+                [
+                    (
+                        w,
+                        prep,
+                        self.thing_phrase(("mod", prep), OBJECT_GROUPS[prep], vp, ADJ_THING, 0.35 * (prep != "with")),
+                    )
+                    for prep, w in _zipf("near with in", 0.8)
+                ]
+            )
             rel_words = [(2.0, "who")] if kind == "person" else []
             rel = net.emit([(w, r, self.transitive(number, kind, vp)) for w, r in rel_words + [(1.0, "that")]])
-            conj = net.emit([(1.0, "and", net.memo(("conj",), lambda: self.noun_phrase(
-                ANIMATE_LEMMAS, lambda n, k: self.verb_phrase("pl", k), DET_SG, DET_PL, ADJ_ANIMATE, 0.3, 0.1)))])
+            conj = net.emit(
+                [
+                    (
+                        1.0,
+                        "and",
+                        net.memo(
+                            ("conj",),
+                            lambda: self.noun_phrase(
+                                ANIMATE_LEMMAS,
+                                lambda n, k: self.verb_phrase("pl", k),
+                                DET_SG,
+                                DET_PL,
+                                ADJ_ANIMATE,
+                                0.3,
+                                0.1,
+                            ),
+                        ),
+                    )
+                ]
+            )
             return net.branch([(0.67, vp), (0.18, mod), (0.09, rel), (0.06, conj)])
+
         return self.net.memo(("subj", number, kind), build)
 
     def be(self, number: str) -> str:
@@ -258,17 +353,31 @@ class _Grammar:
             net, be = self.net, self.be(number)
             form = 1 if number == "sg" else 2
             progressive = [(ws.get(kind, 0), prog, self.after_verb(prog, number)) for prog, *_, ws in INTRANSITIVE]
-            progressive += [(0.6 * ws.get(kind, 0), prog, self.obj(group, kind, self.after_object())) for prog, _, _, group, ws in TRANSITIVE if prog]
+            progressive += [
+                (0.6 * ws.get(kind, 0), prog, self.obj(group, kind, self.after_object()))
+                for prog, _, _, group, ws in TRANSITIVE
+                if prog
+            ]
             present = [(0.5 * v[-1].get(kind, 0), v[form], self.after_verb(v[0], number)) for v in INTRANSITIVE]
             predicate = [(w, a, self.end) for a, w in _zipf(PRED_ADJ[kind], 0.8)]
             very = net.emit([(1.0, "very", net.emit(predicate))])
-            return net.branch([
-                (0.40, net.emit([(0.45, be, net.emit(progressive)),
-                                 (0.12, be, net.branch([(0.8, net.emit(predicate)), (0.2, very)])),
-                                 (0.10, be, self.place(BE_PLACE[kind], self.after_place()))])),
-                (0.33, self.transitive(number, kind, self.after_object())),
-                (0.14, net.emit(present)),
-            ])
+            return net.branch(
+                [
+                    (
+                        0.40,
+                        net.emit(
+                            [
+                                (0.45, be, net.emit(progressive)),
+                                (0.12, be, net.branch([(0.8, net.emit(predicate)), (0.2, very)])),
+                                (0.10, be, self.place(BE_PLACE[kind], self.after_place())),
+                            ]
+                        ),
+                    ),
+                    (0.33, self.transitive(number, kind, self.after_object())),
+                    (0.14, net.emit(present)),
+                ]
+            )
+
         return self.net.memo(("vp", number, kind), build)
 
     def transitive(self, number: str, kind: str, exit: int) -> int:
@@ -287,34 +396,40 @@ class _Grammar:
         def build() -> int:
             adverbs = self.net.emit([(w, a, self.end) for a, w in AFTER_ADVERBS])
             return self.net.branch([(0.7, self.end), (0.1, adverbs), (0.2, self.place("outdoor", self.after_place()))])
+
         return self.net.memo(("after_object",), build)
 
     def after_verb(self, prog: str, number: str) -> int:
         """After an intransitive verb: end, a place, or an adverb ("together" only in the plural)."""
+
         def build() -> int:
             verb = next(v for v in INTRANSITIVE if v[0] == prog)
             skip = "alone" if number == "pl" else "together"
             adverbs = [(w, a, self.end) for a, w in _zipf(verb[4], 0.8) if a != skip]
-            return self.net.branch([(0.3, self.end), (0.5, self.place(verb[3], self.after_place())),
-                                    (0.2, self.net.emit(adverbs))])
+            return self.net.branch(
+                [(0.3, self.end), (0.5, self.place(verb[3], self.after_place())), (0.2, self.net.emit(adverbs))]
+            )
+
         return self.net.memo(("after_verb", prog, number), build)
 
     def after_place(self) -> int:
         def build() -> int:
             adverbs = self.net.emit([(w, a, self.end) for a, w in AFTER_ADVERBS])
             return self.net.branch([(0.85, self.end), (0.15, adverbs)])
+
         return self.net.memo(("after_place",), build)
 
     def there(self) -> int:
-        """"there is a cat on the mat ." / "there are two birds over the tree ."."""
+        """ "there is a cat on the mat ." / "there are two birds over the tree ."."""
         net = self.net
 
         def exit(number: str, kind: str) -> int:
             return self.place(BE_PLACE[kind], self.after_place())
 
         sg = self.noun_phrase(ANIMATE_LEMMAS, exit, [], [], ADJ_ANIMATE, 0.0, 0.25)
-        pl = self.noun_phrase(ANIMATE_LEMMAS, exit, [], [("two", 2), ("three", 1), ("some", 2), ("many", 1)],
-                              ADJ_ANIMATE, 1.0, 0.25)
+        pl = self.noun_phrase(
+            ANIMATE_LEMMAS, exit, [], [("two", 2), ("three", 1), ("some", 2), ("many", 1)], ADJ_ANIMATE, 1.0, 0.25
+        )
         return net.emit([(1.0, "there", net.emit([(0.6, "is", sg), (0.4, "are", pl)]))])
 
     def fronted_adverb(self, subject: int) -> int:
@@ -330,6 +445,7 @@ def _compile(net: _Net, start: int) -> tuple[list[dict[tuple[str, int], float]],
 
     States are the emit nodes reachable from the sentence start, numbered in order of discovery.
     """
+
     @functools.cache
     def closure(node: int) -> tuple[tuple[int, float], ...]:
         if net.kind[node] == "emit":

@@ -20,7 +20,7 @@ import functools
 import threading
 from bisect import bisect_right
 from collections import defaultdict
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -115,9 +115,13 @@ class ToyLanguage:
         vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *self.words])}
         core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
         core.normalizer = normalizers.Lowercase()
-        core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation("isolated")])
+        core.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation("isolated")]
+        )
         pad, unk, bos, eos = SPECIAL_TOKENS
-        return PreTrainedTokenizerFast(tokenizer_object=core, pad_token=pad, unk_token=unk, bos_token=bos, eos_token=eos)
+        return PreTrainedTokenizerFast(
+            tokenizer_object=core, pad_token=pad, unk_token=unk, bos_token=bos, eos_token=eos
+        )
 
     # ---- exact distributions ------------------------------------------------------------------
     def _node(self, belief: dict[int, float]) -> int:
@@ -184,7 +188,11 @@ class ToyLanguage:
         if vocab_size < size:
             raise ValueError(f"tokenizer_vocab_size {vocab_size} is smaller than the language's {size} tokens")
         if ids.ndim == 2:
-            return np.stack([self.true_next_distributions(row, vocab_size) for row in ids]) if len(ids) else np.zeros((0, ids.shape[1], vocab_size))
+            return (
+                np.stack([self.true_next_distributions(row, vocab_size) for row in ids])
+                if len(ids)
+                else np.zeros((0, ids.shape[1], vocab_size))
+            )
         if ids.ndim != 1:
             raise ValueError(f"token_ids must be 1-D or 2-D, got shape {ids.shape}")
         out = np.zeros((len(ids), vocab_size))

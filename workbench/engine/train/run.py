@@ -64,8 +64,14 @@ from workbench.run_folder import (
 )
 
 
-def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, control: Control | None = None, *,
-        run_dir: str | Path | None = None, resume: str | Path | None = None) -> Finished | Failed:
+def run(
+    config: RunConfig,
+    on_event: Callable[[Any], None] | None = None,
+    control: Control | None = None,
+    *,
+    run_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+) -> Finished | Failed:
     """Run a configuration to the end (or until stopped). Never raises for errors a user can cause.
 
     A run refused before any training began (a model or data file that cannot be used, memory, a full disk)
@@ -86,17 +92,27 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
             path = Path(resume).expanduser()
             config = load_run_config(path)
             if read_run(path).status == "completed":
-                raise ConfigError("", f"run {path.name} has already completed", "start a new run to train further (its student is in student/)")
+                raise ConfigError(
+                    "",
+                    f"run {path.name} has already completed",
+                    "start a new run to train further (its student is in student/)",
+                )
             _refuse_damaged_latest(path)
             if latest_checkpoint(path) is None and not (path / "teacher" / "config.json").is_file():
                 raise ConfigError("", f"run {path.name} has no checkpoint to resume from", "start it again instead")
         else:
             config.validate()
-            pick_device(config.train.device, config.train.precision, local_rank=parallel.local_rank)  # no folder for a run that cannot start
+            pick_device(
+                config.train.device, config.train.precision, local_rank=parallel.local_rank
+            )  # no folder for a run that cannot start
             if run_dir is not None:
                 path = Path(run_dir)
                 if parallel.main and path.is_dir() and any(path.iterdir()):
-                    raise ConfigError("", f"run folder {str(path)!r} is not empty", "give a new folder, or continue that run with --resume")
+                    raise ConfigError(
+                        "",
+                        f"run folder {str(path)!r} is not empty",
+                        "give a new folder, or continue that run with --resume",
+                    )
                 made_here = "contents" if path.is_dir() else "folder"
                 parallel.barrier()  # the other processes look only after rank 0 has checked
                 make_folder(path, "run_dir")
@@ -117,8 +133,14 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
         result = execution.execute()
     except Exception as err:  # noqa: BLE001 - every error ends as a Failed event; bugs stay loud in error.log
         result = _failed(err, path, started_in, parallel)
-    if isinstance(result, Failed) and result.user_error and made_here and started_in is not None \
-            and parallel.world_size == 1 and (execution is None or not execution.training_started):
+    if (
+        isinstance(result, Failed)
+        and result.user_error
+        and made_here
+        and started_in is not None
+        and parallel.world_size == 1
+        and (execution is None or not execution.training_started)
+    ):
         report.close()
         _remove_what_this_call_made(started_in, made_here)
         result = dataclasses.replace(result, run_dir="")
@@ -134,8 +156,13 @@ def run(config: RunConfig, on_event: Callable[[Any], None] | None = None, contro
     return result
 
 
-CPU_OUT_OF_MEMORY = ("DefaultCPUAllocator: can't allocate memory", "DefaultCPUAllocator: not enough memory",
-                     "not enough memory", "can't allocate memory", "Cannot allocate memory")
+CPU_OUT_OF_MEMORY = (
+    "DefaultCPUAllocator: can't allocate memory",
+    "DefaultCPUAllocator: not enough memory",
+    "not enough memory",
+    "can't allocate memory",
+    "Cannot allocate memory",
+)
 
 
 def _failed(err: Exception, path: Path | None, started_in: Path | None, parallel: Parallel) -> Failed:
@@ -148,11 +175,22 @@ def _failed(err: Exception, path: Path | None, started_in: Path | None, parallel
     if isinstance(err, WriteFailed):
         return Failed(err.message, f"{err.hint}, then {_what_survived(path)}", where, user_error=True)
     if isinstance(err, torch.OutOfMemoryError):
-        return Failed("The device ran out of memory.", "lower train.batch_size or train.seq_len (raise train.grad_accum to keep the batch), or use bf16", where, user_error=True)
-    if isinstance(err, MemoryError) or (isinstance(err, RuntimeError) and any(text in str(err) for text in CPU_OUT_OF_MEMORY)):
-        return Failed("The computer ran out of memory (RAM).",
-                      "use a smaller teacher or student, lower train.batch_size or train.seq_len (raise train.grad_accum to keep the batch), "
-                      "or close other programs", where, user_error=True)
+        return Failed(
+            "The device ran out of memory.",
+            "lower train.batch_size or train.seq_len (raise train.grad_accum to keep the batch), or use bf16",
+            where,
+            user_error=True,
+        )
+    if isinstance(err, MemoryError) or (
+        isinstance(err, RuntimeError) and any(text in str(err) for text in CPU_OUT_OF_MEMORY)
+    ):
+        return Failed(
+            "The computer ran out of memory (RAM).",
+            "use a smaller teacher or student, lower train.batch_size or train.seq_len (raise train.grad_accum to keep the batch), "
+            "or close other programs",
+            where,
+            user_error=True,
+        )
     log_name = "error.log" if parallel.main else f"error-process{parallel.rank}.log"
     hint = f"this is probably a bug; the traceback is in {log_name} in the run folder"
     if started_in is not None:
@@ -172,7 +210,9 @@ def _what_survived(path: Path | None) -> str:
     checkpoint = latest_checkpoint(path)
     if checkpoint is not None:
         step = read_checkpoint_state(checkpoint)["step"]
-        return f"resume the run with `workbench run --resume {path}`: checkpoint {checkpoint.name} (step {step}) is intact"
+        return (
+            f"resume the run with `workbench run --resume {path}`: checkpoint {checkpoint.name} (step {step}) is intact"
+        )
     if (path / "teacher" / "config.json").is_file():
         return f"resume the run with `workbench run --resume {path}`: the teacher it trained (teacher/) is intact"
     if (path / "student" / "config.json").is_file():
@@ -188,8 +228,11 @@ def _refuse_damaged_latest(path: Path) -> None:
     for damaged in damaged_checkpoints(path):
         stage = damaged.name.split("-step-")[0]
         if latest is None or rank.get(stage, 1) >= rank.get(latest.name.split("-step-")[0], 0):
-            raise ConfigError("", f"checkpoint {damaged.name}: state.json is damaged (cut short, or not what the workbench wrote)",
-                              resume_choice(damaged))
+            raise ConfigError(
+                "",
+                f"checkpoint {damaged.name}: state.json is damaged (cut short, or not what the workbench wrote)",
+                resume_choice(damaged),
+            )
 
 
 def _remove_what_this_call_made(folder: Path, made_here: str) -> None:
@@ -207,8 +250,9 @@ def _remove_what_this_call_made(folder: Path, made_here: str) -> None:
 class _Run:
     """One execution of a run folder (fresh or resumed)."""
 
-    def __init__(self, config: RunConfig, run_dir: Path, report: Reporter, control: Control,
-                 parallel: Parallel, resuming: bool):
+    def __init__(
+        self, config: RunConfig, run_dir: Path, report: Reporter, control: Control, parallel: Parallel, resuming: bool
+    ):
         self.config = config
         self.run_dir = run_dir
         self.report = report
@@ -246,15 +290,36 @@ class _Run:
         self.blocks = self._load_data(teacher)
         eval_blocks = self.blocks.val[: cfg.train.eval_batches * cfg.train.batch_size]
         truth = Truth(self.language, len(tokenizer), eval_blocks) if self.language is not None else None
-        self.session = Session(cfg, self.run_dir, self.report, self.control, self.parallel, self.dev, tokenizer,
-                               self.blocks, eval_blocks, truth, self.language, started=self.started)
+        self.session = Session(
+            cfg,
+            self.run_dir,
+            self.report,
+            self.control,
+            self.parallel,
+            self.dev,
+            tokenizer,
+            self.blocks,
+            eval_blocks,
+            truth,
+            self.language,
+            started=self.started,
+        )
 
         if teacher is None:
-            teacher = build_model(cfg.teacher.arch, len(tokenizer), pad_token_id=tokenizer.pad_token_id or 0,
-                                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                         seed=cfg.train.seed)
+            teacher = build_model(
+                cfg.teacher.arch,
+                len(tokenizer),
+                pad_token_id=tokenizer.pad_token_id or 0,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                seed=cfg.train.seed,
+            )
             check_positions(cfg, teacher, "teacher")
-            resume_from = checkpoint if checkpoint is not None and read_checkpoint_state(checkpoint)["stage"] == "teacher" else None
+            resume_from = (
+                checkpoint
+                if checkpoint is not None and read_checkpoint_state(checkpoint)["stage"] == "teacher"
+                else None
+            )
             self.training_started = True
             result = self.session.train_stage("teacher", teacher, None, resume_from)
             if result.status != "completed":
@@ -271,13 +336,25 @@ class _Run:
 
         student = make_student(cfg.student, teacher, tokenizer, seed=cfg.train.seed)
         if cfg.student.source == "custom" and student.config.model_type != cfg.student.arch.family:
-            self.report(Log(f"the custom student is built as a {student.config.model_type} model, the teacher's family "
-                            f"(student.arch.family says {cfg.student.arch.family})", level="warning"))
+            self.report(
+                Log(
+                    f"the custom student is built as a {student.config.model_type} model, the teacher's family "
+                    f"(student.arch.family says {cfg.student.arch.family})",
+                    level="warning",
+                )
+            )
         check_positions(cfg, student, "student")
         student_params, teacher_params = count_parameters(student), count_parameters(teacher)
         if student_params >= teacher_params:
-            self.report(Log(f"the student ({student_params:,} parameters) is not smaller than the teacher ({teacher_params:,})", level="warning"))
-        resume_from = checkpoint if checkpoint is not None and read_checkpoint_state(checkpoint)["stage"] == "distill" else None
+            self.report(
+                Log(
+                    f"the student ({student_params:,} parameters) is not smaller than the teacher ({teacher_params:,})",
+                    level="warning",
+                )
+            )
+        resume_from = (
+            checkpoint if checkpoint is not None and read_checkpoint_state(checkpoint)["stage"] == "distill" else None
+        )
         self.training_started = True
         result = self.session.train_stage("distill", student, self.teacher, resume_from)
         self.student = student
@@ -312,8 +389,14 @@ class _Run:
         kwargs: dict[str, Any] = {}
         if cfg.data.source == "generated" and teacher is not None:  # RunConfig.errors() refuses a teacher trained here
             kwargs.update(teacher=teacher.to(self.dev.device), teacher_key=teacher_cache_key(cfg.teacher))
-        blocks = load_blocks(cfg.data, self.tokenizer, cfg.train.seq_len, seed=cfg.train.seed,
-                                  on_log=lambda message: self.report(Log(message)), **kwargs)
+        blocks = load_blocks(
+            cfg.data,
+            self.tokenizer,
+            cfg.train.seq_len,
+            seed=cfg.train.seed,
+            on_log=lambda message: self.report(Log(message)),
+            **kwargs,
+        )
         return blocks
 
     # -- the end ----------------------------------------------------------------
@@ -340,9 +423,24 @@ class _Run:
             summary["peak_gpu_memory_bytes"] = int(torch.cuda.max_memory_allocated(self.dev.device))
         prompts = [p for p in cfg.train.probe_prompts if p.strip()][:3]
         summary["generations"] = [
-            {"prompt": p, **dict(zip(("teacher", "student"), generate_pair(
-                p, teacher=self.teacher, student=self.student, tokenizer=self.tokenizer, device=self.dev.device,
-                max_new_tokens=20, temperature=0.0 if self.language is None else 1.0, seed=cfg.train.seed)))}
+            {
+                "prompt": p,
+                **dict(
+                    zip(
+                        ("teacher", "student"),
+                        generate_pair(
+                            p,
+                            teacher=self.teacher,
+                            student=self.student,
+                            tokenizer=self.tokenizer,
+                            device=self.dev.device,
+                            max_new_tokens=20,
+                            temperature=0.0 if self.language is None else 1.0,
+                            seed=cfg.train.seed,
+                        ),
+                    )
+                ),
+            }
             for p in prompts
         ]
         return summary

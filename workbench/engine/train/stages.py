@@ -67,8 +67,9 @@ class Session:
     history: dict[str, Any] = field(default_factory=dict)  # kept in checkpoints: elapsed time, "before" metrics
     probe_vocab_cache: dict[int, list[str]] = field(default_factory=dict)
 
-    def train_stage(self, stage: str, model: torch.nn.Module, teacher: torch.nn.Module | None,
-                     checkpoint: Path | None) -> StageResult:
+    def train_stage(
+        self, stage: str, model: torch.nn.Module, teacher: torch.nn.Module | None, checkpoint: Path | None
+    ) -> StageResult:
 
         tr, dist_cfg = self.config.train, self.config.distill
         distilling = stage == "distill"
@@ -76,21 +77,31 @@ class Session:
         peak_lr = tr.lr if distilling else tr.teacher_lr
         warmup = min(tr.warmup_steps, total)
         if total and tr.warmup_steps >= total and checkpoint is None:
-            self.report(Log(f"train.warmup_steps ({tr.warmup_steps}) is not below the {stage} stage's {total} steps: "
-                            "the learning rate only rises and never decays", level="warning"))
+            self.report(
+                Log(
+                    f"train.warmup_steps ({tr.warmup_steps}) is not below the {stage} stage's {total} steps: "
+                    "the learning rate only rises and never decays",
+                    level="warning",
+                )
+            )
         alpha = dist_cfg.alpha if distilling else 0.0
         device = self.dev.device
         chunk = loss_chunk_positions(model.get_input_embeddings().weight.shape[0], dist_cfg.chunk_positions)
         model.to(device)
         model.train()
-        optimizer = torch.optim.AdamW(param_groups(model, tr.weight_decay), lr=peak_lr, betas=(0.9, 0.95),
-                                      foreach=device.type != "cpu" or None)
+        optimizer = torch.optim.AdamW(
+            param_groups(model, tr.weight_decay), lr=peak_lr, betas=(0.9, 0.95), foreach=device.type != "cpu" or None
+        )
         world = self.parallel.world_size
         train_blocks = self.blocks.train
         if distilling and 0 < dist_cfg.transfer_blocks < len(train_blocks):
             train_blocks = train_blocks[: dist_cfg.transfer_blocks]
-            self.report(Log(f"distillation reads {len(train_blocks):,} of the {len(self.blocks.train):,} training blocks "
-                            "(distill.transfer_blocks)"))
+            self.report(
+                Log(
+                    f"distillation reads {len(train_blocks):,} of the {len(self.blocks.train):,} training blocks "
+                    "(distill.transfer_blocks)"
+                )
+            )
         iterator = BatchIterator(train_blocks, tr.batch_size * world, seed=tr.seed + (1 if distilling else 0))
         step = 0
         if checkpoint is not None:
@@ -130,7 +141,9 @@ class Session:
             n_valid = int(self.parallel.all_sum(n_valid).item()) if world > 1 else int(n_valid.item())
             for micro, ids in enumerate(batches):
                 ids = ids.to(device, non_blocking=True)
-                sync_context = trainable.no_sync() if world > 1 and micro < len(batches) - 1 else contextlib.nullcontext()
+                sync_context = (
+                    trainable.no_sync() if world > 1 and micro < len(batches) - 1 else contextlib.nullcontext()
+                )
                 with sync_context:
                     teacher_logits = None
                     if teacher is not None and alpha > 0:
@@ -139,9 +152,18 @@ class Session:
                     with self.dev.autocast():
                         student_logits = trainable(input_ids=ids, use_cache=False).logits
                     parts = distill_loss(
-                        student_logits, teacher_logits, ids, temperature=dist_cfg.temperature, alpha=alpha,
-                        divergence=dist_cfg.divergence, beta=dist_cfg.beta, skew=dist_cfg.skew,
-                        t_squared=dist_cfg.t_squared, num_valid_tokens=n_valid, chunk_positions=chunk)
+                        student_logits,
+                        teacher_logits,
+                        ids,
+                        temperature=dist_cfg.temperature,
+                        alpha=alpha,
+                        divergence=dist_cfg.divergence,
+                        beta=dist_cfg.beta,
+                        skew=dist_cfg.skew,
+                        t_squared=dist_cfg.t_squared,
+                        num_valid_tokens=n_valid,
+                        chunk_positions=chunk,
+                    )
                     # DDP averages gradients over processes; the loss is already divided by the global token count.
                     (parts.loss * world).backward()
                 share = parts.n_tokens / n_valid
@@ -159,15 +181,30 @@ class Session:
                 values = (sums / window_steps).tolist()
                 norm = float(grad_norm)
                 if not math.isfinite(values[0]) or not math.isfinite(norm):
-                    raise RunFailed(f"The {stage} loss became {values[0]} at step {step}.",
-                                    "lower the learning rate or the temperature, or use fp32; the last good checkpoint is kept")
+                    raise RunFailed(
+                        f"The {stage} loss became {values[0]} at step {step}.",
+                        "lower the learning rate or the temperature, or use fp32; the last good checkpoint is kept",
+                    )
                 now = time.perf_counter()
                 rate = window_tokens / max(now - window_start, 1e-9)
                 per_step = (now - stage_start) / max(step - stage_start_step, 1)
                 kd = values[1] if alpha > 0 else float("nan")
-                self.report(Step(stage=stage, step=step, total_steps=total, loss=values[0], kd=kd, ce=values[2],
-                                 lr=lr, grad_norm=norm, tokens_per_s=rate, elapsed_s=time.time() - self.started,
-                                 eta_s=per_step * (total - step), memory_bytes=memory_in_use(device)))
+                self.report(
+                    Step(
+                        stage=stage,
+                        step=step,
+                        total_steps=total,
+                        loss=values[0],
+                        kd=kd,
+                        ce=values[2],
+                        lr=lr,
+                        grad_norm=norm,
+                        tokens_per_s=rate,
+                        elapsed_s=time.time() - self.started,
+                        eta_s=per_step * (total - step),
+                        memory_bytes=memory_in_use(device),
+                    )
+                )
                 sums.zero_()
                 window_steps, window_start, window_tokens = 0, now, 0
             if step % tr.eval_interval == 0 or step == total:
@@ -178,8 +215,10 @@ class Session:
             if save_now or (tr.checkpoint_interval and step % tr.checkpoint_interval == 0 and step < total):
                 self.control.save_now.clear()
                 if window_steps and not bool(torch.isfinite(sums).all()):
-                    raise RunFailed(f"The {stage} loss became non-finite before step {step}.",
-                                    "lower the learning rate or the temperature, or use fp32; the last good checkpoint is kept")
+                    raise RunFailed(
+                        f"The {stage} loss became non-finite before step {step}.",
+                        "lower the learning rate or the temperature, or use fp32; the last good checkpoint is kept",
+                    )
                 self.checkpoint(stage, step, model, optimizer, iterator)
             if self.control.stopping and step < total:
                 return self._stop(stage, step, model, optimizer, iterator)
@@ -206,8 +245,14 @@ class Session:
     def checkpoint(self, stage: str, step: int, model, optimizer, iterator) -> None:
         self.history["elapsed_s"] = time.time() - self.started
         if self.parallel.main:
-            path = save_checkpoint(self.run_dir, stage=stage, step=step, model=model, optimizer=optimizer,
-                                        state={"data": iterator.state(), "history": self.history})
+            path = save_checkpoint(
+                self.run_dir,
+                stage=stage,
+                step=step,
+                model=model,
+                optimizer=optimizer,
+                state={"data": iterator.state(), "history": self.history},
+            )
             self.report(Checkpoint(stage=stage, step=step, path=str(path)))
         self.parallel.barrier()
 
@@ -215,9 +260,15 @@ class Session:
         if not self.parallel.main:
             return {}
         distilling = stage == "distill"
-        metrics = evaluate(student=model if distilling else None, teacher=teacher if distilling else model,
-                                  blocks=self.eval_blocks, batch_size=self.config.train.batch_size,
-                                  device=self.dev.device, autocast=self.dev.autocast, truth=self.truth)
+        metrics = evaluate(
+            student=model if distilling else None,
+            teacher=teacher if distilling else model,
+            blocks=self.eval_blocks,
+            batch_size=self.config.train.batch_size,
+            device=self.dev.device,
+            autocast=self.dev.autocast,
+            truth=self.truth,
+        )
         if distilling and step == 0 and "student_ppl_before" not in self.history:
             self.history["student_ppl_before"] = metrics["student_ppl"]
             self.history["kl_teacher_student_before"] = metrics["kl_teacher_student"]
@@ -235,10 +286,18 @@ class Session:
         probe_student = model if distilling else None
         results = []
         for prompt in prompts:
-            results.append(probe_prompt(prompt, teacher=probe_teacher, student=probe_student,
-                                               tokenizer=self.tokenizer, device=self.dev.device,
-                                               truth=self.truth, autocast=self.dev.autocast,
-                                               vocab_tokens_cache=self.probe_vocab_cache))
+            results.append(
+                probe_prompt(
+                    prompt,
+                    teacher=probe_teacher,
+                    student=probe_student,
+                    tokenizer=self.tokenizer,
+                    device=self.dev.device,
+                    truth=self.truth,
+                    autocast=self.dev.autocast,
+                    vocab_tokens_cache=self.probe_vocab_cache,
+                )
+            )
         self.report(Probe(stage=stage, step=step, temperature=self.config.distill.temperature, prompts=results))
 
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
@@ -30,7 +31,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 class Job:
     """What a piece of background work sees of the world."""
 
-    def __init__(self, jobs: "Jobs", job_id: int, channel: str):
+    def __init__(self, jobs: Jobs, job_id: int, channel: str):
         self._jobs = jobs
         self.id = job_id
         self.channel = channel
@@ -60,7 +61,7 @@ class _Worker(QObject):
 
     finished = Signal(int, bool, object)  # job id, ok, result or exception
 
-    def __init__(self, jobs: "Jobs"):
+    def __init__(self, jobs: Jobs):
         super().__init__()  # no parent: it is moved to the thread
         self._jobs = jobs
 
@@ -104,9 +105,15 @@ class Jobs(QObject):
         self._thread.start()
 
     # -- the GUI thread's side ----------------------------------------------------------------------------
-    def submit(self, channel: str, work: Callable[[Job], Any], *, on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[BaseException], None] | None = None,
-               on_progress: Callable[..., None] | None = None) -> int:
+    def submit(
+        self,
+        channel: str,
+        work: Callable[[Job], Any],
+        *,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        on_progress: Callable[..., None] | None = None,
+    ) -> int:
         """Queue ``work(job)``; returns the job's id. Older requests on ``channel`` are superseded."""
         with self._lock:
             if self._closed:

@@ -71,8 +71,10 @@ class Chart(QFrame):
             self.ppl_button.toggled.connect(self.set_perplexity)
             header.addWidget(self.ppl_button)
             self._buttons.append(self.ppl_button)
-        for text, tip, slot in (("PNG", "Save this chart as a PNG image", self._save_png),
-                                ("CSV", "Save this chart's points as CSV", self._save_csv)):
+        for text, tip, slot in (
+            ("PNG", "Save this chart as a PNG image", self._save_png),
+            ("CSV", "Save this chart's points as CSV", self._save_csv),
+        ):
             button = self._tool_button(text, tip)
             button.clicked.connect(slot)
             self._buttons.append(button)
@@ -165,10 +167,18 @@ class Chart(QFrame):
         if self.boundary is None:
             # The label hangs from the top, left of the line: there the teacher's curves have come down
             # (losses, KL) and the student's have not started (they begin right of the line, often at the top).
-            self.boundary = pg.InfiniteLine(angle=90, movable=False, label="teacher | distill",
-                                            pen=pg.mkPen("#999999", width=1, style=Qt.PenStyle.DashLine),
-                                            labelOpts={"position": 0.98, "color": "#999999", "anchors": [(1, 0), (1, 0)],
-                                                       "fill": self._label_fill()})
+            self.boundary = pg.InfiniteLine(
+                angle=90,
+                movable=False,
+                label="teacher | distill",
+                pen=pg.mkPen("#999999", width=1, style=Qt.PenStyle.DashLine),
+                labelOpts={
+                    "position": 0.98,
+                    "color": "#999999",
+                    "anchors": [(1, 0), (1, 0)],
+                    "fill": self._label_fill(),
+                },
+            )
             self.plot.addItem(self.boundary, ignoreBounds=True)
             self.plot.vb.sigXRangeChanged.connect(self._place_boundary_label)
         self.boundary.setPos(x)
@@ -258,7 +268,7 @@ class Chart(QFrame):
             if not xs.min() - 0.02 * span <= x <= xs.max() + 0.02 * span:
                 continue  # this curve has no data near the cursor (e.g. the teacher stage, hovering distill)
             i = int(np.argmin(np.abs(xs - x)))
-            value = self.transform(series.data.y[i:i + 1])[0]
+            value = self.transform(series.data.y[i : i + 1])[0]
             if nearest_x is None or abs(xs[i] - x) < abs(nearest_x - x):
                 nearest_x = xs[i]
             self._hover_values[index] = format_value(value)

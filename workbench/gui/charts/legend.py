@@ -46,8 +46,9 @@ class ChartLegend(QLabel):
         self.setFont(font)
         self.setFixedHeight(2 * self.fontMetrics().lineSpacing() + 2)
 
-    def show_entries(self, own: Sequence[SeriesCurves], overlays: Sequence[SeriesCurves],
-                     hover_values: Mapping[int, str]) -> None:
+    def show_entries(
+        self, own: Sequence[SeriesCurves], overlays: Sequence[SeriesCurves], hover_values: Mapping[int, str]
+    ) -> None:
         """List the chart's ``own`` curves, then its ``overlays`` (dashed), that have a finite value; entry ``i``
         (its link and its key in ``hover_values``) is the ``i``-th of them all, counting those left out; hidden
         curves are muted and struck through."""
@@ -60,7 +61,9 @@ class ChartLegend(QLabel):
             swatch = _SWATCHES["dashed" if index >= len(own) else series.spec.style]
             name = series.spec.label if series.main.isVisible() else f"<s>{series.spec.label}</s>"
             value = hover_values.get(index)
-            parts.append(f"<a href='{index}' style='text-decoration:none; color:{color}'><b>{swatch}</b></a>"
-                         f"&nbsp;<a href='{index}' style='text-decoration:none; color:{muted}'>{name}</a>"
-                         + (f"&nbsp;<b>{value}</b>" if value is not None else ""))
+            parts.append(
+                f"<a href='{index}' style='text-decoration:none; color:{color}'><b>{swatch}</b></a>"
+                f"&nbsp;<a href='{index}' style='text-decoration:none; color:{muted}'>{name}</a>"
+                + (f"&nbsp;<b>{value}</b>" if value is not None else "")
+            )
         self.setText("&nbsp;&nbsp;&nbsp; ".join(parts))

@@ -37,31 +37,58 @@ class ChartSpec:
 
 
 CHART_SPECS = (
-    ChartSpec("loss", "Train loss", "loss (nats)", (
-        SeriesSpec("teacher_loss", "teacher stage", theme.TEACHER_COLOR, smooth=True),
-        SeriesSpec("loss", "total", theme.STUDENT_COLOR, smooth=True),
-        SeriesSpec("kd", "KD term", theme.KD_COLOR, smooth=True),
-        SeriesSpec("ce", "CE term", theme.CE_COLOR, smooth=True),
-    ), overlay_keys=("ce",)),
-    ChartSpec("heldout", "Held-out cross-entropy", "CE (nats)", (
-        SeriesSpec("student_ce", "student", theme.STUDENT_COLOR),
-        SeriesSpec("teacher_ce", "teacher", theme.TEACHER_COLOR, "points"),
-        SeriesSpec("entropy_floor", "entropy floor", theme.TRUTH_COLOR, "dashed"),
-    ), overlay_keys=("student_ce",)),
-    ChartSpec("kl", "KL(teacher ‖ student), held-out", "nats", (
-        SeriesSpec("kl_teacher_student", "KL(teacher‖student)", theme.STUDENT_COLOR),
-    ), overlay_keys=("kl_teacher_student",)),
-    ChartSpec("agreement", "Teacher–student agreement", "fraction", (
-        SeriesSpec("top1_agreement", "top-1", theme.STUDENT_COLOR),
-        SeriesSpec("top5_agreement", "top-5", theme.STUDENT_COLOR, "dotted"),
-    ), overlay_keys=("top1_agreement",), log_ok=False),
-    ChartSpec("truth", "KL to the true distribution", "nats", (
-        SeriesSpec("kl_true_teacher", "KL(true‖teacher)", theme.TEACHER_COLOR),
-        SeriesSpec("kl_true_student", "KL(true‖student)", theme.STUDENT_COLOR),
-    ), overlay_keys=("kl_true_student",)),
-    ChartSpec("lr", "Learning rate", "lr", (
-        SeriesSpec("lr", "learning rate", theme.LR_COLOR),
-    ), overlay_keys=("lr",)),
+    ChartSpec(
+        "loss",
+        "Train loss",
+        "loss (nats)",
+        (
+            SeriesSpec("teacher_loss", "teacher stage", theme.TEACHER_COLOR, smooth=True),
+            SeriesSpec("loss", "total", theme.STUDENT_COLOR, smooth=True),
+            SeriesSpec("kd", "KD term", theme.KD_COLOR, smooth=True),
+            SeriesSpec("ce", "CE term", theme.CE_COLOR, smooth=True),
+        ),
+        overlay_keys=("ce",),
+    ),
+    ChartSpec(
+        "heldout",
+        "Held-out cross-entropy",
+        "CE (nats)",
+        (
+            SeriesSpec("student_ce", "student", theme.STUDENT_COLOR),
+            SeriesSpec("teacher_ce", "teacher", theme.TEACHER_COLOR, "points"),
+            SeriesSpec("entropy_floor", "entropy floor", theme.TRUTH_COLOR, "dashed"),
+        ),
+        overlay_keys=("student_ce",),
+    ),
+    ChartSpec(
+        "kl",
+        "KL(teacher ‖ student), held-out",
+        "nats",
+        (SeriesSpec("kl_teacher_student", "KL(teacher‖student)", theme.STUDENT_COLOR),),
+        overlay_keys=("kl_teacher_student",),
+    ),
+    ChartSpec(
+        "agreement",
+        "Teacher–student agreement",
+        "fraction",
+        (
+            SeriesSpec("top1_agreement", "top-1", theme.STUDENT_COLOR),
+            SeriesSpec("top5_agreement", "top-5", theme.STUDENT_COLOR, "dotted"),
+        ),
+        overlay_keys=("top1_agreement",),
+        log_ok=False,
+    ),
+    ChartSpec(
+        "truth",
+        "KL to the true distribution",
+        "nats",
+        (
+            SeriesSpec("kl_true_teacher", "KL(true‖teacher)", theme.TEACHER_COLOR),
+            SeriesSpec("kl_true_student", "KL(true‖student)", theme.STUDENT_COLOR),
+        ),
+        overlay_keys=("kl_true_student",),
+    ),
+    ChartSpec("lr", "Learning rate", "lr", (SeriesSpec("lr", "learning rate", theme.LR_COLOR),), overlay_keys=("lr",)),
 )
 _STEP_KEYS = {"teacher_loss", "loss", "kd", "ce", "lr"}
 _EVAL_KEYS = {s.key for c in CHART_SPECS for s in c.series} - _STEP_KEYS
@@ -91,8 +118,8 @@ class GrowableSeries:
         xs, ys = np.asarray(xs, float), np.asarray(ys, float)
         if self._n + len(xs) > len(self._x):
             self._grow(self._n + len(xs))
-        self._x[self._n:self._n + len(xs)] = xs
-        self._y[self._n:self._n + len(ys)] = ys
+        self._x[self._n : self._n + len(xs)] = xs
+        self._y[self._n : self._n + len(ys)] = ys
         self._n += len(xs)
         self.has_values = self.has_values or bool(np.isfinite(ys).any())
 
@@ -101,16 +128,16 @@ class GrowableSeries:
         for name in ("_x", "_y"):
             old = getattr(self, name)
             new = np.empty(capacity)
-            new[:self._n] = old[:self._n]
+            new[: self._n] = old[: self._n]
             setattr(self, name, new)
 
     @property
     def x(self) -> np.ndarray:
-        return self._x[:self._n]
+        return self._x[: self._n]
 
     @property
     def y(self) -> np.ndarray:
-        return self._y[:self._n]
+        return self._y[: self._n]
 
 
 def ema(values: np.ndarray, weight: float, state: float = 0.0, count: int = 0):
@@ -138,9 +165,9 @@ def ema(values: np.ndarray, weight: float, state: float = 0.0, count: int = 0):
     for b in range(len(blocks)):  # only the carry is sequential: len/64 iterations
         smoothed[b] = local[b] + carry * powers[1:]
         carry = smoothed[b, -1]
-    smoothed = smoothed.reshape(-1)[:len(ys)]
+    smoothed = smoothed.reshape(-1)[: len(ys)]
     n = count + np.arange(1, len(ys) + 1)
-    out[finite] = smoothed / (1.0 - weight ** n)
+    out[finite] = smoothed / (1.0 - weight**n)
     return out, float(smoothed[-1]), count + len(ys)
 
 

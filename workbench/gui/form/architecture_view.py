@@ -72,8 +72,14 @@ class _ArchCanvas(QWidget):
         plan = self.plan
         if plan is None or not plan.teacher_blocks:
             painter.setPen(QColor(c["muted"]))
-            message = "\n".join(e.line for e in plan.errors[:2]) if plan is not None and plan.errors else "The architecture appears when the teacher is known."
-            painter.drawText(self.rect().adjusted(16, 16, -16, -16), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, message)
+            message = (
+                "\n".join(e.line for e in plan.errors[:2])
+                if plan is not None and plan.errors
+                else "The architecture appears when the teacher is known."
+            )
+            painter.drawText(
+                self.rect().adjusted(16, 16, -16, -16), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, message
+            )
             return
         width = self.width()
         gap = max(44.0, min(110.0, width * 0.16))
@@ -114,17 +120,21 @@ class _ArchCanvas(QWidget):
                     if j < len(s_rects) and 0 <= teacher_index < len(t_rects):
                         self._connector(painter, t_rects[teacher_index], s_rects[j], link, 1.6)
         kept = set(plan.kept_layer_ids)
-        for block, rect in ((self._block(plan.teacher_blocks, "embeddings"), emb_t),
-                            (self._block(plan.teacher_blocks, "final norm"), norm_t),
-                            (self._block(plan.teacher_blocks, "head"), head_t)):
+        for block, rect in (
+            (self._block(plan.teacher_blocks, "embeddings"), emb_t),
+            (self._block(plan.teacher_blocks, "final norm"), norm_t),
+            (self._block(plan.teacher_blocks, "head"), head_t),
+        ):
             self._plain_block(painter, rect, block, theme.TEACHER_COLOR, c)
         for i, (block, rect) in enumerate(zip(t_layers, t_rects)):
             state = "kept" if (not derived or i in kept) else "dropped"
             self._layer_block(painter, rect, block, f"L{i}", theme.TEACHER_COLOR, scale, state, c)
         if plan.student_blocks:
-            for block, rect in ((self._block(plan.student_blocks, "embeddings"), emb_s),
-                                (self._block(plan.student_blocks, "final norm"), norm_s),
-                                (self._block(plan.student_blocks, "head"), head_s)):
+            for block, rect in (
+                (self._block(plan.student_blocks, "embeddings"), emb_s),
+                (self._block(plan.student_blocks, "final norm"), norm_s),
+                (self._block(plan.student_blocks, "head"), head_s),
+            ):
                 self._plain_block(painter, rect, block, theme.STUDENT_COLOR, c, copied=derived)
             for j, (block, rect) in enumerate(zip(s_layers, s_rects)):
                 source = f" \u2190 T{plan.kept_layer_ids[j]}" if derived and j < len(plan.kept_layer_ids) else ""
@@ -149,8 +159,11 @@ class _ArchCanvas(QWidget):
         painter.drawText(QRectF(x, 6, w, 22), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, title)
         painter.setFont(font)
         painter.setPen(QColor(c["muted"]))
-        painter.drawText(QRectF(x, 6, w, 22), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                         f"{format_count(params)} params" if params else "")
+        painter.drawText(
+            QRectF(x, 6, w, 22),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            f"{format_count(params)} params" if params else "",
+        )
 
     def _legend(self, painter: QPainter, width: float, c: dict) -> None:
         font = painter.font()
@@ -163,22 +176,32 @@ class _ArchCanvas(QWidget):
             color.setAlphaF(alpha * 0.8)
             painter.fillRect(QRectF(x, 35, 14, 7), color)
             painter.setPen(QColor(c["muted"]))
-            painter.drawText(QRectF(x + 18, 29, 80, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, label)
+            painter.drawText(
+                QRectF(x + 18, 29, 80, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, label
+            )
             x += 18 + painter.fontMetrics().horizontalAdvance(label) + 14
         if self.plan.kept_layer_ids:
             pen = QPen(QColor(theme.STUDENT_COLOR), 1.6)
             painter.setPen(pen)
             painter.drawLine(QPointF(x, 38.5), QPointF(x + 16, 38.5))
             painter.setPen(QColor(c["muted"]))
-            painter.drawText(QRectF(x + 20, 29, width - x - 30, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                             f"kept layer ({len(self.plan.kept_layer_ids)} of {len(self._layers(self.plan.teacher_blocks))})")
+            painter.drawText(
+                QRectF(x + 20, 29, width - x - 30, 18),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                f"kept layer ({len(self.plan.kept_layer_ids)} of {len(self._layers(self.plan.teacher_blocks))})",
+            )
         elif self.plan.student_blocks:
             painter.setPen(QColor(c["muted"]))
-            painter.drawText(QRectF(x, 29, width - x - 12, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                             "student: a new model, trained from random weights")
+            painter.drawText(
+                QRectF(x, 29, width - x - 12, 18),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                "student: a new model, trained from random weights",
+            )
         painter.setFont(font)
 
-    def _connector(self, painter: QPainter, a: QRectF, b: QRectF, color: QColor, width: float, dashed: bool = False) -> None:
+    def _connector(
+        self, painter: QPainter, a: QRectF, b: QRectF, color: QColor, width: float, dashed: bool = False
+    ) -> None:
         start, end = QPointF(a.right(), a.center().y()), QPointF(b.left(), b.center().y())
         path = QPainterPath(start)
         dx = (end.x() - start.x()) * 0.5
@@ -190,7 +213,9 @@ class _ArchCanvas(QWidget):
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawPath(path)
 
-    def _plain_block(self, painter: QPainter, rect: QRectF, block: dict | None, color: str, c: dict, copied: bool = False) -> None:
+    def _plain_block(
+        self, painter: QPainter, rect: QRectF, block: dict | None, color: str, c: dict, copied: bool = False
+    ) -> None:
         if block is None:
             return
         fill = QColor(color)
@@ -220,8 +245,18 @@ class _ArchCanvas(QWidget):
             tip += "\ncopied from the teacher"
         self._hits.append((rect, tip))
 
-    def _layer_block(self, painter: QPainter, rect: QRectF, block: dict, label: str, color: str, scale: float,
-                     state: str, c: dict, source: str = "") -> None:
+    def _layer_block(
+        self,
+        painter: QPainter,
+        rect: QRectF,
+        block: dict,
+        label: str,
+        color: str,
+        scale: float,
+        state: str,
+        c: dict,
+        source: str = "",
+    ) -> None:
         dropped = state == "dropped"
         base = QColor(color)
         fill = QColor(color)
@@ -235,8 +270,11 @@ class _ArchCanvas(QWidget):
         fm = painter.fontMetrics()
         label_w = fm.horizontalAdvance("L00 \u2190 T00") + 6 if source else fm.horizontalAdvance("L00") + 8
         painter.setPen(QColor(c["muted"] if dropped else c["text"]))
-        painter.drawText(QRectF(rect.left() + 6, rect.top(), label_w, rect.height()), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         label + source)
+        painter.drawText(
+            QRectF(rect.left() + 6, rect.top(), label_w, rect.height()),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            label + source,
+        )
         count_w = fm.horizontalAdvance("888.8K") + 8
         bar_left = rect.left() + 6 + label_w
         bar_w = max(10.0, rect.width() - (bar_left - rect.left()) - count_w - 4)
@@ -255,12 +293,24 @@ class _ArchCanvas(QWidget):
         painter.setBrush(mlp_color)
         painter.drawRoundedRect(QRectF(bar_left + a_w + 1, top, max(m_w, 1.0), h), 2, 2)
         painter.setPen(QColor(c["muted"]))
-        painter.drawText(QRectF(rect.right() - count_w, rect.top(), count_w - 6, rect.height()),
-                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, format_count(block["params"]))
-        where = f"teacher layer {block['name'].split()[-1]}" if not source else f"student layer {label[1:]} (teacher layer {source.split('T')[-1]})"
+        painter.drawText(
+            QRectF(rect.right() - count_w, rect.top(), count_w - 6, rect.height()),
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+            format_count(block["params"]),
+        )
+        where = (
+            f"teacher layer {block['name'].split()[-1]}"
+            if not source
+            else f"student layer {label[1:]} (teacher layer {source.split('T')[-1]})"
+        )
         status = " \u2013 dropped from the student" if dropped else ""
-        self._hits.append((rect, f"{where}{status}\nattention {attention:,}\nMLP {mlp:,}\nnorms {block.get('norms', 0):,}\n"
-                                 f"total {block['params']:,} parameters"))
+        self._hits.append(
+            (
+                rect,
+                f"{where}{status}\nattention {attention:,}\nMLP {mlp:,}\nnorms {block.get('norms', 0):,}\n"
+                f"total {block['params']:,} parameters",
+            )
+        )
 
 
 class ArchitectureView(QWidget):

@@ -71,8 +71,9 @@ class DataPreviewBox(QFrame):
         grid.setHorizontalSpacing(12)
         grid.setVerticalSpacing(2)
         self.values: dict[str, QLabel] = {}
-        for row, (key, text) in enumerate((("source", "Source"), ("documents", "Documents"), ("tokens", "Tokens"),
-                                           ("blocks", "Blocks"))):
+        for row, (key, text) in enumerate(
+            (("source", "Source"), ("documents", "Documents"), ("tokens", "Tokens"), ("blocks", "Blocks"))
+        ):
             name = QLabel(text, self.stats)
             name.setObjectName("muted")
             value = QLabel("\u2013", self.stats)
@@ -107,8 +108,10 @@ class DataPreviewBox(QFrame):
     def _restyle(self) -> None:
         self._styled_theme = theme.current_theme()
         c = theme.colors()
-        self.setStyleSheet(f"QFrame#dataPreview {{ border: 1px solid {c['border']}; border-radius: 6px; background: {c['base']}; }}"
-                           " QFrame#dataPreview QLabel { border: none; background: transparent; }")
+        self.setStyleSheet(
+            f"QFrame#dataPreview {{ border: 1px solid {c['border']}; border-radius: 6px; background: {c['base']}; }}"
+            " QFrame#dataPreview QLabel { border: none; background: transparent; }"
+        )
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt override (follow theme switches)
         super().changeEvent(event)
@@ -170,8 +173,10 @@ class DataPreviewBox(QFrame):
             self.values["source"].setText(str(result.get("source", "")))
             self.values["documents"].setText(_count(result.get("documents")))
             self.values["tokens"].setText(_count(result.get("tokens")))
-            self.values["blocks"].setText(f"{_count(result.get('train_blocks'))} train \u00b7 "
-                                          f"{_count(result.get('val_blocks'))} held out of {seq_len} tokens")
+            self.values["blocks"].setText(
+                f"{_count(result.get('train_blocks'))} train \u00b7 "
+                f"{_count(result.get('val_blocks'))} held out of {seq_len} tokens"
+            )
             examples = [str(e).strip().replace("\n", " \u21b5 ") for e in result.get("examples", [])]
             self.examples.setPlainText("\n\n".join(f"{i + 1}. {e[:400]}" for i, e in enumerate(examples)))
             self.stats.show()

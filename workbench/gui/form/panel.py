@@ -42,12 +42,24 @@ from workbench.gui.form.sections import NESTED_INDENT, Section
 from workbench.gui.form.visibility import PATH_LABELS, field_visible, path_browse, path_label, path_placeholder
 
 # Top-level sections in form order: (title, dataclass attribute or None for the run's own fields).
-SECTIONS = (("Run", None), ("Teacher", "teacher"), ("Student", "student"), ("Distillation", "distill"),
-            ("Training", "train"), ("Data", "data"))
+SECTIONS = (
+    ("Run", None),
+    ("Teacher", "teacher"),
+    ("Student", "student"),
+    ("Distillation", "distill"),
+    ("Training", "train"),
+    ("Data", "data"),
+)
 
 # Rarely changed settings, in a collapsed "More" group inside their section.
-ADVANCED = {"train.min_lr_ratio", "train.weight_decay", "train.grad_clip", "train.log_interval", "train.eval_batches",
-            "train.checkpoint_interval"}
+ADVANCED = {
+    "train.min_lr_ratio",
+    "train.weight_decay",
+    "train.grad_clip",
+    "train.log_interval",
+    "train.eval_batches",
+    "train.checkpoint_interval",
+}
 
 LABEL_WIDTH = 128
 
@@ -98,8 +110,10 @@ class ConfigPanel(QWidget):
         self.banner = QLabel(self)
         self.banner.setObjectName("configBanner")
         self.banner.setWordWrap(True)
-        self.banner.setStyleSheet(f"#configBanner {{ color: {theme.ERROR_COLOR}; border: 1px solid {theme.ERROR_COLOR};"
-                                  " border-radius: 6px; padding: 6px 8px; }")
+        self.banner.setStyleSheet(
+            f"#configBanner {{ color: {theme.ERROR_COLOR}; border: 1px solid {theme.ERROR_COLOR};"
+            " border-radius: 6px; padding: 6px 8px; }"
+        )
         self.banner.hide()
         outer.addWidget(self.banner)
         self.scroll = QScrollArea(self)
@@ -163,8 +177,11 @@ class ConfigPanel(QWidget):
         if self._plan_cfg == self._cfg:
             return list(self._plan_errors)
         plan_cfg = self._plan_cfg
-        held = [e for e in self._plan_errors
-                if e.field not in self._editors or self._cfg.get(e.field) == plan_cfg.get(e.field)]
+        held = [
+            e
+            for e in self._plan_errors
+            if e.field not in self._editors or self._cfg.get(e.field) == plan_cfg.get(e.field)
+        ]
         if not held:
             held.append(ConfigError("", RECHECKING, ""))
         return held
@@ -251,8 +268,10 @@ class ConfigPanel(QWidget):
             self.fetch_row.fetched.connect(self._on_fetched)
             section.form.addRow("", self.fetch_row)
         elif dotted == "teacher.trust_remote_code":
-            self.trust_warning = warning_label("Runs Python code from the model's repository on this machine. "
-                                               "Tick it only for models you trust.", section.body)
+            self.trust_warning = warning_label(
+                "Runs Python code from the model's repository on this machine. Tick it only for models you trust.",
+                section.body,
+            )
             section.form.addRow("", self.trust_warning)
 
     def _add_student_preset(self, sub: Section) -> None:
@@ -280,7 +299,8 @@ class ConfigPanel(QWidget):
             f"QFrame#section {{ border: 1px solid {c['border']}; border-radius: 8px; background: {c['alt_base']}; }}"
             " QFrame#subsection { border: none; background: transparent; }"
             " QFrame#section QLabel { background: transparent; }"
-            " QFrame#section QToolButton { border: none; background: transparent; padding: 2px 0px; }")
+            " QFrame#section QToolButton { border: none; background: transparent; padding: 2px 0px; }"
+        )
 
     # -- edits ------------------------------------------------------------------
     @Slot(str, object)
@@ -296,7 +316,10 @@ class ConfigPanel(QWidget):
         self._update_visibility()
         self._revalidate()
         self._changed_timer.start()
-        if dotted.startswith(("data.", "teacher.source", "teacher.path", "teacher.revision")) or dotted in ("train.seq_len", "train.seed"):
+        if dotted.startswith(("data.", "teacher.source", "teacher.path", "teacher.revision")) or dotted in (
+            "train.seq_len",
+            "train.seed",
+        ):
             self.preview.schedule(self._cfg)
 
     @Slot()
@@ -321,7 +344,9 @@ class ConfigPanel(QWidget):
     def _sync_preset(self) -> None:
         arch = self._cfg.student.arch
         shape = (arch.layers, arch.hidden, arch.heads)
-        match = next((n for n, s in STUDENT_PRESETS.items() if s == shape and not arch.kv_heads and not arch.intermediate), None)
+        match = next(
+            (n for n, s in STUDENT_PRESETS.items() if s == shape and not arch.kv_heads and not arch.intermediate), None
+        )
         self.student_preset.setCurrentIndex(max(0, self.student_preset.findData(match)) if match else 0)
 
     # -- visibility ---------------------------------------------------------------
@@ -341,7 +366,8 @@ class ConfigPanel(QWidget):
             editor.set_browse(*path_browse(dotted, cfg))
         self._forms["teacher.path"].setRowVisible(self.fetch_row, cfg.teacher.source == "gguf")
         self._forms["teacher.trust_remote_code"].setRowVisible(
-            self.trust_warning, field_visible("teacher.trust_remote_code", cfg) and cfg.teacher.trust_remote_code)
+            self.trust_warning, field_visible("teacher.trust_remote_code", cfg) and cfg.teacher.trust_remote_code
+        )
         # a list of layers overrides the count; grey the count out so that is visible
         self._editors["student.keep_layers"].setEnabled(not cfg.student.layer_ids)
 

@@ -48,7 +48,10 @@ def preview_tokenizer(teacher: TeacherConfig, data: DataConfig) -> tuple[Any | N
         return data_tokenizer(teacher, data, train_on_text=False), ""
     except Exception as err:  # noqa: BLE001 - any failure only means "no preview"
         if teacher.source == "hub":
-            return None, f"{teacher.path.strip()} is not in the local cache, so its tokenizer cannot be previewed offline."
+            return (
+                None,
+                f"{teacher.path.strip()} is not in the local cache, so its tokenizer cannot be previewed offline.",
+            )
         return None, f"No preview: {err.message if isinstance(err, ConfigError) else one_line(err, 200)}."
 
 
@@ -80,5 +83,11 @@ class DataPreviewer:
         from workbench.engine.data.generated import teacher_cache_key
 
         # the same key the run uses, so already generated samples are found in the cache
-        return preview(request.data, tokenizer, request.seq_len, seed=request.seed, n_examples=3,
-                       teacher_key=teacher_cache_key(teacher))
+        return preview(
+            request.data,
+            tokenizer,
+            request.seq_len,
+            seed=request.seed,
+            n_examples=3,
+            teacher_key=teacher_cache_key(teacher),
+        )

@@ -22,8 +22,14 @@ from PySide6.QtWidgets import (
 from workbench.gui import theme
 from workbench.gui.form.units import format_bytes, format_count
 
-MEMORY_PARTS = (("teacher_weights", "teacher weights"), ("student_weights", "student weights"), ("gradients", "gradients"),
-                ("optimizer", "optimizer state"), ("activations", "activations"), ("logits", "logits and loss"))
+MEMORY_PARTS = (
+    ("teacher_weights", "teacher weights"),
+    ("student_weights", "student weights"),
+    ("gradients", "gradients"),
+    ("optimizer", "optimizer state"),
+    ("activations", "activations"),
+    ("logits", "logits and loss"),
+)
 
 
 class _ShareBar(QWidget):
@@ -94,8 +100,10 @@ class SummaryCard(QFrame):
     def _restyle(self) -> None:
         self._styled_theme = theme.current_theme()
         c = theme.colors()
-        self.setStyleSheet(f"QFrame#summaryCard {{ border: 1px solid {c['border']}; border-radius: 8px; background: {c['alt_base']}; }}"
-                           " QFrame#summaryCard QLabel { background: transparent; border: none; }")
+        self.setStyleSheet(
+            f"QFrame#summaryCard {{ border: 1px solid {c['border']}; border-radius: 8px; background: {c['alt_base']}; }}"
+            " QFrame#summaryCard QLabel { background: transparent; border: none; }"
+        )
         if getattr(self, "compression_value", None) is not None:
             self.compression_value.setStyleSheet(f"color: {c['text']};")
             if self.plan is not None:
@@ -140,7 +148,9 @@ class SummaryCard(QFrame):
         self.student_value.setText(format_count(plan.student_params) if plan.student_params else "\u2013")
         self.compression_value.setText(f"{plan.compression:.1f}\u00d7" if plan.compression else "\u2013")
         self.share_bar.share = plan.student_params / plan.teacher_params if plan.teacher_params else 0.0
-        self.share_bar.setToolTip(f"The student has {self.share_bar.share:.0%} of the teacher's parameters." if plan.teacher_params else "")
+        self.share_bar.setToolTip(
+            f"The student has {self.share_bar.share:.0%} of the teacher's parameters." if plan.teacher_params else ""
+        )
         self.share_bar.update()
         shapes = []
         if plan.teacher_summary:
@@ -154,14 +164,25 @@ class SummaryCard(QFrame):
 
         total = plan.memory.get("total", 0) if plan.memory else 0
         where = f"{plan.device_label}, {plan.precision}" if plan.precision else plan.device_label
-        self.memory_value.setText(f"\u2248 {format_bytes(total)} (estimate) on {where}" if total else f"unknown yet ({where})" if where else "\u2013")
+        self.memory_value.setText(
+            f"\u2248 {format_bytes(total)} (estimate) on {where}"
+            if total
+            else f"unknown yet ({where})"
+            if where
+            else "\u2013"
+        )
         parts = [f"{label}: {format_bytes(plan.memory[key])}" for key, label in MEMORY_PARTS if plan.memory.get(key)]
         device = f"\n\n{plan.device_label} has {format_bytes(plan.device_memory)}." if plan.device_memory else ""
-        self.memory_value.setToolTip(("Estimated peak memory of one distillation step:\n" + "\n".join(parts) + device) if parts else "")
+        self.memory_value.setToolTip(
+            ("Estimated peak memory of one distillation step:\n" + "\n".join(parts) + device) if parts else ""
+        )
 
         mark, color = {True: ("\u2714", theme.OK_COLOR), False: ("\u2716", theme.ERROR_COLOR)}.get(
-            plan.tokenizer_ok, ("\u25cb", theme.colors()["muted"]))
-        self.tokenizer_value.setText(f"<span style='color:{color}; font-weight:600'>{mark}</span>&nbsp; {_escape(plan.tokenizer_status or 'unknown')}")
+            plan.tokenizer_ok, ("\u25cb", theme.colors()["muted"])
+        )
+        self.tokenizer_value.setText(
+            f"<span style='color:{color}; font-weight:600'>{mark}</span>&nbsp; {_escape(plan.tokenizer_status or 'unknown')}"
+        )
         self.tokenizer_value.setProperty("ok", plan.tokenizer_ok)
 
         notes = [f"<div style='color:{theme.ERROR_COLOR}'>\u2716 {_escape(e.line)}</div>" for e in plan.errors]

@@ -39,8 +39,10 @@ class ProbabilityBars(pg.PlotWidget):
         self.row_highlight = pg.LinearRegionItem(orientation="horizontal", movable=False)
         self.row_highlight.setZValue(-10)
         self.plot.addItem(self.row_highlight)
-        self.series = {name: pg.BarGraphItem(x0=[], y=[], height=[], width=[], brush=color, pen=None)
-                       for name, color in COLORS.items()}
+        self.series = {
+            name: pg.BarGraphItem(x0=[], y=[], height=[], width=[], brush=color, pen=None)
+            for name, color in COLORS.items()
+        }
         for item in self.series.values():
             self.plot.addItem(item)
         self.hard_marker = pg.ScatterPlotItem(symbol="star", size=18, brush=theme.HARD_LABEL_COLOR, pen=None)
@@ -78,8 +80,9 @@ class ProbabilityBars(pg.PlotWidget):
         widest = max((float(values.max()) for _, values in dists if len(values)), default=0.0)
         for slot, (name, values) in enumerate(dists):
             offset = (slot - (len(dists) - 1) / 2) * height
-            self.series[name].setOpts(x0=np.zeros(len(words)), y=rows + offset, height=np.full(len(words), height * 0.92),
-                                      width=values)
+            self.series[name].setOpts(
+                x0=np.zeros(len(words)), y=rows + offset, height=np.full(len(words), height * 0.92), width=values
+            )
         left = self.plot.getAxis("left")
         left.setTicks([[(float(r), word) for r, word in zip(rows, words)], []])
         self._fit_words()

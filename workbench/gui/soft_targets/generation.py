@@ -51,8 +51,14 @@ class GenerationTab(QGroupBox):
         # Two rows of two settings: one row of four would set the panel's (and the window's) minimum width.
         settings = QGridLayout()
         settings.setHorizontalSpacing(8)
-        for i, (text, widget) in enumerate((("Max tokens", self.max_tokens_box), ("Temperature", self.temperature_box),
-                                            ("Top-p", self.top_p_box), ("Seed", self.seed_box))):
+        for i, (text, widget) in enumerate(
+            (
+                ("Max tokens", self.max_tokens_box),
+                ("Temperature", self.temperature_box),
+                ("Top-p", self.top_p_box),
+                ("Seed", self.seed_box),
+            )
+        ):
             settings.addWidget(QLabel(text, self), i // 2, 2 * (i % 2))
             settings.addWidget(widget, i // 2, 2 * (i % 2) + 1)
         settings.setColumnStretch(4, 1)
@@ -60,8 +66,10 @@ class GenerationTab(QGroupBox):
         self.teacher_text = QPlainTextEdit(self)
         self.student_text = QPlainTextEdit(self)
         texts = QHBoxLayout()
-        for name, color, edit in (("Teacher", theme.TEACHER_COLOR, self.teacher_text),
-                                  ("Student", theme.STUDENT_COLOR, self.student_text)):
+        for name, color, edit in (
+            ("Teacher", theme.TEACHER_COLOR, self.teacher_text),
+            ("Student", theme.STUDENT_COLOR, self.student_text),
+        ):
             edit.setReadOnly(True)
             edit.setMinimumHeight(44)  # three lines; they grow with the panel
             edit.setPlaceholderText(f"{name} continuation")
@@ -75,8 +83,12 @@ class GenerationTab(QGroupBox):
 
     def settings(self) -> dict:
         """The keyword arguments of ``Predictor.generate`` the boxes hold."""
-        return {"max_new_tokens": self.max_tokens_box.value(), "temperature": self.temperature_box.value(),
-                "top_p": self.top_p_box.value(), "seed": self.seed_box.value()}
+        return {
+            "max_new_tokens": self.max_tokens_box.value(),
+            "temperature": self.temperature_box.value(),
+            "top_p": self.top_p_box.value(),
+            "seed": self.seed_box.value(),
+        }
 
     def show_continuations(self, prompt: str, teacher_text: str, student_text: str) -> None:
         """Each model's text: the prompt in grey, then what the model wrote."""
@@ -84,5 +96,6 @@ class GenerationTab(QGroupBox):
         for edit, text in ((self.teacher_text, teacher_text), (self.student_text, student_text)):
             whole = continue_text(prompt, text)
             edit.clear()
-            edit.appendHtml(f"<span style='color:{muted}'>{html.escape(prompt)}</span>"
-                            f"{html.escape(whole[len(prompt):])}")
+            edit.appendHtml(
+                f"<span style='color:{muted}'>{html.escape(prompt)}</span>{html.escape(whole[len(prompt) :])}"
+            )

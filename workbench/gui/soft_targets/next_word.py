@@ -84,8 +84,11 @@ class NextWordView(QWidget):
         kind = self._state.divergence
         unit = "" if kind == "TV" else " nats"
         name = DIVERGENCE_NAMES[kind]
-        self.strip.paint(self._state.heat(), f"← click a token to see what follows it\n← {_CAPTIONS[kind]} at each "
-                         "position", lambda position, value: f"{name} after token {position + 1}: {value:.4f}{unit}")
+        self.strip.paint(
+            self._state.heat(),
+            f"← click a token to see what follows it\n← {_CAPTIONS[kind]} at each position",
+            lambda position, value: f"{name} after token {position + 1}: {value:.4f}{unit}",
+        )
         self.refresh_bars()
 
     def select_position(self) -> None:
@@ -115,16 +118,23 @@ class NextWordView(QWidget):
     def _update_legend(self) -> None:
         muted = theme.colors()["muted"]
         entropies = self._state.entropies()
-        parts = [f"<span style='color:{_SERIES_COLORS[n]}; font-size:{self.font_size(1.4)}'>■</span> "
-                 f"{_SERIES_NAMES[n]} <span style='color:{muted}'>H = {h:.2f}</span>" for n, h in entropies.items()]
+        parts = [
+            f"<span style='color:{_SERIES_COLORS[n]}; font-size:{self.font_size(1.4)}'>■</span> "
+            f"{_SERIES_NAMES[n]} <span style='color:{muted}'>H = {h:.2f}</span>"
+            for n, h in entropies.items()
+        ]
         if "student" not in entropies:
             parts.append(f"<i style='color:{muted}'>no student yet (teacher stage)</i>")
         hard = self._state.hard_label()
         if hard is not None:
-            parts.append(f"<span style='color:{theme.HARD_LABEL_COLOR}; font-size:{self.font_size(1.3)}'>★</span> "
-                         f"next token in the prompt: <b>{display_token(hard)}</b>")
-        self.legend.setText("&nbsp;&nbsp;&nbsp;".join(parts) + f"&nbsp;&nbsp;&nbsp;<span style='color:{muted}'>"
-                            "(entropies in nats)</span>")
+            parts.append(
+                f"<span style='color:{theme.HARD_LABEL_COLOR}; font-size:{self.font_size(1.3)}'>★</span> "
+                f"next token in the prompt: <b>{display_token(hard)}</b>"
+            )
+        self.legend.setText(
+            "&nbsp;&nbsp;&nbsp;".join(parts) + f"&nbsp;&nbsp;&nbsp;<span style='color:{muted}'>"
+            "(entropies in nats)</span>"
+        )
 
     # -- theme and fonts ---------------------------------------------------------------------------------------------
     def font_size(self, scale: float) -> str:

@@ -62,7 +62,9 @@ class SoftTargetsPanel(QWidget):
         self._predictor_ready = False
         self._build()
         self.apply_palette()
-        self.next_word.show_empty("Start a run (its probe prompts appear here) or open a run folder to ask about any prompt.")
+        self.next_word.show_empty(
+            "Start a run (its probe prompts appear here) or open a run folder to ask about any prompt."
+        )
 
     # -- layout ---------------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -71,8 +73,10 @@ class SoftTargetsPanel(QWidget):
         self.prompt_box.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self.prompt_box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.prompt_box.lineEdit().setPlaceholderText("Type a prompt and press Enter")
-        self.prompt_box.setToolTip("A prompt: the bars show each model's next-token distribution after it "
-                                   "(Enter asks a finished run's models; the list holds the run's probe prompts)")
+        self.prompt_box.setToolTip(
+            "A prompt: the bars show each model's next-token distribution after it "
+            "(Enter asks a finished run's models; the list holds the run's probe prompts)"
+        )
         # Long prompts must not set the panel's width (nor the window's, on a small screen).
         self.prompt_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.prompt_box.setMinimumContentsLength(12)
@@ -104,8 +108,10 @@ class SoftTargetsPanel(QWidget):
         self.temperature_slider = QSlider(Qt.Orientation.Horizontal, self)
         self.temperature_slider.setRange(0, SLIDER_STEPS)
         self.temperature_slider.setValue(temperature_to_slider(1.0))
-        self.temperature_slider.setToolTip("Re-soften the teacher's and student's logits: softmax(logits / T). "
-                                           "The true distribution does not change with T.")
+        self.temperature_slider.setToolTip(
+            "Re-soften the teacher's and student's logits: softmax(logits / T). "
+            "The true distribution does not change with T."
+        )
         self.temperature_slider.valueChanged.connect(self._slider_moved)
         self.temperature_label = QLabel("T = 1.00", self)
         self.temperature_label.setMinimumWidth(70)
@@ -177,9 +183,12 @@ class SoftTargetsPanel(QWidget):
             self._jobs = Jobs("soft-targets", self)
         run_dir, models = str(path), self._models  # the work touches only the models, never the widget
         self.status.setText(f"Loading the models of {Path(run_dir).name} …")
-        self._jobs.submit("load", lambda job: models.load(run_dir), on_done=self._on_loaded,
-                          on_error=lambda err: self._on_failed(f"Could not load the models of {Path(run_dir).name}",
-                                                               err))
+        self._jobs.submit(
+            "load",
+            lambda job: models.load(run_dir),
+            on_done=self._on_loaded,
+            on_error=lambda err: self._on_failed(f"Could not load the models of {Path(run_dir).name}", err),
+        )
 
     def clear(self) -> None:
         """Forget the run's probes (pinned prompts typed by the user stay in the list)."""
@@ -202,9 +211,12 @@ class SoftTargetsPanel(QWidget):
         if self._predictor_ready:
             self.status.setText("Asking the teacher and the student …")
             models = self._models
-            self._jobs.submit("probe", lambda job: models.probe(prompt), on_done=self._on_probed,
-                              on_error=lambda err: self._on_failed("Could not compute the next-word distributions",
-                                                                   err))
+            self._jobs.submit(
+                "probe",
+                lambda job: models.probe(prompt),
+                on_done=self._on_probed,
+                on_error=lambda err: self._on_failed("Could not compute the next-word distributions", err),
+            )
             if self.state.is_cached(prompt):  # show the cached answer now; the fresh one replaces it
                 self._show(prompt)
         elif self.state.is_cached(prompt):
@@ -289,9 +301,12 @@ class SoftTargetsPanel(QWidget):
         settings, models = self.generation.settings(), self._models
         self.generation.generate_button.setEnabled(False)
         self.status.setText("Generating …")
-        self._jobs.submit("generate", lambda job: models.generate(prompt, settings),
-                          on_done=lambda texts: self._on_generated(prompt, texts),
-                          on_error=lambda err: self._on_failed("Could not generate", err))
+        self._jobs.submit(
+            "generate",
+            lambda job: models.generate(prompt, settings),
+            on_done=lambda texts: self._on_generated(prompt, texts),
+            on_error=lambda err: self._on_failed("Could not generate", err),
+        )
 
     # -- answers from the background thread (on the GUI thread; only the latest request's) -------------------------------
     def _on_loaded(self, run_dir: str) -> None:

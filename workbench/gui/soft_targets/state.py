@@ -255,8 +255,11 @@ class SoftTargetsState:
     def rows_at_position(self) -> list[tuple[str, np.ndarray]]:
         """(name, distribution) at the shown position for each series that has a row there, teacher first."""
         p = self._position
-        return [(name, self._probs[name][p]) for name in SERIES
-                if self._probs.get(name) is not None and len(self._probs[name]) > p]
+        return [
+            (name, self._probs[name][p])
+            for name in SERIES
+            if self._probs.get(name) is not None and len(self._probs[name]) > p
+        ]
 
     def bars(self) -> Bars | None:
         """The top-k words at the shown position (plus the known next token when it is not among them)."""
@@ -267,8 +270,12 @@ class SoftTargetsState:
         hard_index = self._token_index.get(hard) if hard is not None else None
         idx = top_tokens([values for _, values in rows], self.top_k, hard_index)
         hard_row = int(np.flatnonzero(idx == hard_index)[0]) if hard_index is not None else None
-        return Bars([(name, values[idx]) for name, values in rows], idx,
-                    [display_token(self._shown.vocab_tokens[i]) for i in idx], hard_row)
+        return Bars(
+            [(name, values[idx]) for name, values in rows],
+            idx,
+            [display_token(self._shown.vocab_tokens[i]) for i in idx],
+            hard_row,
+        )
 
     def entropies(self) -> dict[str, float]:
         """Entropy (nats) of each shown distribution at the shown position and temperature."""
@@ -287,11 +294,12 @@ class SoftTargetsState:
         if self._shown is None:
             return ""
         tokens = self._shown.tokens
-        context = join_tokens(tokens[:self._position + 1])
+        context = join_tokens(tokens[: self._position + 1])
         context = ("…" + context[-40:]) if len(context) > 40 else context
         source = self._source.get(self._shown.prompt, "")
-        return (f"Next word after “{context.strip()}”  ·  position {self._position + 1} of {len(tokens)}"
-                + (f"  ·  {source}" if source else ""))
+        return f"Next word after “{context.strip()}”  ·  position {self._position + 1} of {len(tokens)}" + (
+            f"  ·  {source}" if source else ""
+        )
 
     def _resoften(self) -> None:
         if self._shown is None:

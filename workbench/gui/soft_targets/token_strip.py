@@ -108,8 +108,10 @@ class TokenStrip(QScrollArea):
             color = QColor.fromRgbF(*(low.getRgbF()[i] * (1 - f) + high.getRgbF()[i] * f for i in range(3)))
             text_color = "#ffffff" if color.lightnessF() < 0.6 else "#1f2328"
             cell.setText(f"{value:.2f}")
-            cell.setStyleSheet(f"background: {color.name()}; color: {text_color}; border-radius: 3px; "
-                               f"font-size: {self._font_size(0.85)}; padding: 0 2px;")
+            cell.setStyleSheet(
+                f"background: {color.name()}; color: {text_color}; border-radius: 3px; "
+                f"font-size: {self._font_size(0.85)}; padding: 0 2px;"
+            )
             cell.setToolTip(describe(position, float(value)))
 
     def apply_style(self) -> None:
@@ -118,4 +120,5 @@ class TokenStrip(QScrollArea):
         self.host.setStyleSheet(
             f"QPushButton#chip {{ padding: 3px 8px; border: 1px solid {c['border']}; border-radius: 10px;"
             f" background: {c['alt_base']}; font-size: {self._font_size(1.15)}; }}"
-            f"QPushButton#chip:checked {{ background: {c['highlight']}; color: white; border-color: {c['highlight']}; }}")
+            f"QPushButton#chip:checked {{ background: {c['highlight']}; color: white; border-color: {c['highlight']}; }}"
+        )

@@ -18,8 +18,9 @@ REASON_WIDTH = 560  # px of the toolbar's "why Start is disabled" line; the whol
 class ActionsMixin:
     """Menus, toolbar and shortcuts of ``MainWindow``; the slots they trigger live in the other mixins."""
 
-    def _action(self, text: str, slot: Any, shortcuts: tuple[str, ...] = (), tip: str = "",
-                checkable: bool = False) -> QAction:
+    def _action(
+        self, text: str, slot: Any, shortcuts: tuple[str, ...] = (), tip: str = "", checkable: bool = False
+    ) -> QAction:
         action = QAction(text, self)
         if shortcuts:
             action.setShortcuts([QKeySequence(s) for s in shortcuts])
@@ -36,18 +37,39 @@ class ActionsMixin:
         a = self._action
         self.start_action = a("&Start", self.start_run, ("Ctrl+R",), "Start a run with the configuration in the form")
         self.pause_action = a("&Pause", self.toggle_pause, ("Ctrl+P",), "Pause or resume the run between steps")
-        self.stop_action = a("S&top", self.stop_run, ("Ctrl+.",), "Stop after this step and keep a resumable checkpoint")
-        self.cancel_action = a("&Cancel", self.cancel_run, ("Ctrl+Shift+.", "Ctrl+>"), "Stop at once without a final checkpoint")
+        self.stop_action = a(
+            "S&top", self.stop_run, ("Ctrl+.",), "Stop after this step and keep a resumable checkpoint"
+        )
+        self.cancel_action = a(
+            "&Cancel", self.cancel_run, ("Ctrl+Shift+.", "Ctrl+>"), "Stop at once without a final checkpoint"
+        )
         self.baseline_action = a("&Baseline", self.start_baseline_of_form, ("Ctrl+B",), BASELINE_TIP)
-        self.open_action = a("&Open config...", self.open_config_dialog, ("Ctrl+O",), "Load a configuration file (.toml)")
-        self.save_action = a("&Save config as...", self.save_config_dialog, ("Ctrl+S",), "Save the form as a .toml file")
-        self.copy_command_action = a("Copy &command", self.copy_command, ("Ctrl+Shift+C",),
-                                     "Copy the equivalent `workbench run` command line")
-        self.quit_action = a("&Quit", self.close, ("Ctrl+Q",), "Close the window (a running run is stopped with a checkpoint)")
-        self.presentation_action = a("&Presentation mode", self.toggle_presentation, ("F11", "Ctrl+Shift+P"),
-                                     "Large fonts, configuration hidden, charts and soft targets large", checkable=True)
-        self.theme_action = a("&Light theme", self.toggle_theme, ("Ctrl+Shift+L",), "Switch between the dark and light themes",
-                              checkable=True)
+        self.open_action = a(
+            "&Open config...", self.open_config_dialog, ("Ctrl+O",), "Load a configuration file (.toml)"
+        )
+        self.save_action = a(
+            "&Save config as...", self.save_config_dialog, ("Ctrl+S",), "Save the form as a .toml file"
+        )
+        self.copy_command_action = a(
+            "Copy &command", self.copy_command, ("Ctrl+Shift+C",), "Copy the equivalent `workbench run` command line"
+        )
+        self.quit_action = a(
+            "&Quit", self.close, ("Ctrl+Q",), "Close the window (a running run is stopped with a checkpoint)"
+        )
+        self.presentation_action = a(
+            "&Presentation mode",
+            self.toggle_presentation,
+            ("F11", "Ctrl+Shift+P"),
+            "Large fonts, configuration hidden, charts and soft targets large",
+            checkable=True,
+        )
+        self.theme_action = a(
+            "&Light theme",
+            self.toggle_theme,
+            ("Ctrl+Shift+L",),
+            "Switch between the dark and light themes",
+            checkable=True,
+        )
         # Space pauses only in presentation mode, where no text field needs it.
         self.space_pause_action = a("Pause (space)", self.toggle_pause, ("Space",), "Pause or resume")
         self.space_pause_action.setEnabled(False)
@@ -75,9 +97,13 @@ class ActionsMixin:
         self.view_menu = self.menuBar().addMenu("&View")
         self.view_menu.addAction(self.presentation_action)
         self.view_menu.addAction(self.theme_action)
-        self.side_by_side_action = a("Charts and soft targets &side by side", self.toggle_side_by_side,
-                                     ("Ctrl+Shift+S",), "Put the soft targets beside the charts (wide screens) "
-                                     "instead of below them", checkable=True)
+        self.side_by_side_action = a(
+            "Charts and soft targets &side by side",
+            self.toggle_side_by_side,
+            ("Ctrl+Shift+S",),
+            "Put the soft targets beside the charts (wide screens) instead of below them",
+            checkable=True,
+        )
         self.view_menu.addAction(self.side_by_side_action)
         self.view_menu.addSeparator()
 
@@ -116,8 +142,11 @@ class ActionsMixin:
             self.start_action.setToolTip(f"Start is disabled: {self._reason}")
             self.baseline_action.setToolTip(f"Baseline is disabled: {self._reason}")
             # elided: a plan's sentence can be long, and a toolbar hides a widget that does not fit
-            self.reason_label.setText(self.reason_label.fontMetrics().elidedText(
-                f"\u26a0 {self._reason}", Qt.TextElideMode.ElideRight, REASON_WIDTH))
+            self.reason_label.setText(
+                self.reason_label.fontMetrics().elidedText(
+                    f"\u26a0 {self._reason}", Qt.TextElideMode.ElideRight, REASON_WIDTH
+                )
+            )
             self.reason_label.setToolTip(self._reason)
         else:
             self.start_action.setToolTip("Start a run with the configuration in the form (Ctrl+R)")

@@ -8,8 +8,10 @@ from PySide6.QtCore import Slot
 
 from workbench.config.schema import RunConfig
 
-BASELINE_TIP = ("Train the form's configuration with alpha = 0 (hard labels only); when the run selected in the "
-                "Runs tab ran this configuration, its teacher is reused and the two runs are overlaid")
+BASELINE_TIP = (
+    "Train the form's configuration with alpha = 0 (hard labels only); when the run selected in the "
+    "Runs tab ran this configuration, its teacher is reused and the two runs are overlaid"
+)
 
 
 class BaselinesMixin:

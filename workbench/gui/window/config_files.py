@@ -54,8 +54,9 @@ class ConfigFilesMixin:
 
     @Slot()
     def save_config_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save configuration", f"{self.config().name}.toml",
-                                              "Configuration (*.toml)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save configuration", f"{self.config().name}.toml", "Configuration (*.toml)"
+        )
         if path:
             if not path.endswith(".toml"):
                 path += ".toml"

@@ -47,14 +47,16 @@ from workbench.run_folder import can_resume
 STOPPING_MESSAGE = "Stopping after this step..."
 
 
-class MainWindow(ActionsMixin, BaselinesMixin, ConfigFilesMixin, PresentationMixin, RunsTabMixin, SettingsMixin,
-                 QMainWindow):
+class MainWindow(
+    ActionsMixin, BaselinesMixin, ConfigFilesMixin, PresentationMixin, RunsTabMixin, SettingsMixin, QMainWindow
+):
     """The application window. ``run_fn`` replaces ``engine.train.run`` (tests only)."""
 
     run_started = Signal()
 
-    def __init__(self, config: RunConfig | None = None, *, base: str = "toy", run_fn: Any = None,
-                 restore_settings: bool = True):
+    def __init__(
+        self, config: RunConfig | None = None, *, base: str = "toy", run_fn: Any = None, restore_settings: bool = True
+    ):
         super().__init__()
         self.setWindowTitle("Distillation Workbench")
         self._base = base  # preset name or file the form started from ("copy command" diffs against it)
@@ -154,8 +156,11 @@ class MainWindow(ActionsMixin, BaselinesMixin, ConfigFilesMixin, PresentationMix
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetClosable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
         self.addDockWidget(area, dock)
         self.view_menu.addAction(dock.toggleViewAction())
         return dock
@@ -249,7 +254,9 @@ class MainWindow(ActionsMixin, BaselinesMixin, ConfigFilesMixin, PresentationMix
         info = self.runs_panel.run_info(path)
 
         if info is None or info.config is None or not can_resume(path):
-            self.banner.show_message("This run cannot be resumed.", "Only stopped or interrupted runs with a checkpoint can.")
+            self.banner.show_message(
+                "This run cannot be resumed.", "Only stopped or interrupted runs with a checkpoint can."
+            )
             return False
         return self.start_run(info.config.copy(), resume_dir=path)
 
@@ -292,7 +299,9 @@ class MainWindow(ActionsMixin, BaselinesMixin, ConfigFilesMixin, PresentationMix
         elif kind == "stage":
             self.progress.set_stage(event)
             total = f" ({event.total_steps:,} steps)" if event.total_steps else ""
-            self.log_view.add(f"{STAGE_TITLES.get(event.stage, event.stage)}{total}" + (f": {event.message}" if event.message else ""))
+            self.log_view.add(
+                f"{STAGE_TITLES.get(event.stage, event.stage)}{total}" + (f": {event.message}" if event.message else "")
+            )
         elif kind == "log":
             self.log_view.add(event.message, event.level)
         elif kind == "checkpoint":
@@ -314,8 +323,11 @@ class MainWindow(ActionsMixin, BaselinesMixin, ConfigFilesMixin, PresentationMix
                 self.soft_targets.set_run_dir(run_dir)
             elif result.status == "stopped":
                 self.progress.reset("Stopped")
-                self.banner.show_message(f"{name} stopped; its checkpoint is kept.",
-                                         "Select it in the Runs tab and press Resume to continue.", level="info")
+                self.banner.show_message(
+                    f"{name} stopped; its checkpoint is kept.",
+                    "Select it in the Runs tab and press Resume to continue.",
+                    level="info",
+                )
             else:
                 self.progress.reset(result.status.capitalize())
             self.log_view.add(f"Run {result.status}: {run_dir}")

@@ -41,8 +41,16 @@ class PresentationMixin:
         propagation), so presentation mode hands the font to each panel; the panels pass it on to their parts.
         """
         base = QApplication.instance().property("_wb_base_point_size") or 10.0
-        for widget in (self.charts, self.soft_targets, self.config_panel, self.summary_card, self.arch_view,
-                       self.runs_panel, self.progress, self.log_view):
+        for widget in (
+            self.charts,
+            self.soft_targets,
+            self.config_panel,
+            self.summary_card,
+            self.arch_view,
+            self.runs_panel,
+            self.progress,
+            self.log_view,
+        ):
             font = widget.font()
             if abs(font.pointSizeF() - base * scale) > 1e-3:
                 font.setPointSizeF(base * scale)
@@ -70,8 +78,12 @@ class PresentationMixin:
         self.space_pause_action.setEnabled(on)
         docks = (self.config_dock,)
         if on:
-            self._pre_presentation = {"docks": [d.isVisible() for d in docks], "state": self.windowState(),
-                                      "tab": self.tabs.currentIndex(), "split": self.live_splitter.sizes()}
+            self._pre_presentation = {
+                "docks": [d.isVisible() for d in docks],
+                "state": self.windowState(),
+                "tab": self.tabs.currentIndex(),
+                "split": self.live_splitter.sizes(),
+            }
             for dock in docks:
                 dock.hide()
             self.tabs.setCurrentIndex(0)

@@ -109,9 +109,11 @@ class RunProgress(QWidget):
         if event.memory_bytes:
             parts.append(f"mem {format_bytes(event.memory_bytes)}")
         self.detail_label.setText("   ".join(parts))
-        self.detail_label.setToolTip("mem: memory in use now: on a GPU the tensors torch has allocated; on the CPU the "
-                                     "whole process (Python, libraries, window). The summary card's step memory is an "
-                                     "estimate of what the models, optimizer and one step's activations need.")
+        self.detail_label.setToolTip(
+            "mem: memory in use now: on a GPU the tensors torch has allocated; on the CPU the "
+            "whole process (Python, libraries, window). The summary card's step memory is an "
+            "estimate of what the models, optimizer and one step's activations need."
+        )
 
     def set_paused(self, paused: bool) -> None:
         text = self.stage_label.text().removesuffix(" (paused)")

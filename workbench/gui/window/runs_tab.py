@@ -47,8 +47,11 @@ class RunsTabMixin:
 
     def _on_soft_targets_requested(self, path: str) -> None:
         if self.controller.is_running():
-            self.banner.show_message("The soft-targets panel follows the running run.",
-                                     "Inspect another run once this one has finished.", level="info")
+            self.banner.show_message(
+                "The soft-targets panel follows the running run.",
+                "Inspect another run once this one has finished.",
+                level="info",
+            )
             return
         self.soft_targets.set_run_dir(path)
         self.tabs.setCurrentIndex(0)
