@@ -155,7 +155,13 @@ def test_baseline_config_turns_distillation_off():
 
 
 def test_window_overlays_ticked_runs_and_baseline_overlays_its_source(make_window, runs_dir, qtbot, tiny_config):
-    source = make_run(runs_dir, "20260101-100000-kd", "completed", config=tiny_config(runs_dir))
+    source = make_run(
+        runs_dir,
+        "20260101-100000-kd",
+        "completed",
+        config=tiny_config(runs_dir),
+        summary={"kl_true_student": 0.001, "student_ce": 2.0},
+    )
     window = make_window(tiny_config(runs_dir))
     window.runs_panel.set_checked(source, True)
     overlays = window.charts.charts["loss"].overlays
@@ -171,6 +177,25 @@ def test_window_overlays_ticked_runs_and_baseline_overlays_its_source(make_windo
     assert finished.args[0].status == "completed"
     assert str(source.resolve()) in window.runs_panel.checked_paths()
     assert window.charts.charts["loss"].overlays  # the distilled run, dashed, next to the live baseline
+    baseline_kl = finished.args[0].summary["kl_true_student"]
+    assert window.banner.isVisible() and window.banner.message() == (
+        f"Distilled student: KL to the true distribution 0.001, {baseline_kl / 0.001:.1f}x closer to the truth "
+        f"than the hard-label baseline's {baseline_kl:.3f}."
+    )
+
+
+def test_the_gap_sentence_says_what_soft_targets_bought_or_that_they_did_not():
+    from workbench.gui.window.baselines import gap_sentence
+
+    assert gap_sentence({"kl_true_student": 0.1}, {"kl_true_student": 0.3})[0] == (
+        "Distilled student: KL to the true distribution 0.100, 3.0x closer to the truth than the hard-label "
+        "baseline's 0.300."
+    )
+    assert "no closer" in gap_sentence({"kl_true_student": 0.3}, {"kl_true_student": 0.2})[0]
+    real = gap_sentence({"student_ce": 2.5, "kl_true_student": None}, {"student_ce": 2.75})  # no known truth
+    assert real[0] == "Distilled student: held-out cross-entropy 2.500, lower than the hard-label baseline's 2.750."
+    assert gap_sentence(None, {"kl_true_student": 0.2}) is None
+    assert gap_sentence({"status": "completed"}, {"kl_true_student": 0.2}) is None
 
 
 def test_baseline_of_a_run_reuses_the_teacher_it_trained(tmp_path):

@@ -61,6 +61,7 @@ class MainWindow(
         self.setWindowTitle("Distillation Workbench")
         self._base = base  # preset name or file the form started from ("copy command" diffs against it)
         self._presentation = False
+        self._baseline_of: str | None = None  # the run whose baseline is training (BaselinesMixin)
         self._pre_presentation: dict[str, Any] = {}
         self._close_when_idle = False
         self._event_cache: dict[str, tuple[float, list]] = {}
@@ -321,6 +322,8 @@ class MainWindow(
                 self.statusBar().showMessage(f"{name} completed.", 10000)
                 # The finished models now answer any prompt typed in the soft-target panel (off the GUI thread).
                 self.soft_targets.set_run_dir(run_dir)
+                if self._baseline_of:
+                    self._show_what_distillation_bought(result.summary)
             elif result.status == "stopped":
                 self.progress.reset("Stopped")
                 self.banner.show_message(
@@ -335,6 +338,7 @@ class MainWindow(
             self.progress.reset("Failed")
             if not self.banner.isVisible():
                 self.banner.show_message(result.message, result.hint)
+        self._baseline_of = None  # a baseline that did not complete compares nothing
         if run_dir:
             self.runs_panel.select_run(run_dir)
         self._update_actions()
