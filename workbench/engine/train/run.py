@@ -10,9 +10,7 @@ rank 0 reports and writes files. Every error a user can cause ends as a Failed e
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,7 +25,6 @@ from workbench.engine.assemble import (
     is_toy,
     toy_language,
 )
-from workbench.engine.checkpoints import resume_choice
 from workbench.engine.data.blocks import load_blocks
 from workbench.engine.data.generated import teacher_cache_key
 from workbench.engine.device import pick_device
@@ -41,10 +38,11 @@ from workbench.engine.models.build import build_model, make_student
 from workbench.engine.models.load import load_pretrained, load_teacher, load_tokenizer
 from workbench.engine.models.sizes import bytes_of, count_parameters
 from workbench.engine.models.tokenizers import check_tokenizers
+from workbench.engine.train.failures import failed_event, refuse_damaged_latest, remove_what_this_call_made
 from workbench.engine.train.parallel import Parallel
 from workbench.engine.train.report import Reporter
-from workbench.engine.train.stages import RunFailed, Session, StageResult
-from workbench.errors import ConfigError, WriteFailed, one_line, writing
+from workbench.engine.train.stages import Session, StageResult
+from workbench.errors import ConfigError, WriteFailed, writing
 from workbench.events import (
     Failed,
     Finished,
@@ -53,7 +51,6 @@ from workbench.events import (
 )
 from workbench.run_folder import (
     create_run_dir,
-    damaged_checkpoints,
     latest_checkpoint,
     load_run_config,
     make_folder,
@@ -97,7 +94,7 @@ def run(
                     f"run {path.name} has already completed",
                     "start a new run to train further (its student is in student/)",
                 )
-            _refuse_damaged_latest(path)
+            refuse_damaged_latest(path)
             if latest_checkpoint(path) is None and not (path / "teacher" / "config.json").is_file():
                 raise ConfigError("", f"run {path.name} has no checkpoint to resume from", "start it again instead")
         else:
@@ -132,7 +129,7 @@ def run(
         execution = _Run(config, path, report, control, parallel, resuming=resume is not None)
         result = execution.execute()
     except Exception as err:  # noqa: BLE001 - every error ends as a Failed event; bugs stay loud in error.log
-        result = _failed(err, path, started_in, parallel)
+        result = failed_event(err, path, started_in, parallel)
     if (
         isinstance(result, Failed)
         and result.user_error
@@ -142,7 +139,7 @@ def run(
         and (execution is None or not execution.training_started)
     ):
         report.close()
-        _remove_what_this_call_made(started_in, made_here)
+        remove_what_this_call_made(started_in, made_here)
         result = dataclasses.replace(result, run_dir="")
         started_in = None
     if started_in is not None and parallel.main:
@@ -154,97 +151,6 @@ def run(
     report.close()
     parallel.close(ok=isinstance(result, Finished))
     return result
-
-
-CPU_OUT_OF_MEMORY = (
-    "DefaultCPUAllocator: can't allocate memory",
-    "DefaultCPUAllocator: not enough memory",
-    "not enough memory",
-    "can't allocate memory",
-    "Cannot allocate memory",
-)
-
-
-def _failed(err: Exception, path: Path | None, started_in: Path | None, parallel: Parallel) -> Failed:
-    """The Failed event for an error: one sentence and a hint for what a user can cause, else a bug report."""
-    where = str(path or "")
-    if isinstance(err, RunFailed):
-        return Failed(err.message, err.hint, where, user_error=True)
-    if isinstance(err, ConfigError):
-        return Failed(err.what, err.hint, where, user_error=True)
-    if isinstance(err, WriteFailed):
-        return Failed(err.message, f"{err.hint}, then {_what_survived(path)}", where, user_error=True)
-    if isinstance(err, torch.OutOfMemoryError):
-        return Failed(
-            "The device ran out of memory.",
-            "lower train.batch_size or train.seq_len (raise train.grad_accum to keep the batch), or use bf16",
-            where,
-            user_error=True,
-        )
-    if isinstance(err, MemoryError) or (
-        isinstance(err, RuntimeError) and any(text in str(err) for text in CPU_OUT_OF_MEMORY)
-    ):
-        return Failed(
-            "The computer ran out of memory (RAM).",
-            "use a smaller teacher or student, lower train.batch_size or train.seq_len (raise train.grad_accum to keep the batch), "
-            "or close other programs",
-            where,
-            user_error=True,
-        )
-    log_name = "error.log" if parallel.main else f"error-process{parallel.rank}.log"
-    hint = f"this is probably a bug; the traceback is in {log_name} in the run folder"
-    if started_in is not None:
-        try:
-            (started_in / log_name).write_text(traceback.format_exc(), encoding="utf-8")
-        except OSError:
-            hint = "this is probably a bug; its traceback could not be written to the run folder"
-    else:
-        hint = "this is probably a bug"
-    return Failed(f"Unexpected error: {type(err).__name__}: {one_line(err)}", hint, where)
-
-
-def _what_survived(path: Path | None) -> str:
-    """After a failed write: how to go on once the disk has room (from the run folder as it is now)."""
-    if path is None or not path.is_dir():
-        return "start the run again"
-    checkpoint = latest_checkpoint(path)
-    if checkpoint is not None:
-        step = read_checkpoint_state(checkpoint)["step"]
-        return (
-            f"resume the run with `workbench run --resume {path}`: checkpoint {checkpoint.name} (step {step}) is intact"
-        )
-    if (path / "teacher" / "config.json").is_file():
-        return f"resume the run with `workbench run --resume {path}`: the teacher it trained (teacher/) is intact"
-    if (path / "student" / "config.json").is_file():
-        return f"the run's student ({path / 'student'}) is intact"
-    return "start the run again (no checkpoint was written yet)"
-
-
-def _refuse_damaged_latest(path: Path) -> None:
-    """A newest checkpoint whose state.json is damaged is named, not passed over: resuming from an
-    earlier point would silently throw away the training after it."""
-    latest = latest_checkpoint(path)
-    rank = {"teacher": 0, "distill": 1}
-    for damaged in damaged_checkpoints(path):
-        stage = damaged.name.split("-step-")[0]
-        if latest is None or rank.get(stage, 1) >= rank.get(latest.name.split("-step-")[0], 0):
-            raise ConfigError(
-                "",
-                f"checkpoint {damaged.name}: state.json is damaged (cut short, or not what the workbench wrote)",
-                resume_choice(damaged),
-            )
-
-
-def _remove_what_this_call_made(folder: Path, made_here: str) -> None:
-    """Nothing ran: take away the run folder this call made (or, in an empty folder it was given, what it put there)."""
-    if made_here == "folder":
-        shutil.rmtree(folder, ignore_errors=True)
-    elif made_here == "contents":
-        for child in folder.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child, ignore_errors=True)
-            else:
-                child.unlink(missing_ok=True)
 
 
 class _Run:
