@@ -15,7 +15,6 @@ import copy
 import functools
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from workbench.config.checks import derived_layers
@@ -23,10 +22,9 @@ from workbench.config.schema import DataConfig, RunConfig, TeacherConfig
 from workbench.engine.assemble import TEXT_TOKENIZER_VOCAB, data_tokenizer
 from workbench.engine.device import pick_device
 from workbench.engine.models.build import hf_config_from_arch
+from workbench.engine.models.configs import gguf_config, hub_config, local_config, tokenizer_vocab
 from workbench.engine.models.gguf_header import (
     GGUFHeaderError,
-    hf_config_from_header,
-    read_header,
 )
 from workbench.engine.models.sizes import (
     architecture_blocks,
@@ -127,9 +125,9 @@ def _teacher_config(cfg: RunConfig, plan: Plan) -> Any | None:
         if not t.path.strip():
             return None  # RunConfig.errors() already names the empty path
         if t.source == "local":
-            return _local_config(str(resolve_path(t.path)), "teacher.path", t.trust_remote_code)
+            return local_config(str(resolve_path(t.path)), "teacher.path", t.trust_remote_code)
         if t.source == "hub":
-            config = _hub_config(t.path.strip(), t.revision, t.trust_remote_code)
+            config = hub_config(t.path.strip(), t.revision, t.trust_remote_code)
             if config is None:
                 plan.warnings.append(
                     f"{t.path.strip()} is not in the local Hugging Face cache: it is downloaded when the run "
@@ -145,7 +143,7 @@ def _teacher_config(cfg: RunConfig, plan: Plan) -> Any | None:
                     )
                 )
                 return None
-            return _gguf_config(file)
+            return gguf_config(file)
         plan.errors.append(
             ConfigError("teacher.source", f"{t.source!r} is not a teacher source", "use train, local, hub or gguf")
         )
@@ -165,69 +163,6 @@ def _trained_vocabulary(cfg: RunConfig) -> tuple[int, int, int | None, int | Non
 @functools.lru_cache(maxsize=1)
 def _toy_tokenizer() -> Any:
     return data_tokenizer(TeacherConfig(source="train"), DataConfig(source="toy"))
-
-
-def _mtime(path: str) -> int:
-    try:
-        folder = Path(path)
-        target = folder / "config.json" if folder.is_dir() else folder
-        return target.stat().st_mtime_ns
-    except OSError:
-        return 0
-
-
-def _local_config(path: str, field_name: str, trust_remote_code: bool = False) -> Any:
-    folder = Path(path)
-    if not folder.exists():
-        raise ConfigError(field_name, f"the model folder {path!r} does not exist", "check the path")
-    if folder.is_file():
-        raise ConfigError(
-            field_name, f"{path!r} is a file, not a model folder", "choose the folder that holds config.json"
-        )
-    if not (folder / "config.json").is_file():
-        raise ConfigError(
-            field_name,
-            f"{path!r} has no config.json, so it is not a save_pretrained folder",
-            "choose the folder save_pretrained wrote",
-        )
-    return copy.deepcopy(_cached_auto_config(path, "", trust_remote_code, True, _mtime(path)))
-
-
-def _hub_config(model_id: str, revision: str, trust_remote_code: bool) -> Any | None:
-    try:
-        return copy.deepcopy(_cached_auto_config(model_id, revision, trust_remote_code, True, 0))
-    except (OSError, ValueError):
-        return None
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_auto_config(where: str, revision: str, trust_remote_code: bool, local_only: bool, mtime: int) -> Any:
-    del mtime  # part of the cache key: an edited config.json is read again
-    from transformers import AutoConfig
-
-    return AutoConfig.from_pretrained(
-        where, revision=revision or None, trust_remote_code=trust_remote_code, local_files_only=local_only
-    )
-
-
-def _gguf_config(file: Path) -> Any:
-    header = read_header(file)
-    try:
-        return hf_config_from_header(header, file.name)
-    except GGUFHeaderError:
-        if header.get("general.architecture") in (None, "llama"):
-            raise
-    # other architectures: let transformers map the metadata (slower, once per file)
-    return copy.deepcopy(_cached_gguf_auto_config(str(file), _mtime(str(file))))
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_gguf_auto_config(path: str, mtime: int) -> Any:
-    del mtime
-    from transformers import AutoConfig
-
-    file = Path(path)
-    return AutoConfig.from_pretrained(str(file.parent), gguf_file=file.name)
 
 
 # -- student ------------------------------------------------------------------------------------
@@ -254,9 +189,9 @@ def _student_config(cfg: RunConfig, teacher: Any, plan: Plan) -> Any | None:
         if not s.path.strip():
             return None
         if s.source == "local":
-            return _local_config(str(resolve_path(s.path)), "student.path")
+            return local_config(str(resolve_path(s.path)), "student.path")
         if s.source == "hub":
-            config = _hub_config(s.path.strip(), "", False)
+            config = hub_config(s.path.strip(), "", False)
             if config is None:
                 plan.warnings.append(
                     f"{s.path.strip()} is not in the local Hugging Face cache: it is downloaded when the run starts."
@@ -394,7 +329,7 @@ def _tokenizers(cfg: RunConfig, plan: Plan) -> None:
         plan.tokenizer_status = "no student chosen yet"
         return
     teacher_vocab = _teacher_vocab(cfg)
-    student_vocab = _tokenizer_vocab(s.source, s.path)
+    student_vocab = tokenizer_vocab(s.source, s.path)
     if teacher_vocab is None or student_vocab is None:
         plan.tokenizer_status = "checked when the run starts (a tokenizer is not available yet)"
         return
@@ -423,26 +358,7 @@ def _teacher_vocab(cfg: RunConfig) -> dict[str, int] | None:
         return dict(_toy_tokenizer().get_vocab()) if cfg.data.source == "toy" else None
     if t.source == "gguf":
         return None  # reading a GGUF vocabulary costs seconds; the run checks it before loading weights
-    return _tokenizer_vocab(t.source, t.path, t.revision)
-
-
-def _tokenizer_vocab(source: str, path: str, revision: str = "") -> dict[str, int] | None:
-    if source not in ("local", "hub"):
-        return None
-    where = str(resolve_path(path)) if source == "local" else path.strip()
-    try:
-        return _cached_vocab(where, revision, _mtime(where) if source == "local" else 0)
-    except Exception:  # noqa: BLE001 - no tokenizer files means "unknown", not an error here
-        return None
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_vocab(where: str, revision: str, mtime: int) -> dict[str, int]:
-    del mtime
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(where, revision=revision or None, local_files_only=True)
-    return dict(tokenizer.get_vocab())
+    return tokenizer_vocab(t.source, t.path, t.revision)
 
 
 def _at_field(field_name: str, err: BaseException) -> ConfigError:
