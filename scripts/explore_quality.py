@@ -15,10 +15,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_quality import Settings, machine, measure, train_teacher  # noqa: E402
+from bench_quality import machine, measure, preset_settings, train_teacher  # noqa: E402
 
-BASE = Settings()
-VARIANTS: dict[str, Settings] = {
+BASE = preset_settings()
+VARIANTS = {
     "defaults": BASE,
     "T=2": dataclasses.replace(BASE, temperature=2.0),
     "T=4": dataclasses.replace(BASE, temperature=4.0),
