@@ -58,6 +58,16 @@ def tokenizer_identity(tokenizer: Any) -> dict[str, Any]:
     }
 
 
+def encode(tokenizer: Any, texts: list[str]) -> list[list[int]]:
+    """The ids of each text, without special tokens: the Rust tokenizer's batch call without offsets
+    where there is one (a third faster), else the tokenizer itself."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and hasattr(backend, "encode_batch_fast"):
+        return [e.ids for e in backend.encode_batch_fast(texts, add_special_tokens=False)]
+    # verbose=False: long pieces are expected here; they are cut into blocks afterwards.
+    return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
+
+
 def text_blocks(data: DataConfig, tokenizer: Any, seq_len: int, seed: int, on_log: Log | None) -> dict[str, Any]:
     """Train and held-out blocks of a file, hub or disk source: the fields of a ``TokenBlocks``.
 
@@ -240,8 +250,7 @@ def _tokenize_into(
     tokenizing = _Progress(f"tokenizing {stream.label}", on_log)
 
     def pack(batch: dict[str, list[Any]]) -> dict[str, Any]:
-        # verbose=False: long pieces are expected here; they are cut into blocks below.
-        encoded = tokenizer(batch["text"], add_special_tokens=False, verbose=False)["input_ids"]
+        encoded = encode(tokenizer, batch["text"])
         parts = [state["carry"]]
         for ids, last in zip(encoded, batch["last"], strict=True):
             parts.append(np.asarray(ids, dtype=TOKEN_DTYPE))
