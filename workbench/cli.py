@@ -456,9 +456,15 @@ def _cmd_data(args: argparse.Namespace) -> int:
             config.train.seq_len,
             seed=config.train.seed,
             teacher_key=teacher_cache_key(config.teacher),
+            on_log=_data_log,
         )
     )
     return 0
+
+
+def _data_log(message: str) -> None:
+    """Tokenization progress and warnings while `workbench data` works, on stderr (the report is stdout)."""
+    print(message if message.startswith("warning:") else f"  {message}", file=sys.stderr, flush=True)
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:

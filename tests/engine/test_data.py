@@ -300,10 +300,13 @@ def test_preview_and_describe_report_counts_and_examples(tmp_path, tokenizer):
         "val_blocks": len(blocks.val),
         "examples": documents[:2],
         "estimated": False,
+        "cached": False,  # the first look tokenized it; the load after it read the cache
     }
+    assert blocks.cached
     text = describe(config, tokenizer, 32)
     assert "corpus.jsonl" in text and f"{len(blocks.train)} for training + {len(blocks.val)} held out" in text
     assert documents[0][:40] in text
+    assert "cache:     hit" in text
 
 
 def test_preview_of_generated_data_generates_nothing(tokenizer):

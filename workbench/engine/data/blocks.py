@@ -17,7 +17,8 @@ Sources:
 
 Text documents are tokenized, each followed by the end-of-text token when the
 tokenizer has one, concatenated and cut into blocks of ``seq_len`` tokens. A
-seeded shuffle of the blocks picks the held-out ones. Every mistake a user can
+seeded shuffle of the blocks picks the held-out ones. Files and datasets go
+through ``corpus.py`` (streamed, tokenized in batches, Arrow-cached, memory-mapped). Every mistake a user can
 make in the data settings ends in one :class:`~workbench.config.ConfigError`.
 """
 
@@ -33,6 +34,7 @@ import torch
 
 from workbench import paths
 from workbench.config.schema import DataConfig
+from workbench.engine.data.corpus import text_blocks
 from workbench.engine.data.generated import (
     cached_corpus,
     format_prompt,
@@ -64,12 +66,15 @@ UNKNOWN_WARN_FRACTION = 0.05
 class TokenBlocks:
     """Packed training and held-out blocks, and what they were made from."""
 
-    train: torch.Tensor  # [N_train, seq_len] int64
-    val: torch.Tensor  # [N_val, seq_len] int64
+    # [N, seq_len]: int64 for the built-in language and generated text; int32, memory-mapped from the
+    # token cache, for files and datasets (BatchIterator hands out int64 batches either way).
+    train: torch.Tensor
+    val: torch.Tensor
     documents: int  # documents (sentences on the built-in language) read
     tokens: int  # tokens before packing
     source_label: str  # one line for the user, e.g. "file corpus.jsonl (column text)"
     examples: list[str] = field(default_factory=list)  # the first documents, shortened, for previews
+    cached: bool = False  # read back from the cache rather than made now
 
 
 def load_documents(data: DataConfig, *, on_log: Callable[[str], None] | None = None) -> tuple[list[str], str]:
@@ -126,9 +131,9 @@ def load_blocks(
         elif on_log:
             on_log(f"using {len(documents)} cached teacher samples")
         label = f"teacher-generated text, {data.gen_samples} samples from {len(prompts)} prompt{'s' if len(prompts) > 1 else ''}"
-    else:
-        documents, label = load_documents(data, on_log=on_log)
-    return _text_blocks(documents, label, tokenizer, seq_len, seed, data, on_log)
+        return _text_blocks(documents, label, tokenizer, seq_len, seed, data, on_log)
+    # Files, hub and disk datasets: streamed through datasets, tokenized in batches, Arrow-cached.
+    return TokenBlocks(**text_blocks(data, tokenizer, seq_len, seed, on_log))
 
 
 # -- the built-in language -------------------------------------------------------
@@ -175,6 +180,7 @@ def _toy_blocks(data: DataConfig, tokenizer: Any, seq_len: int, on_log: Callable
                 tokens=saved["tokens"],
                 source_label=saved["source_label"],
                 examples=saved["examples"],
+                cached=True,
             )
         except Exception:  # noqa: BLE001 - a damaged cache file is rebuilt
             blocks = None
@@ -343,11 +349,12 @@ def preview(
     seed: int = 0,
     n_examples: int = 3,
     teacher_key: str = "",
+    on_log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """What the data settings give, for ``workbench data CONFIG`` and the window.
 
     Keys: ``source``, ``documents``, ``tokens``, ``train_blocks``, ``val_blocks``,
-    ``examples`` and ``estimated``. For teacher-generated data that is not
+    ``examples``, ``estimated`` and ``cached`` (the blocks were read back from the cache). For teacher-generated data that is not
     cached yet nothing is generated: the counts are upper estimates
     (``estimated`` is True) and the examples are the prompts as the teacher
     will see them. Without a tokenizer, text data is tokenized with one
@@ -360,7 +367,7 @@ def preview(
     if tokenizer is None and data.source not in ("toy", "generated"):
         documents, _ = load_documents(data)
         tokenizer = train_tokenizer(documents)
-    blocks = load_blocks(data, tokenizer, seq_len, seed=seed, teacher_key=teacher_key)
+    blocks = load_blocks(data, tokenizer, seq_len, seed=seed, teacher_key=teacher_key, on_log=on_log)
     return {
         "source": blocks.source_label,
         "documents": blocks.documents,
@@ -369,6 +376,7 @@ def preview(
         "val_blocks": int(blocks.val.shape[0]),
         "examples": blocks.examples[:n_examples],
         "estimated": False,
+        "cached": blocks.cached,
     }
 
 
@@ -391,16 +399,25 @@ def _generated_estimate(data: DataConfig, tokenizer: Any, seq_len: int, n_exampl
         "val_blocks": n_val,
         "examples": [text for text, _ in formatted[:n_examples]],
         "estimated": True,
+        "cached": False,
     }
 
 
-def describe(data: DataConfig, tokenizer: Any, seq_len: int, *, seed: int = 0, teacher_key: str = "") -> str:
-    """A few lines for ``workbench data CONFIG``: source, counts, blocks and examples.
+def describe(
+    data: DataConfig,
+    tokenizer: Any,
+    seq_len: int,
+    *,
+    seed: int = 0,
+    teacher_key: str = "",
+    on_log: Callable[[str], None] | None = None,
+) -> str:
+    """A few lines for ``workbench data CONFIG``: source, counts, blocks, the cache and examples.
 
     ``teacher_key`` (:func:`~workbench.engine.generate.teacher_cache_key`) and the run's ``seed``
     let teacher-generated data that is already cached be described as it is.
     """
-    info = preview(data, tokenizer, seq_len, seed=seed, teacher_key=teacher_key)
+    info = preview(data, tokenizer, seq_len, seed=seed, teacher_key=teacher_key, on_log=on_log)
     about = "at most " if info["estimated"] else ""
     lines = [
         f"source:    {info['source']}",
@@ -408,6 +425,10 @@ def describe(data: DataConfig, tokenizer: Any, seq_len: int, *, seed: int = 0, t
         f"tokens:    {about}{info['tokens']:,}",
         f"blocks:    {about}{info['train_blocks']:,} for training + {info['val_blocks']:,} held out, {seq_len} tokens each",
     ]
+    if not info["estimated"] and data.source != "generated":
+        lines.append(
+            f"cache:     {'hit (read back, not tokenized again)' if info['cached'] else 'miss (tokenized now)'}"
+        )
     if info["val_blocks"] == 0:
         lines.append(
             f"warning:   too little text for 2 blocks of {seq_len} tokens; use more samples or a shorter train.seq_len"
@@ -462,7 +483,7 @@ class BatchIterator:
                 self.epoch += 1
                 self.index = 0
                 self._order = self._order_of(self.epoch)
-        return self.blocks[torch.cat(picked)]
+        return self.blocks[torch.cat(picked)].long()  # text blocks are kept as int32
 
     def state(self) -> dict[str, int]:
         """The position in the data, as plain numbers (saved with a checkpoint)."""

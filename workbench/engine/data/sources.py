@@ -14,8 +14,12 @@ blocks just the same.
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,33 +30,148 @@ from workbench.paths import resolve_path
 FILE_SUFFIXES = (".txt", ".jsonl", ".csv", ".parquet")
 
 
-def read_documents(data: DataConfig) -> tuple[list[str], str]:
-    """The documents of a ``file``, ``hf`` or ``disk`` source and a one-line label for them."""
+SPLIT_CHARS = 4000
+"""The longest text the tokenizer is given at once: longer documents (a file on one line) are cut at
+whitespace into pieces of at most this many characters, so memory stays bounded by a batch of pieces.
+The whitespace goes to the start of the next piece, where byte-level tokenizers put it anyway."""
+READ_BYTES = 1 << 20  # bytes read from a .txt file at a time
+ROWS_PER_READ = 10_000  # rows read from a CSV file or a dataset at a time
+
+
+@dataclass
+class DocumentStream:
+    """The text of a ``file``, ``hf`` or ``disk`` source, read piece by piece.
+
+    ``pieces`` yields ``(text, last)``: documents cut into pieces of at most :data:`SPLIT_CHARS`
+    characters, ``last`` marking the piece that ends a document. ``identity`` is what the text
+    depends on (the file's path, size and modification time, or its content hash when small; the
+    dataset's fingerprint), for cache keys. ``fraction_read()`` says how far reading has come.
+    """
+
+    label: str
+    pieces: Iterator[tuple[str, bool]]
+    identity: dict[str, Any]
+    fraction_read: Callable[[], float]
+
+
+def open_documents(data: DataConfig) -> DocumentStream:
+    """Check a ``file``, ``hf`` or ``disk`` source and start reading it (nothing is read whole)."""
     limit = data.max_documents or None
+    settings = {"source": data.source, "max_documents": data.max_documents}
     if data.source == "file":
         path = _existing_file(data.path)
         suffix = path.suffix.lower()
+        position = _Position()
+        identity = {**settings, **_file_identity(path)}
         if suffix == ".txt":
-            documents, label = _read_txt(path, limit), f"file {path.name}"
+            pieces, label = _txt_pieces(path, limit, position), f"file {path.name}"
         else:
             reader = {".jsonl": _read_jsonl, ".csv": _read_csv, ".parquet": _read_parquet}[suffix]
-            documents, label = reader(path, data.text_column, limit), f"file {path.name} (column {data.text_column})"
-    elif data.source == "hf":
-        documents = _dataset_texts(_load_hub(data), data, f"hub dataset {data.path!r}", limit)
+            documents = reader(path, data.text_column, limit, position)
+            pieces = _split_documents(documents)
+            label = f"file {path.name} (column {data.text_column})"
+            identity["text_column"] = data.text_column
+        return DocumentStream(label, pieces, identity, position.fraction)
+    if data.source == "hf":
+        dataset = _load_hub(data)
+        where = f"hub dataset {data.path!r}"
         label = f"hub dataset {data.path}{'/' + data.hf_config if data.hf_config else ''} ({data.split} split, column {data.text_column})"
+        identity = {**settings, "name": data.path.strip(), "config": data.hf_config, "split": data.split}
     elif data.source == "disk":
         dataset, split = _load_disk(data)
-        documents = _dataset_texts(dataset, data, f"the dataset in {data.path!r}", limit)
-        where = f"{split} split, " if split else ""
-        label = f"dataset folder {Path(data.path).name} ({where}column {data.text_column})"
+        where = f"the dataset in {data.path!r}"
+        label = (
+            f"dataset folder {Path(data.path).name} ({f'{split} split, ' if split else ''}column {data.text_column})"
+        )
+        identity = {**settings, **_folder_identity(resolve_path(data.path)), "split": split}
     else:
-        raise ValueError(f"read_documents does not read {data.source!r} data")
+        raise ValueError(f"open_documents does not read {data.source!r} data")
+    identity.update(text_column=data.text_column, fingerprint=getattr(dataset, "_fingerprint", None))
+    position = _Position()
+    documents = _dataset_texts(dataset, data, where, limit, position)
+    return DocumentStream(label, _split_documents(documents), identity, position.fraction)
+
+
+def read_documents(data: DataConfig) -> tuple[list[str], str]:
+    """The documents of a ``file``, ``hf`` or ``disk`` source, whole, and a one-line label for them."""
+    stream = open_documents(data)
+    documents = list(join_pieces(stream.pieces))
     if not documents:
-        raise ConfigError("data.path", f"{label} contains no text", "choose a file or dataset with text in it")
-    return documents, label
+        raise ConfigError("data.path", f"{stream.label} contains no text", "choose a file or dataset with text in it")
+    return documents, stream.label
 
 
-# -- files ----------------------------------------------------------------------
+def join_pieces(pieces: Iterable[tuple[str, bool]]) -> Iterator[str]:
+    """Whole documents back from the pieces of a :class:`DocumentStream`."""
+    parts: list[str] = []
+    for text, last in pieces:
+        parts.append(text)
+        if last:
+            yield "".join(parts)
+            parts = []
+
+
+class _Position:
+    """How far a reader has come, as a fraction (a file's bytes, a dataset's rows)."""
+
+    def __init__(self) -> None:
+        self.done: Callable[[], float] = lambda: 0.0
+        self.total = 1.0
+
+    def fraction(self) -> float:
+        return min(1.0, self.done() / self.total) if self.total else 1.0
+
+
+def _file_identity(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    identity: dict[str, Any] = {"path": str(path.resolve()), "size": stat.st_size}
+    if stat.st_size <= 1 << 20:  # small: the content itself (a rewrite within the clock's granularity is seen)
+        identity["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    else:
+        identity["mtime_ns"] = stat.st_mtime_ns
+    return identity
+
+
+def _folder_identity(folder: Path) -> dict[str, Any]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    return {
+        "path": str(folder.resolve()),
+        "files": [[str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns] for p in files],
+    }
+
+
+def split_long(text: str, limit: int = SPLIT_CHARS) -> list[str]:
+    """``text`` cut into pieces of at most ``limit`` characters, each cut just before the last whitespace
+    character ahead of a word (so ``"a b"`` splits as ``"a"``, ``" b"``); a stretch without whitespace is
+    cut at ``limit``. The pieces join back into ``text``."""
+    pieces: list[str] = []
+    start = 0
+    while len(text) - start > limit:
+        cut = _cut_point(text, start, start + limit)
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return pieces
+
+
+_WORD_AFTER_SPACE = re.compile(r"\s(?=\S)")
+
+
+def _cut_point(text: str, start: int, end: int) -> int:
+    """The last whitespace position in ``text[start + 1 : end]`` followed by a non-space (within ``end``),
+    or ``end`` when there is none in the second half of the window."""
+    lower = start + max(1, (end - start) // 2)
+    best = -1
+    for match in _WORD_AFTER_SPACE.finditer(text, lower, end + 1):
+        best = match.start()
+    return best if best > start else end
+
+
+def _split_documents(documents: Iterable[str]) -> Iterator[tuple[str, bool]]:
+    for document in documents:
+        pieces = split_long(document) if len(document) > SPLIT_CHARS else [document]
+        for index, piece in enumerate(pieces):
+            yield piece, index == len(pieces) - 1
 
 
 def _existing_file(text: str) -> Path:
@@ -87,76 +206,132 @@ def _corrupt(path: Path, kind: str, err: Exception) -> ConfigError:
     )
 
 
-def _read_txt(path: Path, limit: int | None) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(
-            "data.path", f"{path.name} is not UTF-8 text", "save it as UTF-8 text, or choose another file"
-        ) from None
-    paragraphs = (p.strip() for p in re.split(r"\n[ \t]*\n", text))
-    documents = [p for p in paragraphs if p]
-    return documents[:limit] if limit else documents
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
 
-def _read_jsonl(path: Path, column: str, limit: int | None) -> list[str]:
-    documents: list[str] = []
+def _txt_pieces(path: Path, limit: int | None, position: _Position) -> Iterator[tuple[str, bool]]:
+    """The paragraphs of a UTF-8 text file, read a megabyte at a time; a paragraph longer than
+    :data:`SPLIT_CHARS` (a file on one line) comes out in pieces as it is read."""
+    position.total = float(path.stat().st_size)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    documents = 0
+    buffer = ""  # the paragraph being read (its start already given out when ``inside``)
+    inside = False
+    pending = ""  # a \r at the end of a read, which may be half of a \r\n
+    with path.open("rb") as handle:
+        position.done = handle.tell
+        while True:
+            chunk = handle.read(READ_BYTES)
+            try:
+                text = pending + decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError:
+                raise ConfigError(
+                    "data.path", f"{path.name} is not UTF-8 text", "save it as UTF-8 text, or choose another file"
+                ) from None
+            pending = ""
+            if chunk and text.endswith("\r"):
+                text, pending = text[:-1], "\r"
+            buffer += text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as read_text had
+            parts = _PARAGRAPH_BREAK.split(buffer)
+            buffer = parts.pop() if chunk else ""  # at the end of the file the last paragraph is complete too
+            for part in parts:
+                paragraph = part.rstrip() if inside else part.strip()
+                if paragraph or inside:
+                    pieces = split_long(paragraph)
+                    for index, piece in enumerate(pieces):
+                        yield piece, index == len(pieces) - 1
+                    documents += 1
+                    inside = False
+                    if limit and documents >= limit:
+                        return
+            if not chunk:
+                return
+            if not inside:
+                buffer = buffer.lstrip()
+            if len(buffer) > 2 * SPLIT_CHARS:
+                # A long paragraph: give out its start, keeping its end (where a break may begin).
+                keep_from = _cut_point(buffer, 0, len(buffer) - SPLIT_CHARS)
+                for piece in split_long(buffer[:keep_from]):
+                    yield piece, False
+                buffer = buffer[keep_from:]
+                inside = True
+
+
+def _read_jsonl(path: Path, column: str, limit: int | None, position: _Position) -> Iterator[str]:
+    position.total = float(path.stat().st_size)
+    documents = 0
     keys: dict[str, str] = {}  # every key seen in any row, with the kind of its first value
-    try:
-        handle = path.open(encoding="utf-8")
-        with handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ConfigError(
-                        "data.path",
-                        f"line {number} of {path.name} is not valid JSON ({err.msg})",
-                        "each line must be one JSON object",
-                    ) from None
-                if not isinstance(row, dict):
-                    raise ConfigError(
-                        "data.path",
-                        f"line {number} of {path.name} is not a JSON object",
-                        'each line must be an object such as {"text": "..."}',
-                    )
-                for key, item in row.items():
-                    keys.setdefault(key, _kind_of(item))
-                value = row.get(column)
-                if value is None:
-                    continue  # a row without this field holds no text
-                if not isinstance(value, str):
-                    raise _not_text(column, _kind_of(value), keys, f"{path.name} (line {number})")
-                if value.strip():
-                    documents.append(value)
-                    if limit and len(documents) >= limit:
-                        break
-    except UnicodeDecodeError:
-        raise ConfigError("data.path", f"{path.name} is not UTF-8 text", "save it as UTF-8 JSON lines") from None
+    with path.open("rb") as handle:
+        position.done = handle.tell
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(
+                    "data.path", f"{path.name} is not UTF-8 text", "save it as UTF-8 JSON lines"
+                ) from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ConfigError(
+                    "data.path",
+                    f"line {number} of {path.name} is not valid JSON ({err.msg})",
+                    "each line must be one JSON object",
+                ) from None
+            if not isinstance(row, dict):
+                raise ConfigError(
+                    "data.path",
+                    f"line {number} of {path.name} is not a JSON object",
+                    'each line must be an object such as {"text": "..."}',
+                )
+            for key, item in row.items():
+                keys.setdefault(key, _kind_of(item))
+            value = row.get(column)
+            if value is None:
+                continue  # a row without this field holds no text
+            if not isinstance(value, str):
+                raise _not_text(column, _kind_of(value), keys, f"{path.name} (line {number})")
+            if value.strip():
+                yield value
+                documents += 1
+                if limit and documents >= limit:
+                    return
     if keys:
         _check_column(column, keys, path.name)  # no row at all had it
-    return documents
 
 
-def _read_csv(path: Path, column: str, limit: int | None) -> list[str]:
+def _read_csv(path: Path, column: str, limit: int | None, position: _Position) -> Iterator[str]:
     import pandas as pd
 
-    try:
-        # keep_default_na=False: an empty cell is an empty string, not NaN (which would look like a number).
-        frame = pd.read_csv(path, keep_default_na=False, nrows=limit)
-    except pd.errors.EmptyDataError:
-        raise ConfigError(
-            "data.path", f"{path.name} has no rows", "choose a CSV file with a header and rows of text"
-        ) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        raise _corrupt(path, "CSV", err) from None
-    kinds = {str(name): _pandas_kind(frame[name]) for name in frame.columns}
-    _check_column(column, kinds, path.name)
-    if kinds[column] != "text":
-        raise _not_text(column, kinds[column], kinds, path.name)
-    return [str(value) for value in frame[column].tolist() if str(value).strip()]
+    position.total = float(path.stat().st_size)
+    documents = 0
+    with path.open("rb") as handle:
+        position.done = handle.tell
+        try:
+            # keep_default_na=False: an empty cell is an empty string, not NaN (which would look like a number).
+            for frame in pd.read_csv(handle, keep_default_na=False, nrows=limit, chunksize=ROWS_PER_READ):
+                kinds = {str(name): _pandas_kind(frame[name]) for name in frame.columns}
+                _check_column(column, kinds, path.name)
+                if kinds[column] != "text":
+                    raise _not_text(column, kinds[column], kinds, path.name)
+                for value in frame[column].tolist():
+                    if str(value).strip():
+                        yield str(value)
+                        documents += 1
+                        if limit and documents >= limit:
+                            return
+        except pd.errors.EmptyDataError:
+            raise ConfigError(
+                "data.path", f"{path.name} has no rows", "choose a CSV file with a header and rows of text"
+            ) from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as err:
+            raise _corrupt(path, "CSV", err) from None
+        except ConfigError:
+            raise
+        except ValueError as err:
+            raise _corrupt(path, "CSV", err) from None
 
 
 def _pandas_kind(series: Any) -> str:
@@ -167,7 +342,7 @@ def _pandas_kind(series: Any) -> str:
     return "text"
 
 
-def _read_parquet(path: Path, column: str, limit: int | None) -> list[str]:
+def _read_parquet(path: Path, column: str, limit: int | None, position: _Position) -> Iterator[str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -180,15 +355,21 @@ def _read_parquet(path: Path, column: str, limit: int | None) -> list[str]:
     _check_column(column, kinds, path.name)
     if kinds[column] != "text":
         raise _not_text(column, kinds[column], kinds, path.name)
-    documents: list[str] = []
+    rows_read = 0
+    position.total = float(parquet.metadata.num_rows)
+    position.done = lambda: float(rows_read)
+    documents = 0
     try:
-        for batch in parquet.iter_batches(columns=[column]):
-            documents.extend(v for v in batch.column(0).to_pylist() if v is not None and v.strip())
-            if limit and len(documents) >= limit:
-                return documents[:limit]
+        for batch in parquet.iter_batches(columns=[column], batch_size=ROWS_PER_READ):
+            rows_read += batch.num_rows
+            for value in batch.column(0).to_pylist():
+                if value is not None and value.strip():
+                    yield value
+                    documents += 1
+                    if limit and documents >= limit:
+                        return
     except (pa.ArrowException, OSError) as err:
         raise _corrupt(path, "Parquet", err) from None
-    return documents
 
 
 def _arrow_is_text(arrow_type: Any) -> bool:
@@ -301,8 +482,9 @@ def _load_disk(data: DataConfig) -> tuple[Any, str]:
     return loaded, ""
 
 
-def _dataset_texts(dataset: Any, data: DataConfig, where: str, limit: int | None) -> list[str]:
-    """The text column of a ``datasets.Dataset`` (or an iterable one whose types are unknown)."""
+def _dataset_texts(dataset: Any, data: DataConfig, where: str, limit: int | None, position: _Position) -> Iterator[str]:
+    """The text column of a ``datasets.Dataset`` (or an iterable one whose types are unknown), a batch of
+    rows at a time."""
     column = data.text_column
     features = getattr(dataset, "features", None)
     if features is not None:
@@ -310,19 +492,31 @@ def _dataset_texts(dataset: Any, data: DataConfig, where: str, limit: int | None
         _check_column(column, kinds, where)
         if kinds[column] != "text":
             raise _not_text(column, kinds[column], kinds, where)
-    if limit and hasattr(dataset, "select"):
-        dataset = dataset.select(range(min(limit, len(dataset))))
-    documents: list[str] = []
-    for value in dataset[column] if hasattr(dataset, "select") else (row.get(column) for row in dataset):
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise _not_text(column, _kind_of(value), {}, where)
-        if value.strip():
-            documents.append(value)
-            if limit and len(documents) >= limit:
-                break
-    return documents
+    return _dataset_rows(dataset, column, where, limit, position)
+
+
+def _dataset_rows(dataset: Any, column: str, where: str, limit: int | None, position: _Position) -> Iterator[str]:
+    rows_read = 0
+    position.done = lambda: float(rows_read)
+    if hasattr(dataset, "select_columns") and hasattr(dataset, "__len__"):
+        position.total = float(min(limit, len(dataset)) if limit else len(dataset))
+        batches = (batch[column] for batch in dataset.select_columns([column]).iter(batch_size=ROWS_PER_READ))
+    else:
+        position.total = 0.0
+        batches = ([row.get(column)] for row in dataset)
+    documents = 0
+    for values in batches:
+        rows_read += len(values)
+        for value in values:
+            if value is None:
+                continue
+            if not isinstance(value, str):
+                raise _not_text(column, _kind_of(value), {}, where)
+            if value.strip():
+                yield value
+                documents += 1
+                if limit and documents >= limit:
+                    return
 
 
 def _feature_kind(feature: Any) -> str:

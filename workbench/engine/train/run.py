@@ -194,7 +194,7 @@ class _Run:
             self.report(Log(f"teacher loaded: {count_parameters(teacher):,} parameters"))
         self.tokenizer = tokenizer
         self.blocks = self._load_data(teacher)
-        eval_blocks = self.blocks.val[: cfg.train.eval_batches * cfg.train.batch_size]
+        eval_blocks = self.blocks.val[: cfg.train.eval_batches * cfg.train.batch_size].long()  # text: int32
         truth = Truth(self.language, len(tokenizer), eval_blocks) if self.language is not None else None
         self.session = Session(
             cfg,
