@@ -10,9 +10,12 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "workbench"
 GROUND_FLOOR = sorted(
@@ -95,3 +98,20 @@ def test_engine_imports_no_qt():
     assert len(engine) >= 25
     loaded = _loaded_after_import(engine)
     assert "PySide6" not in loaded and "pyqtgraph" not in loaded
+
+
+def test_every_source_folder_is_a_package_that_an_install_ships():
+    # setuptools' find_packages skips a folder without __init__.py: a non-editable install would lack it
+    root = PACKAGE
+    folders = {p.parent for p in root.rglob("*.py") if "__pycache__" not in p.parts}
+    assert sorted(str(f.relative_to(root)) for f in folders if not (f / "__init__.py").is_file()) == []
+
+
+def test_no_source_file_is_ignored_by_git():
+    # a .gitignore rule that matches a source folder (runs/ matched gui/runs/) leaves new files out of every clone
+    root = PACKAGE.parent
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    files = [str(p.relative_to(root)) for p in (root / "workbench").rglob("*.py") if "__pycache__" not in p.parts]
+    done = subprocess.run(["git", "check-ignore", "--no-index", *files], cwd=root, capture_output=True, text=True)
+    assert done.stdout.split() == []
