@@ -126,6 +126,9 @@ def test_stop_keeps_a_checkpoint_and_resume_from_runs_panel_continues(
     resumed = recorder.steps()
     assert resumed and resumed[0] > stopped_at and resumed[-1] == 30
     assert recorder.steps("teacher") == []  # the teacher is not trained again
+    # The replay holds the probes from before the stop (read from the run folder) and those after it.
+    replayed = [(e.stage, e.step) for e in window.soft_targets.state.history()]
+    assert ("teacher", 0) in replayed and replayed[-1] == ("distill", 30)
     panel.refresh()
     assert panel.table.item(0, 2).text() == "completed"
 
