@@ -219,3 +219,12 @@ def qtbot_left():
     from PySide6.QtCore import Qt
 
     return Qt.MouseButton.LeftButton
+
+
+def test_an_unreadable_events_file_is_named_with_a_hint(panel, qtbot, tmp_path):
+    p = panel()
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "events.jsonl").write_bytes(b'{"kind": "probe" \xff\xfe}\n')  # not UTF-8
+    p.load_run_probes(tmp_path / "odd")
+    qtbot.waitUntil(lambda: "Could not read the probes of odd" in p.status.text(), timeout=10000)
+    assert "events.jsonl" in p.status.text().split(":", 1)[1]

@@ -50,6 +50,7 @@ from workbench.probabilities import DIVERGENCES
 NOT_PROBED = "This prompt is not probed by the run; open a finished run (Runs tab) to ask about any prompt."
 NO_MODELS = "No models yet: start a run (its probe prompts appear here) or open a finished run (Runs tab)."
 LOAD_HINT = "Check that the run folder holds a finished or checkpointed run."
+HISTORY_HINT = "Check that its events.jsonl is a readable file; its models still answer typed prompts."
 REPLAY_INTERVAL_MS = 250  # four probes a second: slow enough to follow one bar, fast enough for a demo
 
 
@@ -218,7 +219,9 @@ class SoftTargetsPanel(QWidget):
             "history",
             lambda job: read_probes(events_file) if events_file.is_file() else None,
             on_done=lambda probes: self._on_history(name, probes),
-            on_error=lambda err: self._on_failed(f"Could not read the probes of {name}", err),
+            on_error=lambda err: self.status.setText(
+                f"Could not read the probes of {name}: {one_line(err)}. {HISTORY_HINT}"
+            ),
         )
 
     def set_run_dir(self, path: str | Path | None) -> None:
