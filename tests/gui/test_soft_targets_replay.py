@@ -200,6 +200,16 @@ def test_a_finished_runs_probes_are_read_from_its_events_file_off_the_gui_thread
     assert_bars_show(p, events[0], 1.0)
     assert p.generation.generate_button.isEnabled()  # the final models still generate; the note says so
     assert p.generation.replay_note.isVisibleTo(p.generation)
+    # The loaded models are not asked about a probed prompt: the replayed step's numbers stay, and the title
+    # names that step (the final models' answer would not match it).
+    p.prompt_box.setEditText("the cat is sitting on the")
+    p.prompt_box.lineEdit().returnPressed.emit()
+    done = []
+    p._jobs.submit("test-barrier", lambda job: None, on_done=done.append)  # after any answer the press asked for
+    qtbot.waitUntil(lambda: bool(done), timeout=10000)
+    assert fake.probe_calls == []
+    assert "step 0 (distill)" in p.title.text() and p.replay_label.text() == "step 0 of 300 (distill)"
+    assert_bars_show(p, events[0], 1.0)
 
 
 def test_a_run_without_probes_or_events_says_so(panel, qtbot, tmp_path):

@@ -293,6 +293,7 @@ def test_replaying_from_a_typed_prompt_shows_the_runs_probe_prompt():
     for probe in history():
         state.take_probe(probe)
     state.take_answer(make_prompt("a dog ran", [" a", " dog", " ran"], seed=3))
+    assert state.is_replayed("the cat sat on the") and not state.is_replayed("a dog ran")
     assert state.select_step(0)
     assert state.shown_prompt() == "the cat sat on the" and "step 0 (distill)" in state.title()
 

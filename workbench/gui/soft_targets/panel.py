@@ -269,7 +269,9 @@ class SoftTargetsPanel(QWidget):
         if not prompt:
             return
         self.prompt_box.setEditText(prompt)
-        if self._predictor_ready:
+        if self.state.is_replayed(prompt) and self.state.is_cached(prompt):  # the replayed step's, not the final's
+            self._show(prompt)
+        elif self._predictor_ready:
             self.status.setText("Asking the teacher and the student …")
             models = self._models
             self._jobs.submit(
@@ -476,6 +478,8 @@ class SoftTargetsPanel(QWidget):
     def _on_probed(self, probe) -> None:
         if probe is None:
             return  # the models were unloaded before the request ran
+        if self.state.is_replayed(probe.prompt):
+            return  # the run's probes of this prompt arrived meanwhile: the replay shows those
         self.state.take_answer(probe)
         self.status.setText("")
         self._show_state()

@@ -245,6 +245,11 @@ class SoftTargetsState:
     def has_probes(self) -> bool:
         return bool(self._cache)
 
+    def is_replayed(self, prompt: str) -> bool:
+        """Whether ``prompt`` is one of the run's probe prompts with a replay history: its numbers come from the
+        replayed step, never from the final models (which would not match the step the replay names)."""
+        return any(prompt == probe.prompt for event in self._history for probe in event.prompts)
+
     def is_cached(self, prompt: str) -> bool:
         return prompt in self._cache
 
