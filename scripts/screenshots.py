@@ -11,6 +11,7 @@ and writes:
 - ``presentation.png``    presentation mode (large fonts, configuration hidden)
 - ``light.png``           the light theme
 - ``architecture.png``    the architecture tab (teacher and student block by block)
+- ``replay.png``          the distilled run reopened from the Runs tab, replayed at an early distillation step
 
 Exits non-zero if a run fails or a step times out. Settings go to a temporary
 folder, so the user's remembered layout is neither used nor changed.
@@ -158,6 +159,20 @@ def main(argv: list[str] | None = None) -> int:
         shot("architecture.png")
         window.tabs.setCurrentIndex(0)
         window.set_theme("dark")
+
+        # 6. Replay: the distilled run opened from the Runs tab, its probes read back from events.jsonl,
+        # shown at an early distillation step (the student has not learned yet).
+        panel = window.soft_targets
+        panel.clear()
+        window.runs_panel.refresh()
+        window.runs_panel.select_run(kd_run)
+        window.runs_panel.soft_button.click()
+        _wait(app, lambda: panel.state.history(), 120, "the run's probes")
+        early = [i for i, e in enumerate(panel.state.history()) if e.stage == "distill"]
+        if len(early) < 2:
+            raise RuntimeError("the run has fewer than two distillation probes to replay")
+        panel.select_step(early[1])
+        shot("replay.png")
 
     finally:
         if window.controller.is_running():

@@ -126,6 +126,9 @@ def test_stop_keeps_a_checkpoint_and_resume_from_runs_panel_continues(
     resumed = recorder.steps()
     assert resumed and resumed[0] > stopped_at and resumed[-1] == 30
     assert recorder.steps("teacher") == []  # the teacher is not trained again
+    # The replay holds the probes from before the stop (read from the run folder) and those after it.
+    replayed = [(e.stage, e.step) for e in window.soft_targets.state.history()]
+    assert ("teacher", 0) in replayed and replayed[-1] == ("distill", 30)
     panel.refresh()
     assert panel.table.item(0, 2).text() == "completed"
 
@@ -312,3 +315,52 @@ def test_layout_and_last_config_are_remembered(make_window, runs_dir, tiny_confi
     assert again.config().train.max_steps == 77
     assert again.config().runs_dir == str(runs_dir)
     assert again.live_splitter.sizes() == sizes
+
+
+def test_replay_moves_the_bars_live_and_for_the_finished_run_opened_from_the_runs_tab(
+    make_window, runs_dir, qtbot, tiny_config
+):
+    import numpy as np
+
+    from workbench.probabilities import soften
+
+    window = make_window(tiny_config(runs_dir))
+    recorder = Steps()
+    window.controller.event.connect(recorder.on_event)
+    with qtbot.waitSignal(window.controller.finished, timeout=RUN_TIMEOUT) as finished:
+        window.start_run()
+    run_dir = finished.args[0].run_dir
+    probes = [e for e in recorder.events if isinstance(e, Probe)]
+    distill = [i for i, e in enumerate(probes) if e.stage == "distill"]
+    assert len(distill) >= 2
+    panel = window.soft_targets
+    assert panel.replay_slider.maximum() == len(probes) - 1 and panel.replay_slider.value() == len(probes) - 1
+
+    def assert_bars_are(event):
+        probe = next(p for p in event.prompts if p.prompt == panel.state.shown_prompt())
+        vocab = list(probe.vocab_tokens)
+        shown = [vocab.index(token) for token in panel.next_word.shown_tokens()]
+        position, temperature = panel.state.position, panel.state.temperature
+        for name, logits in (("teacher", probe.teacher_logits), ("student", probe.student_logits)):
+            expected = soften(np.array(logits[position]), temperature)[shown]
+            np.testing.assert_allclose(_bars(window)[name], expected, rtol=1e-6)
+
+    panel.set_temperature(2.0)
+    first, last = distill[0], distill[-1]
+    panel.replay_slider.setValue(first)
+    assert f"step {probes[first].step} of {probes[last].step} (distill)" == panel.replay_label.text()
+    assert_bars_are(probes[first])
+    early = _bars(window)["student"]
+    panel.replay_slider.setValue(last)
+    assert_bars_are(probes[last])
+    assert _bars(window)["student"] != early  # the student learned between the two probes
+
+    panel.clear()  # as if another run had been shown: the finished run's probes come from its events.jsonl
+    window.runs_panel.refresh()
+    window.runs_panel.select_run(run_dir)
+    with qtbot.waitSignal(panel.predictor_ready, timeout=RUN_TIMEOUT):
+        window.runs_panel.soft_button.click()
+    assert [(e.stage, e.step) for e in panel.state.history()] == [(e.stage, e.step) for e in probes]
+    panel.replay_slider.setValue(first)
+    assert_bars_are(probes[first])
+    assert panel.generation.replay_note.isVisibleTo(panel.generation)

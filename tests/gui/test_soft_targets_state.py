@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from workbench.events import Probe, ProbePrompt
-from workbench.gui.soft_targets.state import SLIDER_STEPS, T_MAX, T_MIN, SoftTargetsState
+from workbench.gui.soft_targets.state import SLIDER_STEPS, T_MAX, T_MIN, SoftTargetsState, read_probes
 from workbench.probabilities import divergence, entropy, soften
 
 VOCAB = [" the", " cat", " sat", " on", " mat", " dog", " ran", " ."]
@@ -208,3 +208,108 @@ def test_the_teacher_stage_has_no_student_and_no_divergence():
     assert np.isnan(state.heat()).all() and len(state.heat()) == len(TOKENS)
     state.set_temperature(3.0)  # nothing to re-soften for the student; the truth stays as it is
     np.testing.assert_allclose(state.distributions()["truth"], np.array(make_prompt().true_probs))
+
+
+# -- replay: the run's probes by step ----------------------------------------------------------------------------------
+def history(steps=(0, 50, 100), stage="distill"):
+    """Probe events at ``steps``, each with different logits (seed = step) for the same two prompts."""
+    return [
+        probe_event(
+            make_prompt(seed=step), make_prompt("the dog", [" the", " dog"], seed=step + 1), step=step, stage=stage
+        )
+        for step in steps
+    ]
+
+
+def test_replay_shows_the_selected_steps_probe_at_the_current_temperature():
+    state = SoftTargetsState()
+    probes = history()
+    for probe in probes:
+        state.take_probe(probe)
+    assert [p.step for p in state.history()] == [0, 50, 100] and state.is_following()
+    assert state.replay_label() == "step 100 of 100 (distill)"
+    state.set_position(2)
+    state.set_temperature(3.0)
+    assert state.select_step(0)
+    assert state.replay_index == 0 and not state.is_following()
+    assert state.position == 2 and state.temperature == 3.0  # the replay keeps what the user chose
+    step0 = np.array(probes[0].prompts[0].teacher_logits)
+    np.testing.assert_allclose(state.distributions()["teacher"], soften(step0, 3.0))
+    np.testing.assert_allclose(
+        state.distributions()["student"], soften(np.array(probes[0].prompts[0].student_logits), 3.0)
+    )
+    assert state.replay_label() == "step 0 of 100 (distill)" and "step 0 (distill)" in state.title()
+    bars0 = dict(state.bars().series)["student"]
+    state.select_step(1)
+    assert not np.allclose(dict(state.bars().series)["student"], bars0)  # the bars move with the replay
+    state.set_temperature(1.0)  # the temperature works on the replayed step
+    np.testing.assert_allclose(
+        state.distributions()["teacher"], soften(np.array(probes[1].prompts[0].teacher_logits), 1.0)
+    )
+    assert state.select_step(99) and state.is_following()  # the end means: follow the newest again
+    np.testing.assert_allclose(
+        state.distributions()["teacher"], soften(np.array(probes[2].prompts[0].teacher_logits), 1.0)
+    )
+
+
+def test_a_live_run_is_followed_unless_the_replay_was_moved_back():
+    state = SoftTargetsState()
+    early, middle, late, latest = history((0, 50, 100, 150))
+    state.take_probe(early)
+    assert state.take_probe(middle)  # following: the newest is shown
+    assert "step 50" in state.title()
+    state.select_step(0)
+    assert not state.take_probe(late)  # moved back: the new probe joins the history, the shown step stays
+    assert state.replay_index == 0 and "step 0 (distill)" in state.title()
+    np.testing.assert_allclose(state.distributions()["teacher"], soften(np.array(early.prompts[0].teacher_logits), 1.0))
+    assert state.replay_label() == "step 0 of 100 (distill)" and len(state.history()) == 3
+    assert state.follow_latest() and state.is_following() and "step 100" in state.title()
+    assert state.take_probe(latest) and "step 150" in state.title()
+
+
+def test_the_history_is_ordered_by_stage_and_step_and_a_probed_again_step_replaces_the_old_one():
+    state = SoftTargetsState()
+    teacher = history((0, 100), stage="teacher")
+    distill = history((0, 20), stage="distill")
+    for probe in [teacher[0], distill[0], teacher[1], distill[1]]:  # out of order, as no run writes them
+        state.take_probe(probe)
+    assert [(p.stage, p.step) for p in state.history()] == [
+        ("teacher", 0),
+        ("teacher", 100),
+        ("distill", 0),
+        ("distill", 20),
+    ]
+    state.select_step(1)
+    assert state.replay_label() == "step 100 of 100 (teacher)"
+    again = history((20,))[0]  # a resumed run probes step 20 again
+    state.take_probe(again)
+    assert len(state.history()) == 4 and state.history()[-1] is again and state.replay_index == 1
+    state.take_probe(history((10,))[0])  # an older step arriving later keeps the shown probe in its place
+    assert state.replay_index == 1 and state.history()[1].step == 100
+
+
+def test_replaying_from_a_typed_prompt_shows_the_runs_probe_prompt():
+    state = SoftTargetsState()
+    for probe in history():
+        state.take_probe(probe)
+    state.take_answer(make_prompt("a dog ran", [" a", " dog", " ran"], seed=3))
+    assert state.is_replayed("the cat sat on the") and not state.is_replayed("a dog ran")
+    assert state.select_step(0)
+    assert state.shown_prompt() == "the cat sat on the" and "step 0 (distill)" in state.title()
+
+
+def test_a_finished_runs_probes_are_read_from_its_events_file(tmp_path):
+    from workbench.events import Step, to_json
+
+    probes = history((0, 10))
+    step = Step("distill", 5, 10, 1.0, 1.0, 1.0, 1e-3, 0.1, 100.0, 1.0, 1.0)
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(to_json(e) for e in [probes[0], step, probes[1]]) + '\n{"kind": "probe", "st')  # torn
+    read = read_probes(path)
+    assert [p.step for p in read] == [0, 10]
+    assert read[1].prompts[0].teacher_logits == probes[1].prompts[0].teacher_logits
+    state = SoftTargetsState()
+    state.take_probe(history((500,))[0])  # the previous run's probes go
+    assert state.load_history(read)
+    assert [p.step for p in state.history()] == [0, 10] and state.is_following() and "step 10" in state.title()
+    assert not SoftTargetsState().load_history([])

@@ -115,7 +115,9 @@ class RunsPanel(QWidget):
             "so the gain from distillation shows on the same chart"
         )
         self.soft_button = QPushButton("Show in soft targets", self)
-        self.soft_button.setToolTip("Load this run's teacher and student into the soft-targets panel")
+        self.soft_button.setToolTip(
+            "Load this run's teacher and student, and its probes for the replay, into the soft-targets panel"
+        )
         self.gguf_row = GGUFExportRow(self)
         self.refresh_button.clicked.connect(self.refresh)
         self.open_button.clicked.connect(self._on_open)
@@ -334,7 +336,9 @@ class RunsPanel(QWidget):
             else f"This run is {info.status}; only stopped or interrupted runs can be resumed"
         )
         self.baseline_button.setEnabled(has_config and not self._busy)
-        self.soft_button.setEnabled(info is not None and info.status in ("completed", "stopped", "interrupted", "cancelled"))
+        self.soft_button.setEnabled(
+            info is not None and info.status in ("completed", "stopped", "interrupted", "cancelled")
+        )
         self.gguf_row.set_run(info)
 
     def _update_diff(self) -> None:

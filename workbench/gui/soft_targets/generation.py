@@ -48,6 +48,11 @@ class GenerationTab(QGroupBox):
         self.generate_button.setObjectName("primary")
         self.generate_button.setToolTip("Open a run folder (Runs panel) to generate with its teacher and student")
         self.generate_button.setEnabled(False)
+        # Generation needs weights, and a run keeps only its final ones: say so while the replay shows a step.
+        self.replay_note = QLabel("", self)
+        self.replay_note.setObjectName("muted")
+        self.replay_note.setWordWrap(True)
+        self.replay_note.hide()
         # Two rows of two settings: one row of four would set the panel's (and the window's) minimum width.
         settings = QGridLayout()
         settings.setHorizontalSpacing(8)
@@ -78,8 +83,20 @@ class GenerationTab(QGroupBox):
             column.addWidget(edit)
             texts.addLayout(column)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.replay_note)
         layout.addLayout(settings)
         layout.addLayout(texts, 1)
+
+    def set_replayed_step(self, step: str | None) -> None:
+        """``step`` (``"step 40 (distill)"``) while the replay shows an earlier step, else None."""
+        if step is None:
+            self.replay_note.hide()
+            return
+        self.replay_note.setText(
+            f"The bars show {step}; generations come from the run's final models "
+            "(a run keeps only its final weights), not from that step."
+        )
+        self.replay_note.show()
 
     def settings(self) -> dict:
         """The keyword arguments of ``Predictor.generate`` the boxes hold."""

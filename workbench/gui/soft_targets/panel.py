@@ -6,6 +6,12 @@ student and, on the built-in language, the exact true distribution; the known ne
 starred. A temperature slider re-softens the cached logits with numpy (no forward pass), which is exactly what
 the distillation loss does with T. A heat strip under the prompt's tokens shows the divergence at every position.
 
+A replay row steps through the run's Probe events (live, or a finished run's read from its events.jsonl): a
+slider over the probed steps, a play button (``REPLAY_INTERVAL_MS`` per step) and "Live" to follow the newest
+probe again after moving back. The bars and the strip show the selected step; generation needs model weights,
+which exist only at the end of a run, so while an earlier step is shown the Generate tab says that its texts
+come from the final models.
+
 The panel is the view of a :class:`~.state.SoftTargetsState`, which holds and computes everything shown. A
 run folder's models (:class:`~.run_models.RunModels`) answer typed prompts and generate on one background
 thread (:class:`~workbench.gui.background.jobs.Jobs`, channels "load", "probe" and "generate"; the latest
@@ -18,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, Signal, Slot
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -38,12 +44,14 @@ from workbench.gui.background.jobs import Jobs
 from workbench.gui.soft_targets.generation import GenerationTab
 from workbench.gui.soft_targets.next_word import DIVERGENCE_NAMES, NextWordView
 from workbench.gui.soft_targets.run_models import RunModels
-from workbench.gui.soft_targets.state import SLIDER_STEPS, SoftTargetsState, temperature_to_slider
+from workbench.gui.soft_targets.state import SLIDER_STEPS, SoftTargetsState, read_probes, temperature_to_slider
 from workbench.probabilities import DIVERGENCES
 
 NOT_PROBED = "This prompt is not probed by the run; open a finished run (Runs tab) to ask about any prompt."
 NO_MODELS = "No models yet: start a run (its probe prompts appear here) or open a finished run (Runs tab)."
 LOAD_HINT = "Check that the run folder holds a finished or checkpointed run."
+HISTORY_HINT = "Check that its events.jsonl is a readable file; its models still answer typed prompts."
+REPLAY_INTERVAL_MS = 250  # four probes a second: slow enough to follow one bar, fast enough for a demo
 
 
 class SoftTargetsPanel(QWidget):
@@ -60,6 +68,10 @@ class SoftTargetsPanel(QWidget):
         self._models = RunModels(predictor_factory)
         self._jobs: Jobs | None = None  # started when a run folder is first opened
         self._predictor_ready = False
+        self._live = False  # the probes come from the running run (not from a finished run's events.jsonl)
+        self.replay_timer = QTimer(self)
+        self.replay_timer.setInterval(REPLAY_INTERVAL_MS)
+        self.replay_timer.timeout.connect(self._play_tick)
         self._build()
         self.apply_palette()
         self.next_word.show_empty(
@@ -134,6 +146,31 @@ class SoftTargetsPanel(QWidget):
         row2.addSpacing(12)
         row2.addWidget(self.status, 1)
 
+        self.replay_bar = QWidget(self)
+        self.play_button = QPushButton("▶ Play", self.replay_bar)
+        self.play_button.setToolTip("Step through the run's probes, four a second, to watch the student learn")
+        self.play_button.clicked.connect(self.toggle_play)
+        self.replay_slider = QSlider(Qt.Orientation.Horizontal, self.replay_bar)
+        self.replay_slider.setRange(0, 0)
+        self.replay_slider.setPageStep(1)
+        self.replay_slider.setMinimumWidth(200)
+        self.replay_slider.valueChanged.connect(self._replay_moved)
+        self.replay_slider.sliderPressed.connect(self.stop_play)
+        self.replay_label = QLabel("", self.replay_bar)
+        self.replay_label.setStyleSheet("font-weight: 600;")
+        self.live_button = QPushButton("Live", self.replay_bar)
+        self.live_button.setToolTip("Follow the newest probe again")
+        self.live_button.clicked.connect(self.follow_live)
+        self.live_button.hide()
+        row3 = QHBoxLayout(self.replay_bar)
+        row3.setContentsMargins(12, 0, 0, 2)
+        row3.addWidget(QLabel("Replay", self.replay_bar))
+        row3.addWidget(self.play_button)
+        row3.addWidget(self.replay_slider, 1)
+        row3.addWidget(self.replay_label)
+        row3.addWidget(self.live_button)
+        self.replay_bar.hide()  # until a run has probes
+
         self.next_word = NextWordView(self.state, self)
         self.next_word.strip.position_clicked.connect(self.set_position)
         # The parts that the window and the tests look at.
@@ -148,6 +185,8 @@ class SoftTargetsPanel(QWidget):
         self.generation = GenerationTab(self)
         self.generation.generate_button.clicked.connect(self.generate)
         self.views.addTab(self.generation, "Generate")
+        # Beside the tabs, so that the replay takes no height from the bars (the window's splitter keeps them short).
+        self.views.setCornerWidget(self.replay_bar, Qt.Corner.TopRightCorner)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(row1)
@@ -163,10 +202,27 @@ class SoftTargetsPanel(QWidget):
             return
         self.run_t_button.setText(f"run's T = {event.temperature:g}")
         self.run_t_button.show()
+        self._live = True
         changed = self.state.take_probe(event)
         self._sync_prompt_list()
         if changed:
             self._show_state()
+        self._update_replay()
+
+    def load_run_probes(self, path: str | Path) -> None:
+        """Read the Probe events of the finished run at ``path`` (its events.jsonl, on the background thread)
+        for the replay; they replace the probes shown now."""
+        name = Path(path).name
+        events_file = Path(path) / "events.jsonl"  # the work sees only the path, never the widget
+        self._ensure_jobs()
+        self._jobs.submit(
+            "history",
+            lambda job: read_probes(events_file) if events_file.is_file() else None,
+            on_done=lambda probes: self._on_history(name, probes),
+            on_error=lambda err: self.status.setText(
+                f"Could not read the probes of {name}: {one_line(err)}. {HISTORY_HINT}"
+            ),
+        )
 
     def set_run_dir(self, path: str | Path | None) -> None:
         """Load ``path``'s teacher and student in the background (None unloads them)."""
@@ -179,8 +235,7 @@ class SoftTargetsPanel(QWidget):
                 models = self._models
                 self._jobs.submit("load", lambda job: models.unload())
             return
-        if self._jobs is None:
-            self._jobs = Jobs("soft-targets", self)
+        self._ensure_jobs()
         run_dir, models = str(path), self._models  # the work touches only the models, never the widget
         self.status.setText(f"Loading the models of {Path(run_dir).name} …")
         self._jobs.submit(
@@ -192,13 +247,19 @@ class SoftTargetsPanel(QWidget):
 
     def clear(self) -> None:
         """Forget the run's probes (pinned prompts typed by the user stay in the list)."""
+        if self._jobs is not None:
+            self._jobs.cancel("history")  # a finished run's probes still being read are not wanted now
+        self.stop_play()
         self.state.forget_probes()
+        self._live = False
         self.run_t_button.hide()
         self._sync_prompt_list()
         self.next_word.show_empty("No probes yet.")
+        self._update_replay()
 
     def shutdown(self) -> None:
-        """Stop the background thread and wait for it (call before the window closes)."""
+        """Stop the replay and the background thread, and wait for it (call before the window closes)."""
+        self.stop_play()
         if self._jobs is not None:
             self._jobs.shutdown()  # the closed Jobs stays: nothing is started again after this
 
@@ -208,7 +269,9 @@ class SoftTargetsPanel(QWidget):
         if not prompt:
             return
         self.prompt_box.setEditText(prompt)
-        if self._predictor_ready:
+        if self.state.is_replayed(prompt) and self.state.is_cached(prompt):  # the replayed step's, not the final's
+            self._show(prompt)
+        elif self._predictor_ready:
             self.status.setText("Asking the teacher and the student …")
             models = self._models
             self._jobs.submit(
@@ -241,6 +304,72 @@ class SoftTargetsPanel(QWidget):
             return
         self.state.set_position(position)
         self.next_word.select_position()
+
+    # -- replay ---------------------------------------------------------------------------------------------------------
+    def select_step(self, index: int) -> None:
+        """Show the probe at ``index`` of the run's history (the last one follows the newest)."""
+        if self.state.select_step(index):
+            self._show_state()
+        self._update_replay()
+
+    @Slot()
+    def follow_live(self) -> None:
+        """Show the newest probe and follow new ones again."""
+        self.stop_play()
+        self.select_step(len(self.state.history()) - 1)
+
+    @Slot()
+    def toggle_play(self) -> None:
+        """Play the replay from the shown step (from the first when at the end), or pause it."""
+        if self.replay_timer.isActive():
+            self.stop_play()
+            return
+        if len(self.state.history()) < 2:
+            return
+        if self.state.shown_index() == len(self.state.history()) - 1:
+            self.select_step(0)
+        self.replay_timer.start()
+        self.play_button.setText("⏸ Pause")
+
+    @Slot()
+    def stop_play(self) -> None:
+        self.replay_timer.stop()
+        self.play_button.setText("▶ Play")
+
+    @Slot()
+    def _play_tick(self) -> None:
+        """One step on; the replay stops at the newest probe (and follows a live run from there)."""
+        index, last = self.state.shown_index(), len(self.state.history()) - 1
+        if index is None or index >= last:
+            self.stop_play()
+            return
+        self.select_step(index + 1)
+        if index + 1 >= last:
+            self.stop_play()
+
+    @Slot(int)
+    def _replay_moved(self, index: int) -> None:
+        if index != self.state.shown_index():
+            self.select_step(index)
+
+    def _update_replay(self) -> None:
+        """The replay row after the history or the shown step changed."""
+        count, index = len(self.state.history()), self.state.shown_index()
+        self.replay_bar.setVisible(count > 0)
+        self.play_button.setEnabled(count > 1)
+        self.replay_slider.setEnabled(count > 1)
+        self.replay_slider.blockSignals(True)
+        self.replay_slider.setRange(0, max(count - 1, 0))
+        self.replay_slider.setValue(index or 0)
+        self.replay_slider.blockSignals(False)
+        self.replay_slider.setToolTip(
+            f"Probe {(index or 0) + 1} of {count}: drag to see the predictions as they were at that step"
+        )
+        self.replay_label.setText(self.state.replay_label() if count else "")
+        replaying = count > 0 and not self.state.is_following()
+        self.live_button.setVisible(self._live and replaying)
+        step = self.state.history()[index] if index is not None else None
+        self.generation.set_replayed_step(f"step {step.step:,} ({step.stage})" if replaying and step else None)
 
     def pin_prompt(self, prompt: str) -> None:
         if self.state.pin(prompt):
@@ -326,9 +455,31 @@ class SoftTargetsPanel(QWidget):
         self.status.setText(f"{message}. {hint}")
         self.predictor_failed.emit(message)
 
+    def _on_history(self, name: str, probes) -> None:
+        self.stop_play()
+        self._live = False
+        if probes is None:
+            self.status.setText(f"{name} has no events.jsonl, so there is nothing to replay; its models still answer.")
+        elif not probes:
+            self.status.setText(
+                f"{name} recorded no probes, so there is nothing to replay. Set train.probe_interval to record them."
+            )
+        if self.state.load_history(probes or []):
+            self.run_t_button.setText(f"run's T = {self.state.run_temperature:g}")
+            self.run_t_button.show()
+            self._sync_prompt_list()
+            self._show_state()
+        else:
+            self.run_t_button.hide()
+            self._sync_prompt_list()
+            self.next_word.show_empty("No probes to replay in this run: type a prompt once its models are loaded.")
+        self._update_replay()
+
     def _on_probed(self, probe) -> None:
         if probe is None:
             return  # the models were unloaded before the request ran
+        if self.state.is_replayed(probe.prompt):
+            return  # the run's probes of this prompt arrived meanwhile: the replay shows those
         self.state.take_answer(probe)
         self.status.setText("")
         self._show_state()
@@ -340,6 +491,10 @@ class SoftTargetsPanel(QWidget):
         self.generation.show_continuations(prompt, *texts)
         self.status.setText("")
         self.generation_shown.emit(*texts)
+
+    def _ensure_jobs(self) -> None:
+        if self._jobs is None:
+            self._jobs = Jobs("soft-targets", self)
 
     def _set_ready(self, ready: bool) -> None:
         self._predictor_ready = ready

@@ -13,17 +13,44 @@ and drive it without a display, and the arithmetic cannot touch a widget.
 
 from __future__ import annotations
 
+import bisect
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from workbench.events import Probe, ProbePrompt
+from workbench.events import STAGES, Probe, ProbePrompt, event_from_dict
 from workbench.probabilities import DIVERGENCES, divergence, entropy, soften
 
 T_MIN, T_MAX, SLIDER_STEPS = 0.25, 10.0, 1000
 SERIES = ("teacher", "student", "truth")
 ANSWERED_BY_RUN_MODELS = "run folder models"
+
+
+def read_probes(events_path: str | Path) -> list[Probe]:
+    """The Probe events of an ``events.jsonl`` file, in file order (a torn or foreign line is skipped).
+
+    Only lines that name the probe kind are parsed: a long run's file is mostly steps and evals."""
+    probes = []
+    with open(events_path, encoding="utf-8") as handle:
+        for line in handle:
+            if '"probe"' not in line:
+                continue
+            try:
+                event = event_from_dict(json.loads(line))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+            if isinstance(event, Probe):
+                probes.append(event)
+    return probes
+
+
+def _step_key(event: Probe) -> tuple[int, int]:
+    """Where a probe sits in the replay: by stage (teacher before distill), then by step."""
+    stage = STAGES.index(event.stage) if event.stage in STAGES else len(STAGES)
+    return stage, int(event.step)
 
 
 # -- small pure helpers ----------------------------------------------------------------------------------------------
@@ -103,9 +130,90 @@ class SoftTargetsState:
         self.top_k = 10
         self._probs: dict[str, np.ndarray | None] = {}
         self._heat = np.empty(0)
+        self._history: list[Probe] = []  # the run's Probe events, ordered by (stage, step)
+        self._replay_index: int | None = None  # None: show the newest probe (follow a live run)
+
+    # -- the replay history --------------------------------------------------------------------------------------------
+    def take_probe(self, event: Probe) -> bool:
+        """Add a Probe event to the history; returns whether what is shown changed.
+
+        While the replay follows the newest probe, the event is shown (see :meth:`_apply_probe`); while the
+        user has moved the replay back to an earlier step, the history grows and the shown step stays.
+        """
+        keys = [_step_key(probe) for probe in self._history]
+        key = _step_key(event)
+        at = bisect.bisect_left(keys, key)
+        if at < len(keys) and keys[at] == key:
+            self._history[at] = event  # a resumed run probes the same step again: the newer numbers win
+        else:
+            self._history.insert(at, event)
+            if self._replay_index is not None and at <= self._replay_index:
+                self._replay_index += 1  # an older step arrived: the shown probe keeps its place
+        if self._replay_index is not None:
+            return False
+        if at != len(self._history) - 1:
+            return False  # not the newest probe: the newest stays shown
+        return self._apply_probe(event)
+
+    def load_history(self, probes: list[Probe]) -> bool:
+        """Replace the run's probes by ``probes`` (a finished run's, read from its events.jsonl) and show the
+        newest; returns whether anything is shown."""
+        self.forget_probes()
+        shown = False
+        for probe in probes:
+            shown = self.take_probe(probe) or shown
+        return shown
+
+    def history(self) -> list[Probe]:
+        return list(self._history)
+
+    @property
+    def replay_index(self) -> int | None:
+        """The index in :meth:`history` of the probe shown, None while following the newest."""
+        return self._replay_index
+
+    def shown_index(self) -> int | None:
+        """The index in :meth:`history` of the probe the numbers come from (None while there is none)."""
+        if not self._history:
+            return None
+        return len(self._history) - 1 if self._replay_index is None else self._replay_index
+
+    def is_following(self) -> bool:
+        return self._replay_index is None
+
+    def select_step(self, index: int) -> bool:
+        """Show the probe at ``index`` of the history (clamped); the last one means "follow the newest".
+
+        The shown prompt and position are kept when that probe has the prompt; otherwise (a typed prompt) its
+        first probe prompt is shown. Returns whether anything is shown.
+        """
+        if not self._history:
+            return False
+        index = max(0, min(int(index), len(self._history) - 1))
+        self._replay_index = None if index == len(self._history) - 1 else index
+        event = self._history[index]
+        names = [probe.prompt for probe in event.prompts]
+        current = self.shown_prompt()
+        self._apply_probe(event)
+        if current not in names and names:
+            self.show(names[0])
+        return self._shown is not None
+
+    def follow_latest(self) -> bool:
+        """Go back to showing the newest probe, and to following new ones."""
+        return self.select_step(len(self._history) - 1)
+
+    def replay_label(self) -> str:
+        """``step 40 of 200 (distill)``: the shown probe's step, of the last step probed in its stage."""
+        index = self.shown_index()
+        if index is None:
+            return "no probes yet"
+        event = self._history[index]
+        last = max(probe.step for probe in self._history if probe.stage == event.stage)
+        return f"step {event.step:,} of {last:,} ({event.stage})"
 
     # -- probe results -----------------------------------------------------------------------------------------------
-    def take_probe(self, event: Probe) -> bool:
+    def _apply_probe(self, event: Probe) -> bool:
         """Cache a Probe event's prompts; returns whether the shown prompt changed or got fresh numbers.
 
         The shown prompt is refreshed (at the same position) when the event has it; otherwise the event's first
@@ -137,6 +245,11 @@ class SoftTargetsState:
     def has_probes(self) -> bool:
         return bool(self._cache)
 
+    def is_replayed(self, prompt: str) -> bool:
+        """Whether ``prompt`` is one of the run's probe prompts with a replay history: its numbers come from the
+        replayed step, never from the final models (which would not match the step the replay names)."""
+        return any(prompt == probe.prompt for event in self._history for probe in event.prompts)
+
     def is_cached(self, prompt: str) -> bool:
         return prompt in self._cache
 
@@ -145,6 +258,8 @@ class SoftTargetsState:
         self._cache.clear()
         self._source.clear()
         self._probe_prompts.clear()
+        self._history.clear()
+        self._replay_index = None
         self.run_temperature = None
         self.show_nothing()
 

@@ -238,8 +238,12 @@ class MainWindow(
         self.soft_targets.set_run_dir(None)  # probes of the new run replace the old run's models
         self.first_point_time = None
         if resume_dir:
-            # Earlier curves first, so the resumed run continues them.
-            self.charts.load_events(self._run_events(resume_dir))
+            # Earlier curves first, so the resumed run continues them; its earlier probes join the replay.
+            earlier = self._run_events(resume_dir)
+            self.charts.load_events(earlier)
+            for event in earlier:
+                if getattr(event, "kind", "") == "probe":
+                    self.soft_targets.handle_event(event)
         self.progress.reset("Starting...")
         self.runs_panel.set_runs_dir(cfg.runs_dir)
         self._remember_config(cfg)

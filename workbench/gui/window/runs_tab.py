@@ -53,6 +53,7 @@ class RunsTabMixin:
                 level="info",
             )
             return
+        self.soft_targets.load_run_probes(path)  # first: reading its probes is quicker than loading its models
         self.soft_targets.set_run_dir(path)
         self.tabs.setCurrentIndex(0)
         self.statusBar().showMessage(f"Loading {Path(path).name} into the soft-targets panel...", 6000)
