@@ -56,7 +56,9 @@ class GGUFExportRow(QWidget):
         self.button.setEnabled(ready and not self._writing)
         self.button.setToolTip(
             "Write the selected run's student as a .gguf file for llama.cpp, Ollama and LM Studio (Llama family)"
-            if ready else "Select a run whose student was written (a completed run) to export it as .gguf")
+            if ready
+            else "Select a run whose student was written (a completed run) to export it as .gguf"
+        )
 
     def export(self, type_: str) -> None:
         """Ask where, then write the selected run's student as ``type_`` in the background."""
@@ -71,8 +73,12 @@ class GGUFExportRow(QWidget):
         self._say(f"Writing {Path(target).name} ({type_})...", "muted")
         self._writing = True
         self.button.setEnabled(False)
-        self._jobs.submit("export", lambda _job: _write(run / "student", Path(target), type_, run.name),
-                          on_done=self._done, on_error=self._failed)
+        self._jobs.submit(
+            "export",
+            lambda _job: _write(run / "student", Path(target), type_, run.name),
+            on_done=self._done,
+            on_error=self._failed,
+        )
 
     def shutdown(self) -> None:
         if self._jobs is not None:
