@@ -18,6 +18,7 @@ import torch
 
 from tests.engine.test_train import tiny_config
 from workbench import cli
+from workbench.commands import run as run_command
 from workbench.control import Control
 from workbench.engine import checkpoints, export
 from workbench.engine.train import run as run_module
@@ -45,7 +46,7 @@ def quick_config(tmp_path: Path, **overrides: str):
 
 
 def cli_call(capsys, monkeypatch, *argv: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(cli, "_install_signal_handlers", lambda control: None)  # leave pytest's Ctrl-C alone
+    monkeypatch.setattr(run_command, "install_signal_handlers", lambda control: None)  # leave pytest's Ctrl-C alone
     code = cli.main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out, captured.err

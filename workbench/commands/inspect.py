@@ -1,0 +1,159 @@
+"""Looking before and after: ``workbench presets``, ``data`` (what a config reads), ``runs`` (the runs folder)
+and ``predict`` (a finished run's teacher, student and truth for a prompt)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from workbench.commands import EXIT_USAGE
+from workbench.config.presets import field_help, load_config, preset_description, preset_names
+from workbench.config.schema import RunConfig
+from workbench.errors import ConfigError, one_line
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    for name in preset_names():
+        print(f"{name:<12} {preset_description(name)}")
+    if args.fields:
+        print()
+        for dotted in _all_fields(RunConfig()):
+            print(f"{dotted:<28} {field_help(dotted)}")
+    return 0
+
+
+def _all_fields(obj: Any, prefix: str = "") -> list[str]:
+    import dataclasses
+
+    out = []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            out.extend(_all_fields(value, f"{prefix}{f.name}."))
+        else:
+            out.append(f"{prefix}{f.name}")
+    return out
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """What the run would train on; a config the run would refuse is refused here too."""
+    from workbench.engine.assemble import data_tokenizer
+    from workbench.engine.data.blocks import describe
+    from workbench.engine.data.generated import teacher_cache_key
+    from workbench.engine.plan import plan_run
+
+    config = load_config(args.config, validate=False)  # checked after --set
+    config.apply_overrides(args.overrides)
+    config.validate()
+    problems = plan_run(config).errors  # sizes, positions, tokenizers: from configs, no weights loaded
+    if problems:
+        for problem in problems:
+            print(f"error: {problem.line}", file=sys.stderr)
+        print("hint: `workbench run` refuses this config too; fix the value named above", file=sys.stderr)
+        return EXIT_USAGE
+    tokenizer = data_tokenizer(config.teacher, config.data)
+    print(
+        describe(
+            config.data,
+            tokenizer,
+            config.train.seq_len,
+            seed=config.train.seed,
+            teacher_key=teacher_cache_key(config.teacher),
+            on_log=_data_log,
+        )
+    )
+    return 0
+
+
+def _data_log(message: str) -> None:
+    """Tokenization progress and warnings while `workbench data` works, on stderr (the report is stdout)."""
+    print(message if message.startswith("warning:") else f"  {message}", file=sys.stderr, flush=True)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from workbench.run_folder import list_runs
+
+    given = args.runs_dir
+    runs_dir = given or "runs"
+    where = Path(runs_dir).expanduser()
+    if (where.exists() and not where.is_dir()) or (given is not None and not where.exists()):
+        raise ConfigError(
+            "", f"{runs_dir!r} is not a folder", "give the folder that holds the run folders (the config's runs_dir)"
+        )
+    found = list_runs(runs_dir)
+    if not found:
+        print(f"no runs in {runs_dir}")
+        return 0
+    for info in found:
+        s = info.summary
+        metrics = " ".join(
+            f"{k}={s[k]:.3g}"
+            for k in ("student_ppl", "kl_teacher_student", "top1_agreement")
+            if isinstance(s.get(k), float)
+        )
+        print(f"{info.path.name:<40} {info.status:<11} step {info.last_step:<6} {metrics}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from workbench.engine.predictor import Predictor
+    from workbench.probabilities import soften
+
+    if args.top_k < 1:
+        raise ConfigError("--top-k", f"{args.top_k} must be at least 1", "e.g. --top-k 10")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise ConfigError(
+            "--temperature", f"{args.temperature} must be a number greater than 0", "e.g. --temperature 1"
+        )
+    if not Path(args.run_dir).is_dir():
+        raise ConfigError("", f"{args.run_dir!r} is not a folder", "give a run folder made by `workbench run`")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        predictor = Predictor.from_run(args.run_dir)
+        probe = predictor.probe(args.prompt)
+    except ConfigError:
+        raise
+    except (
+        OSError,
+        RuntimeError,
+        ValueError,
+        KeyError,
+    ) as err:  # files a user damaged or moved: one line, no traceback
+        raise ConfigError(
+            "",
+            f"the models of {Path(args.run_dir).name} could not be used: {one_line(err, 200)}",
+            "check that the run finished (or has a distillation checkpoint) and that its files are whole",
+        ) from None
+    teacher = soften(np.array(probe.teacher_logits[-1]), args.temperature)
+    student = soften(np.array(probe.student_logits[-1]), args.temperature)
+    truth = np.array(probe.true_probs[-1]) if probe.true_probs else None
+    order = np.argsort(-(teacher + student))[: args.top_k]
+    rows = [
+        {
+            "token": probe.vocab_tokens[i],
+            "teacher": float(teacher[i]),
+            "student": float(student[i]),
+            **({"true": float(truth[i])} if truth is not None else {}),
+        }
+        for i in order
+    ]
+    if args.json:
+        print(json.dumps({"prompt": args.prompt, "temperature": args.temperature, "rows": rows}))
+        return 0
+    print(f'next word after "{args.prompt}" (T = {args.temperature:g}):')
+    header = f"  {'token':<16}{'teacher':>9}{'student':>9}" + (f"{'true':>9}" if truth is not None else "")
+    print(header)
+    for row in rows:
+        line = f"  {row['token']!r:<16}{row['teacher']:>9.3f}{row['student']:>9.3f}"
+        if truth is not None:
+            line += f"{row['true']:>9.3f}"
+        print(line)
+    return 0
