@@ -334,7 +334,7 @@ def test_replay_moves_the_bars_live_and_for_the_finished_run_opened_from_the_run
     distill = [i for i, e in enumerate(probes) if e.stage == "distill"]
     assert len(distill) >= 2
     panel = window.soft_targets
-    assert panel.replay_slider.maximum() == len(probes) - 1 and panel.replay_slider.value() == len(probes) - 1
+    assert panel.replay.slider.maximum() == len(probes) - 1 and panel.replay.slider.value() == len(probes) - 1
 
     def assert_bars_are(event):
         probe = next(p for p in event.prompts if p.prompt == panel.state.shown_prompt())
@@ -347,11 +347,11 @@ def test_replay_moves_the_bars_live_and_for_the_finished_run_opened_from_the_run
 
     panel.set_temperature(2.0)
     first, last = distill[0], distill[-1]
-    panel.replay_slider.setValue(first)
-    assert f"step {probes[first].step} of {probes[last].step} (distill)" == panel.replay_label.text()
+    panel.replay.slider.setValue(first)
+    assert f"step {probes[first].step} of {probes[last].step} (distill)" == panel.replay.label.text()
     assert_bars_are(probes[first])
     early = _bars(window)["student"]
-    panel.replay_slider.setValue(last)
+    panel.replay.slider.setValue(last)
     assert_bars_are(probes[last])
     assert _bars(window)["student"] != early  # the student learned between the two probes
 
@@ -361,6 +361,6 @@ def test_replay_moves_the_bars_live_and_for_the_finished_run_opened_from_the_run
     with qtbot.waitSignal(panel.predictor_ready, timeout=RUN_TIMEOUT):
         window.runs_panel.soft_button.click()
     assert [(e.stage, e.step) for e in panel.state.history()] == [(e.stage, e.step) for e in probes]
-    panel.replay_slider.setValue(first)
+    panel.replay.slider.setValue(first)
     assert_bars_are(probes[first])
     assert panel.generation.replay_note.isVisibleTo(panel.generation)

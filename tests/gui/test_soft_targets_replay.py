@@ -13,7 +13,8 @@ from tests.gui.test_soft_targets import VOCAB, FakePredictor, bar_widths, make_p
 from workbench.events import Probe, Step, to_json
 from workbench.gui.soft_targets import panel as panel_module
 from workbench.gui.soft_targets import state as state_module
-from workbench.gui.soft_targets.panel import REPLAY_INTERVAL_MS, SoftTargetsPanel
+from workbench.gui.soft_targets.panel import SoftTargetsPanel
+from workbench.gui.soft_targets.replay import REPLAY_INTERVAL_MS
 from workbench.probabilities import divergence, soften
 
 STEPS = (0, 100, 200, 300)
@@ -65,15 +66,15 @@ def test_replay_moves_the_bars_and_the_strip_to_each_steps_probe_at_the_current_
     events = probes()
     for event in events:
         p.handle_event(event)
-    assert p.replay_bar.isVisibleTo(p) and p.replay_slider.maximum() == 3 and p.replay_slider.value() == 3
-    assert p.replay_label.text() == "step 300 of 300 (distill)"
+    assert p.replay.isVisibleTo(p) and p.replay.slider.maximum() == 3 and p.replay.slider.value() == 3
+    assert p.replay.label.text() == "step 300 of 300 (distill)"
     p.set_temperature(2.5)
     p.set_position(3)
     assert_bars_show(p, events[3], 2.5)
     at_end = drawn(p)
 
-    p.replay_slider.setValue(1)  # as dragging it does
-    assert p.replay_label.text() == "step 100 of 300 (distill)"
+    p.replay.slider.setValue(1)  # as dragging it does
+    assert p.replay.label.text() == "step 100 of 300 (distill)"
     assert "step 100 (distill)" in p.title.text()
     assert p.state.position == 3  # the position the user chose stays
     assert_bars_show(p, events[1], 2.5)
@@ -87,7 +88,7 @@ def test_replay_moves_the_bars_and_the_strip_to_each_steps_probe_at_the_current_
 
     p.temperature_slider.setValue(p.temperature_slider.minimum())  # the temperature works on the replayed step
     assert_bars_show(p, events[1], 0.25)
-    assert p.replay_label.text() == "step 100 of 300 (distill)"
+    assert p.replay.label.text() == "step 100 of 300 (distill)"
 
 
 def test_play_steps_through_the_probes_and_stops_at_the_end(panel, qtbot):
@@ -95,17 +96,17 @@ def test_play_steps_through_the_probes_and_stops_at_the_end(panel, qtbot):
     events = probes()
     for event in events:
         p.handle_event(event)
-    assert p.replay_timer.interval() == REPLAY_INTERVAL_MS
-    qtbot.mouseClick(p.play_button, qtbot_left())  # at the end: play starts again from the first probe
-    assert p.replay_timer.isActive() and p.play_button.text() == "⏸ Pause"
-    assert p.replay_slider.value() == 0 and "step 0 (distill)" in p.title.text()
+    assert p.replay.timer.interval() == REPLAY_INTERVAL_MS
+    qtbot.mouseClick(p.replay.play_button, qtbot_left())  # at the end: play starts again from the first probe
+    assert p.replay.timer.isActive() and p.replay.play_button.text() == "⏸ Pause"
+    assert p.replay.slider.value() == 0 and "step 0 (distill)" in p.title.text()
     assert_bars_show(p, events[0], 1.0)
     seen = []
     for _ in range(5):  # one more tick than there are steps left
-        p._play_tick()  # what the timer calls, without waiting for it
-        seen.append(p.replay_slider.value())
+        p.replay._tick()  # what the timer calls, without waiting for it
+        seen.append(p.replay.slider.value())
     assert seen == [1, 2, 3, 3, 3]
-    assert not p.replay_timer.isActive() and p.play_button.text() == "▶ Play"
+    assert not p.replay.timer.isActive() and p.replay.play_button.text() == "▶ Play"
     assert p.state.is_following()
     assert_bars_show(p, events[3], 1.0)
 
@@ -114,43 +115,43 @@ def test_play_pauses_on_a_second_click_and_when_the_slider_is_grabbed(panel, qtb
     p = panel()
     for event in probes():
         p.handle_event(event)
-    p.replay_slider.setValue(0)
-    p.play_button.click()
-    assert p.replay_timer.isActive() and p.replay_slider.value() == 0  # not at the end: it plays from here
-    p._play_tick()
-    p.play_button.click()
-    assert not p.replay_timer.isActive() and p.replay_slider.value() == 1
-    p.play_button.click()
-    p.replay_slider.sliderPressed.emit()
-    assert not p.replay_timer.isActive()
+    p.replay.slider.setValue(0)
+    p.replay.play_button.click()
+    assert p.replay.timer.isActive() and p.replay.slider.value() == 0  # not at the end: it plays from here
+    p.replay._tick()
+    p.replay.play_button.click()
+    assert not p.replay.timer.isActive() and p.replay.slider.value() == 1
+    p.replay.play_button.click()
+    p.replay.slider.sliderPressed.emit()
+    assert not p.replay.timer.isActive()
 
 
 def test_a_live_run_is_followed_unless_the_user_moved_back_and_live_returns(panel, qtbot):
     p = panel()
     first, second, third, fourth = probes()
     p.handle_event(first)
-    assert not p.play_button.isEnabled() and not p.replay_slider.isEnabled()  # one probe: nothing to play yet
+    assert not p.replay.play_button.isEnabled() and not p.replay.slider.isEnabled()  # one probe: nothing to play yet
     p.handle_event(second)
-    assert p.play_button.isEnabled() and p.replay_slider.value() == 1 and "step 100" in p.title.text()
-    assert not p.live_button.isVisibleTo(p)  # following already
-    p.replay_slider.setValue(0)  # the user moves back
-    assert p.live_button.isVisibleTo(p)
+    assert p.replay.play_button.isEnabled() and p.replay.slider.value() == 1 and "step 100" in p.title.text()
+    assert not p.replay.live_button.isVisibleTo(p)  # following already
+    p.replay.slider.setValue(0)  # the user moves back
+    assert p.replay.live_button.isVisibleTo(p)
     p.handle_event(third)
-    assert p.replay_slider.maximum() == 2 and p.replay_slider.value() == 0  # the slider stays where it was put
-    assert "step 0 (distill)" in p.title.text() and p.replay_label.text() == "step 0 of 200 (distill)"
+    assert p.replay.slider.maximum() == 2 and p.replay.slider.value() == 0  # the slider stays where it was put
+    assert "step 0 (distill)" in p.title.text() and p.replay.label.text() == "step 0 of 200 (distill)"
     assert_bars_show(p, first, 1.0)
-    qtbot.mouseClick(p.live_button, qtbot_left())
-    assert p.replay_slider.value() == 2 and not p.live_button.isVisibleTo(p)
+    qtbot.mouseClick(p.replay.live_button, qtbot_left())
+    assert p.replay.slider.value() == 2 and not p.replay.live_button.isVisibleTo(p)
     assert_bars_show(p, third, 1.0)
     p.handle_event(fourth)  # following again
-    assert p.replay_slider.value() == 3 and "step 300" in p.title.text()
+    assert p.replay.slider.value() == 3 and "step 300" in p.title.text()
     assert_bars_show(p, fourth, 1.0)
-    p.replay_slider.setValue(1)
-    p.replay_slider.setValue(3)  # moving to the end follows too
+    p.replay.slider.setValue(1)
+    p.replay.slider.setValue(3)  # moving to the end follows too
     p.handle_event(Probe("distill", 400, 2.0, [make_probe_prompt(seed=400)]))
-    assert p.replay_slider.value() == 4 and "step 400" in p.title.text()
+    assert p.replay.slider.value() == 4 and "step 400" in p.title.text()
     p.clear()  # a new run
-    assert not p.replay_bar.isVisibleTo(p) and p.state.history() == []
+    assert not p.replay.isVisibleTo(p) and p.state.history() == []
 
 
 def test_the_generate_tab_says_generations_come_from_the_final_models_while_an_earlier_step_is_shown(panel):
@@ -158,11 +159,11 @@ def test_the_generate_tab_says_generations_come_from_the_final_models_while_an_e
     for event in probes():
         p.handle_event(event)
     assert not p.generation.replay_note.isVisibleTo(p.generation)
-    p.replay_slider.setValue(1)
+    p.replay.slider.setValue(1)
     assert p.generation.replay_note.isVisibleTo(p.generation)
     assert "step 100 (distill)" in p.generation.replay_note.text()
     assert "final models" in p.generation.replay_note.text()
-    p.replay_slider.setValue(3)
+    p.replay.slider.setValue(3)
     assert not p.generation.replay_note.isVisibleTo(p.generation)
 
 
@@ -191,12 +192,12 @@ def test_a_finished_runs_probes_are_read_from_its_events_file_off_the_gui_thread
         p.set_run_dir(tmp_path / "run")
     assert [e.step for e in p.state.history()] == list(STEPS)
     assert readers and threading.get_ident() not in readers
-    assert p.replay_slider.maximum() == 3 and p.replay_slider.value() == 3
-    assert p.replay_label.text() == "step 300 of 300 (distill)"
-    assert not p.live_button.isVisibleTo(p)  # a finished run has nothing live to follow
+    assert p.replay.slider.maximum() == 3 and p.replay.slider.value() == 3
+    assert p.replay.label.text() == "step 300 of 300 (distill)"
+    assert not p.replay.live_button.isVisibleTo(p)  # a finished run has nothing live to follow
     assert_bars_show(p, events[3], 1.0)
-    p.replay_slider.setValue(0)
-    assert not p.live_button.isVisibleTo(p)
+    p.replay.slider.setValue(0)
+    assert not p.replay.live_button.isVisibleTo(p)
     assert_bars_show(p, events[0], 1.0)
     assert p.generation.generate_button.isEnabled()  # the final models still generate; the note says so
     assert p.generation.replay_note.isVisibleTo(p.generation)
@@ -208,7 +209,7 @@ def test_a_finished_runs_probes_are_read_from_its_events_file_off_the_gui_thread
     p._jobs.submit("test-barrier", lambda job: None, on_done=done.append)  # after any answer the press asked for
     qtbot.waitUntil(lambda: bool(done), timeout=10000)
     assert fake.probe_calls == []
-    assert "step 0 (distill)" in p.title.text() and p.replay_label.text() == "step 0 of 300 (distill)"
+    assert "step 0 (distill)" in p.title.text() and p.replay.label.text() == "step 0 of 300 (distill)"
     assert_bars_show(p, events[0], 1.0)
 
 
@@ -217,7 +218,7 @@ def test_a_run_without_probes_or_events_says_so(panel, qtbot, tmp_path):
     (tmp_path / "bare").mkdir()
     p.load_run_probes(tmp_path / "bare")
     qtbot.waitUntil(lambda: "no events.jsonl" in p.status.text(), timeout=10000)
-    assert not p.replay_bar.isVisibleTo(p)
+    assert not p.replay.isVisibleTo(p)
     (tmp_path / "quiet").mkdir()
     (tmp_path / "quiet" / "events.jsonl").write_text("")
     p.load_run_probes(tmp_path / "quiet")

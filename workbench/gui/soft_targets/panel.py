@@ -7,8 +7,8 @@ starred. A temperature slider re-softens the cached logits with numpy (no forwar
 the distillation loss does with T. A heat strip under the prompt's tokens shows the divergence at every position.
 
 A replay row steps through the run's Probe events (live, or a finished run's read from its events.jsonl): a
-slider over the probed steps, a play button (``REPLAY_INTERVAL_MS`` per step) and "Live" to follow the newest
-probe again after moving back. The bars and the strip show the selected step; generation needs model weights,
+slider over the probed steps, a play button and "Live" to follow the newest probe again after moving back
+(:class:`~.replay.ReplayBar`). The bars and the strip show the selected step; generation needs model weights,
 which exist only at the end of a run, so while an earlier step is shown the Generate tab says that its texts
 come from the final models.
 
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -43,6 +43,7 @@ from workbench.events import Probe
 from workbench.gui.background.jobs import Jobs
 from workbench.gui.soft_targets.generation import GenerationTab
 from workbench.gui.soft_targets.next_word import DIVERGENCE_NAMES, NextWordView
+from workbench.gui.soft_targets.replay import ReplayBar
 from workbench.gui.soft_targets.run_models import RunModels
 from workbench.gui.soft_targets.state import SLIDER_STEPS, SoftTargetsState, read_probes, temperature_to_slider
 from workbench.probabilities import DIVERGENCES
@@ -51,7 +52,6 @@ NOT_PROBED = "This prompt is not probed by the run; open a finished run (Runs ta
 NO_MODELS = "No models yet: start a run (its probe prompts appear here) or open a finished run (Runs tab)."
 LOAD_HINT = "Check that the run folder holds a finished or checkpointed run."
 HISTORY_HINT = "Check that its events.jsonl is a readable file; its models still answer typed prompts."
-REPLAY_INTERVAL_MS = 250  # four probes a second: slow enough to follow one bar, fast enough for a demo
 
 
 class SoftTargetsPanel(QWidget):
@@ -69,9 +69,6 @@ class SoftTargetsPanel(QWidget):
         self._jobs: Jobs | None = None  # started when a run folder is first opened
         self._predictor_ready = False
         self._live = False  # the probes come from the running run (not from a finished run's events.jsonl)
-        self.replay_timer = QTimer(self)
-        self.replay_timer.setInterval(REPLAY_INTERVAL_MS)
-        self.replay_timer.timeout.connect(self._play_tick)
         self._build()
         self.apply_palette()
         self.next_word.show_empty(
@@ -146,30 +143,9 @@ class SoftTargetsPanel(QWidget):
         row2.addSpacing(12)
         row2.addWidget(self.status, 1)
 
-        self.replay_bar = QWidget(self)
-        self.play_button = QPushButton("▶ Play", self.replay_bar)
-        self.play_button.setToolTip("Step through the run's probes, four a second, to watch the student learn")
-        self.play_button.clicked.connect(self.toggle_play)
-        self.replay_slider = QSlider(Qt.Orientation.Horizontal, self.replay_bar)
-        self.replay_slider.setRange(0, 0)
-        self.replay_slider.setPageStep(1)
-        self.replay_slider.setMinimumWidth(200)
-        self.replay_slider.valueChanged.connect(self._replay_moved)
-        self.replay_slider.sliderPressed.connect(self.stop_play)
-        self.replay_label = QLabel("", self.replay_bar)
-        self.replay_label.setStyleSheet("font-weight: 600;")
-        self.live_button = QPushButton("Live", self.replay_bar)
-        self.live_button.setToolTip("Follow the newest probe again")
-        self.live_button.clicked.connect(self.follow_live)
-        self.live_button.hide()
-        row3 = QHBoxLayout(self.replay_bar)
-        row3.setContentsMargins(12, 0, 0, 2)
-        row3.addWidget(QLabel("Replay", self.replay_bar))
-        row3.addWidget(self.play_button)
-        row3.addWidget(self.replay_slider, 1)
-        row3.addWidget(self.replay_label)
-        row3.addWidget(self.live_button)
-        self.replay_bar.hide()  # until a run has probes
+        self.replay = ReplayBar(self)
+        self.replay.step_chosen.connect(self.select_step)
+        self.replay.live_requested.connect(self.follow_live)
 
         self.next_word = NextWordView(self.state, self)
         self.next_word.strip.position_clicked.connect(self.set_position)
@@ -186,7 +162,7 @@ class SoftTargetsPanel(QWidget):
         self.generation.generate_button.clicked.connect(self.generate)
         self.views.addTab(self.generation, "Generate")
         # Beside the tabs, so that the replay takes no height from the bars (the window's splitter keeps them short).
-        self.views.setCornerWidget(self.replay_bar, Qt.Corner.TopRightCorner)
+        self.views.setCornerWidget(self.replay, Qt.Corner.TopRightCorner)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(row1)
@@ -249,7 +225,7 @@ class SoftTargetsPanel(QWidget):
         """Forget the run's probes (pinned prompts typed by the user stay in the list)."""
         if self._jobs is not None:
             self._jobs.cancel("history")  # a finished run's probes still being read are not wanted now
-        self.stop_play()
+        self.replay.stop()
         self.state.forget_probes()
         self._live = False
         self.run_t_button.hide()
@@ -259,7 +235,7 @@ class SoftTargetsPanel(QWidget):
 
     def shutdown(self) -> None:
         """Stop the replay and the background thread, and wait for it (call before the window closes)."""
-        self.stop_play()
+        self.replay.stop()
         if self._jobs is not None:
             self._jobs.shutdown()  # the closed Jobs stays: nothing is started again after this
 
@@ -315,59 +291,14 @@ class SoftTargetsPanel(QWidget):
     @Slot()
     def follow_live(self) -> None:
         """Show the newest probe and follow new ones again."""
-        self.stop_play()
+        self.replay.stop()
         self.select_step(len(self.state.history()) - 1)
-
-    @Slot()
-    def toggle_play(self) -> None:
-        """Play the replay from the shown step (from the first when at the end), or pause it."""
-        if self.replay_timer.isActive():
-            self.stop_play()
-            return
-        if len(self.state.history()) < 2:
-            return
-        if self.state.shown_index() == len(self.state.history()) - 1:
-            self.select_step(0)
-        self.replay_timer.start()
-        self.play_button.setText("⏸ Pause")
-
-    @Slot()
-    def stop_play(self) -> None:
-        self.replay_timer.stop()
-        self.play_button.setText("▶ Play")
-
-    @Slot()
-    def _play_tick(self) -> None:
-        """One step on; the replay stops at the newest probe (and follows a live run from there)."""
-        index, last = self.state.shown_index(), len(self.state.history()) - 1
-        if index is None or index >= last:
-            self.stop_play()
-            return
-        self.select_step(index + 1)
-        if index + 1 >= last:
-            self.stop_play()
-
-    @Slot(int)
-    def _replay_moved(self, index: int) -> None:
-        if index != self.state.shown_index():
-            self.select_step(index)
 
     def _update_replay(self) -> None:
         """The replay row after the history or the shown step changed."""
         count, index = len(self.state.history()), self.state.shown_index()
-        self.replay_bar.setVisible(count > 0)
-        self.play_button.setEnabled(count > 1)
-        self.replay_slider.setEnabled(count > 1)
-        self.replay_slider.blockSignals(True)
-        self.replay_slider.setRange(0, max(count - 1, 0))
-        self.replay_slider.setValue(index or 0)
-        self.replay_slider.blockSignals(False)
-        self.replay_slider.setToolTip(
-            f"Probe {(index or 0) + 1} of {count}: drag to see the predictions as they were at that step"
-        )
-        self.replay_label.setText(self.state.replay_label() if count else "")
         replaying = count > 0 and not self.state.is_following()
-        self.live_button.setVisible(self._live and replaying)
+        self.replay.show_history(count, index, self.state.replay_label(), offer_live=self._live and replaying)
         step = self.state.history()[index] if index is not None else None
         self.generation.set_replayed_step(f"step {step.step:,} ({step.stage})" if replaying and step else None)
 
@@ -456,7 +387,7 @@ class SoftTargetsPanel(QWidget):
         self.predictor_failed.emit(message)
 
     def _on_history(self, name: str, probes) -> None:
-        self.stop_play()
+        self.replay.stop()
         self._live = False
         if probes is None:
             self.status.setText(f"{name} has no events.jsonl, so there is nothing to replay; its models still answer.")
