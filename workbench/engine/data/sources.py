@@ -1,4 +1,7 @@
-"""Text documents from files, hub datasets and ``save_to_disk`` folders.
+"""Text documents from files, hub datasets and ``save_to_disk`` folders, streamed.
+
+The file readers (.txt, .jsonl, .csv, .parquet) live here; the dataset readers in datasets.py, and what they
+share (the position, the column checks) in reading.py.
 
 Each reader returns plain strings (empty documents dropped, at most
 ``max_documents``) or raises one :class:`~workbench.config.ConfigError` that
@@ -24,6 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from workbench.config.schema import DataConfig
+from workbench.engine.data.datasets import dataset_texts, load_disk, load_hub
+from workbench.engine.data.reading import (
+    ROWS_PER_READ,
+    Position,
+    arrow_is_text,
+    check_column,
+    kind_of,
+    not_text,
+    pandas_kind,
+)
 from workbench.errors import ConfigError, one_line
 from workbench.paths import resolve_path
 
@@ -35,7 +48,6 @@ SPLIT_CHARS = 4000
 whitespace into pieces of at most this many characters, so memory stays bounded by a batch of pieces.
 The whitespace goes to the start of the next piece, where byte-level tokenizers put it anyway."""
 READ_BYTES = 1 << 20  # bytes read from a .txt file at a time
-ROWS_PER_READ = 10_000  # rows read from a CSV file or a dataset at a time
 
 
 @dataclass
@@ -61,7 +73,7 @@ def open_documents(data: DataConfig) -> DocumentStream:
     if data.source == "file":
         path = _existing_file(data.path)
         suffix = path.suffix.lower()
-        position = _Position()
+        position = Position()
         identity = {**settings, **_file_identity(path)}
         if suffix == ".txt":
             pieces, label = _txt_pieces(path, limit, position), f"file {path.name}"
@@ -73,12 +85,12 @@ def open_documents(data: DataConfig) -> DocumentStream:
             identity["text_column"] = data.text_column
         return DocumentStream(label, pieces, identity, position.fraction)
     if data.source == "hf":
-        dataset = _load_hub(data)
+        dataset = load_hub(data)
         where = f"hub dataset {data.path!r}"
         label = f"hub dataset {data.path}{'/' + data.hf_config if data.hf_config else ''} ({data.split} split, column {data.text_column})"
         identity = {**settings, "name": data.path.strip(), "config": data.hf_config, "split": data.split}
     elif data.source == "disk":
-        dataset, split = _load_disk(data)
+        dataset, split = load_disk(data)
         where = f"the dataset in {data.path!r}"
         label = (
             f"dataset folder {Path(data.path).name} ({f'{split} split, ' if split else ''}column {data.text_column})"
@@ -87,8 +99,8 @@ def open_documents(data: DataConfig) -> DocumentStream:
     else:
         raise ValueError(f"open_documents does not read {data.source!r} data")
     identity.update(text_column=data.text_column, fingerprint=getattr(dataset, "_fingerprint", None))
-    position = _Position()
-    documents = _dataset_texts(dataset, data, where, limit, position)
+    position = Position()
+    documents = dataset_texts(dataset, data, where, limit, position)
     return DocumentStream(label, _split_documents(documents), identity, position.fraction)
 
 
@@ -109,17 +121,6 @@ def join_pieces(pieces: Iterable[tuple[str, bool]]) -> Iterator[str]:
         if last:
             yield "".join(parts)
             parts = []
-
-
-class _Position:
-    """How far a reader has come, as a fraction (a file's bytes, a dataset's rows)."""
-
-    def __init__(self) -> None:
-        self.done: Callable[[], float] = lambda: 0.0
-        self.total = 1.0
-
-    def fraction(self) -> float:
-        return min(1.0, self.done() / self.total) if self.total else 1.0
 
 
 def _file_identity(path: Path) -> dict[str, Any]:
@@ -209,7 +210,7 @@ def _corrupt(path: Path, kind: str, err: Exception) -> ConfigError:
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 
 
-def _txt_pieces(path: Path, limit: int | None, position: _Position) -> Iterator[tuple[str, bool]]:
+def _txt_pieces(path: Path, limit: int | None, position: Position) -> Iterator[tuple[str, bool]]:
     """The paragraphs of a UTF-8 text file, read a megabyte at a time; a paragraph longer than
     :data:`SPLIT_CHARS` (a file on one line) comes out in pieces as it is read."""
     position.total = float(path.stat().st_size)
@@ -257,7 +258,7 @@ def _txt_pieces(path: Path, limit: int | None, position: _Position) -> Iterator[
                 inside = True
 
 
-def _read_jsonl(path: Path, column: str, limit: int | None, position: _Position) -> Iterator[str]:
+def _read_jsonl(path: Path, column: str, limit: int | None, position: Position) -> Iterator[str]:
     position.total = float(path.stat().st_size)
     documents = 0
     keys: dict[str, str] = {}  # every key seen in any row, with the kind of its first value
@@ -287,22 +288,22 @@ def _read_jsonl(path: Path, column: str, limit: int | None, position: _Position)
                     'each line must be an object such as {"text": "..."}',
                 )
             for key, item in row.items():
-                keys.setdefault(key, _kind_of(item))
+                keys.setdefault(key, kind_of(item))
             value = row.get(column)
             if value is None:
                 continue  # a row without this field holds no text
             if not isinstance(value, str):
-                raise _not_text(column, _kind_of(value), keys, f"{path.name} (line {number})")
+                raise not_text(column, kind_of(value), keys, f"{path.name} (line {number})")
             if value.strip():
                 yield value
                 documents += 1
                 if limit and documents >= limit:
                     return
     if keys:
-        _check_column(column, keys, path.name)  # no row at all had it
+        check_column(column, keys, path.name)  # no row at all had it
 
 
-def _read_csv(path: Path, column: str, limit: int | None, position: _Position) -> Iterator[str]:
+def _read_csv(path: Path, column: str, limit: int | None, position: Position) -> Iterator[str]:
     import pandas as pd
 
     position.total = float(path.stat().st_size)
@@ -312,10 +313,10 @@ def _read_csv(path: Path, column: str, limit: int | None, position: _Position) -
         try:
             # keep_default_na=False: an empty cell is an empty string, not NaN (which would look like a number).
             for frame in pd.read_csv(handle, keep_default_na=False, nrows=limit, chunksize=ROWS_PER_READ):
-                kinds = {str(name): _pandas_kind(frame[name]) for name in frame.columns}
-                _check_column(column, kinds, path.name)
+                kinds = {str(name): pandas_kind(frame[name]) for name in frame.columns}
+                check_column(column, kinds, path.name)
                 if kinds[column] != "text":
-                    raise _not_text(column, kinds[column], kinds, path.name)
+                    raise not_text(column, kinds[column], kinds, path.name)
                 for value in frame[column].tolist():
                     if str(value).strip():
                         yield str(value)
@@ -334,15 +335,7 @@ def _read_csv(path: Path, column: str, limit: int | None, position: _Position) -
             raise _corrupt(path, "CSV", err) from None
 
 
-def _pandas_kind(series: Any) -> str:
-    from pandas.api import types
-
-    if types.is_bool_dtype(series) or types.is_numeric_dtype(series):
-        return str(series.dtype)
-    return "text"
-
-
-def _read_parquet(path: Path, column: str, limit: int | None, position: _Position) -> Iterator[str]:
+def _read_parquet(path: Path, column: str, limit: int | None, position: Position) -> Iterator[str]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -351,10 +344,10 @@ def _read_parquet(path: Path, column: str, limit: int | None, position: _Positio
         schema = parquet.schema_arrow
     except (pa.ArrowException, OSError) as err:
         raise _corrupt(path, "Parquet", err) from None
-    kinds = {f.name: ("text" if _arrow_is_text(f.type) else str(f.type)) for f in schema}
-    _check_column(column, kinds, path.name)
+    kinds = {f.name: ("text" if arrow_is_text(f.type) else str(f.type)) for f in schema}
+    check_column(column, kinds, path.name)
     if kinds[column] != "text":
-        raise _not_text(column, kinds[column], kinds, path.name)
+        raise not_text(column, kinds[column], kinds, path.name)
     rows_read = 0
     position.total = float(parquet.metadata.num_rows)
     position.done = lambda: float(rows_read)
@@ -370,203 +363,3 @@ def _read_parquet(path: Path, column: str, limit: int | None, position: _Positio
                         return
     except (pa.ArrowException, OSError) as err:
         raise _corrupt(path, "Parquet", err) from None
-
-
-def _arrow_is_text(arrow_type: Any) -> bool:
-    import pyarrow as pa
-
-    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type)
-
-
-# -- datasets -------------------------------------------------------------------
-
-
-def _load_hub(data: DataConfig) -> Any:
-    import datasets
-
-    name = data.path.strip()
-    offline = not _hub_reachable(name)
-    saved = datasets.config.HF_HUB_OFFLINE
-    try:
-        # Unreachable hub: read the local cache only, instead of retrying for half a minute.
-        datasets.config.HF_HUB_OFFLINE = saved or offline
-        return datasets.load_dataset(name, data.hf_config or None, split=data.split)
-    except ConnectionError:
-        raise ConfigError(
-            "data.path",
-            f"hub dataset {name!r} could not be reached and is not in the local cache",
-            "connect to the internet, or save it with save_to_disk on a machine that is online and use the source 'disk'",
-        ) from None
-    except FileNotFoundError as err:  # DatasetNotFoundError and missing data files
-        raise ConfigError(
-            "data.path",
-            f"hub dataset {name!r} was not found ({one_line(err, 160)})",
-            "check the name; gated datasets need `hf auth login`",
-        ) from None
-    except ValueError as err:
-        text = str(err)
-        if "split" in text.lower():
-            raise ConfigError(
-                "data.split",
-                f"{data.split!r} is not a split of {name!r} ({one_line(err, 160)})",
-                "pick one of the dataset's splits, e.g. train",
-            ) from None
-        if "config" in text.lower():
-            raise ConfigError(
-                "data.hf_config",
-                f"{data.hf_config!r} does not fit {name!r} ({one_line(err, 160)})",
-                "pick one of the dataset's configurations",
-            ) from None
-        raise
-    except Exception as err:  # noqa: BLE001 - offline cache misses come in several types
-        if offline:
-            raise ConfigError(
-                "data.path",
-                f"hub dataset {name!r} could not be reached and is not in the local cache",
-                "connect to the internet, or save it with save_to_disk on a machine that is online and use the source 'disk'",
-            ) from None
-        raise ConfigError(
-            "data.path",
-            f"hub dataset {name!r} could not be read ({one_line(err, 160)})",
-            "check the name, configuration and split",
-        ) from None
-    finally:
-        datasets.config.HF_HUB_OFFLINE = saved
-
-
-def _hub_reachable(name: str) -> bool:
-    """One quick question to the hub (5 s at most); False when offline or unreachable."""
-    import os
-
-    if (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE") or "").strip().upper() in (
-        "1",
-        "ON",
-        "YES",
-        "TRUE",
-    ):
-        return False
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
-
-    try:
-        HfApi().dataset_info(name, timeout=5)
-    except HfHubHTTPError:
-        return True  # the hub answered (not found, gated...): let datasets say what is wrong
-    except Exception:  # noqa: BLE001 - any network failure
-        return False
-    return True
-
-
-def _load_disk(data: DataConfig) -> tuple[Any, str]:
-    import datasets
-
-    path = resolve_path(data.path)
-    if not path.exists():
-        raise ConfigError("data.path", f"{data.path!r} does not exist", "check the path")
-    try:
-        loaded = datasets.load_from_disk(str(path))
-    except (FileNotFoundError, ValueError, OSError):
-        raise ConfigError(
-            "data.path",
-            f"{data.path!r} is not a folder written by save_to_disk",
-            "choose the folder that Dataset.save_to_disk wrote, or use the source 'file' for a single file",
-        ) from None
-    if isinstance(loaded, datasets.DatasetDict):
-        if data.split not in loaded:
-            raise ConfigError(
-                "data.split",
-                f"{data.split!r} is not a split of {data.path!r}",
-                f"splits here: {', '.join(loaded.keys())}",
-            )
-        return loaded[data.split], data.split
-    return loaded, ""
-
-
-def _dataset_texts(dataset: Any, data: DataConfig, where: str, limit: int | None, position: _Position) -> Iterator[str]:
-    """The text column of a ``datasets.Dataset`` (or an iterable one whose types are unknown), a batch of
-    rows at a time."""
-    column = data.text_column
-    features = getattr(dataset, "features", None)
-    if features is not None:
-        kinds = {name: _feature_kind(feature) for name, feature in features.items()}
-        _check_column(column, kinds, where)
-        if kinds[column] != "text":
-            raise _not_text(column, kinds[column], kinds, where)
-    return _dataset_rows(dataset, column, where, limit, position)
-
-
-def _dataset_rows(dataset: Any, column: str, where: str, limit: int | None, position: _Position) -> Iterator[str]:
-    rows_read = 0
-    position.done = lambda: float(rows_read)
-    if hasattr(dataset, "select_columns") and hasattr(dataset, "__len__"):
-        position.total = float(min(limit, len(dataset)) if limit else len(dataset))
-        batches = (batch[column] for batch in dataset.select_columns([column]).iter(batch_size=ROWS_PER_READ))
-    else:
-        position.total = 0.0
-        batches = ([row.get(column)] for row in dataset)
-    documents = 0
-    for values in batches:
-        rows_read += len(values)
-        for value in values:
-            if value is None:
-                continue
-            if not isinstance(value, str):
-                raise _not_text(column, _kind_of(value), {}, where)
-            if value.strip():
-                yield value
-                documents += 1
-                if limit and documents >= limit:
-                    return
-
-
-def _feature_kind(feature: Any) -> str:
-    dtype = getattr(feature, "dtype", None)
-    if dtype in ("string", "large_string", "string_view"):
-        return "text"
-    return str(dtype) if isinstance(dtype, str) else type(feature).__name__
-
-
-# -- column checks -----------------------------------------------------------------
-
-
-def _kind_of(value: Any) -> str:
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "numbers"
-    if value is None:
-        return "empty"
-    return type(value).__name__
-
-
-def _text_columns(kinds: dict[str, str]) -> list[str]:
-    return [name for name, kind in kinds.items() if kind == "text"]
-
-
-def _check_column(column: str, kinds: dict[str, str], where: str) -> None:
-    """Raise when ``column`` is not there, naming the columns that are."""
-    if column in kinds:
-        return
-    text_columns = _text_columns(kinds)
-    listing = ", ".join(f"{name} ({kind})" for name, kind in kinds.items()) or "none"
-    if not text_columns:
-        raise ConfigError(
-            "data.path", f"{where} has no text column (its columns: {listing})", "choose data with a column of text"
-        )
-    raise ConfigError(
-        "data.text_column",
-        f"{where} has no column {column!r} (its columns: {listing})",
-        f"set data.text_column to one of: {', '.join(text_columns)}",
-    )
-
-
-def _not_text(column: str, kind: str, kinds: dict[str, str], where: str) -> ConfigError:
-    text_columns = [c for c in _text_columns(kinds) if c != column]
-    hint = (
-        f"set data.text_column to one of: {', '.join(text_columns)}"
-        if text_columns
-        else "choose a column (or data) that holds text"
-    )
-    return ConfigError("data.text_column", f"column {column!r} of {where} holds {kind}, not text", hint)
