@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from workbench.cli import main
+from workbench.config.schema import RunConfig
 
 TINY = [
     "--set",
@@ -98,6 +99,7 @@ def test_presets_are_listed_with_descriptions(capsys):
         ("student.arch.heads=3", "student.arch.heads"),
         ("train.seq_len=100000", "train.seq_len"),
         ("data.source=file", "data.path"),
+        ("train.probe_prompts=[the cat]", "train.probe_prompts"),  # a TOML list needs quoted items
     ],
 )
 def test_bad_values_exit_2_with_one_line_naming_the_field(override, field, capsys):
@@ -106,6 +108,16 @@ def test_bad_values_exit_2_with_one_line_naming_the_field(override, field, capsy
     assert code == 2
     assert err[0].startswith(f"error: {field}: ")
     assert err[1].startswith("hint: ")
+
+
+def test_a_list_is_set_as_a_toml_array_or_comma_separated():
+    cfg = RunConfig()
+    cfg.apply_overrides(["train.probe_prompts=[]"])
+    assert cfg.train.probe_prompts == []  # was ["[]"]: a probe of the text "[]"
+    cfg.apply_overrides(['train.probe_prompts=["the cat, the dog", "a bird"]', "student.layer_ids=[0, 3]"])
+    assert cfg.train.probe_prompts == ["the cat, the dog", "a bird"] and cfg.student.layer_ids == [0, 3]
+    cfg.apply_overrides(["train.probe_prompts=the cat, a bird"])
+    assert cfg.train.probe_prompts == ["the cat", "a bird"]
 
 
 def test_unknown_preset_and_missing_file_exit_2(capsys):

@@ -27,7 +27,9 @@ def coerce(value: Any, hint: Any, dotted: str) -> Any:
     origin = get_origin(hint)
     if origin is list:
         (item_type,) = get_args(hint)
-        if isinstance(value, str):
+        if isinstance(value, str) and value.strip().startswith("["):  # a TOML array: --set 'x=["a, b", "c"]'
+            value = _toml_array(value, dotted)
+        elif isinstance(value, str):
             value = [v for v in (p.strip() for p in value.split(",")) if v] if value.strip() else []
             if item_type is str:
                 return value
@@ -71,6 +73,20 @@ def coerce(value: Any, hint: Any, dotted: str) -> Any:
             return value
         raise ConfigError(dotted, f"{value!r} is not text", "quote it in TOML")
     raise TypeError(f"unsupported field type {hint!r} for {dotted}")
+
+
+def _toml_array(text: str, dotted: str) -> list:
+    import tomllib
+
+    try:
+        value = tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = None
+    if not isinstance(value, list):
+        raise ConfigError(
+            dotted, f"{text!r} is not a TOML list", 'quote each item, as in ["the cat is", "a dog"], or write a,b'
+        )
+    return value
 
 
 def from_dict(cls: Any, data: Any, prefix: str) -> Any:
