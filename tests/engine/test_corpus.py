@@ -13,7 +13,8 @@ import torch
 
 from workbench.config.schema import DataConfig
 from workbench.engine.data import corpus
-from workbench.engine.data.blocks import BatchIterator, load_blocks
+from workbench.engine.data.batches import BatchIterator
+from workbench.engine.data.blocks import load_blocks
 from workbench.engine.data.generated import train_tokenizer
 from workbench.engine.data.sources import SPLIT_CHARS
 

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from workbench.config.schema import DataConfig
-from workbench.engine.data.blocks import BatchIterator, describe, load_blocks, preview
+from workbench.engine.data.batches import BatchIterator
+from workbench.engine.data.blocks import load_blocks
 from workbench.engine.data.generated import generate_corpus, train_tokenizer
+from workbench.engine.data.preview import describe, preview
 from workbench.errors import ConfigError
 
 WORDS = "the a cat dog sees likes house garden red small runs sleeps near under big old".split()

@@ -42,8 +42,8 @@ def _all_fields(obj: Any, prefix: str = "") -> list[str]:
 def cmd_data(args: argparse.Namespace) -> int:
     """What the run would train on; a config the run would refuse is refused here too."""
     from workbench.engine.assemble import data_tokenizer
-    from workbench.engine.data.blocks import describe
     from workbench.engine.data.generated import teacher_cache_key
+    from workbench.engine.data.preview import describe
     from workbench.engine.plan import plan_run
 
     config = load_config(args.config, validate=False)  # checked after --set

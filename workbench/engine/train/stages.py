@@ -22,7 +22,8 @@ import torch
 from workbench.config.schema import RunConfig
 from workbench.control import Control
 from workbench.engine.checkpoints import restore_checkpoint, save_checkpoint
-from workbench.engine.data.blocks import BatchIterator, TokenBlocks
+from workbench.engine.data.batches import BatchIterator
+from workbench.engine.data.blocks import TokenBlocks
 from workbench.engine.device import Device
 from workbench.engine.evaluate import Truth, evaluate, probe_prompt
 from workbench.engine.losses import count_valid_tokens, distill_loss, loss_chunk_positions

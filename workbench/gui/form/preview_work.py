@@ -79,8 +79,8 @@ class DataPreviewer:
         if tokenizer is None and request.data.source == "generated":
             return "Generated data needs a pretrained teacher (local, hub or .gguf) to write it."
 
-        from workbench.engine.data.blocks import preview
         from workbench.engine.data.generated import teacher_cache_key
+        from workbench.engine.data.preview import preview
 
         # the same key the run uses, so already generated samples are found in the cache
         return preview(
