@@ -606,3 +606,12 @@ def test_cli_predict_on_a_damaged_run_is_one_line(interrupted_run, tmp_path, cap
     _truncate(run_dir / "checkpoints" / "distill-step-000001" / "model.safetensors")
     code, out, err = cli_call(capsys, monkeypatch, "predict", str(run_dir), "the cat")
     assert_one_sentence(code, out, err)
+
+
+def test_a_workbench_home_that_cannot_be_made_is_one_sentence_and_leaves_no_run_folder(tmp_path, capsys, monkeypatch):
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("WORKBENCH_HOME", str(tmp_path / "a-file" / "home"))
+    code, out, err = cli_call(capsys, monkeypatch, "run", "toy-quick", "--out", str(tmp_path / "runs"))
+    line = assert_one_sentence(code, out, err, "cannot be made", starts=False)  # after the setup progress line
+    assert "WORKBENCH_HOME" in err.split(line, 1)[1]  # the hint
+    assert not (tmp_path / "runs").exists() or list((tmp_path / "runs").iterdir()) == []

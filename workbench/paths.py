@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from workbench.errors import ConfigError
+
 RESOURCES = Path(__file__).resolve().parent / "resources"
 PRESETS_DIR = RESOURCES / "presets"
 
@@ -29,14 +31,23 @@ def home() -> Path:
 
 
 def models_dir() -> Path:
-    path = home() / "models"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _made(home() / "models")
 
 
 def cache_dir(kind: str) -> Path:
-    path = home() / "cache" / kind
-    path.mkdir(parents=True, exist_ok=True)
+    return _made(home() / "cache" / kind)
+
+
+def _made(path: Path) -> Path:
+    """``path``, made if need be; a home the workbench cannot write is one ConfigError, not a traceback."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            "",
+            f"the workbench's folder {str(path)!r} cannot be made ({err.strerror or type(err).__name__})",
+            "set WORKBENCH_HOME to a folder you can write (default ~/.cache/distillation-workbench)",
+        ) from None
     return path
 
 
