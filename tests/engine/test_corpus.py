@@ -199,3 +199,36 @@ def test_workbench_data_says_whether_the_cache_was_hit(tmp_path, capsys):
     second = capsys.readouterr().out
     assert "documents: 100" in first and "tokens:" in first and "blocks:" in first
     assert "cache:     miss" in first and "cache:     hit" in second
+
+
+def test_a_tokenizer_trained_here_reads_the_file_as_a_stream_of_pieces(tmp_path, monkeypatch):
+    from workbench.config.schema import TeacherConfig
+    from workbench.engine import assemble
+    from workbench.engine.data import generated
+    from workbench.errors import ConfigError
+
+    text = tmp_path / "one-line.txt"
+    text.write_text(words(60_000, seed=3), encoding="utf-8")  # one line of ~300k characters
+    given = []
+    real = generated.train_tokenizer
+
+    def recording(texts, vocab_size=4096):
+        def seen():
+            for t in texts:
+                given.append(len(t))
+                yield t
+
+        return real(seen(), vocab_size=vocab_size)
+
+    monkeypatch.setattr(generated, "train_tokenizer", recording)
+    data = DataConfig(source="file", path=str(text))
+    tokenizer = assemble.data_tokenizer(TeacherConfig(source="train"), data)
+    assert len(given) > 1 and max(given) <= SPLIT_CHARS  # never the whole line at once
+    assert sum(given) == len(text.read_text(encoding="utf-8"))  # every character was read, once
+    assert tokenizer.decode(tokenizer("the cat")["input_ids"]) == "the cat"
+
+    (tmp_path / "empty.txt").write_text("  \n\n ", encoding="utf-8")
+    with pytest.raises(ConfigError, match="contains no text"):
+        assemble.data_tokenizer(
+            TeacherConfig(source="train"), DataConfig(source="file", path=str(tmp_path / "empty.txt"))
+        )

@@ -54,10 +54,24 @@ def data_tokenizer(teacher: TeacherConfig, data: DataConfig, *, train_on_text: b
             return toy_language().tokenizer()
         if not train_on_text:
             return None
-        from workbench.engine.data.blocks import load_documents
         from workbench.engine.data.generated import train_tokenizer
+        from workbench.engine.data.sources import open_documents
 
-        return train_tokenizer(load_documents(data)[0], vocab_size=TEXT_TOKENIZER_VOCAB)
+        # Streamed: the trainer counts words piece by piece, so memory follows the vocabulary, not the file.
+        stream = open_documents(data)
+        seen = [False]
+
+        def texts():
+            for text, _last in stream.pieces:
+                seen[0] = seen[0] or bool(text.strip())
+                yield text
+
+        tokenizer = train_tokenizer(texts(), vocab_size=TEXT_TOKENIZER_VOCAB)
+        if not seen[0]:
+            raise ConfigError(
+                "data.path", f"{stream.label} contains no text", "choose a file or dataset with text in it"
+            )
+        return tokenizer
     return load_tokenizer(
         teacher.source, teacher.path, revision=teacher.revision, trust_remote_code=teacher.trust_remote_code
     )
