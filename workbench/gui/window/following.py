@@ -138,7 +138,8 @@ class FollowMixin:
         self.runs_panel.refresh()
         if status == "completed":
             self.progress.reset("Completed", done=True)
-            self.soft_targets.set_run_dir(str(folder))  # its final models answer typed prompts (off this thread)
+            if (folder / "student").is_dir():  # its final models answer typed prompts (loaded off this thread)
+                self.soft_targets.set_run_dir(str(folder))
         else:
             self.progress.reset(status.capitalize())
         note = f"; {skipped} line(s) of its events.jsonl were not events and were skipped" if skipped else ""
