@@ -47,6 +47,15 @@ class ActionsMixin:
         self.open_action = a(
             "&Open config...", self.open_config_dialog, ("Ctrl+O",), "Load a configuration file (.toml)"
         )
+        self.follow_action = a(
+            "Open &run folder...",
+            self.open_run_folder_dialog,
+            ("Ctrl+Shift+O",),
+            "Follow a run another process writes (the CLI, torchrun, a shared disk): its charts update as it runs",
+        )
+        self.stop_following_action = a(
+            "Stop &following", self.stop_following, (), "Stop reading the followed run folder (what it showed stays)"
+        )
         self.save_action = a(
             "&Save config as...", self.save_config_dialog, ("Ctrl+S",), "Save the form as a .toml file"
         )
@@ -77,6 +86,9 @@ class ActionsMixin:
         menu = self.menuBar().addMenu("&File")
         for action in (self.open_action, self.save_action, self.copy_command_action):
             menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction(self.follow_action)
+        menu.addAction(self.stop_following_action)
         presets = menu.addMenu("Load &preset")
         from workbench.config.presets import preset_description, preset_names
 
@@ -158,4 +170,7 @@ class ActionsMixin:
         self.pause_action.setText("&Resume" if state == PAUSED else "&Pause")
         self.stop_action.setEnabled(state in (RUNNING, PAUSED))
         self.cancel_action.setEnabled(running)
+        # getattr: the first call comes before the following part is built
+        self.stop_following_action.setEnabled(getattr(self, "_follow_dir", None) is not None)
+        self.follow_action.setEnabled(not running)  # our own run has the charts until it ends
         self.runs_panel.set_busy(running)

@@ -37,6 +37,7 @@ from workbench.gui.soft_targets.panel import SoftTargetsPanel
 from workbench.gui.window.actions import ActionsMixin
 from workbench.gui.window.baselines import BaselinesMixin
 from workbench.gui.window.config_files import ConfigFilesMixin, default_config
+from workbench.gui.window.following import FollowMixin
 from workbench.gui.window.presentation import PresentationMixin
 from workbench.gui.window.run_bar import STAGE_TITLES, MessageBanner, RunProgress
 from workbench.gui.window.run_log import RunLog
@@ -48,7 +49,14 @@ STOPPING_MESSAGE = "Stopping after this step..."
 
 
 class MainWindow(
-    ActionsMixin, BaselinesMixin, ConfigFilesMixin, PresentationMixin, RunsTabMixin, SettingsMixin, QMainWindow
+    ActionsMixin,
+    BaselinesMixin,
+    ConfigFilesMixin,
+    FollowMixin,
+    PresentationMixin,
+    RunsTabMixin,
+    SettingsMixin,
+    QMainWindow,
 ):
     """The application window. ``run_fn`` replaces ``engine.train.run`` (tests only)."""
 
@@ -84,6 +92,7 @@ class MainWindow(
         self._build_widgets()
         self._build_actions()
         self._build_layout()
+        self._build_following()
 
         self.config_panel.config_changed.connect(self._on_config_changed)
         self.config_panel.validity_changed.connect(self._on_validity_changed)
@@ -185,7 +194,7 @@ class MainWindow(
         self._request_plan(cfg)
 
     def _request_plan(self, cfg: RunConfig) -> None:
-        if not self.controller.is_running():  # a running run's charts follow that run, not the form
+        if not self.controller.is_running() and not self.is_following():  # charts of a run follow it, not the form
             self.charts.set_truth_expected(cfg.data.source == "toy")
         # The planner answers only its newest request, so the plan that arrives next is this configuration's.
         self._plan_cfg = cfg.copy()
@@ -231,12 +240,8 @@ class MainWindow(
             self.banner.show_message(f"The configuration is not valid: {errors[0].message}.", errors[0].hint)
             return False
         self.banner.dismiss()
-        self.runs_panel.uncheck_all()  # the overlays go with the old curves: ticks say what is drawn
-        self.charts.clear()
-        self.charts.set_truth_expected(cfg.data.source == "toy")
-        self.soft_targets.clear()
-        self.soft_targets.set_run_dir(None)  # probes of the new run replace the old run's models
-        self.first_point_time = None
+        self.stop_following()  # our own run takes the charts
+        self._clear_live_view(truth_expected=cfg.data.source == "toy")
         if resume_dir:
             # Earlier curves first, so the resumed run continues them; its earlier probes join the replay.
             earlier = self._run_events(resume_dir)
@@ -252,6 +257,15 @@ class MainWindow(
         self.log_view.add(what)
         self.run_started.emit()
         return True
+
+    def _clear_live_view(self, truth_expected: bool) -> None:
+        """Empty charts and soft targets for a run about to be shown (started here or followed)."""
+        self.runs_panel.uncheck_all()  # the overlays go with the old curves: ticks say what is drawn
+        self.charts.clear()
+        self.charts.set_truth_expected(truth_expected)
+        self.soft_targets.clear()
+        self.soft_targets.set_run_dir(None)  # probes of the new run replace the old run's models
+        self.first_point_time = None
 
     @Slot(str)
     def resume_run(self, path: str) -> bool:
@@ -358,6 +372,7 @@ class MainWindow(
             self.statusBar().showMessage("Stopping the run and writing its checkpoint; the window closes next...")
             event.ignore()
             return
+        self.stop_following()
         self.save_settings()
         self.controller.shutdown()  # a second close during a run waits here
         self.planner.shutdown()
