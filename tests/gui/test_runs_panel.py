@@ -238,7 +238,9 @@ def test_export_gguf_writes_the_selected_runs_student_and_says_why_when_it_canno
     from tests.helpers_models import save_tiny_model, write_tiny_gguf
     from workbench.engine.models.load import load_pretrained
 
-    bpe = make_run(runs_dir, "20260101-000000-bpe", "completed", summary={"student_ce": 1.0})
+    gguf_teacher = RunConfig(runs_dir=str(runs_dir))
+    gguf_teacher.teacher.source, gguf_teacher.teacher.path = "gguf", str(tmp_path / "teacher.gguf")
+    bpe = make_run(runs_dir, "20260101-000000-bpe", "completed", summary={"student_ce": 1.0}, config=gguf_teacher)
     write_tiny_gguf(tmp_path / "teacher.gguf", layers=2, hidden=64, heads=4)
     model, tokenizer = load_pretrained("gguf", str(tmp_path / "teacher.gguf"))
     model.save_pretrained(bpe / "student")
@@ -262,8 +264,9 @@ def test_export_gguf_writes_the_selected_runs_student_and_says_why_when_it_canno
     assert written.stat().st_size > 0 and str(written) in panel.gguf_row.status.text()
     assert panel.gguf_row.button.isEnabled()
 
-    panel.select_run(word)
-    panel.gguf_row.export("f16")
+    panel.select_run(word)  # a built-in-language run: its student cannot be GGUF, the button says so
+    assert not panel.gguf_row.button.isEnabled() and "word-level" in panel.gguf_row.button.toolTip()
+    panel.gguf_row.export("f16")  # asked anyway (the menu of a button enabled before): refused in one line
     qtbot.waitUntil(lambda: "word-level tokenizer" in panel.gguf_row.status.text(), timeout=60_000)
     assert not (tmp_path / "out" / "student-f16.gguf").exists()
     panel.shutdown()

@@ -148,7 +148,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"prompt": args.prompt, "temperature": args.temperature, "rows": rows}))
         return 0
-    print(f'next word after "{args.prompt}" (T = {args.temperature:g}):')
+    note = " (the true distribution does not depend on T)" if truth is not None else ""
+    print(f'next word after "{args.prompt}" at T = {args.temperature:g}, by teacher + student probability{note}:')
     header = f"  {'token':<16}{'teacher':>9}{'student':>9}" + (f"{'true':>9}" if truth is not None else "")
     print(header)
     for row in rows:

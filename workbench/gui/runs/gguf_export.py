@@ -53,12 +53,16 @@ class GGUFExportRow(QWidget):
     def set_run(self, info: Any) -> None:
         self._run = info
         ready = info is not None and (Path(info.path) / "student" / "config.json").is_file()
-        self.button.setEnabled(ready and not self._writing)
-        self.button.setToolTip(
-            "Write the selected run's student as a .gguf file for llama.cpp, Ollama and LM Studio (Llama family)"
-            if ready
-            else "Select a run whose student was written (a completed run) to export it as .gguf"
-        )
+        config = getattr(info, "config", None)
+        word_level = config is not None and config.teacher.source == "train" and config.data.source == "toy"
+        self.button.setEnabled(ready and not word_level and not self._writing)
+        if word_level:
+            tip = "A student of the built-in language has a word-level tokenizer, which GGUF cannot hold"
+        elif ready:
+            tip = "Write the selected run's student as a .gguf file for llama.cpp, Ollama and LM Studio (Llama family)"
+        else:
+            tip = "Select a run whose student was written (a completed run) to export it as .gguf"
+        self.button.setToolTip(tip)
 
     def export(self, type_: str) -> None:
         """Ask where, then write the selected run's student as ``type_`` in the background."""
