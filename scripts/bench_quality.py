@@ -23,7 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -182,17 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = Settings(
-        steps=args.steps,
-        temperature=args.temperature,
-        alpha=args.alpha,
-        t_squared=args.t_squared,
-        divergence=args.divergence,
-        transfer_blocks=args.transfer_blocks,
-        student_layers=args.student_layers,
-        student_hidden=args.student_hidden,
-        lr=args.lr,
-    )
+    settings = Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
 
     runs_dir = Path(args.out or tempfile.mkdtemp(prefix="bench-quality-"))
     start = time.time()

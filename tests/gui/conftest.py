@@ -101,3 +101,22 @@ def make_window(qtbot):
             window.controller.shutdown()
         window.close()
         window.deleteLater()
+
+
+@pytest.fixture
+def make_soft_targets_panel(qtbot):
+    """Factory: ``make(predictor_factory)`` is a SoftTargetsPanel, 1000 x 800, shut down at teardown."""
+    from workbench.gui.soft_targets.panel import SoftTargetsPanel
+
+    created = []
+
+    def make(factory=None):
+        widget = SoftTargetsPanel(predictor_factory=factory)
+        qtbot.addWidget(widget)
+        widget.resize(1000, 800)
+        created.append(widget)
+        return widget
+
+    yield make
+    for widget in created:
+        widget.shutdown()

@@ -79,19 +79,8 @@ class FakePredictor:
 
 
 @pytest.fixture
-def panel(qtbot):
-    created = []
-
-    def make(factory=None):
-        widget = SoftTargetsPanel(predictor_factory=factory)
-        qtbot.addWidget(widget)
-        widget.resize(1000, 800)
-        created.append(widget)
-        return widget
-
-    yield make
-    for widget in created:
-        widget.shutdown()
+def panel(make_soft_targets_panel):
+    return make_soft_targets_panel
 
 
 def bar_widths(bars):

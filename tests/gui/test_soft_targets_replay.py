@@ -13,7 +13,6 @@ from tests.gui.test_soft_targets import VOCAB, FakePredictor, bar_widths, make_p
 from workbench.events import Probe, Step, to_json
 from workbench.gui.soft_targets import panel as panel_module
 from workbench.gui.soft_targets import state as state_module
-from workbench.gui.soft_targets.panel import SoftTargetsPanel
 from workbench.gui.soft_targets.replay import REPLAY_INTERVAL_MS
 from workbench.probabilities import divergence, soften
 
@@ -31,19 +30,8 @@ def probes(steps=STEPS, stage="distill"):
 
 
 @pytest.fixture
-def panel(qtbot):
-    created = []
-
-    def make(factory=None):
-        widget = SoftTargetsPanel(predictor_factory=factory)
-        qtbot.addWidget(widget)
-        widget.resize(1000, 800)
-        created.append(widget)
-        return widget
-
-    yield make
-    for widget in created:
-        widget.shutdown()
+def panel(make_soft_targets_panel):
+    return make_soft_targets_panel
 
 
 def drawn(p):

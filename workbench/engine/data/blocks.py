@@ -34,7 +34,7 @@ import torch
 
 from workbench import paths
 from workbench.config.schema import DataConfig
-from workbench.engine.data.corpus import text_blocks
+from workbench.engine.data.corpus import text_blocks, too_few_blocks
 from workbench.engine.data.generated import (
     cached_corpus,
     generate_corpus,
@@ -280,15 +280,7 @@ def _text_blocks(
     tokens = int(stream.size)
     n_blocks = tokens // seq_len
     if n_blocks < 2:
-        fits = tokens // 2
-        hint = f"use train.seq_len {fits} or less" if fits >= 2 else "give more text"
-        if data.max_documents:
-            hint += ", or raise data.max_documents"
-        raise ConfigError(
-            "train.seq_len",
-            f"{label} has {tokens:,} tokens, too few for 2 blocks of {seq_len} (one to train on, one held out)",
-            hint,
-        )
+        raise too_few_blocks(label, tokens, seq_len, data)
     blocks = torch.from_numpy(stream[: n_blocks * seq_len].reshape(n_blocks, seq_len).copy())
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(n_blocks, generator=generator)

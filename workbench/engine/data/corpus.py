@@ -68,6 +68,19 @@ def encode(tokenizer: Any, texts: list[str]) -> list[list[int]]:
     return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]
 
 
+def too_few_blocks(label: str, tokens: int, seq_len: int, data: DataConfig) -> ConfigError:
+    """The error for text that packs into fewer than 2 blocks (one to train on, one held out)."""
+    fits = tokens // 2
+    hint = f"use train.seq_len {fits} or less" if fits >= 2 else "give more text"
+    if data.max_documents:
+        hint += ", or raise data.max_documents"
+    return ConfigError(
+        "train.seq_len",
+        f"{label} has {tokens:,} tokens, too few for 2 blocks of {seq_len} (one to train on, one held out)",
+        hint,
+    )
+
+
 def text_blocks(data: DataConfig, tokenizer: Any, seq_len: int, seed: int, on_log: Log | None) -> dict[str, Any]:
     """Train and held-out blocks of a file, hub or disk source: the fields of a ``TokenBlocks``.
 
@@ -83,16 +96,7 @@ def text_blocks(data: DataConfig, tokenizer: Any, seq_len: int, seed: int, on_lo
         entry, temporary, meta = _build(entry, temporary, data, stream, tokenizer, seq_len, key, on_log)
     n_blocks = meta["blocks"]
     if n_blocks < 2:
-        tokens = meta["tokens"]
-        fits = tokens // 2
-        hint = f"use train.seq_len {fits} or less" if fits >= 2 else "give more text"
-        if data.max_documents:
-            hint += ", or raise data.max_documents"
-        raise ConfigError(
-            "train.seq_len",
-            f"{stream.label} has {tokens:,} tokens, too few for 2 blocks of {seq_len} (one to train on, one held out)",
-            hint,
-        )
+        raise too_few_blocks(stream.label, meta["tokens"], seq_len, data)
     train, val = _split(entry, n_blocks, seq_len, seed, data.val_fraction, on_log, temporary)
     if temporary:
         shutil.rmtree(entry.parent, ignore_errors=True)  # the mappings keep the files' data while they live
