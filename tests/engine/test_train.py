@@ -18,7 +18,7 @@ import torch
 from workbench.config.schema import RunConfig
 from workbench.control import Control
 from workbench.engine.losses import distill_loss
-from workbench.engine.train import stages
+from workbench.engine.train import objective as objective_module
 from workbench.engine.train.run import run
 from workbench.events import read_events
 from workbench.run_folder import can_resume, latest_checkpoint, read_run
@@ -214,7 +214,7 @@ def test_non_finite_loss_fails_clearly_and_keeps_the_last_good_checkpoint(tmp_pa
             parts.loss = parts.loss * float("nan")
         return parts
 
-    monkeypatch.setattr(stages, "distill_loss", poisoned)
+    monkeypatch.setattr(objective_module, "distill_loss", poisoned)
     received = []
     result = run(tiny_config(tmp_path), received.append)
     assert result.kind == "failed"

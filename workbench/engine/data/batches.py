@@ -33,6 +33,11 @@ class BatchIterator:
 
     def next_batch(self) -> torch.Tensor:
         """The next ``[batch_size, seq_len]`` batch."""
+        return self.blocks[self.next_indices()].long()  # text blocks are kept as int32
+
+    def next_indices(self) -> torch.Tensor:
+        """The indices (into ``blocks``) of the next batch's blocks, in batch order: what a per-block
+        store such as the teacher cache is read with."""
         picked: list[torch.Tensor] = []
         needed = self.batch_size
         while needed:
@@ -44,7 +49,7 @@ class BatchIterator:
                 self.epoch += 1
                 self.index = 0
                 self._order = self._order_of(self.epoch)
-        return self.blocks[torch.cat(picked)].long()  # text blocks are kept as int32
+        return torch.cat(picked)
 
     def state(self) -> dict[str, int]:
         """The position in the data, as plain numbers (saved with a checkpoint)."""

@@ -26,8 +26,9 @@ from workbench.engine.data.batches import BatchIterator
 from workbench.engine.data.blocks import TokenBlocks
 from workbench.engine.device import Device
 from workbench.engine.evaluate import Truth, evaluate, probe_prompt
-from workbench.engine.losses import count_valid_tokens, distill_loss, loss_chunk_positions
+from workbench.engine.losses import loss_chunk_positions
 from workbench.engine.toy.language import ToyLanguage
+from workbench.engine.train.objective import Batch, Objective
 from workbench.engine.train.parallel import Parallel
 from workbench.engine.train.report import Reporter
 from workbench.engine.train.schedule import lr_at, param_groups
@@ -87,7 +88,15 @@ class Session:
             )
         alpha = dist_cfg.alpha if distilling else 0.0
         device = self.dev.device
-        chunk = loss_chunk_positions(model.get_input_embeddings().weight.shape[0], dist_cfg.chunk_positions)
+        objective = Objective(
+            dist_cfg,
+            alpha=alpha,
+            teacher=teacher,
+            autocast=self.dev.autocast,
+            chunk_positions=loss_chunk_positions(
+                model.get_input_embeddings().weight.shape[0], dist_cfg.chunk_positions
+            ),
+        )
         model.to(device)
         model.train()
         optimizer = torch.optim.AdamW(
@@ -137,34 +146,19 @@ class Session:
             lr = lr_at(step, total, warmup, peak_lr, tr.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            batches = [iterator.next_batch()[rank_slice] for _ in range(tr.grad_accum)]
-            n_valid = torch.tensor(float(sum(count_valid_tokens(b) for b in batches)), device=device)
+            batches = []
+            for _ in range(tr.grad_accum):
+                index = iterator.next_indices()[rank_slice]
+                batches.append(Batch.of_blocks(train_blocks[index].long(), index))
+            n_valid = torch.tensor(float(sum(b.valid_tokens() for b in batches)), device=device)
             n_valid = int(self.parallel.all_sum(n_valid).item()) if world > 1 else int(n_valid.item())
-            for micro, ids in enumerate(batches):
-                ids = ids.to(device, non_blocking=True)
+            for micro, batch in enumerate(batches):
+                batch = batch.to(device)
                 sync_context = (
                     trainable.no_sync() if world > 1 and micro < len(batches) - 1 else contextlib.nullcontext()
                 )
                 with sync_context:
-                    teacher_logits = None
-                    if teacher is not None and alpha > 0:
-                        with torch.no_grad(), self.dev.autocast():
-                            teacher_logits = teacher(input_ids=ids, use_cache=False).logits
-                    with self.dev.autocast():
-                        student_logits = trainable(input_ids=ids, use_cache=False).logits
-                    parts = distill_loss(
-                        student_logits,
-                        teacher_logits,
-                        ids,
-                        temperature=dist_cfg.temperature,
-                        alpha=alpha,
-                        divergence=dist_cfg.divergence,
-                        beta=dist_cfg.beta,
-                        skew=dist_cfg.skew,
-                        t_squared=dist_cfg.t_squared,
-                        num_valid_tokens=n_valid,
-                        chunk_positions=chunk,
-                    )
+                    parts = objective(trainable, batch, n_valid)
                     # DDP averages gradients over processes; the loss is already divided by the global token count.
                     (parts.loss * world).backward()
                 share = parts.n_tokens / n_valid
