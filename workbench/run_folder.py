@@ -230,7 +230,7 @@ def read_run(path: str | Path) -> RunInfo:
         last_step, stage = int(state["step"]), state["stage"]
     if summary:
         last_step = int(summary.get("steps", last_step))
-    created = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_ctime))
+    created = time.strftime("%Y-%m-%d %H:%M", time.localtime(_created_time(path)))
     name = config.name if config else path.name
     return RunInfo(
         path=path,
@@ -242,6 +242,17 @@ def read_run(path: str | Path) -> RunInfo:
         last_step=last_step,
         stage=stage,
     )
+
+
+def _created_time(path: Path) -> float:
+    """When the run folder was made: its config.toml is written then and never again (the folder's own
+    times move with every status.json and checkpoint written into it)."""
+    for name in ("config.toml", "events.jsonl"):
+        try:
+            return (path / name).stat().st_mtime
+        except OSError:
+            continue
+    return path.stat().st_mtime
 
 
 def list_runs(runs_dir: str | Path) -> list[RunInfo]:
