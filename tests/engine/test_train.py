@@ -191,6 +191,27 @@ def test_pause_holds_the_loop_until_resumed(tmp_path):
     assert seen and seen[0].status == "completed"
 
 
+def test_time_spent_paused_counts_in_neither_tokens_per_s_nor_the_eta(tmp_path):
+    control = Control()
+    steps = []
+
+    def on_event(event):
+        if event.kind == "step" and event.stage == "teacher":
+            steps.append(event)
+            if event.step == 2:  # pause for 2 s between steps 2 and 3
+                control.pause.set()
+                threading.Timer(2.0, control.pause.clear).start()
+
+    cfg = tiny_config(tmp_path, **{"train.log_interval": "1", "train.max_steps": "2"})
+    assert run(cfg, on_event, control).status == "completed"
+    after = next(e for e in steps if e.step == 3)
+    t = cfg.train
+    window_s = t.batch_size * t.grad_accum * t.seq_len / after.tokens_per_s
+    assert window_s < 1.0, f"tokens/s of the step after a 2 s pause implies a {window_s:.2f} s step"
+    per_step = after.eta_s / (after.total_steps - after.step)
+    assert per_step < 0.6, f"the ETA after a 2 s pause assumes {per_step:.2f} s per step"
+
+
 def test_cancel_keeps_no_new_checkpoint(tmp_path):
     control = Control()
 

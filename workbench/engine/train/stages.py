@@ -141,8 +141,13 @@ class Session:
         window_steps = 0
         last_metrics: dict[str, float] = {}
         while step < total:
+            paused_from = time.perf_counter()
             if self._wait_while_paused():
                 return self._stop(stage, step, model, optimizer, iterator)
+            paused_s = time.perf_counter() - paused_from
+            if paused_s > 0.01:  # time spent paused is not training time: tokens/s and the ETA leave it out
+                window_start += paused_s
+                stage_start += paused_s
             lr = lr_at(step, total, warmup, peak_lr, tr.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
