@@ -304,6 +304,24 @@ def test_presentation_mode_and_theme(make_window, runs_dir, qtbot, tiny_config):
     assert window.theme_action.isChecked()
 
 
+def test_a_theme_switched_in_presentation_mode_leaves_menus_toolbar_and_form_at_normal_size(
+    make_window, runs_dir, tiny_config
+):
+    from PySide6.QtWidgets import QToolBar
+
+    window = make_window(tiny_config(runs_dir))
+    toolbar = window.findChildren(QToolBar)[0]
+
+    def sizes():
+        return [w.font().pointSizeF() for w in (window.menuBar(), toolbar, window.config_dock, window.config_panel)]
+
+    before = sizes()
+    window.set_presentation(True, fullscreen=False)  # F11
+    window.theme_action.trigger()  # Ctrl+Shift+L
+    window.presentation_action.trigger()  # F11
+    assert sizes() == before
+
+
 def test_layout_and_last_config_are_remembered(make_window, runs_dir, tiny_config):
     window = make_window(tiny_config(runs_dir, max_steps=77))
     window.live_splitter.setSizes([700, 300])

@@ -43,14 +43,20 @@ def apply_theme(app: QApplication, theme: str = "dark", font_scale: float = 1.0)
     if not app.property("_wb_fusion"):
         app.setStyle("Fusion")  # the native styles ignore parts of the palette
         app.setProperty("_wb_fusion", True)
-    if app.property("_wb_theme") != theme:
-        app.setProperty("_wb_theme", theme)
-        _apply_colors(app, _palette.colors(theme))
     font = app.font()
     base_size = app.property("_wb_base_point_size")
     if base_size is None:
         base_size = font.pointSizeF() if font.pointSizeF() > 0 else 10.0
         app.setProperty("_wb_base_point_size", base_size)
+    if app.property("_wb_theme") != theme:
+        app.setProperty("_wb_theme", theme)
+        # The style sheet fixes the font every widget has when it is applied (menus, toolbars and docks keep
+        # it afterwards): apply it at the base size, so a theme switched in presentation mode leaves them at
+        # their normal size when presentation mode ends. The panels are scaled by the window itself.
+        if abs(font.pointSizeF() - float(base_size)) > 1e-6:
+            font.setPointSizeF(float(base_size))
+            app.setFont(font)
+        _apply_colors(app, _palette.colors(theme))
     size = float(base_size) * font_scale
     if abs(font.pointSizeF() - size) > 1e-6:
         font.setPointSizeF(size)
