@@ -88,6 +88,17 @@ def test_step_and_eval_events_land_in_their_curves_on_one_step_axis(panel):
     assert panel.charts["truth"].legend_entries() == ["KL(true‖teacher)", "KL(true‖student)"]
 
 
+def test_a_lone_point_is_drawn_with_a_marker_until_a_second_one_arrives(panel):
+    panel.handle_event(StageStarted("teacher", 10))
+    panel.handle_event(step("teacher", 1, 4.0, lr=1e-3, total=10))
+    panel.redraw_now()
+    main = panel.charts["loss"].series["teacher_loss"].main
+    assert main.opts["symbol"] == "o", "a line through one point draws nothing"
+    panel.handle_event(step("teacher", 2, 3.5, lr=2e-3, total=10))
+    panel.redraw_now()
+    assert main.opts["symbol"] is None
+
+
 def test_events_other_than_steps_and_evals_change_nothing(panel):
     panel.handle_event(Probe("distill", 1, 2.0, []))
     panel.handle_event(Log("hello"))

@@ -66,4 +66,17 @@ class SeriesCurves:
         else:
             self.raw.hide()
             self.main.setData(x, transform(y))
+        self._mark_a_lone_point(np.count_nonzero(np.isfinite(y)) == 1)
         self.dirty = False
+
+    def _mark_a_lone_point(self, lone: bool) -> None:
+        """A line through one point draws nothing: give it a marker until a second point arrives."""
+        if self.spec.style == "points":
+            return
+        want = "o" if lone else None
+        if self.main.opts.get("symbol") != want:
+            self.main.setSymbol(want)
+            if lone:
+                self.main.setSymbolSize(7)
+                self.main.setSymbolBrush(self.main.opts["pen"].color())
+                self.main.setSymbolPen(None)
