@@ -99,6 +99,18 @@ def test_a_lone_point_is_drawn_with_a_marker_until_a_second_one_arrives(panel):
     assert main.opts["symbol"] is None
 
 
+def test_the_first_learning_rate_sits_in_a_range_around_it_not_in_minus_400_to_400(panel):
+    panel.handle_event(StageStarted("teacher", 10))
+    panel.handle_event(step("teacher", 1, 4.0, lr=1e-3, total=10))
+    panel.redraw_now()
+    view = panel.charts["lr"].plot.getViewBox()
+    low, high = view.viewRange()[1]
+    assert 0 < low < 1e-3 < high < 2e-3
+    panel.handle_event(step("teacher", 2, 3.5, lr=2e-3, total=10))
+    panel.redraw_now()
+    assert view.autoRangeEnabled()[1], "once the values spread, the axis follows the data again"
+
+
 def test_events_other_than_steps_and_evals_change_nothing(panel):
     panel.handle_event(Probe("distill", 1, 2.0, []))
     panel.handle_event(Log("hello"))

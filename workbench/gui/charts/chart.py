@@ -29,6 +29,7 @@ class Chart(QFrame):
         super().__init__(parent)
         self.spec = spec
         self.smoothing = 0.0
+        self._flat_y = False  # the y range is set by hand while every point has one value
         self.log_y = False
         self.perplexity = False  # only the held-out chart offers the CE -> perplexity toggle
         self.plot_widget = pg.PlotWidget(parent=self)
@@ -90,6 +91,7 @@ class Chart(QFrame):
 
     def fit(self) -> None:
         """Zoom to all of the data (and follow new data again)."""
+        self._flat_y = False
         self.plot.enableAutoRange()
 
     def apply_fonts(self) -> None:
@@ -133,7 +135,26 @@ class Chart(QFrame):
                 count += 1
         if count:
             self._update_legend()
+            self._pad_a_flat_y_range()
         return count
+
+    def _pad_a_flat_y_range(self) -> None:
+        """While every point has one value (the first step), auto range spans +-400x it: show it in the
+        middle of [0.5 v, 1.5 v] instead, and hand the axis back to auto range when the values spread."""
+        values = [
+            np.asarray(s.main.getOriginalDataset()[1], dtype=float) for s in self._all_series() if s.main.isVisible()
+        ]
+        finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.empty(0)
+        flat = finite.size > 0 and float(finite.max()) == float(finite.min())
+        view = self.plot.getViewBox()
+        if flat and (self._flat_y or view.autoRangeEnabled()[1]):
+            value = float(finite[0])
+            half = abs(value) * 0.5 or 1.0
+            self.plot.setYRange(value - half, value + half, padding=0)
+            self._flat_y = True
+        elif self._flat_y and not flat:
+            self._flat_y = False
+            self.plot.enableAutoRange(axis="y")
 
     def _all_series(self) -> list[SeriesCurves]:
         return [*self.series.values(), *self.overlays]
