@@ -6,6 +6,7 @@ curve. Hover values from the crosshair appear next to their names; ``format_valu
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 
@@ -54,12 +55,16 @@ class ChartLegend(QLabel):
         curves are muted and struck through."""
         muted = theme.colors()["muted"]
         parts = []
+        # Beside overlays (labelled with their run's name) the live curves say whose they are.
+        compared = any(series.data.has_values for series in overlays)
         for index, series in enumerate([*own, *overlays]):
             if not series.data.has_values:
                 continue
             color = series.spec.color if series.main.isVisible() else muted
             swatch = _SWATCHES["dashed" if index >= len(own) else series.spec.style]
-            name = series.spec.label if series.main.isVisible() else f"<s>{series.spec.label}</s>"
+            label = f"this run: {series.spec.label}" if compared and index < len(own) else series.spec.label
+            label = html.escape(label).replace(" ", "&nbsp;")  # an entry wraps as a whole, never mid-label
+            name = label if series.main.isVisible() else f"<s>{label}</s>"
             value = hover_values.get(index)
             parts.append(
                 f"<a href='{index}' style='text-decoration:none; color:{color}'><b>{swatch}</b></a>"
