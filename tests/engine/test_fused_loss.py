@@ -138,3 +138,48 @@ def test_frozen_head_and_shape_errors():
         fused_distill_loss(h, w, th, None, labels)
     with pytest.raises(ValueError, match="student_weight"):
         fused_distill_loss(h, w[:, :-1], th, tw, labels)
+
+
+# -- the objective with distill.fused_loss on ------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+@pytest.mark.parametrize("tied", [True, False])
+def test_objective_fused_equals_unfused(family, tied):
+    import contextlib
+
+    from tests.helpers_models import tiny_model, tiny_tokenizer
+    from workbench.config.schema import DistillConfig
+    from workbench.engine.train.objective import Batch, Objective, fusable_head
+
+    tokenizer = tiny_tokenizer()
+    teacher = tiny_model(tokenizer, family, seed=1).eval()
+    ids = torch.randint(0, len(tokenizer), (2, 9), generator=torch.Generator().manual_seed(0))
+    labels = ids.clone()
+    labels[1, -3:] = -100
+    batch = Batch(ids=ids, labels=labels)
+    results = []
+    for fused in (False, True):
+        student = tiny_model(tokenizer, family, seed=0, tie_embeddings=tied)
+        assert fusable_head(student) is not None
+        if tied:
+            assert student.get_output_embeddings().weight is student.get_input_embeddings().weight
+        settings = DistillConfig(temperature=2.0, alpha=0.5, divergence="forward_kl", fused_loss=fused)
+        objective = Objective(settings, alpha=0.5, teacher=teacher, autocast=contextlib.nullcontext, chunk_positions=4)
+        parts = objective(student, batch, batch.valid_tokens())
+        parts.loss.backward()
+        results.append((parts, {name: p.grad.clone() for name, p in student.named_parameters()}))
+    (off, grads_off), (on, grads_on) = results
+    torch.testing.assert_close(on.loss, off.loss)
+    torch.testing.assert_close(on.kd, off.kd)
+    torch.testing.assert_close(on.ce, off.ce)
+    assert grads_on.keys() == grads_off.keys()
+    for name in grads_off:
+        torch.testing.assert_close(grads_on[name], grads_off[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_fusable_head_refuses_wrappers():
+    from workbench.engine.train.objective import fusable_head
+
+    assert fusable_head(torch.nn.Linear(3, 4)) is None
+    assert fusable_head(torch.nn.Sequential(torch.nn.Linear(3, 4))) is None
