@@ -1,6 +1,7 @@
 """Peak memory of the KD loss (forward + backward): chunked engine loss vs a naive full-logits one.
 
     python scripts/bench_kd_memory.py [--vocab 49152 --batch 4 --seq 512 --dtype bf16] [--json]
+    python scripts/bench_kd_memory.py --from-hidden --vocab 151936 --batch 4 --seq 512 --hidden 64 --json
 
 Both implementations start from the same student and teacher logits ``[batch, seq, vocab]``
 (already in memory, not counted; the student's come from a small output head, as in
@@ -18,6 +19,11 @@ How it is measured:
   told to serve every allocation above 1 MiB with ``mmap`` (``MALLOC_MMAP_THRESHOLD_``),
   so freed tensors leave RSS at once and the peak is that of live tensors. Pages are
   touched by writing the inputs, so RSS counts them before the baseline.
+
+``--from-hidden`` compares instead the fused loss (engine/fused_loss.py) with the chunked
+loss on ``hidden @ W.T``: both start from the final hidden states ``[batch, seq, --hidden]``
+of student and teacher and the two output weights ``[vocab, --hidden]``, so the unfused side's
+counted peak includes the logits of both models, which the fused loss never forms.
 
 The naive implementation is the usual one: ``F.log_softmax`` over the whole shifted
 fp32 logits of both models, ``F.kl_div`` and ``F.cross_entropy``, then ``backward``.
@@ -39,7 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without an install
     sys.path.insert(0, str(ROOT))
 
-from workbench.engine.losses import distill_loss  # noqa: E402 - after the path set-up above
+from workbench.engine.fused_loss import fused_distill_loss  # noqa: E402 - after the path set-up above
+from workbench.engine.losses import distill_loss  # noqa: E402
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 MIB = 1024 * 1024
@@ -80,8 +87,33 @@ def _inputs(vocab, batch, seq, dtype, device, seed=0):
     return student, teacher, labels
 
 
+def _hidden_inputs(vocab, batch, seq, hidden, dtype, device, seed=0):
+    """Final hidden states and output weights of student (with grad) and teacher, labels."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+
+    def make(*shape, scale=1.0, grad=False):
+        return (torch.randn(*shape, generator=g) * scale).to(device=device, dtype=dtype).requires_grad_(grad)
+
+    student = (make(batch, seq, hidden, grad=True), make(vocab, hidden, scale=2 / hidden**0.5, grad=True))
+    teacher = (make(batch, seq, hidden), make(vocab, hidden, scale=2 / hidden**0.5))
+    labels = torch.randint(0, vocab, (batch, seq), generator=g).to(device)
+    labels[:, -seq // 8 :] = -100
+    return student, teacher, labels
+
+
 def _run_once(impl, student, teacher, labels, chunk_positions):
-    if impl == "chunked":
+    if impl == "fused":
+        (h, w), (th, tw) = student, teacher
+        kw = dict(temperature=2.0, alpha=0.5, chunk_positions=chunk_positions)
+        loss = fused_distill_loss(h, w, th, tw, labels, **kw).loss
+    elif impl == "unfused":
+        (h, w), (th, tw) = student, teacher
+        with torch.no_grad():
+            teacher_logits = th @ tw.t()
+        loss = distill_loss(
+            h @ w.t(), teacher_logits, labels, temperature=2.0, alpha=0.5, chunk_positions=chunk_positions
+        ).loss
+    elif impl == "chunked":
         loss = distill_loss(student, teacher, labels, temperature=2.0, alpha=0.5, chunk_positions=chunk_positions).loss
     else:
         loss = naive_kd_loss(student, teacher, labels, temperature=2.0, alpha=0.5)
@@ -97,10 +129,16 @@ def _status_kib(key):
     raise RuntimeError(f"{key} not in /proc/self/status")
 
 
-def _cpu_worker(impl, vocab, batch, seq, dtype_name, chunk_positions):
+def _make_inputs(impl, vocab, batch, seq, dtype, device, hidden):
+    if impl in ("fused", "unfused"):
+        return _hidden_inputs(vocab, batch, seq, hidden, dtype, device)
+    return _inputs(vocab, batch, seq, dtype, device)
+
+
+def _cpu_worker(impl, vocab, batch, seq, dtype_name, chunk_positions, hidden=64):
     """Runs in a fresh process: one loss, forward + backward; prints JSON."""
     torch.manual_seed(0)
-    student, teacher, labels = _inputs(vocab, batch, seq, DTYPES[dtype_name], "cpu")
+    student, teacher, labels = _make_inputs(impl, vocab, batch, seq, DTYPES[dtype_name], "cpu", hidden)
     with open("/proc/self/clear_refs", "w") as clear:  # reset VmHWM to the current RSS
         clear.write("5")
     before = _status_kib("VmRSS")
@@ -109,7 +147,7 @@ def _cpu_worker(impl, vocab, batch, seq, dtype_name, chunk_positions):
     print(json.dumps({"peak_extra_bytes": (peak - before) * 1024, "loss": loss}))
 
 
-def _cpu_measure(impl, vocab, batch, seq, dtype_name, chunk_positions):
+def _cpu_measure(impl, vocab, batch, seq, dtype_name, chunk_positions, hidden=64):
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MIB), MALLOC_TRIM_THRESHOLD_=str(MIB))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
     cmd = [
@@ -127,6 +165,8 @@ def _cpu_measure(impl, vocab, batch, seq, dtype_name, chunk_positions):
         dtype_name,
         "--chunk-positions",
         str(chunk_positions),
+        "--hidden",
+        str(hidden),
     ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -134,8 +174,8 @@ def _cpu_measure(impl, vocab, batch, seq, dtype_name, chunk_positions):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _cuda_measure(impl, vocab, batch, seq, dtype, chunk_positions):
-    student, teacher, labels = _inputs(vocab, batch, seq, dtype, "cuda")
+def _cuda_measure(impl, vocab, batch, seq, dtype, chunk_positions, hidden=64):
+    student, teacher, labels = _make_inputs(impl, vocab, batch, seq, dtype, "cuda", hidden)
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
@@ -155,6 +195,8 @@ def kd_loss_peak_memory(
     *,
     chunk_positions: int = 1024,
     device: str | None = None,
+    from_hidden: bool = False,
+    hidden: int = 64,
 ) -> dict:
     """Peak extra memory (MiB) of the chunked KD loss and of a naive one, forward + backward.
 
@@ -166,12 +208,33 @@ def kd_loss_peak_memory(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype_name = next(name for name, value in DTYPES.items() if value == dtype)
     results = {}
-    for impl in ("chunked", "naive"):
+    impls = ("fused", "unfused") if from_hidden else ("chunked", "naive")
+    for impl in impls:
         if device == "cuda":
-            results[impl] = _cuda_measure(impl, vocab, batch, seq, dtype, chunk_positions)
+            results[impl] = _cuda_measure(impl, vocab, batch, seq, dtype, chunk_positions, hidden)
         else:
-            results[impl] = _cpu_measure(impl, vocab, batch, seq, dtype_name, chunk_positions)
+            results[impl] = _cpu_measure(impl, vocab, batch, seq, dtype_name, chunk_positions, hidden)
     element = torch.empty((), dtype=dtype).element_size()
+    if from_hidden:
+        fused, unfused = results["fused"]["peak_extra_bytes"], results["unfused"]["peak_extra_bytes"]
+        return {
+            "device": device,
+            "method": "torch.cuda.max_memory_allocated"
+            if device == "cuda"
+            else "VmHWM of a fresh subprocess (peak RSS)",
+            "vocab": vocab,
+            "batch": batch,
+            "seq": seq,
+            "hidden": hidden,
+            "dtype": dtype_name,
+            "chunk_positions": chunk_positions,
+            "logits_mib": round(batch * seq * vocab * element / MIB, 1),
+            "output_weight_fp32_mib": round(vocab * hidden * 4 / MIB, 1),
+            "fused_peak_extra_mib": round(fused / MIB, 1),
+            "unfused_peak_extra_mib": round(unfused / MIB, 1),
+            "unfused_over_fused": round(unfused / max(fused, 1), 2),
+            "loss_abs_diff": abs(results["fused"]["loss"] - results["unfused"]["loss"]),
+        }
     chunked, naive = results["chunked"]["peak_extra_bytes"], results["naive"]["peak_extra_bytes"]
     return {
         "device": device,
@@ -198,13 +261,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-positions", type=int, default=1024)
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None)
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
-    parser.add_argument("--worker", choices=("chunked", "naive"), help=argparse.SUPPRESS)
+    parser.add_argument("--from-hidden", action="store_true", help="fused loss vs chunked loss on hidden @ W.T")
+    parser.add_argument("--hidden", type=int, default=64, help="--from-hidden: width of the hidden states")
+    parser.add_argument("--worker", choices=("chunked", "naive", "fused", "unfused"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        _cpu_worker(args.worker, args.vocab, args.batch, args.seq, args.dtype, args.chunk_positions)
+        _cpu_worker(args.worker, args.vocab, args.batch, args.seq, args.dtype, args.chunk_positions, args.hidden)
         return 0
     result = kd_loss_peak_memory(
-        args.vocab, args.batch, args.seq, DTYPES[args.dtype], chunk_positions=args.chunk_positions, device=args.device
+        args.vocab,
+        args.batch,
+        args.seq,
+        DTYPES[args.dtype],
+        chunk_positions=args.chunk_positions,
+        device=args.device,
+        from_hidden=args.from_hidden,
+        hidden=args.hidden,
     )
     if args.json:
         print(json.dumps(result))

@@ -288,3 +288,16 @@ def test_a_stage_that_is_all_warm_up_says_so(tmp_path, finished_run):
     warnings = [e.message for e in received if e.kind == "log" and e.level == "warning"]
     assert any("distill stage's 10 steps" in w for w in warnings) and not any("teacher stage" in w for w in warnings)
     assert not any(e.kind == "log" and "warmup" in e.message for e in finished_run[1])
+
+
+def test_fused_loss_run_ends_like_the_usual_one(tmp_path, finished_run, monkeypatch):
+    """distill.fused_loss=true takes the fused path in both stages and gives the same run."""
+    calls = []
+    fused = objective_module.fused_distill_loss
+    monkeypatch.setattr(objective_module, "fused_distill_loss", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    result = run(tiny_config(tmp_path, **{"distill.fused_loss": "true"}), lambda event: None)
+    assert result.status == "completed", result
+    assert calls
+    expected = finished_run[0].summary
+    for key in ("student_ce", "kl_teacher_student", "kl_true_student", "teacher_ce"):
+        assert result.summary[key] == pytest.approx(expected[key], rel=1e-3, abs=1e-4), key

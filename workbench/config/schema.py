@@ -144,6 +144,10 @@ class DistillConfig:
     chunk_positions: int = _f(
         1024, "Positions per chunk when computing the loss (bounds its memory).", min=1, max=1_000_000
     )
+    fused_loss: bool = _f(
+        False,
+        "Computes the logits a chunk at a time from the final hidden states; same result, less memory.",
+    )
     transfer_blocks: int = _f(
         0,
         "Distillation reads only the first N training blocks (0 = all of them): scarce transfer data, "

@@ -183,6 +183,62 @@ class LossSettings:
     chunk_positions: int
 
 
+def check_loss_arguments(temperature: float, alpha: float, divergence: str, chunk_positions: int) -> None:
+    """The checks :func:`distill_loss` (and the fused loss) make on their scalar arguments."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
+    if divergence not in DIVERGENCES:
+        raise ValueError(f"unknown divergence {divergence!r}; choose one of {', '.join(DIVERGENCES)}")
+    if chunk_positions < 1:
+        raise ValueError(f"chunk_positions must be >= 1, got {chunk_positions}")
+
+
+def loss_rows_and_settings(
+    labels: Tensor,
+    device: torch.device,
+    *,
+    temperature: float,
+    alpha: float,
+    divergence: str,
+    beta: float,
+    skew: float,
+    t_squared: bool,
+    num_valid_tokens: int | None,
+    chunk_positions: int,
+) -> tuple[Tensor, Tensor, LossSettings]:
+    """The flat ``[B * L]`` rows that have a target, those targets (on ``device``) and the settings.
+
+    The masking rule of the module: row ``b * L + t`` predicts ``labels[b, t + 1]`` and is kept when
+    that is not -100. The denominator is ``num_valid_tokens`` or this call's count (at least 1).
+    """
+    batch, seq = labels.shape
+    valid = labels[:, 1:] != IGNORE_INDEX
+    positions = torch.arange(batch * seq, device=labels.device).view(batch, seq)[:, :-1]
+    rows = positions[valid].to(device)
+    targets = labels[:, 1:][valid].to(device)
+    n_tokens = int(rows.numel())
+    denominator = n_tokens if num_valid_tokens is None else int(num_valid_tokens)
+    if denominator < n_tokens:
+        raise ValueError(
+            f"num_valid_tokens ({denominator}) is smaller than the valid tokens in this micro-batch ({n_tokens})"
+        )
+    denominator = max(denominator, 1)  # an all-padding batch gives 0, not 0 / 0
+    kd_scale = float(temperature) ** 2 if t_squared else 1.0
+    settings = LossSettings(
+        float(temperature),
+        float(alpha),
+        divergence,
+        float(beta),
+        float(skew),
+        kd_scale,
+        denominator,
+        int(chunk_positions),
+    )
+    return rows, targets, settings
+
+
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
@@ -191,17 +247,22 @@ def _chunk_loss(flat_student, flat_teacher, index, targets, settings: LossSettin
     """Sum of the divergence and of the CE over one chunk of rows, and the gradient of
     this chunk's share of the loss with respect to those student logits (or None).
 
-    A function of its own so every [chunk, V] temporary is freed when it returns.
+    ``index`` None takes ``flat_student`` and ``flat_teacher`` as the chunk itself (the fused loss
+    computes each chunk's logits and passes them so). A function of its own so every [chunk, V]
+    temporary is freed when it returns.
     """
     temperature, alpha, kd_scale = settings.temperature, settings.alpha, settings.kd_scale
     dtype = _compute_dtype(flat_student.dtype)
-    student = flat_student.index_select(0, index).to(dtype).requires_grad_(want_grad)
+    student = (flat_student if index is None else flat_student.index_select(0, index)).to(dtype)
+    student = student.requires_grad_(want_grad)
     kd = torch.zeros((), dtype=dtype, device=student.device)
     # The caller may run under bf16/fp16 autocast; the loss stays in fp32 regardless.
     with torch.autocast(student.device.type, enabled=False), torch.enable_grad() if want_grad else torch.no_grad():
         student_logp = None
         if flat_teacher is not None:
-            teacher_logp = F.log_softmax(flat_teacher.index_select(0, index).to(dtype) / temperature, dim=-1)
+            teacher = flat_teacher if index is None else flat_teacher.index_select(0, index)
+            teacher_logp = F.log_softmax(teacher.to(dtype) / temperature, dim=-1)
+            del teacher
             student_logp = F.log_softmax(student / temperature if temperature != 1.0 else student, dim=-1)
             kd = divergence(
                 teacher_logp, student_logp, settings.divergence, beta=settings.beta, skew=settings.skew
@@ -319,14 +380,7 @@ def distill_loss(
         raise ValueError(
             f"labels shape {tuple(labels.shape)} does not match the logits' [batch, seq] {tuple(student_logits.shape[:2])}"
         )
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
-    if divergence not in DIVERGENCES:
-        raise ValueError(f"unknown divergence {divergence!r}; choose one of {', '.join(DIVERGENCES)}")
-    if chunk_positions < 1:
-        raise ValueError(f"chunk_positions must be >= 1, got {chunk_positions}")
+    check_loss_arguments(temperature, alpha, divergence, chunk_positions)
     if teacher_logits is None:
         alpha = 0.0  # no teacher: the hard-label objective, whatever alpha says
     if alpha == 0.0:
@@ -343,30 +397,19 @@ def distill_loss(
             )
         teacher_logits = teacher_logits.detach()
 
-    batch, seq, _ = student_logits.shape
-    valid = labels[:, 1:] != IGNORE_INDEX
-    positions = torch.arange(batch * seq, device=labels.device).view(batch, seq)[:, :-1]
-    rows = positions[valid].to(student_logits.device)
-    targets = labels[:, 1:][valid].to(student_logits.device)
-    n_tokens = int(rows.numel())
-    denominator = n_tokens if num_valid_tokens is None else int(num_valid_tokens)
-    if denominator < n_tokens:
-        raise ValueError(
-            f"num_valid_tokens ({denominator}) is smaller than the valid tokens in this micro-batch ({n_tokens})"
-        )
-    denominator = max(denominator, 1)  # an all-padding batch gives 0, not 0 / 0
-
-    kd_scale = float(temperature) ** 2 if t_squared else 1.0
-    settings = LossSettings(
-        float(temperature),
-        float(alpha),
-        divergence,
-        float(beta),
-        float(skew),
-        kd_scale,
-        denominator,
-        int(chunk_positions),
+    rows, targets, settings = loss_rows_and_settings(
+        labels,
+        student_logits.device,
+        temperature=temperature,
+        alpha=alpha,
+        divergence=divergence,
+        beta=beta,
+        skew=skew,
+        t_squared=t_squared,
+        num_valid_tokens=num_valid_tokens,
+        chunk_positions=chunk_positions,
     )
+    n_tokens = int(rows.numel())
     loss, kd, ce = _ChunkedDistillLoss.apply(student_logits, teacher_logits, rows, targets, settings)
     return LossParts(loss=loss, kd=kd.detach(), ce=ce.detach(), n_tokens=n_tokens)
 

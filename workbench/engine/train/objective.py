@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from workbench.config.schema import DistillConfig
+from workbench.engine.fused_loss import fused_distill_loss
 from workbench.engine.losses import LossParts, count_valid_tokens, distill_loss
 
 
@@ -78,14 +79,19 @@ class Objective:
 
     def __call__(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int) -> LossParts:
         """The micro-batch's loss, divided by ``num_valid_tokens`` (those of the whole optimizer step)."""
+        if self.settings.fused_loss:
+            student_head = fusable_head(model)
+            teacher_head = fusable_head(self.teacher) if self.teacher is not None else None
+            if student_head is not None and (self.teacher is None or teacher_head is not None):
+                return self._fused(student_head, teacher_head, batch, num_valid_tokens)
         teacher_logits = self.teacher_logits(batch)
         with self.autocast():
             student_logits = model(input_ids=batch.ids, use_cache=False).logits
+        return distill_loss(student_logits, teacher_logits, batch.labels, **self._loss_kwargs(num_valid_tokens))
+
+    def _loss_kwargs(self, num_valid_tokens: int) -> dict:
         s = self.settings
-        return distill_loss(
-            student_logits,
-            teacher_logits,
-            batch.labels,
+        return dict(
             temperature=s.temperature,
             alpha=self.alpha,
             divergence=s.divergence,
@@ -95,3 +101,48 @@ class Objective:
             num_valid_tokens=num_valid_tokens,
             chunk_positions=self.chunk_positions,
         )
+
+    def _fused(self, student_head, teacher_head, batch: Batch, num_valid_tokens: int) -> LossParts:
+        """distill.fused_loss: the base models' final hidden states and the heads' weights, no logits."""
+        teacher_hidden = None
+        if teacher_head is not None:
+            with torch.no_grad(), self.autocast():
+                teacher_hidden = teacher_head[0](input_ids=batch.ids, use_cache=False).last_hidden_state
+        base, head = student_head
+        with self.autocast():
+            hidden = base(input_ids=batch.ids, use_cache=False).last_hidden_state
+        return fused_distill_loss(
+            hidden,
+            head.weight,
+            teacher_hidden,
+            teacher_head[1].weight if teacher_head is not None else None,
+            batch.labels,
+            student_bias=head.bias,
+            teacher_bias=teacher_head[1].bias if teacher_head is not None else None,
+            **self._loss_kwargs(num_valid_tokens),
+        )
+
+
+def fusable_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Linear] | None:
+    """``(base model, output projection)`` when the logits are exactly ``head(base(...).last_hidden_state)``.
+
+    A Hugging Face causal LM with a plain ``nn.Linear`` head and its base model (``model.model`` /
+    ``model.transformer``, ``get_decoder()``); None for anything else: a wrapper such as
+    DistributedDataParallel (calling its module directly would skip its gradient hooks), a head with
+    logit scaling or soft-capping, a model of another shape. Then the objective takes the usual path.
+    """
+    get_head = getattr(model, "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
+    if type(head) is not torch.nn.Linear:
+        return None
+    config = getattr(model, "config", None)
+    for name in ("final_logit_softcapping", "logit_scale", "output_multiplier_scale", "logits_scaling"):
+        if getattr(config, name, None) not in (None, 1, 1.0):
+            return None
+    base = getattr(model, "base_model", None)
+    if base is None or base is model:
+        get_decoder = getattr(model, "get_decoder", None)
+        base = get_decoder() if callable(get_decoder) else None
+    if base is None or base is model or not isinstance(base, torch.nn.Module):
+        return None
+    return base, head

@@ -50,6 +50,7 @@ LABELS = {
     "layer_ids": "Which layers",
     "t_squared": "Scale by T\u00b2",
     "chunk_positions": "Loss chunk",
+    "fused_loss": "Fused loss",
     "transfer_blocks": "Transfer blocks",
     "teacher_steps": "Teacher steps",
     "teacher_lr": "Teacher LR",

@@ -1,0 +1,213 @@
+"""The KD + CE loss computed from the final hidden states, without ever materialising the logits.
+
+:func:`fused_distill_loss` gives what :func:`workbench.engine.losses.distill_loss` gives on
+``logits = hidden @ weight.T (+ bias)``, for the student and (when there is one) the teacher, but it
+forms those logits a chunk of positions at a time: per chunk it computes the chunk's logits, the
+chunk's loss and the gradient with respect to those logits (the same ``_chunk_loss``, so every
+divergence and the alpha / T / T^2 rules are those of losses.py), and turns that gradient at once
+into the gradient with respect to the hidden states (``grad_logits @ W``) and to the output weight
+(``grad_logits.T @ h``). No ``[batch * seq, vocab]`` tensor exists, neither fp32 nor in the model's
+dtype: memory is one chunk's fp32 temporaries plus gradient buffers the size of the hidden states and
+of the output weight.
+
+The logits are computed in fp32 (fp64 for fp64 inputs) whatever the autocast, which is at least as
+precise as the model's own head under bf16 autocast.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from workbench.engine.losses import (
+    LossParts,
+    LossSettings,
+    _chunk_loss,
+    _compute_dtype,
+    check_loss_arguments,
+    loss_chunk_positions,
+    loss_rows_and_settings,
+)
+
+__all__ = ["fused_distill_loss"]
+
+
+def _chunk_logits(flat_hidden: Tensor, index: Tensor, weight: Tensor, bias: Tensor | None, dtype) -> Tensor:
+    h = flat_hidden.index_select(0, index).to(dtype)
+    logits = h @ weight.t()
+    if bias is not None:
+        logits += bias
+    return logits
+
+
+class _FusedDistillLoss(torch.autograd.Function):
+    """Loss over selected rows, from hidden states and output weights, a chunk at a time.
+
+    Forward computes, per chunk, the logits, the loss and (through ``_chunk_loss``) the gradient of
+    the chunk's share of the loss with respect to those logits, and accumulates it into gradients for
+    the hidden states, the weight and the bias; backward only scales them.
+    """
+
+    @staticmethod
+    def forward(
+        ctx,
+        hidden,
+        weight,
+        bias,
+        teacher_hidden,
+        teacher_weight,
+        teacher_bias,
+        rows,
+        targets,
+        settings: LossSettings,
+    ):  # noqa: D401
+        want_hidden, want_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        want_bias = bias is not None and ctx.needs_input_grad[2]
+        want_grad = want_hidden or want_weight or want_bias
+        dtype = _compute_dtype(hidden.dtype)
+        device = hidden.device
+        width = hidden.shape[-1]
+        flat_hidden = hidden.reshape(-1, width)
+        with torch.autocast(device.type, enabled=False), torch.no_grad():
+            w = weight.to(dtype)  # no copy when it is already fp32
+            b = bias.to(dtype) if bias is not None else None
+            teacher = None
+            if teacher_hidden is not None:
+                flat_teacher = teacher_hidden.reshape(-1, teacher_hidden.shape[-1])
+                tw = teacher_weight.to(dtype)
+                tb = teacher_bias.to(dtype) if teacher_bias is not None else None
+                teacher = (flat_teacher, tw, tb)
+            grad_hidden = torch.zeros(flat_hidden.shape, dtype=dtype, device=device) if want_hidden else None
+            grad_weight = torch.zeros(w.shape, dtype=dtype, device=device) if want_weight else None
+            grad_bias = torch.zeros(w.shape[0], dtype=dtype, device=device) if want_bias else None
+            kd_sum = torch.zeros((), dtype=dtype, device=device)
+            ce_sum = torch.zeros((), dtype=dtype, device=device)
+            chunk = settings.chunk_positions
+            for start in range(0, rows.numel(), chunk):
+                index = rows[start : start + chunk]
+                student_logits = _chunk_logits(flat_hidden, index, w, b, dtype)
+                teacher_logits = _chunk_logits(teacher[0], index, teacher[1], teacher[2], dtype) if teacher else None
+                kd, ce, grad = _chunk_loss(
+                    student_logits, teacher_logits, None, targets[start : start + chunk], settings, want_grad
+                )
+                del student_logits, teacher_logits
+                if grad is not None:
+                    if want_hidden:
+                        grad_hidden.index_add_(0, index, grad @ w)
+                    if want_weight or want_bias:
+                        h = flat_hidden.index_select(0, index).to(dtype)
+                        if want_weight:
+                            grad_weight.addmm_(grad.t(), h)
+                        if want_bias:
+                            grad_bias += grad.sum(0)
+                        del h
+                kd_sum += kd
+                ce_sum += ce
+                del grad  # before the next chunk is allocated, so two chunks never coexist
+
+        kd_mean = kd_sum * settings.kd_scale / settings.denominator
+        ce_mean = ce_sum / settings.denominator
+        loss = settings.alpha * kd_mean + (1.0 - settings.alpha) * ce_mean
+        ctx.save_for_backward(
+            grad_hidden.view(hidden.shape).to(hidden.dtype) if want_hidden else None,
+            grad_weight.to(weight.dtype) if want_weight else None,
+            grad_bias.to(bias.dtype) if want_bias else None,
+        )
+        ctx.mark_non_differentiable(kd_mean, ce_mean)
+        return loss, kd_mean, ce_mean
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_kd, _grad_ce):
+        # The buffers are never changed in place, so backward may run again (gradcheck does).
+        one = torch.equal(grad_loss, torch.ones_like(grad_loss))
+        grads = [g if g is None or one else g * grad_loss.to(g.dtype) for g in ctx.saved_tensors]
+        return (*grads, None, None, None, None, None, None)
+
+
+def fused_distill_loss(
+    student_hidden: Tensor,
+    student_weight: Tensor,
+    teacher_hidden: Tensor | None,
+    teacher_weight: Tensor | None,
+    labels: Tensor,
+    *,
+    student_bias: Tensor | None = None,
+    teacher_bias: Tensor | None = None,
+    temperature: float = 1.0,
+    alpha: float = 0.5,
+    divergence: str = "forward_kl",
+    beta: float = 0.5,
+    skew: float = 0.1,
+    t_squared: bool = True,
+    num_valid_tokens: int | None = None,
+    chunk_positions: int = 1024,
+) -> LossParts:
+    """:func:`~workbench.engine.losses.distill_loss` of ``hidden @ weight.T (+ bias)``, never forming those logits.
+
+    ``student_hidden`` is ``[B, L, H]`` (the final hidden states, after the final norm),
+    ``student_weight`` the output projection ``[V, H]`` (it may be tied to the input embeddings: its
+    gradient is added to theirs); ``teacher_hidden`` ``[B, L, H_t]`` and ``teacher_weight``
+    ``[V, H_t]`` (no gradient) or both None for plain cross-entropy. ``labels`` and the keyword
+    arguments are those of ``distill_loss``; the chunk is capped as there
+    (:func:`~workbench.engine.losses.loss_chunk_positions`).
+    """
+    if student_hidden.dim() != 3:
+        raise ValueError(f"student_hidden must be [batch, seq, hidden], got shape {tuple(student_hidden.shape)}")
+    if student_weight.dim() != 2 or student_weight.shape[1] != student_hidden.shape[-1]:
+        raise ValueError(
+            f"student_weight must be [vocab, {student_hidden.shape[-1]}], got shape {tuple(student_weight.shape)}"
+        )
+    if labels.shape != student_hidden.shape[:2]:
+        raise ValueError(
+            f"labels shape {tuple(labels.shape)} does not match the hidden states' [batch, seq] {tuple(student_hidden.shape[:2])}"
+        )
+    check_loss_arguments(temperature, alpha, divergence, chunk_positions)
+    if (teacher_hidden is None) != (teacher_weight is None):
+        raise ValueError("teacher_hidden and teacher_weight go together: pass both or neither")
+    if teacher_hidden is None:
+        alpha = 0.0  # no teacher: the hard-label objective, whatever alpha says
+    if alpha == 0.0:
+        teacher_hidden = teacher_weight = teacher_bias = None
+    vocab = student_weight.shape[0]
+    if teacher_hidden is not None:
+        if teacher_weight.dim() != 2 or teacher_weight.shape[1] != teacher_hidden.shape[-1]:
+            raise ValueError(
+                f"teacher_weight must be [vocab, {teacher_hidden.shape[-1]}], got shape {tuple(teacher_weight.shape)}"
+            )
+        if teacher_weight.shape[0] != vocab:
+            raise ValueError(
+                f"teacher vocabulary ({teacher_weight.shape[0]}) differs from the student's ({vocab}); "
+                "distillation needs the same tokenizer and the same logits width on both sides"
+            )
+        if teacher_hidden.shape[:2] != student_hidden.shape[:2]:
+            raise ValueError(
+                f"teacher hidden states {tuple(teacher_hidden.shape)} and student hidden states "
+                f"{tuple(student_hidden.shape)} differ in [batch, seq]"
+            )
+        teacher_hidden, teacher_weight = teacher_hidden.detach(), teacher_weight.detach()
+        teacher_bias = teacher_bias.detach() if teacher_bias is not None else None
+
+    rows, targets, settings = loss_rows_and_settings(
+        labels,
+        student_hidden.device,
+        temperature=temperature,
+        alpha=alpha,
+        divergence=divergence,
+        beta=beta,
+        skew=skew,
+        t_squared=t_squared,
+        num_valid_tokens=num_valid_tokens,
+        chunk_positions=loss_chunk_positions(vocab, chunk_positions),
+    )
+    loss, kd, ce = _FusedDistillLoss.apply(
+        student_hidden,
+        student_weight,
+        student_bias,
+        teacher_hidden,
+        teacher_weight,
+        teacher_bias,
+        rows,
+        targets,
+        settings,
+    )
+    return LossParts(loss=loss, kd=kd.detach(), ce=ce.detach(), n_tokens=int(rows.numel()))
