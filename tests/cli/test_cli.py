@@ -457,3 +457,11 @@ def test_a_name_neither_command_nor_preset_is_one_error_with_a_hint(monkeypatch,
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == "error: 'no-such-thing' is neither a command nor a preset"
     assert err[1].startswith("hint: commands: run,") and "toy-quick" in err[1]
+
+
+def test_the_demo_preset_exists_and_validates():
+    from workbench.config.presets import load_config, preset_names
+
+    assert "demo" in preset_names()
+    cfg = load_config("demo")
+    assert (cfg.distill.temperature, cfg.distill.alpha) == (1.0, 1.0) and cfg.distill.transfer_blocks == 200
