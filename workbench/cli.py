@@ -18,6 +18,7 @@ from workbench.commands import EXIT_INTERRUPTED, EXIT_USAGE
 from workbench.commands.export import cmd_export, runs_export_parser
 from workbench.commands.inspect import cmd_data, cmd_predict, cmd_presets, cmd_runs
 from workbench.commands.run import cmd_run
+from workbench.config.presets import preset_names
 from workbench.errors import ConfigError, WorkbenchWarning
 
 
@@ -29,6 +30,18 @@ def main(argv: list[str] | None = None) -> int:
         return _open_gui([])
     if argv[0] == "gui" and not {"-h", "--help"} & set(argv[1:]):
         return _open_gui(argv[1:])  # the window parses its own options
+    commands = _command_names(parser)
+    if not argv[0].startswith("-") and argv[0] not in commands:
+        if argv[0] in preset_names():
+            return _open_gui(argv)  # `workbench PRESET ...` is `workbench gui PRESET ...`
+        _error(
+            ConfigError(
+                "",
+                f"{argv[0]!r} is neither a command nor a preset",
+                f"commands: {', '.join(commands)}; presets: {', '.join(preset_names())}",
+            )
+        )
+        return EXIT_USAGE
     # `runs export` is a verb of its own under `runs`, whose positional argument is a folder
     args = runs_export_parser().parse_args(argv[2:]) if argv[:2] == ["runs", "export"] else parser.parse_args(argv)
     try:
@@ -124,6 +137,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     gui.set_defaults(handler=lambda args: _open_gui(args.gui_args))
     return parser
+
+
+def _command_names(parser: argparse.ArgumentParser) -> list[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return []
 
 
 def _error(err: ConfigError) -> None:

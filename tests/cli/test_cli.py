@@ -438,3 +438,30 @@ def test_export_gguf_of_a_built_in_language_student_says_why_not_in_one_line(tin
     assert main(["export", run_dir, "--gguf"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "word-level tokenizer" in err[0] and err[1].startswith("hint: ")
+
+
+def test_a_preset_name_alone_opens_the_window_with_it(monkeypatch):
+    import workbench.cli as cli
+
+    opened = []
+    monkeypatch.setattr(cli, "_open_gui", lambda args: opened.append(args) or 0)
+    assert main(["toy-quick", "--quit-after", "1"]) == 0
+    assert opened == [["toy-quick", "--quit-after", "1"]]
+
+
+def test_a_name_neither_command_nor_preset_is_one_error_with_a_hint(monkeypatch, capsys):
+    import workbench.cli as cli
+
+    monkeypatch.setattr(cli, "_open_gui", lambda args: pytest.fail("the window opened"))
+    assert main(["no-such-thing"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "error: 'no-such-thing' is neither a command nor a preset"
+    assert err[1].startswith("hint: commands: run,") and "toy-quick" in err[1]
+
+
+def test_the_demo_preset_exists_and_validates():
+    from workbench.config.presets import load_config, preset_names
+
+    assert "demo" in preset_names()
+    cfg = load_config("demo")
+    assert (cfg.distill.temperature, cfg.distill.alpha) == (1.0, 1.0) and cfg.distill.transfer_blocks == 200
