@@ -7,6 +7,7 @@ student keeps; the config check, the plan and the model builder all ask it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from workbench.errors import ConfigError
@@ -63,6 +64,18 @@ def evenly_spaced(n_layers: int, keep: int) -> list[int]:
     if keep == 1:
         return [0]
     return [round(i * (n_layers - 1) / (keep - 1)) for i in range(keep)]
+
+
+def rank_layers(scores: Sequence[float]) -> list[int]:
+    """Layer indices by score, highest first; ties go to the earlier layer."""
+    return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+
+
+def keep_by_importance(scores: Sequence[float], n: int) -> list[int]:
+    """The ``n`` layers with the highest scores (ties: the earlier layer), in their original order."""
+    if not 1 <= n <= len(scores):
+        raise ValueError(f"cannot keep {n} of {len(scores)} layers")
+    return sorted(rank_layers(scores)[:n])
 
 
 def relation_errors(config: RunConfig) -> list[ConfigError]:

@@ -124,6 +124,12 @@ def _layer_list_name(model: nn.Module) -> str:
     )
 
 
+def decoder_layers(model: nn.Module) -> nn.ModuleList:
+    """The ModuleList of ``model``'s transformer blocks; ConfigError (at ``student.source``) when it has none
+    this module knows."""
+    return model.get_submodule(_layer_list_name(model))
+
+
 @one_model_at_a_time
 def derive_student(teacher: PreTrainedModel, layer_ids: list[int]) -> PreTrainedModel:
     """A copy of ``teacher`` with only the layers ``layer_ids`` (in that order).
