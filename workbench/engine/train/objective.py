@@ -66,10 +66,6 @@ class Objective:
         self.autocast = autocast
         self.chunk_positions = chunk_positions
 
-    @property
-    def uses_teacher(self) -> bool:
-        return self.teacher is not None
-
     def teacher_logits(self, batch: Batch) -> Tensor | None:
         """The teacher's logits for the batch, without grad (None when the objective needs none)."""
         if self.teacher is None:
