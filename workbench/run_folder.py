@@ -147,13 +147,26 @@ def write_json(path: Path, data: Any) -> None:
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     """The newest complete checkpoint: distillation ones win over teacher-stage ones."""
+    found = latest_checkpoint_state(run_dir)
+    return None if found is None else found[0]
+
+
+def latest_checkpoint_state(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest complete checkpoint and its state, read once: a running job prunes old checkpoints, so a
+    folder seen a moment ago may be gone by the time it is read again (the runs panel refreshes while it runs)."""
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return None
     for stage in ("distill", "teacher"):
-        found = sorted(p for p in root.glob(f"{stage}-step-*") if _readable_state(p))
-        if found:
-            return found[-1]
+        try:
+            candidates = sorted(root.glob(f"{stage}-step-*"), reverse=True)
+        except OSError:
+            return None
+        for path in candidates:
+            try:
+                return path, read_checkpoint_state(path)
+            except (OSError, ValueError):
+                continue  # pruned meanwhile, half written, or damaged: the next older one
     return None
 
 
@@ -211,7 +224,7 @@ def read_run(path: str | Path) -> RunInfo:
         try:
             summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
             summary = {k: math.nan if v is None else v for k, v in summary.items()}  # null: not measured
-        except json.JSONDecodeError:
+        except (OSError, ValueError, AttributeError):  # being rewritten, removed, or not a JSON object
             summary = {}
     status = "unknown"
     status_path = path / STATUS_FILE
@@ -221,13 +234,16 @@ def read_run(path: str | Path) -> RunInfo:
             status = data.get("status", "unknown")
             if status == "running" and not _pid_alive(int(data.get("pid", -1))):
                 status = "interrupted"
-        except (json.JSONDecodeError, ValueError):
-            pass
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass  # being rewritten or edited by hand: the status stays unknown
     last_step, stage = 0, ""
-    checkpoint = latest_checkpoint(path)
-    if checkpoint is not None:
-        state = read_checkpoint_state(checkpoint)
-        last_step, stage = int(state["step"]), state["stage"]
+    found = latest_checkpoint_state(path)
+    if found is not None:
+        state = found[1]
+        try:
+            last_step, stage = int(state["step"]), str(state["stage"])
+        except (TypeError, ValueError):
+            pass  # a state.json edited by hand: the run is still listed
     if summary:
         last_step = int(summary.get("steps", last_step))
     created = time.strftime("%Y-%m-%d %H:%M", time.localtime(_created_time(path)))
@@ -261,7 +277,13 @@ def list_runs(runs_dir: str | Path) -> list[RunInfo]:
     if not root.is_dir():
         return []
     folders = [p for p in root.iterdir() if p.is_dir() and (p / "config.toml").is_file()]
-    return [read_run(p) for p in sorted(folders, key=lambda p: p.name, reverse=True)]
+    runs = []
+    for folder in sorted(folders, key=lambda p: p.name, reverse=True):
+        try:
+            runs.append(read_run(folder))
+        except OSError:
+            continue  # deleted (or moved) while the list was being read
+    return runs
 
 
 def run_events(path: str | Path) -> list[Any]:
