@@ -382,3 +382,27 @@ def test_replay_moves_the_bars_live_and_for_the_finished_run_opened_from_the_run
     panel.replay.slider.setValue(first)
     assert_bars_are(probes[first])
     assert panel.generation.replay_note.isVisibleTo(panel.generation)
+
+
+def test_the_summary_card_says_it_is_checking_while_a_plan_is_slow(
+    make_window, runs_dir, qtbot, tiny_config, monkeypatch
+):
+    """The first plan waits for the engine's import: the card says so instead of showing bare dashes."""
+    import threading
+
+    from workbench.gui.background import run_thread
+
+    release = threading.Event()
+    real_plan = run_thread._plan
+
+    def slow_plan(cfg):
+        release.wait(10)
+        return real_plan(cfg)
+
+    monkeypatch.setattr(run_thread, "_plan", slow_plan)
+    window = make_window(tiny_config(runs_dir))
+    card = window.summary_card
+    qtbot.waitUntil(card.pending.isVisible, timeout=3000)
+    assert "Checking" in card.pending.text()
+    release.set()
+    qtbot.waitUntil(lambda: card.plan is not None and not card.pending.isVisible(), timeout=PLAN_TIMEOUT)
