@@ -34,8 +34,10 @@ ROWS = (
     ("kl_true", "KL to the truth", "nats"),
     ("top1", "Top-1 agreement with teacher", "percent"),
 )
-# Lower is better for these; the card marks the better student.
-LOWER_IS_BETTER = {"ce", "ppl", "kl_teacher", "kl_true", "latency_ms"}
+# The rows on which the card marks the better student (lower is better but for agreement). Not the sizes and
+# speeds: both students have the same architecture, so their latencies differ only by measurement noise.
+COMPARED = {"ce", "ppl", "kl_teacher", "kl_true", "top1"}
+LOWER_IS_BETTER = {"ce", "ppl", "kl_teacher", "kl_true"}
 
 
 @dataclass
@@ -70,7 +72,7 @@ class Card:
 
     def better(self, row: str) -> str | None:
         """Which student is better on ``row`` ("distilled" / "baseline"), None without both or on a tie."""
-        if self.baseline_path is None or row not in LOWER_IS_BETTER | {"top1", "speedup"}:
+        if self.baseline_path is None or row not in COMPARED:
             return None
         soft, hard = self.values[row].get("distilled"), self.values[row].get("baseline")
         if soft is None or hard is None or soft == hard:
@@ -329,3 +331,26 @@ def card_for(run_dir: str | Path, baseline_dir: str | Path | None = None) -> Car
     run = read_run(run_dir)
     baseline = read_run(baseline_dir) if baseline_dir is not None else find_baseline(run)
     return build_card(run, baseline)
+
+
+def headlines(card: Card) -> list[tuple[str, str]]:
+    """The card's big figures: (figure, what it means), only for what was measured."""
+    v = card.values
+    out = []
+    smaller = _ratio(v["params"]["teacher"], v["params"]["distilled"])
+    if smaller is not None and smaller >= 1:
+        out.append((_times(smaller), "smaller than the teacher"))
+    faster = v["speedup"]["distilled"]
+    if faster is not None and faster >= 1:
+        out.append((_times(faster), "faster per next token"))
+    if card.baseline_path is not None:
+        soft, hard = v["kl_true"]["distilled"], v["kl_true"].get("baseline")
+        if soft is not None and hard is not None and hard > 0 and soft < hard:
+            out.append((_percent((hard - soft) / hard), "closer to the truth than hard labels"))
+        elif soft is None or hard is None:
+            soft, hard = v["ce"]["distilled"], v["ce"].get("baseline")
+            if soft is not None and hard is not None and soft < hard:
+                out.append((f"{hard - soft:.3f}", "nats lower CE than hard labels"))
+    if len(out) < 3 and v["top1"]["distilled"] is not None:
+        out.append((f"{v['top1']['distilled']:.0%}", "top-1 agreement with the teacher"))
+    return out
