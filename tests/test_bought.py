@@ -168,13 +168,21 @@ def test_only_the_same_config_with_alpha_zero_is_a_baseline(tmp_path):
         teacher.mkdir()
         (teacher / "config.json").write_text("{}")
     reused = make_run(
-        tmp_path, "20260101-150000-kd-baseline", BASELINE, alpha=0.0, teacher__source="local",
+        tmp_path,
+        "20260101-150000-kd-baseline",
+        BASELINE,
+        alpha=0.0,
+        teacher__source="local",
         teacher__path=str(run / "teacher"),
     )
     assert read_run(reused).config is not None
     assert find_baseline(info).path == reused  # the newest
     foreign = make_run(
-        tmp_path, "20260101-160000-kd-baseline", BASELINE, alpha=0.0, teacher__source="local",
+        tmp_path,
+        "20260101-160000-kd-baseline",
+        BASELINE,
+        alpha=0.0,
+        teacher__source="local",
         teacher__path=str(tmp_path / "elsewhere"),
     )
     assert not is_baseline_of(read_run(foreign), info)

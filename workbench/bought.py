@@ -242,7 +242,7 @@ def _percent(x: float) -> str:
 
 
 def _gain_over_baseline(v: dict[str, dict[str, float | None]]) -> str | None:
-    """"48% closer to the true distribution", from KL to the truth; without a truth, from the held-out CE."""
+    """How much better than the baseline ("48% closer to the true distribution"), from KL to the truth; without a truth, from the held-out CE."""
     soft, hard = v["kl_true"]["distilled"], v["kl_true"].get("baseline")
     if soft is not None and hard is not None and hard > 0:
         change = (hard - soft) / hard

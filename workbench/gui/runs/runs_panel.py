@@ -283,8 +283,10 @@ class RunsPanel(QWidget):
             self.bought_card = BoughtCard(card, self.window())
         else:
             self.bought_card.set_card(card)
-        self.bought_card.show()
-        self.bought_card.raise_()
+        if self.bought_card.isVisible():
+            self.bought_card.raise_()  # already open behind the window: bring it to the front
+        else:
+            self.bought_card.show()  # a window shown anew comes to the front by itself
         return self.bought_card
 
     def shutdown(self) -> None:
