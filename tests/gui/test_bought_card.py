@@ -88,3 +88,13 @@ def test_a_run_that_has_not_finished_gets_no_card(qtbot, runs_dir):
     running = make_run(runs_dir, "20260101-120000-kd-live", None)
     panel = _panel(qtbot, runs_dir)
     assert panel.show_bought(running) is None and panel.bought_card is None
+
+
+def test_a_hard_label_run_alone_is_not_called_distilled(qtbot, runs_dir):
+    base = make_run(runs_dir, "20260101-110000-kd-baseline", BASELINE, alpha=0.0)
+    panel = _panel(qtbot, runs_dir)
+    card = panel.show_bought(base)
+    qtbot.addWidget(card)
+    assert card.card.columns == ("teacher", "distilled") and not card.card.distilled
+    assert "distilled" not in card.sentence_label.text().lower()
+    assert "Student (hard labels)" in card.copy_text() and not card.notes_label.isVisible()

@@ -110,7 +110,8 @@ class BoughtCard(QDialog):
         outer.setContentsMargins(22, 18, 22, 18)
         outer.setSpacing(12)
 
-        title = QLabel("What distillation bought", self.content)
+        # a run with alpha = 0 distilled nothing: its card is the teacher beside the plain student
+        title = QLabel("What distillation bought" if card.distilled else "Teacher and hard-label student", self.content)
         title.setFont(_font(self, 1.6, bold=True))
         outer.addWidget(title)
         subtitle = card.run_name + (f"   vs   {card.baseline_name} (hard labels)" if card.baseline_name else "")
