@@ -8,6 +8,7 @@ It draws a :class:`workbench.bought.Card` and computes nothing itself. "Copy as 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QFont, QGuiApplication
@@ -23,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from workbench.bought import Card, headlines
+from workbench.bought import Card, build_card, find_baseline, headlines, is_finished
 from workbench.gui import theme
 
 COLUMN_COLORS = {"teacher": theme.TEACHER_COLOR, "distilled": theme.STUDENT_COLOR, "baseline": theme.BASELINE_COLOR}
@@ -31,6 +32,37 @@ NO_BASELINE_HINT = (
     "No hard-label baseline yet: select the run in the Runs tab and press Baseline (alpha = 0) "
     "to see what the soft targets bought over plain training."
 )
+
+
+def show_card(
+    current: BoughtCard | None,
+    parent: QWidget | None,
+    path: str | Path,
+    baseline: str | Path | None = None,
+    runs: list[Any] | None = None,
+) -> BoughtCard | None:
+    """Show the card of finished run ``path`` in ``current`` (or a new card window) beside ``baseline`` (default:
+    its newest finished hard-label baseline among ``runs``, else its runs folder). None for an unfinished run."""
+    from workbench.run_folder import read_run
+
+    info = read_run(path)  # fresh: a table refreshed a moment ago may not have seen the summary yet
+    if not is_finished(info):
+        return None
+    if baseline is not None:
+        partner = read_run(baseline)
+        partner = partner if is_finished(partner) else None
+    else:
+        partner = find_baseline(info, runs or None)
+    card = build_card(info, partner)
+    if current is None:
+        current = BoughtCard(card, parent)
+    else:
+        current.set_card(card)
+    if current.isVisible():
+        current.raise_()  # already open behind the window: bring it to the front
+    else:
+        current.show()  # a window shown anew comes to the front by itself
+    return current
 
 
 def _font(widget: QWidget, scale: float, bold: bool = False) -> QFont:

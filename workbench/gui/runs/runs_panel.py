@@ -264,30 +264,12 @@ class RunsPanel(QWidget):
 
     def show_bought(self, path: str | Path, baseline: str | Path | None = None) -> Any:
         """Open the "What distillation bought" card of finished run ``path`` beside ``baseline`` (default: its
-        newest finished hard-label baseline in this runs folder). Returns the card window, None for a run that
-        has not finished."""
-        from workbench.bought import build_card, find_baseline, is_finished
-        from workbench.gui.runs.bought_card import BoughtCard
-        from workbench.run_folder import read_run
+        newest finished hard-label baseline in this runs folder); None for a run that has not finished."""
+        from workbench.gui.runs.bought_card import show_card
 
-        info = read_run(path)  # fresh: the table may not have seen the summary yet
-        if not is_finished(info):
-            return None
-        if baseline is not None:
-            partner = read_run(baseline)
-            partner = partner if is_finished(partner) else None
-        else:
-            partner = find_baseline(info, list(self._infos.values()) or None)
-        card = build_card(info, partner)
-        if self.bought_card is None:
-            self.bought_card = BoughtCard(card, self.window())
-        else:
-            self.bought_card.set_card(card)
-        if self.bought_card.isVisible():
-            self.bought_card.raise_()  # already open behind the window: bring it to the front
-        else:
-            self.bought_card.show()  # a window shown anew comes to the front by itself
-        return self.bought_card
+        card = show_card(self.bought_card, self.window(), path, baseline, list(self._infos.values()))
+        self.bought_card = card or self.bought_card
+        return card
 
     def shutdown(self) -> None:
         self._timer.stop()
