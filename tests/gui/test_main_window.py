@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QObject, QSettings, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication
@@ -67,6 +68,12 @@ def test_a_run_fills_charts_soft_targets_progress_and_runs_table(make_window, ru
     assert window.runs_panel.row_count() == 1
     assert window.runs_panel.table.item(0, 2).text() == "completed"
     assert window.start_action.isEnabled()
+    # what distillation bought, from the run's own summary.json, opens by itself
+    card = window.runs_panel.bought_card
+    assert card is not None and card.isVisible() and card.card.run_path == finished.args[0].run_dir
+    summary = finished.args[0].summary
+    assert card.card.values["ce"]["distilled"] == pytest.approx(summary["student_ce"])
+    assert card.cells[("params", "teacher")].text() != "–" and card.card.baseline_path is None
 
 
 def test_pause_holds_the_run_and_resume_finishes_it(make_window, runs_dir, qtbot, tiny_config):

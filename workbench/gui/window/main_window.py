@@ -351,8 +351,15 @@ class MainWindow(
                 self.statusBar().showMessage(f"{name} completed.", 10000)
                 # The finished models now answer any prompt typed in the soft-target panel (off the GUI thread).
                 self.soft_targets.set_run_dir(run_dir)
-                if self._baseline_of:
+                source = self._baseline_of
+                if source:
                     self._show_what_distillation_bought(result.summary)
+                # The card: this run beside its baseline, or (a baseline just finished) its source beside it.
+                if run_dir:
+                    if source:
+                        self.runs_panel.show_bought(source, baseline=run_dir)
+                    else:
+                        self.runs_panel.show_bought(run_dir)
             elif result.status == "stopped":
                 self.progress.reset("Stopped")
                 self.banner.show_message(
