@@ -42,7 +42,9 @@ def test_baselines_one_for_distillation_only_axes_else_one_per_other_value(base)
     cells = Sweep.from_grid(base, ["distill.temperature=1,4", "distill.alpha=0.5,0.9"], baseline=True).cells()
     baselines = [c for c in cells if c.kind == "baseline"]
     assert len(cells) == 5 and len(baselines) == 1
-    assert baselines[0].config.distill.alpha == 0.0 and baselines[0].config.distill.temperature == base.distill.temperature
+    assert (
+        baselines[0].config.distill.alpha == 0.0 and baselines[0].config.distill.temperature == base.distill.temperature
+    )
     cells = Sweep.from_grid(base, ["train.lr=1e-3,3e-3", "distill.temperature=1,4"], baseline=True).cells()
     baselines = [c for c in cells if c.kind == "baseline"]
     assert [b.config.train.lr for b in baselines] == [1e-3, 3e-3]

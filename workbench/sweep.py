@@ -170,7 +170,9 @@ def _all_leaf_fields() -> list[str]:
 def parse_axis(text: str, base: RunConfig) -> Axis:
     """``field=v1,v2,...`` as an :class:`Axis`, each value coerced and checked as ``--set`` does it."""
     if "=" not in text:
-        raise ConfigError("", f"grid {text!r} is not of the form field=v1,v2,...", "e.g. --grid distill.temperature=1,2,4")
+        raise ConfigError(
+            "", f"grid {text!r} is not of the form field=v1,v2,...", "e.g. --grid distill.temperature=1,2,4"
+        )
     name, raw = (part.strip() for part in text.split("=", 1))
     allowed = [n for n in sweepable_fields() if n not in teacher_fields(base)]
     if name in teacher_fields(base):
@@ -223,7 +225,9 @@ class Sweep:
             raise ConfigError("", "a sweep needs at least one --grid", "e.g. --grid distill.temperature=1,2,4")
         if len(grids) > MAX_AXES:
             raise ConfigError(
-                "", f"a sweep has at most {MAX_AXES} axes, got {len(grids)}", "drop a --grid, or run one sweep per value"
+                "",
+                f"a sweep has at most {MAX_AXES} axes, got {len(grids)}",
+                "drop a --grid, or run one sweep per value",
             )
         base.validate()
         axes = [parse_axis(g, base) for g in grids]
@@ -306,7 +310,9 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
     path = Path(sweep_dir).expanduser()
     if not (path / SWEEP_FILE).is_file() or not (path / BASE_FILE).is_file():
         raise ConfigError(
-            "", f"{str(sweep_dir)!r} is not a sweep folder (it has no sweep.json)", "pick a folder made by `workbench sweep`"
+            "",
+            f"{str(sweep_dir)!r} is not a sweep folder (it has no sweep.json)",
+            "pick a folder made by `workbench sweep`",
         )
     data = _read_json(path / SWEEP_FILE)
     if not isinstance(data, dict) or not isinstance(data.get("axes"), list):
@@ -383,7 +389,14 @@ def read_sweep(sweep_dir: str | Path) -> SweepInfo:
         elif status == "running":
             status = "interrupted"
         cells.append(
-            CellInfo(str(entry.get("id", "")), str(entry.get("kind", "cell")), dict(entry.get("values", {})), run_dir, status, summary)
+            CellInfo(
+                str(entry.get("id", "")),
+                str(entry.get("kind", "cell")),
+                dict(entry.get("values", {})),
+                run_dir,
+                status,
+                summary,
+            )
         )
     status = str(data.get("status", "unknown"))
     if status == "running" and not _alive(int(data.get("pid", -1) or -1)):

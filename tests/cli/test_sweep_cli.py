@@ -59,7 +59,10 @@ def test_a_2x2_sweep_trains_the_teacher_once_and_prints_its_table_as_json(swept)
             assert row[key] == summary[key]
         assert row["status"] == "completed"
     assert [(r["distill.temperature"], r["distill.alpha"]) for r in table["cells"]] == [
-        (1.0, 0.5), (1.0, 0.9), (4.0, 0.5), (4.0, 0.9)
+        (1.0, 0.5),
+        (1.0, 0.9),
+        (4.0, 0.5),
+        (4.0, 0.9),
     ]
     # the same teacher for all: its held-out CE is the same in every cell
     assert len({json.loads((c / "summary.json").read_text())["teacher_ce"] for c in cells}) == 1

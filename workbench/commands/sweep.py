@@ -81,7 +81,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         if not args.config:
             raise ConfigError(
-                "", "no config given", f"e.g. `workbench sweep toy-quick --grid distill.temperature=1,2,4`; presets: {', '.join(preset_names())}"
+                "",
+                "no config given",
+                f"e.g. `workbench sweep toy-quick --grid distill.temperature=1,2,4`; presets: {', '.join(preset_names())}",
             )
         config = load_config(args.config, validate=False)  # checked after --set
         config.apply_overrides(args.overrides)
@@ -152,7 +154,10 @@ def table_text(axes: list[Any], rows: list[dict[str, Any]]) -> str:
             return "nan" if math.isnan(value) else f"{value:.4g}"
         return value_text(value)
 
-    lines = [[r["cell"], *[cell_text(r, f) for f in fields], r["status"], *[cell_text(r, k) for k, _ in present]] for r in rows]
+    lines = [
+        [r["cell"], *[cell_text(r, f) for f in fields], r["status"], *[cell_text(r, k) for k, _ in present]]
+        for r in rows
+    ]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
     out = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [header, *lines]]
     return "\n".join(out)

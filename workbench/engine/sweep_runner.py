@@ -33,8 +33,6 @@ from workbench.sweep import (
     write_sweep_file,
 )
 
-RESUMABLE = ("stopped", "cancelled", "interrupted", "failed", "unknown", "running")
-
 
 def with_shared_teacher(config: RunConfig, teacher_dir: Path) -> RunConfig:
     """``config`` reading the teacher another cell trained, instead of training its own."""
