@@ -370,6 +370,7 @@ class SweepInfo:
     axes: list[Axis]
     baseline: bool
     cells: list[CellInfo]
+    pid: int = -1
 
 
 def read_sweep(sweep_dir: str | Path) -> SweepInfo:
@@ -399,14 +400,20 @@ def read_sweep(sweep_dir: str | Path) -> SweepInfo:
             )
         )
     status = str(data.get("status", "unknown"))
-    if status == "running" and not _alive(int(data.get("pid", -1) or -1)):
+    try:
+        pid = int(data.get("pid", -1) or -1)
+    except (TypeError, ValueError):
+        pid = -1
+    if status == "running" and not _alive(pid):
         status = "interrupted"
     try:
         created = time.strftime("%Y-%m-%d %H:%M", time.localtime((path / BASE_FILE).stat().st_mtime))
     except OSError:
         created = ""
     axes = [Axis(str(a.get("field", "")), tuple(a.get("values", []))) for a in data.get("axes", [])]
-    return SweepInfo(path, str(data.get("name", path.name)), status, created, axes, bool(data.get("baseline")), cells)
+    return SweepInfo(
+        path, str(data.get("name", path.name)), status, created, axes, bool(data.get("baseline")), cells, pid
+    )
 
 
 def list_sweeps(runs_dir: str | Path) -> list[SweepInfo]:

@@ -164,3 +164,15 @@ def test_sweep_user_errors_are_one_error_and_one_hint_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 2 and err[0].startswith("error: ") and words in err[0] and err[1].startswith("hint: ")
     assert os.listdir(tmp_path) == []  # nothing was made
+
+
+def test_a_sweep_another_live_process_runs_is_refused(tmp_path, capsys):
+    sweep = Sweep.from_grid(_tiny_base(tmp_path), ["distill.alpha=0.5,0.9"])
+    path = sweep.create_dir()
+    data = json.loads((path / "sweep.json").read_text())
+    data.update(status="running", pid=os.getppid())  # alive, and not this process
+    (path / "sweep.json").write_text(json.dumps(data))
+    assert main(["sweep", "--resume", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"is running in process {os.getppid()}" in err and "hint: " in err
+    assert not any(p.is_dir() for p in path.iterdir())  # no cell was started

@@ -29,7 +29,9 @@ by the others, so teacher.* fields, and for a teacher trained here data.* and th
 runs (alpha = 0): one in all when the axes are distillation-only fields (distill.temperature, alpha,
 divergence, beta, skew, t_squared), else one per value of the other axes. To continue a stopped or
 killed sweep give --resume SWEEP_DIR: finished cells are skipped, an interrupted cell continues
-from its last checkpoint."""
+from its last checkpoint (a cell with none starts again); running the same command again starts a
+new sweep. Ctrl-C stops the running cell with a checkpoint and starts no other (exit 130); exit 1
+when a cell failed, 2 for a config or grid that is not allowed."""
 
 
 def add_parser(sub: Any) -> None:

@@ -15,6 +15,7 @@ Stop and cancel (``control``) end the running cell as they end a run, and no fur
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 from workbench.config.schema import RunConfig
 from workbench.control import Control
 from workbench.engine.train.run import run
+from workbench.errors import ConfigError, WriteFailed
 from workbench.events import Failed, Finished
 from workbench.run_folder import TEACHER_DIR, latest_checkpoint, read_run
 from workbench.sweep import (
@@ -30,6 +32,7 @@ from workbench.sweep import (
     CellStarted,
     SweepFinished,
     load_sweep,
+    read_sweep,
     write_sweep_file,
 )
 
@@ -50,9 +53,17 @@ def run_sweep(
     run_fn: Callable[..., Finished | Failed] = run,
 ) -> SweepFinished:
     """Run (or resume) every cell of the sweep folder ``sweep_dir``; never raises for errors a user can cause
-    inside a cell (they end that cell as failed). A folder that is not a sweep raises ConfigError."""
+    inside a cell (they end that cell as failed). A folder that is not a sweep, a sweep another live process is
+    running, and a sweep.json that cannot be written raise ConfigError."""
     path = Path(sweep_dir).expanduser()
     sweep = load_sweep(path)
+    running = read_sweep(path)
+    if running.status == "running" and running.pid != os.getpid():
+        raise ConfigError(
+            "",
+            f"sweep {path.name} is running in process {running.pid}",
+            "wait for it to end, or stop it (Ctrl-C in its terminal) and resume it then",
+        )
     control = control or Control()
     emit = on_event or (lambda event: None)
     cells = sweep.cells()
@@ -64,7 +75,10 @@ def run_sweep(
     teacher_dir = path / cells[0].id / TEACHER_DIR
 
     def save(status: str) -> None:
-        write_sweep_file(path, sweep, status, statuses)
+        try:
+            write_sweep_file(path, sweep, status, statuses)
+        except WriteFailed as err:
+            raise ConfigError("", err.message, err.hint) from None
 
     save("running")
     outcome = "completed"
