@@ -176,3 +176,56 @@ def test_a_sweep_another_live_process_runs_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"is running in process {os.getppid()}" in err and "hint: " in err
     assert not any(p.is_dir() for p in path.iterdir())  # no cell was started
+
+
+def _fake_run(fail: set[str], calls: list[str]):
+    """A stand-in for train.run that writes a run folder's files (and a teacher in the first cell) at once."""
+    from workbench.events import Failed, Finished
+    from workbench.run_folder import write_status
+
+    def run(config, on_event, control, *, run_dir=None, resume=None):
+        folder = Path(run_dir or resume)
+        calls.append(folder.name)
+        folder.mkdir(exist_ok=True)
+        config.save(folder / "config.toml")
+        if config.teacher.source == "train":
+            (folder / "teacher").mkdir()
+            (folder / "teacher" / "config.json").write_text("{}")
+        if any(word in folder.name for word in fail):
+            write_status(folder, "failed")
+            return Failed("The distill loss became nan at step 3.", "lower the temperature", run_dir=str(folder))
+        write_status(folder, "completed")
+        return Finished("completed", str(folder), {"status": "completed"})
+
+    return run
+
+
+def test_a_failed_cell_does_not_stop_the_others_and_is_retried_on_resume(tmp_path):
+    sweep = Sweep.from_grid(_tiny_base(tmp_path), ["distill.temperature=1,4,8"])
+    path = sweep.create_dir()
+    calls: list[str] = []
+    events: list = []
+    result = run_sweep(path, events.append, run_fn=_fake_run({"temperature-4"}, calls))
+    assert result.status == "failed"
+    assert [c.status for c in read_sweep(path).cells] == ["completed", "failed", "completed"]
+    assert [e.message for e in events if e.kind == "cell_finished"][1].startswith("The distill loss became nan")
+    calls.clear()
+    assert run_sweep(path, run_fn=_fake_run(set(), calls)).status == "completed"
+    assert calls == ["02-temperature-4"]  # only the failed cell ran again
+
+
+def test_without_the_teacher_of_the_first_cell_the_others_do_not_start(tmp_path, capsys):
+    sweep = Sweep.from_grid(_tiny_base(tmp_path), ["distill.temperature=1,4"])
+    path = sweep.create_dir()
+    calls: list[str] = []
+
+    def refused(config, on_event, control, *, run_dir=None, resume=None):
+        calls.append(Path(run_dir).name)
+        from workbench.events import Failed
+
+        return Failed("The teacher cannot be trained.", "a hint", user_error=True)
+
+    assert run_sweep(path, run_fn=refused).status == "failed"
+    assert calls == ["01-temperature-1"]
+    info = read_sweep(path)
+    assert [c.status for c in info.cells] == ["failed", "failed"]
