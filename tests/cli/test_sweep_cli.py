@@ -45,6 +45,10 @@ def test_a_2x2_sweep_trains_the_teacher_once_and_prints_its_table_as_json(swept)
     assert code == 0, stderr
     table = json.loads(stdout.strip().splitlines()[-1])
     assert table["status"] == "completed" and len(table["cells"]) == 4
+    assert table["axes"] == [
+        {"field": "distill.temperature", "values": [1.0, 4.0]},
+        {"field": "distill.alpha", "values": [0.5, 0.9]},
+    ]
     sweep_dir = Path(table["sweep_dir"])
     cells = [Path(row["run_dir"]) for row in table["cells"]]
     assert [c.parent for c in cells] == [sweep_dir] * 4
@@ -131,24 +135,25 @@ def test_a_stopped_sweep_resumes_the_interrupted_cell_and_skips_finished_ones(tm
     assert sum(_teacher_stages(c.run_dir) for c in read_sweep(path).cells) == 1
 
 
-def test_a_killed_cell_without_a_checkpoint_starts_again_and_the_cli_resumes_it(tmp_path):
-    base = _tiny_base(tmp_path)
-    base.train.checkpoint_interval = 0
-    sweep = Sweep.from_grid(base, ["distill.alpha=0.5,0.9"])
-    path = sweep.create_dir()
-    assert run_sweep(path).status == "completed"
+def test_a_killed_cell_without_a_checkpoint_starts_again_and_the_cli_resumes_it(swept, tmp_path):
+    import shutil
+
+    path = tmp_path / "sweep"
+    shutil.copytree(list_sweeps(swept[0])[0].path, path)  # the later cells still load the first one's teacher
     last = read_sweep(path).cells[-1].run_dir
     # what a kill during the last cell leaves: no summary, a status that says running (its process gone)
     (last / "summary.json").unlink()
     (last / "status.json").write_text(json.dumps({"status": "running", "pid": 2**22 + 12345}))
-    first_events = (read_sweep(path).cells[0].run_dir / "events.jsonl").stat().st_size
-    assert [c.status for c in read_sweep(path).cells] == ["completed", "interrupted"]
+    shutil.rmtree(last / "checkpoints", ignore_errors=True)
+    sizes = [(c.run_dir / "events.jsonl").stat().st_size for c in read_sweep(path).cells[:-1]]
+    assert [c.status for c in read_sweep(path).cells] == ["completed"] * 3 + ["interrupted"]
     code, stdout, stderr = _sweep(["sweep", "--resume", str(path), "--json"])
     assert code == 0, stderr
     table = json.loads(stdout.strip().splitlines()[-1])
-    assert [r["status"] for r in table["cells"]] == ["completed", "completed"]
-    assert (last / "summary.json").is_file()
-    assert (read_sweep(path).cells[0].run_dir / "events.jsonl").stat().st_size == first_events
+    assert [r["status"] for r in table["cells"]] == ["completed"] * 4
+    assert "== cell 4/4 04-temperature-4-alpha-0.9: distill.temperature=4" in stderr  # started again, not resumed
+    assert json.loads((last / "summary.json").read_text())["steps"] == 6
+    assert [(c.run_dir / "events.jsonl").stat().st_size for c in read_sweep(path).cells[:-1]] == sizes
     assert _teacher_stages(last) == 0
 
 

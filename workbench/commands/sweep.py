@@ -102,7 +102,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.json:
         from workbench.events import finite_or_none
 
-        data = {"status": finished.status, "sweep_dir": sweep_dir, "cells": rows}
+        axes = [{"field": a.field, "values": list(a.values)} for a in info.axes]
+        data = {"status": finished.status, "sweep_dir": sweep_dir, "axes": axes, "cells": rows}
         print(json.dumps(finite_or_none(data), default=float, allow_nan=False))
     else:
         print(table_text(info.axes, rows))
