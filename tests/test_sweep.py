@@ -9,7 +9,8 @@ import pytest
 from workbench.config.presets import load_config
 from workbench.errors import ConfigError
 from workbench.run_folder import list_runs
-from workbench.sweep import Sweep, list_sweeps, load_sweep, read_sweep, sweepable_fields
+from workbench.sweep import Sweep, load_sweep, sweepable_fields
+from workbench.sweep_folder import list_sweeps, read_sweep
 
 
 @pytest.fixture
@@ -49,6 +50,8 @@ def test_baselines_one_for_distillation_only_axes_else_one_per_other_value(base)
     baselines = [c for c in cells if c.kind == "baseline"]
     assert [b.config.train.lr for b in baselines] == [1e-3, 3e-3]
     assert all(b.config.distill.alpha == 0.0 for b in baselines)
+    cells = Sweep.from_grid(base, ["distill.alpha=0,0.5", "distill.temperature=1,4"], baseline=True).cells()
+    assert len(cells) == 4 and all(c.kind == "cell" for c in cells)  # alpha = 0 cells are the baselines already
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,9 @@ The sweep folder (``<runs_dir>/<stamp>-sweep-<name>/``) holds ``base.toml`` (the
 ``--set``), ``sweep.json`` (axes, cells, each cell's run folder and status; written atomically) and the
 cells' run folders themselves, so ``list_runs(runs_dir)`` (the Runs tab, ``workbench runs``) does not list
 them (a sweep folder has no ``config.toml``) while ``list_runs(sweep_dir)`` lists exactly its cells, and
-:func:`list_sweeps` lists the sweeps. The runner is ``engine/sweep_runner.py``.
+``sweep_folder.list_sweeps`` lists the sweeps. The runner is ``engine/sweep_runner.py``.
+
+A baseline that would repeat a cell (an alpha axis with 0 among its values) is left out.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any, get_type_hints
 from workbench.config.presets import read_config_text
 from workbench.config.schema import RunConfig
 from workbench.errors import ConfigError, WriteFailed, writing
-from workbench.run_folder import make_folder, read_run, write_json
+from workbench.run_folder import make_folder, write_json
 
 SWEEP_FILE = "sweep.json"
 BASE_FILE = "base.toml"
@@ -203,6 +205,16 @@ def parse_axis(text: str, base: RunConfig) -> Axis:
     return Axis(name, tuple(values))
 
 
+def _same_run(a: RunConfig, b: RunConfig) -> bool:
+    """The same run but for its name (and, with alpha = 0 in both, the distillation-only fields)."""
+    a, b = a.copy(), b.copy()
+    b.name = a.name
+    if a.distill.alpha == 0.0 and b.distill.alpha == 0.0:
+        for name in DISTILL_ONLY_FIELDS:
+            b.set(name, a.get(name))
+    return a == b
+
+
 def value_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -257,6 +269,8 @@ class Sweep:
                     continue
                 seen.append(kept)
                 config = self._config({**kept, "distill.alpha": 0.0})
+                if any(_same_run(config, c.config) for c in cells):
+                    continue  # a cell already trains on hard labels alone (an alpha axis with 0 in it)
                 label = "-".join(["baseline", *(f"{k.rsplit('.', 1)[-1]}-{value_text(v)}" for k, v in kept.items())])
                 config.name = f"{self.base.name}-{label}"
                 cells.append(Cell(f"b{len(seen):02d}-{label}", "baseline", {**kept, "distill.alpha": 0.0}, config))
@@ -314,7 +328,7 @@ def load_sweep(sweep_dir: str | Path) -> Sweep:
             f"{str(sweep_dir)!r} is not a sweep folder (it has no sweep.json)",
             "pick a folder made by `workbench sweep`",
         )
-    data = _read_json(path / SWEEP_FILE)
+    data = read_json_or_none(path / SWEEP_FILE)
     if not isinstance(data, dict) or not isinstance(data.get("axes"), list):
         raise ConfigError("", f"{str(path / SWEEP_FILE)!r} cannot be read", "it was damaged; start the sweep again")
     base = RunConfig.from_toml(read_config_text(path / BASE_FILE), source=str(path / BASE_FILE))
@@ -341,126 +355,9 @@ def write_sweep_file(path: Path, sweep: Sweep, status: str, cells: dict[str, str
     write_json(path / SWEEP_FILE, data)
 
 
-def _read_json(path: Path) -> Any:
+def read_json_or_none(path: Path) -> Any:
+    """A JSON file's content; None when it is missing, being replaced or not JSON."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-
-
-# -- reading sweeps --------------------------------------------------------------------------
-
-
-@dataclass
-class CellInfo:
-    id: str
-    kind: str
-    values: dict[str, Any]
-    run_dir: Path
-    status: str
-    summary: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class SweepInfo:
-    path: Path
-    name: str
-    status: str
-    created: str
-    axes: list[Axis]
-    baseline: bool
-    cells: list[CellInfo]
-    pid: int = -1
-
-
-def read_sweep(sweep_dir: str | Path) -> SweepInfo:
-    """A sweep folder as the window and the CLI show it. A cell's status comes from its run folder when it
-    has one (a killed sweep leaves ``running`` in sweep.json; its run folder then says ``interrupted``)."""
-    path = Path(sweep_dir)
-    data = _read_json(path / SWEEP_FILE)
-    if not isinstance(data, dict):
-        raise ConfigError("", f"{str(path)!r} is not a sweep folder (no readable sweep.json)", "pick a sweep folder")
-    cells = []
-    for entry in data.get("cells", []):
-        run_dir = path / str(entry.get("run_dir", entry.get("id", "")))
-        status, summary = str(entry.get("status", "unknown")), {}
-        if (run_dir / "config.toml").is_file():
-            info = read_run(run_dir)
-            status, summary = info.status, info.summary
-        elif status == "running":
-            status = "interrupted"
-        cells.append(
-            CellInfo(
-                str(entry.get("id", "")),
-                str(entry.get("kind", "cell")),
-                dict(entry.get("values", {})),
-                run_dir,
-                status,
-                summary,
-            )
-        )
-    status = str(data.get("status", "unknown"))
-    try:
-        pid = int(data.get("pid", -1) or -1)
-    except (TypeError, ValueError):
-        pid = -1
-    if status == "running" and not _alive(pid):
-        status = "interrupted"
-    try:
-        created = time.strftime("%Y-%m-%d %H:%M", time.localtime((path / BASE_FILE).stat().st_mtime))
-    except OSError:
-        created = ""
-    axes = [Axis(str(a.get("field", "")), tuple(a.get("values", []))) for a in data.get("axes", [])]
-    return SweepInfo(
-        path, str(data.get("name", path.name)), status, created, axes, bool(data.get("baseline")), cells, pid
-    )
-
-
-def list_sweeps(runs_dir: str | Path) -> list[SweepInfo]:
-    """The sweep folders in ``runs_dir``, newest first (a damaged or vanishing one is left out)."""
-    root = Path(runs_dir).expanduser()
-    if not root.is_dir():
-        return []
-    found = []
-    for folder in sorted((p for p in root.iterdir() if (p / SWEEP_FILE).is_file()), key=lambda p: p.name, reverse=True):
-        try:
-            found.append(read_sweep(folder))
-        except (ConfigError, OSError):
-            continue
-    return found
-
-
-def _alive(pid: int) -> bool:
-    from workbench.run_folder import _pid_alive
-
-    return _pid_alive(pid)
-
-
-# -- the table --------------------------------------------------------------------------------
-
-METRICS = (
-    ("kl_true_student", "KL true||stu"),
-    ("kl_teacher_student", "KL tea||stu"),
-    ("student_ce", "held-out CE"),
-    ("top1_agreement", "top-1 agree"),
-    ("student_latency_ms", "latency ms"),
-)
-"""The final metrics of each cell in the sweep's table (those its summary.json has)."""
-
-
-def table_rows(info: SweepInfo) -> list[dict[str, Any]]:
-    """One row per cell: its id, kind, values, status, run folder and final metrics (from summary.json)."""
-    rows = []
-    for cell in info.cells:
-        row: dict[str, Any] = {
-            "cell": cell.id,
-            "kind": cell.kind,
-            **cell.values,
-            "status": cell.status,
-            "run_dir": str(cell.run_dir),
-        }
-        for key, _ in METRICS:
-            if key in cell.summary:
-                row[key] = cell.summary[key]
-        rows.append(row)
-    return rows

@@ -17,7 +17,8 @@ from workbench.control import Control
 from workbench.engine.sweep_runner import run_sweep
 from workbench.events import read_events
 from workbench.run_folder import list_runs, read_run
-from workbench.sweep import Sweep, list_sweeps, read_sweep
+from workbench.sweep import Sweep
+from workbench.sweep_folder import list_sweeps, read_sweep
 
 GRID = ["--grid", "distill.temperature=1,4", "--grid", "distill.alpha=0.5,0.9"]
 

@@ -76,7 +76,7 @@ def _data_log(message: str) -> None:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from workbench.run_folder import list_runs
-    from workbench.sweep import list_sweeps
+    from workbench.sweep_folder import list_sweeps
 
     given = args.runs_dir
     runs_dir = given or "runs"

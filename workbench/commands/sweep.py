@@ -17,7 +17,8 @@ from typing import Any
 from workbench.commands import EXIT_FAILED, EXIT_INTERRUPTED
 from workbench.config.presets import load_config, preset_names
 from workbench.errors import ConfigError
-from workbench.sweep import METRICS, Sweep, read_sweep, table_rows, value_text
+from workbench.sweep import Sweep, value_text
+from workbench.sweep_folder import METRICS, read_sweep, table_rows
 
 HELP = """\
 Run CONFIG once per cell of a grid: --grid FIELD=V1,V2,... (one or two, any number, true/false or choice

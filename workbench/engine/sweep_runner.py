@@ -32,9 +32,9 @@ from workbench.sweep import (
     CellStarted,
     SweepFinished,
     load_sweep,
-    read_sweep,
     write_sweep_file,
 )
+from workbench.sweep_folder import read_sweep
 
 
 def with_shared_teacher(config: RunConfig, teacher_dir: Path) -> RunConfig:
