@@ -1,5 +1,5 @@
-"""The command line: ``workbench`` (the window), ``workbench run``, ``predict``, ``data``, ``presets``, ``runs``
-(``runs export``, ``runs bought``).
+"""The command line: ``workbench`` (the window), ``workbench run``, ``sweep``, ``predict``, ``data``, ``presets``,
+``runs`` (``runs export``, ``runs bought``).
 
 Errors a user can fix (a bad value, a missing file, tokenizers that differ, out of
 memory) print one line ``error: ...`` plus a ``hint: ...`` line and exit with status 2;
@@ -19,6 +19,7 @@ from workbench.commands import EXIT_INTERRUPTED, EXIT_USAGE
 from workbench.commands.export import cmd_export, runs_export_parser
 from workbench.commands.inspect import cmd_data, cmd_predict, cmd_presets, cmd_runs, runs_bought_parser
 from workbench.commands.run import cmd_run
+from workbench.commands.sweep import add_parser as add_sweep_parser
 from workbench.config.presets import preset_names
 from workbench.errors import ConfigError, WorkbenchWarning
 
@@ -100,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or killed run from its last checkpoint")
     run.add_argument("--json", action="store_true", help="print the run summary as JSON on the last line of stdout")
     run.set_defaults(handler=cmd_run)
+
+    add_sweep_parser(sub)
 
     presets = sub.add_parser("presets", help="list the built-in presets")
     presets.add_argument("--fields", action="store_true", help="also list every config field with its documentation")

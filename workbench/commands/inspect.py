@@ -76,6 +76,7 @@ def _data_log(message: str) -> None:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from workbench.run_folder import list_runs
+    from workbench.sweep_folder import list_sweeps
 
     given = args.runs_dir
     runs_dir = given or "runs"
@@ -85,9 +86,14 @@ def cmd_runs(args: argparse.Namespace) -> int:
             "", f"{runs_dir!r} is not a folder", "give the folder that holds the run folders (the config's runs_dir)"
         )
     found = list_runs(runs_dir)
-    if not found:
+    sweeps = list_sweeps(runs_dir)
+    if not found and not sweeps:
         print(f"no runs in {runs_dir}")
         return 0
+    for sweep in sweeps:  # a sweep's cells are run folders inside it: `workbench runs SWEEP_DIR` lists them
+        done = sum(c.status == "completed" for c in sweep.cells)
+        axes = " x ".join(f"{a.field}({len(a.values)})" for a in sweep.axes)
+        print(f"{sweep.path.name:<40} {'sweep ' + sweep.status:<17} {done}/{len(sweep.cells)} cells completed  {axes}")
     for info in found:
         s = info.summary
         metrics = " ".join(
