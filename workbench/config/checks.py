@@ -157,6 +157,7 @@ def relation_errors(config: RunConfig) -> list[ConfigError]:
                 "a custom student uses the teacher's family",
             )
         )
+    errors.extend(teacher_cache_errors(config))
     if t.source == "train":
         if tr.teacher_steps < 1:
             errors.append(
@@ -232,6 +233,34 @@ def relation_errors(config: RunConfig) -> list[ConfigError]:
                 "name",
                 f"is {len(config.name.encode('utf-8'))} bytes long; a run folder's name allows {NAME_MAX}",
                 f"use at most {NAME_MAX} letters",
+            )
+        )
+    return errors
+
+
+def teacher_cache_errors(config: RunConfig) -> list[ConfigError]:
+    """distill.teacher_cache = "topk" keeps only the teacher's top-k tokens and a tail bucket: the
+    divergences that need the teacher's whole distribution, and the fused loss (which recomputes the
+    teacher's logits from its hidden states), do not go with it. alpha = 0 makes the cache pointless
+    (nothing reads it) but is allowed: the run then builds none."""
+    d = config.distill
+    if d.teacher_cache != "topk":
+        return []
+    errors = []
+    if d.divergence != "forward_kl":
+        errors.append(
+            ConfigError(
+                "distill.divergence",
+                f"{d.divergence!r} is not available with the top-k teacher cache, which supports forward_kl only",
+                'use divergence = "forward_kl", or use teacher_cache = "full"',
+            )
+        )
+    if d.fused_loss:
+        errors.append(
+            ConfigError(
+                "distill.fused_loss",
+                "the fused loss recomputes the teacher's logits, which the top-k teacher cache replaces",
+                'turn fused_loss off, or use teacher_cache = "full"',
             )
         )
     return errors

@@ -52,6 +52,8 @@ LABELS = {
     "chunk_positions": "Loss chunk",
     "fused_loss": "Fused loss",
     "transfer_blocks": "Transfer blocks",
+    "teacher_cache": "Teacher cache",
+    "cache_k": "Cache top-k",
     "teacher_steps": "Teacher steps",
     "teacher_lr": "Teacher LR",
     "max_steps": "Distill steps",
