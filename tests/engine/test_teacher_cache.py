@@ -234,3 +234,114 @@ def test_the_config_offers_the_cache_and_refuses_what_conflicts():
         RunConfig().apply_overrides(["distill.cache_k=0"])
     with pytest.raises(ConfigError):
         RunConfig().apply_overrides(["distill.teacher_cache=sparse"])
+
+
+# -- in a run -----------------------------------------------------------------------
+
+
+def cached_config(tmp_path):
+    from tests.engine.test_train import tiny_config
+
+    return tiny_config(tmp_path, **{"distill.teacher_cache": "topk", "distill.cache_k": "8"})
+
+
+@pytest.fixture(scope="module")
+def cached_run(tmp_path_factory):
+    """One uninterrupted tiny run with the top-k cache (its own WORKBENCH_HOME, so its cache is its own)."""
+    from workbench.engine.train.run import run
+
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORKBENCH_HOME", str(home))
+        received = []
+        result = run(cached_config(tmp_path_factory.mktemp("cached")), received.append)
+    return result, received, home
+
+
+def test_a_run_with_the_cache_distills_without_running_the_teacher_on_batches(cached_run):
+    result, received, _ = cached_run
+    assert result.status == "completed", result
+    logs = [e.message for e in received if e.kind == "log"]
+    assert any("teacher cache (training, top 8): built" in m for m in logs), logs
+    assert any("teacher cache (held-out, top 8): built" in m for m in logs)
+    assert any(m.startswith("building the teacher cache (training blocks)") for m in logs)
+    evals = [e for e in received if e.kind == "eval" and e.stage == "distill"]
+    for key in ("kl_teacher_student", "top1_agreement", "teacher_ce", "student_ce", "kl_true_teacher"):
+        assert key in evals[-1].metrics, key
+    assert all(0 <= e.metrics["kl_teacher_student"] < math.inf for e in evals)
+    assert result.summary["student_ppl"] < result.summary["student_ppl_before"]
+
+
+def test_the_objective_reads_the_cache_and_never_calls_the_teacher():
+    from workbench.config.schema import DistillConfig
+    from workbench.engine.train.objective import Batch, Objective
+    import contextlib
+
+    teacher, blocks = tiny_teacher(), some_blocks()
+    cache = build(teacher, blocks, k=VOCAB)
+    counter = Counting(teacher)
+    student = tiny_teacher(seed=3)
+    settings = DistillConfig(teacher_cache="topk", cache_k=VOCAB, temperature=2.0, alpha=0.5)
+    objective = Objective(settings, alpha=0.5, teacher=teacher, autocast=contextlib.nullcontext,
+                          chunk_positions=64, teacher_topk=cache)
+    index = torch.tensor([4, 1])
+    batch = Batch.of_blocks(blocks[index], index)
+    parts = objective(student, batch, batch.valid_tokens())
+    assert counter.calls == 0
+    with torch.no_grad():
+        teacher_logits = teacher(input_ids=blocks[index]).logits
+    full = distill_loss(student(input_ids=blocks[index]).logits, teacher_logits, blocks[index],
+                        temperature=2.0, alpha=0.5)
+    assert parts.loss.item() == pytest.approx(full.loss.item(), rel=2e-3)  # k = V: fp16 log-probs only
+
+
+def test_a_second_run_reuses_the_cache(cached_run, tmp_path, monkeypatch):
+    from workbench.engine.train.run import run
+
+    _, _, home = cached_run
+    monkeypatch.setenv("WORKBENCH_HOME", str(home))
+    cfg = cached_config(tmp_path)
+    cfg.train.max_steps = 2
+    received = []
+    result = run(cfg, received.append)
+    assert result.status == "completed", result
+    logs = [e.message for e in received if e.kind == "log"]
+    assert any("teacher cache (training, top 8): found" in m for m in logs), logs
+    assert not any(m.startswith("building the teacher cache") for m in logs)
+
+
+def test_a_resumed_run_with_the_cache_ends_like_an_uninterrupted_one(cached_run, tmp_path):
+    from workbench.config.schema import RunConfig
+    from workbench.control import Control
+    from workbench.engine.train.run import run
+
+    expected = cached_run[0].summary
+    control = Control()
+
+    def stop_at_six(event):
+        if event.kind == "step" and event.stage == "distill" and event.step >= 6:
+            control.request_stop()
+
+    first = run(cached_config(tmp_path), stop_at_six, control)
+    assert first.status == "stopped", first
+    received = []
+    resumed = run(RunConfig(), received.append, resume=first.run_dir)
+    assert resumed.status == "completed", resumed
+    assert any("teacher cache (training, top 8): found" in e.message for e in received if e.kind == "log")
+    for key in ("student_ce", "kl_teacher_student", "kl_true_student", "teacher_ce"):
+        assert resumed.summary[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-5), key
+
+
+def test_held_out_metrics_from_the_cache_at_k_equal_to_the_vocabulary_are_the_full_ones():
+    from workbench.engine.evaluate import evaluate
+
+    teacher, student, blocks = tiny_teacher(), tiny_teacher(seed=2), some_blocks()
+    cache = build(teacher, blocks, k=VOCAB)
+    common = dict(blocks=blocks, batch_size=4, device=torch.device("cpu"))
+    full = evaluate(student=student, teacher=teacher, **common)
+    cached = evaluate(student=student, teacher=None, teacher_topk=cache, **common)
+    assert cached["kl_teacher_student"] == pytest.approx(full["kl_teacher_student"], rel=1e-2, abs=1e-4)
+    assert cached["top1_agreement"] == pytest.approx(full["top1_agreement"])
+    assert cached["student_ce"] == pytest.approx(full["student_ce"])
+    smaller = evaluate(student=student, teacher=None, teacher_topk=build(teacher, blocks, k=4), **common)
+    assert smaller["kl_teacher_student"] <= full["kl_teacher_student"] + 1e-4
