@@ -9,10 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from workbench.config.schema import ArchConfig, RunConfig
 from workbench.engine import teacher_cache as tc
 from workbench.engine.losses import distill_loss
 from workbench.engine.models.build import build_model
-from workbench.config.schema import ArchConfig, RunConfig
 from workbench.errors import ConfigError
 
 VOCAB = 40
@@ -184,8 +184,9 @@ def test_with_k_below_the_vocabulary_loss_and_gradients_match_a_dense_reference(
     labels = torch.randint(0, VOCAB, (2, 7), generator=torch.Generator().manual_seed(6))
     labels[1, 2] = -100
     student = _logits(4).requires_grad_(True)
-    sparse = tc.topk_distill_loss(student, _cached(teacher, 6), labels, temperature=temperature, alpha=0.6,
-                                  chunk_positions=5)
+    sparse = tc.topk_distill_loss(
+        student, _cached(teacher, 6), labels, temperature=temperature, alpha=0.6, chunk_positions=5
+    )
     (grad,) = torch.autograd.grad(sparse.loss, student)
     reference_student = student.detach().double().requires_grad_(True)
     reference = _dense_reference_loss(reference_student, teacher, labels, 6, temperature, 0.6)
@@ -273,25 +274,28 @@ def test_a_run_with_the_cache_distills_without_running_the_teacher_on_batches(ca
 
 
 def test_the_objective_reads_the_cache_and_never_calls_the_teacher():
+    import contextlib
+
     from workbench.config.schema import DistillConfig
     from workbench.engine.train.objective import Batch, Objective
-    import contextlib
 
     teacher, blocks = tiny_teacher(), some_blocks()
     cache = build(teacher, blocks, k=VOCAB)
     counter = Counting(teacher)
     student = tiny_teacher(seed=3)
     settings = DistillConfig(teacher_cache="topk", cache_k=VOCAB, temperature=2.0, alpha=0.5)
-    objective = Objective(settings, alpha=0.5, teacher=teacher, autocast=contextlib.nullcontext,
-                          chunk_positions=64, teacher_topk=cache)
+    objective = Objective(
+        settings, alpha=0.5, teacher=teacher, autocast=contextlib.nullcontext, chunk_positions=64, teacher_topk=cache
+    )
     index = torch.tensor([4, 1])
     batch = Batch.of_blocks(blocks[index], index)
     parts = objective(student, batch, batch.valid_tokens())
     assert counter.calls == 0
     with torch.no_grad():
         teacher_logits = teacher(input_ids=blocks[index]).logits
-    full = distill_loss(student(input_ids=blocks[index]).logits, teacher_logits, blocks[index],
-                        temperature=2.0, alpha=0.5)
+    full = distill_loss(
+        student(input_ids=blocks[index]).logits, teacher_logits, blocks[index], temperature=2.0, alpha=0.5
+    )
     assert parts.loss.item() == pytest.approx(full.loss.item(), rel=2e-3)  # k = V: fp16 log-probs only
 
 

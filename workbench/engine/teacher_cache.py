@@ -371,7 +371,9 @@ def cached_kl_metrics(student_logits: Tensor, teacher: TopK) -> dict[str, Tensor
     buckets), ``top1_agreement`` and ``top5_agreement`` (the teacher's argmax is its first cached id)."""
     positions = student_logits.shape[1]
     ids, logp, tail = teacher.ids[:, :positions], teacher.logp[:, :positions], teacher.tail[:, :positions]
-    kl = bucket_kl(tempered_teacher_buckets(logp, tail, teacher.vocab_size, 1.0), student_buckets(student_logits, ids, 1.0))
+    kl = bucket_kl(
+        tempered_teacher_buckets(logp, tail, teacher.vocab_size, 1.0), student_buckets(student_logits, ids, 1.0)
+    )
     teacher_top1 = ids[..., 0]
     student_top5 = student_logits.topk(min(5, student_logits.shape[-1]), dim=-1).indices
     return {
