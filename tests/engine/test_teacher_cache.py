@@ -349,3 +349,16 @@ def test_held_out_metrics_from_the_cache_at_k_equal_to_the_vocabulary_are_the_fu
     assert cached["student_ce"] == pytest.approx(full["student_ce"])
     smaller = evaluate(student=student, teacher=None, teacher_topk=build(teacher, blocks, k=4), **common)
     assert smaller["kl_teacher_student"] <= full["kl_teacher_student"] + 1e-4
+
+
+def test_the_plan_gives_the_caches_bytes_per_token():
+    from workbench.engine.plan import plan_run
+
+    cfg = RunConfig()
+    assert plan_run(cfg).teacher_cache_bytes_per_token == 0
+    cfg.distill.teacher_cache = "topk"
+    plan = plan_run(cfg)
+    assert plan.vocab_size == 178
+    assert plan.teacher_cache_bytes_per_token == 64 * (2 + 2) + 4
+    cfg.distill.cache_k = 1024  # above the vocabulary: the whole vocabulary is kept
+    assert plan_run(cfg).teacher_cache_bytes_per_token == 178 * 4 + 4
