@@ -2,9 +2,9 @@
 
     python scripts/bench_teacher_cache.py [--k 64 --blocks 16 --seq 64 --teacher FOLDER] [--json]
 
-For two teachers, the toy language's vocabulary (178 tokens; a trained teacher with ``--teacher``, a
-save_pretrained folder, else a random-init one) and a random-init model with vocabulary 49152 (small
-layers), it builds the cache over random blocks and reports:
+For two teachers, the toy language's vocabulary (178 tokens; with ``--teacher`` the ``teacher/`` folder of
+a run on the built-in language, read on held-out toy blocks, else a random-init one on random blocks) and
+a random-init model with vocabulary 49152 (small layers, random blocks), it builds the cache and reports:
 
 - ``bytes_per_token``: the cache's size on disk over the positions it holds (the .npy headers included);
 - ``kl_full_vs_cached_T1`` / ``_T2``: held-out KL(full teacher_T || cached reconstruction_T), nats per
@@ -50,8 +50,9 @@ def reconstruction_kl(teacher_logits: torch.Tensor, cache: tc.TopKCache, tempera
     return float((full.exp() * (full - recon)).sum(-1).mean())
 
 
-def measure(name: str, teacher: torch.nn.Module, vocab: int, args) -> dict:
-    blocks = torch.randint(0, vocab, (args.blocks, args.seq), generator=torch.Generator().manual_seed(0))
+def measure(name: str, teacher: torch.nn.Module, vocab: int, args, blocks: torch.Tensor | None = None) -> dict:
+    if blocks is None:
+        blocks = torch.randint(0, vocab, (args.blocks, args.seq), generator=torch.Generator().manual_seed(0))
     started = time.perf_counter()
     cache = tc.teacher_topk_cache(teacher, blocks, args.k, device=torch.device("cpu"))
     build_s = time.perf_counter() - started
@@ -78,26 +79,36 @@ def random_teacher(vocab: int, scale: float) -> torch.nn.Module:
     return model
 
 
+def trained_toy_teacher(folder: str, args) -> tuple[torch.nn.Module, torch.Tensor]:
+    """A teacher a run trained on the built-in language (its ``teacher/`` folder) and held-out toy blocks."""
+    from workbench.config.schema import DataConfig
+    from workbench.engine.data.blocks import load_blocks
+    from workbench.engine.models.load import load_pretrained
+
+    teacher, tokenizer = load_pretrained("local", folder)
+    blocks = load_blocks(DataConfig(toy_sentences=2000), tokenizer, args.seq, seed=0, on_log=None)
+    return teacher.eval(), blocks.val[: args.blocks].long()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=64)
     parser.add_argument("--blocks", type=int, default=16)
     parser.add_argument("--seq", type=int, default=64)
-    parser.add_argument("--teacher", default="", help="a save_pretrained folder of a toy teacher")
+    parser.add_argument("--teacher", default="", help="the teacher/ folder of a run on the built-in language")
     parser.add_argument("--logit-scale", type=float, default=1.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("WORKBENCH_HOME", tempfile.mkdtemp(prefix="bench-teacher-cache-"))
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    toy_blocks = None
     if args.teacher:
-        from transformers import AutoModelForCausalLM
-
-        toy = AutoModelForCausalLM.from_pretrained(args.teacher).eval()
-        toy_name = f"toy teacher {args.teacher}"
+        toy, toy_blocks = trained_toy_teacher(args.teacher, args)
+        toy_name = "toy teacher (trained), held-out toy blocks"
     else:
         toy, toy_name = random_teacher(178, args.logit_scale), "toy vocabulary, random init"
     rows = [
-        measure(toy_name, toy, int(toy.get_output_embeddings().weight.shape[0]), args),
+        measure(toy_name, toy, int(toy.get_output_embeddings().weight.shape[0]), args, toy_blocks),
         measure("random init, vocabulary 49152", random_teacher(49152, args.logit_scale), 49152, args),
     ]
     result = {"k": args.k, "logit_scale": args.logit_scale, "rows": rows}
