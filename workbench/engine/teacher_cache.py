@@ -77,7 +77,7 @@ def weights_fingerprint(model: torch.nn.Module) -> str:
         flat = tensor.detach().reshape(-1)
         stride = max(1, flat.numel() // FINGERPRINT_SAMPLES)
         sample = flat[::stride][:FINGERPRINT_SAMPLES].float().cpu().numpy()
-        total = float(flat.double().sum()) if flat.is_floating_point() or flat.numel() else 0.0
+        total = float(flat.double().sum())
         digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|{total!r}|".encode())
         digest.update(sample.tobytes())
     return digest.hexdigest()

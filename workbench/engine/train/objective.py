@@ -2,7 +2,7 @@
 
 :class:`Objective` is the one place the training loop asks "what is this batch's loss?". Keeping it apart
 from the loop (train/stages.py: schedule, logging, evaluation, checkpoints) gives each way of producing the
-teacher's side (a forward pass today) and each way of computing the student's side its own seam, without
+teacher's side (a forward pass, or the top-k teacher cache of engine/teacher_cache.py) and each way of computing the student's side its own seam, without
 touching the loop.
 """
 
