@@ -6,6 +6,8 @@ the one way files and folders are written atomically (ground floor: no torch, no
 - ``models/``: fetched models (``scripts/fetch_smollm2.py`` puts the SmolLM2 GGUF here);
 - ``cache/gguf/``: GGUF files converted to safetensors, keyed by the file's hash;
 - ``cache/generated/``: teacher-generated datasets, keyed by teacher and settings;
+- ``cache/teacher_topk/``: the teacher's top-k tokens per position of a set of blocks, keyed by its
+  weights, the blocks and k (``engine/teacher_cache.py``);
 - ``cache/text/``: files and datasets tokenized into blocks (Arrow, and the held-out split as flat
   int32 files), keyed by source, tokenizer and block length (``engine/data/corpus.py``).
 """

@@ -226,6 +226,19 @@ def test_summary_and_architecture_show_a_plan(qtbot):
     assert any("dropped from the student" in text for _, text in view.canvas._hits)
 
 
+def test_the_summary_shows_the_teacher_caches_size_only_with_the_cache(qtbot):
+    from workbench.engine.plan import Plan
+
+    card = SummaryCard()
+    qtbot.addWidget(card)
+    card.show()
+    card.update_plan(Plan(teacher_cache_bytes_per_token=260))
+    assert card.cache_value.isVisible() and card.cache_title.isVisible()
+    assert card.cache_value.text().startswith("260 B a token")
+    card.update_plan(Plan())
+    assert not card.cache_value.isVisible() and not card.cache_title.isVisible()
+
+
 def test_fetch_button_runs_the_fetcher_off_the_gui_thread_and_fills_the_path(panel, qtbot, tmp_path, monkeypatch):
     import threading
 

@@ -169,6 +169,7 @@ def relation_errors(config: RunConfig) -> list[ConfigError]:
                 "a custom student uses the teacher's family",
             )
         )
+    errors.extend(teacher_cache_errors(config))
     if t.source == "train":
         if tr.teacher_steps < 1:
             errors.append(
@@ -267,3 +268,31 @@ def gguf_signature_problem(path: Path) -> str:
     if version not in (2, 3):
         return f"is GGUF version {version}; only versions 2 and 3 are read"
     return ""
+
+
+def teacher_cache_errors(config: RunConfig) -> list[ConfigError]:
+    """distill.teacher_cache = "topk" keeps only the teacher's top-k tokens and a tail bucket: the
+    divergences that need the teacher's whole distribution, and the fused loss (which recomputes the
+    teacher's logits from its hidden states), do not go with it. alpha = 0 makes the cache pointless
+    (nothing reads it) but is allowed: the run then builds none."""
+    d = config.distill
+    if d.teacher_cache != "topk":
+        return []
+    errors = []
+    if d.divergence != "forward_kl":
+        errors.append(
+            ConfigError(
+                "distill.divergence",
+                f"{d.divergence!r} is not available with the top-k teacher cache, which supports forward_kl only",
+                'use divergence = "forward_kl", or use teacher_cache = "full"',
+            )
+        )
+    if d.fused_loss:
+        errors.append(
+            ConfigError(
+                "distill.fused_loss",
+                "the fused loss recomputes the teacher's logits, which the top-k teacher cache replaces",
+                'turn fused_loss off, or use teacher_cache = "full"',
+            )
+        )
+    return errors

@@ -47,6 +47,7 @@ DIVERGENCES = (
 )
 TEACHER_SOURCES = ("train", "local", "hub", "gguf")
 STUDENT_SOURCES = ("derived", "custom", "local", "hub")
+TEACHER_CACHES = ("full", "topk")
 DATA_SOURCES = ("toy", "file", "hf", "disk", "generated")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -147,6 +148,20 @@ class DistillConfig:
     fused_loss: bool = _f(
         False,
         "Computes the logits a chunk at a time from the final hidden states; same result, less memory.",
+    )
+    teacher_cache: str = _f(
+        "full",
+        "full: the teacher runs on every batch and the loss sees its whole distribution. topk: the teacher runs "
+        "once over the data before distillation and only its top cache_k tokens per position (plus the rest "
+        "lumped into one tail bucket) are kept on disk and reused by later runs. Exact at T = 1 for the bucketed "
+        "distribution; at other T the tail's share is an approximation. Forward KL only.",
+        choices=TEACHER_CACHES,
+    )
+    cache_k: int = _f(
+        64,
+        "topk cache: teacher tokens kept per position (ids, log-probabilities); the rest is one tail bucket.",
+        min=1,
+        max=1024,
     )
     transfer_blocks: int = _f(
         0,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from workbench.engine.teacher_cache import cached_kl_metrics
 from workbench.events import ProbePrompt
 
 FULL_VOCAB_LIMIT = 8192
@@ -56,8 +57,14 @@ def evaluate(
     device: torch.device,
     autocast: Callable[[], Any] = contextlib.nullcontext,
     truth: Truth | None = None,
+    teacher_topk: Any = None,
 ) -> dict[str, float]:
     """Held-out metrics over ``blocks`` (already limited to the evaluation set).
+
+    ``teacher_topk`` (a ``teacher_cache.TopKCache`` of exactly these blocks) stands in for the teacher in
+    the comparisons: with a student and no teacher, ``kl_teacher_student`` is then the KL between the
+    bucketed distributions (top-k + tail, exact at T=1, a lower bound of the full KL) and the agreements
+    use the teacher's cached argmax.
 
     Keys: ``teacher_ce``/``teacher_ppl`` when a teacher is given,
     ``student_ce``/``student_ppl`` when a student is given, and with both
@@ -96,6 +103,10 @@ def evaluate(
             student_top5 = logp["student"].topk(min(5, logp["student"].shape[-1]), dim=-1).indices
             add("top1_agreement", (student_top5[..., 0] == teacher_top1).sum())
             add("top5_agreement", (student_top5 == teacher_top1.unsqueeze(-1)).any(-1).sum())
+        if teacher_topk is not None and "student" in logp and "teacher" not in logp:
+            cached = teacher_topk.lookup(torch.arange(start, start + len(ids)), device)
+            for key, value in cached_kl_metrics(logp["student"], cached).items():
+                add(key, value)
         if truth is not None and truth.probs is not None:
             p_true = truth.probs[start : start + batch_size, :-1].to(device)
             log_true = torch.log(p_true.clamp_min(1e-30))

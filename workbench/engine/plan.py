@@ -31,6 +31,7 @@ from workbench.engine.models.sizes import (
     estimate_training_memory,
     max_positions,
 )
+from workbench.engine.teacher_cache import bytes_per_position
 from workbench.errors import ConfigError, one_line
 from workbench.paths import resolve_path
 
@@ -54,6 +55,7 @@ class Plan:
     teacher_summary: str = ""  # "llama · 30 layers · hidden 576 · 9 heads (3 KV) · vocab 49,152"
     student_summary: str = ""
     vocab_size: int = 0
+    teacher_cache_bytes_per_token: int = 0  # distill.teacher_cache = "topk": disk bytes per cached position
     warnings: list[str] = field(default_factory=list)
     errors: list[ConfigError] = field(default_factory=list)
 
@@ -78,6 +80,9 @@ def plan_run(cfg: RunConfig) -> Plan:
         plan.teacher_params = sum(b["params"] for b in plan.teacher_blocks)
         plan.teacher_summary = describe_config(teacher)
         _check_positions(cfg, teacher, "teacher", plan)
+        if cfg.distill.teacher_cache == "topk":
+            k = min(cfg.distill.cache_k, plan.vocab_size)
+            plan.teacher_cache_bytes_per_token = bytes_per_position(k, plan.vocab_size)
     if student is not None:
         plan.student_blocks = _blocks(student, plan, "student")
         plan.student_params = sum(b["params"] for b in plan.student_blocks)

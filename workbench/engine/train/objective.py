@@ -2,7 +2,7 @@
 
 :class:`Objective` is the one place the training loop asks "what is this batch's loss?". Keeping it apart
 from the loop (train/stages.py: schedule, logging, evaluation, checkpoints) gives each way of producing the
-teacher's side (a forward pass today) and each way of computing the student's side its own seam, without
+teacher's side (a forward pass, or the top-k teacher cache of engine/teacher_cache.py) and each way of computing the student's side its own seam, without
 touching the loop.
 """
 
@@ -17,6 +17,7 @@ from torch import Tensor
 from workbench.config.schema import DistillConfig
 from workbench.engine.fused_loss import fused_distill_loss
 from workbench.engine.losses import LossParts, count_valid_tokens, distill_loss
+from workbench.engine.teacher_cache import TopKCache, topk_distill_loss
 
 
 @dataclass
@@ -48,7 +49,9 @@ class Objective:
     """``alpha * T^2 * D(teacher_T || student_T) + (1 - alpha) * CE`` for one stage.
 
     ``teacher`` None (the teacher stage, a hard-label baseline) or ``alpha == 0`` is plain cross-entropy, and
-    then no teacher forward pass is run at all.
+    then no teacher forward pass is run at all. With ``teacher_topk`` (``distill.teacher_cache = "topk"``) the
+    teacher's side comes from that cache of the training blocks, looked up by ``Batch.block_index``, and the
+    teacher is never run.
     """
 
     def __init__(
@@ -59,10 +62,12 @@ class Objective:
         teacher: torch.nn.Module | None,
         autocast: Callable[[], object],
         chunk_positions: int,
+        teacher_topk: TopKCache | None = None,
     ):
         self.settings = settings
         self.alpha = alpha
-        self.teacher = teacher if alpha > 0 else None
+        self.teacher_topk = teacher_topk if alpha > 0 else None
+        self.teacher = teacher if alpha > 0 and self.teacher_topk is None else None
         self.autocast = autocast
         self.chunk_positions = chunk_positions
 
@@ -75,6 +80,8 @@ class Objective:
 
     def __call__(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int) -> LossParts:
         """The micro-batch's loss, divided by ``num_valid_tokens`` (those of the whole optimizer step)."""
+        if self.teacher_topk is not None:
+            return self._from_cache(model, batch, num_valid_tokens)
         if self.settings.fused_loss:
             student_head = fusable_head(model)
             teacher_head = fusable_head(self.teacher) if self.teacher is not None else None
@@ -84,6 +91,25 @@ class Objective:
         with self.autocast():
             student_logits = model(input_ids=batch.ids, use_cache=False).logits
         return distill_loss(student_logits, teacher_logits, batch.labels, **self._loss_kwargs(num_valid_tokens))
+
+    def _from_cache(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int) -> LossParts:
+        """distill.teacher_cache = "topk": the sparse forward KL against the cached top-k of the batch's blocks."""
+        if batch.block_index is None:
+            raise ValueError("the top-k teacher cache needs the batch's block indices")
+        teacher = self.teacher_topk.lookup(batch.block_index, batch.ids.device)
+        with self.autocast():
+            student_logits = model(input_ids=batch.ids, use_cache=False).logits
+        s = self.settings
+        return topk_distill_loss(
+            student_logits,
+            teacher,
+            batch.labels,
+            temperature=s.temperature,
+            alpha=self.alpha,
+            t_squared=s.t_squared,
+            num_valid_tokens=num_valid_tokens,
+            chunk_positions=self.chunk_positions,
+        )
 
     def _loss_kwargs(self, num_valid_tokens: int) -> dict:
         s = self.settings

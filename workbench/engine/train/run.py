@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from workbench import paths
 from workbench.config.schema import RunConfig
 from workbench.control import Control
 from workbench.engine.assemble import (
@@ -38,6 +39,7 @@ from workbench.engine.models.build import build_model, make_student
 from workbench.engine.models.load import load_pretrained, load_teacher, load_tokenizer
 from workbench.engine.models.sizes import bytes_of, count_parameters
 from workbench.engine.models.tokenizers import check_tokenizers
+from workbench.engine.teacher_cache import teacher_topk_cache, weights_fingerprint
 from workbench.engine.train.failures import failed_event, refuse_damaged_latest, remove_what_this_call_made
 from workbench.engine.train.parallel import Parallel
 from workbench.engine.train.report import Reporter
@@ -59,6 +61,19 @@ from workbench.run_folder import (
     write_json,
     write_status,
 )
+
+
+class _CacheProgress:
+    """Building the teacher cache, as Log events: one at the start and one per tenth of the blocks."""
+
+    def __init__(self, report: Reporter, label: str):
+        self.report, self.label, self.reported = report, label, -1
+
+    def __call__(self, done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tenth > self.reported:
+            self.reported = tenth
+            self.report(Log(f"building the teacher cache ({self.label} blocks): {done:,} of {total:,}"))
 
 
 def run(
@@ -239,6 +254,8 @@ class _Run:
         self.teacher = teacher.to(self.dev.device)
         self.teacher.eval()
         self.teacher.requires_grad_(False)
+        if cfg.distill.teacher_cache == "topk" and cfg.distill.alpha > 0:
+            self._teacher_caches()
 
         student = make_student(cfg.student, teacher, tokenizer, seed=cfg.train.seed)  # from the fp32 weights
         if self.dev.frozen_dtype != torch.float32:
@@ -277,6 +294,37 @@ class _Run:
             export_student(student, tokenizer, self.run_dir / "student", config=cfg, summary=summary)
             write_summary_files(self.run_dir, summary)
         return self._finish("completed", summary)
+
+    def _teacher_caches(self) -> None:
+        """distill.teacher_cache = "topk": the teacher's top-k over the distillation and held-out blocks,
+        found in the cache or built now (rank 0 builds; the other processes then find it)."""
+        session, k = self.session, self.config.distill.cache_k
+        fingerprint = weights_fingerprint(self.teacher)
+        if not self.parallel.main:
+            self.parallel.barrier()
+        caches = []
+        for label, blocks in (("training", session.distill_blocks()), ("held-out", session.eval_blocks)):
+            with writing("the teacher cache", paths.home() / "cache" / "teacher_topk"):
+                cache = teacher_topk_cache(
+                    self.teacher,
+                    blocks,
+                    k,
+                    device=self.dev.device,
+                    autocast=self.dev.autocast,
+                    fingerprint=fingerprint,
+                    on_progress=_CacheProgress(self.report, label),
+                )
+            how = "built" if cache.built else "found"
+            self.report(
+                Log(
+                    f"teacher cache ({label}, top {cache.k}): {how}, {len(blocks):,} blocks, "
+                    f"{cache.disk_bytes() / 2**20:,.1f} MiB in {cache.folder}"
+                )
+            )
+            caches.append(cache)
+        if self.parallel.main:
+            self.parallel.barrier()
+        session.teacher_topk, session.eval_topk = caches
 
     def _warn(self, message: str) -> None:
         self.report(Log(message, level="warning"))

@@ -27,6 +27,7 @@ from workbench.engine.data.blocks import TokenBlocks
 from workbench.engine.device import Device
 from workbench.engine.evaluate import Truth, evaluate, probe_prompt
 from workbench.engine.losses import loss_chunk_positions
+from workbench.engine.teacher_cache import TopKCache
 from workbench.engine.toy.language import ToyLanguage
 from workbench.engine.train.objective import Batch, Objective
 from workbench.engine.train.parallel import Parallel
@@ -68,6 +69,14 @@ class Session:
     started: float = field(default_factory=time.time)  # wall clock of the run, moved back on resume
     history: dict[str, Any] = field(default_factory=dict)  # kept in checkpoints: elapsed time, "before" metrics
     probe_vocab_cache: dict[int, list[str]] = field(default_factory=dict)
+    teacher_topk: TopKCache | None = None  # distill.teacher_cache = "topk": the cache of distill_blocks()
+    eval_topk: TopKCache | None = None  # ... and of eval_blocks
+    teacher_eval: dict[str, float] | None = None  # with eval_topk: the teacher-only metrics, measured once
+
+    def distill_blocks(self):
+        """The training blocks the distillation stage reads (the first distill.transfer_blocks of them)."""
+        transfer = self.config.distill.transfer_blocks
+        return self.blocks.train[:transfer] if 0 < transfer < len(self.blocks.train) else self.blocks.train
 
     def train_stage(
         self, stage: str, model: torch.nn.Module, teacher: torch.nn.Module | None, checkpoint: Path | None
@@ -96,14 +105,14 @@ class Session:
             chunk_positions=loss_chunk_positions(
                 model.get_input_embeddings().weight.shape[0], dist_cfg.chunk_positions
             ),
+            teacher_topk=self.teacher_topk if distilling else None,
         )
         model.to(device)
         model.train()
         optimizer = adamw(model, tr.weight_decay, peak_lr, device)
         world = self.parallel.world_size
-        train_blocks = self.blocks.train
-        if distilling and 0 < dist_cfg.transfer_blocks < len(train_blocks):
-            train_blocks = train_blocks[: dist_cfg.transfer_blocks]
+        train_blocks = self.distill_blocks() if distilling else self.blocks.train
+        if len(train_blocks) < len(self.blocks.train):
             self.report(
                 Log(
                     f"distillation reads {len(train_blocks):,} of the {len(self.blocks.train):,} training blocks "
@@ -258,15 +267,10 @@ class Session:
         if not self.parallel.main:
             return {}
         distilling = stage == "distill"
-        metrics = evaluate(
-            student=model if distilling else None,
-            teacher=teacher if distilling else model,
-            blocks=self.eval_blocks,
-            batch_size=self.config.train.batch_size,
-            device=self.dev.device,
-            autocast=self.dev.autocast,
-            truth=self.truth,
-        )
+        if distilling and self.eval_topk is not None:
+            metrics = self._evaluate_with_cache(model, teacher)
+        else:
+            metrics = self._evaluate(model if distilling else None, teacher if distilling else model)
         if distilling and step == 0 and "student_ppl_before" not in self.history:
             self.history["student_ppl_before"] = metrics["student_ppl"]
             self.history["kl_teacher_student_before"] = metrics["kl_teacher_student"]
@@ -274,6 +278,24 @@ class Session:
             metrics["entropy_rate"] = self.language.entropy_rate()
         self.report(Eval(stage=stage, step=step, metrics=metrics))
         return metrics
+
+    def _evaluate(self, student, teacher, teacher_topk: TopKCache | None = None) -> dict[str, float]:
+        return evaluate(
+            student=student,
+            teacher=teacher,
+            blocks=self.eval_blocks,
+            batch_size=self.config.train.batch_size,
+            device=self.dev.device,
+            autocast=self.dev.autocast,
+            truth=self.truth,
+            teacher_topk=teacher_topk,
+        )
+
+    def _evaluate_with_cache(self, model, teacher) -> dict[str, float]:
+        """distill.teacher_cache = "topk": the teacher's own metrics once, the comparisons from the cache."""
+        if self.teacher_eval is None:
+            self.teacher_eval = self._evaluate(None, teacher)
+        return {**self.teacher_eval, **self._evaluate(model, None, self.eval_topk)}
 
     def probe(self, stage: str, step: int, model, teacher) -> None:
         prompts = [p for p in self.config.train.probe_prompts if p.strip()]

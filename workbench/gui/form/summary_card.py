@@ -89,6 +89,9 @@ class SummaryCard(QFrame):
         rows.setVerticalSpacing(4)
         self.memory_value = self._row(rows, 0, "Step memory")
         self.tokenizer_value = self._row(rows, 1, "Tokenizer")
+        self.cache_value = self._row(rows, 2, "Teacher cache")
+        self.cache_title = rows.itemAtPosition(2, 0).widget()
+        self._show_cache(0)
         rows.setColumnStretch(1, 1)
         layout.addLayout(rows)
         self.notes = QLabel(self)
@@ -189,6 +192,8 @@ class SummaryCard(QFrame):
             ("Estimated peak memory of one distillation step:\n" + "\n".join(parts) + device) if parts else ""
         )
 
+        self._show_cache(plan.teacher_cache_bytes_per_token)
+
         mark, color = {True: ("\u2714", theme.OK_COLOR), False: ("\u2716", theme.ERROR_COLOR)}.get(
             plan.tokenizer_ok, ("\u25cb", theme.colors()["muted"])
         )
@@ -201,6 +206,22 @@ class SummaryCard(QFrame):
         notes += [f"<div style='color:{theme.WARNING_COLOR}'>\u26a0 {_escape(w)}</div>" for w in plan.warnings]
         self.notes.setText("".join(notes))
         self.notes.setVisible(bool(notes))
+
+    def _show_cache(self, per_token: int) -> None:
+        """distill.teacher_cache = "topk": the cache's disk size per token (and per million tokens)."""
+        self.cache_value.setText(
+            f"{per_token:,} B a token on disk, {format_bytes(per_token * 1_000_000)} per million tokens"
+            if per_token
+            else ""
+        )
+        self.cache_value.setToolTip(
+            "The teacher's top-k ids, their log-probabilities and the tail mass, for every position of the "
+            "distillation and held-out blocks: k * (2 or 4 + 2) + 4 bytes a token"
+            if per_token
+            else ""
+        )
+        for widget in (self.cache_title, self.cache_value):
+            widget.setVisible(bool(per_token))
 
 
 def _escape(text: str) -> str:

@@ -47,6 +47,7 @@ def field_visible(dotted: str, cfg: RunConfig) -> bool:
         "student.path": s in ("local", "hub"),
         "distill.beta": cfg.distill.divergence == "jsd",
         "distill.skew": cfg.distill.divergence.startswith("skew"),
+        "distill.cache_k": cfg.distill.teacher_cache == "topk",
         "train.teacher_steps": t == "train",
         "train.teacher_lr": t == "train",
         "data.path": d in ("file", "hf", "disk"),

@@ -1,0 +1,383 @@
+"""The top-k teacher cache (``distill.teacher_cache = "topk"``): the frozen teacher run once over a set of
+blocks, its top-k tokens per position kept on disk, and the sparse forward KL that reads them.
+
+What is stored, per position of every block (``[N, L]`` positions): the ids of the teacher's k most likely
+tokens (uint16 when the vocabulary has fewer than 65536 entries, else int32), their log-probabilities at
+T = 1 (float16) and the log of the tail mass ``log(1 - sum of the top-k probabilities)`` (float32, computed
+as a logsumexp over the other tokens, so it is accurate even when the tail is tiny; -inf when k is the
+vocabulary). About ``k * (2 or 4 + 2) + 4`` bytes a position.
+
+Where: ``$WORKBENCH_HOME/cache/teacher_topk/<key>/`` holding ``ids.npy``, ``logp.npy``, ``tail.npy`` (numpy
+memmaps) and ``meta.json`` (written last). The key hashes the teacher's weights (:func:`weights_fingerprint`:
+a teacher trained in stage 1 of the same run keys on what it learnt), the blocks' bytes, the block length
+and k. An entry is written in a temporary folder and renamed into place; one whose files do not match its
+``meta.json`` (or that has none) is rebuilt, never read.
+
+The loss (:func:`topk_distill_loss`) is forward KL between two distributions over k + 1 buckets: the
+teacher's top-k tokens and one tail bucket for everything else.
+
+- Teacher at temperature T: bucket i has weight ``exp(l_i / T)``; the tail, whose inner distribution is
+  not stored, is taken as spread evenly over its ``V - k`` tokens, so its weight is
+  ``(V - k) * (r / (V - k)) ** (1 / T)`` with r the tail mass; then the k + 1 weights are normalised.
+- Student at T: ``log_softmax(s / T)`` gathered at the teacher's ids, and its exact tail mass, the
+  logsumexp of the other entries.
+
+Exact: at T = 1 the teacher's top-k probabilities and its tail mass are exact, so the loss is exactly the
+KL between the two bucketed distributions (by the data-processing inequality, a lower bound of the full
+KL, equal to it when k is the vocabulary, at any T). Approximate: at T != 1 the teacher's tempered tail
+mass (exact only if the tail were uniform; for T > 1 it is an upper bound, by the power-mean inequality),
+and hence every tempered teacher probability through the normalisation. Masking, the T^2 factor and the
+division by the valid tokens of the whole step are those of ``losses.distill_loss``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from workbench import paths
+from workbench.engine.losses import LossParts, LossSettings, check_loss_arguments, loss_rows_and_settings
+
+CACHE_VERSION = 1
+BUILD_BATCH_POSITIONS = 8192
+"""Positions per teacher forward pass while building (the batch size in blocks is this over the block length)."""
+FINGERPRINT_SAMPLES = 4096
+"""Elements of each weight tensor hashed as bytes (evenly strided), beside each tensor's exact fp64 sum."""
+
+
+def bytes_per_position(k: int, vocab_size: int) -> int:
+    """Disk bytes per cached position: k ids, k float16 log-probabilities and one float32 tail."""
+    return k * (id_dtype(vocab_size).itemsize + 2) + 4
+
+
+def id_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size < 65536 else np.dtype(np.int32)
+
+
+# -- the key ---------------------------------------------------------------------
+
+
+@torch.no_grad()
+def weights_fingerprint(model: torch.nn.Module) -> str:
+    """A hash of a model's weights: every tensor's name, shape, dtype, exact fp64 sum and a strided sample
+    of its bytes. Any training step changes it; so does loading other weights into the same architecture."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        flat = tensor.detach().reshape(-1)
+        stride = max(1, flat.numel() // FINGERPRINT_SAMPLES)
+        sample = flat[::stride][:FINGERPRINT_SAMPLES].float().cpu().numpy()
+        total = float(flat.double().sum())
+        digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|{total!r}|".encode())
+        digest.update(sample.tobytes())
+    return digest.hexdigest()
+
+
+def blocks_fingerprint(blocks: Tensor) -> str:
+    """A hash of the blocks' token ids (all of them, as int64, so int32 and int64 copies agree)."""
+    array = np.ascontiguousarray(blocks.detach().cpu().numpy().astype(np.int64, copy=False))
+    return hashlib.sha256(memoryview(array).cast("B")).hexdigest()
+
+
+def cache_key(teacher_fingerprint: str, blocks: Tensor, k: int) -> str:
+    parts = {
+        "version": CACHE_VERSION,
+        "teacher": teacher_fingerprint,
+        "blocks": blocks_fingerprint(blocks),
+        "shape": list(blocks.shape),  # [N, seq_len]
+        "k": int(k),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+# -- the cache entry ---------------------------------------------------------------
+
+
+@dataclass
+class TopKCache:
+    """One entry, memory-mapped: ``ids`` ``[N, L, k]``, ``logp`` ``[N, L, k]`` (T = 1), ``tail`` ``[N, L]``."""
+
+    folder: Path
+    ids: np.ndarray
+    logp: np.ndarray
+    tail: np.ndarray
+    vocab_size: int
+    built: bool = False  # True when this call ran the teacher; False when the entry was found
+
+    @property
+    def k(self) -> int:
+        return int(self.ids.shape[-1])
+
+    def disk_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.folder.iterdir() if f.is_file())
+
+    def lookup(self, block_index: Tensor, device: torch.device) -> TopK:
+        """The cached teacher side of the blocks ``block_index`` (indices into the cached blocks)."""
+        index = np.asarray(block_index.cpu().numpy(), dtype=np.int64)
+        return TopK(
+            ids=torch.from_numpy(self.ids[index].astype(np.int64)).to(device),
+            logp=torch.from_numpy(self.logp[index].astype(np.float32)).to(device),
+            tail=torch.from_numpy(self.tail[index].astype(np.float32)).to(device),
+            vocab_size=self.vocab_size,
+        )
+
+
+@dataclass
+class TopK:
+    """The teacher side of one batch: ``ids`` ``[B, L, k]`` (int64), ``logp`` ``[B, L, k]`` and ``tail`` ``[B, L]``."""
+
+    ids: Tensor
+    logp: Tensor
+    tail: Tensor
+    vocab_size: int
+
+
+def _files(shape: tuple[int, int], k: int, vocab_size: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    n, length = shape
+    return {
+        "ids": ((n, length, k), id_dtype(vocab_size)),
+        "logp": ((n, length, k), np.dtype(np.float16)),
+        "tail": ((n, length), np.dtype(np.float32)),
+    }
+
+
+def open_entry(folder: Path, shape: tuple[int, int], k: int, vocab_size: int) -> TopKCache | None:
+    """The entry in ``folder`` when it is complete and matches; None for one missing, partial or corrupt."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        if meta != _meta(shape, k, vocab_size):
+            return None
+        arrays = {}
+        for name, (want_shape, dtype) in _files(shape, k, vocab_size).items():
+            array = np.load(folder / f"{name}.npy", mmap_mode="r")
+            if array.shape != want_shape or array.dtype != dtype:
+                return None
+            arrays[name] = array
+    except (OSError, ValueError, json.JSONDecodeError):
+        return None
+    return TopKCache(folder, arrays["ids"], arrays["logp"], arrays["tail"], vocab_size)
+
+
+def _meta(shape: tuple[int, int], k: int, vocab_size: int) -> dict[str, Any]:
+    return {"version": CACHE_VERSION, "blocks": list(shape), "k": int(k), "vocab_size": int(vocab_size)}
+
+
+def teacher_topk_cache(
+    teacher: torch.nn.Module,
+    blocks: Tensor,
+    k: int,
+    *,
+    device: torch.device,
+    autocast: Callable[[], Any] = contextlib.nullcontext,
+    fingerprint: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> TopKCache:
+    """The top-k cache of ``teacher`` over ``blocks`` (``[N, L]`` token ids): found, or built now.
+
+    ``on_progress(done, total)`` is called with blocks done while building. ``fingerprint``: the
+    teacher's :func:`weights_fingerprint` when the caller has it already."""
+    vocab_size = int(teacher.get_output_embeddings().weight.shape[0])
+    k = min(int(k), vocab_size)
+    shape = (int(blocks.shape[0]), int(blocks.shape[1]))
+    key = cache_key(fingerprint or weights_fingerprint(teacher), blocks, k)
+    entry = paths.cache_dir("teacher_topk") / key
+    found = open_entry(entry, shape, k, vocab_size)
+    if found is not None:
+        return found
+    with paths.atomic_target(entry) as tmp:  # a partial or corrupt entry is replaced
+        tmp.mkdir()
+        _build_into(tmp, teacher, blocks, k, vocab_size, device, autocast, on_progress)
+    built = open_entry(entry, shape, k, vocab_size)
+    if built is None:
+        raise RuntimeError(f"the teacher cache just written to {entry} cannot be read back")
+    built.built = True
+    return built
+
+
+@torch.no_grad()
+def _build_into(folder, teacher, blocks, k, vocab_size, device, autocast, on_progress) -> None:
+    shape = (int(blocks.shape[0]), int(blocks.shape[1]))
+    arrays = {
+        name: np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=want_shape)
+        for name, (want_shape, dtype) in _files(shape, k, vocab_size).items()
+    }
+    was_training = teacher.training
+    teacher.eval()
+    batch = max(1, BUILD_BATCH_POSITIONS // max(shape[1], 1))
+    for start in range(0, shape[0], batch):
+        ids = blocks[start : start + batch].long().to(device)
+        with autocast():
+            logits = teacher(input_ids=ids, use_cache=False).logits
+        top_ids, top_logp, tail = topk_of_logits(logits, k)
+        stop = start + ids.shape[0]
+        arrays["ids"][start:stop] = top_ids.cpu().numpy().astype(arrays["ids"].dtype)
+        arrays["logp"][start:stop] = top_logp.cpu().numpy().astype(np.float16)
+        arrays["tail"][start:stop] = tail.cpu().numpy()
+        if on_progress is not None:
+            on_progress(stop, shape[0])
+    teacher.train(was_training)
+    for array in arrays.values():
+        array.flush()
+    del arrays
+    (folder / "meta.json").write_text(json.dumps(_meta(shape, k, vocab_size)), encoding="utf-8")
+
+
+def topk_of_logits(logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``(ids, log-probabilities, log tail mass)`` of the top ``k`` of ``logits`` ``[..., V]`` at T = 1, fp32."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    top_logp, top_ids = logp.topk(k, dim=-1)
+    return top_ids, top_logp, log_rest(logp, top_ids)
+
+
+def log_rest(logp: Tensor, ids: Tensor) -> Tensor:
+    """log of the mass of ``logp`` ``[..., V]`` outside the entries ``ids`` ``[..., k]``; -inf when none is left.
+
+    A logsumexp over the other entries (a large finite fill, not -inf, so its gradient is 0 rather than
+    NaN when nothing is left), never ``log(1 - sum)``, which loses a small tail to rounding."""
+    if ids.shape[-1] >= logp.shape[-1]:
+        return torch.full(logp.shape[:-1], -math.inf, dtype=logp.dtype, device=logp.device)
+    rest = logp.scatter(-1, ids, torch.finfo(logp.dtype).min)
+    return torch.logsumexp(rest, dim=-1)
+
+
+# -- the loss ----------------------------------------------------------------------
+
+
+def tempered_teacher_buckets(logp: Tensor, tail: Tensor, vocab_size: int, temperature: float) -> Tensor:
+    """The teacher's log-probabilities over k + 1 buckets (top-k, then the tail) at ``temperature``.
+
+    From the T = 1 cache: ``logp / T`` for the top-k, and for the tail its mass taken as spread evenly over
+    the ``V - k`` other tokens, ``log(V - k) + (log r - log(V - k)) / T``; then normalised. Exact at T = 1
+    (up to the float16 rounding of the stored log-probabilities)."""
+    k = logp.shape[-1]
+    logp = logp.float()
+    tail = tail.float().unsqueeze(-1)
+    if temperature != 1.0 and vocab_size > k:
+        log_rest_count = math.log(vocab_size - k)
+        tail = log_rest_count + (tail - log_rest_count) / temperature
+    # Normalised at every T: at T = 1 this only removes the float16 rounding of the stored log-probabilities.
+    return torch.log_softmax(torch.cat([logp / temperature, tail], dim=-1), dim=-1)
+
+
+def student_buckets(student_logits: Tensor, ids: Tensor, temperature: float) -> Tensor:
+    """The student's log-probabilities at ``temperature`` over the same k + 1 buckets (the tail exact)."""
+    logits = student_logits.float()
+    logp = F.log_softmax(logits / temperature if temperature != 1.0 else logits, dim=-1)
+    return torch.cat([logp.gather(-1, ids), log_rest(logp, ids).unsqueeze(-1)], dim=-1)
+
+
+def bucket_kl(teacher_buckets: Tensor, student_buckets_: Tensor) -> Tensor:
+    """KL(teacher || student) per row over the buckets; a bucket the teacher gives 0 contributes 0."""
+    p = teacher_buckets.exp()
+    log_ratio = (teacher_buckets - student_buckets_).masked_fill(p == 0, 0.0)
+    return (p * log_ratio).sum(-1)
+
+
+def topk_distill_loss(
+    student_logits: Tensor,
+    teacher: TopK,
+    labels: Tensor,
+    *,
+    temperature: float = 1.0,
+    alpha: float = 0.5,
+    t_squared: bool = True,
+    num_valid_tokens: int | None = None,
+    chunk_positions: int = 1024,
+) -> LossParts:
+    """``alpha * (T^2) * sum(KL over the buckets) / n + (1 - alpha) * sum(CE) / n`` for one micro-batch.
+
+    The counterpart of ``losses.distill_loss`` (same masking, denominator and LossParts) with the
+    teacher's side from the cache. Computed in fp32, ``chunk_positions`` rows at a time; unlike
+    distill_loss the gradient comes from ordinary autograd, so each chunk's fp32 log-softmax is kept for
+    backward (the memory of a plain, unchunked loss)."""
+    check_loss_arguments(temperature, alpha, "forward_kl", chunk_positions)
+    if teacher.ids.shape[:2] != student_logits.shape[:2] or labels.shape != student_logits.shape[:2]:
+        raise ValueError(
+            f"cached teacher {tuple(teacher.ids.shape[:2])}, labels {tuple(labels.shape)} and student logits "
+            f"{tuple(student_logits.shape[:2])} differ in [batch, seq]"
+        )
+    if teacher.vocab_size != student_logits.shape[-1]:
+        raise ValueError(
+            f"the cached teacher's vocabulary ({teacher.vocab_size}) differs from the student's ({student_logits.shape[-1]})"
+        )
+    rows, targets, settings = loss_rows_and_settings(
+        labels,
+        student_logits.device,
+        temperature=temperature,
+        alpha=alpha,
+        divergence="forward_kl",
+        beta=0.5,
+        skew=0.0,
+        t_squared=t_squared,
+        num_valid_tokens=num_valid_tokens,
+        chunk_positions=chunk_positions,
+    )
+    vocab = student_logits.shape[-1]
+    flat_student = student_logits.reshape(-1, vocab)
+    kd_sum = ce_sum = torch.zeros((), dtype=torch.float32, device=student_logits.device)
+    total = flat_student[:0].float().sum()  # 0, but part of the graph even when no row has a target
+    flat = (teacher.ids.reshape(-1, teacher.ids.shape[-1]), teacher.logp.reshape(-1, teacher.ids.shape[-1]))
+    flat_tail = teacher.tail.reshape(-1)
+    for start in range(0, rows.numel(), settings.chunk_positions):
+        index = rows[start : start + settings.chunk_positions]
+        kd, ce = _chunk_terms(
+            flat_student.index_select(0, index),
+            flat[0].index_select(0, index),
+            flat[1].index_select(0, index),
+            flat_tail.index_select(0, index),
+            targets[start : start + settings.chunk_positions],
+            teacher.vocab_size,
+            settings,
+        )
+        kd_sum = kd_sum + kd.detach()
+        ce_sum = ce_sum + ce.detach()
+        total = total + (alpha * settings.kd_scale) * kd + (1.0 - alpha) * ce
+    loss = total / settings.denominator
+    return LossParts(
+        loss=loss,
+        kd=(kd_sum * settings.kd_scale / settings.denominator).detach(),
+        ce=(ce_sum / settings.denominator).detach(),
+        n_tokens=int(rows.numel()),
+    )
+
+
+def _chunk_terms(student, ids, logp, tail, targets, vocab_size: int, settings: LossSettings):
+    """Sums of the bucketed KL and of the CE over one chunk of rows (with their graphs)."""
+    with torch.autocast(student.device.type, enabled=False):
+        temperature = settings.temperature
+        teacher_b = tempered_teacher_buckets(logp, tail, vocab_size, temperature)
+        kd = bucket_kl(teacher_b, student_buckets(student, ids, temperature)).sum()
+        ce = F.cross_entropy(student.float(), targets, reduction="sum")
+    return kd, ce
+
+
+# -- held-out metrics from the cache ------------------------------------------------
+
+
+@torch.no_grad()
+def cached_kl_metrics(student_logits: Tensor, teacher: TopK) -> dict[str, Tensor]:
+    """Sums over the positions of ``[B, L', V]`` student logits (L' the positions scored, from the start of
+    each block) against the cached teacher at T = 1: ``kl_teacher_student`` (the bucketed KL, exact for the
+    buckets), ``top1_agreement`` and ``top5_agreement`` (the teacher's argmax is its first cached id)."""
+    positions = student_logits.shape[1]
+    ids, logp, tail = teacher.ids[:, :positions], teacher.logp[:, :positions], teacher.tail[:, :positions]
+    kl = bucket_kl(
+        tempered_teacher_buckets(logp, tail, teacher.vocab_size, 1.0), student_buckets(student_logits, ids, 1.0)
+    )
+    teacher_top1 = ids[..., 0]
+    student_top5 = student_logits.topk(min(5, student_logits.shape[-1]), dim=-1).indices
+    return {
+        "kl_teacher_student": kl.sum(),
+        "top1_agreement": (student_top5[..., 0] == teacher_top1).sum(),
+        "top5_agreement": (student_top5 == teacher_top1.unsqueeze(-1)).any(-1).sum(),
+    }
