@@ -13,19 +13,42 @@ Two measures per layer, both larger for a layer that matters more:
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.config.checks import keep_by_importance
+from workbench.config.checks import by_importance, derived_layers, keep_by_importance
 from workbench.config.checks import rank_layers as ranking
+from workbench.config.schema import StudentConfig
 from workbench.engine.models.build import decoder_layers
+from workbench.errors import ConfigError
+from workbench.run_folder import write_json
 
-__all__ = ["LayerImportance", "keep_by_importance", "layer_importance", "ranking"]
+__all__ = [
+    "IMPORTANCE_BLOCKS",
+    "LAYERS_FILE",
+    "LayerImportance",
+    "choose_layers",
+    "keep_by_importance",
+    "layer_importance",
+    "ranking",
+    "read_layers",
+    "student_with_layers",
+    "write_layers",
+]
+
+LAYERS_FILE = "layers.json"
+"""In a run folder whose derived student keeps layers by importance: which ones, and the measurement."""
+
+IMPORTANCE_BLOCKS = 8
+"""Held-out blocks a run measures its teacher's layers on (``student.keep = "importance"``)."""
 
 
 @dataclass
@@ -149,3 +172,61 @@ def layer_importance(
         blocks=int(ids.shape[0]),
         positions=count,
     )
+
+
+# -- a run's choice ------------------------------------------------------------------------------
+
+
+def choose_layers(
+    student: StudentConfig, teacher: nn.Module, eval_blocks: torch.Tensor, *, blocks: int = IMPORTANCE_BLOCKS
+) -> tuple[list[int], LayerImportance]:
+    """The teacher layers a derived student with ``keep = "importance"`` keeps (the ``keep_layers`` highest
+    by ``kl``, in their original order), measured on ``eval_blocks[:blocks]``, and the measurement."""
+    importance = layer_importance(teacher, eval_blocks[:blocks])
+    return derived_layers(student, len(importance.kl), importance.kl), importance
+
+
+def write_layers(run_dir: Path, layer_ids: list[int], importance: LayerImportance) -> None:
+    """``layers.json``: the kept layers and the scores they were chosen by."""
+    write_json(
+        run_dir / LAYERS_FILE,
+        {
+            "keep": "importance",
+            "measure": "kl",
+            "layer_ids": list(layer_ids),
+            "teacher_layers": len(importance.kl),
+            "kl": importance.kl,
+            "cosine": importance.cosine,
+            "ranking": importance.ranking,
+            "blocks": importance.blocks,
+            "positions": importance.positions,
+        },
+    )
+
+
+def read_layers(run_dir: Path) -> dict[str, Any]:
+    """A run folder's ``layers.json`` (its ``layer_ids`` checked to be a list of layer numbers); ConfigError
+    when it is missing or damaged: the layers are never measured again nor guessed."""
+    path = Path(run_dir) / LAYERS_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            "",
+            f"run {Path(run_dir).name} keeps its student's layers by importance and has no {LAYERS_FILE}",
+            "the run writes it before distillation starts; without it this student's layers are unknown",
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError("", f"run {Path(run_dir).name}: {LAYERS_FILE} cannot be read ({err})", "") from None
+    ids = data.get("layer_ids") if isinstance(data, dict) else None
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, int) and i >= 0 for i in ids):
+        raise ConfigError("", f"run {Path(run_dir).name}: {LAYERS_FILE} names no list of layers", "")
+    return data
+
+
+def student_with_layers(student: StudentConfig, run_dir: Path) -> StudentConfig:
+    """``student`` as a run folder built it: with ``keep = "importance"`` the layers its ``layers.json``
+    recorded become ``layer_ids`` (read, never measured again); any other student as it is."""
+    if not by_importance(student):
+        return student
+    return dataclasses.replace(student, layer_ids=list(read_layers(run_dir)["layer_ids"]))
