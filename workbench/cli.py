@@ -1,4 +1,5 @@
-"""The command line: ``workbench`` (the window), ``workbench run``, ``predict``, ``data``, ``presets``, ``runs``.
+"""The command line: ``workbench`` (the window), ``workbench run``, ``predict``, ``data``, ``layers``, ``presets``,
+``runs``.
 
 Errors a user can fix (a bad value, a missing file, tokenizers that differ, out of
 memory) print one line ``error: ...`` plus a ``hint: ...`` line and exit with status 2;
@@ -17,6 +18,7 @@ from typing import Any
 from workbench.commands import EXIT_INTERRUPTED, EXIT_USAGE
 from workbench.commands.export import cmd_export, runs_export_parser
 from workbench.commands.inspect import cmd_data, cmd_predict, cmd_presets, cmd_runs
+from workbench.commands.layers import add_parser as add_layers_parser
 from workbench.commands.run import cmd_run
 from workbench.config.presets import preset_names
 from workbench.errors import ConfigError, WorkbenchWarning
@@ -112,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("config")
     data.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     data.set_defaults(handler=cmd_data)
+
+    add_layers_parser(sub)
 
     listing = sub.add_parser(
         "runs",

@@ -133,3 +133,15 @@ def test_resumed_run_keeps_the_recorded_layers_and_the_card_names_them(stopped_r
     assert not any(e.kind == "log" and "measuring" in e.message for e in events)
     card = (run_dir / "student" / "README.md").read_text()
     assert f"keeping layers {recorded}, the 2 most important" in card
+
+
+def test_workbench_layers_on_the_run_folder_measures_what_the_run_chose(stopped_run, capsys):
+    from workbench.cli import main
+
+    run_dir, _ = stopped_run
+    recorded = json.loads((run_dir / LAYERS_FILE).read_text())
+    assert main(["layers", str(run_dir), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert found["teacher"] == str(run_dir / "teacher")
+    assert found["by_importance"] == recorded["layer_ids"]
+    assert [r["kl"] for r in found["layers"]] == pytest.approx(recorded["kl"], rel=1e-4, abs=1e-7)
