@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from workbench.config.checks import evenly_spaced, keep_by_importance
 from workbench.config.presets import load_config
 from workbench.config.schema import RunConfig
 from workbench.errors import ConfigError
@@ -56,59 +55,6 @@ def _config_and_teacher_dir(target: str, overrides: list[str]) -> tuple[RunConfi
     return config, None
 
 
-def measure(config: RunConfig, teacher_dir: Path | None, blocks: int, on_log: Any = None) -> dict[str, Any]:
-    """The measurement as plain data (what ``--json`` prints)."""
-    from transformers.utils import logging as hf_logging
-
-    from workbench.engine.data.blocks import load_blocks
-    from workbench.engine.data.generated import teacher_cache_key
-    from workbench.engine.device import pick_device
-    from workbench.engine.importance import layer_importance
-    from workbench.engine.models.load import load_pretrained, load_teacher
-
-    hf_logging.disable_progress_bar()
-    dev = pick_device(config.train.device, config.train.precision)
-    if teacher_dir is not None:
-        teacher, tokenizer = load_pretrained("local", str(teacher_dir), field="")
-        label = str(teacher_dir)
-    else:
-        teacher, tokenizer = load_teacher(config.teacher, on_warning=on_log)
-        label = f"{config.teacher.source} {config.teacher.path}"
-    teacher = teacher.to(dev.device).eval()
-    kwargs: dict[str, Any] = {}
-    if config.data.source == "generated":
-        kwargs.update(teacher=teacher, teacher_key=teacher_cache_key(config.teacher))
-    data = load_blocks(config.data, tokenizer, config.train.seq_len, seed=config.train.seed, on_log=on_log, **kwargs)
-    held_out = data.val[:blocks].long()
-    if len(held_out) == 0:
-        raise ConfigError("data", "the data has no held-out block to measure on", "give more text, or a longer file")
-    result = layer_importance(teacher, held_out)
-    n_layers = len(result.kl)
-    keep = config.student.keep_layers
-    kept_imp = keep_by_importance(result.kl, keep) if 1 <= keep < n_layers else []
-    kept_even = evenly_spaced(n_layers, keep) if 1 <= keep < n_layers else []
-    return {
-        "teacher": label,
-        "teacher_layers": n_layers,
-        "blocks": result.blocks,
-        "positions": result.positions,
-        "keep_layers": keep,
-        "by_importance": kept_imp,
-        "evenly": kept_even,
-        "layers": [
-            {
-                "layer": i,
-                "kl": result.kl[i],
-                "cosine": result.cosine[i],
-                "rank": result.rank(i),
-                "kept_by_importance": i in kept_imp,
-                "kept_evenly": i in kept_even,
-            }
-            for i in range(n_layers)
-        ],
-    }
-
-
 def table(found: dict[str, Any]) -> str:
     keep = found["keep_layers"]
     lines = [
@@ -134,12 +80,12 @@ def table(found: dict[str, Any]) -> str:
 
 
 def cmd_layers(args: argparse.Namespace) -> int:
-    from workbench.engine.importance import IMPORTANCE_BLOCKS
+    from workbench.engine.importance import IMPORTANCE_BLOCKS, measure_teacher
 
     blocks = IMPORTANCE_BLOCKS if args.blocks is None else args.blocks
     if blocks < 1:
         raise ConfigError("--blocks", f"{blocks} must be at least 1", f"e.g. --blocks {IMPORTANCE_BLOCKS}")
     config, teacher_dir = _config_and_teacher_dir(args.config, args.overrides)
-    found = measure(config, teacher_dir, blocks, on_log=lambda message: print(f"  {message}", file=sys.stderr))
+    found = measure_teacher(config, teacher_dir, blocks, on_log=lambda message: print(f"  {message}", file=sys.stderr))
     print(json.dumps(found) if args.json else table(found))
     return 0

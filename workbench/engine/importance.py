@@ -26,7 +26,7 @@ from torch import nn
 
 from workbench.config.checks import by_importance, derived_layers, keep_by_importance
 from workbench.config.checks import rank_layers as ranking
-from workbench.config.schema import StudentConfig
+from workbench.config.schema import RunConfig, StudentConfig
 from workbench.engine.models.build import decoder_layers
 from workbench.errors import ConfigError
 from workbench.run_folder import write_json
@@ -38,6 +38,7 @@ __all__ = [
     "choose_layers",
     "keep_by_importance",
     "layer_importance",
+    "measure_teacher",
     "ranking",
     "read_layers",
     "student_with_layers",
@@ -230,3 +231,66 @@ def student_with_layers(student: StudentConfig, run_dir: Path) -> StudentConfig:
     if not by_importance(student):
         return student
     return dataclasses.replace(student, layer_ids=list(read_layers(run_dir)["layer_ids"]))
+
+
+def measure_teacher(
+    config: RunConfig,
+    teacher_dir: Path | None = None,
+    blocks: int = IMPORTANCE_BLOCKS,
+    *,
+    on_log: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Layer importance of ``config``'s loaded teacher (or the one saved in ``teacher_dir``: a run folder's
+    trained teacher) on the first ``blocks`` held-out blocks of its data (the ones a run measures on), with
+    the layers ``student.keep_layers`` keeps by importance and evenly spaced, as plain data (what ``workbench
+    layers --json`` prints and the window's architecture view draws)."""
+    from transformers.utils import logging as hf_logging
+
+    from workbench.config.checks import evenly_spaced
+    from workbench.engine.data.blocks import load_blocks
+    from workbench.engine.data.generated import teacher_cache_key
+    from workbench.engine.device import pick_device
+    from workbench.engine.models.load import load_pretrained, load_teacher
+
+    hf_logging.disable_progress_bar()
+    dev = pick_device(config.train.device, config.train.precision)
+    if teacher_dir is not None:
+        teacher, tokenizer = load_pretrained("local", str(teacher_dir), field="")
+        label = str(teacher_dir)
+    else:
+        teacher, tokenizer = load_teacher(config.teacher, on_warning=on_log)
+        label = f"{config.teacher.source} {config.teacher.path}"
+    teacher = teacher.to(dev.device).eval()
+    kwargs: dict[str, Any] = {}
+    if config.data.source == "generated":
+        kwargs.update(teacher=teacher, teacher_key=teacher_cache_key(config.teacher))
+    data = load_blocks(config.data, tokenizer, config.train.seq_len, seed=config.train.seed, on_log=on_log, **kwargs)
+    held_out = data.val[:blocks].long()
+    if len(held_out) == 0:
+        raise ConfigError("data", "the data has no held-out block to measure on", "give more text, or a longer file")
+    result = layer_importance(teacher, held_out, on_progress=on_progress)
+    n_layers = len(result.kl)
+    keep = config.student.keep_layers
+    kept_imp = keep_by_importance(result.kl, keep) if 1 <= keep < n_layers else []
+    kept_even = evenly_spaced(n_layers, keep) if 1 <= keep < n_layers else []
+    return {
+        "teacher": label,
+        "teacher_layers": n_layers,
+        "blocks": result.blocks,
+        "positions": result.positions,
+        "keep_layers": keep,
+        "by_importance": kept_imp,
+        "evenly": kept_even,
+        "layers": [
+            {
+                "layer": i,
+                "kl": result.kl[i],
+                "cosine": result.cosine[i],
+                "rank": result.rank(i),
+                "kept_by_importance": i in kept_imp,
+                "kept_evenly": i in kept_even,
+            }
+            for i in range(n_layers)
+        ],
+    }
