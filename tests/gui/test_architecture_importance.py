@@ -20,7 +20,7 @@ def _local_config(tmp_path) -> RunConfig:
     tokenizer.save_pretrained(tmp_path / "teacher")
     cfg = RunConfig()
     cfg.teacher.source, cfg.teacher.path = "local", str(tmp_path / "teacher")
-    cfg.student.keep_layers = 2
+    cfg.student.keep_layers, cfg.student.keep = 2, "importance"
     cfg.train.seq_len, cfg.train.device = 16, "cpu"
     cfg.data.toy_sentences = 600
     return cfg
@@ -58,6 +58,12 @@ def test_measuring_runs_off_the_gui_thread_and_draws_the_bars(qtbot, tmp_path, m
     view.grab()  # paints: each bar gets its tooltip
     tips = [text for _, text in view.canvas._hits if "KL when skipped" in text]
     assert len(tips) == 4 and sum("kept by importance" in t for t in tips) == 2
+    # keep = "importance": the student's layers are linked to the measured choice
+    links = [text for _, text in view.canvas._hits if text.startswith("student layer")]
+    assert [t.split("\n")[0] for t in links] == [
+        "student layer 0 (teacher layer 1)",
+        "student layer 1 (teacher layer 2)",
+    ]
     # another teacher: the old bars go
     other = cfg.copy()
     other.teacher.path = str(tmp_path / "elsewhere")

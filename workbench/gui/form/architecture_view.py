@@ -107,7 +107,8 @@ class _ArchCanvas(QWidget):
         tx = 12.0 + bars
         sx = tx + col_w + gap
         scale = max([b["params"] for b in t_layers + s_layers] + [1])
-        derived = bool(plan.kept_layer_ids)
+        ids = self._kept_ids(measured)
+        derived = bool(ids) or bool(getattr(plan, "kept_by_importance", 0))
 
         self._header(painter, tx, col_w, "Teacher", plan.teacher_params, theme.TEACHER_COLOR, c)
         if plan.student_blocks:
@@ -136,10 +137,10 @@ class _ArchCanvas(QWidget):
                     self._connector(painter, a, b, copied, 1.2, dashed=True)
                 link = QColor(theme.STUDENT_COLOR)
                 link.setAlphaF(0.75)
-                for j, teacher_index in enumerate(plan.kept_layer_ids):
+                for j, teacher_index in enumerate(ids):
                     if j < len(s_rects) and 0 <= teacher_index < len(t_rects):
                         self._connector(painter, t_rects[teacher_index], s_rects[j], link, 1.6)
-        kept = set(plan.kept_layer_ids)
+        kept = set(ids)
         for block, rect in (
             (self._block(plan.teacher_blocks, "embeddings"), emb_t),
             (self._block(plan.teacher_blocks, "final norm"), norm_t),
@@ -149,7 +150,7 @@ class _ArchCanvas(QWidget):
         if measured:
             self._importance_bars(painter, measured, t_rects, c)
         for i, (block, rect) in enumerate(zip(t_layers, t_rects)):
-            state = "kept" if (not derived or i in kept) else "dropped"
+            state = "kept" if (not ids or i in kept) else "dropped"
             self._layer_block(painter, rect, block, f"L{i}", theme.TEACHER_COLOR, scale, state, c)
         if plan.student_blocks:
             for block, rect in (
@@ -159,8 +160,20 @@ class _ArchCanvas(QWidget):
             ):
                 self._plain_block(painter, rect, block, theme.STUDENT_COLOR, c, copied=derived)
             for j, (block, rect) in enumerate(zip(s_layers, s_rects)):
-                source = f" \u2190 T{plan.kept_layer_ids[j]}" if derived and j < len(plan.kept_layer_ids) else ""
+                source = f" \u2190 T{ids[j]}" if j < len(ids) else ""
                 self._layer_block(painter, rect, block, f"L{j}", theme.STUDENT_COLOR, scale, "kept", c, source=source)
+
+    def _kept_ids(self, measured: dict | None) -> list[int]:
+        """The teacher layer of each student layer: the plan's, or for ``keep = "importance"`` the measured
+        choice once the teacher has been measured (empty until then: the run chooses at its start)."""
+        plan = self.plan
+        if plan.kept_layer_ids:
+            return list(plan.kept_layer_ids)
+        wanted = getattr(plan, "kept_by_importance", 0)
+        if wanted and measured and len(measured.get("by_importance") or []) == wanted:
+            if len(measured["layers"]) == len(self._layers(plan.teacher_blocks)):
+                return list(measured["by_importance"])
+        return []
 
     def _importance_bars(self, painter: QPainter, measured: dict, rects: list[QRectF], c: dict) -> None:
         """Beside each teacher layer: the KL of skipping it (bar, longest = the largest) and its rank."""
@@ -244,7 +257,9 @@ class _ArchCanvas(QWidget):
                 QRectF(x + 18, 29, 80, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, label
             )
             x += 18 + painter.fontMetrics().horizontalAdvance(label) + 14
-        if self.plan.kept_layer_ids:
+        ids = self._kept_ids(self.importance)
+        by_importance = getattr(self.plan, "kept_by_importance", 0)
+        if ids:
             pen = QPen(QColor(theme.STUDENT_COLOR), 1.6)
             painter.setPen(pen)
             painter.drawLine(QPointF(x, 38.5), QPointF(x + 16, 38.5))
@@ -252,7 +267,16 @@ class _ArchCanvas(QWidget):
             painter.drawText(
                 QRectF(x + 20, 29, width - x - 30, 18),
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                f"kept layer ({len(self.plan.kept_layer_ids)} of {len(self._layers(self.plan.teacher_blocks))})",
+                f"kept layer ({len(ids)} of {len(self._layers(self.plan.teacher_blocks))}"
+                + (", by importance as measured)" if by_importance else ")"),
+            )
+        elif by_importance:
+            painter.setPen(QColor(c["muted"]))
+            painter.drawText(
+                QRectF(x, 29, width - x - 12, 18),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                f"keeps {by_importance} of {len(self._layers(self.plan.teacher_blocks))} layers, "
+                "chosen by importance at start",
             )
         elif self.plan.student_blocks:
             painter.setPen(QColor(c["muted"]))
