@@ -56,6 +56,16 @@ def test_importance_without_a_measurement_is_refused_never_evenly_spaced():
     assert derived_layers(explicit, 4) == [2, 0]  # layer_ids still win
 
 
+def test_a_count_the_teacher_cannot_give_is_refused_before_measuring(monkeypatch):
+    from workbench.engine import importance
+
+    monkeypatch.setattr(importance, "layer_importance", lambda *a, **k: pytest.fail("measured anyway"))
+    teacher = tiny_model(tiny_tokenizer(), layers=2)
+    with pytest.raises(ConfigError) as err:
+        choose_layers(StudentConfig(keep_layers=2, keep="importance"), teacher, torch.zeros(1, 4, dtype=torch.long))
+    assert err.value.field == "student.keep_layers"
+
+
 def test_plan_says_the_layers_are_chosen_at_start(tmp_path):
     cfg = tiny_config(
         tmp_path, **{"teacher.arch.layers": "4", "student.keep_layers": "2", "student.keep": "importance"}

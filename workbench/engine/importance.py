@@ -183,6 +183,8 @@ def choose_layers(
 ) -> tuple[list[int], LayerImportance]:
     """The teacher layers a derived student with ``keep = "importance"`` keeps (the ``keep_layers`` highest
     by ``kl``, in their original order), measured on ``eval_blocks[:blocks]``, and the measurement."""
+    n_layers = len(decoder_layers(teacher))
+    derived_layers(student, n_layers, [0.0] * n_layers)  # a count this teacher cannot give is refused before measuring
     importance = layer_importance(teacher, eval_blocks[:blocks])
     return derived_layers(student, len(importance.kl), importance.kl), importance
 
