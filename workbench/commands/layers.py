@@ -65,7 +65,7 @@ def table(found: dict[str, Any]) -> str:
     ]
     for row in found["layers"]:
         lines.append(
-            f"{row['layer']:>5}  {row['kl']:>15.4g}  {row['cosine']:>8.4f}  {row['rank']:>4}  "
+            f"{row['layer']:>5}  {row['kl']:>15.4g}  {max(row['cosine'], 0.0):>8.4f}  {row['rank']:>4}  "
             f"{'kept' if row['kept_by_importance'] else '':>10}  {'kept' if row['kept_evenly'] else '':>6}"
         )
     lines.append("")
