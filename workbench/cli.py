@@ -1,5 +1,5 @@
-"""The command line: ``workbench`` (the window), ``workbench run``, ``sweep``, ``predict``, ``data``, ``presets``,
-``runs`` (``runs export``, ``runs bought``).
+"""The command line: ``workbench`` (the window), ``workbench run``, ``sweep``, ``predict``, ``data``, ``layers``,
+``presets``, ``runs`` (``runs export``, ``runs bought``).
 
 Errors a user can fix (a bad value, a missing file, tokenizers that differ, out of
 memory) print one line ``error: ...`` plus a ``hint: ...`` line and exit with status 2;
@@ -18,6 +18,7 @@ from typing import Any
 from workbench.commands import EXIT_INTERRUPTED, EXIT_USAGE
 from workbench.commands.export import cmd_export, runs_export_parser
 from workbench.commands.inspect import cmd_data, cmd_predict, cmd_presets, cmd_runs, runs_bought_parser
+from workbench.commands.layers import add_parser as add_layers_parser
 from workbench.commands.run import cmd_run
 from workbench.commands.sweep import add_parser as add_sweep_parser
 from workbench.config.presets import preset_names
@@ -120,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     data.add_argument("config")
     data.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     data.set_defaults(handler=cmd_data)
+
+    add_layers_parser(sub)
 
     listing = sub.add_parser(
         "runs",

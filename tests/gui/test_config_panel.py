@@ -109,6 +109,7 @@ def test_layer_list_overrides_the_count_and_bad_ids_are_named(panel, qtbot):
     _type(qtbot, panel.editor("student.layer_ids"), "0, 2, 5")
     assert panel.config().student.layer_ids == [0, 2, 5]
     assert not panel.editor("student.keep_layers").isEnabled()
+    assert not panel.editor("student.keep").isEnabled()  # the list overrides "evenly" / "importance" too
     with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
         _type(qtbot, panel.editor("student.layer_ids"), "0, 9")
     assert blocker.args[0] is False and "student.layer_ids" in blocker.args[1]

@@ -21,12 +21,20 @@ if TYPE_CHECKING:
     from workbench.config.schema import RunConfig, StudentConfig
 
 
-def derived_layers(student: StudentConfig, teacher_layers: int) -> list[int]:
+def by_importance(student: StudentConfig) -> bool:
+    """True when a derived student's layers are chosen by measuring the teacher (``keep = "importance"``
+    and no explicit ``layer_ids``): which ones is known only once a run has measured them."""
+    return student.source == "derived" and student.keep == "importance" and not student.layer_ids
+
+
+def derived_layers(student: StudentConfig, teacher_layers: int, scores: Sequence[float] | None = None) -> list[int]:
     """The teacher layers (0-based) a derived student keeps: ``student.layer_ids`` as given (in that
-    order), else ``student.keep_layers`` evenly spaced, first and last included (one layer: the first,
-    whose input is the embeddings, which are copied too). Raises ConfigError (at
-    ``student.layer_ids`` or ``student.keep_layers``) when the choice is not a smaller student of this
-    teacher."""
+    order), else ``student.keep_layers`` of them: evenly spaced, first and last included (one layer: the
+    first, whose input is the embeddings, which are copied too), or with ``keep = "importance"`` the
+    highest ``scores`` (one per teacher layer) in their original order. Raises ConfigError (at
+    ``student.layer_ids``, ``student.keep_layers`` or ``student.keep``) when the choice is not a smaller
+    student of this teacher, or when the layers are chosen by importance and no ``scores`` are given
+    (never a silent fall-back to evenly spaced layers)."""
     if student.layer_ids:
         ids = list(student.layer_ids)
         bad = [i for i in ids if i < 0 or i >= teacher_layers]
@@ -56,6 +64,20 @@ def derived_layers(student: StudentConfig, teacher_layers: int) -> list[int]:
         )
     if keep < 1:
         raise ConfigError("student.keep_layers", f"{keep} keeps no layer", "keep at least 1")
+    if student.keep == "importance":
+        if scores is None:
+            raise ConfigError(
+                "student.keep",
+                "the student's layers are chosen by importance, and no measurement of the teacher was given",
+                "a run measures them when it starts (its layers.json); `workbench layers CONFIG` shows them",
+            )
+        if len(scores) != teacher_layers:
+            raise ConfigError(
+                "student.keep",
+                f"{len(scores)} importance scores for a {teacher_layers}-layer teacher",
+                "measure this teacher again",
+            )
+        return keep_by_importance(scores, keep)
     return evenly_spaced(teacher_layers, keep)
 
 
@@ -158,7 +180,7 @@ def relation_errors(config: RunConfig) -> list[ConfigError]:
         errors.append(ConfigError("student.path", f"{s.path!r} does not exist", "check the path"))
     if s.source == "derived" and t.source == "train":
         try:
-            derived_layers(s, t.arch.layers)
+            derived_layers(s, t.arch.layers, [0.0] * t.arch.layers if by_importance(s) else None)
         except ConfigError as err:
             errors.append(err)
     if s.source == "custom" and t.source == "train" and s.arch.family != t.arch.family:

@@ -52,6 +52,7 @@ DATA_SOURCES = ("toy", "file", "hf", "disk", "generated")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FAMILIES = ("llama", "gpt2")
+KEEP_CHOICES = ("evenly", "importance")
 
 
 def _f(default: Any, help: str, **meta: Any) -> Any:
@@ -109,9 +110,16 @@ class StudentConfig:
         "derived: keep some of the teacher's layers; custom: a new model of the same family; local/hub: an existing model.",
         choices=STUDENT_SOURCES,
     )
-    keep_layers: int = _f(2, "Derived student: how many teacher layers to keep (evenly spaced).", min=1, max=256)
+    keep_layers: int = _f(2, "Derived student: how many teacher layers to keep.", min=1, max=256)
+    keep: str = _f(
+        "evenly",
+        "Derived student: which keep_layers layers. evenly: evenly spaced, first and last included; importance: "
+        "the ones whose skipping changes the teacher's next-token distribution most (KL, measured on held-out "
+        "blocks when the run starts).",
+        choices=KEEP_CHOICES,
+    )
     layer_ids: list[int] = _f(
-        [], "Derived student: exactly which teacher layers to keep (0-based); overrides keep_layers."
+        [], "Derived student: exactly which teacher layers to keep (0-based); overrides keep_layers and keep."
     )
     path: str = _f("", "Folder or hub id when the student is an existing model.")
     arch: ArchConfig = _f(ArchConfig(layers=2, hidden=64, heads=2), "Architecture of a custom student.")

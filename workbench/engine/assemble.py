@@ -110,7 +110,10 @@ def load_run_models(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, An
                 f"run {run_dir.name} has no student yet",
                 "wait for the first distillation checkpoint, or pick another run",
             )
-        student = make_student(config.student, teacher, tokenizer, seed=config.train.seed)
+        from workbench.engine.importance import student_with_layers
+
+        student_cfg = student_with_layers(config.student, run_dir)  # keep = "importance": its layers.json
+        student = make_student(student_cfg, teacher, tokenizer, seed=config.train.seed)
         try:
             load_model(student, str(checkpoint / "model.safetensors"))
         except UNREADABLE_WEIGHTS as err:

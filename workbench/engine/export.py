@@ -66,7 +66,19 @@ def model_card(config: RunConfig, summary: dict[str, Any]) -> str:
     t, s, d = config.teacher, config.student, config.distill
     teacher_text = "trained from scratch in the workbench" if t.source == "train" else f"{t.source} `{t.path}`"
     if s.source == "derived":
-        kept = s.layer_ids or f"{s.keep_layers} evenly spaced layers"
+        if s.layer_ids:
+            kept = f"layers {s.layer_ids}"
+        elif s.keep == "importance" and summary.get("kept_layers"):
+            kl = summary.get("layer_kl") or []
+            scores = ", ".join(f"L{i} {v:.3g}" for i, v in enumerate(kl))
+            kept = (
+                f"layers {summary['kept_layers']}, the {s.keep_layers} most important by the KL between the "
+                f"teacher and the teacher with that layer skipped" + (f" ({scores})" if scores else "")
+            )
+        elif s.keep == "importance":
+            kept = f"{s.keep_layers} layers chosen by importance"
+        else:
+            kept = f"{s.keep_layers} evenly spaced layers"
         student_text = f"derived from the teacher, keeping {kept}"
     else:
         student_text = f"{s.source} student"

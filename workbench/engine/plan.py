@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from workbench.config.checks import derived_layers
+from workbench.config.checks import by_importance, derived_layers
 from workbench.config.schema import DataConfig, RunConfig, TeacherConfig
 from workbench.engine.assemble import TEXT_TOKENIZER_VOCAB, data_tokenizer
 from workbench.engine.device import pick_device
@@ -52,6 +52,7 @@ class Plan:
     teacher_blocks: list[dict] = field(default_factory=list)
     student_blocks: list[dict] = field(default_factory=list)
     kept_layer_ids: list[int] = field(default_factory=list)  # derived students: teacher layer of each student layer
+    kept_by_importance: int = 0  # derived students whose layers a run picks by importance: how many (ids unknown yet)
     teacher_summary: str = ""  # "llama · 30 layers · hidden 576 · 9 heads (3 KV) · vocab 49,152"
     student_summary: str = ""
     vocab_size: int = 0
@@ -177,7 +178,14 @@ def _student_config(cfg: RunConfig, teacher: Any, plan: Plan) -> Any | None:
     s = cfg.student
     try:
         if s.source == "derived":
-            kept = derived_layers(s, int(teacher.num_hidden_layers))
+            n_layers = int(teacher.num_hidden_layers)
+            if by_importance(s):
+                # Which layers is measured when the run starts; the count is all the sizes need (the
+                # layers of one model are alike), so any s.keep_layers of them stand in for them here.
+                kept = derived_layers(s, n_layers, [0.0] * n_layers)
+                plan.kept_by_importance = len(kept)
+                return _with_layers(teacher, kept)
+            kept = derived_layers(s, n_layers)
             plan.kept_layer_ids = kept
             return _with_layers(teacher, kept)
         if s.source == "custom":

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from workbench import paths
+from workbench.config.checks import by_importance
 from workbench.config.schema import RunConfig
 from workbench.control import Control
 from workbench.engine.assemble import (
@@ -35,6 +36,7 @@ from workbench.engine.evaluate import (
     next_token_latency_ms,
 )
 from workbench.engine.export import export_student, save_teacher, write_summary_files
+from workbench.engine.importance import IMPORTANCE_BLOCKS, LAYERS_FILE, choose_layers, read_layers, write_layers
 from workbench.engine.models.build import build_model, make_student
 from workbench.engine.models.load import load_pretrained, load_teacher, load_tokenizer
 from workbench.engine.models.sizes import bytes_of, count_parameters
@@ -183,6 +185,7 @@ class _Run:
         self.started = time.time()
         self.session: Session | None = None  # made once the device, the tokenizer and the data are known
         self.training_started = False  # until then a failure has changed nothing worth keeping
+        self.kept: dict[str, Any] = {}  # keep = "importance": the layers kept and their scores (for the summary)
 
     # -- setup ----------------------------------------------------------------
     def execute(self) -> Finished:
@@ -257,7 +260,8 @@ class _Run:
         if cfg.distill.teacher_cache == "topk" and cfg.distill.alpha > 0:
             self._teacher_caches()
 
-        student = make_student(cfg.student, teacher, tokenizer, seed=cfg.train.seed)  # from the fp32 weights
+        student_cfg = self._student_config(eval_blocks)
+        student = make_student(student_cfg, teacher, tokenizer, seed=cfg.train.seed)  # from the fp32 weights
         if self.dev.frozen_dtype != torch.float32:
             self.teacher.to(self.dev.frozen_dtype)  # frozen: half the memory, and autocast computed in it anyway
             self.report(Log(f"the frozen teacher is kept in {self.dev.precision} (train.precision)"))
@@ -326,6 +330,31 @@ class _Run:
             self.parallel.barrier()
         session.teacher_topk, session.eval_topk = caches
 
+    def _student_config(self, eval_blocks: torch.Tensor) -> Any:
+        """The student config to build from: with ``keep = "importance"`` the layers this run measured (or,
+        resumed, the ones its layers.json recorded) as ``layer_ids``."""
+        cfg = self.config
+        if not by_importance(cfg.student):
+            return cfg.student
+        path = self.run_dir / LAYERS_FILE
+        if path.is_file():
+            data = read_layers(self.run_dir)
+            ids, kl = list(data["layer_ids"]), data.get("kl")
+            self.report(Log(f"student keeps teacher layers {ids} (chosen by importance, read from {LAYERS_FILE})"))
+        else:
+            checkpoint = latest_checkpoint(self.run_dir) if self.resuming else None
+            if checkpoint is not None and read_checkpoint_state(checkpoint)["stage"] == "distill":
+                read_layers(self.run_dir)  # a student is half trained with layers nobody recorded: refuse
+            self.report(Log(f"measuring the teacher's layers on {IMPORTANCE_BLOCKS} held-out blocks"))
+            ids, importance = choose_layers(cfg.student, self.teacher, eval_blocks.to(self.dev.device))
+            kl = importance.kl
+            if self.parallel.main:
+                write_layers(self.run_dir, ids, importance)
+            scores = ", ".join(f"L{i} {v:.3g}" for i, v in enumerate(kl))
+            self.report(Log(f"student keeps teacher layers {ids}, chosen by importance (KL when skipped: {scores})"))
+        self.kept = {"kept_layers": ids, "kept_by": "importance", "layer_kl": kl}
+        return dataclasses.replace(cfg.student, layer_ids=ids)
+
     def _warn(self, message: str) -> None:
         self.report(Log(message, level="warning"))
 
@@ -360,7 +389,7 @@ class _Run:
     def _summarise(self, result: StageResult) -> dict[str, Any]:
         cfg = self.config
         self.report(StageStarted("evaluate", message="final measurements"))
-        summary: dict[str, Any] = {"status": "completed", "steps": result.step, **result.metrics}
+        summary: dict[str, Any] = {"status": "completed", "steps": result.step, **result.metrics, **self.kept}
         summary.update({k: v for k, v in self.session.history.items() if k != "elapsed_s"})
         teacher_params = count_parameters(self.teacher)
         student_params = count_parameters(self.student)

@@ -3,18 +3,33 @@
 It draws the :class:`workbench.engine.plan.Plan` of the form's configuration (``update_plan(plan)``):
 embeddings, each layer (attention and MLP as bars scaled to the largest layer), the final norm and
 the head; for a derived student, which teacher layers it keeps, with connectors. It computes nothing
-itself. Teacher and student keep the colours of :mod:`workbench.gui.theme`.
+on the GUI thread: its "Measure importance" button runs :func:`workbench.engine.importance.measure_teacher`
+on a :class:`~workbench.gui.background.jobs.Jobs` thread (a loaded teacher only: one trained here does not
+exist before its run), and the KL of skipping each teacher layer is drawn as a bar beside that layer. Teacher
+and student keep the colours of :mod:`workbench.gui.theme`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Slot
 from PySide6.QtGui import QColor, QFont, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QScrollArea, QToolTip, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
 
+from workbench.errors import one_line
 from workbench.gui import theme
+from workbench.gui.background.jobs import Jobs
 from workbench.gui.form.units import format_count
 
 ROW_H = 20.0  # one transformer layer
@@ -22,6 +37,7 @@ ROW_GAP = 3.0
 BIG_ROW_H = 26.0  # embeddings and head
 NORM_H = 18.0
 TOP = 54.0  # header and legend
+BAR_W = 64.0  # the importance bars left of the teacher's layers, once measured
 
 
 class _ArchCanvas(QWidget):
@@ -30,6 +46,7 @@ class _ArchCanvas(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.plan: Any = None
+        self.importance: dict | None = None  # importance.measure_teacher's answer for the teacher shown
         self._hits: list[tuple[QRectF, str]] = []
         self.setMouseTracking(True)
 
@@ -82,12 +99,16 @@ class _ArchCanvas(QWidget):
             )
             return
         width = self.width()
-        gap = max(44.0, min(110.0, width * 0.16))
-        col_w = (width - 24 - gap) / 2
-        tx, sx = 12.0, 12.0 + col_w + gap
         t_layers, s_layers = self._layers(plan.teacher_blocks), self._layers(plan.student_blocks)
+        measured = self.importance if self.importance and len(self.importance["layers"]) == len(t_layers) else None
+        bars = BAR_W if measured else 0.0
+        gap = max(44.0, min(110.0, width * 0.16))
+        col_w = (width - 24 - gap - bars) / 2
+        tx = 12.0 + bars
+        sx = tx + col_w + gap
         scale = max([b["params"] for b in t_layers + s_layers] + [1])
-        derived = bool(plan.kept_layer_ids)
+        ids = self._kept_ids(measured)
+        derived = bool(ids) or bool(getattr(plan, "kept_by_importance", 0))
 
         self._header(painter, tx, col_w, "Teacher", plan.teacher_params, theme.TEACHER_COLOR, c)
         if plan.student_blocks:
@@ -116,18 +137,20 @@ class _ArchCanvas(QWidget):
                     self._connector(painter, a, b, copied, 1.2, dashed=True)
                 link = QColor(theme.STUDENT_COLOR)
                 link.setAlphaF(0.75)
-                for j, teacher_index in enumerate(plan.kept_layer_ids):
+                for j, teacher_index in enumerate(ids):
                     if j < len(s_rects) and 0 <= teacher_index < len(t_rects):
                         self._connector(painter, t_rects[teacher_index], s_rects[j], link, 1.6)
-        kept = set(plan.kept_layer_ids)
+        kept = set(ids)
         for block, rect in (
             (self._block(plan.teacher_blocks, "embeddings"), emb_t),
             (self._block(plan.teacher_blocks, "final norm"), norm_t),
             (self._block(plan.teacher_blocks, "head"), head_t),
         ):
             self._plain_block(painter, rect, block, theme.TEACHER_COLOR, c)
+        if measured:
+            self._importance_bars(painter, measured, t_rects, c)
         for i, (block, rect) in enumerate(zip(t_layers, t_rects)):
-            state = "kept" if (not derived or i in kept) else "dropped"
+            state = "kept" if (not ids or i in kept) else "dropped"
             self._layer_block(painter, rect, block, f"L{i}", theme.TEACHER_COLOR, scale, state, c)
         if plan.student_blocks:
             for block, rect in (
@@ -137,8 +160,62 @@ class _ArchCanvas(QWidget):
             ):
                 self._plain_block(painter, rect, block, theme.STUDENT_COLOR, c, copied=derived)
             for j, (block, rect) in enumerate(zip(s_layers, s_rects)):
-                source = f" \u2190 T{plan.kept_layer_ids[j]}" if derived and j < len(plan.kept_layer_ids) else ""
+                source = f" \u2190 T{ids[j]}" if j < len(ids) else ""
                 self._layer_block(painter, rect, block, f"L{j}", theme.STUDENT_COLOR, scale, "kept", c, source=source)
+
+    def _kept_ids(self, measured: dict | None) -> list[int]:
+        """The teacher layer of each student layer: the plan's, or for ``keep = "importance"`` the measured
+        choice once the teacher has been measured (empty until then: the run chooses at its start)."""
+        plan = self.plan
+        if plan.kept_layer_ids:
+            return list(plan.kept_layer_ids)
+        wanted = getattr(plan, "kept_by_importance", 0)
+        if wanted and measured and len(measured.get("by_importance") or []) == wanted:
+            if len(measured["layers"]) == len(self._layers(plan.teacher_blocks)):
+                return list(measured["by_importance"])
+        return []
+
+    def _importance_bars(self, painter: QPainter, measured: dict, rects: list[QRectF], c: dict) -> None:
+        """Beside each teacher layer: the KL of skipping it (bar, longest = the largest) and its rank."""
+        rows = measured["layers"]
+        top = max([r["kl"] for r in rows] + [1e-12])
+        font = painter.font()
+        small = QFont(font)
+        small.setPointSizeF(font.pointSizeF() * 0.8)
+        painter.setFont(small)
+        painter.setPen(QColor(c["muted"]))
+        if rects:
+            painter.drawText(
+                QRectF(4, rects[0].top() - 16, BAR_W, 14),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                "KL skipped",
+            )
+        chosen = set(measured.get("by_importance") or [])
+        for row, rect in zip(rows, rects):
+            room = BAR_W - 26
+            length = max(1.0, room * row["kl"] / top)
+            bar = QRectF(rect.left() - 6 - length, rect.center().y() - 4, length, 8)
+            color = QColor(theme.TEACHER_COLOR)
+            color.setAlphaF(1.0 if row["layer"] in chosen else 0.45)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(color)
+            painter.drawRoundedRect(bar, 2, 2)
+            painter.setPen(QColor(c["muted"]))
+            painter.drawText(
+                QRectF(2, rect.top(), 20, rect.height()),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                f"#{row['rank']}",
+            )
+            hit = QRectF(2, rect.top(), BAR_W + 10, rect.height())
+            kept = " – kept by importance" if row["layer"] in chosen else ""
+            self._hits.append(
+                (
+                    hit,
+                    f"teacher layer {row['layer']}{kept}\nKL when skipped {row['kl']:.4g}\n"
+                    f"1 - cos(in, out) {row['cosine']:.4f}\nrank {row['rank']} of {len(rows)}",
+                )
+            )
+        painter.setFont(font)
 
     def _stack(self, x: float, w: float, top: float, span: float, count: int) -> list[QRectF]:
         """``count`` layer rows spread over ``span`` (a shorter model's rows spread out so both columns line up)."""
@@ -180,7 +257,9 @@ class _ArchCanvas(QWidget):
                 QRectF(x + 18, 29, 80, 18), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, label
             )
             x += 18 + painter.fontMetrics().horizontalAdvance(label) + 14
-        if self.plan.kept_layer_ids:
+        ids = self._kept_ids(self.importance)
+        by_importance = getattr(self.plan, "kept_by_importance", 0)
+        if ids:
             pen = QPen(QColor(theme.STUDENT_COLOR), 1.6)
             painter.setPen(pen)
             painter.drawLine(QPointF(x, 38.5), QPointF(x + 16, 38.5))
@@ -188,7 +267,16 @@ class _ArchCanvas(QWidget):
             painter.drawText(
                 QRectF(x + 20, 29, width - x - 30, 18),
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                f"kept layer ({len(self.plan.kept_layer_ids)} of {len(self._layers(self.plan.teacher_blocks))})",
+                f"kept layer ({len(ids)} of {len(self._layers(self.plan.teacher_blocks))}"
+                + (", by importance as measured)" if by_importance else ")"),
+            )
+        elif by_importance:
+            painter.setPen(QColor(c["muted"]))
+            painter.drawText(
+                QRectF(x, 29, width - x - 12, 18),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                f"keeps {by_importance} of {len(self._layers(self.plan.teacher_blocks))} layers, "
+                "chosen by importance at start",
             )
         elif self.plan.student_blocks:
             painter.setPen(QColor(c["muted"]))
@@ -314,12 +402,27 @@ class _ArchCanvas(QWidget):
 
 
 class ArchitectureView(QWidget):
-    """Teacher and student side by side, block by block, scrollable for deep models."""
+    """Teacher and student side by side, block by block, scrollable for deep models; a button measures how
+    much each layer of a loaded teacher matters (in the background) and draws it beside the teacher."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
-        layout = QHBoxLayout(self)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.setContentsMargins(8, 6, 8, 0)
+        self.measure_button = QPushButton("Measure importance", self)
+        self.measure_button.clicked.connect(self.measure)
+        self.progress = QProgressBar(self)
+        self.progress.setMaximumWidth(140)
+        self.progress.hide()
+        self.status = QLabel(self)
+        self.status.setObjectName("muted")
+        self.status.setWordWrap(True)
+        row.addWidget(self.measure_button)
+        row.addWidget(self.progress)
+        row.addWidget(self.status, 1)
+        layout.addLayout(row)
         self.scroll = QScrollArea(self)
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -327,10 +430,103 @@ class ArchitectureView(QWidget):
         self.canvas = _ArchCanvas(self.scroll)
         self.scroll.setWidget(self.canvas)
         layout.addWidget(self.scroll)
+        self.config: Any = None
+        self._measured_key = ""  # what the importance drawn was measured for
+        self._jobs: Jobs | None = None  # its thread starts with the first measurement
+        self._update_button()
 
-    def update_plan(self, plan: Any) -> None:
-        """Draw a :class:`~workbench.engine.plan.Plan`."""
+    def update_plan(self, plan: Any, config: Any = None) -> None:
+        """Draw a :class:`~workbench.engine.plan.Plan` (of ``config``, when given: what the button measures)."""
+        if config is not None:
+            self.config = config
+            if self._measured_key and _key(config) != self._measured_key:
+                self.canvas.importance, self._measured_key = None, ""  # another teacher or other data
+                self.status.setText("")
         self.canvas.set_plan(plan)
+        self._update_button()
+
+    def _update_button(self) -> None:
+        cfg = self.config
+        busy = self.progress.isVisible()
+        if cfg is None:
+            self.measure_button.setEnabled(False)
+            self.measure_button.setToolTip("The configuration is not known yet.")
+        elif cfg.teacher.source == "train":
+            self.measure_button.setEnabled(False)
+            self.measure_button.setToolTip(
+                "The teacher is trained from scratch by this run, so there is nothing to measure yet: "
+                "run `workbench layers RUN_DIR` on a run folder whose teacher stage has finished."
+            )
+        else:
+            self.measure_button.setEnabled(not busy)
+            self.measure_button.setToolTip(
+                "Measure how much each teacher layer matters: the KL between the teacher and the teacher with "
+                "that layer skipped, on 8 held-out blocks (what student.keep = importance ranks by)."
+            )
+
+    @Slot()
+    def measure(self) -> None:
+        """Measure the configured teacher's layers on the jobs thread (never on the GUI thread)."""
+        cfg = self.config
+        if cfg is None or cfg.teacher.source == "train":
+            return
+        if self._jobs is None:
+            self._jobs = Jobs("importance", self)
+        cfg = cfg.copy()
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.status.setStyleSheet("")
+        self.status.setText("Loading the teacher and the data\u2026")
+        self._update_button()
+
+        def work(job: Any) -> dict:
+            from workbench.engine.importance import measure_teacher
+
+            return measure_teacher(cfg, on_progress=lambda done, total: job.progress(done, total))
+
+        self._jobs.submit(
+            "importance",
+            work,
+            on_done=lambda found: self._measured(found, _key(cfg)),
+            on_error=self._failed,
+            on_progress=self._progressed,
+        )
+
+    def _progressed(self, done: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.status.setText(f"Measuring: forward pass {done} of {total}")
+
+    def _measured(self, found: dict, key: str) -> None:
+        self.progress.hide()
+        self.status.setStyleSheet("")
+        if self.config is not None and _key(self.config) != key:
+            self.status.setText("The teacher or the data changed while it was measured: measure again.")
+        else:
+            self.canvas.importance, self._measured_key = found, key
+            kept = found.get("by_importance")
+            self.status.setText(
+                f"KL when each layer is skipped, on {found['blocks']} held-out blocks."
+                + (f" Importance keeps {kept}, evenly spaced {found['evenly']}." if kept else "")
+            )
+            self.canvas.update()
+        self._update_button()
+
+    def _failed(self, err: BaseException) -> None:
+        self.progress.hide()
+        self.status.setStyleSheet(f"color: {theme.ERROR_COLOR};")
+        self.status.setText(one_line(err))
+        self._update_button()
+
+    def shutdown(self) -> None:
+        """Cancel a measurement in progress and wait for it (the window is closing)."""
+        if self._jobs is not None:
+            self._jobs.shutdown()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(460, 520)
+
+
+def _key(cfg: Any) -> str:
+    """What a measurement depends on: the teacher, the data, the sequence length, the seed and keep_layers."""
+    return repr((cfg.teacher, cfg.data, cfg.train.seq_len, cfg.train.seed, cfg.student.keep_layers))

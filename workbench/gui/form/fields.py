@@ -48,6 +48,7 @@ LABELS = {
     "trust_remote_code": "Trust remote code",
     "keep_layers": "Layers kept",
     "layer_ids": "Which layers",
+    "keep": "Keep by",
     "t_squared": "Scale by T\u00b2",
     "chunk_positions": "Loss chunk",
     "fused_loss": "Fused loss",

@@ -370,6 +370,7 @@ class ConfigPanel(QWidget):
         )
         # a list of layers overrides the count; grey the count out so that is visible
         self._editors["student.keep_layers"].setEnabled(not cfg.student.layer_ids)
+        self._editors["student.keep"].setEnabled(not cfg.student.layer_ids)
 
     # -- validation ---------------------------------------------------------------
     def _revalidate(self, force: bool = False) -> None:

@@ -174,6 +174,8 @@ class SummaryCard(QFrame):
             shapes.append(f"Student: {plan.student_summary}")
         if plan.kept_layer_ids:
             shapes.append(f"Keeps teacher layers {_ranges(plan.kept_layer_ids)}")
+        elif plan.kept_by_importance:
+            shapes.append(f"Keeps {plan.kept_by_importance} teacher layers, chosen by importance at start")
         self.shapes.setText("\n".join(shapes))
         self.shapes.setVisible(bool(shapes))
 

@@ -44,6 +44,7 @@ def field_visible(dotted: str, cfg: RunConfig) -> bool:
         "teacher.trust_remote_code": t in ("local", "hub"),
         "student.keep_layers": s == "derived",
         "student.layer_ids": s == "derived",
+        "student.keep": s == "derived",
         "student.path": s in ("local", "hub"),
         "distill.beta": cfg.distill.divergence == "jsd",
         "distill.skew": cfg.distill.divergence.startswith("skew"),

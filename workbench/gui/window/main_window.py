@@ -225,7 +225,7 @@ class MainWindow(
                 self.config_panel.set_plan_errors(cfg, [])  # nothing known against it: the run itself checks
             return
         self.summary_card.update_plan(plan)
-        self.arch_view.update_plan(plan)
+        self.arch_view.update_plan(plan, cfg)
         if cfg is not None:
             # Marked at the field its "field: ..." prefix names, and the form turns invalid (validity_changed),
             # which disables Start and the baseline with the reason; the panel drops them once the form moves on.
