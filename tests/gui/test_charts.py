@@ -419,3 +419,34 @@ def test_charts_follow_the_distillation_stage_and_fit_all_shows_both(panel):
             chart.plot.vb.updateAutoRange()
     low, high = view.viewRange()[0]
     assert low <= 50 and high >= 890, (low, high)
+
+
+def _shown(panel, qtbot):
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.wait(30)  # pyqtgraph works the auto range out before it paints
+
+
+def test_step_zero_is_inside_every_chart_when_the_steps_start_at_one(panel, qtbot):
+    # The evaluation before the first step sits at step 0; the train curves start at step 1. The charts share
+    # one x range, which must not be the train loss chart's alone.
+    panel.handle_event(StageStarted("distill", 300))
+    panel.handle_event(Eval("distill", 0, {"student_ce": 3.6, "kl_teacher_student": 1.0, "top1_agreement": 0.3}))
+    for n in range(1, 6):
+        panel.handle_event(step("distill", n, 4.0 - 0.1 * n, kd=1.0, lr=1e-4 * n, total=300))
+    panel.redraw_now()
+    _shown(panel, qtbot)
+    for name, chart in panel.charts.items():
+        low, high = chart.plot.vb.viewRange()[0]
+        assert low < -0.05 and high > 5, (name, low, high)  # step 0's marker is not cut at the left edge
+
+
+def test_a_single_value_in_log_scale_sits_inside_its_range(panel, qtbot):
+    panel.set_log_scale(True)
+    panel.handle_event(StageStarted("teacher", 10))
+    panel.handle_event(step("teacher", 1, 4.0, lr=1e-4, total=10))
+    panel.redraw_now()
+    _shown(panel, qtbot)
+    for name, value in (("lr", 1e-4), ("loss", 4.0)):
+        low, high = panel.charts[name].plot.vb.viewRange()[1]  # log10 of the values
+        assert low < math.log10(value) < high and high - low < 3, (name, low, high)

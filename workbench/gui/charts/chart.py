@@ -7,6 +7,7 @@ boundary and the hover crosshair; it saves itself as PNG or CSV. The grid of cha
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,32 @@ from workbench.gui.charts.legend import ChartLegend, format_value
 from workbench.gui.charts.series import ChartSpec, GrowableSeries, SeriesSpec
 
 
+class StepViewBox(pg.ViewBox):
+    """A view box whose x auto range also spans ``x_extent``: the steps every chart of the grid has points at.
+
+    The charts share one x range (linked); without this it is whichever chart auto-ranged last, so the train
+    loss chart, whose first point is step 1, cut off the held-out evaluation at step 0 in the others.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.x_extent: tuple[float, float] | None = None
+
+    def set_x_extent(self, extent: tuple[float, float] | None) -> None:
+        if extent != self.x_extent:
+            self.x_extent = extent
+            self.updateAutoRange()
+
+    def childrenBounds(self, frac=None, orthoRange=(None, None), items=None):  # noqa: N802 - pyqtgraph override
+        bounds = super().childrenBounds(frac=frac, orthoRange=orthoRange, items=items)
+        if self.x_extent is not None and items is None:
+            low, high = self.x_extent
+            if bounds[0] is not None:
+                low, high = min(low, bounds[0][0]), max(high, bounds[0][1])
+            bounds[0] = [low, high]
+        return bounds
+
+
 class Chart(QFrame):
     """One plot with a header (title, hover readout, PNG/CSV buttons), its series and overlays."""
 
@@ -32,7 +59,8 @@ class Chart(QFrame):
         self._flat_y = False  # the y range is set by hand while every point has one value
         self.log_y = False
         self.perplexity = False  # only the held-out chart offers the CE -> perplexity toggle
-        self.plot_widget = pg.PlotWidget(parent=self)
+        self.view_box = StepViewBox()
+        self.plot_widget = pg.PlotWidget(parent=self, viewBox=self.view_box)
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.setClipToView(True)
@@ -138,19 +166,37 @@ class Chart(QFrame):
             self._pad_a_flat_y_range()
         return count
 
+    def x_extent(self) -> tuple[float, float] | None:
+        """The first and last step this chart has a finite point at (None while it has none)."""
+        lows, highs = [], []
+        for series in self._all_series():
+            x, y = series.data.x, series.data.y
+            x = x[np.isfinite(y)]
+            if len(x):
+                lows.append(float(x.min()))
+                highs.append(float(x.max()))
+        return (min(lows), max(highs)) if lows else None
+
     def _pad_a_flat_y_range(self) -> None:
         """While every point has one value (the first step), auto range spans +-400x it: show it in the
-        middle of [0.5 v, 1.5 v] instead, and hand the axis back to auto range when the values spread."""
+        middle of [0.5 v, 1.5 v] instead (half a decade either side on a log axis), and hand the axis back to
+        auto range when the values spread."""
         values = [
             np.asarray(s.main.getOriginalDataset()[1], dtype=float) for s in self._all_series() if s.main.isVisible()
         ]
         finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.empty(0)
+        if self.log_y:
+            finite = finite[finite > 0]
         flat = finite.size > 0 and float(finite.max()) == float(finite.min())
         view = self.plot.getViewBox()
         if flat and (self._flat_y or view.autoRangeEnabled()[1]):
             value = float(finite[0])
-            half = abs(value) * 0.5 or 1.0
-            self.plot.setYRange(value - half, value + half, padding=0)
+            if self.log_y:  # the view's y is log10 of the values
+                low, high = math.log10(value) - 0.5, math.log10(value) + 0.5
+            else:
+                half = abs(value) * 0.5 or 1.0
+                low, high = value - half, value + half
+            self.plot.setYRange(low, high, padding=0)
             self._flat_y = True
         elif self._flat_y and not flat:
             self._flat_y = False
@@ -257,6 +303,7 @@ class Chart(QFrame):
     def set_log(self, on: bool) -> None:
         self.log_y = bool(on) and self.spec.log_ok
         self.plot.setLogMode(x=False, y=self.log_y)
+        self._pad_a_flat_y_range()
 
     def set_smoothing(self, weight: float) -> None:
         self.smoothing = float(weight)

@@ -133,6 +133,7 @@ class ChartsPanel(QWidget):
         self._overlay_count = 0
         self._overlay_sources = []
         self._arrange()
+        self._share_x_extent()
 
     def add_overlay(self, label: str, events, color: str | None = None) -> None:
         """Draw another run's curves dashed in their own colour, with ``label`` in the legends.
@@ -216,7 +217,17 @@ class ChartsPanel(QWidget):
 
     def redraw_now(self) -> int:
         """Push every changed buffer to its curve now; returns the number of series redrawn."""
-        return sum(chart.redraw() for chart in self.charts.values())
+        count = sum(chart.redraw() for chart in self.charts.values())
+        if count:
+            self._share_x_extent()
+        return count
+
+    def _share_x_extent(self) -> None:
+        """Every chart's x auto range spans the steps of all of them (they are linked: one range for all)."""
+        extents = [e for chart in self._arranged if (e := chart.x_extent()) is not None]
+        extent = (min(e[0] for e in extents), max(e[1] for e in extents)) if extents else None
+        for chart in self.charts.values():
+            chart.view_box.set_x_extent(extent)
 
     @Slot()
     def _tick(self) -> None:
