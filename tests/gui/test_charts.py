@@ -450,3 +450,34 @@ def test_a_single_value_in_log_scale_sits_inside_its_range(panel, qtbot):
     for name, value in (("lr", 1e-4), ("loss", 4.0)):
         low, high = panel.charts[name].plot.vb.viewRange()[1]  # log10 of the values
         assert low < math.log10(value) < high and high - low < 3, (name, low, high)
+
+
+def test_the_hover_readout_clears_when_the_mouse_leaves_the_plot(panel, qtbot):
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    for event in two_stage_events():
+        panel.handle_event(event)
+    panel.redraw_now()
+    chart = panel.charts["loss"]
+    chart.show_readout_at(11.8)
+    assert chart.crosshair.isVisible() and chart.readout.text()
+    QApplication.sendEvent(chart.plot_widget, QEvent(QEvent.Type.Leave))
+    assert not chart.crosshair.isVisible() and chart.readout.text() == ""
+    assert "2.0" not in chart.legend.text()  # the values next to the legend's names go too
+
+
+def test_png_export_leaves_the_readout_out_and_is_sharper_than_the_screen(panel, qtbot, tmp_path):
+    from PySide6.QtGui import QImage
+
+    for event in two_stage_events():
+        panel.handle_event(event)
+    panel.redraw_now()
+    _shown(panel, qtbot)
+    chart = panel.charts["loss"]
+    plain = QImage(str(chart.export_png(tmp_path / "plain.png")))
+    chart.show_readout_at(11.8)
+    hovered = QImage(str(chart.export_png(tmp_path / "hovered.png")))
+    assert hovered == plain, "the crosshair and readout are not baked into the image"
+    assert chart.crosshair.isVisible() and chart.readout.text()  # and they are back on screen afterwards
+    assert plain.width() >= max(1600, 2 * chart.width())

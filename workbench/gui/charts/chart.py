@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, Slot
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import QEvent, QSize, Qt, Slot
+from PySide6.QtGui import QColor, QFont, QPixmap
 from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from workbench.gui import theme
@@ -21,6 +21,8 @@ from workbench.gui.charts.curves import SeriesCurves
 from workbench.gui.charts.elided_label import ElidedLabel
 from workbench.gui.charts.legend import ChartLegend, format_value
 from workbench.gui.charts.series import ChartSpec, GrowableSeries, SeriesSpec
+
+EXPORT_MIN_WIDTH = 1600  # pixels: a PNG for a slide or a paper, whatever the chart's size on screen
 
 
 class StepViewBox(pg.ViewBox):
@@ -79,6 +81,9 @@ class Chart(QFrame):
         self.crosshair.hide()
         self.plot.addItem(self.crosshair, ignoreBounds=True)
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
+        # the readout goes when the mouse leaves the plot (Qt sends Leave to the view's viewport)
+        self.plot_widget.installEventFilter(self)
+        self.plot_widget.viewport().installEventFilter(self)
 
         self.title = ElidedLabel(spec.title, self)
         self.title.setStyleSheet("font-weight: 600; padding-right: 12px;")
@@ -322,8 +327,23 @@ class Chart(QFrame):
     @Slot(object)
     def _mouse_moved(self, pos) -> None:
         if not self.plot.sceneBoundingRect().contains(pos):
+            self.hide_readout()
             return
         self.show_readout_at(self.plot.vb.mapSceneToView(pos).x())
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.Leave and watched in (self.plot_widget, self.plot_widget.viewport()):
+            self.hide_readout()
+        return super().eventFilter(watched, event)
+
+    def hide_readout(self) -> None:
+        """Take the crosshair, the step and the values beside the legend's names away."""
+        if not self.crosshair.isVisible() and not self.readout.text() and not self._hover_values:
+            return
+        self.crosshair.hide()
+        self.readout.setText("")
+        self._hover_values = {}
+        self._update_legend()
 
     def show_readout_at(self, x: float) -> str:
         """Move the crosshair to the point nearest ``x`` and list each curve's value there; returns the text."""
@@ -350,18 +370,31 @@ class Chart(QFrame):
         return f"step {int(nearest_x):,} &nbsp; " + " &nbsp; ".join(parts)
 
     # -- export ------------------------------------------------------------------------------------------------
-    def export_png(self, path: str | Path) -> Path:
-        """Save the plot as a PNG at its current on-screen size."""
+    def export_png(self, path: str | Path, min_width: int = EXPORT_MIN_WIDTH) -> Path:
+        """Save title, legend and plot as a PNG at twice the on-screen size, and at least ``min_width``
+        pixels wide; without the buttons, the crosshair and the hover readout."""
         self.redraw(force=True)
         path = Path(path)
-        # Title, legend and plot, without the little buttons.
+        hover = (self.crosshair.isVisible(), self.readout.text(), dict(self._hover_values))
         for button in self._buttons:
             button.hide()
+        self.crosshair.hide()
+        self.readout.setText("")
+        self._hover_values = {}
+        self._update_legend()
         try:
-            image = self.grab()
+            scale = max(2.0, min_width / max(self.width(), 1))
+            image = QPixmap(QSize(math.ceil(self.width() * scale), math.ceil(self.height() * scale)))
+            image.setDevicePixelRatio(scale)
+            image.fill(self.palette().color(self.backgroundRole()))
+            self.render(image)
         finally:
             for button in self._buttons:
                 button.show()
+            self.crosshair.setVisible(hover[0])
+            self.readout.setText(hover[1])
+            self._hover_values = hover[2]
+            self._update_legend()
         if not image.save(str(path), "PNG"):
             raise OSError(f"could not write {path}")
         return path
