@@ -481,3 +481,43 @@ def test_png_export_leaves_the_readout_out_and_is_sharper_than_the_screen(panel,
     assert hovered == plain, "the crosshair and readout are not baked into the image"
     assert chart.crosshair.isVisible() and chart.readout.text()  # and they are back on screen afterwards
     assert plain.width() >= max(1600, 2 * chart.width())
+
+
+@pytest.mark.parametrize("points", [9, 16])  # presentation mode enlarges the font
+@pytest.mark.parametrize("low, high, height", [(-1.0, 3.0, 160), (-0.3, 2.4, 300), (0.2, 0.9, 120), (-4.5, -1.0, 120)])
+def test_log_axis_labels_do_not_overlap(qtbot, low, high, height, points):
+    from PySide6.QtGui import QImage, QPainter
+
+    from workbench.gui.charts.chart import Chart
+    from workbench.gui.charts.series import CHART_SPECS
+
+    chart = Chart(CHART_SPECS[0])
+    qtbot.addWidget(chart)
+    font = chart.font()
+    font.setPointSize(points)
+    chart.setFont(font)
+    chart.set_log(True)
+    chart.plot_widget.setFixedHeight(height + 40)  # the axis is about ``height`` tall, whatever the font
+    chart.resize(420, height + 200)
+    chart.show()
+    qtbot.waitExposed(chart)
+    chart.plot.setYRange(low, high, padding=0)  # log10 of the values: e.g. 0.1 to 1000
+    qtbot.wait(30)
+    axis = chart.plot.getAxis("left")
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    rects = [rect for rect, _, _ in texts]
+    labels = [text for _, _, text in texts]
+    assert len(labels) >= 2, (labels, axis.height())
+    for i, a in enumerate(rects):
+        for b in rects[i + 1 :]:
+            assert not a.intersects(b), labels
+    # each label is a 1, 2 or 5 times a power of ten
+    values = [10**v for level in axis.tickValues(low, high, axis.height()) for v in level[1]]
+    for value in values:
+        mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+        assert min(abs(mantissa - m) for m in (1, 2, 5)) < 1e-6, values

@@ -20,6 +20,7 @@ from workbench.gui import theme
 from workbench.gui.charts.curves import SeriesCurves
 from workbench.gui.charts.elided_label import ElidedLabel
 from workbench.gui.charts.legend import ChartLegend, format_value
+from workbench.gui.charts.log_axis import LogAxis
 from workbench.gui.charts.series import ChartSpec, GrowableSeries, SeriesSpec
 
 EXPORT_MIN_WIDTH = 1600  # pixels: a PNG for a slide or a paper, whatever the chart's size on screen
@@ -62,7 +63,7 @@ class Chart(QFrame):
         self.log_y = False
         self.perplexity = False  # only the held-out chart offers the CE -> perplexity toggle
         self.view_box = StepViewBox()
-        self.plot_widget = pg.PlotWidget(parent=self, viewBox=self.view_box)
+        self.plot_widget = pg.PlotWidget(parent=self, viewBox=self.view_box, axisItems={"left": LogAxis("left")})
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.setClipToView(True)
