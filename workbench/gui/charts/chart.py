@@ -23,6 +23,7 @@ from workbench.gui.charts.legend import ChartLegend, format_value
 from workbench.gui.charts.log_axis import LogAxis
 from workbench.gui.charts.series import ChartSpec, GrowableSeries, SeriesSpec
 
+MIN_PLOT_HEIGHT = 180  # pixels of plot (axes included) under the header and legend; the grid scrolls below that
 EXPORT_MIN_WIDTH = 1600  # pixels: a PNG for a slide or a paper, whatever the chart's size on screen
 
 
@@ -64,6 +65,7 @@ class Chart(QFrame):
         self.perplexity = False  # only the held-out chart offers the CE -> perplexity toggle
         self.view_box = StepViewBox()
         self.plot_widget = pg.PlotWidget(parent=self, viewBox=self.view_box, axisItems={"left": LogAxis("left")})
+        self.plot_widget.setMinimumHeight(MIN_PLOT_HEIGHT)
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.setClipToView(True)
@@ -131,9 +133,11 @@ class Chart(QFrame):
     def apply_fonts(self) -> None:
         """Size axis text and the legend from the widget's font (presentation mode enlarges the app font)."""
         font = QFont(self.font())
-        for axis in ("left", "bottom"):
-            self.plot.getAxis(axis).setStyle(tickFont=font)
-            self.plot.getAxis(axis).label.setFont(font)
+        for name in ("left", "bottom"):
+            axis = self.plot.getAxis(name)
+            axis.setStyle(tickFont=font)
+            axis.label.setFont(font)
+            axis._updateLabel()  # the axis makes room for its title's new size (else "global step" is cut off)
         # Labels with a style sheet do not follow their parent's font: hand it to them.
         title_font = QFont(font)
         title_font.setWeight(QFont.Weight.DemiBold)
