@@ -521,3 +521,21 @@ def test_log_axis_labels_do_not_overlap(qtbot, low, high, height, points):
     for value in values:
         mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
         assert min(abs(mantissa - m) for m in (1, 2, 5)) < 1e-6, values
+
+
+def test_linked_charts_show_the_same_steps_whatever_their_tick_labels(panel, qtbot):
+    # pyqtgraph lines linked views up on screen: a wider left axis ("0.995") used to start its x range later
+    # and cut off the stage boundary there.
+    panel.handle_event(StageStarted("teacher", 30))
+    for n in range(1, 31):
+        panel.handle_event(step("teacher", n, 5 - 0.03 * n, total=30))
+    panel.handle_event(StageStarted("distill", 40))
+    for n in range(1, 41):
+        panel.handle_event(step("distill", n, 2 - 0.01 * n, kd=0.5, total=40))
+        if n % 4 == 0:
+            panel.handle_event(Eval("distill", n, {"student_ce": 5.0 - 0.02 * n, "top1_agreement": 0.99 + n / 4000}))
+    panel.redraw_now()
+    _shown(panel, qtbot)
+    ranges = {name: chart.plot.vb.viewRange()[0] for name, chart in panel.charts.items()}
+    for name, (low, high) in ranges.items():
+        assert low == pytest.approx(ranges["loss"][0], abs=0.05) and low < 30, (name, low, high)

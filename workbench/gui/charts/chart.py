@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QSize, Qt, Slot
-from PySide6.QtGui import QColor, QFont, QPixmap
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPixmap
 from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from workbench.gui import theme
@@ -23,6 +23,7 @@ from workbench.gui.charts.legend import ChartLegend, format_value
 from workbench.gui.charts.log_axis import LogAxis
 from workbench.gui.charts.series import ChartSpec, GrowableSeries, SeriesSpec
 
+LEFT_TICK_ROOM = "-0.00001"  # the widest tick label the left axes make room for
 MIN_PLOT_HEIGHT = 180  # pixels of plot (axes included) under the header and legend; the grid scrolls below that
 EXPORT_MIN_WIDTH = 1600  # pixels: a PNG for a slide or a paper, whatever the chart's size on screen
 
@@ -138,6 +139,9 @@ class Chart(QFrame):
             axis.setStyle(tickFont=font)
             axis.label.setFont(font)
             axis._updateLabel()  # the axis makes room for its title's new size (else "global step" is cut off)
+        # One width for every chart's left axis: linked x ranges line up on screen, so a chart with wider tick
+        # labels ("0.995") started its x range later than the others and cut off the stage boundary's label.
+        self.plot.getAxis("left").setWidth(QFontMetrics(font).horizontalAdvance(LEFT_TICK_ROOM) + 6)
         # Labels with a style sheet do not follow their parent's font: hand it to them.
         title_font = QFont(font)
         title_font.setWeight(QFont.Weight.DemiBold)
