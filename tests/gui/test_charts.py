@@ -419,3 +419,123 @@ def test_charts_follow_the_distillation_stage_and_fit_all_shows_both(panel):
             chart.plot.vb.updateAutoRange()
     low, high = view.viewRange()[0]
     assert low <= 50 and high >= 890, (low, high)
+
+
+def _shown(panel, qtbot):
+    panel.show()
+    qtbot.waitExposed(panel)
+    qtbot.wait(30)  # pyqtgraph works the auto range out before it paints
+
+
+def test_step_zero_is_inside_every_chart_when_the_steps_start_at_one(panel, qtbot):
+    # The evaluation before the first step sits at step 0; the train curves start at step 1. The charts share
+    # one x range, which must not be the train loss chart's alone.
+    panel.handle_event(StageStarted("distill", 300))
+    panel.handle_event(Eval("distill", 0, {"student_ce": 3.6, "kl_teacher_student": 1.0, "top1_agreement": 0.3}))
+    for n in range(1, 6):
+        panel.handle_event(step("distill", n, 4.0 - 0.1 * n, kd=1.0, lr=1e-4 * n, total=300))
+    panel.redraw_now()
+    _shown(panel, qtbot)
+    for name, chart in panel.charts.items():
+        low, high = chart.plot.vb.viewRange()[0]
+        assert low < -0.05 and high > 5, (name, low, high)  # step 0's marker is not cut at the left edge
+
+
+def test_a_single_value_in_log_scale_sits_inside_its_range(panel, qtbot):
+    panel.set_log_scale(True)
+    panel.handle_event(StageStarted("teacher", 10))
+    panel.handle_event(step("teacher", 1, 4.0, lr=1e-4, total=10))
+    panel.redraw_now()
+    _shown(panel, qtbot)
+    for name, value in (("lr", 1e-4), ("loss", 4.0)):
+        low, high = panel.charts[name].plot.vb.viewRange()[1]  # log10 of the values
+        assert low < math.log10(value) < high and high - low < 3, (name, low, high)
+
+
+def test_the_hover_readout_clears_when_the_mouse_leaves_the_plot(panel, qtbot):
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    for event in two_stage_events():
+        panel.handle_event(event)
+    panel.redraw_now()
+    chart = panel.charts["loss"]
+    chart.show_readout_at(11.8)
+    assert chart.crosshair.isVisible() and chart.readout.text()
+    QApplication.sendEvent(chart.plot_widget, QEvent(QEvent.Type.Leave))
+    assert not chart.crosshair.isVisible() and chart.readout.text() == ""
+    assert "2.0" not in chart.legend.text()  # the values next to the legend's names go too
+
+
+def test_png_export_leaves_the_readout_out_and_is_sharper_than_the_screen(panel, qtbot, tmp_path):
+    from PySide6.QtGui import QImage
+
+    for event in two_stage_events():
+        panel.handle_event(event)
+    panel.redraw_now()
+    _shown(panel, qtbot)
+    chart = panel.charts["loss"]
+    plain = QImage(str(chart.export_png(tmp_path / "plain.png")))
+    chart.show_readout_at(11.8)
+    hovered = QImage(str(chart.export_png(tmp_path / "hovered.png")))
+    assert hovered == plain, "the crosshair and readout are not baked into the image"
+    assert chart.crosshair.isVisible() and chart.readout.text()  # and they are back on screen afterwards
+    assert plain.width() >= max(1600, 2 * chart.width())
+
+
+@pytest.mark.parametrize("points", [9, 16])  # presentation mode enlarges the font
+@pytest.mark.parametrize("low, high, height", [(-1.0, 3.0, 160), (-0.3, 2.4, 300), (0.2, 0.9, 120), (-4.5, -1.0, 120)])
+def test_log_axis_labels_do_not_overlap(qtbot, low, high, height, points):
+    from PySide6.QtGui import QImage, QPainter
+
+    from workbench.gui.charts.chart import Chart
+    from workbench.gui.charts.series import CHART_SPECS
+
+    chart = Chart(CHART_SPECS[0])
+    qtbot.addWidget(chart)
+    font = chart.font()
+    font.setPointSize(points)
+    chart.setFont(font)
+    chart.set_log(True)
+    chart.plot_widget.setFixedHeight(height + 40)  # the axis is about ``height`` tall, whatever the font
+    chart.resize(420, height + 200)
+    chart.show()
+    qtbot.waitExposed(chart)
+    chart.plot.setYRange(low, high, padding=0)  # log10 of the values: e.g. 0.1 to 1000
+    qtbot.wait(30)
+    axis = chart.plot.getAxis("left")
+    image = QImage(10, 10, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    rects = [rect for rect, _, _ in texts]
+    labels = [text for _, _, text in texts]
+    assert len(labels) >= 2, (labels, axis.height())
+    for i, a in enumerate(rects):
+        for b in rects[i + 1 :]:
+            assert not a.intersects(b), labels
+    # each label is a 1, 2 or 5 times a power of ten
+    values = [10**v for level in axis.tickValues(low, high, axis.height()) for v in level[1]]
+    for value in values:
+        mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+        assert min(abs(mantissa - m) for m in (1, 2, 5)) < 1e-6, values
+
+
+def test_linked_charts_show_the_same_steps_whatever_their_tick_labels(panel, qtbot):
+    # pyqtgraph lines linked views up on screen: a wider left axis ("0.995") used to start its x range later
+    # and cut off the stage boundary there.
+    panel.handle_event(StageStarted("teacher", 30))
+    for n in range(1, 31):
+        panel.handle_event(step("teacher", n, 5 - 0.03 * n, total=30))
+    panel.handle_event(StageStarted("distill", 40))
+    for n in range(1, 41):
+        panel.handle_event(step("distill", n, 2 - 0.01 * n, kd=0.5, total=40))
+        if n % 4 == 0:
+            panel.handle_event(Eval("distill", n, {"student_ce": 5.0 - 0.02 * n, "top1_agreement": 0.99 + n / 4000}))
+    panel.redraw_now()
+    _shown(panel, qtbot)
+    ranges = {name: chart.plot.vb.viewRange()[0] for name, chart in panel.charts.items()}
+    for name, (low, high) in ranges.items():
+        assert low == pytest.approx(ranges["loss"][0], abs=0.05) and low < 30, (name, low, high)

@@ -470,3 +470,39 @@ def test_the_data_file_dialog_offers_exactly_the_files_the_reader_reads(panel, m
         except ConfigError as err:
             assert "not a file type the workbench reads" not in err.message, suffix
     assert offered == set(FILE_SUFFIXES)
+
+
+def test_a_typed_float_out_of_range_is_flagged_and_kept(panel, qtbot):
+    panel.set_config(load_config("toy"))
+    alpha, temperature = panel.editor("distill.alpha"), panel.editor("distill.temperature")
+    with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
+        _type(qtbot, alpha, "1.5")
+    valid, reason = blocker.args
+    assert valid is False and reason.startswith("distill.alpha")
+    assert "above the maximum 1" in alpha.error() and alpha.error_label.isVisible()
+    assert panel.config().distill.alpha == 1.5  # not clamped to 1.0 behind the user's back
+    _leave(qtbot, alpha)
+    assert alpha.input.text() == "1.500" and alpha.error()
+
+    _type(qtbot, temperature, "-1")
+    assert panel.config().distill.temperature == -1.0
+    assert "greater than 0" in temperature.error() and temperature.error_label.isVisible()
+    _type(qtbot, temperature, "\b")  # an empty box is flagged too, not left holding the old value
+    assert "type a number" in temperature.error()
+    _type(qtbot, alpha, "0.7")
+    _type(qtbot, temperature, "3")
+    assert panel.errors() == [] and (panel.config().distill.alpha, panel.config().distill.temperature) == (0.7, 3.0)
+    alpha.input.setValue(1.0)
+    alpha.input.stepUp()  # the arrows stay inside the bounds
+    assert alpha.input.value() == 1.0 and alpha.error() is None
+
+
+def test_a_loaded_float_out_of_range_is_shown_as_it_is_and_flagged(panel, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[distill]\nalpha = 2\ntemperature = -1\n")
+    cfg = load_config(path, validate=False)
+    panel.set_config(cfg)
+    alpha, temperature = panel.editor("distill.alpha"), panel.editor("distill.temperature")
+    assert alpha.input.text() == "2.000" and "2" in alpha.error()
+    assert temperature.input.text() == "-1.00" and "-1" in temperature.error()
+    assert panel.config() == cfg

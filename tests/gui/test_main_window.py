@@ -413,3 +413,33 @@ def test_the_summary_card_says_it_is_checking_while_a_plan_is_slow(
     assert "Checking" in card.pending.text()
     release.set()
     qtbot.waitUntil(lambda: card.plan is not None and not card.pending.isVisible(), timeout=PLAN_TIMEOUT)
+
+
+def test_presentation_mode_keeps_the_plots_tall_enough_and_the_legends_whole(make_window, runs_dir, qtbot, tiny_config):
+    from workbench.events import StageStarted
+
+    window = make_window(tiny_config(runs_dir))
+    window.resize(1280, 800)
+    qtbot.wait(50)
+    metrics = {"kl_true_teacher": 0.3, "kl_true_student": 0.5, "student_ce": 3.0, "teacher_ce": 2.9}
+    events = [StageStarted("distill", 10), Eval("distill", 0, metrics), Eval("distill", 5, metrics)]
+    for event in events:
+        window.charts.handle_event(event)
+    window.charts.add_overlay("baseline (alpha = 0), 2026-12-02 16:00", events)
+    window.set_presentation(True, fullscreen=False)  # F11, in the window's own 1280 x 800
+    window.charts.redraw_now()
+    qtbot.wait(100)
+    for name, chart in window.charts.charts.items():
+        assert chart.plot_widget.height() >= 180, (name, chart.plot_widget.height())
+        axis = chart.plot.getAxis("left")
+        title = axis.label.boundingRect().width()  # the axis title, drawn turned by 90 degrees
+        assert title <= axis.height(), (name, title, axis.height())
+        bottom = chart.plot.getAxis("bottom")
+        shown = bottom.label.mapRectToScene(bottom.label.boundingRect())
+        text_bottom = shown.bottom() - bottom.label.document().documentMargin()  # the glyphs, not the padding
+        assert text_bottom <= chart.plot_widget.viewport().height(), (name, "global step is cut")
+        if chart in window.charts._arranged[:3]:  # the first row is all in view, nothing scrolled away
+            assert chart.geometry().bottom() <= window.charts.scroll.viewport().height(), name
+        legend = chart.legend
+        assert legend.height() >= legend.heightForWidth(legend.width()), (name, legend.text())
+    window.set_presentation(False)

@@ -343,3 +343,36 @@ def test_notes_about_missing_models_say_what_to_do_and_go_when_bars_show(qtbot):
     assert p.status.text() == ""
     p.set_prompt("a prompt nobody probed")
     assert "not probed by the run" in p.status.text()
+
+
+def test_a_prompt_the_language_cannot_produce_has_no_true_distribution_and_examples_are_offered(panel, qtbot):
+    from workbench.engine.toy.language import get_language
+
+    language = get_language()
+    p = panel()
+    p.resize(1000, 800)
+    p.show()
+    qtbot.waitExposed(p)
+    odd = make_probe_prompt("the cat the", [" the", " cat", " the"], 2)  # "the cat the" is no sentence of it
+    p.handle_event(make_probe(prompts=[make_probe_prompt(), odd]))
+    assert p.next_word.truth_note.isHidden() is False and "true distribution" not in p.next_word.truth_note.text()
+    assert "truth" in dict(p.state.rows_at_position())  # a prompt it can produce keeps its truth
+
+    p.set_prompt("the cat the")
+    note = p.next_word.truth_note
+    assert not language.is_possible("the cat the")
+    assert "never produces" in note.text() and "no true next-word distribution" in note.text()
+    assert "truth" not in dict(p.state.rows_at_position()) and "truth" not in p.state.entropies()
+    assert not p.bars.truth_bars.isVisible() or len(bar_widths(p.bars.truth_bars)) == 0
+    p.state.set_position(1)  # "the cat" can be produced: its truth is shown again
+    p.next_word.select_position()
+    assert "truth" in dict(p.state.rows_at_position()) and "never produces" not in note.text()
+
+    # The examples are links; each one is a prompt of the language, and clicking one asks for it.
+    examples = p.next_word.example_prompts()
+    assert {"the cat", "the cats"} <= set(examples)
+    assert all(language.is_possible(example) for example in examples)
+    asked = []
+    p.set_prompt = asked.append  # the models are not loaded here: see what the link asks for
+    note.linkActivated.emit("the cats")
+    assert asked == ["the cats"]

@@ -7,19 +7,51 @@ boundary and the hover crosshair; it saves itself as PNG or CSV. The grid of cha
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, Slot
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import QEvent, QSize, Qt, Slot
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPixmap
 from PySide6.QtWidgets import QFileDialog, QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from workbench.gui import theme
 from workbench.gui.charts.curves import SeriesCurves
 from workbench.gui.charts.elided_label import ElidedLabel
 from workbench.gui.charts.legend import ChartLegend, format_value
+from workbench.gui.charts.log_axis import LogAxis
 from workbench.gui.charts.series import ChartSpec, GrowableSeries, SeriesSpec
+
+LEFT_TICK_ROOM = "-0.00001"  # the widest tick label the left axes make room for
+MIN_PLOT_HEIGHT = 180  # pixels of plot (axes included) under the header and legend; the grid scrolls below that
+EXPORT_MIN_WIDTH = 1600  # pixels: a PNG for a slide or a paper, whatever the chart's size on screen
+
+
+class StepViewBox(pg.ViewBox):
+    """A view box whose x auto range also spans ``x_extent``: the steps every chart of the grid has points at.
+
+    The charts share one x range (linked); without this it is whichever chart auto-ranged last, so the train
+    loss chart, whose first point is step 1, cut off the held-out evaluation at step 0 in the others.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.x_extent: tuple[float, float] | None = None
+
+    def set_x_extent(self, extent: tuple[float, float] | None) -> None:
+        if extent != self.x_extent:
+            self.x_extent = extent
+            self.updateAutoRange()
+
+    def childrenBounds(self, frac=None, orthoRange=(None, None), items=None):  # noqa: N802 - pyqtgraph override
+        bounds = super().childrenBounds(frac=frac, orthoRange=orthoRange, items=items)
+        if self.x_extent is not None and items is None:
+            low, high = self.x_extent
+            if bounds[0] is not None:
+                low, high = min(low, bounds[0][0]), max(high, bounds[0][1])
+            bounds[0] = [low, high]
+        return bounds
 
 
 class Chart(QFrame):
@@ -32,7 +64,9 @@ class Chart(QFrame):
         self._flat_y = False  # the y range is set by hand while every point has one value
         self.log_y = False
         self.perplexity = False  # only the held-out chart offers the CE -> perplexity toggle
-        self.plot_widget = pg.PlotWidget(parent=self)
+        self.view_box = StepViewBox()
+        self.plot_widget = pg.PlotWidget(parent=self, viewBox=self.view_box, axisItems={"left": LogAxis("left")})
+        self.plot_widget.setMinimumHeight(MIN_PLOT_HEIGHT)
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.setClipToView(True)
@@ -51,6 +85,9 @@ class Chart(QFrame):
         self.crosshair.hide()
         self.plot.addItem(self.crosshair, ignoreBounds=True)
         self.plot.scene().sigMouseMoved.connect(self._mouse_moved)
+        # the readout goes when the mouse leaves the plot (Qt sends Leave to the view's viewport)
+        self.plot_widget.installEventFilter(self)
+        self.plot_widget.viewport().installEventFilter(self)
 
         self.title = ElidedLabel(spec.title, self)
         self.title.setStyleSheet("font-weight: 600; padding-right: 12px;")
@@ -97,9 +134,14 @@ class Chart(QFrame):
     def apply_fonts(self) -> None:
         """Size axis text and the legend from the widget's font (presentation mode enlarges the app font)."""
         font = QFont(self.font())
-        for axis in ("left", "bottom"):
-            self.plot.getAxis(axis).setStyle(tickFont=font)
-            self.plot.getAxis(axis).label.setFont(font)
+        for name in ("left", "bottom"):
+            axis = self.plot.getAxis(name)
+            axis.setStyle(tickFont=font)
+            axis.label.setFont(font)
+            axis._updateLabel()  # the axis makes room for its title's new size (else "global step" is cut off)
+        # One width for every chart's left axis: linked x ranges line up on screen, so a chart with wider tick
+        # labels ("0.995") started its x range later than the others and cut off the stage boundary's label.
+        self.plot.getAxis("left").setWidth(QFontMetrics(font).horizontalAdvance(LEFT_TICK_ROOM) + 6)
         # Labels with a style sheet do not follow their parent's font: hand it to them.
         title_font = QFont(font)
         title_font.setWeight(QFont.Weight.DemiBold)
@@ -138,19 +180,37 @@ class Chart(QFrame):
             self._pad_a_flat_y_range()
         return count
 
+    def x_extent(self) -> tuple[float, float] | None:
+        """The first and last step this chart has a finite point at (None while it has none)."""
+        lows, highs = [], []
+        for series in self._all_series():
+            x, y = series.data.x, series.data.y
+            x = x[np.isfinite(y)]
+            if len(x):
+                lows.append(float(x.min()))
+                highs.append(float(x.max()))
+        return (min(lows), max(highs)) if lows else None
+
     def _pad_a_flat_y_range(self) -> None:
         """While every point has one value (the first step), auto range spans +-400x it: show it in the
-        middle of [0.5 v, 1.5 v] instead, and hand the axis back to auto range when the values spread."""
+        middle of [0.5 v, 1.5 v] instead (half a decade either side on a log axis), and hand the axis back to
+        auto range when the values spread."""
         values = [
             np.asarray(s.main.getOriginalDataset()[1], dtype=float) for s in self._all_series() if s.main.isVisible()
         ]
         finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.empty(0)
+        if self.log_y:
+            finite = finite[finite > 0]
         flat = finite.size > 0 and float(finite.max()) == float(finite.min())
         view = self.plot.getViewBox()
         if flat and (self._flat_y or view.autoRangeEnabled()[1]):
             value = float(finite[0])
-            half = abs(value) * 0.5 or 1.0
-            self.plot.setYRange(value - half, value + half, padding=0)
+            if self.log_y:  # the view's y is log10 of the values
+                low, high = math.log10(value) - 0.5, math.log10(value) + 0.5
+            else:
+                half = abs(value) * 0.5 or 1.0
+                low, high = value - half, value + half
+            self.plot.setYRange(low, high, padding=0)
             self._flat_y = True
         elif self._flat_y and not flat:
             self._flat_y = False
@@ -257,6 +317,7 @@ class Chart(QFrame):
     def set_log(self, on: bool) -> None:
         self.log_y = bool(on) and self.spec.log_ok
         self.plot.setLogMode(x=False, y=self.log_y)
+        self._pad_a_flat_y_range()
 
     def set_smoothing(self, weight: float) -> None:
         self.smoothing = float(weight)
@@ -275,8 +336,23 @@ class Chart(QFrame):
     @Slot(object)
     def _mouse_moved(self, pos) -> None:
         if not self.plot.sceneBoundingRect().contains(pos):
+            self.hide_readout()
             return
         self.show_readout_at(self.plot.vb.mapSceneToView(pos).x())
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.Leave and watched in (self.plot_widget, self.plot_widget.viewport()):
+            self.hide_readout()
+        return super().eventFilter(watched, event)
+
+    def hide_readout(self) -> None:
+        """Take the crosshair, the step and the values beside the legend's names away."""
+        if not self.crosshair.isVisible() and not self.readout.text() and not self._hover_values:
+            return
+        self.crosshair.hide()
+        self.readout.setText("")
+        self._hover_values = {}
+        self._update_legend()
 
     def show_readout_at(self, x: float) -> str:
         """Move the crosshair to the point nearest ``x`` and list each curve's value there; returns the text."""
@@ -303,18 +379,31 @@ class Chart(QFrame):
         return f"step {int(nearest_x):,} &nbsp; " + " &nbsp; ".join(parts)
 
     # -- export ------------------------------------------------------------------------------------------------
-    def export_png(self, path: str | Path) -> Path:
-        """Save the plot as a PNG at its current on-screen size."""
+    def export_png(self, path: str | Path, min_width: int = EXPORT_MIN_WIDTH) -> Path:
+        """Save title, legend and plot as a PNG at twice the on-screen size, and at least ``min_width``
+        pixels wide; without the buttons, the crosshair and the hover readout."""
         self.redraw(force=True)
         path = Path(path)
-        # Title, legend and plot, without the little buttons.
+        hover = (self.crosshair.isVisible(), self.readout.text(), dict(self._hover_values))
         for button in self._buttons:
             button.hide()
+        self.crosshair.hide()
+        self.readout.setText("")
+        self._hover_values = {}
+        self._update_legend()
         try:
-            image = self.grab()
+            scale = max(2.0, min_width / max(self.width(), 1))
+            image = QPixmap(QSize(math.ceil(self.width() * scale), math.ceil(self.height() * scale)))
+            image.setDevicePixelRatio(scale)
+            image.fill(self.palette().color(self.backgroundRole()))
+            self.render(image)
         finally:
             for button in self._buttons:
                 button.show()
+            self.crosshair.setVisible(hover[0])
+            self.readout.setText(hover[1])
+            self._hover_values = hover[2]
+            self._update_legend()
         if not image.save(str(path), "PNG"):
             raise OSError(f"could not write {path}")
         return path

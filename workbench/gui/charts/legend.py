@@ -45,7 +45,20 @@ class ChartLegend(QLabel):
 
     def apply_font(self, font: QFont) -> None:
         self.setFont(font)
-        self.setFixedHeight(2 * self.fontMetrics().lineSpacing() + 2)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Two lines at least, more when the entries wrap further (three long names in a narrow chart)."""
+        lines = 2 * self.fontMetrics().lineSpacing() + 2
+        needed = self.heightForWidth(self.width()) if self.text() and self.width() > 0 else 0
+        height = max(lines, needed)
+        if height != self.height() or self.minimumHeight() != height:
+            self.setFixedHeight(height)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if event.size().width() != event.oldSize().width():
+            self._fit_height()
 
     def show_entries(
         self, own: Sequence[SeriesCurves], overlays: Sequence[SeriesCurves], hover_values: Mapping[int, str]
@@ -72,3 +85,4 @@ class ChartLegend(QLabel):
                 + (f"&nbsp;<b>{value}</b>" if value is not None else "")
             )
         self.setText("&nbsp;&nbsp;&nbsp; ".join(parts))
+        self._fit_height()

@@ -15,7 +15,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Slot
-from PySide6.QtWidgets import QCheckBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from workbench.events import StageStarted
 from workbench.gui import theme
@@ -59,7 +70,15 @@ class ChartsPanel(QWidget):
         bar.addWidget(self.smoothing_label)
         bar.addStretch(1)
         bar.addWidget(reset)
-        self._grid = QGridLayout()
+        # The grid scrolls when the panel is too short for it (presentation mode's large fonts on a laptop):
+        # squeezed to fit, each plot was 60 px tall with its axis title cut off.
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        grid_widget = QWidget(self.scroll)
+        self._grid = QGridLayout(grid_widget)
+        self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setSpacing(6)
         for column in range(3):
             self._grid.setColumnStretch(column, 1)  # equal columns, also with a cell left empty
@@ -67,10 +86,13 @@ class ChartsPanel(QWidget):
             if i:  # zooming one chart's step range zooms them all
                 chart.plot.setXLink(self.charts["loss"].plot)
         self._arrange()
+        self.scroll.setWidget(grid_widget)
+        grid_widget.installEventFilter(self)  # a chart's minimum changed (fonts, a legend's lines): follow it
+        self._keep_a_row_in_view()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(bar)
-        layout.addLayout(self._grid, 1)
+        layout.addWidget(self.scroll, 1)
 
         self._timer = QTimer(self)
         self._timer.setInterval(int(1000 / REDRAW_HZ))
@@ -133,6 +155,7 @@ class ChartsPanel(QWidget):
         self._overlay_count = 0
         self._overlay_sources = []
         self._arrange()
+        self._share_x_extent()
 
     def add_overlay(self, label: str, events, color: str | None = None) -> None:
         """Draw another run's curves dashed in their own colour, with ``label`` in the legends.
@@ -216,7 +239,17 @@ class ChartsPanel(QWidget):
 
     def redraw_now(self) -> int:
         """Push every changed buffer to its curve now; returns the number of series redrawn."""
-        return sum(chart.redraw() for chart in self.charts.values())
+        count = sum(chart.redraw() for chart in self.charts.values())
+        if count:
+            self._share_x_extent()
+        return count
+
+    def _share_x_extent(self) -> None:
+        """Every chart's x auto range spans the steps of all of them (they are linked: one range for all)."""
+        extents = [e for chart in self._arranged if (e := chart.x_extent()) is not None]
+        extent = (min(e[0] for e in extents), max(e[1] for e in extents)) if extents else None
+        for chart in self.charts.values():
+            chart.view_box.set_x_extent(extent)
 
     @Slot()
     def _tick(self) -> None:
@@ -227,7 +260,18 @@ class ChartsPanel(QWidget):
         if event.type() in (QEvent.Type.FontChange, QEvent.Type.ApplicationFontChange):
             for chart in self.charts.values():  # the framed charts do not always inherit it: hand it down
                 chart.setFont(self.font())
+            self._keep_a_row_in_view()
         super().changeEvent(event)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt name)
+        if event.type() == QEvent.Type.LayoutRequest and watched is self.scroll.widget():
+            self._keep_a_row_in_view()
+        return super().eventFilter(watched, event)
+
+    def _keep_a_row_in_view(self) -> None:
+        """The grid scrolls, but never shows less than one whole row (its axis titles included)."""
+        row = max(max(chart.sizeHint().height(), chart.minimumSizeHint().height()) for chart in self.charts.values())
+        self.scroll.setMinimumHeight(row + 2)
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
         self.redraw_now()

@@ -308,25 +308,85 @@ class IntEditor(FieldEditor):
         self.input.blockSignals(False)
 
 
+class BoundedDoubleSpinBox(QDoubleSpinBox):
+    """A double spin box that takes a typed number well outside the field's range (a minus sign too), while
+    its arrows, wheel and Page keys stay between the field's minimum and maximum.
+
+    A plain QDoubleSpinBox with the field's range turns a typed ``1.5`` under a maximum of 1 into 1.0, and
+    keeps the old value when ``-1`` is typed under a minimum of 0: the user never learns why. Here those are
+    values like any other, the config rejects them, and the form says so at the field.
+    """
+
+    def __init__(self, low: float, high: float, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.bounds = (low, high)
+        reach = 10.0 * max(abs(low), abs(high), 1.0)
+        self.setRange(-reach, reach)
+
+    def include(self, value: float) -> None:
+        """Widen the typed range so that ``value`` (a loaded config's) is shown as it is, not clamped."""
+        if math.isfinite(value) and not self.minimum() <= value <= self.maximum():
+            reach = 10.0 * abs(value)
+            self.setRange(min(self.minimum(), -reach), max(self.maximum(), reach))
+
+    def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:  # noqa: N802 - Qt override
+        flags = QAbstractSpinBox.StepEnabledFlag.StepNone
+        low, high = self.bounds
+        value = self.value()
+        if value < high:
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
+        if value > low:
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepDownEnabled
+        return flags
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
+        low, high = self.bounds
+        value = self.value()
+        target = min(max(value + steps * self.singleStep(), low), high)
+        if (target - value) * steps > 0:  # never a step the other way (up from below the minimum is fine)
+            self.setValue(target)
+            self.selectAll()
+
+
 class FloatEditor(FieldEditor):
-    """A spin box whose lower end is the field's minimum even when exclusive, so it can be typed and flagged."""
+    """Numbers in a spin box that keeps a typed or loaded value outside the field's range, so it is flagged."""
 
     def _build(self) -> QWidget:
-        box = QDoubleSpinBox(self)
         low, high = float(self.meta.get("min", 0.0)), float(self.meta.get("max", 1e9))
-        decimals = 3 if high <= 1.0 else 2
-        box.setDecimals(decimals)
-        box.setRange(low, high)
+        box = BoundedDoubleSpinBox(low, high, self)
+        box.setDecimals(3 if high <= 1.0 else 2)
         box.setSingleStep(0.05 if high <= 1.0 else 0.1)
+        box.setKeyboardTracking(True)
         box.valueChanged.connect(self._changed)
+        box.lineEdit().textEdited.connect(self._text_edited)
+        box.editingFinished.connect(self._editing_finished)
         return box
 
     @Slot(float)
     def _changed(self, value: float) -> None:
         self._emit(float(value))
 
+    @Slot(str)
+    def _text_edited(self, text: str) -> None:
+        box = self.input
+        if box.validate(text, 0)[0] == QValidator.State.Acceptable:
+            # also when the number is the value already there (after clearing the box), which valueChanged misses
+            if self.parse_error is not None:
+                self._emit(float(box.valueFromText(text)))
+            return
+        low, high = box.bounds
+        self._emit(None, f"type a number from {low:g} to {high:g}")
+
+    @Slot()
+    def _editing_finished(self) -> None:
+        # focus left an empty box: Qt put the last value back, which is the one the config holds
+        if self.parse_error is not None and self.input.validate(self.input.text(), 0)[0] == QValidator.State.Acceptable:
+            self._emit(float(self.input.value()))
+
     def set_value(self, value: Any) -> None:
+        self.parse_error = None
         self.input.blockSignals(True)
+        self.input.include(float(value))
         self.input.setValue(float(value))
         self.input.blockSignals(False)
 

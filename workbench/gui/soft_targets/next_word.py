@@ -8,7 +8,9 @@ numbers are drawn as they are.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Slot
+import html
+
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
@@ -21,10 +23,18 @@ DIVERGENCE_NAMES = {"KL": "KL(teacher‖student)", "JS": "Jensen-Shannon", "TV":
 _CAPTIONS = {"KL": "KL(teacher‖student)", "JS": "JS(teacher, student)", "TV": "TV(teacher, student)"}
 _SERIES_NAMES = {"teacher": "teacher", "student": "student", "truth": "true distribution"}
 _SERIES_COLORS = {"teacher": theme.TEACHER_COLOR, "student": theme.STUDENT_COLOR, "truth": theme.TRUTH_COLOR}
+# Prompts of the built-in language (each checked by a test with its is_possible) whose next word shows number
+# agreement: "is" / "chases" after a singular subject, "are" / "chase" after a plural one, also across a clause.
+EXAMPLE_PROMPTS = ("the cat", "the cats", "the cat that chases the dogs", "the cats that chase the dog")
 
 
 class NextWordView(QWidget):
-    """Token strip, title, legend, readout and bars of the state's shown prompt and position."""
+    """Token strip, title, legend, readout and bars of the state's shown prompt and position.
+
+    ``example_chosen(prompt)``: one of the example prompts under the legend was clicked.
+    """
+
+    example_chosen = Signal(str)
 
     def __init__(self, state: SoftTargetsState, parent: QWidget | None = None):
         super().__init__(parent)
@@ -37,6 +47,13 @@ class NextWordView(QWidget):
         self.legend = QLabel("", self)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.legend.setWordWrap(True)
+        # On the built-in language: the example prompts, and why there are no truth bars when the context is one
+        # the language never produces.
+        self.truth_note = QLabel("", self)
+        self.truth_note.setTextFormat(Qt.TextFormat.RichText)
+        self.truth_note.setWordWrap(True)
+        self.truth_note.linkActivated.connect(self.example_chosen)
+        self.truth_note.hide()
         self.readout = QLabel("", self)
         self.readout.setObjectName("muted")
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -48,7 +65,7 @@ class NextWordView(QWidget):
         self.empty_text.setObjectName("muted")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.strip, self.title, self.legend, self.readout, self.empty_text):
+        for widget in (self.strip, self.title, self.legend, self.truth_note, self.readout, self.empty_text):
             layout.addWidget(widget)
         layout.addWidget(self.bars, 1)
 
@@ -73,6 +90,7 @@ class NextWordView(QWidget):
         self.strip.set_tokens([], 0)
         self.title.setText("")
         self.legend.setText("")
+        self.truth_note.hide()
         self.empty_text.setText(message)
         self.empty_text.show()
         self.bars.hide()
@@ -103,6 +121,7 @@ class NextWordView(QWidget):
         self.bars.draw(self._bars.series, self._bars.labels, self._bars.hard_row)
         self.title.setText(self._state.title())
         self._update_legend()
+        self._update_truth_note()
         self.readout.setText("Hover a bar for exact probabilities.")
 
     @Slot(int)
@@ -114,6 +133,27 @@ class NextWordView(QWidget):
         text = self._state.readout(token_ids[row])
         self.readout.setText(text)
         return text
+
+    def example_prompts(self) -> list[str]:
+        """The prompts the note under the legend offers (on the built-in language)."""
+        return list(EXAMPLE_PROMPTS)
+
+    def _update_truth_note(self) -> None:
+        if not self._state.has_truth():
+            self.truth_note.hide()
+            return
+        muted = theme.colors()["muted"]
+        links = " · ".join(f"<a href='{html.escape(p)}'>{html.escape(p)}</a>" for p in EXAMPLE_PROMPTS)
+        examples = f"<span style='color:{muted}'>Number agreement, try:</span> {links}"
+        if self._state.truth_unreachable():
+            context = html.escape(self._state.context())
+            self.truth_note.setText(
+                f"<span style='color:{theme.TRUTH_COLOR}'>The built-in language never produces “{context}”, so it "
+                f"has no true next-word distribution.</span><br>{examples}"
+            )
+        else:
+            self.truth_note.setText(examples)
+        self.truth_note.show()
 
     def _update_legend(self) -> None:
         muted = theme.colors()["muted"]

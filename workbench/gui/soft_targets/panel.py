@@ -54,6 +54,16 @@ LOAD_HINT = "Check that the run folder holds a finished or checkpointed run."
 HISTORY_HINT = "Check that its events.jsonl is a readable file; its models still answer typed prompts."
 
 
+def toy_language_produces(tokens: list[str]) -> bool:
+    """Whether the built-in language can produce these prompt tokens from a sentence start (padding, start and
+    end tokens are left out; an unknown word never is). Asked only of prompts that came with a truth."""
+    from workbench.engine.toy.language import SPECIAL_TOKENS, get_language  # numpy only; built once
+
+    skipped = set(SPECIAL_TOKENS) - {"<unk>"}
+    words = [t.strip() for t in tokens if t.strip() and t.strip() not in skipped]
+    return get_language().is_possible(words)
+
+
 class SoftTargetsPanel(QWidget):
     """Teacher vs student (vs truth) next-word bars for a prompt, with temperature, divergence strip and generation."""
 
@@ -64,7 +74,7 @@ class SoftTargetsPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None, predictor_factory: Callable[[str], Any] | None = None):
         super().__init__(parent)
-        self.state = SoftTargetsState()
+        self.state = SoftTargetsState(possible=toy_language_produces)
         self._models = RunModels(predictor_factory)
         self._jobs: Jobs | None = None  # started when a run folder is first opened
         self._predictor_ready = False
@@ -149,6 +159,7 @@ class SoftTargetsPanel(QWidget):
 
         self.next_word = NextWordView(self.state, self)
         self.next_word.strip.position_clicked.connect(self.set_position)
+        self.next_word.example_chosen.connect(self._example_chosen)
         # The parts that the window and the tests look at.
         self.strip, self.bars, self.legend = self.next_word.strip, self.next_word.bars, self.next_word.legend
         self.title, self.readout = self.next_word.title, self.next_word.readout
@@ -311,6 +322,10 @@ class SoftTargetsPanel(QWidget):
             self._sync_prompt_list()
 
     # -- reacting to the user ---------------------------------------------------------------------------------------------
+    @Slot(str)
+    def _example_chosen(self, prompt: str) -> None:
+        self.set_prompt(prompt)
+
     @Slot()
     def _prompt_entered(self) -> None:
         self.set_prompt(self.prompt_box.currentText())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,10 @@ class Bars:
 class SoftTargetsState:
     """The soft-targets panel's model; see the module's documentation. Every setter keeps the derived arrays current."""
 
-    def __init__(self) -> None:
+    def __init__(self, possible: Callable[[list[str]], bool] | None = None) -> None:
+        # Whether the language the truth comes from can produce these tokens (the panel hands in the built-in
+        # language's); a truth computed for a context it never produces is no true distribution at all.
+        self.possible = possible
         self._cache: dict[str, ProbePrompt] = {}
         self._source: dict[str, str] = {}
         self._probe_prompts: list[str] = []
@@ -367,13 +371,33 @@ class SoftTargetsState:
             return None
         return self._shown.tokens[self._position + 1]
 
+    def has_truth(self) -> bool:
+        """Whether the shown prompt came with true distributions (the run's data is the built-in language)."""
+        return self._shown is not None and self._arrays.get("truth") is not None
+
+    def truth_unreachable(self) -> bool:
+        """Whether the shown context (the tokens up to the shown position) is one that the language never
+        produces: then it has no true next-word distribution, and none is shown."""
+        if not self.has_truth() or self.possible is None:
+            return False
+        return not self.possible(list(self._shown.tokens[: self._position + 1]))
+
+    def context(self) -> str:
+        """The shown context as text, clipped to its last 40 characters."""
+        if self._shown is None:
+            return ""
+        context = join_tokens(self._shown.tokens[: self._position + 1]).strip()
+        return ("…" + context[-40:]) if len(context) > 40 else context
+
     def rows_at_position(self) -> list[tuple[str, np.ndarray]]:
-        """(name, distribution) at the shown position for each series that has a row there, teacher first."""
+        """(name, distribution) at the shown position for each series that has a row there, teacher first (no
+        truth where the context is one the language never produces)."""
         p = self._position
+        skip = {"truth"} if self.truth_unreachable() else set()
         return [
             (name, self._probs[name][p])
             for name in SERIES
-            if self._probs.get(name) is not None and len(self._probs[name]) > p
+            if name not in skip and self._probs.get(name) is not None and len(self._probs[name]) > p
         ]
 
     def bars(self) -> Bars | None:
