@@ -430,7 +430,7 @@ def test_presentation_mode_keeps_the_plots_tall_enough_and_the_legends_whole(mak
     window.charts.redraw_now()
     qtbot.wait(100)
     for name, chart in window.charts.charts.items():
-        assert chart.plot_widget.height() >= 180, (name, chart.plot_widget.height())
+        assert chart.plot_widget.height() >= 150, (name, chart.plot_widget.height())  # was 60 px
         axis = chart.plot.getAxis("left")
         title = axis.label.boundingRect().width()  # the axis title, drawn turned by 90 degrees
         assert title <= axis.height(), (name, title, axis.height())
@@ -443,3 +443,15 @@ def test_presentation_mode_keeps_the_plots_tall_enough_and_the_legends_whole(mak
         legend = chart.legend
         assert legend.height() >= legend.heightForWidth(legend.width()), (name, legend.text())
     window.set_presentation(False)
+
+
+def test_both_rows_of_charts_fit_a_1400_by_900_window_outside_presentation_mode(
+    make_window, runs_dir, qtbot, tiny_config
+):
+    window = make_window(tiny_config(runs_dir))
+    window.resize(1400, 900)
+    qtbot.wait(100)
+    viewport = window.charts.scroll.viewport().height()
+    for name, chart in window.charts.charts.items():
+        if chart.isVisible():
+            assert chart.geometry().bottom() <= viewport + 1, (name, chart.geometry().bottom(), viewport)

@@ -24,7 +24,8 @@ from workbench.gui.charts.log_axis import LogAxis
 from workbench.gui.charts.series import ChartSpec, GrowableSeries, SeriesSpec
 
 LEFT_TICK_ROOM = "-0.00001"  # the widest tick label the left axes make room for
-MIN_PLOT_HEIGHT = 180  # pixels of plot (axes included) under the header and legend; the grid scrolls below that
+MIN_PLOT_LINES = 8  # the plot (axes included) is at least this many text lines tall; the grid scrolls below that
+MIN_PLOT_HEIGHT = 100  # pixels, whatever the font
 EXPORT_MIN_WIDTH = 1600  # pixels: a PNG for a slide or a paper, whatever the chart's size on screen
 
 
@@ -66,7 +67,7 @@ class Chart(QFrame):
         self.perplexity = False  # only the held-out chart offers the CE -> perplexity toggle
         self.view_box = StepViewBox()
         self.plot_widget = pg.PlotWidget(parent=self, viewBox=self.view_box, axisItems={"left": LogAxis("left")})
-        self.plot_widget.setMinimumHeight(MIN_PLOT_HEIGHT)
+        self._fit_minimum_to_font()
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.setClipToView(True)
@@ -131,8 +132,16 @@ class Chart(QFrame):
         self._flat_y = False
         self.plot.enableAutoRange()
 
+    def _fit_minimum_to_font(self) -> None:
+        """Tall enough for its tick labels and axis titles at the current font: at the usual size both rows of
+        charts fit a 1400 x 900 window; in presentation mode's large font the grid scrolls instead of squeezing
+        each plot to 60 px."""
+        lines = QFontMetrics(self.font()).height() * MIN_PLOT_LINES
+        self.plot_widget.setMinimumHeight(max(MIN_PLOT_HEIGHT, lines))
+
     def apply_fonts(self) -> None:
         """Size axis text and the legend from the widget's font (presentation mode enlarges the app font)."""
+        self._fit_minimum_to_font()
         font = QFont(self.font())
         for name in ("left", "bottom"):
             axis = self.plot.getAxis(name)
