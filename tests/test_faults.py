@@ -190,7 +190,27 @@ def _teacher_file(tmp):
 
 
 def _gguf_garbage(tmp):
-    return {"teacher.source": "gguf", "teacher.path": _write(tmp, "teacher.gguf", "not a gguf")}
+    """Right magic and version, damaged after them: only reading the header finds it (at the start of a run)."""
+    path = tmp / "teacher.gguf"
+    path.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + b"\xff" * 40)
+    return {"teacher.source": "gguf", "teacher.path": str(path)}
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"not a gguf", "GGUF magic"),
+        (b"GGUF" + (7).to_bytes(4, "little") + bytes(32), "version 7"),
+        (b"GG", "GGUF magic"),
+    ],
+)
+def test_a_gguf_teacher_with_the_wrong_first_bytes_is_a_config_error_at_its_field(tmp_path, content, words):
+    """Caught by the checks every edit runs (the window marks the field at once), not after a background parse."""
+    (tmp_path / "teacher.gguf").write_bytes(content)
+    cfg = quick_config(tmp_path)
+    cfg.teacher.source, cfg.teacher.path = "gguf", str(tmp_path / "teacher.gguf")
+    [error] = [e for e in cfg.errors() if e.field == "teacher.path"]
+    assert words in error.message and error.hint
 
 
 def _teacher_no_config(tmp):

@@ -1,4 +1,5 @@
-"""The command line: ``workbench`` (the window), ``workbench run``, ``sweep``, ``predict``, ``data``, ``presets``, ``runs``.
+"""The command line: ``workbench`` (the window), ``workbench run``, ``sweep``, ``predict``, ``data``, ``presets``,
+``runs`` (``runs export``, ``runs bought``).
 
 Errors a user can fix (a bad value, a missing file, tokenizers that differ, out of
 memory) print one line ``error: ...`` plus a ``hint: ...`` line and exit with status 2;
@@ -16,7 +17,7 @@ from typing import Any
 
 from workbench.commands import EXIT_INTERRUPTED, EXIT_USAGE
 from workbench.commands.export import cmd_export, runs_export_parser
-from workbench.commands.inspect import cmd_data, cmd_predict, cmd_presets, cmd_runs
+from workbench.commands.inspect import cmd_data, cmd_predict, cmd_presets, cmd_runs, runs_bought_parser
 from workbench.commands.run import cmd_run
 from workbench.commands.sweep import add_parser as add_sweep_parser
 from workbench.config.presets import preset_names
@@ -43,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         return EXIT_USAGE
-    # `runs export` is a verb of its own under `runs`, whose positional argument is a folder
-    args = runs_export_parser().parse_args(argv[2:]) if argv[:2] == ["runs", "export"] else parser.parse_args(argv)
+    # `runs export` and `runs bought` are verbs of their own under `runs`, whose positional argument is a folder
+    verbs = {"export": runs_export_parser, "bought": runs_bought_parser}
+    if argv[0] == "runs" and len(argv) > 1 and argv[1] in verbs:
+        args = verbs[argv[1]]().parse_args(argv[2:])
+    else:
+        args = parser.parse_args(argv)
     try:
         return args.handler(args)
     except ConfigError as err:
@@ -118,7 +123,8 @@ def _parser() -> argparse.ArgumentParser:
 
     listing = sub.add_parser(
         "runs",
-        help="list run folders with their status and final metrics (`runs export --tensorboard RUN...`: TensorBoard files)",
+        help="list run folders with their status and final metrics (`runs export --tensorboard RUN...`: TensorBoard "
+        "files; `runs bought RUN [--baseline RUN]`: what distillation bought)",
     )
     listing.add_argument("runs_dir", nargs="?", help="default: runs (a missing default folder just means no runs yet)")
     listing.set_defaults(handler=cmd_runs)

@@ -80,6 +80,57 @@ def test_runs_lists_the_finished_run(tiny_run, capsys):
     assert "completed" in capsys.readouterr().out
 
 
+def test_runs_bought_sets_the_run_beside_its_real_hard_label_baseline(tiny_run, capsys):
+    import contextlib
+    import io
+    from pathlib import Path
+
+    run_dir = Path(json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"])
+    assert main(["runs", "bought", str(run_dir)]) == 0
+    alone = capsys.readouterr().out
+    assert "Hard-label student" not in alone and "than the teacher" in alone  # no baseline trained yet
+    stdout = io.StringIO()
+    args = ["run", "toy-quick", *TINY, "--set", "distill.alpha=0", "--set", "name=toy-quick-baseline"]
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(io.StringIO()):
+        assert main([*args, "--out", str(run_dir.parent), "--json"]) == 0
+    baseline_dir = json.loads(stdout.getvalue().strip().splitlines()[-1])["run_dir"]
+    assert main(["runs", "bought", str(run_dir), "--json"]) == 0  # the baseline is found beside the run
+    card = json.loads(capsys.readouterr().out)
+    assert card["baseline"] == baseline_dir
+    ours = json.loads((run_dir / "summary.json").read_text())
+    theirs = json.loads((Path(baseline_dir) / "summary.json").read_text())
+    rows = card["rows"]
+    assert rows["kl_true"] == {
+        "teacher": ours["kl_true_teacher"],
+        "distilled": ours["kl_true_student"],
+        "baseline": theirs["kl_true_student"],
+    }
+    assert rows["ce"]["baseline"] == theirs["student_ce"] and rows["top1"]["distilled"] == ours["top1_agreement"]
+    assert rows["params"]["teacher"] == ours["teacher_params"]
+    assert rows["disk_bytes"]["distilled"] == (run_dir / "student" / "model.safetensors").stat().st_size
+    assert main(["runs", "bought", str(run_dir), "--baseline", baseline_dir]) == 0
+    text = capsys.readouterr().out
+    assert "Hard-label student" in text and "than the same student trained on hard labels" in text
+    assert "nan" not in text
+
+
+def test_runs_bought_refuses_what_is_not_a_finished_run(tiny_run, tmp_path, capsys):
+    from pathlib import Path
+
+    run_dir = json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"]
+    assert main(["runs", "bought", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: ") and "is not a run folder" in err[0] and err[1].startswith("hint: ")
+    unfinished = Path(tmp_path) / "20260101-000000-half"
+    unfinished.mkdir()
+    (unfinished / "config.toml").write_text((Path(run_dir) / "config.toml").read_text())
+    assert main(["runs", "bought", run_dir, "--baseline", str(unfinished)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: --baseline: ") and "has not finished" in err[0] and len(err) == 2
+    assert main(["runs", "bought", run_dir, "--baseline", run_dir]) == 2
+    assert "the baseline is the run itself" in capsys.readouterr().err
+
+
 def test_presets_are_listed_with_descriptions(capsys):
     assert main(["presets"]) == 0
     out = capsys.readouterr().out

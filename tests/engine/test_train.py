@@ -301,3 +301,24 @@ def test_fused_loss_run_ends_like_the_usual_one(tmp_path, finished_run, monkeypa
     expected = finished_run[0].summary
     for key in ("student_ce", "kl_teacher_student", "kl_true_student", "teacher_ce"):
         assert result.summary[key] == pytest.approx(expected[key], rel=1e-3, abs=1e-4), key
+
+
+def test_a_bf16_run_keeps_the_frozen_teacher_in_bf16_and_saves_it_in_fp32(tmp_path, finished_run, monkeypatch):
+    """train.precision = bf16 halves the frozen teacher's memory during distillation; the teacher trained
+    in stage 1 is saved before that, in full precision."""
+    seen = []
+    teacher_logits = objective_module.Objective.teacher_logits
+
+    def spy(self, *args, **kwargs):
+        if self.teacher is not None:  # None in the teacher's own stage
+            seen.append(next(self.teacher.parameters()).dtype)
+        return teacher_logits(self, *args, **kwargs)
+
+    monkeypatch.setattr(objective_module.Objective, "teacher_logits", spy)
+    result = run(tiny_config(tmp_path, **{"train.precision": "bf16"}), lambda event: None)
+    assert result.status == "completed", result
+    assert seen and set(seen) == {torch.bfloat16}
+    saved = json.loads((Path(result.run_dir) / "teacher" / "config.json").read_text())
+    assert saved.get("torch_dtype", saved.get("dtype")) == "float32"
+    expected = finished_run[0].summary
+    assert result.summary["kl_true_student"] == pytest.approx(expected["kl_true_student"], rel=0.1)

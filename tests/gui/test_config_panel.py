@@ -80,6 +80,17 @@ def test_temperature_zero_is_flagged_at_the_field_and_disables_start(panel, qtbo
     assert editor.input.toolTip() == field_help("distill.temperature")
 
 
+def test_a_gguf_that_is_not_one_is_marked_at_the_path_as_soon_as_it_is_chosen(panel, qtbot, tmp_path):
+    (tmp_path / "model.gguf").write_bytes(b"<html>404 Not Found</html>")
+    cfg = RunConfig()
+    cfg.teacher.source = "gguf"
+    panel.set_config(cfg)
+    with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
+        _type(qtbot, panel.editor("teacher.path"), str(tmp_path / "model.gguf"))
+    assert blocker.args[0] is False and blocker.args[1].startswith("teacher.path")
+    assert "GGUF magic" in panel.editor("teacher.path").error()
+
+
 def test_text_that_is_not_a_number_is_flagged(panel, qtbot):
     panel.set_config(load_config("toy"))
     with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:

@@ -35,7 +35,8 @@ def _still_alive(window, qtbot, cfg):
 
 
 def _garbage_gguf(tmp_path, cfg):
-    (tmp_path / "teacher.gguf").write_bytes(b"GGUF" + b"\x00" * 64)
+    # the magic and a known version (the form's check passes), then a header that is damaged
+    (tmp_path / "teacher.gguf").write_bytes(b"GGUF" + (3).to_bytes(4, "little") + b"\xff" * 64)
     cfg.teacher.source, cfg.teacher.path = "gguf", str(tmp_path / "teacher.gguf")
 
 

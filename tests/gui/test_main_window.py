@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import QObject, QSettings, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication
@@ -67,6 +68,12 @@ def test_a_run_fills_charts_soft_targets_progress_and_runs_table(make_window, ru
     assert window.runs_panel.row_count() == 1
     assert window.runs_panel.table.item(0, 2).text() == "completed"
     assert window.start_action.isEnabled()
+    # what distillation bought, from the run's own summary.json, opens by itself
+    card = window.runs_panel.bought_card
+    assert card is not None and card.isVisible() and card.card.run_path == finished.args[0].run_dir
+    summary = finished.args[0].summary
+    assert card.card.values["ce"]["distilled"] == pytest.approx(summary["student_ce"])
+    assert card.cells[("params", "teacher")].text() != "–" and card.card.baseline_path is None
 
 
 def test_pause_holds_the_run_and_resume_finishes_it(make_window, runs_dir, qtbot, tiny_config):
@@ -382,3 +389,27 @@ def test_replay_moves_the_bars_live_and_for_the_finished_run_opened_from_the_run
     panel.replay.slider.setValue(first)
     assert_bars_are(probes[first])
     assert panel.generation.replay_note.isVisibleTo(panel.generation)
+
+
+def test_the_summary_card_says_it_is_checking_while_a_plan_is_slow(
+    make_window, runs_dir, qtbot, tiny_config, monkeypatch
+):
+    """The first plan waits for the engine's import: the card says so instead of showing bare dashes."""
+    import threading
+
+    from workbench.gui.background import run_thread
+
+    release = threading.Event()
+    real_plan = run_thread._plan
+
+    def slow_plan(cfg):
+        release.wait(10)
+        return real_plan(cfg)
+
+    monkeypatch.setattr(run_thread, "_plan", slow_plan)
+    window = make_window(tiny_config(runs_dir))
+    card = window.summary_card
+    qtbot.waitUntil(card.pending.isVisible, timeout=3000)
+    assert "Checking" in card.pending.text()
+    release.set()
+    qtbot.waitUntil(lambda: card.plan is not None and not card.pending.isVisible(), timeout=PLAN_TIMEOUT)

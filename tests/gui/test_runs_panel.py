@@ -178,6 +178,11 @@ def test_window_overlays_ticked_runs_and_baseline_overlays_its_source(make_windo
     assert str(source.resolve()) in window.runs_panel.checked_paths()
     assert window.charts.charts["loss"].overlays  # the distilled run, dashed, next to the live baseline
     baseline_kl = finished.args[0].summary["kl_true_student"]
+    card = window.runs_panel.bought_card  # the source run beside the baseline that just finished
+    assert card is not None and card.isVisible()
+    assert card.card.run_path == str(source.resolve()) and card.card.baseline_path == finished.args[0].run_dir
+    assert card.card.values["kl_true"] == {"teacher": None, "distilled": 0.001, "baseline": baseline_kl}
+    assert card.cells[("kl_true", "baseline")].text() == f"{baseline_kl:.3f}"
     assert window.banner.isVisible() and window.banner.message() == (
         f"Distilled student: KL to the true distribution 0.001, {baseline_kl / 0.001:.1f}x closer to the truth "
         f"than the hard-label baseline's {baseline_kl:.3f}."

@@ -164,3 +164,51 @@ def cmd_predict(args: argparse.Namespace) -> int:
             line += f"{row['true']:>9.3f}"
         print(line)
     return 0
+
+
+def runs_bought_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench runs bought",
+        description="What distillation bought: a finished run's teacher, distilled student and hard-label baseline "
+        "side by side (size, speed, held-out CE, KL to the teacher and to the truth, agreement).",
+    )
+    parser.add_argument("run_dir", metavar="RUN", help="a finished run folder made by `workbench run`")
+    parser.add_argument(
+        "--baseline",
+        metavar="RUN",
+        help="its hard-label (alpha = 0) run; default: the newest finished one beside RUN, if any",
+    )
+    parser.add_argument("--json", action="store_true", help="print the card as one JSON object")
+    parser.set_defaults(handler=cmd_runs_bought)
+    return parser
+
+
+def cmd_runs_bought(args: argparse.Namespace) -> int:
+    from workbench.bought import build_card, find_baseline
+
+    run = _finished_run(args.run_dir, "")
+    if args.baseline and Path(args.baseline).resolve() == Path(args.run_dir).resolve():
+        raise ConfigError("--baseline", "the baseline is the run itself", "give the run's hard-label (alpha = 0) run")
+    baseline = _finished_run(args.baseline, "--baseline") if args.baseline else find_baseline(run)
+    card = build_card(run, baseline)
+    print(json.dumps(card.to_dict()) if args.json else card.text())
+    return 0
+
+
+def _finished_run(path: str, field: str) -> Any:
+    from workbench.bought import is_finished
+    from workbench.run_folder import read_run
+
+    folder = Path(path).expanduser()
+    if not (folder / "config.toml").is_file():
+        raise ConfigError(
+            field, f"{path!r} is not a run folder (it has no config.toml)", "give a folder made by `workbench run`"
+        )
+    info = read_run(folder)
+    if not is_finished(info):
+        raise ConfigError(
+            field,
+            f"{folder.name} has not finished (it is {info.status}); only a completed run has the final measurements",
+            "pick a completed run (`workbench runs` lists them), or resume this one with `workbench run --resume`",
+        )
+    return info

@@ -8,6 +8,7 @@ student keeps; the config check, the plan and the model builder all ask it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from workbench.errors import ConfigError
@@ -138,6 +139,17 @@ def relation_errors(config: RunConfig) -> list[ConfigError]:
             else "check the path"
         )
         errors.append(ConfigError("teacher.path", f"{t.path!r} does not exist", hint))
+    elif t.source == "gguf" and t.path.lower().endswith(".gguf"):
+        problem = gguf_signature_problem(resolve_path(t.path))
+        if problem:
+            errors.append(
+                ConfigError(
+                    "teacher.path",
+                    f"{t.path!r} {problem}",
+                    "choose a model file in the GGUF format (as llama.cpp, Ollama and LM Studio keep them), "
+                    "or fetch it again",
+                )
+            )
     if s.source in ("local", "hub") and not s.path.strip():
         errors.append(
             ConfigError("student.path", f"is empty but the student source is {s.source!r}", "give a folder or a hub id")
@@ -235,3 +247,23 @@ def relation_errors(config: RunConfig) -> list[ConfigError]:
             )
         )
     return errors
+
+
+def gguf_signature_problem(path: Path) -> str:
+    """What is wrong with the first bytes of a ``.gguf`` file ("" when they look right): the magic and a
+    version the reader knows. Eight bytes read at every check, so a damaged file is marked as soon as it is
+    chosen, not when the model's header has been parsed in the background (engine/models/gguf_header.py
+    reads the rest)."""
+    try:
+        if path.is_dir():
+            return "is a folder, not a .gguf file"
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    if len(head) < 8 or head[:4] != b"GGUF":
+        return "is not a GGUF file (it does not start with the GGUF magic bytes)"
+    version = int.from_bytes(head[4:8], "little")
+    if version not in (2, 3):
+        return f"is GGUF version {version}; only versions 2 and 3 are read"
+    return ""

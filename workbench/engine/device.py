@@ -44,6 +44,16 @@ class Device:
     label: str
     precision: str  # fp32 | bf16 | fp16
 
+    @property
+    def frozen_dtype(self) -> torch.dtype:
+        """The dtype a frozen model (the teacher during distillation) is kept in: the run's half
+        precision, which halves its memory; fp16 only on a GPU (CPU kernels for it are few and slow)."""
+        if self.precision == "bf16":
+            return torch.bfloat16
+        if self.precision == "fp16" and self.device.type != "cpu":
+            return torch.float16
+        return torch.float32
+
     def autocast(self) -> Any:
         if self.precision == "fp32":
             return contextlib.nullcontext()

@@ -240,7 +240,10 @@ class _Run:
         self.teacher.eval()
         self.teacher.requires_grad_(False)
 
-        student = make_student(cfg.student, teacher, tokenizer, seed=cfg.train.seed)
+        student = make_student(cfg.student, teacher, tokenizer, seed=cfg.train.seed)  # from the fp32 weights
+        if self.dev.frozen_dtype != torch.float32:
+            self.teacher.to(self.dev.frozen_dtype)  # frozen: half the memory, and autocast computed in it anyway
+            self.report(Log(f"the frozen teacher is kept in {self.dev.precision} (train.precision)"))
         if cfg.student.source == "custom" and student.config.model_type != cfg.student.arch.family:
             self.report(
                 Log(

@@ -31,7 +31,7 @@ from workbench.engine.toy.language import ToyLanguage
 from workbench.engine.train.objective import Batch, Objective
 from workbench.engine.train.parallel import Parallel
 from workbench.engine.train.report import Reporter
-from workbench.engine.train.schedule import lr_at, param_groups
+from workbench.engine.train.schedule import adamw, lr_at
 from workbench.events import Checkpoint, Eval, Log, Probe, StageStarted, Step
 
 
@@ -99,9 +99,7 @@ class Session:
         )
         model.to(device)
         model.train()
-        optimizer = torch.optim.AdamW(
-            param_groups(model, tr.weight_decay), lr=peak_lr, betas=(0.9, 0.95), foreach=device.type != "cpu" or None
-        )
+        optimizer = adamw(model, tr.weight_decay, peak_lr, device)
         world = self.parallel.world_size
         train_blocks = self.blocks.train
         if distilling and 0 < dist_cfg.transfer_blocks < len(train_blocks):

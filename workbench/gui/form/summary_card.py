@@ -96,6 +96,17 @@ class SummaryCard(QFrame):
         self.notes.setTextFormat(Qt.TextFormat.RichText)
         self.notes.hide()
         layout.addWidget(self.notes)
+        self.pending = QLabel("Checking the models\u2026", self)  # while a plan is being computed
+        self.pending.setObjectName("muted")
+        self.pending.hide()
+        layout.addWidget(self.pending)
+
+    def show_pending(self) -> None:
+        """Say the figures are being worked out (the last plan's stay until the new one arrives)."""
+        self.pending.show()
+
+    def clear_pending(self) -> None:
+        self.pending.hide()
 
     def _restyle(self) -> None:
         self._styled_theme = theme.current_theme()
@@ -144,6 +155,7 @@ class SummaryCard(QFrame):
     def update_plan(self, plan: Any) -> None:
         """Show a :class:`~workbench.engine.plan.Plan`."""
         self.plan = plan
+        self.clear_pending()
         self.teacher_value.setText(format_count(plan.teacher_params) if plan.teacher_params else "\u2013")
         self.student_value.setText(format_count(plan.student_params) if plan.student_params else "\u2013")
         self.compression_value.setText(f"{plan.compression:.1f}\u00d7" if plan.compression else "\u2013")

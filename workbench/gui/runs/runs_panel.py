@@ -2,7 +2,8 @@
 
 Tick runs to overlay their curves on the charts; select one for the actions
 (open its config, resume it, start its no-distillation baseline, inspect it in
-the soft-targets panel); tick two to see how their configurations differ.
+the soft-targets panel, see what distillation bought beside its baseline); tick two
+to see how their configurations differ.
 The panel only reads folders and emits signals; the main window acts on them.
 """
 
@@ -13,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QFileSystemWatcher, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QFontDatabase
+from PySide6.QtGui import QAction, QColor, QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -43,6 +45,11 @@ METRIC_COLUMNS = (
 COLUMNS = ("overlay", "name", "status", "step", "created") + tuple(title for _, title, _ in METRIC_COLUMNS)
 COL_OVERLAY, COL_NAME, COL_STATUS, COL_STEP, COL_CREATED = range(5)
 PATH_ROLE = Qt.ItemDataRole.UserRole
+BOUGHT_TEXT = "What distillation bought…"
+BOUGHT_TIP = (
+    "The finished run's teacher, distilled student and hard-label baseline (when one was trained) side by side: "
+    "size, speed, held-out cross-entropy, KL to the teacher and to the truth, agreement"
+)
 
 STATUS_COLORS = {
     "completed": theme.OK_COLOR,
@@ -118,6 +125,15 @@ class RunsPanel(QWidget):
         self.soft_button.setToolTip(
             "Load this run's teacher and student, and its probes for the replay, into the soft-targets panel"
         )
+        self.bought_button = QPushButton(BOUGHT_TEXT, self)
+        self.bought_button.setToolTip(BOUGHT_TIP)
+        self.bought_action = QAction(BOUGHT_TEXT, self)
+        self.bought_action.setToolTip(BOUGHT_TIP)
+        self.bought_action.triggered.connect(self._on_bought)
+        self.bought_button.clicked.connect(self.bought_action.trigger)
+        self.bought_card: Any = None  # the card window, made on first use and reused
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._on_context_menu)
         self.gguf_row = GGUFExportRow(self)
         self.refresh_button.clicked.connect(self.refresh)
         self.open_button.clicked.connect(self._on_open)
@@ -126,7 +142,14 @@ class RunsPanel(QWidget):
         self.soft_button.clicked.connect(self._on_soft)
 
         buttons = QHBoxLayout()
-        for button in (self.open_button, self.resume_button, self.baseline_button, self.soft_button, self.gguf_row):
+        for button in (
+            self.open_button,
+            self.resume_button,
+            self.baseline_button,
+            self.soft_button,
+            self.bought_button,
+            self.gguf_row,
+        ):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.dir_label)
@@ -239,6 +262,15 @@ class RunsPanel(QWidget):
     def row_count(self) -> int:
         return self.table.rowCount()
 
+    def show_bought(self, path: str | Path, baseline: str | Path | None = None) -> Any:
+        """Open the "What distillation bought" card of finished run ``path`` beside ``baseline`` (default: its
+        newest finished hard-label baseline in this runs folder); None for a run that has not finished."""
+        from workbench.gui.runs.bought_card import show_card
+
+        card = show_card(self.bought_card, self.window(), path, baseline, list(self._infos.values()))
+        self.bought_card = card or self.bought_card
+        return card
+
     def shutdown(self) -> None:
         self._timer.stop()
         self._debounce.stop()
@@ -339,6 +371,9 @@ class RunsPanel(QWidget):
         self.soft_button.setEnabled(
             info is not None and info.status in ("completed", "stopped", "interrupted", "cancelled")
         )
+        finished = info is not None and info.status == "completed" and bool(info.summary)
+        self.bought_action.setEnabled(finished)
+        self.bought_button.setEnabled(finished)
         self.gguf_row.set_run(info)
 
     def _update_diff(self) -> None:
@@ -383,6 +418,22 @@ class RunsPanel(QWidget):
         path = self.selected_path()
         if path:
             self.baseline_requested.emit(path)
+
+    @Slot()
+    def _on_bought(self) -> None:
+        path = self.selected_path()
+        if path:
+            self.show_bought(path)
+
+    @Slot(object)
+    def _on_context_menu(self, pos: Any) -> None:
+        item = self.table.itemAt(pos)
+        if item is None:
+            return
+        self.table.selectRow(item.row())
+        menu = QMenu(self)
+        menu.addAction(self.bought_action)
+        menu.exec(self.table.viewport().mapToGlobal(pos))
 
     @Slot()
     def _on_soft(self) -> None:

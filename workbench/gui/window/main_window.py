@@ -46,6 +46,7 @@ from workbench.gui.window.settings import SettingsMixin
 from workbench.run_folder import can_resume
 
 STOPPING_MESSAGE = "Stopping after this step..."
+PENDING_AFTER_MS = 250  # a plan slower than this shows "Checking the models..." on the summary card
 
 
 class MainWindow(
@@ -76,6 +77,7 @@ class MainWindow(
         self._valid = True
         self._reason = ""
         self._plan_cfg: RunConfig | None = None  # the configuration of the newest plan request
+        self._plan_pending = False  # a plan was asked for and has not come back yet
         self.first_point_time: float | None = None  # for scripts/bench_gui.py
 
         install()  # cycles are collected here, never on the training thread (see the module)
@@ -198,7 +200,14 @@ class MainWindow(
             self.charts.set_truth_expected(cfg.data.source == "toy")
         # The planner answers only its newest request, so the plan that arrives next is this configuration's.
         self._plan_cfg = cfg.copy()
+        self._plan_pending = True
         self.planner.request(cfg)
+        # The first plan waits for the engine's import (seconds): say it is being checked, not "-".
+        QTimer.singleShot(PENDING_AFTER_MS, self._show_plan_pending)
+
+    def _show_plan_pending(self) -> None:
+        if self._plan_pending:
+            self.summary_card.show_pending()
 
     @Slot(bool, str)
     def _on_validity_changed(self, valid: bool, reason: str) -> None:
@@ -208,7 +217,9 @@ class MainWindow(
     @Slot(object)
     def _on_planned(self, plan: object) -> None:
         cfg = self._plan_cfg
+        self._plan_pending = False
         if isinstance(plan, Exception):
+            self.summary_card.clear_pending()
             self.statusBar().showMessage(f"Could not estimate the models: {plan}", 8000)
             if cfg is not None:
                 self.config_panel.set_plan_errors(cfg, [])  # nothing known against it: the run itself checks
@@ -340,8 +351,15 @@ class MainWindow(
                 self.statusBar().showMessage(f"{name} completed.", 10000)
                 # The finished models now answer any prompt typed in the soft-target panel (off the GUI thread).
                 self.soft_targets.set_run_dir(run_dir)
-                if self._baseline_of:
+                source = self._baseline_of
+                if source:
                     self._show_what_distillation_bought(result.summary)
+                # The card: this run beside its baseline, or (a baseline just finished) its source beside it.
+                if run_dir:
+                    if source:
+                        self.runs_panel.show_bought(source, baseline=run_dir)
+                    else:
+                        self.runs_panel.show_bought(run_dir)
             elif result.status == "stopped":
                 self.progress.reset("Stopped")
                 self.banner.show_message(
