@@ -8,16 +8,12 @@ failed, ...); hard-label baselines are a reference row, column or dashed line. W
 the folder is polled every second, and read again only when a file in it changed. A double-click on a cell
 (or "Show in soft targets") emits ``run_requested(run folder)``.
 
-:class:`SweepGridWindow` is the non-modal window the Runs tab opens, with Save PNG... and Save CSV....
+:class:`~workbench.gui.runs.sweep_window.SweepGridWindow` is the window the Runs tab opens around it.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +21,6 @@ from PySide6.QtCore import QRect, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -39,28 +33,20 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.gui import theme
-from workbench.sweep import DISTILL_ONLY_FIELDS, SWEEP_FILE, CellInfo, SweepInfo, read_sweep, table_rows, value_text
-
-
-@dataclass(frozen=True)
-class Metric:
-    key: str  # in summary.json
-    label: str
-    lower_is_better: bool
-    fmt: str
-
-    def text(self, value: float) -> str:
-        return self.fmt.format(value)
-
-
-METRICS = (
-    Metric("kl_true_student", "KL to the truth", True, "{:.3f}"),
-    Metric("kl_teacher_student", "KL to the teacher", True, "{:.3f}"),
-    Metric("student_ce", "held-out CE", True, "{:.3f}"),
-    Metric("top1_agreement", "top-1 agreement", False, "{:.1%}"),
-    Metric("student_latency_ms", "student latency", True, "{:.2f} ms"),
+from workbench.gui.runs.sweep_cells import (
+    METRIC_KEYS,
+    METRICS,
+    Metric,
+    best_cell,
+    csv_text,
+    has_run,
+    metric_value,
+    short_name,
+    value_key,
 )
-METRIC_KEYS = tuple(m.key for m in METRICS)
+from workbench.gui.runs.sweep_lines import SweepLines
+from workbench.sweep import DISTILL_ONLY_FIELDS, SWEEP_FILE, CellInfo, SweepInfo, read_sweep, value_text
+
 STATUS_TEXT = {"pending": "queued", "running": "running…"}
 STATUS_COLORS = {
     "running": theme.STUDENT_COLOR,
@@ -73,46 +59,6 @@ CELL_ROLE = Qt.ItemDataRole.UserRole  # the CellInfo's run folder (str)
 BEST_ROLE = Qt.ItemDataRole.UserRole + 1
 STAR = "★ "
 HINT = "Brighter cells are better; ★ the best. Double-click a cell to show its run in the soft-targets panel."
-
-
-def metric_value(cell: CellInfo, key: str) -> float | None:
-    value = cell.summary.get(key)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-def short_name(field: str) -> str:
-    return field.rsplit(".", 1)[-1]
-
-
-def best_cell(cells: list[CellInfo], metric: Metric) -> CellInfo | None:
-    """The completed distillation cell with the best value of ``metric`` (the first of equals); None if none has one."""
-    scored = [(metric_value(c, metric.key), i, c) for i, c in enumerate(cells) if c.kind == "cell"]
-    scored = [(v, i, c) for v, i, c in scored if v is not None and c.status == "completed"]
-    if not scored:
-        return None
-    sign = 1.0 if metric.lower_is_better else -1.0
-    return min(scored, key=lambda t: (sign * t[0], t[1]))[2]
-
-
-def csv_text(info: SweepInfo) -> str:
-    """Every cell (baselines too): its id, kind, axis values, status, run folder and every metric."""
-    fields = [a.field for a in info.axes]
-    extra = sorted({k for c in info.cells for k in c.values if k not in fields})  # distill.alpha of baselines
-    header = ["cell", "kind", *fields, *extra, "status", "run_dir", *METRIC_KEYS]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    for row in table_rows(info):
-        line = []
-        for key in header:
-            value = row.get(key, "")
-            if isinstance(value, float) and not math.isfinite(value):
-                value = ""
-            line.append(value_text(value) if isinstance(value, bool) else value)
-        writer.writerow(line)
-    return out.getvalue()
 
 
 class _BestDelegate(QStyledItemDelegate):
@@ -149,7 +95,7 @@ class SweepGrid(QWidget):
         self.subtitle.setObjectName("muted")
         self.metric_box = QComboBox(self)
         for m in METRICS:
-            self.metric_box.addItem(f"{m.label} ({'lower' if m.lower_is_better else 'higher'} is better)", m.key)
+            self.metric_box.addItem(m.title, m.key)
         self.metric_box.setToolTip("The final metric shown in the cells (from each run's summary.json)")
         self.metric_box.currentIndexChanged.connect(self._on_metric_changed)
         top = QHBoxLayout()
@@ -163,7 +109,7 @@ class SweepGrid(QWidget):
         top.addWidget(metric_label)
         top.addWidget(self.metric_box)
 
-        self.plot: Any = None  # the lines of a one-axis sweep (made when needed)
+        self.plot: SweepLines | None = None  # the lines of a one-axis sweep (made when needed)
         self.table = QTableWidget(0, 0, self)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
@@ -305,23 +251,35 @@ class SweepGrid(QWidget):
             self._fill_heatmap(info, cells, baselines)
         else:
             self._fill_row(info, cells, baselines)
-            self._draw_lines(info, cells, baselines)
+            if self.plot is None:
+                self.plot = SweepLines(self)
+                self.plot.cell_clicked.connect(self._on_point_clicked)
+                self.body.insertWidget(0, self.plot, 1)
+            self.plot.draw(info.axes[0], cells, baselines, self._metric, self.best)
         if selected is not None and selected in self.items:
             self.table.setCurrentItem(self.items[selected])
         self._update_open_button()
 
     def _fill_heatmap(self, info: SweepInfo, cells: list[CellInfo], baselines: list[CellInfo]) -> None:
         rows_axis, cols_axis = info.axes[0], info.axes[1]
-        row_of = {_key(v): i for i, v in enumerate(rows_axis.values)}
-        col_of = {_key(v): i for i, v in enumerate(cols_axis.values)}
+        row_of = {value_key(v): i for i, v in enumerate(rows_axis.values)}
+        col_of = {value_key(v): i for i, v in enumerate(cols_axis.values)}
         row_labels = [f"{short_name(rows_axis.field)} = {value_text(v)}" for v in rows_axis.values]
         col_labels = [f"{short_name(cols_axis.field)} = {value_text(v)}" for v in cols_axis.values]
         # baselines: a column when they differ only along the rows (or not at all), a row when along the columns
         placed: list[tuple[int, int, CellInfo]] = []
         extra_row = extra_col = False
         for b in baselines:
-            r = row_of.get(_key(b.values.get(rows_axis.field))) if rows_axis.field not in DISTILL_ONLY_FIELDS else None
-            c = col_of.get(_key(b.values.get(cols_axis.field))) if cols_axis.field not in DISTILL_ONLY_FIELDS else None
+            r = (
+                row_of.get(value_key(b.values.get(rows_axis.field)))
+                if rows_axis.field not in DISTILL_ONLY_FIELDS
+                else None
+            )
+            c = (
+                col_of.get(value_key(b.values.get(cols_axis.field)))
+                if cols_axis.field not in DISTILL_ONLY_FIELDS
+                else None
+            )
             if c is None:
                 extra_col = True
                 placed.append((-1 if r is None else r, len(cols_axis.values), b))
@@ -342,8 +300,8 @@ class SweepGrid(QWidget):
                 blank.setFlags(Qt.ItemFlag.NoItemFlags)
                 self.table.setItem(r, c, blank)
         for cell in cells:
-            r = row_of.get(_key(cell.values.get(rows_axis.field)))
-            c = col_of.get(_key(cell.values.get(cols_axis.field)))
+            r = row_of.get(value_key(cell.values.get(rows_axis.field)))
+            c = col_of.get(value_key(cell.values.get(cols_axis.field)))
             if r is not None and c is not None:
                 self.table.setItem(r, c, self._item(cell))
         for r, c, b in placed:
@@ -356,7 +314,7 @@ class SweepGrid(QWidget):
 
     def _fill_row(self, info: SweepInfo, cells: list[CellInfo], baselines: list[CellInfo]) -> None:
         axis = info.axes[0]
-        col_of = {_key(v): i for i, v in enumerate(axis.values)}
+        col_of = {value_key(v): i for i, v in enumerate(axis.values)}
         per_value = axis.field not in DISTILL_ONLY_FIELDS and len(baselines) > 1
         self.table.clearSpans()
         self.table.clear()
@@ -370,11 +328,11 @@ class SweepGrid(QWidget):
                 blank.setFlags(Qt.ItemFlag.NoItemFlags)
                 self.table.setItem(r, c, blank)
         for cell in cells:
-            c = col_of.get(_key(cell.values.get(axis.field)))
+            c = col_of.get(value_key(cell.values.get(axis.field)))
             if c is not None:
                 self.table.setItem(0, c, self._item(cell))
         for b in baselines:
-            c = col_of.get(_key(b.values.get(axis.field))) if per_value else None
+            c = col_of.get(value_key(b.values.get(axis.field))) if per_value else None
             if c is None:
                 if len(axis.values) > 1:
                     self.table.setSpan(1, 0, 1, len(axis.values))
@@ -434,108 +392,6 @@ class SweepGrid(QWidget):
         cmap = pg.colormap.get("viridis")
         return cmap.mapToQColor(0.15 + 0.85 * self._goodness(value))  # the darkest purple reads badly as a cell
 
-    def _draw_lines(self, info: SweepInfo, cells: list[CellInfo], baselines: list[CellInfo]) -> None:
-        import pyqtgraph as pg
-
-        axis = info.axes[0]
-        xs = _positions(axis.values)
-        if self.plot is None:
-            bg, fg = theme.plot_colors()
-            self.plot = pg.PlotWidget(self, background=bg)
-            self.plot.setMinimumHeight(260)
-            self.plot.showGrid(x=True, y=True, alpha=0.25)
-            self.plot.getAxis("left").enableAutoSIPrefix(False)  # KL 0.3 stays 0.3, not 300 (x0.001)
-            self.body.insertWidget(0, self.plot, 1)
-        plot = self.plot
-        plot.clear()
-        if plot.plotItem.legend is not None:
-            plot.plotItem.legend.clear()
-        else:
-            plot.addLegend(offset=(-10, 10))
-        plot.setLabel("bottom", axis.field)
-        plot.setLabel(
-            "left", f"{self._metric.label} ({'lower' if self._metric.lower_is_better else 'higher'} is better)"
-        )
-        plot.getAxis("bottom").setTicks([[(x, value_text(v)) for x, v in zip(xs, axis.values)]])
-        col_of = {_key(v): i for i, v in enumerate(axis.values)}
-        points = []
-        for cell in cells:
-            i = col_of.get(_key(cell.values.get(axis.field)))
-            value = metric_value(cell, self._metric.key)
-            if i is not None and value is not None:
-                points.append((xs[i], value, cell))
-        points.sort(key=lambda p: p[0])
-        pad = 0.5 if len(xs) > 1 else 1.0
-        span = (max(xs) - min(xs)) or 1.0
-        plot.setXRange(min(xs) - 0.08 * span - (pad if span == 1.0 and len(xs) == 1 else 0), max(xs) + 0.08 * span)
-        if points:
-            scatter = plot.plot(
-                [p[0] for p in points],
-                [p[1] for p in points],
-                pen=pg.mkPen(theme.STUDENT_COLOR, width=2.5),
-                symbol="o",
-                symbolSize=10,
-                symbolBrush=theme.STUDENT_COLOR,
-                symbolPen=None,
-                name="distilled",
-            )
-            scatter.scatter.sigClicked.connect(self._on_point_clicked)
-            self._point_cells = {(p[0], p[1]): p[2] for p in points}
-            for x, y, cell in points:
-                label = pg.TextItem(self._metric.text(y), color=theme.colors()["text"], anchor=(0.5, 1.3))
-                label.setPos(x, y)
-                plot.addItem(label)
-        if self.best is not None:
-            i = col_of.get(_key(self.best.values.get(axis.field)))
-            y = metric_value(self.best, self._metric.key)
-            if i is not None and y is not None:
-                plot.plot(
-                    [xs[i]],
-                    [y],
-                    pen=None,
-                    symbol="star",
-                    symbolSize=22,
-                    symbolBrush=theme.LR_COLOR,
-                    symbolPen=pg.mkPen(theme.colors()["text"], width=1),
-                    name="best",
-                )
-        base_points = [(b, metric_value(b, self._metric.key)) for b in baselines]
-        base_points = [(b, v) for b, v in base_points if v is not None]
-        per_value = axis.field not in DISTILL_ONLY_FIELDS and len(baselines) > 1
-        dash = pg.mkPen(theme.BASELINE_COLOR, width=2, style=Qt.PenStyle.DashLine)
-        if base_points and per_value:
-            pts = sorted(
-                (xs[col_of[_key(b.values.get(axis.field))]], v)
-                for b, v in base_points
-                if _key(b.values.get(axis.field)) in col_of
-            )
-            plot.plot(
-                [p[0] for p in pts],
-                [p[1] for p in pts],
-                pen=dash,
-                symbol="s",
-                symbolSize=8,
-                symbolBrush=theme.BASELINE_COLOR,
-                symbolPen=None,
-                name="baseline (alpha = 0)",
-            )
-        elif base_points:
-            value = base_points[0][1]
-            line = pg.InfiniteLine(
-                pos=value,
-                angle=0,
-                pen=dash,
-                label=f"baseline (alpha = 0): {self._metric.text(value)}",
-                labelOpts={"color": theme.BASELINE_COLOR, "position": 0.12, "anchors": [(0, 1), (0, 1)]},
-            )
-            plot.addItem(line)
-            plot.plot([], [], pen=dash, name="baseline (alpha = 0)")
-        ys = [p[1] for p in points] + [v for _, v in base_points]
-        if ys:
-            lo, hi = min(ys), max(ys)
-            margin = (hi - lo) * 0.18 or abs(hi) * 0.1 or 1.0
-            plot.setYRange(lo - margin, hi + margin * 1.6)
-
     # -- reactions -----------------------------------------------------------------
     def _selected_cell(self) -> str | None:
         item = self.table.currentItem()
@@ -561,7 +417,7 @@ class SweepGrid(QWidget):
 
     def _update_open_button(self) -> None:
         cell = self._cell(self._selected_cell())
-        self.open_button.setEnabled(cell is not None and _has_run(cell))
+        self.open_button.setEnabled(cell is not None and has_run(cell))
 
     @Slot(QTableWidgetItem)
     def _on_double_clicked(self, item: QTableWidgetItem) -> None:
@@ -572,41 +428,13 @@ class SweepGrid(QWidget):
     @Slot()
     def _on_open(self) -> None:
         cell = self._cell(self._selected_cell())
-        if cell is not None and _has_run(cell):
+        if cell is not None and has_run(cell):
             self.run_requested.emit(str(cell.run_dir))
 
-    def _on_point_clicked(self, _scatter: Any, points: Any, *_: Any) -> None:
-        for point in points:
-            pos = point.pos()
-            cell = self._point_cells.get((pos.x(), pos.y()))
-            if cell is not None:
-                self.table.setCurrentItem(self.items[cell.id])
-                return
-
-
-def _has_run(cell: CellInfo) -> bool:
-    return (cell.run_dir / "config.toml").is_file()
-
-
-def _key(value: Any) -> Any:
-    """A value as a dict key where 1 and 1.0 (JSON's int and float of one number) are the same."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (int, float)):
-        return ("n", float(value))
-    return value
-
-
-def _positions(values: tuple[Any, ...]) -> list[float]:
-    """Where each axis value sits: numbers at their value (on a log scale when they span 20x or more), choices and
-    true/false evenly spaced."""
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    if not numbers:
-        return [float(i) for i in range(len(values))]
-    floats = [float(v) for v in values]
-    if all(v > 0 for v in floats) and max(floats) / min(floats) >= 20:
-        return [math.log10(v) for v in floats]
-    return floats
+    @Slot(str)
+    def _on_point_clicked(self, cell_id: str) -> None:
+        if cell_id in self.items:
+            self.table.setCurrentItem(self.items[cell_id])
 
 
 def _font(widget: QWidget, scale: float, bold: bool = False) -> QFont:
@@ -615,83 +443,3 @@ def _font(widget: QWidget, scale: float, bold: bool = False) -> QFont:
     font.setPointSizeF(size * scale)
     font.setBold(bold)
     return font
-
-
-def show_grid(current: SweepGridWindow | None, parent: QWidget | None, path: str | Path) -> SweepGridWindow:
-    """Show the sweep folder ``path`` in ``current`` (or a new grid window) and bring it to the front."""
-    if current is None:
-        current = SweepGridWindow(parent)
-    current.set_sweep(path)
-    if current.isVisible():
-        current.raise_()
-    else:
-        current.show()
-    return current
-
-
-class SweepGridWindow(QDialog):
-    """The non-modal window around a :class:`SweepGrid`, with Save PNG... and Save CSV...."""
-
-    def __init__(self, parent: QWidget | None = None, refresh_ms: int = 1000):
-        super().__init__(parent)
-        self.setWindowTitle("Sweep")
-        self.grid = SweepGrid(self, refresh_ms=refresh_ms)
-        self.grid.setAutoFillBackground(True)
-        self.png_button = QPushButton("Save PNG…", self)
-        self.png_button.setToolTip("Save the grid as a picture (for slides and reports)")
-        self.csv_button = QPushButton("Save CSV…", self)
-        self.csv_button.setToolTip("Save every cell's axis values, status and final metrics as a table")
-        self.close_button = QPushButton("Close", self)
-        self.png_button.clicked.connect(self._on_save_png)
-        self.csv_button.clicked.connect(self._on_save_csv)
-        self.close_button.clicked.connect(self.close)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.png_button)
-        buttons.addWidget(self.csv_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.close_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 8, 8, 8)
-        layout.addWidget(self.grid, 1)
-        layout.addLayout(buttons)
-        self.resize(820, 560)
-
-    def set_sweep(self, path: str | Path) -> None:
-        self.grid.set_sweep(path)
-        if self.grid.info is not None:
-            self.setWindowTitle(f"Sweep {self.grid.info.name}")
-
-    def save_png(self, path: str | Path) -> bool:
-        return self.grid.grab().save(str(path), "PNG")
-
-    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        super().showEvent(event)
-        self.grid.start_following()
-
-    def hideEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
-        self.grid.stop_following()
-        super().hideEvent(event)
-
-    def _suggested(self, name: str) -> str:
-        info = self.grid.info
-        return str(info.path / name) if info is not None else name
-
-    @Slot()
-    def _on_save_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save the grid as PNG", self._suggested("grid.png"), "PNG (*.png)")
-        if path:
-            if not path.lower().endswith(".png"):
-                path += ".png"
-            if not self.save_png(path):
-                self.grid.detail.setText(f"Could not write {path}.")
-
-    @Slot()
-    def _on_save_csv(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save the grid as CSV", self._suggested("grid.csv"), "CSV (*.csv)")
-        if path:
-            if not path.lower().endswith(".csv"):
-                path += ".csv"
-            try:
-                self.grid.save_csv(path)
-            except OSError as err:
-                self.grid.detail.setText(f"Could not write {path}: {err.strerror or err}.")
