@@ -182,7 +182,7 @@ class RunsPanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(buttons)
         layout.addWidget(self.sweeps)
-        layout.addWidget(splitter)
+        layout.addWidget(splitter, 1)
 
         self._watcher = QFileSystemWatcher(self)
         self._watcher.directoryChanged.connect(self._schedule_refresh)

@@ -236,6 +236,7 @@ class SweepGrid(QWidget):
         cells = [c for c in info.cells if c.kind == "cell"]
         done = sum(c.status == "completed" for c in info.cells)
         shape = "×".join(str(len(a.values)) for a in info.axes)
+        shape += " values" if len(info.axes) == 1 else ""
         self.title.setText(f"Sweep {info.name}")
         baselines = [c for c in info.cells if c.kind == "baseline"]
         extra = f" + {len(baselines)} baseline{'s' if len(baselines) > 1 else ''}" if baselines else ""

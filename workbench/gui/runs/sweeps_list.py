@@ -8,12 +8,22 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from workbench.gui import theme
 from workbench.sweep import SweepInfo
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
+MAX_ROWS = 4
 STATUS_COLORS = {
     "running": theme.STUDENT_COLOR,
     "failed": theme.ERROR_COLOR,
@@ -25,6 +35,8 @@ STATUS_COLORS = {
 def sweep_line(info: SweepInfo) -> str:
     """``sweep: kd  (distill.temperature × distill.alpha, 2×2 + 1 baseline, 3/5 done, running)``."""
     shape = "×".join(str(len(a.values)) for a in info.axes)
+    if len(info.axes) == 1:
+        shape += " values"
     baselines = sum(c.kind == "baseline" for c in info.cells)
     if baselines:
         shape += f" + {baselines} baseline{'s' if baselines > 1 else ''}"
@@ -40,7 +52,7 @@ class SweepsList(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.list = QListWidget(self)
-        self.list.setMaximumHeight(96)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
         self.list.itemDoubleClicked.connect(self._on_double_clicked)
         self.list.itemSelectionChanged.connect(self._update_button)
         self.open_button = QPushButton("Open grid…", self)
@@ -75,6 +87,9 @@ class SweepsList(QWidget):
                 item.setSelected(True)
                 self.list.setCurrentItem(item)
         self.list.blockSignals(False)
+        rows = max(1, min(len(sweeps), MAX_ROWS))  # a few lines tall; more scroll
+        row_height = self.list.sizeHintForRow(0) if sweeps else self.list.fontMetrics().height() + 4
+        self.list.setFixedHeight(rows * row_height + 2 * self.list.frameWidth() + 4)
         self.setVisible(bool(sweeps))
         self._update_button()
 
