@@ -245,7 +245,7 @@ class SweepGrid(QWidget):
             f"   ·   {info.status}   ·   {info.path.name}"
         )
         self.best = best_cell(cells, self._metric)
-        finished = [v for v in (metric_value(c, self._metric.key) for c in info.cells) if v is not None]
+        finished = [v for v in (metric_value(c, self._metric.key) for c in cells) if v is not None]  # not baselines
         self._range = (min(finished), max(finished)) if finished else (0.0, 0.0)
         self.items = {}
         if len(info.axes) >= 2:
