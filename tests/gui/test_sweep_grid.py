@@ -58,6 +58,7 @@ def test_the_heatmap_cells_are_the_summaries_and_the_best_is_the_lowest_kl(qtbot
     assert table.item(1, 0).text() == "★ 0.300" and table.item(1, 0).data(BEST_ROLE)
     assert [table.item(r, c).data(BEST_ROLE) for r, c in [(0, 0), (0, 1), (1, 1)]] == [False] * 3
     assert table.item(1, 0).background().color() != table.item(0, 0).background().color()  # a colour scale
+    assert grid.detail.text().startswith("Brighter is better: 0.300 ★ … 0.410.")
     assert not grid.timer.isActive()  # a complete sweep is not polled
 
 
@@ -69,6 +70,7 @@ def test_switching_the_metric_changes_the_values_and_the_best(qtbot, runs_dir):
     assert grid.best.id == ids[1]
     assert grid.cell_text(ids[1]) == "★ 86.0%" and grid.cell_text(ids[0]) == "78.0%"
     assert "higher is better" in grid.metric_box.currentText()
+    assert grid.detail.text().startswith("Brighter is better: 86.0% ★ … 78.0%.")
     grid.set_metric("student_latency_ms")
     assert grid.best.id == ids[2] and grid.cell_text(ids[2]) == "★ 0.95 ms" and grid.cell_text(ids[3]) == "1.20 ms"
     grid.set_metric("student_ce")

@@ -58,7 +58,7 @@ STATUS_COLORS = {
 CELL_ROLE = Qt.ItemDataRole.UserRole  # the CellInfo's run folder (str)
 BEST_ROLE = Qt.ItemDataRole.UserRole + 1
 STAR = "★ "
-HINT = "Brighter cells are better; ★ the best. Double-click a cell to show its run in the soft-targets panel."
+HINT = "Double-click a cell to show its run in the soft-targets panel."
 
 
 class _BestDelegate(QStyledItemDelegate):
@@ -87,6 +87,7 @@ class SweepGrid(QWidget):
         self._signature: tuple = ()
         self._metric = METRICS[0]
         self.best: CellInfo | None = None
+        self._range = (0.0, 0.0)  # the best and worst value of the distilled cells
         self.items: dict[str, QTableWidgetItem] = {}  # cell id -> its item (baselines too)
 
         self.title = QLabel(self)
@@ -259,7 +260,16 @@ class SweepGrid(QWidget):
             self.plot.draw(info.axes[0], cells, baselines, self._metric, self.best)
         if selected is not None and selected in self.items:
             self.table.setCurrentItem(self.items[selected])
-        self._update_open_button()
+        self._on_selection()
+
+    def hint(self) -> str:
+        """What the colours mean (best ... worst value of the distilled cells) and what a double-click does."""
+        lo, hi = self._range
+        if self.best is None:
+            return HINT
+        best, worst = (lo, hi) if self._metric.lower_is_better else (hi, lo)
+        scale = f"Brighter is better: {self._metric.text(best)} ★ … {self._metric.text(worst)}. "
+        return scale + HINT
 
     def _fill_heatmap(self, info: SweepInfo, cells: list[CellInfo], baselines: list[CellInfo]) -> None:
         rows_axis, cols_axis = info.axes[0], info.axes[1]
@@ -414,6 +424,8 @@ class SweepGrid(QWidget):
         cell = self._cell(self._selected_cell())
         if cell is not None:
             self.detail.setText(self.items[cell.id].toolTip().replace("\n", "   ·   "))
+        else:
+            self.detail.setText(self.hint())
         self._update_open_button()
 
     def _update_open_button(self) -> None:
