@@ -238,3 +238,30 @@ def test_a_runs_folder_without_sweeps_hides_the_list(qtbot, runs_dir):
     panel.set_runs_dir(runs_dir)
     panel.show()
     assert panel.sweeps.count() == 0 and not panel.sweeps.isVisible()
+
+
+def test_where_axis_values_sit_and_which_cell_is_best_without_a_display(tmp_path):
+    import math
+
+    from workbench.gui.runs.sweep_cells import METRICS, best_cell, positions
+    from workbench.sweep import CellInfo
+
+    assert positions(["forward_kl", "jsd", "tv"]) == [0.0, 1.0, 2.0]
+    assert positions([True, False]) == [0.0, 1.0]
+    assert positions([1, 2, 8]) == [1.0, 2.0, 8.0]
+    assert positions([1e-4, 1e-3, 3e-3]) == [math.log10(1e-4), math.log10(1e-3), math.log10(3e-3)]  # spans 30x
+
+    def cell(i, kind, status, kl):
+        return CellInfo(f"c{i}", kind, {}, tmp_path / f"c{i}", status, summary_of(kl) if kl is not None else {})
+
+    cells = [
+        cell(0, "cell", "completed", 0.30),
+        cell(1, "cell", "stopped", 0.10),  # a stopped run's summary: not a finished cell
+        cell(2, "baseline", "completed", 0.05),  # a baseline is a reference, never the best cell
+        cell(3, "cell", "completed", 0.30),  # equal: the first one wins
+        cell(4, "cell", "running", None),
+    ]
+    kl, top1 = METRICS[0], METRICS[3]
+    assert best_cell(cells, kl).id == "c0"
+    assert best_cell(cells[4:], kl) is None
+    assert kl.lower_is_better and not top1.lower_is_better

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QRect, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QRect, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QPainter, QPen
 from PySide6.QtWidgets import (
     QComboBox,
@@ -182,6 +182,13 @@ class SweepGrid(QWidget):
 
     def stop_following(self) -> None:
         self.timer.stop()
+
+    def changeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            if self.plot is not None:
+                self.plot.apply_palette()
+            self._rebuild()  # the cells' colours are the theme's
+        super().changeEvent(event)
 
     # -- reading ----------------------------------------------------------------
     @Slot()

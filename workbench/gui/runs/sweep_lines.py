@@ -25,8 +25,18 @@ class SweepLines(pg.PlotWidget):
         self.showGrid(x=True, y=True, alpha=0.25)
         self.getAxis("left").enableAutoSIPrefix(False)  # KL 0.3 stays 0.3, not 300 (x0.001)
         self.addLegend(offset=(-10, 10))
+        self.apply_palette()
         self.points: dict[str, tuple[float, float]] = {}  # cell id -> where it is drawn
         self._at: dict[tuple[float, float], str] = {}
+
+    def apply_palette(self) -> None:
+        """Follow the theme: background, axes and legend text."""
+        background, foreground = theme.plot_colors()
+        self.setBackground(background)
+        for name in ("left", "bottom"):
+            self.getAxis(name).setPen(foreground)
+            self.getAxis(name).setTextPen(foreground)
+        self.plotItem.legend.setLabelTextColor(foreground)
 
     def draw(
         self, axis: Axis, cells: list[CellInfo], baselines: list[CellInfo], metric: Metric, best: CellInfo | None
