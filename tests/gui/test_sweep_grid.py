@@ -265,3 +265,38 @@ def test_where_axis_values_sit_and_which_cell_is_best_without_a_display(tmp_path
     assert best_cell(cells, kl).id == "c0"
     assert best_cell(cells[4:], kl) is None
     assert kl.lower_is_better and not top1.lower_is_better
+
+
+def test_a_cell_opened_in_the_grid_goes_to_the_windows_soft_targets_panel(qtbot, runs_dir, make_window, tiny_config):
+    path = make_sweep(runs_dir, GRID, {i: done(i) for i in range(4)}, status="completed")
+    window = make_window(tiny_config(runs_dir))
+    loaded = []
+    window.soft_targets.load_run_probes = lambda run: loaded.append(("probes", run))
+    window.soft_targets.set_run_dir = lambda run: loaded.append(("models", run))
+    window.show_runs()
+    assert window.runs_panel.sweeps.count() == 1
+    grid_window = window.runs_panel.show_sweep(path)
+    qtbot.addWidget(grid_window)
+    cell = str(path / _ids(path)[3])
+    grid_window.grid.table.setCurrentItem(grid_window.grid.items[_ids(path)[3]])
+    grid_window.grid.open_button.click()
+    assert loaded == [("probes", cell), ("models", cell)]
+    assert window.tabs.currentIndex() == 0  # the soft-targets panel's tab
+
+
+def test_the_grid_follows_a_theme_switched_while_it_is_open(qtbot, runs_dir, qapp):
+    from workbench.gui import theme
+
+    path = make_sweep(runs_dir, ["distill.temperature=1,2"], {0: summary_of(0.4)})
+    grid = _grid(qtbot, path)
+    before = theme.current_theme()
+    other = "light" if before == "dark" else "dark"
+    try:
+        theme.apply_theme(qapp, other)
+        qtbot.waitUntil(
+            lambda: grid.items[_ids(path)[1]].background().color().name() == theme.colors(other)["alt_base"]
+        )
+        assert grid.plot.backgroundBrush().color().name() == theme.plot_colors(other)[0]
+    finally:
+        theme.apply_theme(qapp, before)
+    assert grid.items[_ids(path)[1]].background().color().name() == theme.colors(before)["alt_base"]
