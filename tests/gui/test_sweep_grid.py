@@ -300,3 +300,38 @@ def test_the_grid_follows_a_theme_switched_while_it_is_open(qtbot, runs_dir, qap
     finally:
         theme.apply_theme(qapp, before)
     assert grid.items[_ids(path)[1]].background().color().name() == theme.colors(before)["alt_base"]
+
+
+def test_baselines_sit_beside_the_cells_they_are_the_baseline_of(qtbot, runs_dir):
+    from workbench.gui.runs.sweep_cells import BASELINE_NAME
+
+    # one baseline per learning rate, and the learning rate is the rows: a baseline column, one per row
+    rows = make_sweep(
+        runs_dir, ["train.lr=0.001,0.003", "distill.temperature=1,2"], {4: summary_of(0.6), 5: summary_of(0.5)},
+        baseline=True, name="by-rows",
+    )  # fmt: skip
+    grid = _grid(qtbot, rows)
+    t = grid.table
+    assert (t.rowCount(), t.columnCount()) == (2, 3) and t.horizontalHeaderItem(2).text() == BASELINE_NAME
+    assert [t.item(r, 2).text() for r in range(2)] == ["0.600", "0.500"] and t.rowSpan(0, 2) == 1
+    # the learning rate is the columns: a baseline row under the grid, one per column
+    cols = make_sweep(
+        runs_dir, ["distill.temperature=1,2", "train.lr=0.001,0.003"], {4: summary_of(0.6), 5: "running"},
+        baseline=True, name="by-cols",
+    )  # fmt: skip
+    grid.set_sweep(cols)
+    assert (t.rowCount(), t.columnCount()) == (3, 2) and t.verticalHeaderItem(2).text() == BASELINE_NAME
+    assert [t.item(2, c).text() for c in range(2)] == ["0.600", "running…"]
+    # both axes change the baseline: a baseline row under each row
+    both = make_sweep(
+        runs_dir, ["train.lr=0.001,0.003", "student.arch.layers=1,2"],
+        {0: summary_of(0.4), 4: summary_of(0.61), 5: summary_of(0.62), 6: summary_of(0.63), 7: summary_of(0.64)},
+        baseline=True, name="both",
+    )  # fmt: skip
+    grid.set_sweep(both)
+    assert (t.rowCount(), t.columnCount()) == (4, 2)
+    assert [t.verticalHeaderItem(r).text() for r in range(4)] == [
+        "lr = 0.001", f"lr = 0.001, {BASELINE_NAME}", "lr = 0.003", f"lr = 0.003, {BASELINE_NAME}"
+    ]  # fmt: skip
+    assert t.item(0, 0).text() == "★ 0.400" and t.item(0, 1).text() == "queued"
+    assert [[t.item(r, c).text() for c in range(2)] for r in (1, 3)] == [["0.610", "0.620"], ["0.630", "0.640"]]

@@ -35,6 +35,7 @@ METRICS = (
     Metric("student_latency_ms", "student latency", True, "{:.2f} ms"),
 )
 METRIC_KEYS = tuple(m.key for m in METRICS)
+BASELINE_NAME = "baseline (alpha = 0)"
 
 
 def metric_value(cell: CellInfo, key: str) -> float | None:

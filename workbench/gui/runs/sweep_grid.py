@@ -25,7 +25,9 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QStyle,
     QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -34,6 +36,7 @@ from PySide6.QtWidgets import (
 
 from workbench.gui import theme
 from workbench.gui.runs.sweep_cells import (
+    BASELINE_NAME,
     METRIC_KEYS,
     METRICS,
     Metric,
@@ -62,17 +65,26 @@ HINT = "Double-click a cell to show its run in the soft-targets panel."
 
 
 class _BestDelegate(QStyledItemDelegate):
-    """Draws the cell, then a thick border round the best one."""
+    """Draws a cell in its own colour even when selected (the selection is an outline), and a thick border round
+    the best one."""
 
     def paint(self, painter: QPainter, option: Any, index: Any) -> None:
-        super().paint(painter, option, index)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        plain = QStyleOptionViewItem(option)
+        plain.state &= ~QStyle.StateFlag.State_Selected
+        super().paint(painter, plain, index)
+        painter.save()
+        if selected:
+            pen = QPen(QColor(theme.colors()["highlight"]))
+            pen.setWidth(2)
+            painter.setPen(pen)
+            painter.drawRect(QRect(option.rect).adjusted(1, 1, -1, -1))
         if index.data(BEST_ROLE):
-            painter.save()
             pen = QPen(QColor(theme.colors()["text"]))
             pen.setWidth(3)
             painter.setPen(pen)
-            painter.drawRect(QRect(option.rect).adjusted(2, 2, -2, -2))
-            painter.restore()
+            painter.drawRect(QRect(option.rect).adjusted(4, 4, -4, -4))
+        painter.restore()
 
 
 class SweepGrid(QWidget):
@@ -279,41 +291,31 @@ class SweepGrid(QWidget):
         return scale + HINT
 
     def _fill_heatmap(self, info: SweepInfo, cells: list[CellInfo], baselines: list[CellInfo]) -> None:
+        """Rows: the first axis, columns: the second. Baselines differ only along the axes that are not
+        distillation-only: a column beside the grid when the columns' field is (one per row, or one spanning
+        them all), a row under it when only the rows' field is, else a baseline row under each row."""
         rows_axis, cols_axis = info.axes[0], info.axes[1]
         row_of = {value_key(v): i for i, v in enumerate(rows_axis.values)}
         col_of = {value_key(v): i for i, v in enumerate(cols_axis.values)}
         row_labels = [f"{short_name(rows_axis.field)} = {value_text(v)}" for v in rows_axis.values]
         col_labels = [f"{short_name(cols_axis.field)} = {value_text(v)}" for v in cols_axis.values]
-        # baselines: a column when they differ only along the rows (or not at all), a row when along the columns
-        placed: list[tuple[int, int, CellInfo]] = []
-        extra_row = extra_col = False
-        for b in baselines:
-            r = (
-                row_of.get(value_key(b.values.get(rows_axis.field)))
-                if rows_axis.field not in DISTILL_ONLY_FIELDS
-                else None
-            )
-            c = (
-                col_of.get(value_key(b.values.get(cols_axis.field)))
-                if cols_axis.field not in DISTILL_ONLY_FIELDS
-                else None
-            )
-            if c is None:
-                extra_col = True
-                placed.append((-1 if r is None else r, len(cols_axis.values), b))
-            elif r is None:
-                extra_row = True
-                placed.append((len(rows_axis.values), c, b))
-        n_rows = len(rows_axis.values) + int(extra_row)
-        n_cols = len(cols_axis.values) + int(extra_col)
+        n_rows, n_cols = len(row_labels), len(col_labels)
+        by_rows = rows_axis.field not in DISTILL_ONLY_FIELDS  # the baselines differ from row to row
+        by_cols = cols_axis.field not in DISTILL_ONLY_FIELDS
+        mode = "" if not baselines else "column" if not by_cols else "row" if not by_rows else "interleave"
+        step = 2 if mode == "interleave" else 1  # a baseline row under each row
+        table_rows = n_rows * step + int(mode == "row")
+        table_cols = n_cols + int(mode == "column")
+        if mode == "interleave":
+            row_labels = [label for r in row_labels for label in (r, f"{r}, {BASELINE_NAME}")]
         self.table.clearSpans()
         self.table.clear()
-        self.table.setRowCount(n_rows)
-        self.table.setColumnCount(n_cols)
-        self.table.setHorizontalHeaderLabels(col_labels + (["baseline (alpha = 0)"] if extra_col else []))
-        self.table.setVerticalHeaderLabels(row_labels + (["baseline (alpha = 0)"] if extra_row else []))
-        for r in range(n_rows):
-            for c in range(n_cols):
+        self.table.setRowCount(table_rows)
+        self.table.setColumnCount(table_cols)
+        self.table.setHorizontalHeaderLabels(col_labels + ([BASELINE_NAME] if mode == "column" else []))
+        self.table.setVerticalHeaderLabels(row_labels + ([BASELINE_NAME] if mode == "row" else []))
+        for r in range(table_rows):
+            for c in range(table_cols):
                 blank = QTableWidgetItem("")
                 blank.setFlags(Qt.ItemFlag.NoItemFlags)
                 self.table.setItem(r, c, blank)
@@ -321,14 +323,21 @@ class SweepGrid(QWidget):
             r = row_of.get(value_key(cell.values.get(rows_axis.field)))
             c = col_of.get(value_key(cell.values.get(cols_axis.field)))
             if r is not None and c is not None:
-                self.table.setItem(r, c, self._item(cell))
-        for r, c, b in placed:
-            if r < 0:  # one baseline for the whole grid: the full height of its column
-                r = 0
-                if len(rows_axis.values) > 1:
-                    self.table.setSpan(0, c, len(rows_axis.values), 1)
-            self.table.setItem(r, c, self._item(b))
-        self.table.setMinimumHeight(min(60 * n_rows + 40, 520))
+                self.table.setItem(r * step, c, self._item(cell))
+        for b in baselines:
+            r = row_of.get(value_key(b.values.get(rows_axis.field)))
+            c = col_of.get(value_key(b.values.get(cols_axis.field)))
+            if mode == "column":
+                if not by_rows and n_rows > 1:  # one baseline for the whole grid: the full height of its column
+                    self.table.setSpan(0, n_cols, n_rows, 1)
+                place = (0 if r is None or not by_rows else r, n_cols)
+            elif mode == "row":
+                place = (n_rows, c)
+            else:
+                place = (None if r is None else 2 * r + 1, c)
+            if place[0] is not None and place[1] is not None:
+                self.table.setItem(place[0], place[1], self._item(b))
+        self.table.setMinimumHeight(min(60 * table_rows + 40, 520))
 
     def _fill_row(self, info: SweepInfo, cells: list[CellInfo], baselines: list[CellInfo]) -> None:
         axis = info.axes[0]
@@ -339,7 +348,7 @@ class SweepGrid(QWidget):
         self.table.setRowCount(2 if baselines else 1)
         self.table.setColumnCount(len(axis.values))
         self.table.setHorizontalHeaderLabels([f"{short_name(axis.field)} = {value_text(v)}" for v in axis.values])
-        self.table.setVerticalHeaderLabels(["distilled", "baseline (alpha = 0)"][: self.table.rowCount()])
+        self.table.setVerticalHeaderLabels(["distilled", BASELINE_NAME][: self.table.rowCount()])
         for r in range(self.table.rowCount()):
             for c in range(len(axis.values)):
                 blank = QTableWidgetItem("")

@@ -9,10 +9,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 
 from workbench.gui import theme
-from workbench.gui.runs.sweep_cells import Metric, metric_value, positions, value_key
+from workbench.gui.runs.sweep_cells import BASELINE_NAME, Metric, metric_value, positions, value_key
 from workbench.sweep import DISTILL_ONLY_FIELDS, Axis, CellInfo, value_text
-
-BASELINE_NAME = "baseline (alpha = 0)"
 
 
 class SweepLines(pg.PlotWidget):
