@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from workbench.sweep import CellInfo, SweepInfo, table_rows, value_text
+from workbench.sweep import DISTILL_ONLY_FIELDS, CellInfo, SweepInfo, table_rows, value_text
 
 
 @dataclass(frozen=True)
@@ -103,3 +103,83 @@ def csv_text(info: SweepInfo) -> str:
             line.append(value_text(value) if isinstance(value, bool) else value)
         writer.writerow(line)
     return out.getvalue()
+
+
+@dataclass
+class Layout:
+    """Where each cell sits in the grid's table: header labels, ``places[cell id] = (row, column)`` and the spans
+    ``(row, column, rows, columns)`` of a baseline shared by a whole column or row."""
+
+    row_labels: list[str]
+    col_labels: list[str]
+    places: dict[str, tuple[int, int]]
+    spans: list[tuple[int, int, int, int]]
+
+
+def grid_layout(info: SweepInfo) -> Layout:
+    """Two axes: rows the first, columns the second. One axis: a row of cells (columns its values).
+
+    Baselines differ only along the axes that are not distillation-only (``DISTILL_ONLY_FIELDS``): a column
+    beside the grid when the columns' field is (one per row, or one spanning them all), a row under it when
+    only the rows' field is, else a baseline row under each row. With one axis they are a second row."""
+    cells = [c for c in info.cells if c.kind == "cell"]
+    baselines = [c for c in info.cells if c.kind == "baseline"]
+    if len(info.axes) == 1:
+        return _row_layout(info.axes[0], cells, baselines)
+    rows_axis, cols_axis = info.axes[0], info.axes[1]
+    row_of = {value_key(v): i for i, v in enumerate(rows_axis.values)}
+    col_of = {value_key(v): i for i, v in enumerate(cols_axis.values)}
+    row_labels = [f"{short_name(rows_axis.field)} = {value_text(v)}" for v in rows_axis.values]
+    col_labels = [f"{short_name(cols_axis.field)} = {value_text(v)}" for v in cols_axis.values]
+    n_rows, n_cols = len(row_labels), len(col_labels)
+    by_rows = rows_axis.field not in DISTILL_ONLY_FIELDS  # the baselines differ from row to row
+    by_cols = cols_axis.field not in DISTILL_ONLY_FIELDS
+    mode = "" if not baselines else "column" if not by_cols else "row" if not by_rows else "interleave"
+    step = 2 if mode == "interleave" else 1
+    out = Layout(row_labels, col_labels, {}, [])
+    if mode == "interleave":
+        out.row_labels = [label for r in row_labels for label in (r, f"{r}, {BASELINE_NAME}")]
+    elif mode == "row":
+        out.row_labels.append(BASELINE_NAME)
+    elif mode == "column":
+        out.col_labels.append(BASELINE_NAME)
+        if not by_rows and n_rows > 1:  # one baseline for the whole grid: the full height of its column
+            out.spans.append((0, n_cols, n_rows, 1))
+    for cell in cells:
+        r, c = (
+            row_of.get(value_key(cell.values.get(rows_axis.field))),
+            col_of.get(value_key(cell.values.get(cols_axis.field))),
+        )
+        if r is not None and c is not None:
+            out.places[cell.id] = (r * step, c)
+    for b in baselines:
+        r, c = (
+            row_of.get(value_key(b.values.get(rows_axis.field))),
+            col_of.get(value_key(b.values.get(cols_axis.field))),
+        )
+        if mode == "column":
+            out.places[b.id] = (r if by_rows and r is not None else 0, n_cols)
+        elif mode == "row" and c is not None:
+            out.places[b.id] = (n_rows, c)
+        elif mode == "interleave" and r is not None and c is not None:
+            out.places[b.id] = (2 * r + 1, c)
+    return out
+
+
+def _row_layout(axis: Any, cells: list[CellInfo], baselines: list[CellInfo]) -> Layout:
+    col_of = {value_key(v): i for i, v in enumerate(axis.values)}
+    labels = [f"{short_name(axis.field)} = {value_text(v)}" for v in axis.values]
+    out = Layout(["distilled", BASELINE_NAME] if baselines else ["distilled"], labels, {}, [])
+    for cell in cells:
+        c = col_of.get(value_key(cell.values.get(axis.field)))
+        if c is not None:
+            out.places[cell.id] = (0, c)
+    per_value = axis.field not in DISTILL_ONLY_FIELDS and len(baselines) > 1
+    for b in baselines:
+        c = col_of.get(value_key(b.values.get(axis.field))) if per_value else None
+        if c is None:  # one baseline for every value
+            c = 0
+            if len(labels) > 1:
+                out.spans.append((1, 0, 1, len(labels)))
+        out.places[b.id] = (1, c)
+    return out

@@ -36,19 +36,17 @@ from PySide6.QtWidgets import (
 
 from workbench.gui import theme
 from workbench.gui.runs.sweep_cells import (
-    BASELINE_NAME,
     METRIC_KEYS,
     METRICS,
     Metric,
     best_cell,
     csv_text,
+    grid_layout,
     has_run,
     metric_value,
-    short_name,
-    value_key,
 )
 from workbench.gui.runs.sweep_lines import SweepLines
-from workbench.sweep import DISTILL_ONLY_FIELDS, SWEEP_FILE, CellInfo, SweepInfo, read_sweep, value_text
+from workbench.sweep import SWEEP_FILE, CellInfo, SweepInfo, read_sweep, value_text
 
 STATUS_TEXT = {"pending": "queued", "running": "running…"}
 STATUS_COLORS = {
@@ -268,10 +266,8 @@ class SweepGrid(QWidget):
         finished = [v for v in (metric_value(c, self._metric.key) for c in cells) if v is not None]  # not baselines
         self._range = (min(finished), max(finished)) if finished else (0.0, 0.0)
         self.items = {}
-        if len(info.axes) >= 2:
-            self._fill_heatmap(info, cells, baselines)
-        else:
-            self._fill_row(info, cells, baselines)
+        self._fill(info)
+        if len(info.axes) == 1:
             if self.plot is None:
                 self.plot = SweepLines(self)
                 self.plot.cell_clicked.connect(self._on_point_clicked)
@@ -290,83 +286,31 @@ class SweepGrid(QWidget):
         scale = f"Brighter is better: {self._metric.text(best)} ★ … {self._metric.text(worst)}. "
         return scale + HINT
 
-    def _fill_heatmap(self, info: SweepInfo, cells: list[CellInfo], baselines: list[CellInfo]) -> None:
-        """Rows: the first axis, columns: the second. Baselines differ only along the axes that are not
-        distillation-only: a column beside the grid when the columns' field is (one per row, or one spanning
-        them all), a row under it when only the rows' field is, else a baseline row under each row."""
-        rows_axis, cols_axis = info.axes[0], info.axes[1]
-        row_of = {value_key(v): i for i, v in enumerate(rows_axis.values)}
-        col_of = {value_key(v): i for i, v in enumerate(cols_axis.values)}
-        row_labels = [f"{short_name(rows_axis.field)} = {value_text(v)}" for v in rows_axis.values]
-        col_labels = [f"{short_name(cols_axis.field)} = {value_text(v)}" for v in cols_axis.values]
-        n_rows, n_cols = len(row_labels), len(col_labels)
-        by_rows = rows_axis.field not in DISTILL_ONLY_FIELDS  # the baselines differ from row to row
-        by_cols = cols_axis.field not in DISTILL_ONLY_FIELDS
-        mode = "" if not baselines else "column" if not by_cols else "row" if not by_rows else "interleave"
-        step = 2 if mode == "interleave" else 1  # a baseline row under each row
-        table_rows = n_rows * step + int(mode == "row")
-        table_cols = n_cols + int(mode == "column")
-        if mode == "interleave":
-            row_labels = [label for r in row_labels for label in (r, f"{r}, {BASELINE_NAME}")]
+    def _fill(self, info: SweepInfo) -> None:
+        where = grid_layout(info)
         self.table.clearSpans()
         self.table.clear()
-        self.table.setRowCount(table_rows)
-        self.table.setColumnCount(table_cols)
-        self.table.setHorizontalHeaderLabels(col_labels + ([BASELINE_NAME] if mode == "column" else []))
-        self.table.setVerticalHeaderLabels(row_labels + ([BASELINE_NAME] if mode == "row" else []))
-        for r in range(table_rows):
-            for c in range(table_cols):
+        self.table.setRowCount(len(where.row_labels))
+        self.table.setColumnCount(len(where.col_labels))
+        self.table.setHorizontalHeaderLabels(where.col_labels)
+        self.table.setVerticalHeaderLabels(where.row_labels)
+        for r in range(len(where.row_labels)):
+            for c in range(len(where.col_labels)):
                 blank = QTableWidgetItem("")
                 blank.setFlags(Qt.ItemFlag.NoItemFlags)
                 self.table.setItem(r, c, blank)
-        for cell in cells:
-            r = row_of.get(value_key(cell.values.get(rows_axis.field)))
-            c = col_of.get(value_key(cell.values.get(cols_axis.field)))
-            if r is not None and c is not None:
-                self.table.setItem(r * step, c, self._item(cell))
-        for b in baselines:
-            r = row_of.get(value_key(b.values.get(rows_axis.field)))
-            c = col_of.get(value_key(b.values.get(cols_axis.field)))
-            if mode == "column":
-                if not by_rows and n_rows > 1:  # one baseline for the whole grid: the full height of its column
-                    self.table.setSpan(0, n_cols, n_rows, 1)
-                place = (0 if r is None or not by_rows else r, n_cols)
-            elif mode == "row":
-                place = (n_rows, c)
-            else:
-                place = (None if r is None else 2 * r + 1, c)
-            if place[0] is not None and place[1] is not None:
-                self.table.setItem(place[0], place[1], self._item(b))
-        self.table.setMinimumHeight(min(60 * table_rows + 40, 520))
-
-    def _fill_row(self, info: SweepInfo, cells: list[CellInfo], baselines: list[CellInfo]) -> None:
-        axis = info.axes[0]
-        col_of = {value_key(v): i for i, v in enumerate(axis.values)}
-        per_value = axis.field not in DISTILL_ONLY_FIELDS and len(baselines) > 1
-        self.table.clearSpans()
-        self.table.clear()
-        self.table.setRowCount(2 if baselines else 1)
-        self.table.setColumnCount(len(axis.values))
-        self.table.setHorizontalHeaderLabels([f"{short_name(axis.field)} = {value_text(v)}" for v in axis.values])
-        self.table.setVerticalHeaderLabels(["distilled", BASELINE_NAME][: self.table.rowCount()])
-        for r in range(self.table.rowCount()):
-            for c in range(len(axis.values)):
-                blank = QTableWidgetItem("")
-                blank.setFlags(Qt.ItemFlag.NoItemFlags)
-                self.table.setItem(r, c, blank)
-        for cell in cells:
-            c = col_of.get(value_key(cell.values.get(axis.field)))
-            if c is not None:
-                self.table.setItem(0, c, self._item(cell))
-        for b in baselines:
-            c = col_of.get(value_key(b.values.get(axis.field))) if per_value else None
-            if c is None:
-                if len(axis.values) > 1:
-                    self.table.setSpan(1, 0, 1, len(axis.values))
-                c = 0
-            self.table.setItem(1, c, self._item(b))
-        self.table.setMinimumHeight(60 * self.table.rowCount() + 36)
-        self.table.setMaximumHeight(64 * self.table.rowCount() + 40)
+        for r, c, rows, cols in where.spans:
+            self.table.setSpan(r, c, rows, cols)
+        for cell in info.cells:
+            if cell.id in where.places:
+                self.table.setItem(*where.places[cell.id], self._item(cell))
+        n_rows = len(where.row_labels)
+        if len(info.axes) == 1:  # under the plot: only as tall as its rows
+            self.table.setMinimumHeight(60 * n_rows + 36)
+            self.table.setMaximumHeight(64 * n_rows + 40)
+        else:
+            self.table.setMinimumHeight(min(60 * n_rows + 40, 520))
+            self.table.setMaximumHeight(16777215)
 
     def _item(self, cell: CellInfo) -> QTableWidgetItem:
         value = metric_value(cell, self._metric.key)
