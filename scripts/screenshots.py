@@ -12,6 +12,8 @@ and writes:
 - ``light.png``           the light theme
 - ``architecture.png``    the architecture tab (teacher and student block by block)
 - ``replay.png``          the distilled run reopened from the Runs tab, replayed at an early distillation step
+- ``sweep-grid.png``      a 2x2 sweep (temperature x alpha) distilling that run's teacher, its grid opened from
+                          the Runs tab (four more runs of the preset's distillation steps; no teacher trained)
 
 Exits non-zero if a run fails or a step times out. Settings go to a temporary
 folder, so the user's remembered layout is neither used nor changed.
@@ -45,6 +47,36 @@ def _settle(app, seconds: float = 0.4) -> None:
     while time.monotonic() < end:
         app.processEvents()
         time.sleep(0.01)
+
+
+def sweep_grid_shot(app, window, cfg, kd_run: str | Path, out: Path, timeout: float) -> Path:
+    """Run a 2x2 sweep of ``cfg`` (temperature x alpha) distilling the teacher of ``kd_run``, open its grid from
+    the Runs tab and save the grid as ``out/sweep-grid.png``."""
+    from workbench.engine.sweep_runner import run_sweep, with_shared_teacher
+    from workbench.sweep import Sweep
+
+    base = with_shared_teacher(cfg, Path(kd_run) / "teacher")
+    sweep = Sweep.from_grid(base, ["distill.temperature=1,4", "distill.alpha=0.5,0.9"])
+    sweep_dir = sweep.create_dir(cfg.runs_dir)
+    started = time.monotonic()
+    finished = run_sweep(sweep_dir)  # on this thread: the window waits, as it would for any long step here
+    if finished.status != "completed":
+        raise RuntimeError(f"the sweep ended {finished.status} (see {sweep_dir})")
+    if time.monotonic() - started > 4 * timeout:
+        raise TimeoutError("the sweep took longer than four runs are allowed")
+    window.runs_panel.refresh()
+    window.show_runs()
+    window.runs_panel.sweeps.select(sweep_dir)
+    window.runs_panel.sweeps.open_button.click()
+    grid_window = window.runs_panel.sweep_window
+    grid_window.resize(900, 560)
+    _settle(app)
+    path = out / "sweep-grid.png"
+    if not grid_window.save_png(path):
+        raise RuntimeError(f"could not write {path}")
+    print(f"wrote {path}")
+    grid_window.close()
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError("the run has fewer than two distillation probes to replay")
         panel.select_step(early[1])
         shot("replay.png")
+
+        # 7. A sweep over temperature and alpha, its grid opened from the Runs tab.
+        sweep_grid_shot(app, window, cfg, kd_run, out, args.timeout)
 
     finally:
         if window.controller.is_running():

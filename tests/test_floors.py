@@ -41,7 +41,8 @@ def test_the_ground_floor_loads_neither_torch_nor_qt():
 
 def test_the_chart_numbers_and_the_soft_target_state_load_no_qt():
     # the pure models under the window's views (napari's split): testable without a display
-    assert _loaded_after_import(["workbench.gui.charts.series", "workbench.gui.soft_targets.state"]) == []
+    models = ["workbench.gui.charts.series", "workbench.gui.soft_targets.state", "workbench.gui.runs.sweep_cells"]
+    assert _loaded_after_import(models) == []
 
 
 def _module_name(path: Path) -> str:

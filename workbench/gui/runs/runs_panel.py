@@ -3,7 +3,8 @@
 Tick runs to overlay their curves on the charts; select one for the actions
 (open its config, resume it, start its no-distillation baseline, inspect it in
 the soft-targets panel, see what distillation bought beside its baseline); tick two
-to see how their configurations differ.
+to see how their configurations differ. Sweeps are listed above the runs, one line
+each; opening one shows its grid, and a cell opened there goes to the soft-targets panel.
 The panel only reads folders and emits signals; the main window acts on them.
 """
 
@@ -34,6 +35,7 @@ from workbench.config.presets import diff_configs
 from workbench.config.schema import RunConfig
 from workbench.gui import theme
 from workbench.gui.runs.gguf_export import GGUFExportRow
+from workbench.gui.runs.sweeps_list import SweepsList
 
 # Final metrics shown as columns: (summary key, column title, format).
 METRIC_COLUMNS = (
@@ -135,6 +137,9 @@ class RunsPanel(QWidget):
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._on_context_menu)
         self.gguf_row = GGUFExportRow(self)
+        self.sweeps = SweepsList(self)
+        self.sweeps.open_requested.connect(self.show_sweep)
+        self.sweep_window: Any = None  # the grid window, made on first use and reused
         self.refresh_button.clicked.connect(self.refresh)
         self.open_button.clicked.connect(self._on_open)
         self.resume_button.clicked.connect(self._on_resume)
@@ -176,7 +181,8 @@ class RunsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(buttons)
-        layout.addWidget(splitter)
+        layout.addWidget(self.sweeps)
+        layout.addWidget(splitter, 1)
 
         self._watcher = QFileSystemWatcher(self)
         self._watcher.directoryChanged.connect(self._schedule_refresh)
@@ -271,7 +277,20 @@ class RunsPanel(QWidget):
         self.bought_card = card or self.bought_card
         return card
 
+    def show_sweep(self, path: str | Path) -> Any:
+        """Open the grid window of sweep folder ``path``; a cell opened there goes to the soft-targets panel."""
+        from workbench.gui.runs.sweep_window import show_grid
+
+        if self.sweep_window is None:
+            self.sweep_window = show_grid(None, self.window(), path)
+            self.sweep_window.grid.run_requested.connect(self.soft_targets_requested)
+        else:
+            show_grid(self.sweep_window, self.window(), path)
+        return self.sweep_window
+
     def shutdown(self) -> None:
+        if self.sweep_window is not None:
+            self.sweep_window.grid.stop_following()
         self._timer.stop()
         self._debounce.stop()
         self.gguf_row.shutdown()
@@ -283,10 +302,12 @@ class RunsPanel(QWidget):
         if self._runs_dir is None:
             return
         from workbench.run_folder import list_runs
+        from workbench.sweep_folder import list_sweeps
 
         if self._runs_dir.is_dir() and str(self._runs_dir) not in self._watcher.directories():
             self._watcher.addPath(str(self._runs_dir))
         infos = list_runs(self._runs_dir)
+        self.sweeps.set_sweeps(list_sweeps(self._runs_dir))
         selected = self.selected_path()
         self._infos = {str(Path(info.path).resolve()): info for info in infos}
         before = list(self._checked)
