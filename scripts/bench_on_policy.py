@@ -100,10 +100,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         teacher_dir = None
         for fraction in (0.0, 0.5, 1.0):
-            steps = []
+            steps: list = []
             t0 = time.time()
             cfg = _config(Path(tmp), fraction, args.steps, args.teacher_steps, teacher_dir)
-            result = run(cfg, lambda e: steps.append(e) if e.kind == "step" else None)
+            result = run(cfg, lambda e, seen=steps: seen.append(e) if e.kind == "step" else None)
             if result.kind != "finished" or result.status != "completed":
                 raise SystemExit(f"the run with on_policy = {fraction} failed: {result}")
             folder = Path(result.run_dir)
@@ -128,7 +128,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"teacher: {report['teacher_grammar']['rate']:.3f} of {report['teacher_grammar']['sentences']} sentences grammatical")
+    print(
+        f"teacher: {report['teacher_grammar']['rate']:.3f} of {report['teacher_grammar']['sentences']} sentences grammatical"
+    )
     for fraction, entry in report["runs"].items():
         g = entry["student_grammar"]
         print(

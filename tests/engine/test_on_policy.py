@@ -190,7 +190,12 @@ def test_config_refuses_on_policy_with_the_topk_cache_alpha_zero_or_too_long_sam
     (err,) = _errors(tmp_path, **{**ok, "distill.on_policy_new_tokens": "13"})
     assert err.field == "distill.on_policy_new_tokens" and "17" in err.message and "16" in err.message
     # off: none of these matter
-    assert _errors(tmp_path, **{"distill.teacher_cache": "topk", "distill.alpha": "0", "distill.on_policy_new_tokens": "99"}) == []
+    assert (
+        _errors(
+            tmp_path, **{"distill.teacher_cache": "topk", "distill.alpha": "0", "distill.on_policy_new_tokens": "99"}
+        )
+        == []
+    )
     with pytest.raises(ConfigError):
         tiny_config(tmp_path, **{"distill.on_policy": "1.5"})
     with pytest.raises(ConfigError):
