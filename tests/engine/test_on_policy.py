@@ -200,3 +200,23 @@ def test_config_refuses_on_policy_with_the_topk_cache_alpha_zero_or_too_long_sam
         tiny_config(tmp_path, **{"distill.on_policy": "1.5"})
     with pytest.raises(ConfigError):
         tiny_config(tmp_path, **{"distill.on_policy_temperature": "0"})
+
+
+def test_step_events_carry_generate_s_and_old_lines_still_read():
+    import io
+    import json
+
+    from workbench import events as ev
+    from workbench.commands.run import Progress
+
+    step = ev.Step("distill", 10, 10, 1.0, 0.5, 0.5, 1e-3, 1.0, 100.0, 5.0, 0.0, generate_s=2.5)
+    assert ev.event_from_dict(json.loads(ev.to_json(step))) == step
+    old = json.loads(ev.to_json(step))
+    del old["generate_s"]  # an events.jsonl written before on-policy distillation
+    assert ev.event_from_dict(old).generate_s == 0.0
+    out = io.StringIO()
+    Progress(out)(step)
+    assert "(gen 2.5s)" in out.getvalue()
+    out = io.StringIO()
+    Progress(out)(ev.event_from_dict(old))
+    assert "tok/s ETA" in out.getvalue() and "gen" not in out.getvalue()
