@@ -4,6 +4,7 @@ generated tokens only, lambda 0 unchanged, resume exact, and the config's refusa
 from __future__ import annotations
 
 import contextlib
+import math
 
 import pytest
 import torch
@@ -220,3 +221,25 @@ def test_step_events_carry_generate_s_and_old_lines_still_read():
     out = io.StringIO()
     Progress(out)(ev.event_from_dict(old))
     assert "tok/s ETA" in out.getvalue() and "gen" not in out.getvalue()
+
+
+def test_every_step_on_policy_with_accumulation_and_the_fused_loss_runs(tmp_path, monkeypatch):
+    """on_policy = 1: every distillation step generates, once per micro-batch, each with its own draws."""
+    seeds = []
+    make = on_policy_module.sample_generator
+    monkeypatch.setattr(on_policy_module, "sample_generator", lambda *a, **k: seeds.append(a[1:]) or make(*a, **k))
+    overrides = {
+        **ON,
+        "distill.on_policy": "1",
+        "distill.divergence": "jsd",
+        "distill.fused_loss": "true",
+        "train.grad_accum": "2",
+        "train.max_steps": "4",
+    }
+    received = []
+    result = run(tiny_config(tmp_path, **overrides), received.append)
+    assert result.status == "completed", result
+    assert seeds == [(0, step, micro, 0) for step in range(4) for micro in range(2)]
+    steps = [e for e in received if e.kind == "step" and e.stage == "distill"]
+    assert all(e.generate_s > 0 for e in steps)
+    assert all(math.isfinite(e.loss) and math.isfinite(e.kd) for e in steps)
