@@ -36,6 +36,10 @@ class Step:
     ``kd`` and ``ce`` are the two terms before weighting (``kd`` already carries
     T^2 when that switch is on); ``loss`` is the weighted total that was
     minimised. In the teacher stage ``kd`` is NaN and ``loss == ce``.
+
+    ``generate_s`` is the part of the log window's time the student spent writing its own samples
+    (``distill.on_policy``; 0 otherwise). ``tokens_per_s`` counts those sequences' tokens over the whole
+    window, generation included.
     """
 
     stage: str
@@ -50,6 +54,7 @@ class Step:
     elapsed_s: float
     eta_s: float
     memory_bytes: int = 0
+    generate_s: float = 0.0
     kind: str = "step"
 
 

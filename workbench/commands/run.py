@@ -176,9 +176,11 @@ class Progress:
         frac = event.step / max(event.total_steps, 1)
         bar = "#" * int(frac * 24)
         kd = f" kd {event.kd:.3f}" if not math.isnan(event.kd) else ""
+        generating = getattr(event, "generate_s", 0.0)
+        gen = f" (gen {generating:.1f}s)" if generating > 0 else ""
         text = (
             f"{event.stage:<8} [{bar:<24}] {event.step}/{event.total_steps} loss {event.loss:.4f}{kd} "
-            f"{event.tokens_per_s:,.0f} tok/s ETA {duration(event.eta_s)}"
+            f"{event.tokens_per_s:,.0f} tok/s{gen} ETA {duration(event.eta_s)}"
         )
         if self.tty:
             pad = max(self.width - len(text), 0)

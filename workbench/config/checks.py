@@ -192,6 +192,7 @@ def relation_errors(config: RunConfig) -> list[ConfigError]:
             )
         )
     errors.extend(teacher_cache_errors(config))
+    errors.extend(on_policy_errors(config))
     if t.source == "train":
         if tr.teacher_steps < 1:
             errors.append(
@@ -315,6 +316,44 @@ def teacher_cache_errors(config: RunConfig) -> list[ConfigError]:
                 "distill.fused_loss",
                 "the fused loss recomputes the teacher's logits, which the top-k teacher cache replaces",
                 'turn fused_loss off, or use teacher_cache = "full"',
+            )
+        )
+    return errors
+
+
+def on_policy_errors(config: RunConfig) -> list[ConfigError]:
+    """distill.on_policy > 0: the student's own samples are scored by the teacher while training, so the
+    teacher must run (no top-k cache, which holds only text that existed before), there must be a soft term
+    (alpha > 0), and prompt + generated tokens must fit in a training sequence."""
+    d, tr = config.distill, config.train
+    if d.on_policy <= 0:
+        return []
+    errors = []
+    if d.teacher_cache == "topk":
+        errors.append(
+            ConfigError(
+                "distill.on_policy",
+                "on-policy distillation scores the student's own samples, and the top-k teacher cache cannot: "
+                "a cache cannot score text that did not exist yet",
+                'use teacher_cache = "full", or on_policy = 0',
+            )
+        )
+    if d.alpha == 0:
+        errors.append(
+            ConfigError(
+                "distill.on_policy",
+                "is on but alpha is 0, so there is no teacher term to score the student's samples with",
+                "raise distill.alpha above 0, or set on_policy = 0",
+            )
+        )
+    length = d.on_policy_prompt_tokens + d.on_policy_new_tokens
+    if length > tr.seq_len:
+        errors.append(
+            ConfigError(
+                "distill.on_policy_new_tokens",
+                f"prompt ({d.on_policy_prompt_tokens}) + new tokens ({d.on_policy_new_tokens}) = {length} "
+                f"is above train.seq_len ({tr.seq_len})",
+                f"keep on_policy_prompt_tokens + on_policy_new_tokens at most {tr.seq_len}",
             )
         )
     return errors

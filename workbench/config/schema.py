@@ -179,6 +179,31 @@ class DistillConfig:
         max=1_000_000_000,
         zero="all",
     )
+    on_policy: float = _f(
+        0.0,
+        "On-policy distillation: the fraction lambda of distillation steps whose sequences the student writes "
+        "itself (a prompt from a training block, continued by sampling), scored by the teacher on the generated "
+        "tokens only, with the soft term alone (no hard labels on the student's own text). 0 = off. Reverse KL "
+        "and JSD(beta) are the usual divergences here (mode-seeking). Generation time is reported apart "
+        "(generate_s). Which steps, and the samples, follow from the seed and the step, so a resumed run repeats them.",
+        min=0.0,
+        max=1.0,
+    )
+    on_policy_temperature: float = _f(
+        1.0, "On-policy: the student's sampling temperature.", min=0.0, min_exclusive=True, max=10.0
+    )
+    on_policy_top_p: float = _f(
+        1.0, "On-policy: nucleus sampling threshold (1 = the whole distribution).", min=0.0, min_exclusive=True, max=1.0
+    )
+    on_policy_new_tokens: int = _f(
+        32, "On-policy: tokens the student generates after each prompt (the loss's targets).", min=1, max=100_000
+    )
+    on_policy_prompt_tokens: int = _f(
+        8,
+        "On-policy: the prompt is the first N tokens of each training block; prompt + new tokens is at most train.seq_len.",
+        min=1,
+        max=100_000,
+    )
 
 
 @dataclass

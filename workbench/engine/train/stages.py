@@ -30,6 +30,7 @@ from workbench.engine.losses import loss_chunk_positions
 from workbench.engine.teacher_cache import TopKCache
 from workbench.engine.toy.language import ToyLanguage
 from workbench.engine.train.objective import Batch, Objective
+from workbench.engine.train.on_policy import is_on_policy_step, on_policy_batch
 from workbench.engine.train.parallel import Parallel
 from workbench.engine.train.report import Reporter
 from workbench.engine.train.schedule import adamw, lr_at
@@ -107,6 +108,18 @@ class Session:
             ),
             teacher_topk=self.teacher_topk if distilling else None,
         )
+        # distill.on_policy: the steps on the student's own samples use the soft term alone (train/on_policy.py).
+        on_policy_objective = (
+            Objective(
+                dist_cfg,
+                alpha=1.0,
+                teacher=teacher,
+                autocast=self.dev.autocast,
+                chunk_positions=objective.chunk_positions,
+            )
+            if distilling and dist_cfg.on_policy > 0 and teacher is not None and alpha > 0
+            else None
+        )
         model.to(device)
         model.train()
         optimizer = adamw(model, tr.weight_decay, peak_lr, device)
@@ -141,6 +154,10 @@ class Session:
 
         rank_slice = slice(self.parallel.rank * tr.batch_size, (self.parallel.rank + 1) * tr.batch_size)
         tokens_per_step = tr.batch_size * world * tr.grad_accum * tr.seq_len
+        on_policy_tokens_per_step = (
+            tr.batch_size * world * tr.grad_accum * (dist_cfg.on_policy_prompt_tokens + dist_cfg.on_policy_new_tokens)
+        )
+        window_generate_s = 0.0  # seconds the student spent writing on-policy samples in the log window
         window_start, window_tokens = time.perf_counter(), 0
         stage_start = time.perf_counter()
         stage_start_step = step
@@ -158,10 +175,27 @@ class Session:
             lr = lr_at(step, total, warmup, peak_lr, tr.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
+            on_policy = on_policy_objective is not None and is_on_policy_step(dist_cfg.on_policy, tr.seed, step)
+            step_objective = on_policy_objective if on_policy else objective
             batches = []
-            for _ in range(tr.grad_accum):
+            for micro in range(tr.grad_accum):
                 index = iterator.next_indices()[rank_slice]
                 batches.append(Batch.of_blocks(train_blocks[index].long(), index))
+                if on_policy:
+                    generate_from = time.perf_counter()
+                    batches[-1] = on_policy_batch(
+                        model,
+                        batches[-1].ids.to(device),
+                        dist_cfg,
+                        seed=tr.seed,
+                        step=step,
+                        micro=micro,
+                        rank=self.parallel.rank,
+                        autocast=self.dev.autocast,
+                    )
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    window_generate_s += time.perf_counter() - generate_from
             n_valid = torch.tensor(float(sum(b.valid_tokens() for b in batches)), device=device)
             n_valid = int(self.parallel.all_sum(n_valid).item()) if world > 1 else int(n_valid.item())
             for micro, batch in enumerate(batches):
@@ -170,7 +204,7 @@ class Session:
                     trainable.no_sync() if world > 1 and micro < len(batches) - 1 else contextlib.nullcontext()
                 )
                 with sync_context:
-                    parts = objective(trainable, batch, n_valid)
+                    parts = step_objective(trainable, batch, n_valid)
                     # DDP averages gradients over processes; the loss is already divided by the global token count.
                     (parts.loss * world).backward()
                 share = parts.n_tokens / n_valid
@@ -182,7 +216,7 @@ class Session:
             optimizer.zero_grad(set_to_none=True)
             step += 1
             window_steps += 1
-            window_tokens += tokens_per_step
+            window_tokens += on_policy_tokens_per_step if on_policy else tokens_per_step
 
             if step % tr.log_interval == 0 or step == total:
                 values = (sums / window_steps).tolist()
@@ -210,10 +244,11 @@ class Session:
                         elapsed_s=time.time() - self.started,
                         eta_s=per_step * (total - step),
                         memory_bytes=memory_in_use(device),
+                        generate_s=window_generate_s,
                     )
                 )
                 sums.zero_()
-                window_steps, window_start, window_tokens = 0, now, 0
+                window_steps, window_start, window_tokens, window_generate_s = 0, now, 0, 0.0
             if step % tr.eval_interval == 0 or step == total:
                 last_metrics = self.evaluate(stage, step, model, teacher)
             if step % tr.probe_interval == 0 or step == total:

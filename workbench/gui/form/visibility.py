@@ -38,6 +38,8 @@ def field_visible(dotted: str, cfg: RunConfig) -> bool:
         return s == "custom"
     if dotted.startswith("data.gen_"):
         return d == "generated"
+    if dotted.startswith("distill.on_policy_"):
+        return cfg.distill.on_policy > 0
     rules = {
         "teacher.path": t != "train",
         "teacher.revision": t == "hub",
