@@ -217,7 +217,7 @@ def _temperature(m: Moment | None, s: Settings) -> str:
         "distribution (the top word loses probability, the unlikely ones gain), T below 1 sharpens it; the "
         "order of the words never changes. Both the teacher and the student are softened with the same T in the "
         "loss, so the student sees more of the teacher's second and third choices. The slider re-softens the "
-        f"bars without asking the models; this run distils at T = {_t(s.temperature)} (distill.temperature).</p>"
+        f"bars without asking the models; the form distils at T = {_t(s.temperature)} (distill.temperature).</p>"
     )
     if m is None:
         return idea + (

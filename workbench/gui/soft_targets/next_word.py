@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from workbench.gui import theme
 from workbench.gui.soft_targets.bars import ProbabilityBars
@@ -48,7 +48,13 @@ class NextWordView(QWidget):
         self.empty_text.setObjectName("muted")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.strip, self.title, self.legend, self.readout, self.empty_text):
+        self.legend_row = QHBoxLayout()  # the legend, then what the panel puts beside it (its "?")
+        self.legend_row.setContentsMargins(0, 0, 0, 0)
+        self.legend_row.addWidget(self.legend, 1)
+        layout.addWidget(self.strip)
+        layout.addWidget(self.title)
+        layout.addLayout(self.legend_row)
+        for widget in (self.readout, self.empty_text):
             layout.addWidget(widget)
         layout.addWidget(self.bars, 1)
 
