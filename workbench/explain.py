@@ -236,7 +236,7 @@ def _temperature(m: Moment | None, s: Settings) -> str:
         for i in order[:5]
     )
     table = (
-        "<table cellspacing='0' cellpadding='3'>"
+        "<table width='100%' cellspacing='0' cellpadding='2'>"
         f"<tr><th align='left'>word</th><th align='right'>T = 1</th><th align='right'>T = {_t(t)}</th></tr>"
         f"{rows}<tr><td>{_muted('entropy')}</td><td align='right'>{h1:.2f} bits</td>"
         f"<td align='right'>{ht:.2f} bits</td></tr></table>"
@@ -261,15 +261,15 @@ def _t_squared(m: Moment | None, s: Settings) -> str:
         "stays the same whatever T you choose.</p>"
     )
     t = s.temperature
-    if s.t_squared:
+    if abs(t - 1.0) < _SAME_T:
+        switch = (
+            f"<p>Your switch (“Scale by T²”, distill.t_squared) is <b>{'on' if s.t_squared else 'off'}</b>; at the "
+            "form's T = 1 that changes nothing (T² = 1). It matters as soon as T moves away from 1.</p>"
+        )
+    elif s.t_squared:
         switch = (
             f"<p>Your switch (“Scale by T²”, distill.t_squared) is <b>on</b>: at T = {_t(t)} the soft term is "
             f"multiplied by T² = {t * t:.2f}.</p>"
-        )
-    elif abs(t - 1.0) < _SAME_T:
-        switch = (
-            "<p>Your switch (“Scale by T²”, distill.t_squared) is <b>off</b>; at T = 1 that changes nothing "
-            "(T² = 1).</p>"
         )
     else:
         switch = (
@@ -345,14 +345,16 @@ def _kl(m: Moment | None, s: Settings) -> str:
         for i in rows_idx
     )
     table = (
-        "<table cellspacing='0' cellpadding='3'><tr><th align='left'>word</th><th align='right'>teacher</th>"
-        "<th align='right'>student</th><th align='right'>forward</th><th align='right'>reverse</th></tr>"
-        f"{rows}<tr><td>{_muted('sum over all words')}</td><td></td><td></td><td align='right'>{forward:.3f}</td>"
+        "<table width='100%' cellspacing='0' cellpadding='2'><tr><th align='left'>word</th><th align='right'>teacher"
+        "</th><th align='right'>student</th><th align='right'>fwd</th><th align='right'>rev</th></tr>"
+        f"{rows}<tr><td>{_muted('KL (all words)')}</td><td></td><td></td><td align='right'>{forward:.3f}</td>"
         f"<td align='right'>{reverse:.3f}</td></tr></table>"
     )
     return (
         idea
         + f"<p>Between the bars (T = {_t(m.temperature)}): forward KL = <b>{forward:.3f} nats</b>, reverse KL = <b>{reverse:.3f} "
         f"nats</b>. Forward KL charges most for {charged(top_f, fwd_terms)}. Reverse KL charges most for "
-        f"{charged(top_r, rev_terms)}.</p>{table}" + setting
+        f"{charged(top_r, rev_terms)}.</p>{table}"
+        + f"<p>{_muted('fwd: each word’s teacher·log(teacher/student); rev: student·log(student/teacher).')}</p>"
+        + setting
     )

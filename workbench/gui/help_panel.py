@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent
+from PySide6.QtCore import QEvent, QSize, QTimer
 from PySide6.QtWidgets import QLabel, QTextBrowser, QVBoxLayout, QWidget
 
 from workbench.config.schema import RunConfig
@@ -85,6 +85,12 @@ class HelpPanel(QWidget):
         self._current = key
         self._draw()
         self.browser.scrollToAnchor(key)
+        # again once the layout has settled: a dock that has just opened reflows the text as it takes its width
+        QTimer.singleShot(0, self._scroll_to_current)
+
+    def _scroll_to_current(self) -> None:
+        if self._current is not None:
+            self.browser.scrollToAnchor(self._current)
 
     # -- drawing ------------------------------------------------------------------------------------------------------
     def _draw(self) -> None:
@@ -112,6 +118,9 @@ class HelpPanel(QWidget):
             f" a {{ color:{theme.STUDENT_COLOR}; }} td, th {{ border-bottom: 1px solid {c['border']}; }}</style>"
         )
         return css + "".join(parts)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt name)
+        return QSize(460, 600)  # the tables read without wrapped headings
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt name)
         super().showEvent(event)

@@ -5,7 +5,7 @@ panel's own), and beside the form's temperature, divergence and T² switch (adde
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 
 from workbench.errors import ConfigError
 from workbench.explain import Settings
@@ -48,7 +48,12 @@ class HelpMixin:
         self.help_dock.raise_()
         if first and not self.help_dock.isFloating():
             self.resizeDocks([self.help_dock], [HELP_WIDTH], Qt.Orientation.Horizontal)
+            QTimer.singleShot(0, self._widen_help)  # a dock shown for the first time takes its width only then
         self.help_panel.refresh()
+
+    def _widen_help(self) -> None:
+        if self.help_dock.isVisible() and not self.help_dock.isFloating() and self.help_dock.width() < HELP_WIDTH:
+            self.resizeDocks([self.help_dock], [HELP_WIDTH], Qt.Orientation.Horizontal)
 
     def show_help_section(self, section: str) -> None:
         """Open the help panel at ``section`` (one of ``workbench.explain.SECTIONS``): what a "?" does."""
