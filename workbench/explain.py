@@ -36,9 +36,10 @@ TITLES = {
 }
 GET_THERE = "Train the demo (Start) or type a prompt in the soft-targets panel to fill this in."
 GET_NUMBERS = (
-    "To see this with real numbers: press <b>Start</b> (Ctrl+R) with the toy-quick preset to train the demo; its "
-    "probe prompts appear in the soft-targets panel as it runs. A finished run (Runs tab, “Show in soft "
-    "targets”) answers any prompt you type there."
+    "To see this with real numbers: press <b>Start</b> (Ctrl+R) to train the demo on the built-in language "
+    "(File ▸ Load preset ▸ demo is the quickest: under a minute on a CPU); its probe prompts appear in the "
+    "soft-targets panel as it runs. A finished run (Runs tab, “Show in soft targets”) answers any prompt you "
+    "type there."
 )
 _DIVERGENCE_WORDS = {
     "forward_kl": "forward KL(teacher‖student), the classic choice (Hinton et al., 2015)",

@@ -72,6 +72,7 @@ class NextWordView(QWidget):
         self.strip.set_tokens(probe.tokens, self._state.position, force=force_chips)
         self.empty_text.hide()
         self.bars.show()
+        self._show_beside_legend(True)
         self.redraw()
 
     def show_empty(self, message: str) -> None:
@@ -82,6 +83,14 @@ class NextWordView(QWidget):
         self.empty_text.setText(message)
         self.empty_text.show()
         self.bars.hide()
+        self._show_beside_legend(False)
+
+    def _show_beside_legend(self, visible: bool) -> None:
+        """What the panel put beside the legend (its "?") goes with the bars: alone on an empty tab it floats."""
+        for i in range(self.legend_row.count()):
+            widget = self.legend_row.itemAt(i).widget()
+            if widget is not None and widget is not self.legend:
+                widget.setVisible(visible)
 
     def redraw(self) -> None:
         """The heat strip and the bars from the state's numbers (after a new temperature, divergence or theme)."""
