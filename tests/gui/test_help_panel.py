@@ -31,6 +31,12 @@ def test_f1_and_the_help_menu_open_the_panel_with_text_even_before_any_prompt(ma
     menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
     assert window.help_action in menus["Help"].actions()
     assert "F1" in window.help_action.shortcut().toString()
+    # presentation mode enlarges it with the other panels (an audience reads it too)
+    before = window.help_panel.browser.document().defaultFont().pointSizeF()
+    window.set_presentation(True, fullscreen=False)
+    assert window.help_panel.browser.document().defaultFont().pointSizeF() > before * 1.2
+    window.set_presentation(False)
+    assert window.help_panel.browser.document().defaultFont().pointSizeF() == before
 
 
 def test_a_question_mark_opens_the_panel_at_its_section(make_window, qtbot):

@@ -130,4 +130,8 @@ class HelpPanel(QWidget):
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange) and self._sections:
             self.refresh()
+        elif event.type() == QEvent.Type.FontChange:  # presentation mode: the style sheet stops the propagation
+            for child in (self.caption, self.browser):
+                child.setFont(self.font())
+            self.browser.document().setDefaultFont(self.font())
         super().changeEvent(event)
