@@ -53,6 +53,12 @@ def test_at_the_prompts_end_the_hard_label_is_the_teachers_first_word_as_an_exam
     assert "also says “sofa”, “the” and “floor” are plausible" in text
 
 
+def test_a_hard_label_outside_the_probed_words_is_still_named():
+    text = _texts(_moment(hard=" armchair"))["soft_targets"]
+    assert "The hard label says only “armchair” (100%)" in text and "The prompt ends here" not in text
+    assert "also says “mat”, “sofa” and “the” are plausible" in text
+
+
 def test_temperature_compares_t_1_with_the_bars_t_top_probability_and_entropy_in_bits():
     text = _texts(_moment(temperature=4.0))["temperature"]
     p4 = _soft(TEACHER, 4.0)

@@ -189,6 +189,13 @@ def _soft_targets(m: Moment | None, s: Settings) -> str:
             + "</p>"
         )
         others = [i for i in order[:4] if i != hard_index]
+    elif hard is not None:
+        parts.append(
+            f"<p>The hard label says only {word(hard)} (100%), the word that comes next in this prompt; the "
+            "teacher gives it less than any word it kept for the bars (the probe keeps each model's top words of "
+            "a large vocabulary).</p>"
+        )
+        others = [int(i) for i in order[:3]]
     else:
         first = int(order[0])
         parts.append(
