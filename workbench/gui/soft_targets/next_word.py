@@ -12,7 +12,7 @@ import html
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from workbench.gui import theme
 from workbench.gui.soft_targets.bars import ProbabilityBars
@@ -65,7 +65,13 @@ class NextWordView(QWidget):
         self.empty_text.setObjectName("muted")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        for widget in (self.strip, self.title, self.legend, self.truth_note, self.readout, self.empty_text):
+        self.legend_row = QHBoxLayout()  # the legend, then what the panel puts beside it (its "?")
+        self.legend_row.setContentsMargins(0, 0, 0, 0)
+        self.legend_row.addWidget(self.legend, 1)
+        layout.addWidget(self.strip)
+        layout.addWidget(self.title)
+        layout.addLayout(self.legend_row)
+        for widget in (self.truth_note, self.readout, self.empty_text):
             layout.addWidget(widget)
         layout.addWidget(self.bars, 1)
 
@@ -83,6 +89,7 @@ class NextWordView(QWidget):
         self.strip.set_tokens(probe.tokens, self._state.position, force=force_chips)
         self.empty_text.hide()
         self.bars.show()
+        self._show_beside_legend(True)
         self.redraw()
 
     def show_empty(self, message: str) -> None:
@@ -94,6 +101,14 @@ class NextWordView(QWidget):
         self.empty_text.setText(message)
         self.empty_text.show()
         self.bars.hide()
+        self._show_beside_legend(False)
+
+    def _show_beside_legend(self, visible: bool) -> None:
+        """What the panel put beside the legend (its "?") goes with the bars: alone on an empty tab it floats."""
+        for i in range(self.legend_row.count()):
+            widget = self.legend_row.itemAt(i).widget()
+            if widget is not None and widget is not self.legend:
+                widget.setVisible(visible)
 
     def redraw(self) -> None:
         """The heat strip and the bars from the state's numbers (after a new temperature, divergence or theme)."""

@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 from workbench.errors import ConfigError, one_line
 from workbench.events import Probe
 from workbench.gui.background.jobs import Jobs
+from workbench.gui.help_button import help_button
 from workbench.gui.soft_targets.generation import GenerationTab
 from workbench.gui.soft_targets.next_word import DIVERGENCE_NAMES, NextWordView
 from workbench.gui.soft_targets.replay import ReplayBar
@@ -71,6 +72,8 @@ class SoftTargetsPanel(QWidget):
     generation_shown = Signal(str, str)
     predictor_ready = Signal(str)
     predictor_failed = Signal(str)
+    help_requested = Signal(str)  # a "?" asks for a help section (workbench.explain.SECTIONS)
+    view_changed = Signal()  # the shown numbers changed: another position or temperature, or none shown
 
     def __init__(self, parent: QWidget | None = None, predictor_factory: Callable[[str], Any] | None = None):
         super().__init__(parent)
@@ -123,6 +126,7 @@ class SoftTargetsPanel(QWidget):
         row1.addSpacing(12)
         row1.addWidget(QLabel("Strip", self))
         row1.addWidget(self.divergence_box)
+        row1.addWidget(help_button(self, "kl", self.help_requested.emit))
 
         self.temperature_slider = QSlider(Qt.Orientation.Horizontal, self)
         self.temperature_slider.setRange(0, SLIDER_STEPS)
@@ -148,6 +152,7 @@ class SoftTargetsPanel(QWidget):
         row2.addWidget(QLabel("Temperature", self))
         row2.addWidget(self.temperature_slider, 1)
         row2.addWidget(self.temperature_label)
+        row2.addWidget(help_button(self, "temperature", self.help_requested.emit))
         row2.addWidget(reset)
         row2.addWidget(self.run_t_button)
         row2.addSpacing(12)
@@ -160,6 +165,7 @@ class SoftTargetsPanel(QWidget):
         self.next_word = NextWordView(self.state, self)
         self.next_word.strip.position_clicked.connect(self.set_position)
         self.next_word.example_chosen.connect(self._example_chosen)
+        self.next_word.legend_row.addWidget(help_button(self, "soft_targets", self.help_requested.emit))
         # The parts that the window and the tests look at.
         self.strip, self.bars, self.legend = self.next_word.strip, self.next_word.bars, self.next_word.legend
         self.title, self.readout = self.next_word.title, self.next_word.readout
@@ -243,6 +249,7 @@ class SoftTargetsPanel(QWidget):
         self._sync_prompt_list()
         self.next_word.show_empty("No probes yet.")
         self._update_replay()
+        self.view_changed.emit()
 
     def shutdown(self) -> None:
         """Stop the replay and the background thread, and wait for it (call before the window closes)."""
@@ -291,6 +298,7 @@ class SoftTargetsPanel(QWidget):
             return
         self.state.set_position(position)
         self.next_word.select_position()
+        self.view_changed.emit()
 
     # -- replay ---------------------------------------------------------------------------------------------------------
     def select_step(self, index: int) -> None:
@@ -465,6 +473,7 @@ class SoftTargetsPanel(QWidget):
     def _temperature_changed(self) -> None:
         self.temperature_label.setText(f"T = {self.state.temperature:.2f}")
         self.next_word.redraw()
+        self.view_changed.emit()
 
     def _sync_prompt_list(self) -> None:
         text = self.prompt_box.currentText()

@@ -38,6 +38,7 @@ from workbench.gui.window.actions import ActionsMixin
 from workbench.gui.window.baselines import BaselinesMixin
 from workbench.gui.window.config_files import ConfigFilesMixin, default_config
 from workbench.gui.window.following import FollowMixin
+from workbench.gui.window.help import HelpMixin
 from workbench.gui.window.presentation import PresentationMixin
 from workbench.gui.window.run_bar import STAGE_TITLES, MessageBanner, RunProgress
 from workbench.gui.window.run_log import RunLog
@@ -54,6 +55,7 @@ class MainWindow(
     BaselinesMixin,
     ConfigFilesMixin,
     FollowMixin,
+    HelpMixin,
     PresentationMixin,
     RunsTabMixin,
     SettingsMixin,
@@ -94,6 +96,7 @@ class MainWindow(
         self._build_widgets()
         self._build_actions()
         self._build_layout()
+        self._build_help()
         self._build_following()
 
         self.config_panel.config_changed.connect(self._on_config_changed)

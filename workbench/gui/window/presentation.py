@@ -50,6 +50,7 @@ class PresentationMixin:
             self.runs_panel,
             self.progress,
             self.log_view,
+            self.help_panel,
         ):
             font = widget.font()
             if abs(font.pointSizeF() - base * scale) > 1e-3:
