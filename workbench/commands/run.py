@@ -176,6 +176,9 @@ class Progress:
         frac = event.step / max(event.total_steps, 1)
         bar = "#" * int(frac * 24)
         kd = f" kd {event.kd:.3f}" if not math.isnan(event.kd) else ""
+        hidden = getattr(event, "hidden", math.nan)
+        if not math.isnan(hidden):
+            kd += f" hidden {hidden:.4f}"
         text = (
             f"{event.stage:<8} [{bar:<24}] {event.step}/{event.total_steps} loss {event.loss:.4f}{kd} "
             f"{event.tokens_per_s:,.0f} tok/s ETA {duration(event.eta_s)}"

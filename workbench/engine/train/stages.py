@@ -72,6 +72,7 @@ class Session:
     teacher_topk: TopKCache | None = None  # distill.teacher_cache = "topk": the cache of distill_blocks()
     eval_topk: TopKCache | None = None  # ... and of eval_blocks
     teacher_eval: dict[str, float] | None = None  # with eval_topk: the teacher-only metrics, measured once
+    hidden_layers: list[int] | None = None  # distill.hidden_weight > 0: the teacher layer of each student layer
 
     def distill_blocks(self):
         """The training blocks the distillation stage reads (the first distill.transfer_blocks of them)."""
@@ -106,6 +107,7 @@ class Session:
                 model.get_input_embeddings().weight.shape[0], dist_cfg.chunk_positions
             ),
             teacher_topk=self.teacher_topk if distilling else None,
+            hidden_layers=self.hidden_layers if distilling else None,
         )
         model.to(device)
         model.train()
@@ -144,7 +146,7 @@ class Session:
         window_start, window_tokens = time.perf_counter(), 0
         stage_start = time.perf_counter()
         stage_start_step = step
-        sums = torch.zeros(3, device=device)  # loss, kd, ce summed over the log window
+        sums = torch.zeros(4, device=device)  # loss, kd, ce, hidden summed over the log window
         window_steps = 0
         last_metrics: dict[str, float] = {}
         while step < total:
@@ -175,7 +177,8 @@ class Session:
                     (parts.loss * world).backward()
                 share = parts.n_tokens / n_valid
                 kd_term = parts.kd.detach() if alpha > 0 else torch.zeros((), device=device)
-                sums += torch.stack([parts.loss.detach(), kd_term * share, parts.ce.detach() * share])
+                hidden_term = parts.hidden if parts.hidden is not None else torch.zeros((), device=device)
+                sums += torch.stack([parts.loss.detach(), kd_term * share, parts.ce.detach() * share, hidden_term])
             clip = tr.grad_clip if tr.grad_clip > 0 else float("inf")
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
@@ -210,6 +213,7 @@ class Session:
                         elapsed_s=time.time() - self.started,
                         eta_s=per_step * (total - step),
                         memory_bytes=memory_in_use(device),
+                        hidden=values[3] if objective.hidden_layers is not None else float("nan"),
                     )
                 )
                 sums.zero_()
