@@ -204,7 +204,9 @@ def test_a_run_with_hidden_matching_reports_the_term(tmp_path):
     from workbench.engine.train.run import run
 
     received = []
-    result = run(_config(tmp_path / "on", **{"distill.hidden_weight": "1.5"}), received.append)
+    # two micro-batches a step: each term is divided by the step's valid tokens and summed over them
+    overrides = {"distill.hidden_weight": "1.5", "train.grad_accum": "2", "train.teacher_steps": "4"}
+    result = run(_config(tmp_path / "on", **overrides), received.append)
     assert result.status == "completed", result
     steps = [e for e in received if e.kind == "step" and e.stage == "distill"]
     assert steps and all(math.isfinite(e.hidden) and e.hidden > 0 for e in steps)

@@ -175,10 +175,11 @@ class Session:
                     parts = objective(trainable, batch, n_valid)
                     # DDP averages gradients over processes; the loss is already divided by the global token count.
                     (parts.loss * world).backward()
-                share = parts.n_tokens / n_valid
                 kd_term = parts.kd.detach() if alpha > 0 else torch.zeros((), device=device)
                 hidden_term = parts.hidden if parts.hidden is not None else torch.zeros((), device=device)
-                sums += torch.stack([parts.loss.detach(), kd_term * share, parts.ce.detach() * share, hidden_term])
+                # Every term is already divided by the step's valid tokens (n_valid): summing them over the
+                # micro-batches gives the step's means (a share n_tokens / n_valid on top would shrink kd and ce).
+                sums += torch.stack([parts.loss.detach(), kd_term, parts.ce.detach(), hidden_term])
             clip = tr.grad_clip if tr.grad_clip > 0 else float("inf")
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
