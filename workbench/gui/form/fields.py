@@ -55,6 +55,8 @@ LABELS = {
     "transfer_blocks": "Transfer blocks",
     "teacher_cache": "Teacher cache",
     "cache_k": "Cache top-k",
+    "hidden_weight": "Hidden-state weight",
+    "hidden_loss": "Hidden-state loss",
     "teacher_steps": "Teacher steps",
     "teacher_lr": "Teacher LR",
     "max_steps": "Distill steps",
