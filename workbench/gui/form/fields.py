@@ -120,10 +120,14 @@ CHOICE_LABELS = {
         "skew_reverse_kl": "Skew reverse KL",
         "tv": "Total variation",
     },
+    "distill.hidden_loss": {
+        "cosine": "Cosine (1 \u2212 cos)",
+        "mse": "Mean squared error",
+    },
 }
 
 # Floats that span orders of magnitude: typed as text ("3e-4") rather than spun.
-TEXT_FLOATS = ("lr", "teacher_lr", "weight_decay")
+TEXT_FLOATS = ("lr", "teacher_lr", "weight_decay", "hidden_weight")
 INT32_MAX = 2**31 - 1
 
 

@@ -58,3 +58,38 @@ def test_old_events_without_the_field_read_as_nan_and_the_term_round_trips():
     del line["hidden"]  # written before the field existed
     assert math.isnan(event_from_dict(line).hidden)
     assert math.isnan(event_from_dict(json.loads(to_json(step(3)))).hidden)  # NaN is written as null
+
+
+# -- the configuration form ---------------------------------------------------------
+
+
+@pytest.fixture
+def form(qtbot):
+    from workbench.gui.form.panel import ConfigPanel
+
+    widget = ConfigPanel()
+    qtbot.addWidget(widget)
+    widget.resize(460, 900)
+    widget.show()
+    qtbot.waitExposed(widget)
+    yield widget
+    widget.shutdown()
+
+
+def test_the_form_takes_a_small_weight_shows_the_distance_only_when_on_and_marks_a_refusal(form, qtbot):
+    from workbench.config.schema import RunConfig
+
+    assert not form.editor("distill.hidden_loss").isVisibleTo(form)  # off: which distance does not matter
+    line = form.editor("distill.hidden_weight").input
+    line.setFocus()
+    line.selectAll()
+    qtbot.keyClicks(line, "0.001")  # a weight for MSE on a wide stream: not rounded away to 0
+    qtbot.waitUntil(lambda: form.config().distill.hidden_weight == 0.001, timeout=2000)
+    assert form.editor("distill.hidden_loss").isVisibleTo(form)
+    combo = form.editor("distill.hidden_loss").input
+    assert [combo.itemData(i) for i in range(combo.count())] == ["cosine", "mse"]
+    cfg = RunConfig()
+    cfg.distill.hidden_weight, cfg.student.source = 0.5, "custom"
+    form.set_config(cfg)
+    assert [e.field for e in form.errors()] == ["distill.hidden_weight"]
+    assert "derived student" in form.editor("distill.hidden_weight").error()
