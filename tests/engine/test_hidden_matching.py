@@ -231,3 +231,18 @@ def test_weight_zero_never_computes_the_term_and_runs_as_before(tmp_path, monkey
         assert off.summary[key] == before.summary[key], key
     on = run(_config(tmp_path / "on", **{"distill.hidden_weight": "1"}), lambda event: None)
     assert calls and on.summary["student_ce"] != before.summary["student_ce"]
+
+
+def test_the_progress_line_shows_the_term_only_when_on():
+    import io
+
+    from workbench.commands.run import Progress
+    from workbench.events import Step
+
+    def line(hidden):
+        out = io.StringIO()
+        Progress(out)(Step("distill", 10, 10, 2.0, 0.5, 3.0, 1e-3, 1.0, 1e4, 1.0, 0.0, hidden=hidden))
+        return out.getvalue()
+
+    assert "hidden 0.0123" in line(0.0123) and "kd 0.500" in line(0.0123)
+    assert "hidden" not in line(math.nan)
