@@ -246,3 +246,15 @@ def test_the_progress_line_shows_the_term_only_when_on():
 
     assert "hidden 0.0123" in line(0.0123) and "kd 0.500" in line(0.0123)
     assert "hidden" not in line(math.nan)
+
+
+def test_layers_kept_by_importance_are_the_ones_matched(tmp_path):
+    from workbench.engine.train.run import run
+
+    received = []
+    overrides = {"distill.hidden_weight": "1", "student.keep": "importance", "train.teacher_steps": "4"}
+    result = run(_config(tmp_path, **overrides), received.append)
+    assert result.status == "completed", result
+    kept = result.summary["kept_layers"]
+    assert any(e.kind == "log" and f"against teacher layers {kept}" in e.message for e in received)
+    assert all(math.isfinite(e.hidden) for e in received if e.kind == "step" and e.stage == "distill")
