@@ -35,7 +35,9 @@ class Step:
 
     ``kd`` and ``ce`` are the two terms before weighting (``kd`` already carries
     T^2 when that switch is on); ``loss`` is the weighted total that was
-    minimised. In the teacher stage ``kd`` is NaN and ``loss == ce``.
+    minimised. In the teacher stage ``kd`` is NaN and ``loss == ce``. ``hidden`` is the
+    hidden-state matching term before its weight (distill.hidden_weight), NaN when that is
+    off (and in events written before it existed).
 
     ``generate_s`` is the part of the log window's time the student spent writing its own samples
     (``distill.on_policy``; 0 otherwise). ``tokens_per_s`` counts those sequences' tokens over the whole
@@ -55,6 +57,7 @@ class Step:
     eta_s: float
     memory_bytes: int = 0
     generate_s: float = 0.0
+    hidden: float = math.nan
     kind: str = "step"
 
 

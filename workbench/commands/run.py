@@ -178,6 +178,9 @@ class Progress:
         kd = f" kd {event.kd:.3f}" if not math.isnan(event.kd) else ""
         generating = getattr(event, "generate_s", 0.0)
         gen = f" (gen {generating:.1f}s)" if generating > 0 else ""
+        hidden = getattr(event, "hidden", math.nan)
+        if not math.isnan(hidden):
+            kd += f" hidden {hidden:.4f}"
         text = (
             f"{event.stage:<8} [{bar:<24}] {event.step}/{event.total_steps} loss {event.loss:.4f}{kd} "
             f"{event.tokens_per_s:,.0f} tok/s{gen} ETA {duration(event.eta_s)}"

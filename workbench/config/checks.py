@@ -193,6 +193,7 @@ def relation_errors(config: RunConfig) -> list[ConfigError]:
         )
     errors.extend(teacher_cache_errors(config))
     errors.extend(on_policy_errors(config))
+    errors.extend(hidden_matching_errors(config))
     if t.source == "train":
         if tr.teacher_steps < 1:
             errors.append(
@@ -354,6 +355,42 @@ def on_policy_errors(config: RunConfig) -> list[ConfigError]:
                 f"prompt ({d.on_policy_prompt_tokens}) + new tokens ({d.on_policy_new_tokens}) = {length} "
                 f"is above train.seq_len ({tr.seq_len})",
                 f"keep on_policy_prompt_tokens + on_policy_new_tokens at most {tr.seq_len}",
+            )
+        )
+    return errors
+
+
+def hidden_matching_errors(config: RunConfig) -> list[ConfigError]:
+    """distill.hidden_weight > 0 compares each student layer's output with the teacher layer it was copied
+    from: only a derived student has such a pairing (and the teacher's width). The fused loss never makes the
+    per-layer hidden states, and the top-k teacher cache has none."""
+    d = config.distill
+    if not d.hidden_weight > 0:
+        return []
+    errors = []
+    if config.student.source != "derived":
+        errors.append(
+            ConfigError(
+                "distill.hidden_weight",
+                f"hidden-state matching needs a derived student (one made of the teacher's layers), "
+                f"not a {config.student.source!r} one, whose layers have no teacher layer to match",
+                'use student.source = "derived", or set hidden_weight = 0',
+            )
+        )
+    if d.fused_loss:
+        errors.append(
+            ConfigError(
+                "distill.hidden_weight",
+                "hidden-state matching is not available with the fused loss",
+                "turn distill.fused_loss off, or set hidden_weight = 0",
+            )
+        )
+    if d.teacher_cache == "topk":
+        errors.append(
+            ConfigError(
+                "distill.hidden_weight",
+                "hidden-state matching needs the teacher's hidden states, which the top-k teacher cache does not keep",
+                'use teacher_cache = "full", or set hidden_weight = 0',
             )
         )
     return errors

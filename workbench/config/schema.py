@@ -48,6 +48,7 @@ DIVERGENCES = (
 TEACHER_SOURCES = ("train", "local", "hub", "gguf")
 STUDENT_SOURCES = ("derived", "custom", "local", "hub")
 TEACHER_CACHES = ("full", "topk")
+HIDDEN_LOSSES = ("cosine", "mse")
 DATA_SOURCES = ("toy", "file", "hf", "disk", "generated")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -203,6 +204,20 @@ class DistillConfig:
         "On-policy: the prompt is the first N tokens of each training block; prompt + new tokens is at most train.seq_len.",
         min=1,
         max=100_000,
+    )
+    hidden_weight: float = _f(
+        0.0,
+        "Hidden-state matching (derived students only): adds hidden_weight x the mean, over the student's "
+        "layers, of the distance between each student layer's output and the output of the teacher layer it "
+        "was copied from, per valid token. 0 = off (the teacher's hidden states are never computed).",
+        min=0.0,
+        max=1000.0,
+    )
+    hidden_loss: str = _f(
+        "cosine",
+        "Hidden-state matching: cosine = 1 - cosine similarity per token (ignores the scale of the stream); "
+        "mse = mean squared difference over the hidden dimension.",
+        choices=HIDDEN_LOSSES,
     )
 
 

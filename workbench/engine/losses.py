@@ -151,6 +151,9 @@ class LossParts:
     """Detached scalar: mean hard-label cross-entropy per valid token, at temperature 1."""
     n_tokens: int
     """Valid tokens (targets other than -100) in this call."""
+    hidden: Tensor | None = None
+    """Detached scalar: the hidden-state matching term before its weight, with the same denominator (None
+    when it is off; then ``loss`` has no such term). See engine/hidden_match.py."""
 
 
 LOSS_CHUNK_ELEMENTS = 2**22

@@ -28,7 +28,7 @@ from workbench.errors import ConfigError
 from workbench.events import Eval, Finished, Probe, Step, read_events
 
 FOLDER = "tensorboard"
-STEP_SCALARS = ("loss", "kd", "ce", "lr", "grad_norm", "tokens_per_s")
+STEP_SCALARS = ("loss", "kd", "ce", "hidden", "lr", "grad_norm", "tokens_per_s")
 PROBE_TOP = 5
 
 

@@ -14,6 +14,7 @@ BASELINE_COLOR = "#9c9c9c"  # grey: runs without distillation (alpha = 0)
 KD_COLOR = "#e15759"  # red: the soft-target term of the loss
 CE_COLOR = "#76b7b2"  # teal: the hard-label term of the loss
 LR_COLOR = "#edc948"  # yellow: learning rate
+HIDDEN_COLOR = "#9b6cf2"  # violet: the hidden-state matching term of the loss
 ERROR_COLOR = "#e15759"
 WARNING_COLOR = "#e8a33d"
 OK_COLOR = "#59a14f"

@@ -18,6 +18,7 @@ from workbench.gui.palette import (  # noqa: F401 - the widgets read the colours
     CE_COLOR,
     ERROR_COLOR,
     HARD_LABEL_COLOR,
+    HIDDEN_COLOR,
     KD_COLOR,
     LR_COLOR,
     OK_COLOR,

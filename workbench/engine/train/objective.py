@@ -16,6 +16,7 @@ from torch import Tensor
 
 from workbench.config.schema import DistillConfig
 from workbench.engine.fused_loss import fused_distill_loss
+from workbench.engine.hidden_match import hidden_match_loss, layer_outputs
 from workbench.engine.losses import LossParts, count_valid_tokens, distill_loss
 from workbench.engine.teacher_cache import TopKCache, topk_distill_loss
 
@@ -63,6 +64,7 @@ class Objective:
         autocast: Callable[[], object],
         chunk_positions: int,
         teacher_topk: TopKCache | None = None,
+        hidden_layers: list[int] | None = None,
     ):
         self.settings = settings
         self.alpha = alpha
@@ -70,6 +72,11 @@ class Objective:
         self.teacher = teacher if alpha > 0 and self.teacher_topk is None else None
         self.autocast = autocast
         self.chunk_positions = chunk_positions
+        # distill.hidden_weight > 0 with a derived student: the teacher layer each student layer came from.
+        self.hidden_layers = list(hidden_layers) if hidden_layers and settings.hidden_weight > 0 else None
+        self.hidden_teacher = teacher if self.hidden_layers is not None else None
+        if self.hidden_layers is not None and teacher is None:
+            raise ValueError("hidden-state matching needs the teacher")
 
     def teacher_logits(self, batch: Batch) -> Tensor | None:
         """The teacher's logits for the batch, without grad (None when the objective needs none)."""
@@ -80,6 +87,8 @@ class Objective:
 
     def __call__(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int) -> LossParts:
         """The micro-batch's loss, divided by ``num_valid_tokens`` (those of the whole optimizer step)."""
+        if self.hidden_layers is not None:
+            return self._with_hidden(model, batch, num_valid_tokens)
         if self.teacher_topk is not None:
             return self._from_cache(model, batch, num_valid_tokens)
         if self.settings.fused_loss:
@@ -91,6 +100,31 @@ class Objective:
         with self.autocast():
             student_logits = model(input_ids=batch.ids, use_cache=False).logits
         return distill_loss(student_logits, teacher_logits, batch.labels, **self._loss_kwargs(num_valid_tokens))
+
+    def _with_hidden(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int) -> LossParts:
+        """distill.hidden_weight > 0: the usual loss plus ``hidden_weight`` x the hidden-state matching term
+        (engine/hidden_match.py), from forward passes that also record each decoder layer's output."""
+        with layer_outputs(self.hidden_teacher) as teacher_layers, torch.no_grad(), self.autocast():
+            teacher_logits = self.hidden_teacher(input_ids=batch.ids, use_cache=False).logits
+        with layer_outputs(model) as student_layers, self.autocast():
+            student_logits = model(input_ids=batch.ids, use_cache=False).logits
+        parts = distill_loss(
+            student_logits,
+            teacher_logits if self.teacher is not None else None,
+            batch.labels,
+            **self._loss_kwargs(num_valid_tokens),
+        )
+        hidden = hidden_match_loss(
+            student_layers,
+            teacher_layers,
+            self.hidden_layers,
+            batch.labels,
+            kind=self.settings.hidden_loss,
+            num_valid_tokens=num_valid_tokens,
+        )
+        parts.loss = parts.loss + self.settings.hidden_weight * hidden
+        parts.hidden = hidden.detach()
+        return parts
 
     def _from_cache(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int) -> LossParts:
         """distill.teacher_cache = "topk": the sparse forward KL against the cached top-k of the batch's blocks."""

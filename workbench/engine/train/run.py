@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from workbench import paths
-from workbench.config.checks import by_importance
+from workbench.config.checks import by_importance, derived_layers
 from workbench.config.schema import RunConfig
 from workbench.control import Control
 from workbench.engine.assemble import (
@@ -262,6 +262,7 @@ class _Run:
 
         student_cfg = self._student_config(eval_blocks)
         student = make_student(student_cfg, teacher, tokenizer, seed=cfg.train.seed)  # from the fp32 weights
+        self.session.hidden_layers = self._hidden_layers(student_cfg, teacher)
         if self.dev.frozen_dtype != torch.float32:
             self.teacher.to(self.dev.frozen_dtype)  # frozen: half the memory, and autocast computed in it anyway
             self.report(Log(f"the frozen teacher is kept in {self.dev.precision} (train.precision)"))
@@ -354,6 +355,20 @@ class _Run:
             self.report(Log(f"student keeps teacher layers {ids}, chosen by importance (KL when skipped: {scores})"))
         self.kept = {"kept_layers": ids, "kept_by": "importance", "layer_kl": kl}
         return dataclasses.replace(cfg.student, layer_ids=ids)
+
+    def _hidden_layers(self, student_cfg: Any, teacher: torch.nn.Module) -> list[int] | None:
+        """distill.hidden_weight > 0: the teacher layer each layer of the derived student was copied from."""
+        cfg = self.config
+        if not cfg.distill.hidden_weight > 0 or student_cfg.source != "derived":
+            return None
+        ids = derived_layers(student_cfg, teacher.config.num_hidden_layers)
+        self.report(
+            Log(
+                f"hidden-state matching ({cfg.distill.hidden_loss}, weight {cfg.distill.hidden_weight:g}): "
+                f"student layers {list(range(len(ids)))} against teacher layers {ids}"
+            )
+        )
+        return ids
 
     def _warn(self, message: str) -> None:
         self.report(Log(message, level="warning"))

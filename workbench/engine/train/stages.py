@@ -73,6 +73,7 @@ class Session:
     teacher_topk: TopKCache | None = None  # distill.teacher_cache = "topk": the cache of distill_blocks()
     eval_topk: TopKCache | None = None  # ... and of eval_blocks
     teacher_eval: dict[str, float] | None = None  # with eval_topk: the teacher-only metrics, measured once
+    hidden_layers: list[int] | None = None  # distill.hidden_weight > 0: the teacher layer of each student layer
 
     def distill_blocks(self):
         """The training blocks the distillation stage reads (the first distill.transfer_blocks of them)."""
@@ -107,6 +108,7 @@ class Session:
                 model.get_input_embeddings().weight.shape[0], dist_cfg.chunk_positions
             ),
             teacher_topk=self.teacher_topk if distilling else None,
+            hidden_layers=self.hidden_layers if distilling else None,
         )
         # distill.on_policy: the steps on the student's own samples use the soft term alone (train/on_policy.py).
         on_policy_objective = (
@@ -161,7 +163,7 @@ class Session:
         window_start, window_tokens = time.perf_counter(), 0
         stage_start = time.perf_counter()
         stage_start_step = step
-        sums = torch.zeros(3, device=device)  # loss, kd, ce summed over the log window
+        sums = torch.zeros(4, device=device)  # loss, kd, ce, hidden summed over the log window
         window_steps = 0
         last_metrics: dict[str, float] = {}
         while step < total:
@@ -207,9 +209,11 @@ class Session:
                     parts = step_objective(trainable, batch, n_valid)
                     # DDP averages gradients over processes; the loss is already divided by the global token count.
                     (parts.loss * world).backward()
-                share = parts.n_tokens / n_valid
                 kd_term = parts.kd.detach() if alpha > 0 else torch.zeros((), device=device)
-                sums += torch.stack([parts.loss.detach(), kd_term * share, parts.ce.detach() * share])
+                hidden_term = parts.hidden if parts.hidden is not None else torch.zeros((), device=device)
+                # Every term is already divided by the step's valid tokens (n_valid): summing them over the
+                # micro-batches gives the step's means (a share n_tokens / n_valid on top would shrink kd and ce).
+                sums += torch.stack([parts.loss.detach(), kd_term, parts.ce.detach(), hidden_term])
             clip = tr.grad_clip if tr.grad_clip > 0 else float("inf")
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()
@@ -245,6 +249,7 @@ class Session:
                         eta_s=per_step * (total - step),
                         memory_bytes=memory_in_use(device),
                         generate_s=window_generate_s,
+                        hidden=values[3] if objective.hidden_layers is not None else float("nan"),
                     )
                 )
                 sums.zero_()

@@ -46,6 +46,7 @@ CHART_SPECS = (
             SeriesSpec("loss", "total", theme.STUDENT_COLOR, smooth=True),
             SeriesSpec("kd", "KD term", theme.KD_COLOR, smooth=True),
             SeriesSpec("ce", "CE term", theme.CE_COLOR, smooth=True),
+            SeriesSpec("hidden", "hidden-state", theme.HIDDEN_COLOR, smooth=True),
         ),
         overlay_keys=("ce",),
     ),
@@ -90,7 +91,7 @@ CHART_SPECS = (
     ),
     ChartSpec("lr", "Learning rate", "lr", (SeriesSpec("lr", "learning rate", theme.LR_COLOR),), overlay_keys=("lr",)),
 )
-_STEP_KEYS = {"teacher_loss", "loss", "kd", "ce", "lr"}
+_STEP_KEYS = {"teacher_loss", "loss", "kd", "ce", "hidden", "lr"}
 _EVAL_KEYS = {s.key for c in CHART_SPECS for s in c.series} - _STEP_KEYS
 
 
@@ -201,7 +202,10 @@ def event_points(event, axis: StepAxis) -> list[tuple[str, float, float]]:
             x = axis.x("teacher", event.step)
             return [("teacher_loss", x, event.loss), ("lr", x, event.lr)]
         x = axis.x(event.stage, event.step)
-        return [("loss", x, event.loss), ("kd", x, event.kd), ("ce", x, event.ce), ("lr", x, event.lr)]
+        points = [("loss", x, event.loss), ("kd", x, event.kd), ("ce", x, event.ce), ("lr", x, event.lr)]
+        if not math.isnan(event.hidden):  # hidden-state matching on (distill.hidden_weight > 0)
+            points.append(("hidden", x, event.hidden))
+        return points
     if isinstance(event, Eval):
         x = axis.x(event.stage, event.step)
         return [(key, x, float(value)) for key, value in event.metrics.items() if key in _EVAL_KEYS]

@@ -60,6 +60,8 @@ LABELS = {
     "on_policy_top_p": "Sampling top-p",
     "on_policy_new_tokens": "Generated tokens",
     "on_policy_prompt_tokens": "Prompt tokens",
+    "hidden_weight": "Hidden-state weight",
+    "hidden_loss": "Hidden-state loss",
     "teacher_steps": "Teacher steps",
     "teacher_lr": "Teacher LR",
     "max_steps": "Distill steps",
@@ -123,10 +125,14 @@ CHOICE_LABELS = {
         "skew_reverse_kl": "Skew reverse KL",
         "tv": "Total variation",
     },
+    "distill.hidden_loss": {
+        "cosine": "Cosine (1 \u2212 cos)",
+        "mse": "Mean squared error",
+    },
 }
 
 # Floats that span orders of magnitude: typed as text ("3e-4") rather than spun.
-TEXT_FLOATS = ("lr", "teacher_lr", "weight_decay")
+TEXT_FLOATS = ("lr", "teacher_lr", "weight_decay", "hidden_weight")
 INT32_MAX = 2**31 - 1
 
 
