@@ -66,4 +66,26 @@ print(json.dumps({
 PY
 echo "== speed benchmark, bf16 on the GPU (overhead = KD step / (teacher forward + student CE step))"
 "$PY" scripts/bench_speed.py --device cuda --precision bf16 --batch 16 --seq 256 --json
+echo "== fused loss vs chunked loss, Qwen-sized vocabulary 151936, B*L = 8192, bf16 (peak GPU memory)"
+"$PY" scripts/bench_kd_memory.py --device cuda --dtype bf16 --vocab 151936 --batch 8 --seq 1024 --from-hidden --hidden 1024 --json
+echo "== the same run with the top-k teacher cache (distill.teacher_cache = topk, k = 64) and with the fused loss"
+for variant in "distill.teacher_cache=topk" "distill.fused_loss=true"; do
+  "$PY" -m workbench.cli run "${PRESET[@]}" --set train.device=cuda --set train.precision=bf16 \
+    --set train.max_steps="$STEPS" --set train.eval_interval=50 --set train.probe_interval=50 --set "$variant" \
+    --out "$OUT/runs" --json > "$OUT/run-variant.json" 2> "$OUT/run-variant.err" || tail -3 "$OUT/run-variant.err"
+  "$PY" - "$OUT/run-variant.json" "$variant" <<'PY'
+import json, sys
+from pathlib import Path
+lines = Path(sys.argv[1]).read_text().strip().splitlines()
+summary = json.loads(lines[-1]) if lines else {}
+run_dir = Path(summary.get("run_dir", "/nonexistent"))
+events = [json.loads(l) for l in (run_dir / "events.jsonl").read_text().splitlines()] if run_dir.is_dir() else []
+steps = [e for e in events if e["kind"] == "step" and e["stage"] == "distill"]
+rates = sorted(e["tokens_per_s"] for e in steps[len(steps) // 4:]) or [0]
+print(json.dumps({"variant": sys.argv[2], "status": summary.get("status"),
+                  "distill_tokens_per_s_median": rates[len(rates) // 2],
+                  "peak_gpu_memory_gib": summary.get("peak_gpu_memory_bytes", 0) / 2**30,
+                  "kl_teacher_student_last": summary.get("kl_teacher_student")}))
+PY
+done
 echo "== done (run exit status $status)"
