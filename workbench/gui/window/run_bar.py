@@ -66,6 +66,8 @@ class RunProgress(QWidget):
         self.bar.setValue(0)
         self.bar.setTextVisible(True)
         self.bar.setMinimumWidth(220)
+        self.cell_label = QLabel(self)  # "sweep cell 2/4: temperature = 2, alpha = 0.5" while a sweep runs
+        self.cell_label.setVisible(False)
         self.stage_label = QLabel(self)
         self.stage_label.setMinimumWidth(150)
         self.detail_label = QLabel(self)
@@ -74,6 +76,7 @@ class RunProgress(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(10)
+        layout.addWidget(self.cell_label)
         layout.addWidget(self.stage_label)
         layout.addWidget(self.bar, 1)
         layout.addWidget(self.detail_label)
@@ -86,6 +89,11 @@ class RunProgress(QWidget):
         self.bar.setValue(1 if done else 0)
         self.bar.setFormat("done" if done else "")
         self.detail_label.setText("")
+
+    def set_cell(self, text: str) -> None:
+        """The sweep cell the strip's stage and steps belong to ("" once the sweep is over)."""
+        self.cell_label.setText(text)
+        self.cell_label.setVisible(bool(text))
 
     def set_stage(self, event: StageStarted) -> None:
         self.stage_label.setText(STAGE_TITLES.get(event.stage, event.stage))
@@ -121,7 +129,8 @@ class RunProgress(QWidget):
 
     def summary_text(self) -> str:
         """Everything the strip shows, as one line (for tests and the status bar)."""
-        return " ".join(t for t in (self.stage_label.text(), self.bar.format(), self.detail_label.text()) if t)
+        parts = (self.cell_label.text(), self.stage_label.text(), self.bar.format(), self.detail_label.text())
+        return " ".join(t for t in parts if t)
 
 
 class MessageBanner(QFrame):
