@@ -21,9 +21,9 @@ from workbench.config.schema import RunConfig
 from workbench.control import Control
 from workbench.errors import ConfigError, one_line
 from workbench.events import Failed, Finished
-from workbench.sweep import SweepFinished
 from workbench.gui.background.engine_import import load_engine
 from workbench.gui.background.jobs import Job, Jobs
+from workbench.sweep import SweepFinished
 
 RunFn = Callable[..., Any]
 
