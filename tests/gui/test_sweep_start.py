@@ -158,3 +158,21 @@ def test_stop_mid_sweep_starts_no_other_cell_and_resume_sweep_finishes_it(qtbot,
     assert done.args[0].status == "completed" and resumed == [True, False]
     assert [c.status for c in read_sweep(path).cells] == ["completed", "completed"]
     assert _cells_with_teacher(path) == [read_sweep(path).cells[0].id]
+
+
+def test_the_dialog_offers_the_last_axes_again_and_waits_for_a_valid_form(qtbot, runs_dir, make_window, tiny_config):
+    window = make_window(tiny_config(runs_dir))
+    dialog = window.open_sweep_dialog()
+    assert dialog.isVisible() and window.sweep_action.isEnabled()
+    dialog.axes[0].set_field("train.lr", "1e-3, 2e-3")
+    dialog.baseline.setChecked(True)
+    dialog.reject()
+    again = window.open_sweep_dialog()
+    assert again is not dialog and again.axes[0].field() == "train.lr"
+    assert again.axes[0].values.text() == "1e-3, 2e-3" and again.baseline.isChecked()
+    assert again.preview.text() == "2 x 2 = 4 runs + 2 baselines; one teacher, trained by the first"  # one per lr
+    again.reject()
+    window.config_panel.editor("distill.temperature").input.setValue(0.0)
+    qtbot.waitUntil(lambda: not window.sweep_action.isEnabled())
+    assert "Sweep is disabled" in window.sweep_action.toolTip()
+    assert window.open_sweep_dialog() is None

@@ -196,6 +196,22 @@ class SweepDialog(QDialog):
     def active_axes(self) -> list[AxisRow]:
         return self.axes if self.second.isChecked() else self.axes[:1]
 
+    def state(self) -> dict[str, Any]:
+        """What the form holds (the window offers it again the next time)."""
+        return {
+            "axes": [(a.field(), a.values.text()) for a in self.axes],
+            "second": self.second.isChecked(),
+            "baseline": self.baseline.isChecked(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for axis, (name, values) in zip(self.axes, state.get("axes", [])):
+            if axis.field_box.findData(name) >= 0:  # a field this configuration cannot sweep keeps the default
+                axis.set_field(name, values)
+        self.second.setChecked(bool(state.get("second", True)))
+        self.baseline.setChecked(bool(state.get("baseline", False)))
+        self.update_check()
+
     def sweep(self) -> Sweep | None:
         """The sweep the form describes, or None while it is not allowed."""
         return self._sweep

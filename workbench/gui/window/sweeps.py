@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import Qt, Slot
 
 from workbench.errors import ConfigError, WriteFailed
 from workbench.events import Failed
@@ -41,9 +41,12 @@ class SweepsMixin:
         if not self._valid:
             self.banner.show_message("The configuration is not valid yet.", self._reason)
             return None
-        if self.sweep_dialog is not None:
-            self.sweep_dialog.deleteLater()
+        previous = self.sweep_dialog
         dialog = SweepDialog(self.config_panel.config(), self)
+        if previous is not None:  # the axes of the last sweep, checked again against this configuration
+            dialog.set_state(previous.state())
+            previous.deleteLater()
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)  # the form is what it sweeps: not edited meanwhile
         dialog.accepted.connect(lambda: self.start_sweep(dialog.sweep()))
         self.sweep_dialog = dialog
         dialog.show()
@@ -51,7 +54,10 @@ class SweepsMixin:
 
     def start_sweep(self, sweep: Sweep | None) -> bool:
         """Make ``sweep``'s folder in its runs folder and run it in the background; False if it cannot start."""
-        if sweep is None or self.controller.is_running():
+        if sweep is None:
+            return False
+        if self.controller.is_running():
+            self.banner.show_message("A run is training.", "Start the sweep once it has ended.", level="info")
             return False
         try:
             path = sweep.create_dir()
