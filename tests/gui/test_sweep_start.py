@@ -176,3 +176,41 @@ def test_the_dialog_offers_the_last_axes_again_and_waits_for_a_valid_form(qtbot,
     qtbot.waitUntil(lambda: not window.sweep_action.isEnabled())
     assert "Sweep is disabled" in window.sweep_action.toolTip()
     assert window.open_sweep_dialog() is None
+
+
+def test_the_controller_runs_a_sweep_with_one_control_and_stop_starts_no_other_cell(qtbot, runs_dir):
+    """RunController.start_sweep with a stand-in for train.run: each cell gets the sweep's Control, the events come
+    through in order, Stop ends the running cell and no later one starts."""
+    import threading
+
+    from workbench.config.schema import RunConfig
+    from workbench.events import Finished
+    from workbench.gui.background.run_thread import RunController
+
+    base = RunConfig(runs_dir=str(runs_dir))
+    path = Sweep.from_grid(base, ["distill.temperature=1,2,4"]).create_dir()
+    controls, started = [], threading.Event()
+
+    def run_fn(config, on_event, control, *, run_dir=None, resume=None):
+        folder = run_dir or resume
+        folder.mkdir(parents=True, exist_ok=True)
+        config.save(folder / "config.toml")
+        (folder / "teacher").mkdir(exist_ok=True)
+        (folder / "teacher" / "config.json").write_text("{}")
+        controls.append(control)
+        started.set()
+        while not control.stop.is_set():
+            control.stop.wait(0.01)
+        return Finished("stopped", str(folder), {})
+
+    controller = RunController(run_fn=run_fn)
+    kinds = []
+    controller.event.connect(lambda e: kinds.append(e.kind))
+    assert controller.start_sweep(path, base) and controller.sweep_dir() == str(path)
+    assert started.wait(30)  # the engine's import comes first
+    assert not controller.start_sweep(path, base)  # one at a time
+    with qtbot.waitSignal(controller.finished, timeout=10_000) as done:
+        controller.stop()
+    assert done.args[0].status == "stopped" and len(controls) == 1
+    assert kinds == ["cell_started", "cell_finished", "sweep_finished"]
+    assert [c.status for c in read_sweep(path).cells][1:] == ["pending", "pending"]
