@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, get_type_hints
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -88,7 +88,7 @@ class AxisRow:
         for name in fields:
             _, meta = field_meta(name)
             self.field_box.addItem(f"{field_label(name)}  ({name})", name)
-            self.field_box.setItemData(self.field_box.count() - 1, meta.get("help", ""), 3)  # ToolTipRole
+            self.field_box.setItemData(self.field_box.count() - 1, meta.get("help", ""), Qt.ItemDataRole.ToolTipRole)
         self.values = QLineEdit(dialog)
         self.values.setPlaceholderText("values, e.g. 1, 2, 4")
         self.error = QLabel(dialog)
@@ -129,7 +129,7 @@ class AxisRow:
 
     @Slot()
     def _on_field_changed(self) -> None:
-        self.field_box.setToolTip(self.field_box.currentData(3) or "")
+        self.field_box.setToolTip(self.field_box.currentData(Qt.ItemDataRole.ToolTipRole) or "")
         self.values.setText(suggested_values(self.field(), self.dialog.base))
 
 
