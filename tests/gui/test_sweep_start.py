@@ -109,7 +109,11 @@ def test_a_2x2_sweep_from_the_window_trains_one_teacher_and_fills_the_grid(qtbot
     qtbot.waitUntil(grid.complete, timeout=5000)  # the grid polls the folder
     for cell_id in ids:
         assert float(grid.cell_text(cell_id).lstrip("★ ")) > 0  # a value in every cell
-    assert window.progress.cell_label.text() == "" and window.sweep_action.isEnabled()
+    assert window.progress.cell_text() == "" and window.sweep_action.isEnabled()
+    long = "sweep cell 3/4: divergence = skew_forward_kl, temperature = 2.5 " * 3
+    window.progress.set_cell(long)  # elided: the strip must still fit the toolbar of a 1400 px window
+    assert window.progress.cell_text() == long and window.progress.cell_label.sizeHint().width() <= 360
+    window.progress.set_cell("")
 
     loaded = []
     window.soft_targets.load_run_probes = lambda run: loaded.append(("probes", run))

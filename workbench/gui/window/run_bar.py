@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
 
 from workbench.events import StageStarted, Step
 
+CELL_WIDTH = 340  # px of "sweep cell 2/4: temperature = 2, alpha = 0.5" in the progress strip
+
 STAGE_TITLES = {
     "setup": "Setting up",
     "teacher": "Stage 1: teacher",
@@ -91,9 +93,14 @@ class RunProgress(QWidget):
         self.detail_label.setText("")
 
     def set_cell(self, text: str) -> None:
-        """The sweep cell the strip's stage and steps belong to ("" once the sweep is over)."""
-        self.cell_label.setText(text)
+        """The sweep cell the strip's stage and steps belong to ("" once the sweep is over). Elided past
+        CELL_WIDTH (the whole line is its tooltip): a toolbar hides a strip wider than the window."""
+        self.cell_label.setText(self.cell_label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, CELL_WIDTH))
+        self.cell_label.setToolTip(text)
         self.cell_label.setVisible(bool(text))
+
+    def cell_text(self) -> str:
+        return self.cell_label.toolTip() if self.cell_label.isVisibleTo(self) else ""
 
     def set_stage(self, event: StageStarted) -> None:
         self.stage_label.setText(STAGE_TITLES.get(event.stage, event.stage))
@@ -129,7 +136,7 @@ class RunProgress(QWidget):
 
     def summary_text(self) -> str:
         """Everything the strip shows, as one line (for tests and the status bar)."""
-        parts = (self.cell_label.text(), self.stage_label.text(), self.bar.format(), self.detail_label.text())
+        parts = (self.cell_text(), self.stage_label.text(), self.bar.format(), self.detail_label.text())
         return " ".join(t for t in parts if t)
 
 
