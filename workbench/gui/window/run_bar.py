@@ -16,8 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.events import StageStarted, Step
-
-CELL_WIDTH = 340  # px of "sweep cell 2/4: temperature = 2, alpha = 0.5" in the progress strip
+from workbench.gui.charts.elided_label import ElidedLabel
 
 STAGE_TITLES = {
     "setup": "Setting up",
@@ -68,7 +67,7 @@ class RunProgress(QWidget):
         self.bar.setValue(0)
         self.bar.setTextVisible(True)
         self.bar.setMinimumWidth(220)
-        self.cell_label = QLabel(self)  # "sweep cell 2/4: temperature = 2, alpha = 0.5" while a sweep runs
+        self.cell_label = ElidedLabel("", self)  # "sweep cell 2/4: temperature = 2, alpha = 0.5" during a sweep
         self.cell_label.setVisible(False)
         self.stage_label = QLabel(self)
         self.stage_label.setMinimumWidth(150)
@@ -93,14 +92,13 @@ class RunProgress(QWidget):
         self.detail_label.setText("")
 
     def set_cell(self, text: str) -> None:
-        """The sweep cell the strip's stage and steps belong to ("" once the sweep is over). Elided past
-        CELL_WIDTH (the whole line is its tooltip): a toolbar hides a strip wider than the window."""
-        self.cell_label.setText(self.cell_label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, CELL_WIDTH))
-        self.cell_label.setToolTip(text)
+        """The sweep cell the strip's stage and steps belong to ("" once the sweep is over). An ElidedLabel: a
+        toolbar hides a strip whose minimum width does not fit, so this line gives way ("…") instead."""
+        self.cell_label.setText(text)
         self.cell_label.setVisible(bool(text))
 
     def cell_text(self) -> str:
-        return self.cell_label.toolTip() if self.cell_label.isVisibleTo(self) else ""
+        return self.cell_label.text() if self.cell_label.isVisibleTo(self) else ""
 
     def set_stage(self, event: StageStarted) -> None:
         self.stage_label.setText(STAGE_TITLES.get(event.stage, event.stage))
