@@ -19,10 +19,11 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from workbench.config.schema import RunConfig
 from workbench.control import Control
-from workbench.errors import one_line
+from workbench.errors import ConfigError, one_line
 from workbench.events import Failed, Finished
 from workbench.gui.background.engine_import import load_engine
 from workbench.gui.background.jobs import Job, Jobs
+from workbench.sweep import SweepFinished
 
 RunFn = Callable[..., Any]
 
@@ -40,13 +41,21 @@ class _Worker(QObject):
     event = Signal(object)
     done = Signal(object)
 
-    def __init__(self, run_fn: RunFn | None, config: RunConfig, control: Control, resume_dir: str | None):
+    def __init__(
+        self,
+        run_fn: RunFn | None,
+        config: RunConfig,
+        control: Control,
+        resume_dir: str | None,
+        sweep_dir: str | None = None,
+    ):
         super().__init__()  # no parent: a QObject with a parent cannot be moved to another thread
         self._run_fn = run_fn
         self._config = config
         self._control = control
         self._resume_dir = resume_dir
-        self.result: Finished | Failed | None = None
+        self._sweep_dir = sweep_dir
+        self.result: Finished | Failed | SweepFinished | None = None
 
     def _emit(self, event: object) -> None:
         self.event.emit(event)
@@ -55,9 +64,17 @@ class _Worker(QObject):
     def run(self) -> None:
         try:
             run_fn = self._run_fn or _default_run_fn()
-            result = run_fn(self._config, on_event=self._emit, control=self._control, resume=self._resume_dir)
-            if not isinstance(result, (Finished, Failed)):
+            if self._sweep_dir is not None:
+                load_engine()  # under its lock: the sweep runner imports the engine (torch) too
+                from workbench.engine.sweep_runner import run_sweep
+
+                result = run_sweep(self._sweep_dir, self._emit, self._control, run_fn=run_fn)
+            else:
+                result = run_fn(self._config, on_event=self._emit, control=self._control, resume=self._resume_dir)
+            if not isinstance(result, (Finished, Failed, SweepFinished)):
                 result = Failed("The run ended without a result.", "This is a bug; the log above may say more.")
+        except ConfigError as err:  # a sweep another process runs, a sweep.json that cannot be written
+            result = Failed(f"The sweep cannot run: {err.message}.", err.hint, self._sweep_dir or "")
         except Exception as err:  # noqa: BLE001 - a crash in the engine must not take the window down
             traceback.print_exc()
             result = Failed(
@@ -76,6 +93,10 @@ class RunController(QObject):
     ``finished(object)`` once per run with the ``Finished`` or ``Failed`` result.
     ``run_fn`` is the engine entry point (``train.run``); tests may pass another
     function with the same signature.
+
+    ``start_sweep(sweep_dir, base)`` runs ``engine.sweep_runner.run_sweep`` on that folder instead (each
+    cell through ``run_fn``), with the same Control: ``event`` carries CellStarted / the cell's own events /
+    CellFinished / SweepFinished, and ``finished`` the SweepFinished (or a Failed when it could not run).
     """
 
     event = Signal(object)
@@ -91,7 +112,8 @@ class RunController(QObject):
         self._state = IDLE
         self._config: RunConfig | None = None
         self._run_dir = ""
-        self._result: Finished | Failed | None = None
+        self._sweep_dir = ""
+        self._result: Finished | Failed | SweepFinished | None = None
 
     # -- queries ------------------------------------------------------------
     def is_running(self) -> bool:
@@ -109,22 +131,34 @@ class RunController(QObject):
         """The folder of the current (or last) run, once the engine has said it (else "")."""
         return self._run_dir
 
+    def sweep_dir(self) -> str:
+        """The sweep folder of the current (or last) sweep; "" when the last start was a single run."""
+        return self._sweep_dir
+
     def last_result(self) -> Finished | Failed | None:
         return self._result
 
     # -- commands -----------------------------------------------------------
     def start(self, cfg: RunConfig, resume_dir: str | Path | None = None) -> bool:
         """Start a run in the background; False if one is already running."""
+        return self._start(cfg, str(resume_dir) if resume_dir else None, None)
+
+    def start_sweep(self, sweep_dir: str | Path, base: RunConfig) -> bool:
+        """Run (or resume) every cell of sweep folder ``sweep_dir`` in the background; False if busy."""
+        return self._start(base, None, str(sweep_dir))
+
+    def _start(self, cfg: RunConfig, resume_dir: str | None, sweep_dir: str | None) -> bool:
         if self.is_running():
             return False
         run_fn = self._run_fn  # None: the worker loads the engine on its own thread
         self._config = cfg.copy()
         self._control = Control()
-        self._run_dir = str(resume_dir) if resume_dir else ""
+        self._run_dir = resume_dir or ""
+        self._sweep_dir = sweep_dir or ""
         self._result = None
         thread = QThread(self)
         thread.setObjectName("workbench-training")
-        worker = _Worker(run_fn, self._config, self._control, str(resume_dir) if resume_dir else None)
+        worker = _Worker(run_fn, self._config, self._control, resume_dir, sweep_dir)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.event.connect(self._on_worker_event)

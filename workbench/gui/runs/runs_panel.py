@@ -218,6 +218,7 @@ class RunsPanel(QWidget):
     def set_busy(self, busy: bool) -> None:
         """While a run trains, Resume and Baseline are disabled (one run at a time)."""
         self._busy = busy
+        self.sweeps.set_busy(busy)
         self._update_buttons()
 
     def checked_paths(self) -> list[str]:

@@ -1,5 +1,6 @@
 """The sweeps of the runs folder in the Runs tab: one line each ("sweep: name  (2×2, 3/4 done)"); a double-click or
-"Open grid…" emits ``open_requested(sweep folder)``. Hidden while the runs folder has no sweep."""
+"Open grid…" emits ``open_requested(sweep folder)``; "Resume sweep" (a stopped, interrupted or failed sweep, while
+nothing trains) emits ``resume_requested(sweep folder)``. Hidden while the runs folder has no sweep."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from workbench.gui import theme
 from workbench.sweep_folder import SweepInfo
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
+STATUS_ROLE = Qt.ItemDataRole.UserRole + 1
+RESUMABLE = ("stopped", "interrupted", "failed")
 MAX_ROWS = 4
 STATUS_COLORS = {
     "running": theme.STUDENT_COLOR,
@@ -48,6 +51,7 @@ def sweep_line(info: SweepInfo) -> str:
 
 class SweepsList(QWidget):
     open_requested = Signal(str)
+    resume_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -58,11 +62,19 @@ class SweepsList(QWidget):
         self.open_button = QPushButton("Open grid…", self)
         self.open_button.setToolTip("Show the selected sweep's cells as a heatmap (two axes) or lines (one axis)")
         self.open_button.clicked.connect(self._on_open)
+        self.resume_button = QPushButton("Resume sweep", self)
+        self.resume_button.setToolTip(
+            "Continue the selected stopped sweep: finished cells are kept, the interrupted one continues from its "
+            "checkpoint, the rest follow"
+        )
+        self.resume_button.clicked.connect(self._on_resume)
+        self._busy = False
         title = QLabel("Sweeps", self)
         title.setObjectName("muted")
         head = QHBoxLayout()
         head.addWidget(title)
         head.addStretch(1)
+        head.addWidget(self.resume_button)
         head.addWidget(self.open_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 4)
@@ -80,6 +92,7 @@ class SweepsList(QWidget):
             item = QListWidgetItem(sweep_line(info))
             item.setData(PATH_ROLE, str(Path(info.path).resolve()))
             item.setToolTip(str(info.path))
+            item.setData(STATUS_ROLE, info.status)
             if info.status in STATUS_COLORS:
                 item.setForeground(QColor(STATUS_COLORS[info.status]))
             self.list.addItem(item)
@@ -110,13 +123,29 @@ class SweepsList(QWidget):
                 self.list.setCurrentRow(row)
                 return
 
+    def set_busy(self, busy: bool) -> None:
+        """While a run or sweep trains, Resume sweep is disabled (one at a time)."""
+        self._busy = busy
+        self._update_button()
+
+    def selected_status(self) -> str | None:
+        items = self.list.selectedItems()
+        return items[0].data(STATUS_ROLE) if items else None
+
     @Slot()
     def _update_button(self) -> None:
         self.open_button.setEnabled(self.selected_path() is not None)
+        self.resume_button.setEnabled(not self._busy and self.selected_status() in RESUMABLE)
 
     @Slot(QListWidgetItem)
     def _on_double_clicked(self, item: Any) -> None:
         self.open_requested.emit(item.data(PATH_ROLE))
+
+    @Slot()
+    def _on_resume(self) -> None:
+        path = self.selected_path()
+        if path and not self._busy and self.selected_status() in RESUMABLE:
+            self.resume_requested.emit(path)
 
     @Slot()
     def _on_open(self) -> None:

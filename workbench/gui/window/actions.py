@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QToolBar, QVBoxLayout, QWidget
 
 from workbench.gui.background.run_thread import PAUSED, RUNNING
 from workbench.gui.window.baselines import BASELINE_TIP
+from workbench.gui.window.sweeps import SWEEP_TIP
 
 REASON_WIDTH = 560  # px of the toolbar's "why Start is disabled" line; the whole reason is its tooltip
 
@@ -44,6 +45,7 @@ class ActionsMixin:
             "&Cancel", self.cancel_run, ("Ctrl+Shift+.", "Ctrl+>"), "Stop at once without a final checkpoint"
         )
         self.baseline_action = a("&Baseline", self.start_baseline_of_form, ("Ctrl+B",), BASELINE_TIP)
+        self.sweep_action = a("S&weep...", self.open_sweep_dialog, ("Ctrl+Shift+W",), SWEEP_TIP)
         self.open_action = a(
             "&Open config...", self.open_config_dialog, ("Ctrl+O",), "Load a configuration file (.toml)"
         )
@@ -106,6 +108,7 @@ class ActionsMixin:
             menu.addAction(action)
         menu.addSeparator()
         menu.addAction(self.baseline_action)
+        menu.addAction(self.sweep_action)
         self.view_menu = self.menuBar().addMenu("&View")
         self.view_menu.addAction(self.presentation_action)
         self.view_menu.addAction(self.theme_action)
@@ -127,6 +130,7 @@ class ActionsMixin:
             bar.addAction(action)
         bar.addSeparator()
         bar.addAction(self.baseline_action)
+        bar.addAction(self.sweep_action)
         bar.addSeparator()
         holder = QWidget(bar)
         row = QVBoxLayout(holder)
@@ -150,9 +154,11 @@ class ActionsMixin:
         # runs that folder's configuration, not the form's.
         self.start_action.setEnabled(not running and self._valid)
         self.baseline_action.setEnabled(not running and self._valid)
+        self.sweep_action.setEnabled(not running and self._valid)
         if not self._valid:
             self.start_action.setToolTip(f"Start is disabled: {self._reason}")
             self.baseline_action.setToolTip(f"Baseline is disabled: {self._reason}")
+            self.sweep_action.setToolTip(f"Sweep is disabled: {self._reason}")
             # elided: a plan's sentence can be long, and a toolbar hides a widget that does not fit
             self.reason_label.setText(
                 self.reason_label.fontMetrics().elidedText(
@@ -163,6 +169,7 @@ class ActionsMixin:
         else:
             self.start_action.setToolTip("Start a run with the configuration in the form (Ctrl+R)")
             self.baseline_action.setToolTip(f"{BASELINE_TIP} (Ctrl+B)")
+            self.sweep_action.setToolTip(f"{SWEEP_TIP} (Ctrl+Shift+W)")
             self.reason_label.setText("")
         self.reason_action.setVisible(not self._valid)  # for the toolbar's layout, which would undo the next line
         self.reason_label.setVisible(not self._valid)  # at once, not at the next layout pass

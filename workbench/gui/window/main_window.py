@@ -44,6 +44,7 @@ from workbench.gui.window.run_bar import STAGE_TITLES, MessageBanner, RunProgres
 from workbench.gui.window.run_log import RunLog
 from workbench.gui.window.runs_tab import RunsTabMixin
 from workbench.gui.window.settings import SettingsMixin
+from workbench.gui.window.sweeps import SweepsMixin
 from workbench.run_folder import can_resume
 
 STOPPING_MESSAGE = "Stopping after this step..."
@@ -59,6 +60,7 @@ class MainWindow(
     PresentationMixin,
     RunsTabMixin,
     SettingsMixin,
+    SweepsMixin,
     QMainWindow,
 ):
     """The application window. ``run_fn`` replaces ``engine.train.run`` (tests only)."""
@@ -106,6 +108,7 @@ class MainWindow(
         self.runs_panel.resume_requested.connect(self.resume_run)
         self.runs_panel.baseline_requested.connect(self.start_baseline)
         self.runs_panel.soft_targets_requested.connect(self._on_soft_targets_requested)
+        self.runs_panel.sweeps.resume_requested.connect(self.resume_sweep)
 
         settings = QSettings()
         if restore_settings:
@@ -321,6 +324,9 @@ class MainWindow(
     @Slot(object)
     def _on_run_event(self, event: Any) -> None:
         kind = getattr(event, "kind", "")
+        if kind in ("cell_started", "cell_finished", "sweep_finished"):
+            self._on_sweep_event(event)  # SweepsMixin; the cells' own events are handled below as a run's
+            return
         if kind in ("stage", "step", "eval"):
             self.charts.handle_event(event)
             if kind != "stage" and self.first_point_time is None:
@@ -345,6 +351,11 @@ class MainWindow(
 
     @Slot(object)
     def _on_run_finished(self, result: Any) -> None:
+        if self.controller.sweep_dir():
+            self._on_sweep_finished(result)  # SweepsMixin
+            if self._close_when_idle:
+                QTimer.singleShot(0, self.close)
+            return
         self.runs_panel.refresh()
         run_dir = getattr(result, "run_dir", "")
         if isinstance(result, Finished):

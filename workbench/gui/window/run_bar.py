@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from workbench.events import StageStarted, Step
+from workbench.gui.charts.elided_label import ElidedLabel
 
 STAGE_TITLES = {
     "setup": "Setting up",
@@ -66,6 +67,8 @@ class RunProgress(QWidget):
         self.bar.setValue(0)
         self.bar.setTextVisible(True)
         self.bar.setMinimumWidth(220)
+        self.cell_label = ElidedLabel("", self)  # "sweep cell 2/4: temperature = 2, alpha = 0.5" during a sweep
+        self.cell_label.setVisible(False)
         self.stage_label = QLabel(self)
         self.stage_label.setMinimumWidth(150)
         self.detail_label = QLabel(self)
@@ -74,6 +77,7 @@ class RunProgress(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(10)
+        layout.addWidget(self.cell_label)
         layout.addWidget(self.stage_label)
         layout.addWidget(self.bar, 1)
         layout.addWidget(self.detail_label)
@@ -86,6 +90,15 @@ class RunProgress(QWidget):
         self.bar.setValue(1 if done else 0)
         self.bar.setFormat("done" if done else "")
         self.detail_label.setText("")
+
+    def set_cell(self, text: str) -> None:
+        """The sweep cell the strip's stage and steps belong to ("" once the sweep is over). An ElidedLabel: a
+        toolbar hides a strip whose minimum width does not fit, so this line gives way ("…") instead."""
+        self.cell_label.setText(text)
+        self.cell_label.setVisible(bool(text))
+
+    def cell_text(self) -> str:
+        return self.cell_label.text() if self.cell_label.isVisibleTo(self) else ""
 
     def set_stage(self, event: StageStarted) -> None:
         self.stage_label.setText(STAGE_TITLES.get(event.stage, event.stage))
@@ -121,7 +134,8 @@ class RunProgress(QWidget):
 
     def summary_text(self) -> str:
         """Everything the strip shows, as one line (for tests and the status bar)."""
-        return " ".join(t for t in (self.stage_label.text(), self.bar.format(), self.detail_label.text()) if t)
+        parts = (self.cell_text(), self.stage_label.text(), self.bar.format(), self.detail_label.text())
+        return " ".join(t for t in parts if t)
 
 
 class MessageBanner(QFrame):
