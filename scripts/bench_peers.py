@@ -14,18 +14,19 @@ all variants, so every variant steps the same weights), it times one optimizer s
   the build is timed apart and reported per step amortised over ``--epochs`` epochs of those blocks);
 - ``classic``: the usual full-logits recipe: teacher forward (no_grad), student forward,
   ``F.kl_div(log_softmax(s / T), softmax(t / T)) * T^2 * alpha + (1 - alpha) * CE``, backward, step;
-- ``trl_gkd``: TRL's ``GKDTrainer.generalized_jsd_loss`` (beta 0: forward KL; lmbda 0: no generation)
-  on the same shifted logits, inside an otherwise identical step (teacher forward no_grad, student
-  forward, the loss, backward, step). GKD's loss has no CE term (no alpha); this is the loss
-  ``GKDTrainer.compute_loss`` computes for a batch whose prompt is its first token. Not a Trainer
-  step: no dataloader, collator, accelerate or logging. Skipped, with a note, when TRL is not
-  importable (the core install has none: ``pip install -e ".[bench]"``);
+- ``trl_gkd``: TRL's own ``GKDTrainer.compute_loss`` with beta 0 (forward KL) and lmbda 0 (no
+  generation), called with a stand-in for the trainer (its teacher, beta and the static
+  ``generalized_jsd_loss``) on ``input_ids``, an all-ones ``attention_mask`` and ``labels``, inside an
+  otherwise identical step (backward, clip, AdamW). That loss has no CE term (no alpha), and
+  compute_loss leaves the loss's temperature at 1.0 (a division: the same cost). Not a Trainer step: no
+  dataloader, collator, accelerate or logging. Skipped, with a note, when TRL is not importable (the
+  core install has none: ``pip install -e ".[bench]"``);
 - ``floor``: the teacher's forward pass (no_grad) + the student's plain CE step;
 - ``student_ce``: the student's plain CE step alone (``F.cross_entropy`` on its logits).
 
 Every step clips the gradient norm to 1.0 (the workbench's default, and Hugging Face Trainer's).
-Rounds are interleaved, the variants' order reversed every other round; in each round a variant runs
-one untimed step, then ``--steps`` timed steps, each on the next batch of the blocks. Reported: seconds
+Rounds are interleaved, the variants' order reversed every other round; each variant runs one untimed
+step before its first round, then ``--steps`` timed steps a round, each on the next batch of the blocks. Reported: seconds
 per step (median over rounds, min and max), tokens/s, and ratios per round (variant / floor, / student
 CE, / TRL; median, min, max), so load drifts on a shared machine hit both sides of a ratio alike.
 
@@ -52,6 +53,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without an install
@@ -74,16 +76,16 @@ MIB = 1024 * 1024
 GRAD_CLIP = 1.0
 
 
-def trl_jsd_loss():
-    """TRL's ``GKDTrainer.generalized_jsd_loss`` and TRL's version, or (None, why not)."""
+def trl_gkd_trainer():
+    """TRL's ``GKDTrainer`` class and TRL's version, or (None, why not)."""
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     errors = []
-    for module in ("trl", "trl.experimental.gkd", "trl.trainer.gkd_trainer"):
+    for module in ("trl.experimental.gkd", "trl"):  # TRL 1.x keeps it under experimental; 0.x at the top
         try:
-            mod = __import__(module, fromlist=["GKDTrainer"])
-            trainer = mod.GKDTrainer
+            trainer = __import__(module, fromlist=["GKDTrainer"]).GKDTrainer
             import trl
 
-            return trainer.generalized_jsd_loss, {"trl_version": trl.__version__, "trl_from": module}
+            return trainer, {"trl_version": trl.__version__, "trl_gkd_from": module}
         except Exception as exc:  # noqa: BLE001 - any failure to import means "no TRL here"
             errors.append(f"{module}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     return None, {"trl_skipped": "TRL is not importable (pip install -e '.[bench]'); " + "; ".join(errors)}
@@ -151,7 +153,7 @@ def make_blocks(shape: dict, steps: int) -> torch.Tensor:
 class Steps:
     """One optimizer step of each variant on batch ``i`` of the blocks (one student, one optimizer)."""
 
-    def __init__(self, teacher, student, blocks, shape, args, cache=None, trl_loss=None):
+    def __init__(self, teacher, student, blocks, shape, args, cache=None, trl_trainer=None):
         self.teacher, self.student, self.blocks = teacher, student, blocks
         self.batch, self.vocab = shape["batch"], shape["vocab"]
         self.temperature, self.alpha = args.temperature, args.alpha
@@ -168,12 +170,14 @@ class Steps:
             self.objectives["workbench_topk"] = Objective(
                 replace(settings, teacher_cache="topk"), teacher=teacher, teacher_topk=cache, **common
             )
-        self.trl_loss = trl_loss
+        self.trl_trainer = trl_trainer
         self.n_batches = len(blocks) // self.batch
 
     def available(self) -> list[str]:
         return [
-            v for v in VARIANTS if (v != "workbench_topk" or v in self.objectives) and (v != "trl_gkd" or self.trl_loss)
+            v
+            for v in VARIANTS
+            if (v != "workbench_topk" or v in self.objectives) and (v != "trl_gkd" or self.trl_trainer)
         ]
 
     def _batch(self, i: int) -> Batch:
@@ -206,6 +210,8 @@ class Steps:
             return self._finish(parts.loss)
         if variant == "student_ce":
             return self._finish(self._ce(self._student_logits(ids), ids))
+        if variant == "trl_gkd":
+            return self._trl_step(ids)
         if variant == "floor":
             self._teacher_logits(ids)
             return self._finish(self._ce(self._student_logits(ids), ids))
@@ -218,17 +224,17 @@ class Steps:
             kd = F.kl_div(F.log_softmax(s / T, dim=-1), F.softmax(t / T, dim=-1), reduction="batchmean")
             ce = F.cross_entropy(s, ids[:, 1:].flatten())
             return self._finish(kd * T**2 * self.alpha + (1 - self.alpha) * ce)
-        if variant == "trl_gkd":
-            # GKDTrainer.compute_loss with a one-token prompt: logits[:, p - 1 : -1], labels[:, p:].
-            loss = self.trl_loss(
-                student_logits=student_logits[:, :-1],
-                teacher_logits=teacher_logits[:, :-1],
-                labels=ids[:, 1:],
-                beta=0.0,
-                temperature=T,
-            )
-            return self._finish(loss)
         raise ValueError(variant)
+
+    def _trl_step(self, ids) -> float:
+        """TRL's own ``GKDTrainer.compute_loss`` (called with a stand-in for the trainer: its teacher, beta 0
+        and its static ``generalized_jsd_loss``), then the same backward, clip and AdamW step."""
+        trainer = self.trl_trainer
+        stand_in = SimpleNamespace(
+            teacher_model=self.teacher, beta=0.0, generalized_jsd_loss=trainer.generalized_jsd_loss
+        )
+        inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids, "prompts": ids[:, :1]}
+        return self._finish(trainer.compute_loss(stand_in, self.student, inputs))
 
 
 def build_cache(teacher, blocks, k):
@@ -254,7 +260,8 @@ def time_rounds(steps: Steps, variants: list[str], n_steps: int, rounds: int) ->
     for r in range(rounds):
         order = variants if r % 2 == 0 else list(reversed(variants))
         for variant in order:
-            steps.step(variant, 0)  # untimed: caches warm, allocations made
+            if r == 0:
+                steps.step(variant, 0)  # untimed: caches warm, allocations made
             started = time.perf_counter()
             for i in range(n_steps):
                 steps.step(variant, i)
@@ -293,8 +300,8 @@ def memory_worker(args) -> None:
     teacher, student = make_models(shape)
     blocks = make_blocks(shape, args.steps)
     cache = build_cache(teacher, blocks, args.k)[0] if args.worker == "workbench_topk" else None
-    trl_loss = trl_jsd_loss()[0] if args.worker == "trl_gkd" else None
-    steps = Steps(teacher, student, blocks, shape, args, cache=cache, trl_loss=trl_loss)
+    trl_trainer = trl_gkd_trainer()[0] if args.worker == "trl_gkd" else None
+    steps = Steps(teacher, student, blocks, shape, args, cache=cache, trl_trainer=trl_trainer)
     steps.step(args.worker, 0)
     with open("/proc/self/clear_refs", "w") as clear:  # VmHWM back to the current RSS
         clear.write("5")
@@ -325,19 +332,36 @@ def forwarded(args) -> list[str]:
         "--shape", args.shape, "--steps", str(args.steps), "--k", str(args.k),
         "--temperature", str(args.temperature), "--alpha", str(args.alpha),
         "--teacher-layers", str(args.teacher_layers), "--batch", str(args.batch), "--seq", str(args.seq),
+        "--threads", str(args.threads),
     ]  # fmt: skip
 
 
 # -- main ---------------------------------------------------------------------------------
 
 
+def memory_only(args) -> dict:
+    shape = shape_settings(args)
+    variants = [v for v in VARIANTS if v != "trl_gkd" or trl_gkd_trainer()[0] is not None]
+    return {
+        "shape": args.shape,
+        "description": shape["description"],
+        "batch": shape["batch"],
+        "seq_len": shape["seq"],
+        "threads": torch.get_num_threads(),
+        "memory": {"method": MEMORY_METHOD, "variants": measure_memory(args, variants)},
+    }
+
+
+MEMORY_METHOD = "VmHWM of a fresh subprocess per variant, one step above the RSS after a first step"
+
+
 def run(args) -> dict:
     shape = shape_settings(args)
     teacher, student = make_models(shape)
     blocks = make_blocks(shape, args.steps)
-    trl_loss, trl_info = trl_jsd_loss()
+    trl_trainer, trl_info = trl_gkd_trainer()
     cache, build_s = build_cache(teacher, blocks, args.k)
-    steps = Steps(teacher, student, blocks, shape, args, cache=cache, trl_loss=trl_loss)
+    steps = Steps(teacher, student, blocks, shape, args, cache=cache, trl_trainer=trl_trainer)
     variants = steps.available()
     tokens_per_step = shape["batch"] * shape["seq"]
     started = time.perf_counter()
@@ -378,15 +402,17 @@ def run(args) -> dict:
         "precision": "fp32",
         "timing_wall_s": round(timing_s, 1),
         **trl_info,
-        "trl_timed": "GKDTrainer.generalized_jsd_loss(beta=0, temperature=T) on logits[:, :-1] and labels ids[:, 1:] "
-        "inside teacher forward (no_grad) + student forward + backward + clip + AdamW; no Trainer, no CE term"
-        if trl_loss
+        "trl_timed": "GKDTrainer.compute_loss (TRL's code, beta 0, no generation: lmbda 0) with a stand-in self "
+        "(teacher_model, beta, generalized_jsd_loss), inputs input_ids + attention_mask of ones + labels, then "
+        "backward + clip + AdamW; not a Trainer step (no dataloader, accelerate, logging); its loss has no CE "
+        "term and compute_loss leaves generalized_jsd_loss's temperature at 1.0"
+        if trl_trainer
         else None,
         "variants": rows,
     }
     if not args.skip_memory:
         report["memory"] = {
-            "method": "VmHWM of a fresh subprocess per variant, one step above the RSS after a first step",
+            "method": MEMORY_METHOD,
             "variants": measure_memory(args, variants),
         }
     return report
@@ -404,23 +430,27 @@ def parse(argv):
     parser.add_argument("--teacher-layers", type=int, default=30, help="smollm2 shape: the teacher's layers")
     parser.add_argument("--batch", type=int, default=0, help="sequences per step (0: 8 at toy, 2 at smollm2)")
     parser.add_argument("--seq", type=int, default=0, help="tokens per sequence (0: 64 at toy, 256 at smollm2)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--memory-only", action="store_true", help="only the peak step memory (no timing)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.steps = max(2, args.steps)  # the memory worker steps twice; the cache holds at least two batches
+    args.steps = max(1, args.steps)
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.worker:  # WORKBENCH_HOME is the parent's: the cache is found there
         memory_worker(args)
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-peers-") as home:
         os.environ["WORKBENCH_HOME"] = home  # a fresh cache: the build is timed, and the workers find it
-        report = run(args)
+        report = memory_only(args) if args.memory_only else run(args)
     print(json.dumps(report) if args.json else json.dumps(report, indent=2))
     return 0
 
