@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -72,3 +73,26 @@ def test_stop_ends_a_launched_run_after_a_step_with_a_checkpoint(make_window, ti
     assert window.progress.stage_label.text() == "Stopped"
     assert "stopped; its checkpoint is kept" in window.banner.message()
     assert "after forwarding the stop" in _log(window)  # torchrun's exit code 1 is expected, and said so
+
+
+_DIES = "import sys; print('[setup] loading'); print('error: process 1: no space left on device', file=sys.stderr); sys.exit(1)"
+
+
+def test_a_launcher_that_dies_without_a_final_event_shows_its_exit_code_and_error_line(
+    make_window, tiny_config, runs_dir, qtbot, monkeypatch
+):
+    from workbench.gui.background import launched_run
+
+    monkeypatch.setattr(launched_run, "launch_command", lambda *a, **k: [sys.executable, "-c", _DIES])
+    window = make_window(tiny_config(runs_dir, processes=2))
+    assert window.start_run()
+    folder = window.launcher.run_dir
+    qtbot.waitUntil(lambda: not window.run_active() and not window.is_following(), timeout=30_000)
+    message = window.banner.message()
+    assert message.startswith("The 2-process run exited with code 1 before it finished")
+    assert "error: process 1: no space left on device" in message
+    assert "Log tab" in window.banner.hint.text()
+    assert "no space left on device" in _log(window) and "exited with code 1" in _log(window)
+    assert window.progress.stage_label.text() == "Failed"
+    assert not folder.exists()  # it wrote nothing there: the empty folder the window made is gone
+    assert window.start_action.isEnabled()
