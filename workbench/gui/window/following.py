@@ -19,6 +19,7 @@ from workbench.run_folder import load_run_config
 
 POLL_MS = 500
 CATCH_UP_MS = 15  # between chunks of a backlog: long enough for the window to paint and answer
+READ_SECONDS = 0.006  # reading and parsing per tick at most (then showing what was read: a few ms more)
 QUIET_TICKS = 3  # a final status.json with no final event after this many empty ticks: the writer is gone
 NOT_OURS = "{what} acts on runs started in this window; {name} is run by another process."
 LAUNCHED = (
@@ -131,15 +132,20 @@ class FollowMixin:
         follower, folder = self._follower, self._follow_dir
         if follower is None or folder is None:
             return
-        batch = follower.read_new()
+        batch = follower.read_new(READ_SECONDS)
         if batch.started_over:
             self._clear_live_view(truth_expected=self._follow_toy)
             self.log_view.add(f"{folder.name}/events.jsonl was replaced; reading it from its start", "warning")
+        probes = []
         for event in batch.events:
-            self._on_run_event(event)
             self._follow_last_kind = getattr(event, "kind", "")
+            if self._follow_last_kind == "probe":
+                probes.append(event)  # drawn once, the newest, after the tick's other events
+                continue
+            self._on_run_event(event)
             if self._follow_last_kind in ("finished", "failed"):
                 self._follow_final = event
+        self.soft_targets.handle_probes(probes)
         if batch.more:
             self._follow_timer.setInterval(CATCH_UP_MS)
             return
