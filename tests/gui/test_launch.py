@@ -96,3 +96,23 @@ def test_a_launcher_that_dies_without_a_final_event_shows_its_exit_code_and_erro
     assert window.progress.stage_label.text() == "Failed"
     assert not folder.exists()  # it wrote nothing there: the empty folder the window made is gone
     assert window.start_action.isEnabled()
+
+
+def test_copy_command_of_a_multi_process_form_is_the_torchrun_command(make_window, tiny_config, runs_dir):
+    window = make_window(tiny_config(runs_dir, processes=3))
+    command = window.copy_command()
+    window.command_dialog.close()
+    assert command.startswith("torchrun --standalone --nproc_per_node 3 -m workbench.cli run toy-quick ")
+    assert "--set train.processes=3" in command
+    assert command.endswith(f"--run-dir {runs_dir / 'toy-quick-3p'}")
+
+
+def test_processes_is_a_field_of_the_form_with_its_help(make_window, tiny_config, runs_dir):
+    from workbench.config.presets import field_meta
+    from workbench.config.schema import TrainConfig
+
+    assert TrainConfig().processes == 1
+    meta = field_meta("train.processes")
+    assert meta["min"] == 1 and "torch.distributed.run" in meta["help"]
+    window = make_window(tiny_config(runs_dir))
+    assert "train.processes" in window.config_panel._editors
