@@ -116,3 +116,24 @@ def test_processes_is_a_field_of_the_form_with_its_help(make_window, tiny_config
     assert meta["min"] == 1 and "torch.distributed.run" in meta["help"]
     window = make_window(tiny_config(runs_dir))
     assert "train.processes" in window.config_panel._editors
+
+
+@pytest.mark.slow  # about 35 s on a shared CPU
+def test_closing_the_window_stops_a_launched_run_and_closes_once_it_has_exited(
+    make_window, tiny_config, runs_dir, qtbot
+):
+    cfg = tiny_config(runs_dir, processes=2, max_steps=5000, checkpoint_interval=0, eval_interval=1000)
+    window = make_window(cfg)
+    assert window.start_run()
+    folder = window.launcher.run_dir
+    qtbot.waitUntil(
+        lambda: "distillation" in window.progress.stage_label.text() and window.progress.bar.value() >= 2,
+        timeout=RUN_TIMEOUT,
+    )
+    window.close()
+    assert window.isVisible() and window.launcher.state() == "stopping"  # it waits for the checkpoint
+    assert "window closes next" in window.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT)
+    assert not window.launcher.is_running()
+    assert written_status(folder) == "stopped"
+    assert latest_checkpoint(folder) is not None

@@ -42,6 +42,7 @@ class LaunchMixin:
     def _launch_run(self, cfg: RunConfig, resume_dir: str | None) -> bool:
         processes = cfg.train.processes
         config_file: Path | None = None
+        folder: Path | None = None
         try:
             if resume_dir:
                 folder = Path(resume_dir)
@@ -56,6 +57,8 @@ class LaunchMixin:
             self.progress.reset("Idle")
             return False
         except OSError as err:
+            if folder is not None and not resume_dir:
+                remove_if_empty(folder)
             self.banner.show_message(
                 f"The run cannot start: its configuration could not be written ({err.strerror or err}).",
                 "Free some disk space, or choose another runs folder.",
@@ -90,7 +93,12 @@ class LaunchMixin:
             )
             for line in tail[-15:]:
                 self.log_view.add(f"    {line}")
-        if final is None:
+        if final is None and self.launcher.stop_requested:
+            # stopped before the processes could answer the signal (still importing torch): nothing to resume
+            removed = remove_if_empty(folder)
+            self.log_view.add("Stopped before the processes had begun training: there is nothing to resume.")
+            final = Finished("cancelled", "" if removed else str(folder), {})
+        elif final is None:
             removed = remove_if_empty(folder)
             final = Failed(
                 launch_failure_sentence(processes, code, tail),
