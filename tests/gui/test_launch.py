@@ -137,3 +137,18 @@ def test_closing_the_window_stops_a_launched_run_and_closes_once_it_has_exited(
     assert not window.launcher.is_running()
     assert written_status(folder) == "stopped"
     assert latest_checkpoint(folder) is not None
+
+
+def test_a_stop_before_the_processes_have_begun_ends_the_run_with_nothing_to_resume(
+    make_window, tiny_config, runs_dir, qtbot
+):
+    window = make_window(tiny_config(runs_dir, processes=2))
+    assert window.start_run()
+    folder = window.launcher.run_dir
+    window.stop_run()  # the launcher is still importing torch
+    qtbot.waitUntil(lambda: not window.run_active() and not window.is_following(), timeout=RUN_TIMEOUT)
+    assert window.progress.stage_label.text() in ("Cancelled", "Stopped"), _log(window)
+    assert not window.banner.isVisible() or window.banner.property("level") == "info"
+    assert window.start_action.isEnabled()
+    if window.progress.stage_label.text() == "Cancelled":
+        assert "nothing to resume" in _log(window) and not folder.exists()

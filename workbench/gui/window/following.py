@@ -9,17 +9,20 @@ looks like one of ours, except that Pause and Stop, which act on our own run, st
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import QFileDialog, QLabel
 
-from workbench.follow import FINAL_STATUSES, EventFollower, is_run_folder, written_status
+from workbench.follow import FINAL_STATUSES, MAX_LINES, EventFollower, is_run_folder, written_status
 from workbench.run_folder import load_run_config
 
 POLL_MS = 500
 CATCH_UP_MS = 15  # between chunks of a backlog: long enough for the window to paint and answer
-READ_SECONDS = 0.006  # reading and parsing per tick at most (then showing what was read: a few ms more)
+READ_SECONDS = 0.006  # reading and parsing per tick at most
+SHOW_SECONDS = 0.006  # showing what was read: the next tick reads as many lines as this tick showed in that time
+MIN_LINES = 20
 QUIET_TICKS = 3  # a final status.json with no final event after this many empty ticks: the writer is gone
 NOT_OURS = "{what} acts on runs started in this window; {name} is run by another process."
 LAUNCHED = (
@@ -136,16 +139,30 @@ class FollowMixin:
         if batch.started_over:
             self._clear_live_view(truth_expected=self._follow_toy)
             self.log_view.add(f"{folder.name}/events.jsonl was replaced; reading it from its start", "warning")
-        probes = []
+        shown_from = time.perf_counter()
+        probes, last_step = [], None
         for event in batch.events:
             self._follow_last_kind = getattr(event, "kind", "")
             if self._follow_last_kind == "probe":
                 probes.append(event)  # drawn once, the newest, after the tick's other events
-                continue
-            self._on_run_event(event)
-            if self._follow_last_kind in ("finished", "failed"):
-                self._follow_final = event
+            elif self._follow_last_kind == "step":  # the charts take every step; the progress strip the last
+                self.charts.handle_event(event)
+                last_step = event
+            else:
+                if last_step is not None:
+                    self.progress.set_step(last_step)  # before a stage or the end changes the strip
+                    last_step = None
+                self._on_run_event(event)
+                if self._follow_last_kind in ("finished", "failed"):
+                    self._follow_final = event
+        if last_step is not None:
+            self.progress.set_step(last_step)
+        if batch.events and self.first_point_time is None and any(e.kind in ("step", "eval") for e in batch.events):
+            self.first_point_time = time.perf_counter()
         self.soft_targets.handle_probes(probes)
+        if batch.events:  # the next tick reads what can be shown in SHOW_SECONDS at this tick's pace
+            per_event = (time.perf_counter() - shown_from) / len(batch.events)
+            follower.max_lines = max(MIN_LINES, min(MAX_LINES, int(SHOW_SECONDS / max(per_event, 1e-7))))
         if batch.more:
             self._follow_timer.setInterval(CATCH_UP_MS)
             return
