@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,12 @@ class EventFollower:
         self.skipped = 0
         self.events_read = 0
 
-    def read_new(self) -> FollowBatch:
-        """The events appended since the last call, at most ``max_lines`` of them."""
+    def read_new(self, max_seconds: float | None = None) -> FollowBatch:
+        """The events appended since the last call, at most ``max_lines`` of them; with ``max_seconds``, what
+        can be read and parsed in that time (at least one line), so a GUI tick stays short whatever the lines
+        hold (a probe line over a big vocabulary takes milliseconds to parse, a step line microseconds)."""
         batch = FollowBatch()
+        deadline = None if max_seconds is None else time.perf_counter() + max_seconds
         try:
             handle = open(self.path, "rb")
         except FileNotFoundError:
@@ -103,6 +107,8 @@ class EventFollower:
                 event = self._parse(line)
                 if event is not None:
                     batch.events.append(event)
+                if deadline is not None and time.perf_counter() > deadline:
+                    break
             batch.more = self.offset < os.fstat(handle.fileno()).st_size  # a limit was reached, or it grew meanwhile
         self.events_read += len(batch.events)
         return batch

@@ -99,6 +99,7 @@ def make_window(qtbot):
     for window in windows:
         if window.controller.is_running():
             window.controller.shutdown()
+        window.launcher.shutdown()
         window.close()
         window.deleteLater()
 

@@ -257,6 +257,15 @@ class TrainConfig:
         ["the cat is sitting on the", "the dogs near the house are"],
         "Prompts whose next-word distributions are watched during the run.",
     )
+    processes: int = _f(
+        1,
+        "Processes that train together (data parallel: each reads batch_size sequences of every micro-batch, so a "
+        "step sees processes x batch_size). Above 1 the window launches them with torch.distributed.run "
+        "(--standalone; gloo on the CPU, one GPU each with NCCL) and follows their run folder; from a terminal, "
+        "`torchrun --nproc_per_node N -m workbench.cli run CONFIG --run-dir DIR` decides instead.",
+        min=1,
+        max=256,
+    )
     device: str = _f("auto", "auto picks cuda, then mps, then cpu.", choices=DEVICES)
     precision: str = _f("auto", "auto: bf16 autocast where the device supports it, else fp32.", choices=PRECISIONS)
     seed: int = _f(

@@ -101,6 +101,7 @@ def run(
     started_in: Path | None = None  # the folder this call writes to; a refused start touches no folder
     made_here: str = ""  # "folder": this call made the run folder; "contents": it filled an empty one given to it
     execution: _Run | None = None
+    asked_processes = 1
     try:
         if resume is not None:
             path = Path(resume).expanduser()
@@ -116,6 +117,9 @@ def run(
                 raise ConfigError("", f"run {path.name} has no checkpoint to resume from", "start it again instead")
         else:
             config.validate()
+            asked_processes = config.train.processes
+            config = config.copy()
+            config.train.processes = parallel.world_size  # config.toml says what ran (a resume runs as many)
             pick_device(
                 config.train.device, config.train.precision, local_rank=parallel.local_rank
             )  # no folder for a run that cannot start
@@ -144,6 +148,7 @@ def run(
         if parallel.main:
             write_status(path, "running")
         execution = _Run(config, path, report, control, parallel, resuming=resume is not None)
+        execution.asked_processes = asked_processes
         result = execution.execute()
     except Exception as err:  # noqa: BLE001 - every error ends as a Failed event; bugs stay loud in error.log
         result = failed_event(err, path, started_in, parallel)
@@ -185,6 +190,7 @@ class _Run:
         self.started = time.time()
         self.session: Session | None = None  # made once the device, the tokenizer and the data are known
         self.training_started = False  # until then a failure has changed nothing worth keeping
+        self.asked_processes = config.train.processes  # train.processes before run() recorded what runs
         self.kept: dict[str, Any] = {}  # keep = "importance": the layers kept and their scores (for the summary)
 
     # -- setup ----------------------------------------------------------------
@@ -194,6 +200,19 @@ class _Run:
         torch.manual_seed(cfg.train.seed)
         self.dev = pick_device(cfg.train.device, cfg.train.precision, local_rank=self.parallel.local_rank)
         self.report(Log(f"device: {self.dev.label}, precision {self.dev.precision}"))
+        world = self.parallel.world_size
+        if world > 1:
+            self.report(
+                Log(f"{world} processes, data parallel ({world} x {cfg.train.batch_size} sequences a micro-batch)")
+            )
+        if self.asked_processes > world:
+            self.report(
+                Log(
+                    f"train.processes is {self.asked_processes} but this run has {world} process(es): the window "
+                    "launches train.processes; from a terminal, torchrun --nproc_per_node N decides",
+                    level="warning",
+                )
+            )
         checkpoint = latest_checkpoint(self.run_dir) if self.resuming else None
         teacher_dir = self.run_dir / "teacher"
         self.language = toy_language() if is_toy(cfg) else None

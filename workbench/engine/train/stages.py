@@ -168,7 +168,7 @@ class Session:
         last_metrics: dict[str, float] = {}
         while step < total:
             paused_from = time.perf_counter()
-            if self._wait_while_paused():
+            if self._wait_while_paused() if world == 1 else self._all_stopping(device):
                 return self._stop(stage, step, model, optimizer, iterator)
             paused_s = time.perf_counter() - paused_from
             if paused_s > 0.01:  # time spent paused is not training time: tokens/s and the ETA leave it out
@@ -267,9 +267,22 @@ class Session:
                         "lower the learning rate or the temperature, or use fp32; the last good checkpoint is kept",
                     )
                 self.checkpoint(stage, step, model, optimizer, iterator)
-            if self.control.stopping and step < total:
+            if world == 1 and self.control.stopping and step < total:
                 return self._stop(stage, step, model, optimizer, iterator)
         return StageResult("completed", step, last_metrics)
+
+    def _all_stopping(self, device: torch.device) -> bool:
+        """Under torchrun: whether any process was told to stop (or cancel), asked of all of them before each
+        step, so that all stop at the same step. A signal (torchrun forwards SIGINT / SIGTERM to every process)
+        reaches them at slightly different times; a process that stopped alone would wait in the checkpoint's
+        barrier while the others wait in the next step's all-reduce."""
+        flags = torch.tensor([float(self.control.stop.is_set()), float(self.control.cancel.is_set())], device=device)
+        stop, cancel = (bool(v > 0) for v in self.parallel.all_sum(flags).tolist())
+        if cancel and not self.control.cancel.is_set():
+            self.control.request_cancel()
+        elif stop and not self.control.stop.is_set():
+            self.control.request_stop()
+        return stop or cancel
 
     def _wait_while_paused(self) -> bool:
         """Blocks while paused; True when the run should stop."""

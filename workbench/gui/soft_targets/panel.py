@@ -202,6 +202,22 @@ class SoftTargetsPanel(QWidget):
             self._show_state()
         self._update_replay()
 
+    def handle_probes(self, probes: list) -> None:
+        """Take several Probe events at once (a followed run's backlog): each joins the history, the newest is
+        drawn once."""
+        if not probes:
+            return
+        self.run_t_button.setText(f"run's T = {probes[-1].temperature:g}")
+        self.run_t_button.show()
+        self._live = True
+        changed = False
+        for probe in probes:
+            changed = self.state.take_probe(probe) or changed
+        self._sync_prompt_list()
+        if changed:
+            self._show_state()
+        self._update_replay()
+
     def load_run_probes(self, path: str | Path) -> None:
         """Read the Probe events of the finished run at ``path`` (its events.jsonl, on the background thread)
         for the replay; they replace the probes shown now."""

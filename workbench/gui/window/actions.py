@@ -147,8 +147,9 @@ class ActionsMixin:
         self.run_toolbar = bar
 
     def _update_actions(self) -> None:
+        launched = self.launcher.is_running()
         state = self.controller.state()
-        running = self.controller.is_running()
+        running = self.controller.is_running() or launched
         # The form's own errors and the plan's (a tokenizer that differs, too many positions) both land here:
         # Start and the baseline of the form are disabled with the reason. Resuming a run folder is not: it
         # runs that folder's configuration, not the form's.
@@ -175,9 +176,10 @@ class ActionsMixin:
         self.reason_label.setVisible(not self._valid)  # at once, not at the next layout pass
         self.pause_action.setEnabled(state in (RUNNING, PAUSED))
         self.pause_action.setText("&Resume" if state == PAUSED else "&Pause")
-        self.stop_action.setEnabled(state in (RUNNING, PAUSED))
-        self.cancel_action.setEnabled(running)
-        # getattr: the first call comes before the following part is built
-        self.stop_following_action.setEnabled(getattr(self, "_follow_dir", None) is not None)
+        # a launched run stops (SIGTERM: a checkpoint); pausing and cancelling act on a run in this process
+        self.stop_action.setEnabled(state in (RUNNING, PAUSED) or (launched and self.launcher.state() == RUNNING))
+        self.cancel_action.setEnabled(self.controller.is_running())
+        # getattr: the first call comes before the following part is built; a launched run's folder is ours
+        self.stop_following_action.setEnabled(getattr(self, "_follow_dir", None) is not None and not launched)
         self.follow_action.setEnabled(not running)  # our own run has the charts until it ends
         self.runs_panel.set_busy(running)

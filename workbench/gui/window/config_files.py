@@ -63,15 +63,22 @@ class ConfigFilesMixin:
             self.save_config_to(path)
 
     def command_line(self) -> str:
-        """The `workbench run` command that repeats the form's configuration."""
+        """The `workbench run` command that repeats the form's configuration (under torchrun when it trains
+        with several processes)."""
         try:
             base_cfg = load_config(self._base)
             base = self._base
         except ConfigError:
             base_cfg, base = load_config("toy"), "toy"
+        cfg = self.config_panel.config()
         parts = ["workbench", "run", shlex.quote(base)]
-        for item in overrides_between(base_cfg, self.config_panel.config()):
+        for item in overrides_between(base_cfg, cfg):
             parts += ["--set", shlex.quote(item)]
+        if cfg.train.processes > 1:
+            # what Start launches: torchrun's processes write to one run folder, named up front
+            folder = Path(cfg.runs_dir) / f"{cfg.name}-{cfg.train.processes}p"
+            launcher = ["torchrun", "--standalone", "--nproc_per_node", str(cfg.train.processes), "-m", "workbench.cli"]
+            return " ".join([*launcher, *parts[1:], "--run-dir", shlex.quote(str(folder))])
         return " ".join(parts)
 
     @Slot()

@@ -9,18 +9,26 @@ looks like one of ours, except that Pause and Stop, which act on our own run, st
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import QFileDialog, QLabel
 
-from workbench.follow import FINAL_STATUSES, EventFollower, is_run_folder, written_status
+from workbench.follow import FINAL_STATUSES, MAX_LINES, EventFollower, is_run_folder, written_status
 from workbench.run_folder import load_run_config
 
 POLL_MS = 500
 CATCH_UP_MS = 15  # between chunks of a backlog: long enough for the window to paint and answer
+READ_SECONDS = 0.006  # reading and parsing per tick at most
+SHOW_SECONDS = 0.006  # showing what was read: the next tick reads as many lines as this tick showed in that time
+MIN_LINES = 20
 QUIET_TICKS = 3  # a final status.json with no final event after this many empty ticks: the writer is gone
 NOT_OURS = "{what} acts on runs started in this window; {name} is run by another process."
+LAUNCHED = (
+    "{what} acts on a run in this window's process; {name} is {launched}: Stop ends it after the current step "
+    "with a checkpoint."
+)
 
 
 class FollowMixin:
@@ -32,6 +40,8 @@ class FollowMixin:
         self._follow_last_kind = ""
         self._follow_quiet = 0
         self._follow_toy = False
+        self._follow_launched = False
+        self._follow_final = None
         # built after the actions: their own tooltips come back when following stops
         self._own_tips = {a: a.toolTip() for a in (self.pause_action, self.stop_action, self.cancel_action)}
         self._follow_timer = QTimer(self)
@@ -53,7 +63,7 @@ class FollowMixin:
     def follow_run_folder(self, path: str | Path) -> bool:
         """Show the run in ``path`` and follow it as its events arrive; False (with a banner) if it cannot."""
         path = Path(path)
-        if self.controller.is_running():
+        if self.run_active():
             self.banner.show_message(
                 "A run of this window is running, so its charts cannot follow another one.",
                 "Open the folder once it has finished, or stop it first.",
@@ -72,22 +82,29 @@ class FollowMixin:
         except Exception:  # noqa: BLE001 - no or unreadable config.toml: its events still show
             toy = False
         self.banner.dismiss()
-        self._follow_toy = toy
         self._clear_live_view(truth_expected=toy)
         self.progress.reset("Following...")
+        self._begin_following(path, toy)
+        return True
+
+    def _begin_following(self, path: Path, toy: bool, launched_by: str = "") -> None:
+        """Follow ``path`` (the live view already cleared); ``launched_by``: the launched run's description
+        (``LaunchMixin``), whose end is the launcher's exit rather than the folder's status."""
+        self._follow_toy = toy
         self._follower = EventFollower(path / "events.jsonl")
         self._follow_dir = path
+        self._follow_launched = bool(launched_by)
+        self._follow_final = None
         self._follow_last_kind = ""
         self._follow_quiet = 0
-        self.follow_label.setText(f"Following {path.name}")
+        self.follow_label.setText(f"{launched_by}: {path.name}" if launched_by else f"Following {path.name}")
         self.follow_label.setToolTip(str(path))
         self.follow_label.show()
-        self._mark_not_ours(path.name)
+        self._mark_not_ours(path.name, launched_by)
         self.log_view.add(f"Following {path}")
         self.statusBar().showMessage(f"Following {path.name}", 6000)
         self._follow_timer.start(0)  # the first tick at once; then every POLL_MS
         self._update_actions()
-        return True
 
     @Slot()
     def stop_following(self) -> None:
@@ -97,31 +114,63 @@ class FollowMixin:
         self._follow_timer.stop()
         self.log_view.add(f"Stopped following {self._follow_dir.name}")
         self._follower, self._follow_dir = None, None
+        self._follow_launched = False
         self.follow_label.hide()
         self._mark_not_ours(None)
         self._update_actions()
 
-    def _mark_not_ours(self, name: str | None) -> None:
-        """Pause and Stop are disabled while following (no run of ours); their tooltips say why."""
+    def _mark_not_ours(self, name: str | None, launched_by: str = "") -> None:
+        """Pause and Stop are disabled while following (no run of ours); their tooltips say why. A launched run
+        is ours to stop (SIGTERM, a checkpoint), not to pause or cancel: those act on a run in this process."""
         for action, what in ((self.pause_action, "Pause"), (self.stop_action, "Stop"), (self.cancel_action, "Cancel")):
-            action.setToolTip(NOT_OURS.format(what=what, name=name) if name else self._own_tips[action])
+            if not name or (launched_by and action is self.stop_action):
+                action.setToolTip(self._own_tips[action])
+            elif launched_by:
+                action.setToolTip(LAUNCHED.format(what=what, name=name, launched=launched_by.lower()))
+            else:
+                action.setToolTip(NOT_OURS.format(what=what, name=name))
 
     @Slot()
     def _follow_tick(self) -> None:
         follower, folder = self._follower, self._follow_dir
         if follower is None or folder is None:
             return
-        batch = follower.read_new()
+        batch = follower.read_new(READ_SECONDS)
         if batch.started_over:
             self._clear_live_view(truth_expected=self._follow_toy)
             self.log_view.add(f"{folder.name}/events.jsonl was replaced; reading it from its start", "warning")
+        shown_from = time.perf_counter()
+        probes, last_step = [], None
         for event in batch.events:
-            self._on_run_event(event)
             self._follow_last_kind = getattr(event, "kind", "")
+            if self._follow_last_kind == "probe":
+                probes.append(event)  # drawn once, the newest, after the tick's other events
+            elif self._follow_last_kind == "step":  # the charts take every step; the progress strip the last
+                self.charts.handle_event(event)
+                last_step = event
+            else:
+                if last_step is not None:
+                    self.progress.set_step(last_step)  # before a stage or the end changes the strip
+                    last_step = None
+                self._on_run_event(event)
+                if self._follow_last_kind in ("finished", "failed"):
+                    self._follow_final = event
+        if last_step is not None:
+            self.progress.set_step(last_step)
+        if batch.events and self.first_point_time is None and any(e.kind in ("step", "eval") for e in batch.events):
+            self.first_point_time = time.perf_counter()
+        self.soft_targets.handle_probes(probes)
+        if batch.events:  # the next tick reads what can be shown in SHOW_SECONDS at this tick's pace
+            per_event = (time.perf_counter() - shown_from) / len(batch.events)
+            follower.max_lines = max(MIN_LINES, min(MAX_LINES, int(SHOW_SECONDS / max(per_event, 1e-7))))
         if batch.more:
             self._follow_timer.setInterval(CATCH_UP_MS)
             return
         self._follow_timer.setInterval(POLL_MS)
+        if self._follow_launched:
+            if not self.launcher.is_running():  # it has exited, and every line it wrote has been read
+                self._launched_run_ended(folder, self._follow_final)
+            return
         status = written_status(folder)
         if status not in FINAL_STATUSES:
             self._follow_quiet = 0

@@ -39,6 +39,7 @@ from workbench.gui.window.baselines import BaselinesMixin
 from workbench.gui.window.config_files import ConfigFilesMixin, default_config
 from workbench.gui.window.following import FollowMixin
 from workbench.gui.window.help import HelpMixin
+from workbench.gui.window.launching import LaunchMixin
 from workbench.gui.window.presentation import PresentationMixin
 from workbench.gui.window.run_bar import STAGE_TITLES, MessageBanner, RunProgress
 from workbench.gui.window.run_log import RunLog
@@ -57,6 +58,7 @@ class MainWindow(
     ConfigFilesMixin,
     FollowMixin,
     HelpMixin,
+    LaunchMixin,
     PresentationMixin,
     RunsTabMixin,
     SettingsMixin,
@@ -94,6 +96,7 @@ class MainWindow(
         # Import torch/transformers/the engine on the planning thread while the window builds:
         # about 3 s on a laptop CPU that would otherwise come between Start and the first point.
         self.planner.warm_up()
+        self._build_launching()
 
         self._build_widgets()
         self._build_actions()
@@ -202,7 +205,7 @@ class MainWindow(
         self._request_plan(cfg)
 
     def _request_plan(self, cfg: RunConfig) -> None:
-        if not self.controller.is_running() and not self.is_following():  # charts of a run follow it, not the form
+        if not self.run_active() and not self.is_following():  # charts of a run follow it, not the form
             self.charts.set_truth_expected(cfg.data.source == "toy")
         # The planner answers only its newest request, so the plan that arrives next is this configuration's.
         self._plan_cfg = cfg.copy()
@@ -244,8 +247,9 @@ class MainWindow(
     # -- run control ----------------------------------------------------------------
     @Slot()
     def start_run(self, cfg: RunConfig | None = None, resume_dir: str | None = None) -> bool:
-        """Start a run of ``cfg`` (default: the form); False if it cannot start now."""
-        if self.controller.is_running():
+        """Start a run of ``cfg`` (default: the form); False if it cannot start now. With ``train.processes`` above
+        1 the run is launched as processes of its own (``LaunchMixin``) and followed."""
+        if self.run_active():
             return False
         if cfg is None or isinstance(cfg, bool):  # triggered(bool) from the action
             if not self._valid:
@@ -259,7 +263,8 @@ class MainWindow(
         self.banner.dismiss()
         self.stop_following()  # our own run takes the charts
         self._clear_live_view(truth_expected=cfg.data.source == "toy")
-        if resume_dir:
+        launched = cfg.train.processes > 1
+        if resume_dir and not launched:  # a launched run's folder is followed from its first event
             # Earlier curves first, so the resumed run continues them; its earlier probes join the replay.
             earlier = self._run_events(resume_dir)
             self.charts.load_events(earlier)
@@ -269,7 +274,11 @@ class MainWindow(
         self.progress.reset("Starting...")
         self.runs_panel.set_runs_dir(cfg.runs_dir)
         self._remember_config(cfg)
-        self.controller.start(cfg, resume_dir=resume_dir)
+        if launched:
+            if not self._launch_run(cfg, resume_dir):
+                return False
+        else:
+            self.controller.start(cfg, resume_dir=resume_dir)
         what = f"Resuming {Path(resume_dir).name}" if resume_dir else f"Started {cfg.name}"
         self.log_view.add(what)
         self.run_started.emit()
@@ -305,7 +314,10 @@ class MainWindow(
 
     @Slot()
     def stop_run(self) -> None:
-        self.controller.stop()
+        if self.launcher.is_running():
+            self.launcher.stop()
+        else:
+            self.controller.stop()
 
     @Slot()
     def cancel_run(self) -> None:
@@ -397,13 +409,15 @@ class MainWindow(
 
     # -- closing ------------------------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        if self.controller.is_running() and not self._close_when_idle:
-            # Stop cleanly first; the window closes when the checkpoint is written.
+        if self.run_active() and not self._close_when_idle:
+            # Stop cleanly first; the window closes when the checkpoint is written (a launched run: when its
+            # processes have written it and exited).
             self._close_when_idle = True
-            self.controller.stop()
+            self.stop_run()
             self.statusBar().showMessage("Stopping the run and writing its checkpoint; the window closes next...")
             event.ignore()
             return
+        self.launcher.shutdown()  # a second close during a launched run waits here (then kills it)
         self.stop_following()
         self.save_settings()
         self.controller.shutdown()  # a second close during a run waits here

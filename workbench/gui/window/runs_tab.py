@@ -46,7 +46,7 @@ class RunsTabMixin:
         self.tabs.setCurrentWidget(self.runs_panel)
 
     def _on_soft_targets_requested(self, path: str) -> None:
-        if self.controller.is_running():
+        if self.run_active():
             self.banner.show_message(
                 "The soft-targets panel follows the running run.",
                 "Inspect another run once this one has finished.",
