@@ -38,17 +38,24 @@ TEACHER_DIR = "teacher"
 STATUS_FILE = "status.json"
 
 
-def create_run_dir(config: RunConfig) -> Path:
-    """A new, uniquely named run folder with ``config.toml`` written into it."""
-    root = Path(config.runs_dir).expanduser()
+def new_stamped_folder(root: Path, name: str) -> Path:
+    """A new, empty ``root/<YYYYmmdd-HHMMSS>-<name>[-N]`` folder (run folders, sweep folders); ``root`` is
+    made when missing. ``mkdir`` without ``exist_ok`` claims the name, so two starts in one second differ."""
     make_folder(root, "runs_dir")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = root / f"{stamp}-{config.name}"
     suffix = 1
-    while path.exists():
-        suffix += 1
-        path = root / f"{stamp}-{config.name}-{suffix}"
-    path.mkdir()
+    while True:
+        path = root / (f"{stamp}-{name}" if suffix == 1 else f"{stamp}-{name}-{suffix}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            suffix += 1
+
+
+def create_run_dir(config: RunConfig) -> Path:
+    """A new, uniquely named run folder with ``config.toml`` written into it."""
+    path = new_stamped_folder(Path(config.runs_dir).expanduser(), config.name)
     try:
         with writing("the run's config.toml", path):
             config.save(path / "config.toml")

@@ -35,7 +35,7 @@ from typing import Any, get_type_hints
 from workbench.config.presets import read_config_text
 from workbench.config.schema import RunConfig
 from workbench.errors import ConfigError, WriteFailed, writing
-from workbench.run_folder import make_folder, write_json
+from workbench.run_folder import new_stamped_folder, write_json
 
 SWEEP_FILE = "sweep.json"
 BASE_FILE = "base.toml"
@@ -299,14 +299,7 @@ class Sweep:
     def create_dir(self, runs_dir: str | Path | None = None) -> Path:
         """A new sweep folder with ``base.toml`` and ``sweep.json`` (every cell pending)."""
         root = Path(runs_dir if runs_dir is not None else self.base.runs_dir).expanduser()
-        make_folder(root, "runs_dir")
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = root / f"{stamp}-sweep-{self.base.name}"
-        suffix = 1
-        while path.exists():
-            suffix += 1
-            path = root / f"{stamp}-sweep-{self.base.name}-{suffix}"
-        path.mkdir()
+        path = new_stamped_folder(root, f"sweep-{self.base.name}")
         try:
             with writing("the sweep's base.toml", path):
                 self.base.save(path / BASE_FILE)
