@@ -243,7 +243,24 @@ class ChoiceEditor(FieldEditor):
         self.input.blockSignals(False)
 
 
-class BoundedSpinBox(QSpinBox):
+class _StepsWithinBounds:
+    """The arrows, wheel and Page keys of a spin box whose typed range is wider than the field's ``bounds``:
+    enabled only towards the field's range."""
+
+    bounds: tuple[float, float]
+
+    def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:  # noqa: N802 - Qt override
+        flags = QAbstractSpinBox.StepEnabledFlag.StepNone
+        low, high = self.bounds
+        value = self.value()
+        if value < high:
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
+        if value > low:
+            flags |= QAbstractSpinBox.StepEnabledFlag.StepDownEnabled
+        return flags
+
+
+class BoundedSpinBox(_StepsWithinBounds, QSpinBox):
     """A spin box that takes any typed whole number from 0 (or the field's minimum, when lower) to the field's
     maximum, while its arrows, wheel and Page keys stay between the field's minimum and maximum.
 
@@ -258,16 +275,6 @@ class BoundedSpinBox(QSpinBox):
         self.bounds = (low, high)
         self.setRange(min(low, 0), high)
 
-    def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:  # noqa: N802 - Qt override
-        flags = QAbstractSpinBox.StepEnabledFlag.StepNone
-        low, high = self.bounds
-        value = self.value()
-        if value < high:
-            flags |= QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
-        if value > low:
-            flags |= QAbstractSpinBox.StepEnabledFlag.StepDownEnabled
-        return flags
-
     def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
         low, high = self.bounds
         value = self.value()
@@ -276,8 +283,42 @@ class BoundedSpinBox(QSpinBox):
             super().stepBy((target - value) // self.singleStep())
 
 
-class IntEditor(FieldEditor):
+class _SpinEditor(FieldEditor):
+    """What the whole-number and the decimal editors share: a value typed outside the field's range is kept
+    (the config rejects it and the field is marked), and text that is no number at all is flagged."""
+
+    number: type = float
+
+    def _range_hint(self, low: float, high: float) -> str:
+        return f"type a number from {low:g} to {high:g}"
+
+    def _changed(self, value: float) -> None:  # valueChanged(int) or valueChanged(float)
+        self._emit(self.number(value))
+
+    @Slot(str)
+    def _text_edited(self, text: str) -> None:
+        box = self.input
+        if box.validate(text, 0)[0] == QValidator.State.Acceptable:
+            # also when the number is the value already there (after clearing the box), which valueChanged misses
+            if self.parse_error is not None:
+                self._emit(self.number(box.valueFromText(text)))
+            return
+        self._emit(None, self._range_hint(*box.bounds))
+
+    @Slot()
+    def _editing_finished(self) -> None:
+        # focus left an empty box: Qt put the last value back, which is the one the config holds
+        if self.parse_error is not None and self.input.validate(self.input.text(), 0)[0] == QValidator.State.Acceptable:
+            self._emit(self.number(self.input.value()))
+
+
+class IntEditor(_SpinEditor):
     """Whole numbers in a spin box; one below the field's minimum is kept and flagged, and an empty box too."""
+
+    number = int
+
+    def _range_hint(self, low: float, high: float) -> str:
+        return f"type a whole number from {low:,} to {high:,}"
 
     def _build(self) -> QWidget:
         low, high = int(self.meta.get("min", 0)), min(int(self.meta.get("max", INT32_MAX)), INT32_MAX)
@@ -291,27 +332,6 @@ class IntEditor(FieldEditor):
         box.editingFinished.connect(self._editing_finished)
         return box
 
-    @Slot(int)
-    def _changed(self, value: int) -> None:
-        self._emit(int(value))
-
-    @Slot(str)
-    def _text_edited(self, text: str) -> None:
-        box = self.input
-        if box.validate(text, 0)[0] == QValidator.State.Acceptable:
-            # also when the number is the value already there (after clearing the box), which valueChanged misses
-            if self.parse_error is not None:
-                self._emit(box.valueFromText(text))
-            return
-        low, high = box.bounds
-        self._emit(None, f"type a whole number from {low:,} to {high:,}")
-
-    @Slot()
-    def _editing_finished(self) -> None:
-        # focus left an empty box: Qt put the last value back, which is the one the config holds
-        if self.parse_error is not None and self.input.validate(self.input.text(), 0)[0] == QValidator.State.Acceptable:
-            self._emit(self.input.value())
-
     def set_value(self, value: Any) -> None:
         self.parse_error = None
         self.input.blockSignals(True)
@@ -319,7 +339,7 @@ class IntEditor(FieldEditor):
         self.input.blockSignals(False)
 
 
-class BoundedDoubleSpinBox(QDoubleSpinBox):
+class BoundedDoubleSpinBox(_StepsWithinBounds, QDoubleSpinBox):
     """A double spin box that takes a typed number well outside the field's range (a minus sign too), while
     its arrows, wheel and Page keys stay between the field's minimum and maximum.
 
@@ -340,16 +360,6 @@ class BoundedDoubleSpinBox(QDoubleSpinBox):
             reach = 10.0 * abs(value)
             self.setRange(min(self.minimum(), -reach), max(self.maximum(), reach))
 
-    def stepEnabled(self) -> QAbstractSpinBox.StepEnabledFlag:  # noqa: N802 - Qt override
-        flags = QAbstractSpinBox.StepEnabledFlag.StepNone
-        low, high = self.bounds
-        value = self.value()
-        if value < high:
-            flags |= QAbstractSpinBox.StepEnabledFlag.StepUpEnabled
-        if value > low:
-            flags |= QAbstractSpinBox.StepEnabledFlag.StepDownEnabled
-        return flags
-
     def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
         low, high = self.bounds
         value = self.value()
@@ -359,7 +369,7 @@ class BoundedDoubleSpinBox(QDoubleSpinBox):
             self.selectAll()
 
 
-class FloatEditor(FieldEditor):
+class FloatEditor(_SpinEditor):
     """Numbers in a spin box that keeps a typed or loaded value outside the field's range, so it is flagged."""
 
     def _build(self) -> QWidget:
@@ -372,27 +382,6 @@ class FloatEditor(FieldEditor):
         box.lineEdit().textEdited.connect(self._text_edited)
         box.editingFinished.connect(self._editing_finished)
         return box
-
-    @Slot(float)
-    def _changed(self, value: float) -> None:
-        self._emit(float(value))
-
-    @Slot(str)
-    def _text_edited(self, text: str) -> None:
-        box = self.input
-        if box.validate(text, 0)[0] == QValidator.State.Acceptable:
-            # also when the number is the value already there (after clearing the box), which valueChanged misses
-            if self.parse_error is not None:
-                self._emit(float(box.valueFromText(text)))
-            return
-        low, high = box.bounds
-        self._emit(None, f"type a number from {low:g} to {high:g}")
-
-    @Slot()
-    def _editing_finished(self) -> None:
-        # focus left an empty box: Qt put the last value back, which is the one the config holds
-        if self.parse_error is not None and self.input.validate(self.input.text(), 0)[0] == QValidator.State.Acceptable:
-            self._emit(float(self.input.value()))
 
     def set_value(self, value: Any) -> None:
         self.parse_error = None
