@@ -137,6 +137,21 @@ def _muted(text: str) -> str:
     return f"<span class='muted'>{text}</span>"
 
 
+def _table(header: list[str], rows: list[list[str]], footer: list[str]) -> str:
+    """A full-width rich-text table: the first column (the words) left-aligned, the numbers right-aligned."""
+
+    def row(cells: list[str], tag: str) -> str:
+        first, *rest = cells
+        return (
+            f"<tr><{tag} align='left'>{first}</{tag}>"
+            + "".join(f"<{tag} align='right'>{c}</{tag}>" for c in rest)
+            + "</tr>"
+        )
+
+    body = "".join(row(r, "td") for r in rows)
+    return f"<table width='100%' cellspacing='0' cellpadding='2'>{row(header, 'th')}{body}{row(footer, 'td')}</table>"
+
+
 def comparison_temperature(moment: Moment, settings: Settings) -> float:
     """The T the temperature section puts beside T = 1: the bars' when the slider is off 1, else the run's
     (distill.temperature), else 4."""
@@ -238,16 +253,10 @@ def _temperature(m: Moment | None, s: Settings) -> str:
     order = np.argsort(-p1, kind="stable")
     first = int(order[0])
     h1, ht = bits(p1), bits(pt)
-    rows = "".join(
-        f"<tr><td>{word(m.words[i])}</td><td align='right'>{percent(p1[i])}</td>"
-        f"<td align='right'>{percent(pt[i])}</td></tr>"
-        for i in order[:5]
-    )
-    table = (
-        "<table width='100%' cellspacing='0' cellpadding='2'>"
-        f"<tr><th align='left'>word</th><th align='right'>T = 1</th><th align='right'>T = {_t(t)}</th></tr>"
-        f"{rows}<tr><td>{_muted('entropy')}</td><td align='right'>{h1:.2f} bits</td>"
-        f"<td align='right'>{ht:.2f} bits</td></tr></table>"
+    table = _table(
+        ["word", "T = 1", f"T = {_t(t)}"],
+        [[word(m.words[i]), percent(p1[i]), percent(pt[i])] for i in order[:5]],
+        [_muted("entropy"), f"{h1:.2f} bits", f"{ht:.2f} bits"],
     )
     return idea + (
         f"<p>Here the teacher's top word {word(m.words[first])} has {percent(p1[first])} at T = 1 and "
@@ -347,16 +356,13 @@ def _kl(m: Moment | None, s: Settings) -> str:
         )
 
     rows_idx = list(dict.fromkeys([*np.argsort(-p, kind="stable")[:3], *top_f, *top_r]))
-    rows = "".join(
-        f"<tr><td>{word(m.words[i])}</td><td align='right'>{percent(p[i])}</td><td align='right'>"
-        f"{percent(q[i])}</td><td align='right'>{fwd_terms[i]:+.3f}</td><td align='right'>{rev_terms[i]:+.3f}</td></tr>"
-        for i in rows_idx
-    )
-    table = (
-        "<table width='100%' cellspacing='0' cellpadding='2'><tr><th align='left'>word</th><th align='right'>teacher"
-        "</th><th align='right'>student</th><th align='right'>fwd</th><th align='right'>rev</th></tr>"
-        f"{rows}<tr><td>{_muted('KL (all words)')}</td><td></td><td></td><td align='right'>{forward:.3f}</td>"
-        f"<td align='right'>{reverse:.3f}</td></tr></table>"
+    table = _table(
+        ["word", "teacher", "student", "fwd", "rev"],
+        [
+            [word(m.words[i]), percent(p[i]), percent(q[i]), f"{fwd_terms[i]:+.3f}", f"{rev_terms[i]:+.3f}"]
+            for i in rows_idx
+        ],
+        [_muted("KL (all words)"), "", "", f"{forward:.3f}", f"{reverse:.3f}"],
     )
     return (
         idea
