@@ -12,6 +12,8 @@ and writes:
 - ``light.png``           the light theme
 - ``architecture.png``    the architecture tab (teacher and student block by block)
 - ``replay.png``          the distilled run reopened from the Runs tab, replayed at an early distillation step
+- ``bought-card.png``     "What distillation bought": the teacher, the distilled student and its baseline
+- ``help-panel.png``      the "What am I looking at?" panel (F1) beside the replayed run's bars
 - ``sweep-grid.png``      a 2x2 sweep (temperature x alpha) distilling that run's teacher, its grid opened from
                           the Runs tab (four more runs of the preset's distillation steps; no teacher trained)
 
@@ -174,6 +176,16 @@ def main(argv: list[str] | None = None) -> int:
         shot("runs-table.png")
         window.runs_panel.set_checked(window.controller.run_dir(), False)
         window.tabs.setCurrentIndex(0)
+        # The card: what the distilled student bought over the same student trained on hard labels.
+        card = window.runs_panel.show_bought(kd_run, baseline=window.controller.run_dir())
+        if card is None:
+            raise RuntimeError("the 'What distillation bought' card did not open")
+        _settle(app)
+        card_path = out / "bought-card.png"
+        if not card.save_png(card_path):
+            raise RuntimeError(f"could not write {card_path}")
+        print(f"wrote {card_path}")
+        card.close()
 
         # 3. Presentation mode (not full screen: the offscreen screen is small).
         window.set_presentation(True, fullscreen=False)
@@ -205,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
             raise RuntimeError("the run has fewer than two distillation probes to replay")
         panel.select_step(early[1])
         shot("replay.png")
+        # The help panel (F1) explains those bars with their own numbers.
+        window.show_help()
+        shot("help-panel.png")
+        window.help_dock.hide()
 
         # 7. A sweep over temperature and alpha, its grid opened from the Runs tab.
         sweep_grid_shot(app, window, cfg, kd_run, out, args.timeout)
