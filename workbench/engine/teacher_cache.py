@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from workbench import paths
-from workbench.engine.losses import LossParts, LossSettings, check_loss_arguments, loss_rows_and_settings
+from workbench.engine.losses import IGNORE_INDEX, LossParts, LossSettings, check_loss_arguments, loss_targets_and_settings
 
 CACHE_VERSION = 1
 BUILD_BATCH_POSITIONS = 8192
@@ -310,7 +310,7 @@ def topk_distill_loss(
         raise ValueError(
             f"the cached teacher's vocabulary ({teacher.vocab_size}) differs from the student's ({student_logits.shape[-1]})"
         )
-    rows, targets, settings = loss_rows_and_settings(
+    targets, valid, settings = loss_targets_and_settings(
         labels,
         student_logits.device,
         temperature=temperature,
@@ -322,42 +322,38 @@ def topk_distill_loss(
         num_valid_tokens=num_valid_tokens,
         chunk_positions=chunk_positions,
     )
-    vocab = student_logits.shape[-1]
+    vocab, k = student_logits.shape[-1], teacher.ids.shape[-1]
     flat_student = student_logits.reshape(-1, vocab)
+    flat_ids, flat_logp, flat_tail = teacher.ids.reshape(-1, k), teacher.logp.reshape(-1, k), teacher.tail.reshape(-1)
     kd_sum = ce_sum = torch.zeros((), dtype=torch.float32, device=student_logits.device)
     total = flat_student[:0].float().sum()  # 0, but part of the graph even when no row has a target
-    flat = (teacher.ids.reshape(-1, teacher.ids.shape[-1]), teacher.logp.reshape(-1, teacher.ids.shape[-1]))
-    flat_tail = teacher.tail.reshape(-1)
-    for start in range(0, rows.numel(), settings.chunk_positions):
-        index = rows[start : start + settings.chunk_positions]
+    for start in range(0, flat_student.shape[0], settings.chunk_positions):
+        stop = start + settings.chunk_positions
         kd, ce = _chunk_terms(
-            flat_student.index_select(0, index),
-            flat[0].index_select(0, index),
-            flat[1].index_select(0, index),
-            flat_tail.index_select(0, index),
-            targets[start : start + settings.chunk_positions],
+            flat_student[start:stop],
+            flat_ids[start:stop],
+            flat_logp[start:stop],
+            flat_tail[start:stop],
+            targets[start:stop],
             teacher.vocab_size,
             settings,
         )
         kd_sum = kd_sum + kd.detach()
         ce_sum = ce_sum + ce.detach()
         total = total + (alpha * settings.kd_scale) * kd + (1.0 - alpha) * ce
-    loss = total / settings.denominator
-    return LossParts(
-        loss=loss,
-        kd=(kd_sum * settings.kd_scale / settings.denominator).detach(),
-        ce=(ce_sum / settings.denominator).detach(),
-        n_tokens=int(rows.numel()),
-    )
+    _, kd_mean, ce_mean = settings.means(kd_sum, ce_sum)
+    return LossParts(loss=total / settings.denominator, kd=kd_mean, ce=ce_mean, valid=valid)
 
 
 def _chunk_terms(student, ids, logp, tail, targets, vocab_size: int, settings: LossSettings):
-    """Sums of the bucketed KL and of the CE over one chunk of rows (with their graphs)."""
+    """Sums of the bucketed KL and of the CE over one chunk of rows (with their graphs); a row whose target
+    is -100 is computed and weighted 0 (no data-dependent shape, so no host sync)."""
     with torch.autocast(student.device.type, enabled=False):
         temperature = settings.temperature
         teacher_b = tempered_teacher_buckets(logp, tail, vocab_size, temperature)
-        kd = bucket_kl(teacher_b, student_buckets(student, ids, temperature)).sum()
-        ce = F.cross_entropy(student.float(), targets, reduction="sum")
+        per_row = bucket_kl(teacher_b, student_buckets(student, ids, temperature))
+        kd = torch.where(targets != IGNORE_INDEX, per_row, 0.0).sum()
+        ce = F.cross_entropy(student.float(), targets, reduction="sum", ignore_index=IGNORE_INDEX)
     return kd, ce
 
 
