@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from .test_cli import TINY
 
 
@@ -92,3 +94,62 @@ def test_a_failure_in_one_process_ends_the_whole_run_with_its_message(tmp_path):
     )
     assert done.returncode != 0
     assert "no space left on device" in done.stderr
+
+
+_COUNT_FUSED = """
+import os, sys
+from workbench.engine.train import objective
+real = objective.fused_distill_loss
+
+def counted(*args, **kwargs):  # which processes took the fused path, and how often
+    with open(os.path.join(os.environ["FUSED_CALLS_DIR"], "rank-" + os.environ.get("RANK", "0")), "a") as out:
+        out.write("call\\n")
+    return real(*args, **kwargs)
+
+objective.fused_distill_loss = counted
+from workbench.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _fused_run(tmp_path, name: str, processes: int) -> tuple[list, list[str]]:
+    from workbench.events import read_events
+
+    script = tmp_path / "count_fused.py"
+    script.write_text(_COUNT_FUSED)
+    calls = tmp_path / f"{name}-calls"
+    calls.mkdir()
+    run_dir = tmp_path / name
+    # The same global batch: 8 sequences per micro-batch, one process or two of 4 each.
+    batch = ["--set", f"train.batch_size={8 // processes}", "--set", "distill.fused_loss=true"]
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]
+    launch += ["--master_port", str(_free_port())]
+    done = subprocess.run(
+        [*launch, str(script), "run", "toy-quick", *TINY, *batch, "--set", "train.log_interval=1"]
+        + ["--run-dir", str(run_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "FUSED_CALLS_DIR": str(calls)},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return read_events(str(run_dir / "events.jsonl")), sorted(p.name for p in calls.iterdir())
+
+
+def test_the_fused_loss_under_two_processes_trains_like_one_process_on_the_same_global_batch(tmp_path):
+    one, one_calls = _fused_run(tmp_path, "one", 1)
+    two, two_calls = _fused_run(tmp_path, "two", 2)
+    assert one_calls == ["rank-0"] and two_calls == ["rank-0", "rank-1"], "every process took the fused path"
+
+    def last(events, kind, stage="distill"):
+        return [e for e in events if e.kind == kind and getattr(e, "stage", None) == stage][-1]
+
+    step_one, step_two = last(one, "step"), last(two, "step")
+    assert step_two.step == step_one.step == 6
+    # The logged loss is the whole step's (each process's share added up), and the gradients were
+    # all-reduced (the output weight's too), so the trained students agree.
+    assert step_two.loss == pytest.approx(step_one.loss, rel=1e-4)
+    assert step_two.kd == pytest.approx(step_one.kd, rel=1e-4)
+    eval_one, eval_two = last(one, "eval").metrics, last(two, "eval").metrics
+    for key in ("student_ce", "kl_teacher_student"):
+        assert eval_two[key] == pytest.approx(eval_one[key], rel=1e-4), key

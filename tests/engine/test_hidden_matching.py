@@ -258,3 +258,44 @@ def test_layers_kept_by_importance_are_the_ones_matched(tmp_path):
     kept = result.summary["kept_layers"]
     assert any(e.kind == "log" and f"against teacher layers {kept}" in e.message for e in received)
     assert all(math.isfinite(e.hidden) for e in received if e.kind == "step" and e.stage == "distill")
+
+
+def test_on_policy_steps_add_the_term_over_the_positions_that_predict_a_sample(tmp_path):
+    """distill.on_policy with hidden matching: the student's own samples are compared layer by layer too, on the
+    positions whose target is a generated token (the prompt's are -100, as for the KD term)."""
+    from workbench.engine.train.run import run
+
+    received = []
+    overrides = {
+        "distill.hidden_weight": "1.5",
+        "distill.on_policy": "1.0",
+        "distill.on_policy_prompt_tokens": "4",
+        "distill.on_policy_new_tokens": "6",
+        "train.teacher_steps": "4",
+    }
+    result = run(_config(tmp_path / "on", **overrides), received.append)
+    assert result.status == "completed", result
+    steps = [e for e in received if e.kind == "step" and e.stage == "distill"]
+    assert steps and all(e.generate_s > 0 for e in steps)  # every step on-policy
+    assert all(math.isfinite(e.hidden) and e.hidden > 0 for e in steps)
+    for e in steps:  # on-policy steps use the soft term alone (alpha = 1) plus the weighted hidden term
+        assert e.loss == pytest.approx(e.kd + 1.5 * e.hidden, rel=1e-4)
+
+
+def test_the_on_policy_objective_matches_the_reference_term_on_generated_positions():
+    from workbench.engine.train.on_policy import prompt_masked_batch
+
+    teacher = _teacher()
+    kept = [0, 3]
+    student = _perturbed(derive_student(teacher, kept))
+    ids, _ = _batch()
+    batch = prompt_masked_batch(ids, 5)  # positions 4.. predict generated tokens
+    settings = RunConfig().distill
+    settings.hidden_weight, settings.hidden_loss = 1.0, "cosine"
+    objective = Objective(
+        settings, alpha=1.0, teacher=teacher, autocast=contextlib.nullcontext, chunk_positions=64, hidden_layers=kept
+    )
+    n = int((batch.labels[:, 1:] != -100).sum())
+    parts = objective(student, batch, n)
+    expected = reference_term(student, teacher, kept, ids, batch.labels, "cosine", n)
+    assert parts.hidden.item() == pytest.approx(expected, rel=1e-5)

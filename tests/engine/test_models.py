@@ -393,3 +393,27 @@ def test_models_built_and_loaded_from_several_threads_at_once_stay_whole(tmp_pat
         thread.join()
     assert not errors, errors
     assert len(loaded) == 6
+
+
+def test_memory_estimate_follows_the_fused_loss_and_the_teacher_cache():
+    """At a Qwen-sized vocabulary the logits dominate; the fused loss and the top-k cache remove most of them."""
+    vocab = 151936
+    config = hf_config_from_arch(tiny_arch(), vocab, pad_token_id=0, bos_token_id=None, eos_token_id=None)
+    student = count_parameters_for_config(config)
+
+    def estimate(**kw):
+        return estimate_training_memory(
+            500_000_000, student, student_hf_config=config, batch_size=8, seq_len=256, vocab_size=vocab,
+            precision="bf16", **kw,
+        )
+
+    full = estimate()
+    assert estimate(fused_loss=False, teacher_cache="full") == full  # the defaults are today's estimate
+    fused, cached = estimate(fused_loss=True), estimate(teacher_cache="topk", cache_k=64)
+    tokens = 8 * 256
+    assert full["logits"] >= 3 * tokens * vocab * 2
+    assert fused["logits"] < 0.1 * full["logits"]  # no [tokens, vocab] tensor at all
+    assert cached["logits"] < 0.7 * full["logits"]  # no teacher logits: the student's and their gradient remain
+    for other in ("teacher_weights", "student_weights", "gradients", "optimizer", "activations"):
+        assert fused[other] == cached[other] == full[other], other
+    assert fused["total"] == full["total"] - full["logits"] + fused["logits"]

@@ -126,3 +126,23 @@ def test_a_shape_the_config_refuses_adds_no_second_vaguer_error():
     assert plan.teacher_params > 0 and plan.student_params == 0
     cfg.teacher.arch = tiny_arch(layers=2, hidden=32, heads=5)
     assert plan_run(cfg).errors == []
+
+
+def test_the_plans_memory_follows_the_fused_loss_and_the_teacher_cache():
+    def logits_bytes(**distill):
+        cfg = RunConfig()
+        for name, value in distill.items():
+            setattr(cfg.distill, name, value)
+        plan = plan_run(cfg)
+        assert plan.memory, plan.errors
+        return plan.memory["logits"], plan.memory["total"]
+
+    full, full_total = logits_bytes()
+    fused, fused_total = logits_bytes(fused_loss=True)
+    cached, cached_total = logits_bytes(teacher_cache="topk")
+    # The toy vocabulary is small, so neither the fused loss's hidden-sized buffers nor the cached top-k are
+    # smaller than its logits (tests/engine/test_models.py checks the drop at a large vocabulary); here: the
+    # plan follows the settings.
+    assert fused != full and cached != full
+    assert full_total - fused_total == full - fused and full_total - cached_total == full - cached
+    assert logits_bytes(teacher_cache="topk", alpha=0.0)[0] == full  # alpha 0 builds no cache

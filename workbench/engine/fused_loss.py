@@ -26,22 +26,22 @@ from workbench.engine.losses import (
     _compute_dtype,
     check_loss_arguments,
     loss_chunk_positions,
-    loss_rows_and_settings,
+    loss_targets_and_settings,
+    scale_saved_gradients,
 )
 
 __all__ = ["fused_distill_loss"]
 
 
-def _chunk_logits(flat_hidden: Tensor, index: Tensor, weight: Tensor, bias: Tensor | None, dtype) -> Tensor:
-    h = flat_hidden.index_select(0, index).to(dtype)
-    logits = h @ weight.t()
+def _chunk_logits(hidden_chunk: Tensor, weight: Tensor, bias: Tensor | None, dtype) -> Tensor:
+    logits = hidden_chunk.to(dtype) @ weight.t()
     if bias is not None:
         logits += bias
     return logits
 
 
 class _FusedDistillLoss(torch.autograd.Function):
-    """Loss over selected rows, from hidden states and output weights, a chunk at a time.
+    """Loss over the rows (a -100 target weighs 0), from hidden states and output weights, a chunk at a time.
 
     Forward computes, per chunk, the logits, the loss and (through ``_chunk_loss``) the gradient of
     the chunk's share of the loss with respect to those logits, and accumulates it into gradients for
@@ -57,7 +57,6 @@ class _FusedDistillLoss(torch.autograd.Function):
         teacher_hidden,
         teacher_weight,
         teacher_bias,
-        rows,
         targets,
         settings: LossSettings,
     ):  # noqa: D401
@@ -77,25 +76,23 @@ class _FusedDistillLoss(torch.autograd.Function):
                 tw = teacher_weight.to(dtype)
                 tb = teacher_bias.to(dtype) if teacher_bias is not None else None
                 teacher = (flat_teacher, tw, tb)
-            grad_hidden = torch.zeros(flat_hidden.shape, dtype=dtype, device=device) if want_hidden else None
+            grad_hidden = torch.empty(flat_hidden.shape, dtype=dtype, device=device) if want_hidden else None
             grad_weight = torch.zeros(w.shape, dtype=dtype, device=device) if want_weight else None
             grad_bias = torch.zeros(w.shape[0], dtype=dtype, device=device) if want_bias else None
             kd_sum = torch.zeros((), dtype=dtype, device=device)
             ce_sum = torch.zeros((), dtype=dtype, device=device)
             chunk = settings.chunk_positions
-            for start in range(0, rows.numel(), chunk):
-                index = rows[start : start + chunk]
-                student_logits = _chunk_logits(flat_hidden, index, w, b, dtype)
-                teacher_logits = _chunk_logits(teacher[0], index, teacher[1], teacher[2], dtype) if teacher else None
-                kd, ce, grad = _chunk_loss(
-                    student_logits, teacher_logits, None, targets[start : start + chunk], settings, want_grad
-                )
+            for start in range(0, flat_hidden.shape[0], chunk):
+                stop = start + chunk
+                student_logits = _chunk_logits(flat_hidden[start:stop], w, b, dtype)
+                teacher_logits = _chunk_logits(teacher[0][start:stop], teacher[1], teacher[2], dtype) if teacher else None
+                kd, ce, grad = _chunk_loss(student_logits, teacher_logits, targets[start:stop], settings, want_grad)
                 del student_logits, teacher_logits
                 if grad is not None:
                     if want_hidden:
-                        grad_hidden.index_add_(0, index, grad @ w)
+                        torch.mm(grad, w, out=grad_hidden[start:stop])
                     if want_weight or want_bias:
-                        h = flat_hidden.index_select(0, index).to(dtype)
+                        h = flat_hidden[start:stop].to(dtype)
                         if want_weight:
                             grad_weight.addmm_(grad.t(), h)
                         if want_bias:
@@ -105,9 +102,7 @@ class _FusedDistillLoss(torch.autograd.Function):
                 ce_sum += ce
                 del grad  # before the next chunk is allocated, so two chunks never coexist
 
-        kd_mean = kd_sum * settings.kd_scale / settings.denominator
-        ce_mean = ce_sum / settings.denominator
-        loss = settings.alpha * kd_mean + (1.0 - settings.alpha) * ce_mean
+        loss, kd_mean, ce_mean = settings.means(kd_sum, ce_sum)
         ctx.save_for_backward(
             grad_hidden.view(hidden.shape).to(hidden.dtype) if want_hidden else None,
             grad_weight.to(weight.dtype) if want_weight else None,
@@ -118,10 +113,8 @@ class _FusedDistillLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss, _grad_kd, _grad_ce):
-        # The buffers are never changed in place, so backward may run again (gradcheck does).
-        one = torch.equal(grad_loss, torch.ones_like(grad_loss))
-        grads = [g if g is None or one else g * grad_loss.to(g.dtype) for g in ctx.saved_tensors]
-        return (*grads, None, None, None, None, None, None)
+        grads = scale_saved_gradients(ctx, grad_loss, ctx.saved_tensors)
+        return (*grads, None, None, None, None, None)
 
 
 def fused_distill_loss(
@@ -139,8 +132,9 @@ def fused_distill_loss(
     beta: float = 0.5,
     skew: float = 0.1,
     t_squared: bool = True,
-    num_valid_tokens: int | None = None,
+    num_valid_tokens: int | Tensor | None = None,
     chunk_positions: int = 1024,
+    compile: bool = False,
 ) -> LossParts:
     """:func:`~workbench.engine.losses.distill_loss` of ``hidden @ weight.T (+ bias)``, never forming those logits.
 
@@ -149,7 +143,8 @@ def fused_distill_loss(
     gradient is added to theirs); ``teacher_hidden`` ``[B, L, H_t]`` and ``teacher_weight``
     ``[V, H_t]`` (no gradient) or both None for plain cross-entropy. ``labels`` and the keyword
     arguments are those of ``distill_loss``; the chunk is capped as there
-    (:func:`~workbench.engine.losses.loss_chunk_positions`).
+    (:func:`~workbench.engine.losses.loss_chunk_positions`). ``compile`` runs each chunk's loss through
+    ``torch.compile`` (``train.compile``; see :func:`~workbench.engine.losses.compiled_chunk_terms`). No host sync.
     """
     if student_hidden.dim() != 3:
         raise ValueError(f"student_hidden must be [batch, seq, hidden], got shape {tuple(student_hidden.shape)}")
@@ -187,7 +182,7 @@ def fused_distill_loss(
         teacher_hidden, teacher_weight = teacher_hidden.detach(), teacher_weight.detach()
         teacher_bias = teacher_bias.detach() if teacher_bias is not None else None
 
-    rows, targets, settings = loss_rows_and_settings(
+    targets, valid, settings = loss_targets_and_settings(
         labels,
         student_hidden.device,
         temperature=temperature,
@@ -198,6 +193,7 @@ def fused_distill_loss(
         t_squared=t_squared,
         num_valid_tokens=num_valid_tokens,
         chunk_positions=loss_chunk_positions(vocab, chunk_positions),
+        compile=compile,
     )
     loss, kd, ce = _FusedDistillLoss.apply(
         student_hidden,
@@ -206,8 +202,7 @@ def fused_distill_loss(
         teacher_hidden,
         teacher_weight,
         teacher_bias,
-        rows,
         targets,
         settings,
     )
-    return LossParts(loss=loss, kd=kd.detach(), ce=ce.detach(), n_tokens=int(rows.numel()))
+    return LossParts(loss=loss, kd=kd.detach(), ce=ce.detach(), valid=valid)

@@ -54,13 +54,16 @@ def valid_positions(labels: Tensor) -> Tensor:
 @contextlib.contextmanager
 def layer_outputs(model: torch.nn.Module) -> Iterator[list[Tensor]]:
     """While open, each forward pass of ``model`` appends its decoder layers' outputs (``[B, L, H]``, in
-    layer order) to the yielded list. ``model`` may be wrapped (DistributedDataParallel: its ``module``)."""
+    layer order) to the yielded list. ``model`` may be wrapped (DistributedDataParallel, train/parallel.py's
+    ``Forward``: each its ``module``)."""
     outputs: list[Tensor] = []
 
     def hook(_module, _inputs, output):
         outputs.append(output[0] if isinstance(output, (tuple, list)) else output)
 
-    inner = getattr(model, "module", model)
+    inner = model
+    while isinstance(getattr(inner, "module", None), torch.nn.Module):
+        inner = inner.module
     handles = [layer.register_forward_hook(hook) for layer in decoder_layers(inner)]
     try:
         yield outputs
@@ -76,7 +79,7 @@ def hidden_match_loss(
     labels: Tensor,
     *,
     kind: str = "cosine",
-    num_valid_tokens: int | None = None,
+    num_valid_tokens: int | Tensor | None = None,
 ) -> Tensor:
     """The term for one micro-batch (with gradient into the student only), divided by ``num_valid_tokens``.
 
@@ -89,14 +92,13 @@ def hidden_match_loss(
     bad = [k for k in kept if not 0 <= k < len(teacher_layers)]
     if bad:
         raise ValueError(f"kept layers {bad} are not layers of a {len(teacher_layers)}-layer teacher")
-    valid = valid_positions(labels).to(student_layers[0].device)
-    n_tokens = int(valid.sum().item())
-    denominator = n_tokens if num_valid_tokens is None else int(num_valid_tokens)
-    if denominator < n_tokens:
-        raise ValueError(
-            f"num_valid_tokens ({denominator}) is smaller than the valid tokens in this micro-batch ({n_tokens})"
-        )
-    denominator = max(denominator, 1)
+    valid = valid_positions(labels.to(student_layers[0].device, non_blocking=True))
+    if num_valid_tokens is None:
+        denominator = valid.sum().clamp_min(1)  # a 0-d tensor: no host sync
+    elif isinstance(num_valid_tokens, Tensor):
+        denominator = num_valid_tokens.to(valid.device).clamp_min(1)
+    else:
+        denominator = max(int(num_valid_tokens), 1)
     total = student_layers[0].new_zeros((), dtype=torch.float32)
     for i, k in enumerate(kept):
         s, t = student_layers[i], teacher_layers[k]
@@ -105,5 +107,7 @@ def hidden_match_loss(
                 f"student layer {i} gives hidden states {tuple(s.shape)}, teacher layer {k} {tuple(t.shape)}: "
                 "hidden-state matching needs a student of the teacher's width"
             )
-        total = total + hidden_distance(s[valid], t[valid].detach(), kind).sum()
+        # Every position is compared and the invalid ones weighted 0 (selecting them would sync).
+        distance = hidden_distance(s.reshape(-1, s.shape[-1]), t.detach().reshape(-1, t.shape[-1]), kind)
+        total = total + torch.where(valid.reshape(-1), distance, 0.0).sum()
     return total / (len(kept) * denominator)

@@ -11,7 +11,9 @@ One masking rule for every term: the logits at position ``t`` predict
 ``labels[:, t + 1]`` (the shift happens here, as in Hugging Face models), and a
 position whose target is ``-100`` is left out of both terms. Sums are divided by
 the number of valid tokens of the whole optimizer step when the caller passes it,
-so gradient accumulation and data parallelism do not change the objective.
+so gradient accumulation and data parallelism do not change the objective. The mask is applied as a
+weight (every position is computed, an ignored one counts 0), never by selecting rows: a selection has a
+data-dependent shape, which costs a host sync per call on an accelerator; the losses make none.
 
 Everything is computed in fp32 (fp64 for fp64 inputs, which gradcheck needs), a
 chunk of positions at a time: the full ``[batch * seq, vocab]`` fp32 tensors of a
@@ -42,6 +44,7 @@ __all__ = [
     "distill_loss",
     "divergence",
     "kl_per_position",
+    "valid_token_count",
 ]
 
 
@@ -141,6 +144,9 @@ class LossParts:
     ``kd`` and ``ce`` use the same denominator as ``loss``, so
     ``loss == alpha * kd + (1 - alpha) * ce``; with ``num_valid_tokens`` of a whole
     step, summing them over the step's micro-batches gives the step's means.
+
+    Every field is a tensor on the loss's device: reading one as a Python number is a host sync, which
+    the training loop does once per logged step, never per micro-batch.
     """
 
     loss: Tensor
@@ -149,11 +155,16 @@ class LossParts:
     """Detached scalar: mean divergence per valid token, including T^2 when that switch is on (0 without a teacher)."""
     ce: Tensor
     """Detached scalar: mean hard-label cross-entropy per valid token, at temperature 1."""
-    n_tokens: int
-    """Valid tokens (targets other than -100) in this call."""
+    valid: Tensor
+    """0-d int64: valid tokens (targets other than -100) in this call."""
     hidden: Tensor | None = None
     """Detached scalar: the hidden-state matching term before its weight, with the same denominator (None
     when it is off; then ``loss`` has no such term). See engine/hidden_match.py."""
+
+    @property
+    def n_tokens(self) -> int:
+        """``valid`` as an int (a host sync: for tests and reports, not the training loop)."""
+        return int(self.valid)
 
 
 LOSS_CHUNK_ELEMENTS = 2**22
@@ -167,9 +178,14 @@ def loss_chunk_positions(vocab_size: int, configured: int) -> int:
     return max(1, min(configured, LOSS_CHUNK_ELEMENTS // max(vocab_size, 1)))
 
 
+def valid_token_count(labels: Tensor) -> Tensor:
+    """0-d int64 on ``labels``' device: positions t whose target ``labels[:, t + 1]`` is not -100 (no sync)."""
+    return (labels[:, 1:] != IGNORE_INDEX).sum()
+
+
 def count_valid_tokens(labels: Tensor) -> int:
-    """Number of positions t whose target ``labels[:, t + 1]`` is not -100."""
-    return int((labels[:, 1:] != IGNORE_INDEX).sum().item())
+    """:func:`valid_token_count` as an int (a host sync when ``labels`` are on an accelerator)."""
+    return int(valid_token_count(labels).item())
 
 
 @dataclass(frozen=True)
@@ -182,8 +198,16 @@ class LossSettings:
     beta: float
     skew: float
     kd_scale: float  # T^2, or 1 with the T^2 switch off
-    denominator: int  # valid tokens of the whole optimizer step
+    denominator: int | Tensor  # valid tokens of the whole optimizer step (a 0-d tensor when counted on the device)
     chunk_positions: int
+    compile: bool = False  # train.compile: each chunk's terms through torch.compile (compiled_chunk_terms)
+
+    def means(self, kd_sum: Tensor, ce_sum: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(loss, kd, ce)`` from the sums over the valid positions: the one place the T^2, alpha and
+        denominator rules are applied to the sums (the chunked, fused and top-k losses all end here)."""
+        kd_mean = kd_sum * self.kd_scale / self.denominator
+        ce_mean = ce_sum / self.denominator
+        return self.alpha * kd_mean + (1.0 - self.alpha) * ce_mean, kd_mean, ce_mean
 
 
 def check_loss_arguments(temperature: float, alpha: float, divergence: str, chunk_positions: int) -> None:
@@ -198,7 +222,7 @@ def check_loss_arguments(temperature: float, alpha: float, divergence: str, chun
         raise ValueError(f"chunk_positions must be >= 1, got {chunk_positions}")
 
 
-def loss_rows_and_settings(
+def loss_targets_and_settings(
     labels: Tensor,
     device: torch.device,
     *,
@@ -208,26 +232,28 @@ def loss_rows_and_settings(
     beta: float,
     skew: float,
     t_squared: bool,
-    num_valid_tokens: int | None,
+    num_valid_tokens: int | Tensor | None,
     chunk_positions: int,
+    compile: bool = False,
 ) -> tuple[Tensor, Tensor, LossSettings]:
-    """The flat ``[B * L]`` rows that have a target, those targets (on ``device``) and the settings.
+    """The flat ``[B * L]`` targets of every position (on ``device``), their valid count and the settings.
 
-    The masking rule of the module: row ``b * L + t`` predicts ``labels[b, t + 1]`` and is kept when
-    that is not -100. The denominator is ``num_valid_tokens`` or this call's count (at least 1).
+    The masking rule of the module: row ``b * L + t`` predicts ``labels[b, t + 1]``; the last position of
+    each sequence has target -100, and a row whose target is -100 contributes nothing. No host sync: the
+    rows are not selected (a data-dependent shape) but weighted by that mask. The denominator is
+    ``num_valid_tokens`` (an int, or a 0-d tensor counted on the device) or this call's count, at least 1.
     """
-    batch, seq = labels.shape
-    valid = labels[:, 1:] != IGNORE_INDEX
-    positions = torch.arange(batch * seq, device=labels.device).view(batch, seq)[:, :-1]
-    rows = positions[valid].to(device)
-    targets = labels[:, 1:][valid].to(device)
-    n_tokens = int(rows.numel())
-    denominator = n_tokens if num_valid_tokens is None else int(num_valid_tokens)
-    if denominator < n_tokens:
-        raise ValueError(
-            f"num_valid_tokens ({denominator}) is smaller than the valid tokens in this micro-batch ({n_tokens})"
-        )
-    denominator = max(denominator, 1)  # an all-padding batch gives 0, not 0 / 0
+    labels = labels.to(device, non_blocking=True)
+    targets = torch.full_like(labels, IGNORE_INDEX)
+    targets[:, :-1] = labels[:, 1:]
+    targets = targets.reshape(-1)
+    valid = (targets != IGNORE_INDEX).sum()
+    if num_valid_tokens is None:
+        denominator = valid.clamp_min(1)  # an all-padding batch gives 0, not 0 / 0
+    elif isinstance(num_valid_tokens, Tensor):
+        denominator = num_valid_tokens.to(device).clamp_min(1)
+    else:
+        denominator = max(int(num_valid_tokens), 1)
     kd_scale = float(temperature) ** 2 if t_squared else 1.0
     settings = LossSettings(
         float(temperature),
@@ -238,51 +264,98 @@ def loss_rows_and_settings(
         kd_scale,
         denominator,
         int(chunk_positions),
+        bool(compile),
     )
-    return rows, targets, settings
+    return targets, valid, settings
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _chunk_loss(flat_student, flat_teacher, index, targets, settings: LossSettings, want_grad):
+def scale_saved_gradients(ctx, grad_loss: Tensor, grads: tuple[Tensor | None, ...]) -> tuple[Tensor | None, ...]:
+    """The backward of a loss whose gradients were computed in forward: ``grads`` times ``grad_loss``.
+
+    Scaled in place, so backward makes no second gradient-sized tensor (and, unlike a check for
+    ``grad_loss == 1``, no host sync). The scaling goes through ``.data`` so the saved tensors' version
+    does not change: a retained graph run backward again (gradcheck does) is scaled by the ratio to the
+    previous ``grad_loss`` (after a zero ``grad_loss`` it cannot be)."""
+    previous = getattr(ctx, "applied_scale", None)
+    factor = grad_loss if previous is None else grad_loss / previous
+    ctx.applied_scale = grad_loss.detach().clone()
+    for g in grads:
+        if g is not None:
+            g.data.mul_(factor.to(g.dtype))
+    return grads
+
+
+def _chunk_terms(student: Tensor, teacher_chunk: Tensor | None, targets: Tensor, settings: LossSettings):
+    """``(total, kd, ce)`` of one chunk: the sums of the divergence and of the CE over its rows, and the
+    chunk's share of the loss before the denominator, with its graph back to ``student`` (fp32 rows).
+
+    Rows whose target is -100 are computed but weighted 0 (no data-dependent shape, no sync); their
+    gradient is exactly 0. The part :func:`compiled_chunk_terms` compiles."""
+    temperature, alpha = settings.temperature, settings.alpha
+    kd = torch.zeros((), dtype=student.dtype, device=student.device)
+    student_logp = None
+    if teacher_chunk is not None:
+        teacher_logp = F.log_softmax(teacher_chunk.to(student.dtype) / temperature, dim=-1)
+        student_logp = F.log_softmax(student / temperature if temperature != 1.0 else student, dim=-1)
+        per_row = divergence(teacher_logp, student_logp, settings.divergence, beta=settings.beta, skew=settings.skew)
+        kd = torch.where(targets != IGNORE_INDEX, per_row, 0.0).sum()
+        del teacher_logp, per_row
+    # At T = 1 the hard-label term reuses the tempered log-probabilities instead of a
+    # second log-softmax; at alpha = 1 it is only reported, so it builds no graph.
+    with torch.no_grad() if alpha == 1.0 else contextlib.nullcontext():
+        hard_logp = student_logp if student_logp is not None and temperature == 1.0 else F.log_softmax(student, dim=-1)
+        ce = F.nll_loss(hard_logp, targets, reduction="sum", ignore_index=IGNORE_INDEX)
+    total = (alpha * settings.kd_scale) * kd if teacher_chunk is not None else kd
+    if alpha < 1.0:
+        total = total + (1.0 - alpha) * ce
+    return total, kd, ce
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def compiled_chunk_terms():
+    """:func:`_chunk_terms` through ``torch.compile`` (made once per process; ``train.compile``).
+
+    Compilation happens at the first call of each chunk shape (two per run: the full chunk and the last,
+    shorter one), and fails there if the platform cannot compile (no C++ compiler, an unsupported
+    device): :func:`chunk_terms_function` turns that into one clear sentence."""
+    if "terms" not in _COMPILED:
+        _COMPILED["terms"] = torch.compile(_chunk_terms, dynamic=False)
+    return _COMPILED["terms"]
+
+
+class CompileFailed(RuntimeError):
+    """``torch.compile`` could not compile the loss on this platform (``train.compile``)."""
+
+
+def _call_terms(student, teacher_chunk, targets, settings: LossSettings):
+    if not settings.compile:
+        return _chunk_terms(student, teacher_chunk, targets, settings)
+    try:
+        return compiled_chunk_terms()(student, teacher_chunk, targets, settings)
+    except Exception as err:  # noqa: BLE001 - torch.compile raises many kinds (inductor, a missing compiler)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CompileFailed(f"torch.compile could not compile the loss on this platform ({first[:200]})") from err
+
+
+def _chunk_loss(student_chunk, teacher_chunk, targets, settings: LossSettings, want_grad):
     """Sum of the divergence and of the CE over one chunk of rows, and the gradient of
     this chunk's share of the loss with respect to those student logits (or None).
 
-    ``index`` None takes ``flat_student`` and ``flat_teacher`` as the chunk itself (the fused loss
-    computes each chunk's logits and passes them so). A function of its own so every [chunk, V]
-    temporary is freed when it returns.
+    A function of its own so every [chunk, V] temporary is freed when it returns.
     """
-    temperature, alpha, kd_scale = settings.temperature, settings.alpha, settings.kd_scale
-    dtype = _compute_dtype(flat_student.dtype)
-    student = (flat_student if index is None else flat_student.index_select(0, index)).to(dtype)
-    student = student.requires_grad_(want_grad)
-    kd = torch.zeros((), dtype=dtype, device=student.device)
+    dtype = _compute_dtype(student_chunk.dtype)
+    student = student_chunk.detach().to(dtype).requires_grad_(want_grad)
     # The caller may run under bf16/fp16 autocast; the loss stays in fp32 regardless.
     with torch.autocast(student.device.type, enabled=False), torch.enable_grad() if want_grad else torch.no_grad():
-        student_logp = None
-        if flat_teacher is not None:
-            teacher = flat_teacher if index is None else flat_teacher.index_select(0, index)
-            teacher_logp = F.log_softmax(teacher.to(dtype) / temperature, dim=-1)
-            del teacher
-            student_logp = F.log_softmax(student / temperature if temperature != 1.0 else student, dim=-1)
-            kd = divergence(
-                teacher_logp, student_logp, settings.divergence, beta=settings.beta, skew=settings.skew
-            ).sum()
-            del teacher_logp
-        # At T = 1 the hard-label term reuses the tempered log-probabilities instead of a
-        # second log-softmax; at alpha = 1 it is only reported, so it builds no graph.
-        with torch.no_grad() if alpha == 1.0 else contextlib.nullcontext():
-            hard_logp = (
-                student_logp if student_logp is not None and temperature == 1.0 else F.log_softmax(student, dim=-1)
-            )
-            ce = F.nll_loss(hard_logp, targets, reduction="sum")
+        total, kd, ce = _call_terms(student, teacher_chunk, targets, settings)
         if not want_grad:
             return kd, ce, None
-        total = (alpha * kd_scale) * kd if flat_teacher is not None else 0.0
-        if alpha < 1.0:
-            total = total + (1.0 - alpha) * ce
         # Scale before differentiating so the stored gradient is the final one
         # (and sits well inside bf16's range).
         (grad,) = torch.autograd.grad(total / settings.denominator, student)
@@ -290,7 +363,7 @@ def _chunk_loss(flat_student, flat_teacher, index, targets, settings: LossSettin
 
 
 class _ChunkedDistillLoss(torch.autograd.Function):
-    """Loss over selected rows of the logits, a chunk at a time, with its gradient precomputed.
+    """Loss over the rows of the logits, a chunk at a time, with its gradient precomputed.
 
     Forward takes each chunk of rows, upcasts it to fp32, computes the chunk's
     share of the loss and, through ``torch.autograd.grad`` on a detached leaf,
@@ -301,36 +374,33 @@ class _ChunkedDistillLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, student_logits, teacher_logits, rows, targets, settings: LossSettings):  # noqa: D401
-        alpha, kd_scale, denominator, chunk = (
-            settings.alpha,
-            settings.kd_scale,
-            settings.denominator,
-            settings.chunk_positions,
-        )
+    def forward(ctx, student_logits, teacher_logits, targets, settings: LossSettings):  # noqa: D401
         want_grad = ctx.needs_input_grad[0]
         vocab = student_logits.shape[-1]
         dtype = _compute_dtype(student_logits.dtype)
         flat_student = student_logits.reshape(-1, vocab)
         flat_teacher = teacher_logits.reshape(-1, vocab) if teacher_logits is not None else None
-        grad_buffer = torch.zeros_like(flat_student) if want_grad else None
+        grad_buffer = torch.empty_like(flat_student) if want_grad else None
         kd_sum = torch.zeros((), dtype=dtype, device=student_logits.device)
         ce_sum = torch.zeros((), dtype=dtype, device=student_logits.device)
 
-        for start in range(0, rows.numel(), chunk):
-            index = rows[start : start + chunk]
+        chunk = settings.chunk_positions
+        for start in range(0, flat_student.shape[0], chunk):
+            stop = start + chunk
             kd, ce, grad = _chunk_loss(
-                flat_student, flat_teacher, index, targets[start : start + chunk], settings, want_grad
+                flat_student[start:stop],
+                flat_teacher[start:stop] if flat_teacher is not None else None,
+                targets[start:stop],
+                settings,
+                want_grad,
             )
             if grad is not None:
-                grad_buffer.index_copy_(0, index, grad.to(grad_buffer.dtype))
+                grad_buffer[start:stop].copy_(grad)
             kd_sum += kd
             ce_sum += ce
             del grad  # before the next chunk is allocated, so two chunks never coexist
 
-        kd_mean = kd_sum * kd_scale / denominator
-        ce_mean = ce_sum / denominator
-        loss = alpha * kd_mean + (1.0 - alpha) * ce_mean
+        loss, kd_mean, ce_mean = settings.means(kd_sum, ce_sum)
         if want_grad:
             ctx.save_for_backward(grad_buffer.view(student_logits.shape))
         ctx.mark_non_differentiable(kd_mean, ce_mean)
@@ -338,12 +408,8 @@ class _ChunkedDistillLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_loss, _grad_kd, _grad_ce):
-        (grad_buffer,) = ctx.saved_tensors
-        # Plain backward() passes exactly 1: skip a second logits-sized tensor then.
-        # The buffer is never changed in place, so backward may run again (gradcheck does).
-        if torch.equal(grad_loss, torch.ones_like(grad_loss)):
-            return grad_buffer, None, None, None, None
-        return grad_buffer * grad_loss.to(grad_buffer.dtype), None, None, None, None
+        (grad_buffer,) = scale_saved_gradients(ctx, grad_loss, ctx.saved_tensors)
+        return grad_buffer, None, None, None
 
 
 def distill_loss(
@@ -357,8 +423,9 @@ def distill_loss(
     beta: float = 0.5,
     skew: float = 0.1,
     t_squared: bool = True,
-    num_valid_tokens: int | None = None,
+    num_valid_tokens: int | Tensor | None = None,
     chunk_positions: int = 1024,
+    compile: bool = False,
 ) -> LossParts:
     """The distillation objective for one micro-batch.
 
@@ -370,12 +437,13 @@ def distill_loss(
     where D is :func:`divergence` between the tempered teacher and student, CE the
     hard-label cross-entropy of the untempered student, and n is
     ``num_valid_tokens`` when given (the valid tokens of the whole optimizer step,
-    across micro-batches and processes) or else this call's count.
+    across micro-batches and processes; an int or a 0-d tensor) or else this call's count.
 
     ``teacher_logits`` None or ``alpha == 0`` gives plain cross-entropy (the
     teacher stage, or a hard-label baseline). The teacher never receives a
     gradient. Memory: fp32 temporaries for ``chunk_positions`` positions at a time
-    plus one gradient buffer the size of ``student_logits``.
+    plus one gradient buffer the size of ``student_logits``. No host sync. ``compile`` runs each chunk's
+    terms through ``torch.compile`` (``train.compile``).
     """
     if student_logits.dim() != 3:
         raise ValueError(f"student_logits must be [batch, seq, vocab], got shape {tuple(student_logits.shape)}")
@@ -400,7 +468,7 @@ def distill_loss(
             )
         teacher_logits = teacher_logits.detach()
 
-    rows, targets, settings = loss_rows_and_settings(
+    targets, valid, settings = loss_targets_and_settings(
         labels,
         student_logits.device,
         temperature=temperature,
@@ -411,10 +479,10 @@ def distill_loss(
         t_squared=t_squared,
         num_valid_tokens=num_valid_tokens,
         chunk_positions=chunk_positions,
+        compile=compile,
     )
-    n_tokens = int(rows.numel())
-    loss, kd, ce = _ChunkedDistillLoss.apply(student_logits, teacher_logits, rows, targets, settings)
-    return LossParts(loss=loss, kd=kd.detach(), ce=ce.detach(), n_tokens=n_tokens)
+    loss, kd, ce = _ChunkedDistillLoss.apply(student_logits, teacher_logits, targets, settings)
+    return LossParts(loss=loss, kd=kd.detach(), ce=ce.detach(), valid=valid)
 
 
 # -- metrics -----------------------------------------------------------------------

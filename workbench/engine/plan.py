@@ -96,7 +96,7 @@ def plan_run(cfg: RunConfig) -> Plan:
             plan.warnings.append(
                 f"The student ({plan.student_params:,} parameters) is not smaller than the teacher ({plan.teacher_params:,})."
             )
-    _memory(cfg, student, plan)
+    _memory(cfg, student, plan, teacher)
     _tokenizers(cfg, plan)
     if cfg.teacher.trust_remote_code and cfg.teacher.source in ("local", "hub"):
         plan.warnings.append("trust_remote_code is on: Python code shipped with the teacher will run on this machine.")
@@ -273,7 +273,7 @@ def _check_positions(cfg: RunConfig, hf_config: Any, role: str, plan: Plan) -> N
         )
 
 
-def _memory(cfg: RunConfig, student: Any, plan: Plan) -> None:
+def _memory(cfg: RunConfig, student: Any, plan: Plan, teacher: Any = None) -> None:
     try:
         device = pick_device(cfg.train.device, cfg.train.precision)
     except ConfigError as err:
@@ -295,6 +295,10 @@ def _memory(cfg: RunConfig, student: Any, plan: Plan) -> None:
             precision=device.precision,
             grad_accum=cfg.train.grad_accum,
             chunk_positions=cfg.distill.chunk_positions,
+            fused_loss=cfg.distill.fused_loss,
+            teacher_cache=cfg.distill.teacher_cache if cfg.distill.alpha > 0 else "full",
+            cache_k=min(cfg.distill.cache_k, plan.vocab_size or cfg.distill.cache_k),
+            teacher_hidden_size=getattr(teacher, "hidden_size", None) or getattr(teacher, "n_embd", None),
         )
     except Exception as err:  # noqa: BLE001
         plan.warnings.append(f"The memory estimate failed: {one_line(err)}.")

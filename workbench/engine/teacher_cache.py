@@ -47,7 +47,14 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from workbench import paths
-from workbench.engine.losses import LossParts, LossSettings, check_loss_arguments, loss_rows_and_settings
+from workbench.engine.losses import (
+    IGNORE_INDEX,
+    LossParts,
+    LossSettings,
+    check_loss_arguments,
+    loss_targets_and_settings,
+    scale_saved_gradients,
+)
 
 CACHE_VERSION = 1
 BUILD_BATCH_POSITIONS = 8192
@@ -297,9 +304,9 @@ def topk_distill_loss(
     """``alpha * (T^2) * sum(KL over the buckets) / n + (1 - alpha) * sum(CE) / n`` for one micro-batch.
 
     The counterpart of ``losses.distill_loss`` (same masking, denominator and LossParts) with the
-    teacher's side from the cache. Computed in fp32, ``chunk_positions`` rows at a time; unlike
-    distill_loss the gradient comes from ordinary autograd, so each chunk's fp32 log-softmax is kept for
-    backward (the memory of a plain, unchunked loss)."""
+    teacher's side from the cache. Computed in fp32, ``chunk_positions`` rows at a time, each chunk's
+    gradient computed with its loss (as distill_loss does): memory is one chunk's fp32 temporaries plus a
+    gradient buffer the size of ``student_logits``. No host sync."""
     check_loss_arguments(temperature, alpha, "forward_kl", chunk_positions)
     if teacher.ids.shape[:2] != student_logits.shape[:2] or labels.shape != student_logits.shape[:2]:
         raise ValueError(
@@ -310,7 +317,7 @@ def topk_distill_loss(
         raise ValueError(
             f"the cached teacher's vocabulary ({teacher.vocab_size}) differs from the student's ({student_logits.shape[-1]})"
         )
-    rows, targets, settings = loss_rows_and_settings(
+    targets, valid, settings = loss_targets_and_settings(
         labels,
         student_logits.device,
         temperature=temperature,
@@ -322,42 +329,66 @@ def topk_distill_loss(
         num_valid_tokens=num_valid_tokens,
         chunk_positions=chunk_positions,
     )
-    vocab = student_logits.shape[-1]
-    flat_student = student_logits.reshape(-1, vocab)
-    kd_sum = ce_sum = torch.zeros((), dtype=torch.float32, device=student_logits.device)
-    total = flat_student[:0].float().sum()  # 0, but part of the graph even when no row has a target
-    flat = (teacher.ids.reshape(-1, teacher.ids.shape[-1]), teacher.logp.reshape(-1, teacher.ids.shape[-1]))
-    flat_tail = teacher.tail.reshape(-1)
-    for start in range(0, rows.numel(), settings.chunk_positions):
-        index = rows[start : start + settings.chunk_positions]
-        kd, ce = _chunk_terms(
-            flat_student.index_select(0, index),
-            flat[0].index_select(0, index),
-            flat[1].index_select(0, index),
-            flat_tail.index_select(0, index),
-            targets[start : start + settings.chunk_positions],
-            teacher.vocab_size,
-            settings,
-        )
-        kd_sum = kd_sum + kd.detach()
-        ce_sum = ce_sum + ce.detach()
-        total = total + (alpha * settings.kd_scale) * kd + (1.0 - alpha) * ce
-    loss = total / settings.denominator
-    return LossParts(
-        loss=loss,
-        kd=(kd_sum * settings.kd_scale / settings.denominator).detach(),
-        ce=(ce_sum / settings.denominator).detach(),
-        n_tokens=int(rows.numel()),
+    loss, kd, ce = _ChunkedTopKLoss.apply(
+        student_logits, teacher.ids, teacher.logp, teacher.tail, targets, teacher.vocab_size, settings
     )
+    return LossParts(loss=loss, kd=kd, ce=ce, valid=valid)
+
+
+class _ChunkedTopKLoss(torch.autograd.Function):
+    """The sparse loss a chunk of rows at a time, its gradient computed per chunk into one buffer of the
+    logits' dtype (as losses.py's ``_ChunkedDistillLoss``): no fp32 ``[rows, V]`` tensor outlives its chunk."""
+
+    @staticmethod
+    def forward(ctx, student_logits, ids, logp, tail, targets, vocab_size: int, settings: LossSettings):  # noqa: D401
+        want_grad = ctx.needs_input_grad[0]
+        vocab, k = student_logits.shape[-1], ids.shape[-1]
+        flat_student = student_logits.reshape(-1, vocab)
+        flat_ids, flat_logp, flat_tail = ids.reshape(-1, k), logp.reshape(-1, k), tail.reshape(-1)
+        grad_buffer = torch.empty_like(flat_student) if want_grad else None
+        kd_sum = torch.zeros((), dtype=torch.float32, device=student_logits.device)
+        ce_sum = torch.zeros((), dtype=torch.float32, device=student_logits.device)
+        for start in range(0, flat_student.shape[0], settings.chunk_positions):
+            stop = start + settings.chunk_positions
+            student = flat_student[start:stop].detach().float().requires_grad_(want_grad)
+            with torch.enable_grad() if want_grad else torch.no_grad():
+                kd, ce = _chunk_terms(
+                    student,
+                    flat_ids[start:stop],
+                    flat_logp[start:stop],
+                    flat_tail[start:stop],
+                    targets[start:stop],
+                    vocab_size,
+                    settings,
+                )
+                if want_grad:
+                    total = (settings.alpha * settings.kd_scale) * kd + (1.0 - settings.alpha) * ce
+                    (grad,) = torch.autograd.grad(total / settings.denominator, student)
+                    grad_buffer[start:stop].copy_(grad)
+                    del grad
+            kd_sum += kd.detach()
+            ce_sum += ce.detach()
+        loss, kd_mean, ce_mean = settings.means(kd_sum, ce_sum)
+        if want_grad:
+            ctx.save_for_backward(grad_buffer.view(student_logits.shape))
+        ctx.mark_non_differentiable(kd_mean, ce_mean)
+        return loss, kd_mean, ce_mean
+
+    @staticmethod
+    def backward(ctx, grad_loss, _grad_kd, _grad_ce):
+        (grad_buffer,) = scale_saved_gradients(ctx, grad_loss, ctx.saved_tensors)
+        return grad_buffer, None, None, None, None, None, None
 
 
 def _chunk_terms(student, ids, logp, tail, targets, vocab_size: int, settings: LossSettings):
-    """Sums of the bucketed KL and of the CE over one chunk of rows (with their graphs)."""
+    """Sums of the bucketed KL and of the CE over one chunk of rows (with their graphs); a row whose target
+    is -100 is computed and weighted 0 (no data-dependent shape, so no host sync)."""
     with torch.autocast(student.device.type, enabled=False):
         temperature = settings.temperature
         teacher_b = tempered_teacher_buckets(logp, tail, vocab_size, temperature)
-        kd = bucket_kl(teacher_b, student_buckets(student, ids, temperature)).sum()
-        ce = F.cross_entropy(student.float(), targets, reduction="sum")
+        per_row = bucket_kl(teacher_b, student_buckets(student, ids, temperature))
+        kd = torch.where(targets != IGNORE_INDEX, per_row, 0.0).sum()
+        ce = F.cross_entropy(student.float(), targets, reduction="sum", ignore_index=IGNORE_INDEX)
     return kd, ce
 
 

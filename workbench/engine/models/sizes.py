@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, PretrainedConfig
 
+from workbench.engine.losses import loss_chunk_positions
+
 DEFAULT_CHUNK_POSITIONS = 1024
 """Positions per chunk of the distillation loss (DistillConfig.chunk_positions' default)."""
 
@@ -96,6 +98,10 @@ def estimate_training_memory(
     precision: str,
     grad_accum: int = 1,
     chunk_positions: int = DEFAULT_CHUNK_POSITIONS,
+    fused_loss: bool = False,
+    teacher_cache: str = "full",
+    cache_k: int = 64,
+    teacher_hidden_size: int | None = None,
 ) -> dict[str, int]:
     """Rough peak bytes of one distillation step, by part.
 
@@ -110,8 +116,18 @@ def estimate_training_memory(
       output; all x layers x batch x seq_len x compute bytes;
     - ``logits``: teacher logits, student logits and their gradient for one micro-batch
       (3 x batch x seq_len x vocab x compute bytes) plus the chunked loss workspace
-      (about 6 fp32 copies of ``chunk_positions x vocab``);
+      (about 6 fp32 copies of ``chunk x vocab``, the chunk being ``chunk_positions`` capped at 2**22
+      logits as the losses cap it). With ``teacher_cache = "topk"`` the
+      teacher's logits are replaced by the batch's cached top-k (``cache_k`` int64 ids and fp32
+      log-probabilities and one fp32 tail per token). With ``fused_loss`` (and no cache) no
+      ``[tokens, vocab]`` tensor exists: the teacher's final hidden states (``teacher_hidden_size``,
+      default the student's, x compute bytes), fp32 gradient buffers for the student's hidden states
+      and output weight (vocab x hidden), and the workspace of one chunk (about 8 fp32 copies: the
+      two chunks' logits and the loss's temporaries);
     - ``total``: the sum.
+
+    The teacher's weights are counted with the cache too: the run keeps the teacher for its own
+    held-out metrics (measured once) and the probes.
 
     ``batch_size`` is the micro-batch; gradient accumulation adds no memory (activations are
     freed after each micro-batch), so ``grad_accum`` is accepted for symmetry and not used.
@@ -131,14 +147,29 @@ def estimate_training_memory(
     if getattr(config, "_attn_implementation", None) == "eager":
         per_token_layer += 2 * heads * seq_len
     tokens = batch_size * seq_len
+    chunk = min(loss_chunk_positions(vocab_size, chunk_positions), tokens)  # the chunk the losses use
     parts = {
         "teacher_weights": teacher_params * compute,
         "student_weights": student_params * 4,
         "gradients": student_params * 4,
         "optimizer": student_params * 8,
         "activations": tokens * (layers * per_token_layer + hidden) * compute,
-        "logits": 3 * tokens * vocab_size * compute + 6 * min(chunk_positions, tokens) * vocab_size * 4,
+        "logits": 3 * tokens * vocab_size * compute + 6 * chunk * vocab_size * 4,
     }
+    if teacher_cache == "topk":
+        # No teacher logits: the student's logits, their gradient buffer, the cached top-k, the workspace.
+        parts["logits"] = (
+            2 * tokens * vocab_size * compute
+            + tokens * (cache_k * (8 + 4) + 4)
+            + 6 * chunk * vocab_size * 4
+        )
+    elif fused_loss:
+        parts["logits"] = (
+            tokens * (teacher_hidden_size or hidden) * compute
+            + tokens * hidden * 4
+            + vocab_size * hidden * 4
+            + 8 * chunk * vocab_size * 4
+        )
     parts["total"] = sum(parts.values())
     return parts
 

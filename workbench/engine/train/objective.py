@@ -17,7 +17,8 @@ from torch import Tensor
 from workbench.config.schema import DistillConfig
 from workbench.engine.fused_loss import fused_distill_loss
 from workbench.engine.hidden_match import hidden_match_loss, layer_outputs
-from workbench.engine.losses import LossParts, count_valid_tokens, distill_loss
+from workbench.engine.losses import CompileFailed, LossParts, distill_loss, valid_token_count
+from workbench.errors import ConfigError
 from workbench.engine.teacher_cache import TopKCache, topk_distill_loss
 
 
@@ -37,8 +38,9 @@ class Batch:
         """A batch of training blocks: every next token is a target."""
         return cls(ids=ids, labels=ids, block_index=block_index)
 
-    def valid_tokens(self) -> int:
-        return count_valid_tokens(self.labels)
+    def valid_tokens(self) -> Tensor:
+        """0-d int64 on the labels' device: the batch's valid targets (a tensor, so counting makes no sync)."""
+        return valid_token_count(self.labels)
 
     def to(self, device: torch.device) -> Batch:
         ids = self.ids.to(device, non_blocking=True)
@@ -65,8 +67,10 @@ class Objective:
         chunk_positions: int,
         teacher_topk: TopKCache | None = None,
         hidden_layers: list[int] | None = None,
+        compile: bool = False,
     ):
         self.settings = settings
+        self.compile = compile  # train.compile: the loss's chunk function through torch.compile
         self.alpha = alpha
         self.teacher_topk = teacher_topk if alpha > 0 else None
         self.teacher = teacher if alpha > 0 and self.teacher_topk is None else None
@@ -85,23 +89,39 @@ class Objective:
         with torch.no_grad(), self.autocast():
             return self.teacher(input_ids=batch.ids, use_cache=False).logits
 
-    def __call__(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int) -> LossParts:
-        """The micro-batch's loss, divided by ``num_valid_tokens`` (those of the whole optimizer step)."""
+    def __call__(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int | Tensor) -> LossParts:
+        """The micro-batch's loss, divided by ``num_valid_tokens`` (those of the whole optimizer step; an int
+        or a 0-d tensor). ``model`` may be the student wrapped for data parallelism (train/parallel.py).
+        Makes no host sync (tests/engine/test_syncs.py)."""
+        try:
+            return self._loss(model, batch, num_valid_tokens)
+        except CompileFailed as err:
+            raise ConfigError(
+                "train.compile",
+                f"{err}.",
+                "set train.compile = false (the loss is the same without it, only slower or faster)",
+            ) from err
+
+    def _loss(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int | Tensor) -> LossParts:
         if self.hidden_layers is not None:
             return self._with_hidden(model, batch, num_valid_tokens)
         if self.teacher_topk is not None:
             return self._from_cache(model, batch, num_valid_tokens)
         if self.settings.fused_loss:
-            student_head = fusable_head(model)
+            student_head = fusable_head(unwrap(model))
             teacher_head = fusable_head(self.teacher) if self.teacher is not None else None
             if student_head is not None and (self.teacher is None or teacher_head is not None):
-                return self._fused(student_head, teacher_head, batch, num_valid_tokens)
+                if model is unwrap(model):
+                    return self._fused(student_head, teacher_head, batch, num_valid_tokens)
+                # Wrapped by DistributedDataParallel: the fused loss runs inside the wrapper's forward, so
+                # DDP sees the output weight's gradient and all-reduces it with the others.
+                return model(run=lambda _inner: self._fused(student_head, teacher_head, batch, num_valid_tokens))
         teacher_logits = self.teacher_logits(batch)
         with self.autocast():
             student_logits = model(input_ids=batch.ids, use_cache=False).logits
         return distill_loss(student_logits, teacher_logits, batch.labels, **self._loss_kwargs(num_valid_tokens))
 
-    def _with_hidden(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int) -> LossParts:
+    def _with_hidden(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int | Tensor) -> LossParts:
         """distill.hidden_weight > 0: the usual loss plus ``hidden_weight`` x the hidden-state matching term
         (engine/hidden_match.py), from forward passes that also record each decoder layer's output."""
         with layer_outputs(self.hidden_teacher) as teacher_layers, torch.no_grad(), self.autocast():
@@ -126,7 +146,7 @@ class Objective:
         parts.hidden = hidden.detach()
         return parts
 
-    def _from_cache(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int) -> LossParts:
+    def _from_cache(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int | Tensor) -> LossParts:
         """distill.teacher_cache = "topk": the sparse forward KL against the cached top-k of the batch's blocks."""
         if batch.block_index is None:
             raise ValueError("the top-k teacher cache needs the batch's block indices")
@@ -145,7 +165,7 @@ class Objective:
             chunk_positions=self.chunk_positions,
         )
 
-    def _loss_kwargs(self, num_valid_tokens: int) -> dict:
+    def _loss_kwargs(self, num_valid_tokens: int | Tensor) -> dict:
         s = self.settings
         return dict(
             temperature=s.temperature,
@@ -156,9 +176,10 @@ class Objective:
             t_squared=s.t_squared,
             num_valid_tokens=num_valid_tokens,
             chunk_positions=self.chunk_positions,
+            compile=self.compile,
         )
 
-    def _fused(self, student_head, teacher_head, batch: Batch, num_valid_tokens: int) -> LossParts:
+    def _fused(self, student_head, teacher_head, batch: Batch, num_valid_tokens: int | Tensor) -> LossParts:
         """distill.fused_loss: the base models' final hidden states and the heads' weights, no logits."""
         teacher_hidden = None
         if teacher_head is not None:
@@ -179,13 +200,21 @@ class Objective:
         )
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model itself inside DistributedDataParallel and train/parallel.py's ``Forward`` (each holds it as
+    ``module``)."""
+    while isinstance(getattr(model, "module", None), torch.nn.Module):
+        model = model.module
+    return model
+
+
 def fusable_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Linear] | None:
     """``(base model, output projection)`` when the logits are exactly ``head(base(...).last_hidden_state)``.
 
     A Hugging Face causal LM with a plain ``nn.Linear`` head and its base model (``model.model`` /
-    ``model.transformer``, ``get_decoder()``); None for anything else: a wrapper such as
-    DistributedDataParallel (calling its module directly would skip its gradient hooks), a head with
-    logit scaling or soft-capping, a model of another shape. Then the objective takes the usual path.
+    ``model.transformer``, ``get_decoder()``); None for anything else: a wrapper (pass :func:`unwrap`'s
+    model; the objective calls a DistributedDataParallel wrapper itself, so its gradient hooks run), a
+    head with logit scaling or soft-capping, a model of another shape. Then the objective takes the usual path.
     """
     get_head = getattr(model, "get_output_embeddings", None)
     head = get_head() if callable(get_head) else None

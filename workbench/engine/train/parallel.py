@@ -10,6 +10,22 @@ from dataclasses import dataclass
 import torch
 
 
+class Forward(torch.nn.Module):
+    """The student as DistributedDataParallel wraps it: ``forward(**kwargs)`` is the model's own, and
+    ``forward(run=fn)`` returns ``fn(model)``. The fused loss (engine/fused_loss.py) reads the output
+    weight itself instead of calling the model; run through here it happens inside DDP's forward, so DDP
+    prepares its gradient all-reduce for that pass as for any other."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.module = model
+
+    def forward(self, *args, run=None, **kwargs):
+        if run is not None:
+            return run(self.module)
+        return self.module(*args, **kwargs)
+
+
 @dataclass
 class Parallel:
     """The process group when launched by torchrun (world_size 1 otherwise)."""

@@ -31,7 +31,7 @@ from workbench.engine.teacher_cache import TopKCache
 from workbench.engine.toy.language import ToyLanguage
 from workbench.engine.train.objective import Batch, Objective
 from workbench.engine.train.on_policy import is_on_policy_step, on_policy_batch
-from workbench.engine.train.parallel import Parallel
+from workbench.engine.train.parallel import Forward, Parallel
 from workbench.engine.train.report import Reporter
 from workbench.engine.train.schedule import adamw, lr_at
 from workbench.events import Checkpoint, Eval, Log, Probe, StageStarted, Step
@@ -109,8 +109,10 @@ class Session:
             ),
             teacher_topk=self.teacher_topk if distilling else None,
             hidden_layers=self.hidden_layers if distilling else None,
+            compile=tr.compile,
         )
-        # distill.on_policy: the steps on the student's own samples use the soft term alone (train/on_policy.py).
+        # distill.on_policy: the steps on the student's own samples use the soft term alone (train/on_policy.py),
+        # plus the hidden-state matching term when it is on (over the same positions: those predicting a sample).
         on_policy_objective = (
             Objective(
                 dist_cfg,
@@ -118,6 +120,8 @@ class Session:
                 teacher=teacher,
                 autocast=self.dev.autocast,
                 chunk_positions=objective.chunk_positions,
+                hidden_layers=self.hidden_layers,
+                compile=tr.compile,
             )
             if distilling and dist_cfg.on_policy > 0 and teacher is not None and alpha > 0
             else None
@@ -148,7 +152,9 @@ class Session:
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel
 
-            trainable = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+            trainable = DistributedDataParallel(
+                Forward(model), device_ids=[device.index] if device.type == "cuda" else None
+            )
         self.report(StageStarted(stage, total_steps=total))
         if step == 0:  # the starting point: the untrained teacher, the student before distillation
             self.evaluate(stage, 0, model, teacher)
@@ -198,8 +204,9 @@ class Session:
                     if device.type == "cuda":
                         torch.cuda.synchronize(device)
                     window_generate_s += time.perf_counter() - generate_from
-            n_valid = torch.tensor(float(sum(b.valid_tokens() for b in batches)), device=device)
-            n_valid = int(self.parallel.all_sum(n_valid).item()) if world > 1 else int(n_valid.item())
+            # The step's valid tokens as a tensor on the device: counting them makes no host sync.
+            n_valid = torch.stack([b.valid_tokens().to(device, non_blocking=True) for b in batches]).sum()
+            n_valid = self.parallel.all_sum(n_valid.float()) if world > 1 else n_valid
             for micro, batch in enumerate(batches):
                 batch = batch.to(device)
                 sync_context = (
@@ -223,8 +230,10 @@ class Session:
             window_tokens += on_policy_tokens_per_step if on_policy else tokens_per_step
 
             if step % tr.log_interval == 0 or step == total:
-                values = (sums / window_steps).tolist()
-                norm = float(grad_norm)
+                # The step's one host sync (every process logs at the same steps): each process summed its
+                # share of the step's means, so the shares are added up first.
+                means = self.parallel.all_sum(sums.clone()) / window_steps
+                *values, norm = torch.cat([means, grad_norm.detach().float().reshape(1).to(device)]).tolist()
                 if not math.isfinite(values[0]) or not math.isfinite(norm):
                     raise RunFailed(
                         f"The {stage} loss became {values[0]} at step {step}.",
