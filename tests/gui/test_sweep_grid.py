@@ -9,6 +9,9 @@ import csv
 import io
 import json
 
+import pyqtgraph as pg
+import pytest
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
@@ -107,24 +110,24 @@ def test_cells_not_finished_say_so_and_fill_in_while_the_sweep_runs(qtbot, runs_
     assert not grid.timer.isActive()  # complete: no more polling
 
 
-def test_a_double_click_on_a_cell_emits_its_run_folder(qtbot, runs_dir):
+def test_a_click_on_a_cell_emits_its_run_folder_and_arrow_keys_only_select(qtbot, runs_dir):
     path = make_sweep(runs_dir, GRID, {0: done(0), 1: done(1), 2: done(2)})
     grid = _grid(qtbot, path)
     ids = _ids(path)
     table = grid.table
 
-    def double_click(row, col):
+    def click(row, col):
         center = table.visualItemRect(table.item(row, col)).center()
-        qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=center)  # a view takes a double-click
-        qtbot.mouseDClick(table.viewport(), Qt.MouseButton.LeftButton, pos=center)  # after its first click
+        qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=center)
 
     with qtbot.waitSignal(grid.run_requested, timeout=1000) as blocker:
-        double_click(0, 1)
+        click(0, 1)  # one click, as a user expects of a results grid
     assert blocker.args == [str(path / ids[1])]
     with qtbot.assertNotEmitted(grid.run_requested):
-        double_click(1, 1)  # queued: no run folder yet
+        click(1, 1)  # queued: no run folder yet
     assert not grid.open_button.isEnabled()
-    table.setCurrentItem(table.item(1, 0))
+    with qtbot.assertNotEmitted(grid.run_requested):
+        table.setCurrentItem(table.item(1, 0))  # selected (the keyboard's way): the detail line, nothing loaded
     assert grid.open_button.isEnabled() and ids[2] in grid.detail.text()
     with qtbot.waitSignal(grid.run_requested, timeout=1000) as blocker:
         grid.open_button.click()
@@ -221,7 +224,7 @@ def test_the_runs_tab_lists_a_sweep_as_one_line_and_opens_its_grid(qtbot, runs_d
     qtbot.addWidget(window)
     assert window.grid.info.path == path and window.windowTitle() == "Sweep kd"
     ids = _ids(path)
-    with qtbot.waitSignal(panel.soft_targets_requested, timeout=1000) as blocker:
+    with qtbot.waitSignal(panel.sweep_cell_requested, timeout=1000) as blocker:
         window.grid.table.setCurrentItem(window.grid.items[ids[0]])
         window.grid.open_button.click()
     assert blocker.args == [str(path / ids[0])]
@@ -281,8 +284,22 @@ def test_a_cell_opened_in_the_grid_goes_to_the_windows_soft_targets_panel(qtbot,
     cell = str(path / _ids(path)[3])
     grid_window.grid.table.setCurrentItem(grid_window.grid.items[_ids(path)[3]])
     grid_window.grid.open_button.click()
-    assert loaded == [("probes", cell), ("models", cell)]
+    assert loaded[-2:] == [("probes", cell), ("models", cell)]
     assert window.tabs.currentIndex() == 0  # the soft-targets panel's tab
+
+
+def test_a_running_cell_clicked_in_the_grid_is_followed_live(qtbot, runs_dir, make_window, tiny_config):
+    path = make_sweep(runs_dir, GRID, {0: done(0), 1: "running"})  # a sweep running in a terminal, say
+    window = make_window(tiny_config(runs_dir))
+    grid_window = window.runs_panel.show_sweep(path)
+    qtbot.addWidget(grid_window)
+    grid = grid_window.grid
+    rect = grid.table.visualItemRect(grid.items[_ids(path)[1]])
+    qtbot.mouseClick(grid.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.is_following() and window._follow_dir == path / _ids(path)[1]
+    assert "alpha = 0.9" in window.progress.cell_text()
+    assert window.show_sweep_cell(str(path / _ids(path)[1])) == "live"  # clicked again: it is already shown
+    window.stop_following()
 
 
 def test_the_grid_follows_a_theme_switched_while_it_is_open(qtbot, runs_dir, qapp):
@@ -336,3 +353,43 @@ def test_baselines_sit_beside_the_cells_they_are_the_baseline_of(qtbot, runs_dir
     ]  # fmt: skip
     assert t.item(0, 0).text() == "★ 0.400" and t.item(0, 1).text() == "queued"
     assert [[t.item(r, c).text() for c in range(2)] for r in (1, 3)] == [["0.610", "0.620"], ["0.630", "0.640"]]
+
+
+def test_presentation_mode_enlarges_the_grids_cells_headers_and_plot_text(qtbot, runs_dir, make_window, tiny_config):
+    from workbench.gui.window.presentation import PRESENTATION_FONT_SCALE
+
+    two = make_sweep(runs_dir, GRID, {i: done(i) for i in range(4)}, status="completed")
+    one = make_sweep(runs_dir, ["distill.temperature=1,2,4"], {i: done(i) for i in range(3)}, status="completed")
+    window = make_window(tiny_config(runs_dir))
+    grid_window = window.runs_panel.show_sweep(two)
+    qtbot.addWidget(grid_window)
+    grid = grid_window.grid
+
+    def sizes():
+        return (
+            grid.title.font().pointSizeF(),
+            grid.table.font().pointSizeF(),
+            grid.table.horizontalHeader().font().pointSizeF(),
+            grid.table.verticalHeader().font().pointSizeF(),
+            grid.table.horizontalHeaderItem(0).font().pointSizeF(),  # what the header draws: "alpha = 0.5"
+            grid.subtitle.font().pointSizeF(),
+            grid.detail.font().pointSizeF(),
+        )
+
+    before = sizes()
+    row_before = grid.table.verticalHeader().minimumSectionSize()
+    window.set_presentation(True, fullscreen=False)
+    after = sizes()
+    for a, b in zip(after, before):
+        assert a == pytest.approx(b * PRESENTATION_FONT_SCALE, rel=0.02)
+    assert grid.table.verticalHeader().minimumSectionSize() > row_before  # two lines of the larger text fit
+    grid_window.set_sweep(one)  # a one-axis sweep's plot, made in presentation mode
+    tick = grid.plot.getAxis("bottom").style["tickFont"]
+    assert tick is not None and tick.pointSizeF() == pytest.approx(grid.font().pointSizeF())
+    numbers = [i for i in grid.plot.items() if isinstance(i, pg.TextItem)]
+    assert numbers and all(n.textItem.font().pointSizeF() == pytest.approx(grid.font().pointSizeF()) for n in numbers)
+    large = tick.pointSizeF()
+    window.set_presentation(False)
+    assert sizes() == pytest.approx(before, rel=0.02)
+    small = grid.plot.getAxis("bottom").style["tickFont"].pointSizeF()
+    assert small == pytest.approx(large / PRESENTATION_FONT_SCALE, rel=0.02)

@@ -118,16 +118,23 @@ def test_a_2x2_sweep_from_the_window_trains_one_teacher_and_fills_the_grid(qtbot
     assert window.progress.cell_label.width() < window.progress.cell_label.sizeHint().width()
     window.progress.set_cell("")
 
-    loaded = []
-    window.soft_targets.load_run_probes = lambda run: loaded.append(("probes", run))
-    window.soft_targets.set_run_dir = lambda run: loaded.append(("models", run))
-    item = grid.items[ids[2]]
-    rect = grid.table.visualItemRect(item)
-    qtbot.mouseClick(grid.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())  # a view takes a
-    qtbot.mouseDClick(grid.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())  # double-click after it
-    cell = str(read_sweep(path).cells[2].run_dir)
-    assert loaded == [("probes", cell), ("models", cell)]  # that run, in the window's soft-targets panel
+    # One click on a finished cell shows that run: its curves as the window's, its probes and models in the
+    # soft-targets panel.
+    cell = read_sweep(path).cells[2]
+    steps = [e.step for e in run_events(cell.run_dir) if getattr(e, "kind", "") == "step"]
+    probe_steps = [e.step for e in run_events(cell.run_dir) if getattr(e, "kind", "") == "probe"]
+    window.charts.clear()
+    window.soft_targets.clear()
+    rect = grid.table.visualItemRect(grid.items[ids[2]])
+    with qtbot.waitSignal(window.soft_targets.predictor_ready, timeout=30000) as ready:
+        qtbot.mouseClick(grid.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert ready.args == [str(cell.run_dir)]
+    loss = window.charts.charts["loss"].series["loss"].data
+    assert len(loss) == len(steps) > 0  # the cell's own curve (the teacher's stage is the first cell's only)
     assert window.tabs.currentIndex() == 0
+    assert "temperature = 2, alpha = 0.5" in window.progress.cell_text()
+    qtbot.waitUntil(lambda: [e.step for e in window.soft_targets.state.history()] == probe_steps, timeout=10000)
+    assert probe_steps and window.soft_targets.replay.slider.maximum() == len(probe_steps) - 1
 
 
 @pytest.mark.qt_log_ignore("This plugin does not support raise")  # offscreen: the grid window, raised again

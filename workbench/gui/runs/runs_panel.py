@@ -4,7 +4,8 @@ Tick runs to overlay their curves on the charts; select one for the actions
 (open its config, resume it, start its no-distillation baseline, inspect it in
 the soft-targets panel, see what distillation bought beside its baseline); tick two
 to see how their configurations differ. Sweeps are listed above the runs, one line
-each; opening one shows its grid, and a cell opened there goes to the soft-targets panel.
+each; opening one shows its grid, and a cell clicked there is shown in the main window (its curves and its soft
+targets).
 The panel only reads folders and emits signals; the main window acts on them.
 """
 
@@ -78,7 +79,8 @@ class RunsPanel(QWidget):
     Signals carry plain values: ``overlays_changed(list)`` the ticked run paths
     (str) in table order; ``open_config_requested(object)`` a RunConfig;
     ``resume_requested(str)``, ``baseline_requested(str)`` and
-    ``soft_targets_requested(str)`` a run path.
+    ``soft_targets_requested(str)`` a run path; ``sweep_cell_requested(str)`` the run folder of a cell clicked in
+    the sweep grid.
     """
 
     overlays_changed = Signal(list)
@@ -86,6 +88,7 @@ class RunsPanel(QWidget):
     resume_requested = Signal(str)
     baseline_requested = Signal(str)
     soft_targets_requested = Signal(str)
+    sweep_cell_requested = Signal(str)
 
     def __init__(self, parent: QWidget | None = None, refresh_ms: int = 4000):
         super().__init__(parent)
@@ -279,15 +282,20 @@ class RunsPanel(QWidget):
         return card
 
     def show_sweep(self, path: str | Path) -> Any:
-        """Open the grid window of sweep folder ``path``; a cell opened there goes to the soft-targets panel."""
+        """Open the grid window of sweep folder ``path``; a cell clicked there is asked for with
+        ``sweep_cell_requested``."""
         from workbench.gui.runs.sweep_window import show_grid
 
         if self.sweep_window is None:
-            self.sweep_window = show_grid(None, self.window(), path)
-            self.sweep_window.grid.run_requested.connect(self.soft_targets_requested)
+            self.sweep_window = show_grid(None, self.window(), path, font=self.font())
+            self.sweep_window.grid.run_requested.connect(self.sweep_cell_requested)
         else:
             show_grid(self.sweep_window, self.window(), path)
         return self.sweep_window
+
+    def windows(self) -> list[Any]:
+        """The windows this panel has opened (the sweep grid, the card): presentation mode sizes their fonts."""
+        return [w for w in (self.sweep_window, self.bought_card) if w is not None]
 
     def shutdown(self) -> None:
         if self.sweep_window is not None:

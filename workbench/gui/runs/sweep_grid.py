@@ -5,8 +5,9 @@ two axes as a table of coloured cells (rows: the first axis, columns: the second
 metric against the value (a choice field such as ``distill.divergence`` as evenly spaced names) with a row of
 cells under it. The best finished cell has a star and a border; cells not finished say so (queued, running,
 failed, ...); hard-label baselines are a reference row, column or dashed line. While the sweep is not complete
-the folder is polled every second, and read again only when a file in it changed. A double-click on a cell
-(or "Show in soft targets") emits ``run_requested(run folder)``.
+the folder is polled every second, and read again only when a file in it changed. A click on a cell that has a
+run folder (on its point in the one-axis plot, or "Show run" for the selected cell) emits ``run_requested(run
+folder)``: the window shows that run (its curves, its soft targets; a running cell live). Arrow keys only select.
 
 :class:`~workbench.gui.runs.sweep_window.SweepGridWindow` is the window the Runs tab opens around it.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QEvent, QRect, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QFont, QPainter, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -60,7 +61,7 @@ STATUS_COLORS = {
 CELL_ROLE = Qt.ItemDataRole.UserRole  # the CellInfo's run folder (str)
 BEST_ROLE = Qt.ItemDataRole.UserRole + 1
 STAR = "★ "
-HINT = "Double-click a cell to show its run in the soft-targets panel."
+HINT = "Click a cell to show its run in the main window: its curves and its soft targets (a running one live)."
 
 
 class _BestDelegate(QStyledItemDelegate):
@@ -106,6 +107,7 @@ class SweepGrid(QWidget):
         self.subtitle = QLabel(self)
         self.subtitle.setObjectName("muted")
         self.metric_box = QComboBox(self)
+        self.metric_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # its font grows too
         for m in METRICS:
             self.metric_box.addItem(m.title, m.key)
         self.metric_box.setToolTip("The final metric shown in the cells (from each run's summary.json)")
@@ -116,9 +118,9 @@ class SweepGrid(QWidget):
         titles.addWidget(self.title)
         titles.addWidget(self.subtitle)
         top.addLayout(titles, 1)
-        metric_label = QLabel("Metric", self)
-        metric_label.setObjectName("muted")
-        top.addWidget(metric_label)
+        self.metric_label = QLabel("Metric", self)
+        self.metric_label.setObjectName("muted")
+        top.addWidget(self.metric_label)
         top.addWidget(self.metric_box)
 
         self.plot: SweepLines | None = None  # the lines of a one-axis sweep (made when needed)
@@ -132,14 +134,17 @@ class SweepGrid(QWidget):
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.verticalHeader().setMinimumSectionSize(54)
         self.table.setFont(_font(self, 1.15))
-        self.table.itemDoubleClicked.connect(self._on_double_clicked)
+        self.table.itemClicked.connect(self._on_clicked)
         self.table.itemSelectionChanged.connect(self._on_selection)
 
         self.detail = QLabel(HINT, self)
         self.detail.setObjectName("muted")
         self.detail.setWordWrap(True)
-        self.open_button = QPushButton("Show in soft targets", self)
-        self.open_button.setToolTip("Load the selected cell's run into the soft-targets panel (or double-click it)")
+        self.open_button = QPushButton("Show run", self)
+        self.open_button.setToolTip(
+            "Show the selected cell's run in the main window: its loss curves, and its models and probes in the "
+            "soft-targets panel (or click the cell)"
+        )
         self.open_button.clicked.connect(self._on_open)
         bottom = QHBoxLayout()
         bottom.addWidget(self.detail, 1)
@@ -157,6 +162,7 @@ class SweepGrid(QWidget):
         self.timer = QTimer(self)
         self.timer.setInterval(refresh_ms)
         self.timer.timeout.connect(self.poll)
+        self._apply_fonts()
         self._update_open_button()
 
     # -- public ---------------------------------------------------------------
@@ -199,7 +205,24 @@ class SweepGrid(QWidget):
             if self.plot is not None:
                 self.plot.apply_palette()
             self._rebuild()  # the cells' colours are the theme's
+        elif event.type() in (QEvent.Type.FontChange, QEvent.Type.ApplicationFontChange):
+            self._apply_fonts()  # presentation mode: the title, the cells, the headers and the plot grow with it
+            self._rebuild()
         super().changeEvent(event)
+
+    def _apply_fonts(self) -> None:
+        """Title, cells and headers at their share of the widget's font, and the one-axis plot's text."""
+        self.title.setFont(_font(self, 1.35, bold=True))
+        for widget in (self.subtitle, self.metric_label, self.metric_box, self.detail, self.open_button):
+            widget.setFont(_font(self, 1.0))  # a style sheet stops the propagation: handed on here
+        longest = max(QFontMetrics(self.metric_box.font()).horizontalAdvance(m.title) for m in METRICS)
+        self.metric_box.setMinimumWidth(longest + 44)  # the arrow and the frame
+        self.table.setFont(_font(self, 1.15))
+        for header in (self.table.horizontalHeader(), self.table.verticalHeader()):
+            header.setFont(_font(self, 1.15))  # the axis values, as large as the cells
+        self.table.verticalHeader().setMinimumSectionSize(int(QFontMetrics(self.table.font()).height() * 2.6))
+        if self.plot is not None:
+            self.plot.apply_font(self.font())
 
     # -- reading ----------------------------------------------------------------
     @Slot()
@@ -271,6 +294,7 @@ class SweepGrid(QWidget):
         if len(info.axes) == 1:
             if self.plot is None:
                 self.plot = SweepLines(self)
+                self.plot.apply_font(self.font())
                 self.plot.cell_clicked.connect(self._on_point_clicked)
                 self.body.insertWidget(0, self.plot, 1)
             self.plot.draw(info.axes[0], cells, baselines, self._metric, self.best)
@@ -279,7 +303,7 @@ class SweepGrid(QWidget):
         self._on_selection()
 
     def hint(self) -> str:
-        """What the colours mean (best ... worst value of the distilled cells) and what a double-click does."""
+        """What the colours mean (best ... worst value of the distilled cells) and what a click does."""
         lo, hi = self._range
         if self.best is None:
             return HINT
@@ -295,6 +319,11 @@ class SweepGrid(QWidget):
         self.table.setColumnCount(len(where.col_labels))
         self.table.setHorizontalHeaderLabels(where.col_labels)
         self.table.setVerticalHeaderLabels(where.row_labels)
+        header_font = self.table.horizontalHeader().font()
+        for i in range(len(where.col_labels)):
+            self.table.horizontalHeaderItem(i).setFont(header_font)  # an item's own font wins over the header's
+        for i in range(len(where.row_labels)):
+            self.table.verticalHeaderItem(i).setFont(header_font)
         for r in range(len(where.row_labels)):
             for c in range(len(where.col_labels)):
                 blank = QTableWidgetItem("")
@@ -306,11 +335,12 @@ class SweepGrid(QWidget):
             if cell.id in where.places:
                 self.table.setItem(*where.places[cell.id], self._item(cell))
         n_rows = len(where.row_labels)
+        row = self.table.verticalHeader().minimumSectionSize() + 6  # two lines of the cells' font, and a margin
         if len(info.axes) == 1:  # under the plot: only as tall as its rows
-            self.table.setMinimumHeight(60 * n_rows + 36)
-            self.table.setMaximumHeight(64 * n_rows + 40)
+            self.table.setMinimumHeight(row * n_rows + 36)
+            self.table.setMaximumHeight((row + 4) * n_rows + 40)
         else:
-            self.table.setMinimumHeight(min(60 * n_rows + 40, 520))
+            self.table.setMinimumHeight(min(row * n_rows + 40, 520))
             self.table.setMaximumHeight(16777215)
 
     def _item(self, cell: CellInfo) -> QTableWidgetItem:
@@ -394,9 +424,9 @@ class SweepGrid(QWidget):
         self.open_button.setEnabled(cell is not None and has_run(cell))
 
     @Slot(QTableWidgetItem)
-    def _on_double_clicked(self, item: QTableWidgetItem) -> None:
+    def _on_clicked(self, item: QTableWidgetItem) -> None:
         run_dir = item.data(CELL_ROLE)
-        if run_dir and (Path(run_dir) / "config.toml").is_file():
+        if run_dir and (Path(run_dir) / "config.toml").is_file():  # a queued cell has no run yet
             self.run_requested.emit(str(run_dir))
 
     @Slot()
@@ -409,6 +439,7 @@ class SweepGrid(QWidget):
     def _on_point_clicked(self, cell_id: str) -> None:
         if cell_id in self.items:
             self.table.setCurrentItem(self.items[cell_id])
+            self._on_clicked(self.items[cell_id])
 
 
 def _font(widget: QWidget, scale: float, bold: bool = False) -> QFont:

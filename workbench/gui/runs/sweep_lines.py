@@ -7,6 +7,7 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics
 
 from workbench.gui import theme
 from workbench.gui.runs.sweep_cells import BASELINE_NAME, Metric, metric_value, positions, value_key
@@ -27,6 +28,20 @@ class SweepLines(pg.PlotWidget):
         self.apply_palette()
         self.points: dict[str, tuple[float, float]] = {}  # cell id -> where it is drawn
         self._at: dict[tuple[float, float], str] = {}
+        self._text_font = QFont(self.font())
+
+    def apply_font(self, font: QFont) -> None:
+        """Tick labels, axis titles, legend and the numbers at the points in ``font`` (presentation mode's is
+        larger); the next :meth:`draw` uses it for the numbers."""
+        self._text_font = QFont(font)
+        for name in ("left", "bottom"):
+            axis = self.getAxis(name)
+            axis.setStyle(tickFont=font)
+            axis.label.setFont(font)
+        self.getAxis("left").setWidth(QFontMetrics(font).horizontalAdvance("0.0000") + 12)
+        self.getAxis("bottom").setHeight(QFontMetrics(font).height() * 2 + 10)
+        points = max(font.pointSizeF(), 1.0)
+        self.plotItem.legend.setLabelTextSize(f"{points:g}pt")  # labels added by the next draw take it too
 
     def apply_palette(self) -> None:
         """Follow the theme: background, axes and legend text."""
@@ -73,6 +88,7 @@ class SweepLines(pg.PlotWidget):
             line.scatter.sigClicked.connect(self._on_clicked)
             for x, y, _cell in points:
                 label = pg.TextItem(metric.text(y), color=text, anchor=(0.5, 1.3))
+                label.setFont(self._text_font)
                 label.setPos(x, y)
                 self.addItem(label)
         if best is not None and best.id in self.points:

@@ -6,16 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import QEvent, Slot
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QDialog, QFileDialog, QHBoxLayout, QPushButton, QVBoxLayout, QWidget
 
 from workbench.gui.runs.sweep_grid import SweepGrid
 
 
-def show_grid(current: SweepGridWindow | None, parent: QWidget | None, path: str | Path) -> SweepGridWindow:
-    """Show the sweep folder ``path`` in ``current`` (or a new grid window) and bring it to the front."""
+def show_grid(
+    current: SweepGridWindow | None, parent: QWidget | None, path: str | Path, font: QFont | None = None
+) -> SweepGridWindow:
+    """Show the sweep folder ``path`` in ``current`` (or a new grid window, in ``font``: the window's size in
+    presentation mode) and bring it to the front."""
     if current is None:
         current = SweepGridWindow(parent)
+        if font is not None:
+            current.setFont(font)
     current.set_sweep(path)
     if current.isVisible():
         current.raise_()
@@ -58,6 +64,13 @@ class SweepGridWindow(QDialog):
 
     def save_png(self, path: str | Path) -> bool:
         return self.grid.grab().save(str(path), "PNG")
+
+    def changeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.FontChange:  # presentation mode: the style sheet stops the propagation
+            self.grid.setFont(self.font())
+            for button in (self.png_button, self.csv_button, self.close_button):
+                button.setFont(self.font())
+        super().changeEvent(event)
 
     def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)

@@ -147,16 +147,17 @@ class FollowMixin:
                 probes.append(event)  # drawn once, the newest, after the tick's other events
             elif self._follow_last_kind == "step":  # the charts take every step; the progress strip the last
                 self.charts.handle_event(event)
+                self.progress.generating.take(event)  # but every window counts in the share of time generating
                 last_step = event
             else:
                 if last_step is not None:
-                    self.progress.set_step(last_step)  # before a stage or the end changes the strip
+                    self.progress.set_step(last_step, counted=True)  # before a stage or the end changes the strip
                     last_step = None
                 self._on_run_event(event)
                 if self._follow_last_kind in ("finished", "failed"):
                     self._follow_final = event
         if last_step is not None:
-            self.progress.set_step(last_step)
+            self.progress.set_step(last_step, counted=True)
         if batch.events and self.first_point_time is None and any(e.kind in ("step", "eval") for e in batch.events):
             self.first_point_time = time.perf_counter()
         self.soft_targets.handle_probes(probes)

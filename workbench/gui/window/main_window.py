@@ -80,6 +80,8 @@ class MainWindow(
         self._pre_presentation: dict[str, Any] = {}
         self._close_when_idle = False
         self._event_cache: dict[str, tuple[float, list]] = {}
+        self._cell_overlay: str | None = None  # a sweep cell's run overlaid beside the live run (SweepsMixin)
+        self._sweep_cell_dir: str | None = None  # the cell the window's own sweep is running
         self._valid = True
         self._reason = ""
         self._plan_cfg: RunConfig | None = None  # the configuration of the newest plan request
@@ -112,6 +114,7 @@ class MainWindow(
         self.runs_panel.baseline_requested.connect(self.start_baseline)
         self.runs_panel.soft_targets_requested.connect(self._on_soft_targets_requested)
         self.runs_panel.sweeps.resume_requested.connect(self.resume_sweep)
+        self.runs_panel.sweep_cell_requested.connect(self.show_sweep_cell)
 
         settings = QSettings()
         if restore_settings:
@@ -291,6 +294,8 @@ class MainWindow(
         self.charts.set_truth_expected(truth_expected)
         self.soft_targets.clear()
         self.soft_targets.set_run_dir(None)  # probes of the new run replace the old run's models
+        self.progress.set_cell("")  # a sweep cell shown before (SweepsMixin) is not what comes next
+        self._cell_overlay = None
         self.first_point_time = None
 
     @Slot(str)

@@ -51,6 +51,7 @@ class PresentationMixin:
             self.progress,
             self.log_view,
             self.help_panel,
+            *self.runs_panel.windows(),  # the sweep grid and the card, when open: what a demo shows next
         ):
             font = widget.font()
             if abs(font.pointSizeF() - base * scale) > 1e-3:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
@@ -57,6 +58,49 @@ def format_rate(tokens_per_s: float) -> str:
     return f"{tokens_per_s:.0f} tok/s"
 
 
+GENERATING_WINDOWS = 10  # the share of time generating is taken over this many log windows
+GENERATING_TIP = (
+    "generating: the share of the wall-clock time between the last progress updates that the student spent "
+    "writing its own samples for on-policy distillation (distill.on_policy), over the last "
+    f"{GENERATING_WINDOWS} updates; evaluations and probes count as time not generating. tok/s counts those "
+    "samples' tokens, generation included."
+)
+
+
+class GeneratingShare:
+    """The share of a stage's recent wall-clock time spent generating on-policy samples, from Step events:
+    ``generate_s`` of each log window over the ``elapsed_s`` between it and the step before (no Qt)."""
+
+    def __init__(self, windows: int = GENERATING_WINDOWS):
+        self.windows: deque[tuple[float, float]] = deque(maxlen=windows)
+        self.stage = ""
+        self.previous: float | None = None
+        self.seen = False  # a window of this stage generated: on-policy is on
+
+    def reset(self) -> None:
+        self.windows.clear()
+        self.stage, self.previous, self.seen = "", None, False
+
+    def take(self, event: Step) -> float | None:
+        """The share after ``event`` (0..1), or None while it is unknown or on-policy is off."""
+        if event.stage != self.stage:
+            self.reset()
+            self.stage = event.stage
+        generate = getattr(event, "generate_s", 0.0) or 0.0  # events.jsonl written before it existed: 0
+        generate = generate if math.isfinite(generate) else 0.0
+        self.seen = self.seen or generate > 0
+        if self.previous is not None and event.elapsed_s > self.previous:
+            self.windows.append((generate, event.elapsed_s - self.previous))
+        self.previous = event.elapsed_s
+        return self.share()
+
+    def share(self) -> float | None:
+        if not self.seen or not self.windows:
+            return None
+        spent = sum(dt for _, dt in self.windows)
+        return min(1.0, sum(g for g, _ in self.windows) / spent) if spent > 0 else None
+
+
 class RunProgress(QWidget):
     """Stage, step/total, ETA, tokens per second and device memory of the current run."""
 
@@ -81,6 +125,7 @@ class RunProgress(QWidget):
         layout.addWidget(self.stage_label)
         layout.addWidget(self.bar, 1)
         layout.addWidget(self.detail_label)
+        self.generating = GeneratingShare()
         self.reset()
 
     def reset(self, text: str = "Idle", done: bool = False) -> None:
@@ -90,6 +135,7 @@ class RunProgress(QWidget):
         self.bar.setValue(1 if done else 0)
         self.bar.setFormat("done" if done else "")
         self.detail_label.setText("")
+        self.generating.reset()
 
     def set_cell(self, text: str) -> None:
         """The sweep cell the strip's stage and steps belong to ("" once the sweep is over). An ElidedLabel: a
@@ -111,7 +157,9 @@ class RunProgress(QWidget):
             self.bar.setFormat("")
         self.detail_label.setText(event.message)
 
-    def set_step(self, event: Step) -> None:
+    def set_step(self, event: Step, counted: bool = False) -> None:
+        """Show ``event``'s progress; ``counted``: its window was already given to ``self.generating`` (a followed
+        run shows only a tick's last step, but every window counts towards the share of time generating)."""
         total = max(event.total_steps, 1)
         if self.bar.maximum() != total:
             self.bar.setRange(0, total)
@@ -119,14 +167,18 @@ class RunProgress(QWidget):
         self.bar.setValue(min(event.step, total))
         self.bar.setFormat(f"{event.step:,} / {event.total_steps:,}")
         parts = [f"ETA {format_duration(event.eta_s)}", format_rate(event.tokens_per_s)]
+        share = self.generating.share() if counted else self.generating.take(event)
+        if share is not None:  # on-policy distillation: how much of the time goes to the student's own samples
+            parts.append(f"generating {share:.0%}")
         if event.memory_bytes:
             parts.append(f"mem {format_bytes(event.memory_bytes)}")
         self.detail_label.setText("   ".join(parts))
-        self.detail_label.setToolTip(
+        tip = (
             "mem: memory in use now: on a GPU the tensors torch has allocated; on the CPU the "
             "whole process (Python, libraries, window). The summary card's step memory is an "
             "estimate of what the models, optimizer and one step's activations need."
         )
+        self.detail_label.setToolTip(f"{GENERATING_TIP}\n\n{tip}" if self.generating.seen else tip)
 
     def set_paused(self, paused: bool) -> None:
         text = self.stage_label.text().removesuffix(" (paused)")

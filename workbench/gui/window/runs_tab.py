@@ -35,6 +35,8 @@ class RunsTabMixin:
             alpha = info.config.distill.alpha if info is not None and info.config is not None else None
             label = overlay_label(path, info.name if info is not None else "", alpha)
             self.charts.add_overlay(label, self._run_events(path))
+        if self._cell_overlay is not None:  # a sweep cell clicked during a run (SweepsMixin.show_sweep_cell)
+            self.charts.add_overlay(Path(self._cell_overlay).name, self._run_events(self._cell_overlay))
 
     @Slot(object)
     def _on_open_run_config(self, cfg: RunConfig) -> None:

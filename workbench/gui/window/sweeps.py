@@ -2,7 +2,9 @@
 configuration (as ``workbench sweep`` does) and the run thread runs ``run_sweep`` on it; the live view follows
 the running cell (reset at each CellStarted), the progress strip names the cell, the grid window opens at once and
 fills in as it polls the folder. Stop ends the running cell with a checkpoint and starts no other; the Runs tab's
-"Resume sweep" continues it through the same path."""
+"Resume sweep" continues it through the same path. A cell clicked in the grid is shown in the main window
+(``show_sweep_cell``): a finished one as the shown run (its curves, its probes and models in the soft-targets panel),
+a running one live (the window's own sweep, or a sweep in a terminal followed as a run folder)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from PySide6.QtCore import Qt, Slot
 
 from workbench.errors import ConfigError, WriteFailed
 from workbench.events import Failed
+from workbench.run_folder import load_run_config, read_run
 from workbench.sweep import Sweep, SweepFinished, load_sweep, value_text
 
 SWEEP_TIP = "Run the form's configuration over a grid of one or two fields, one teacher shared by every run"
@@ -24,6 +27,23 @@ def cell_text(event: Any) -> str:
     kind = " (baseline)" if Path(event.run_dir).name.startswith("b") else ""
     verb = "resuming sweep cell" if event.resumed else "sweep cell"
     return f"{verb} {event.index + 1}/{event.total}{kind}: {values}"
+
+
+def _cell_label(run_dir: Path) -> str:
+    """``sweep cell kd/01: temperature = 1, alpha = 0.5`` from the sweep folder's record (the folder's name if it
+    cannot be read)."""
+    from workbench.sweep_folder import read_sweep
+
+    try:
+        info = read_sweep(run_dir.parent)
+    except Exception:  # noqa: BLE001 - being rewritten: the folder's name says enough
+        return f"sweep cell {run_dir.name}"
+    cell = next((c for c in info.cells if Path(c.run_dir).resolve() == run_dir), None)
+    if cell is None:
+        return f"sweep cell {run_dir.name}"
+    values = ", ".join(f"{k.rsplit('.', 1)[-1]} = {value_text(v)}" for k, v in cell.values.items())
+    kind = " (baseline)" if cell.kind == "baseline" else ""
+    return f"sweep {info.name}, cell {cell.id}{kind}: {values}"
 
 
 class SweepsMixin:
@@ -97,6 +117,7 @@ class SweepsMixin:
         """CellStarted / CellFinished / SweepFinished from the run thread (the cells' own events go on as a run's)."""
         kind = event.kind
         if kind == "cell_started":
+            self._sweep_cell_dir = event.run_dir
             self._clear_live_view(truth_expected=self.controller.config().data.source == "toy")
             if event.resumed:  # the cell's earlier curves and probes first, as a resumed run shows them
                 earlier = self._run_events(event.run_dir)
@@ -117,6 +138,56 @@ class SweepsMixin:
             self.runs_panel.refresh()
         elif kind == "sweep_finished":
             self.log_view.add(f"Sweep {event.status}: {event.sweep_dir}")
+
+    @Slot(str)
+    def show_sweep_cell(self, path: str) -> str:
+        """Show the run of a sweep cell clicked in the grid; returns what was done: "live" (it is the run the window
+        shows live), "followed" (a cell running in another process, now followed), "shown" (a finished cell: its
+        curves, probes and models), "overlaid" (a run of this window is training: its curves beside the live ones)
+        or "" (nothing to show)."""
+        run_dir = Path(path).resolve()
+        live = self._sweep_cell_dir if self.controller.is_running() else None
+        if self.is_following():
+            live = str(self._follow_dir)
+        if live is not None and Path(live).resolve() == run_dir:
+            self.tabs.setCurrentIndex(0)
+            self.statusBar().showMessage(f"{run_dir.name} is the run shown live.", 6000)
+            return "live"
+        if not (run_dir / "config.toml").is_file():
+            return ""
+        if self.run_active():  # the live view is the running run's: the cell's curves go beside it
+            self._cell_overlay = str(run_dir)
+            self._on_overlays_changed(self.runs_panel.checked_paths())
+            self.tabs.setCurrentIndex(0)
+            self.banner.show_message(
+                f"{run_dir.name}'s curves are drawn beside the running run's.",
+                "The soft-targets panel follows the running run; click the cell again once it has finished.",
+                level="info",
+            )
+            return "overlaid"
+        status = read_run(run_dir).status  # a dead writer's "running" reads as interrupted
+        cell = _cell_label(run_dir)
+        if status == "running":  # a sweep running in a terminal (or another machine): follow this cell
+            if not self.follow_run_folder(run_dir):
+                return ""
+            self.progress.set_cell(cell)
+            self.tabs.setCurrentIndex(0)
+            return "followed"
+        self.stop_following()
+        try:
+            toy = load_run_config(run_dir).data.source == "toy"
+        except ConfigError:
+            toy = False
+        self.banner.dismiss()
+        self._clear_live_view(truth_expected=toy)
+        self.charts.load_events(self._run_events(str(run_dir)))
+        self.progress.reset(status.capitalize(), done=status == "completed")
+        self.progress.set_cell(cell)
+        self.soft_targets.load_run_probes(str(run_dir))  # first: its probes come quicker than its models
+        self.soft_targets.set_run_dir(str(run_dir))
+        self.tabs.setCurrentIndex(0)
+        self.statusBar().showMessage(f"Showing {run_dir.name} ({status}); loading its models...", 6000)
+        return "shown"
 
     def _on_sweep_finished(self, result: Any) -> None:
         path = self.controller.sweep_dir()
