@@ -26,8 +26,8 @@ from workbench.engine.data.batches import BatchIterator
 from workbench.engine.data.blocks import TokenBlocks
 from workbench.engine.device import Device
 from workbench.engine.evaluate import Truth, evaluate, probe_prompt
-from workbench.engine.student_text import probe_generator, sample_student_text
 from workbench.engine.losses import loss_chunk_positions
+from workbench.engine.student_text import probe_generator, sample_student_text
 from workbench.engine.teacher_cache import TopKCache
 from workbench.engine.toy.language import ToyLanguage
 from workbench.engine.train.objective import Batch, Objective
