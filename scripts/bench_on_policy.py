@@ -49,6 +49,7 @@ def grammatical_rate(model, language, tokenizer, prompts: list[str], new_tokens:
     """Continue each prompt (a whole sentence) by sampling; judge each complete sentence written."""
     import torch
 
+    from workbench.engine.student_text import count_grammatical
     from workbench.engine.train.on_policy import generate, sample_generator
 
     good = total = 0
@@ -67,15 +68,9 @@ def grammatical_rate(model, language, tokenizer, prompts: list[str], new_tokens:
             generator=generator,
             autocast=contextlib.nullcontext,
         )
-        for row in out[:, length:].tolist():
-            words = tokenizer.convert_ids_to_tokens(row)
-            sentence: list[str] = []
-            for word in words:
-                sentence.append(word)
-                if word == ".":
-                    total += 1
-                    good += language.is_possible(sentence)
-                    sentence = []
+        written = [tokenizer.convert_ids_to_tokens(row) for row in out[:, length:].tolist()]
+        g, t = count_grammatical(language, written)
+        good, total = good + g, total + t
     return {"sentences": total, "grammatical": good, "rate": good / max(total, 1)}
 
 

@@ -102,14 +102,45 @@ class ProbePrompt:
 
 
 @dataclass(frozen=True)
+class StudentText:
+    """The student's own sampled continuation of a prompt, judged token by token by the teacher.
+
+    ``tokens`` are the sampled tokens as text (the prompt not included). Per token:
+    ``teacher_logprob`` is the teacher's log-probability of it given everything before it (at T = 1), ``kl`` the
+    KL(teacher || student) of the two next-token distributions at that position (nats). On the built-in language
+    ``true_prob`` is its exact probability and ``forbidden`` says whether that is 0 (the language can never
+    write it there); off it both are empty. ``grammatical`` of ``sentences`` is the count over a batch of
+    continuations sampled together (this one is the first): complete sentences (up to the end token) that the
+    language can produce; both are 0 off the built-in language. ``seed`` draws the batch again.
+    """
+
+    prompt: str
+    tokens: list[str]
+    teacher_logprob: list[float]
+    kl: list[float]
+    true_prob: list[float] = field(default_factory=list)
+    forbidden: list[bool] = field(default_factory=list)
+    grammatical: int = 0
+    sentences: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Probe:
-    """Teacher and student next-word distributions for the configured prompts."""
+    """Teacher and student next-word distributions for the configured prompts, and (``train.probe_samples``, in
+    the distillation stage) the student's sampled text for each; ``samples`` is empty in events written before
+    it existed, in the teacher stage and when it is off."""
 
     stage: str
     step: int
     temperature: float
     prompts: list[ProbePrompt]
     kind: str = "probe"
+    samples: list[StudentText] = field(default_factory=list)
+
+    def grammatical(self) -> tuple[int, int]:
+        """(grammatical, sentences) over every prompt's batch of samples."""
+        return sum(s.grammatical for s in self.samples), sum(s.sentences for s in self.samples)
 
 
 @dataclass(frozen=True)
@@ -204,6 +235,14 @@ def event_from_dict(data: dict[str, Any]) -> Any:
             prompt["true_probs"] = _none_to(prompt.get("true_probs", []), math.nan)
             prompts.append(ProbePrompt(**prompt))
         data["prompts"] = prompts
+        samples = []
+        for sample in data.get("samples", []):
+            sample = dict(sample)
+            sample["teacher_logprob"] = _none_to(sample.get("teacher_logprob", []), -math.inf)
+            sample["kl"] = _none_to(sample.get("kl", []), math.nan)
+            sample["true_prob"] = _none_to(sample.get("true_prob", []), math.nan)
+            samples.append(StudentText(**sample))
+        data["samples"] = samples
     for f in dataclasses.fields(cls):
         if f.type in ("float", float) and data.get(f.name, 0) is None:
             data[f.name] = math.nan

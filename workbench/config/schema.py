@@ -257,6 +257,15 @@ class TrainConfig:
         ["the cat is sitting on the", "the dogs near the house are"],
         "Prompts whose next-word distributions are watched during the run.",
     )
+    probe_samples: int = _f(
+        16,
+        "Continuations the student samples after each probe prompt at every distillation probe (its own seed, the "
+        "same at each probe; the training RNG is not touched): the first is shown in the soft-targets panel's "
+        "Student's text tab, and on the built-in language all are judged by its grammar.",
+        min=0,
+        max=256,
+        zero="off",
+    )
     processes: int = _f(
         1,
         "Processes that train together (data parallel: each reads batch_size sequences of every micro-batch, so a "

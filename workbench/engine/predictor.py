@@ -10,7 +10,8 @@ import torch
 
 from workbench.engine.assemble import load_run_models
 from workbench.engine.evaluate import Truth, generate_pair, probe_prompt
-from workbench.events import ProbePrompt
+from workbench.engine.student_text import probe_generator, sample_student_text
+from workbench.events import ProbePrompt, StudentText
 
 
 class Predictor:
@@ -64,5 +65,20 @@ class Predictor:
             max_new_tokens=max_new_tokens,
             temperature=temperature,
             top_p=top_p,
+            seed=seed,
+        )
+
+    def sample_text(self, prompt: str, *, seed: int = 0, count: int = 16) -> StudentText:
+        """The student's sampled continuation of ``prompt``, scored by the teacher (and the language), with the
+        grammar's verdict over ``count`` samples drawn with ``seed``."""
+        return sample_student_text(
+            prompt,
+            teacher=self.teacher,
+            student=self.student,
+            tokenizer=self.tokenizer,
+            device=self.device,
+            generator=probe_generator(self.device, seed, 0),
+            count=count,
+            language=self.language,
             seed=seed,
         )

@@ -27,6 +27,7 @@ from workbench.engine.data.blocks import TokenBlocks
 from workbench.engine.device import Device
 from workbench.engine.evaluate import Truth, evaluate, probe_prompt
 from workbench.engine.losses import loss_chunk_positions
+from workbench.engine.student_text import probe_generator, sample_student_text
 from workbench.engine.teacher_cache import TopKCache
 from workbench.engine.toy.language import ToyLanguage
 from workbench.engine.train.objective import Batch, Objective
@@ -380,7 +381,32 @@ class Session:
                     vocab_tokens_cache=self.probe_vocab_cache,
                 )
             )
-        self.report(Probe(stage=stage, step=step, temperature=self.config.distill.temperature, prompts=results))
+        samples = []
+        if distilling and self.config.train.probe_samples > 0:
+            for index, prompt in enumerate(prompts):
+                samples.append(
+                    sample_student_text(
+                        prompt,
+                        teacher=teacher,
+                        student=model,
+                        tokenizer=self.tokenizer,
+                        device=self.dev.device,
+                        generator=probe_generator(self.dev.device, self.config.train.seed, index),
+                        count=self.config.train.probe_samples,
+                        language=self.truth.language if self.truth is not None else None,
+                        autocast=self.dev.autocast,
+                        seed=self.config.train.seed,
+                    )
+                )
+        self.report(
+            Probe(
+                stage=stage,
+                step=step,
+                temperature=self.config.distill.temperature,
+                prompts=results,
+                samples=samples,
+            )
+        )
 
 
 def memory_in_use(device: torch.device) -> int:

@@ -10,7 +10,9 @@ A replay row steps through the run's Probe events (live, or a finished run's rea
 slider over the probed steps, a play button and "Live" to follow the newest probe again after moving back
 (:class:`~.replay.ReplayBar`). The bars and the strip show the selected step; generation needs model weights,
 which exist only at the end of a run, so while an earlier step is shown the Generate tab says that its texts
-come from the final models.
+come from the final models. The Student's text tab (:class:`~.student_text.StudentTextView`) shows the shown
+probe's sampled student text, token by token under the teacher's eye, and the grammatical rate over the run;
+its Sample button asks the run folder's student for a fresh continuation ("sample" channel).
 
 The panel is the view of a :class:`~.state.SoftTargetsState`, which holds and computes everything shown. A
 run folder's models (:class:`~.run_models.RunModels`) answer typed prompts and generate on one background
@@ -47,6 +49,7 @@ from workbench.gui.soft_targets.next_word import DIVERGENCE_NAMES, NextWordView
 from workbench.gui.soft_targets.replay import ReplayBar
 from workbench.gui.soft_targets.run_models import RunModels
 from workbench.gui.soft_targets.state import SLIDER_STEPS, SoftTargetsState, read_probes, temperature_to_slider
+from workbench.gui.soft_targets.student_text import StudentTextView
 from workbench.probabilities import DIVERGENCES
 
 NOT_PROBED = "This prompt is not probed by the run; open a finished run (Runs tab) to ask about any prompt."
@@ -178,6 +181,10 @@ class SoftTargetsPanel(QWidget):
         self.generation = GenerationTab(self)
         self.generation.generate_button.clicked.connect(self.generate)
         self.views.addTab(self.generation, "Generate")
+        self.student_text = StudentTextView(self)
+        self.student_text.sample_button.clicked.connect(self.sample_student_text)
+        self.views.addTab(self.student_text, "Student's text")
+        self._sample_seed = 0
         # Beside the tabs, so that the replay takes no height from the bars (the window's splitter keeps them short).
         self.views.setCornerWidget(self.replay, Qt.Corner.TopRightCorner)
         layout = QVBoxLayout(self)
@@ -236,8 +243,9 @@ class SoftTargetsPanel(QWidget):
     def set_run_dir(self, path: str | Path | None) -> None:
         """Load ``path``'s teacher and student in the background (None unloads them)."""
         self._set_ready(False)
+        self.student_text.forget_answer()
         if self._jobs is not None:
-            for channel in ("probe", "generate"):  # answers of the models being replaced are not wanted now
+            for channel in ("probe", "generate", "sample"):  # answers of the models being replaced are not wanted now
                 self._jobs.cancel(channel)
         if path is None:
             if self._jobs is not None:
@@ -336,6 +344,12 @@ class SoftTargetsPanel(QWidget):
         self.replay.show_history(count, index, self.state.replay_label(), offer_live=self._live and replaying)
         step = self.state.history()[index] if index is not None else None
         self.generation.set_replayed_step(f"step {step.step:,} ({step.stage})" if replaying and step else None)
+        self.student_text.show_probe(
+            self.state.shown_samples(),
+            f"step {step.step:,} ({step.stage})" if step else "",
+            self.state.grammar_history(),
+            index,
+        )
 
     def pin_prompt(self, prompt: str) -> None:
         if self.state.pin(prompt):
@@ -407,6 +421,24 @@ class SoftTargetsPanel(QWidget):
             on_error=lambda err: self._on_failed("Could not generate", err),
         )
 
+    @Slot()
+    def sample_student_text(self) -> None:
+        """Ask the run's student for a fresh sampled continuation of the prompt in the box (a new seed each time),
+        scored by the teacher; the Student's text tab shows it."""
+        prompt = self.prompt_box.currentText().strip()
+        if not self._predictor_ready or not prompt:
+            return
+        self._sample_seed += 1
+        seed, models = self._sample_seed, self._models
+        self.student_text.sample_button.setEnabled(False)
+        self.status.setText("Sampling the student's text …")
+        self._jobs.submit(
+            "sample",
+            lambda job: models.sample_text(prompt, seed),
+            on_done=self._on_sampled,
+            on_error=lambda err: self._on_failed("Could not sample the student's text", err),
+        )
+
     # -- answers from the background thread (on the GUI thread; only the latest request's) -------------------------------
     def _on_loaded(self, run_dir: str) -> None:
         self._set_ready(True)
@@ -422,6 +454,7 @@ class SoftTargetsPanel(QWidget):
         else:
             message, hint = f"{what}: {one_line(err)}", LOAD_HINT
         self.generation.generate_button.setEnabled(self._predictor_ready)
+        self.student_text.sample_button.setEnabled(self._predictor_ready)
         self.status.setText(f"{message}. {hint}")
         self.predictor_failed.emit(message)
 
@@ -462,6 +495,13 @@ class SoftTargetsPanel(QWidget):
         self.status.setText("")
         self.generation_shown.emit(*texts)
 
+    def _on_sampled(self, sample) -> None:
+        self.student_text.sample_button.setEnabled(self._predictor_ready)
+        if sample is None:
+            return
+        self.student_text.show_answer(sample)
+        self.status.setText("")
+
     def _ensure_jobs(self) -> None:
         if self._jobs is None:
             self._jobs = Jobs("soft-targets", self)
@@ -469,6 +509,7 @@ class SoftTargetsPanel(QWidget):
     def _set_ready(self, ready: bool) -> None:
         self._predictor_ready = ready
         self.generation.generate_button.setEnabled(ready)
+        self.student_text.sample_button.setEnabled(ready)
 
     # -- drawing --------------------------------------------------------------------------------------------------------
     def _show(self, prompt: str) -> None:
@@ -507,8 +548,10 @@ class SoftTargetsPanel(QWidget):
 
     # -- theme ----------------------------------------------------------------------------------------------------------------
     def apply_palette(self) -> None:
-        """Follow the current theme (plot colours, chip style, heat strip)."""
+        """Follow the current theme (plot colours, chip style, heat strip, the student's text)."""
         self.next_word.apply_palette()
+        if hasattr(self, "student_text"):
+            self.student_text.apply_palette()
 
     def apply_theme(self, name: str) -> None:
         """Hook the main window calls after switching theme (the palette change also reaches us)."""

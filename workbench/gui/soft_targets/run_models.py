@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from workbench.events import ProbePrompt
+from workbench.events import ProbePrompt, StudentText
 
 
 def load_predictor(run_dir: str) -> Any:
@@ -47,3 +47,7 @@ class RunModels:
     def generate(self, prompt: str, settings: dict) -> tuple[str, str] | None:
         """The teacher's and the student's continuations of ``prompt``; None when no models are loaded."""
         return self._predictor.generate(prompt, **settings) if self._predictor is not None else None
+
+    def sample_text(self, prompt: str, seed: int) -> StudentText | None:
+        """The student's sampled text after ``prompt``, scored by the teacher; None when no models are loaded."""
+        return self._predictor.sample_text(prompt, seed=seed) if self._predictor is not None else None

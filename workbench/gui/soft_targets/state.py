@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.events import STAGES, Probe, ProbePrompt, event_from_dict
+from workbench.events import STAGES, Probe, ProbePrompt, StudentText, event_from_dict
 from workbench.probabilities import DIVERGENCES, divergence, entropy, soften
 
 T_MIN, T_MAX, SLIDER_STEPS = 0.25, 10.0, 1000
@@ -202,6 +202,22 @@ class SoftTargetsState:
         if current not in names and names:
             self.show(names[0])
         return self._shown is not None
+
+    def shown_samples(self) -> list[StudentText]:
+        """The student's sampled texts of the shown probe (empty before the distillation stage, in runs recorded
+        before probes held them, and with train.probe_samples = 0)."""
+        index = self.shown_index()
+        return list(self._history[index].samples) if index is not None else []
+
+    def grammar_history(self) -> list[tuple[int, int, int]]:
+        """(history index, grammatical, sentences) of every probe whose samples held complete sentences, in order
+        of steps: the grammatical rate over the run."""
+        rows = []
+        for index, event in enumerate(self._history):
+            good, total = event.grammatical()
+            if total:
+                rows.append((index, good, total))
+        return rows
 
     def follow_latest(self) -> bool:
         """Go back to showing the newest probe, and to following new ones."""
