@@ -1,15 +1,28 @@
-"""What do soft targets carry that hard labels do not? Measured on the built-in language.
+"""Hard labels, off-policy KD, on-policy KD, importance-chosen layers and hidden-state matching, measured on the
+built-in language.
 
-Trains (or reuses) one teacher, then pairs of students with the same seed, the same initial weights, the same
-data order and the same number of steps: one on soft targets (alpha > 0) and one on hard labels only
-(alpha = 0). For each pair it takes both students' held-out KL(true || student), the exact KL to the
-language's true next-word distribution, and their ratio; it prints the per-seed ratios, their mean and
-spread, the settings, the thread count and the CPU (the figure moves with them: see docs/quality-results.md).
+Trains (or reuses) one teacher, the ``toy`` preset's, shared by every arm. Each arm then trains one student per
+seed; for a seed every arm starts from the same initial weights (custom students: the same seed; derived
+students: the same teacher layers) and reads the same transfer set (``distill.transfer_blocks``) in the same
+order for the same number of steps. The arms (``--arms``):
 
-The defaults are the ``toy`` preset's, the window's demo. The students read a transfer set much smaller than
-the teacher's corpus (``distill.transfer_blocks``: 200 blocks of 64 tokens, 1.7% of it), the setting distillation is for: the teacher knows more
-than the student's data shows, and soft targets pass that on while hard labels let the student memorise
-its few sentences.
+- ``hard``: hard labels only (alpha = 0); ``kd``: off-policy KD, the preset's objective (alpha 1, T = 1);
+- ``onpolicy0.5`` / ``onpolicy1``: KD with ``distill.on_policy`` = 0.5 / 1 (the student writes that share of its
+  training sequences itself); ``kd-wall``: off-policy KD given the ``onpolicy1`` arm's training wall time of the
+  same seed (more steps), measured in the same process, so the two are compared at equal wall time too;
+- ``kd-derived``: off-policy KD of a student derived from the teacher (same width, ``--keep`` of its layers,
+  evenly spaced); ``importance``: the same with the layers chosen by importance (``student.keep``);
+  ``hidden``: ``kd-derived`` plus hidden-state matching (``distill.hidden_weight``). These three are compared
+  with each other, not with the smaller custom students.
+
+Per arm and seed: held-out KL(true || student), KL(teacher || student) and top-1 agreement on data (the run's
+final evaluation); and on the student's own samples (held-out sentences continued by sampling at T = 1): the
+true per-token NLL gap to the language's entropy rate, the grammatical rate of the sentences written and
+KL(teacher || student) on the written tokens (see ``judge_samples``); the training wall time and the part spent
+generating. Then mean, stdev and per-seed values, and the comparisons at equal steps and equal wall time.
+
+``ratio_soft_over_hard`` (the ``kd`` arm's KL to the truth over the ``hard`` arm's, per seed) is the earlier
+output of this bench; ``--arms hard,kd --seeds 5`` repeats that measurement alone.
 
     python scripts/bench_quality.py --json
 """
@@ -17,7 +30,9 @@ its few sentences.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import platform
 import statistics
 import sys
@@ -26,13 +41,20 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from workbench.config.presets import load_config
-from workbench.engine.train.run import run
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from workbench.config.presets import load_config  # noqa: E402
+from workbench.engine.train.run import run  # noqa: E402
 
 TARGET_RATIO_MEAN_MAX = 0.45
 TARGET_RATIO_SEED_MAX = 0.55
+TARGET_GAP_RATIO_MAX = 0.7  # on-policy student's sample NLL gap over the off-policy student's, at equal steps
+
+ARMS = ("hard", "kd", "onpolicy0.5", "onpolicy1", "kd-wall", "kd-derived", "importance", "hidden")
+SMOOTHING = 1e-3  # share of uniform mass mixed into the true distribution so an impossible word costs a finite NLL
 
 
 @dataclass(frozen=True)
@@ -48,6 +70,14 @@ class Settings:
     student_layers: int
     student_hidden: int
     lr: float
+    on_policy_divergence: str
+    on_policy_temperature: float
+    on_policy_new_tokens: int
+    keep: int
+    hidden_weight: float
+    hidden_loss: str
+    samples: int
+    sample_tokens: int
 
 
 def preset_settings() -> Settings:
@@ -64,6 +94,14 @@ def preset_settings() -> Settings:
         student_layers=arch.layers,
         student_hidden=arch.hidden,
         lr=cfg.train.lr,
+        on_policy_divergence=d.divergence,
+        on_policy_temperature=d.on_policy_temperature,
+        on_policy_new_tokens=d.on_policy_new_tokens,
+        keep=2,
+        hidden_weight=1.0,
+        hidden_loss=d.hidden_loss,
+        samples=200,
+        sample_tokens=48,
     )
 
 
@@ -79,7 +117,35 @@ def train_teacher(runs_dir: Path) -> Path:
     return Path(result.run_dir) / "teacher"
 
 
-def _student_config(teacher_dir: Path, runs_dir: Path, s: Settings, *, alpha: float, name: str, seed: int):
+def arm_overrides(arm: str, s: Settings) -> list[str]:
+    """What an arm changes on top of the KD student's config."""
+    derived = ["student.source=derived", f"student.keep_layers={s.keep}"]
+    on_policy = [
+        f"distill.divergence={s.on_policy_divergence}",
+        f"distill.on_policy_temperature={s.on_policy_temperature}",
+        f"distill.on_policy_new_tokens={s.on_policy_new_tokens}",
+    ]
+    return {
+        "hard": ["distill.alpha=0.0"],
+        "kd": [],
+        "kd-wall": [],
+        "onpolicy0.5": ["distill.on_policy=0.5", *on_policy],
+        "onpolicy1": ["distill.on_policy=1.0", *on_policy],
+        "kd-derived": [*derived, "student.keep=evenly"],
+        "importance": [*derived, "student.keep=importance"],
+        "hidden": [
+            *derived,
+            "student.keep=evenly",
+            f"distill.hidden_weight={s.hidden_weight}",
+            f"distill.hidden_loss={s.hidden_loss}",
+        ],
+    }[arm]
+
+
+def _student_config(
+    teacher_dir: Path, runs_dir: Path, s: Settings, *, alpha: float, name: str, seed: int, extra=(), steps=None
+):
+    steps = steps or s.steps
     cfg = load_config("toy")
     cfg.name = name
     cfg.runs_dir = str(runs_dir)
@@ -94,48 +160,303 @@ def _student_config(teacher_dir: Path, runs_dir: Path, s: Settings, *, alpha: fl
             f"distill.t_squared={str(s.t_squared).lower()}",
             f"distill.divergence={s.divergence}",
             f"distill.transfer_blocks={s.transfer_blocks}",
-            f"train.max_steps={s.steps}",
+            f"train.max_steps={steps}",
             f"train.lr={s.lr}",
-            f"train.eval_interval={s.steps}",
-            f"train.probe_interval={s.steps}",
+            f"train.eval_interval={steps}",
+            f"train.probe_interval={steps}",
             "train.checkpoint_interval=0",
             f"train.seed={seed}",
             "train.probe_prompts=[]",
+            *extra,
         ]
     )
     return cfg
 
 
-def measure(teacher_dir: Path, runs_dir: Path, s: Settings, seeds: list[int]) -> dict:
-    """Soft and hard students for each seed, interleaved; per-seed KL to the truth and their ratios."""
-    soft, hard, summaries = [], [], []
-    for seed in seeds:
-        pair = {}
-        for label, alpha in (("soft", s.alpha), ("hard", 0.0)):
-            cfg = _student_config(teacher_dir, runs_dir, s, alpha=alpha, name=f"student-{label}-seed{seed}", seed=seed)
-            result = run(cfg)
-            if result.kind == "failed":
-                raise SystemExit(f"error: the {label} student (seed {seed}) failed: {result.message}")
-            pair[label] = result.summary
-        soft.append(pair["soft"]["kl_true_student"])
-        hard.append(pair["hard"]["kl_true_student"])
-        summaries.append(pair)
-    ratios = [a / b for a, b in zip(soft, hard)]
+# -- the student's own samples, judged by the language -------------------------------------------------------
+
+
+def judge_samples(language, prompt_ids: list[int], generated_ids: list[int], vocab_size: int) -> dict:
+    """How true one continuation is: ``generated_ids`` written after ``prompt_ids`` (whole sentences).
+
+    Only the complete sentences of the continuation count (the words up to its last ``.``). Each of their
+    tokens gets its true probability given everything before it (``true_next_distributions``), smoothed as
+    ``(1 - SMOOTHING) * p + SMOOTHING / vocab_size`` so that an impossible word costs a large but finite NLL
+    (about 12 nats here) instead of an infinite one. Returns sums, to be pooled over continuations:
+    ``tokens``, ``nll`` (nats), ``impossible`` (tokens of true probability 0), ``sentences`` and
+    ``grammatical`` (sentences ``is_possible`` accepts). The per-token NLL is ``nll / tokens``; its gap to
+    ``language.entropy_rate()`` is 0 on average for text drawn from the language itself.
+    """
+    from workbench.engine.toy.language import SPECIAL_TOKENS
+
+    offset = len(SPECIAL_TOKENS)
+    end = offset + language.words.index(".")
+    ids = list(prompt_ids) + list(generated_ids)
+    truth = language.true_next_distributions(np.asarray(ids), vocab_size)
+    out = {"tokens": 0, "nll": 0.0, "impossible": 0, "sentences": 0, "grammatical": 0}
+    nll = 0.0
+    impossible = 0
+    sentence: list[int] = []
+    for pos in range(len(prompt_ids), len(ids)):
+        token = ids[pos]
+        p = float(truth[pos - 1, token])
+        nll -= math.log((1 - SMOOTHING) * p + SMOOTHING / vocab_size)
+        impossible += p == 0.0
+        sentence.append(token)
+        if token == end:
+            words = [
+                language.words[t - offset] if 0 <= t - offset < len(language.words) else "<special>" for t in sentence
+            ]
+            out["sentences"] += 1
+            out["grammatical"] += language.is_possible(words)
+            out["tokens"] += len(sentence)
+            out["nll"] += nll
+            out["impossible"] += impossible
+            nll, impossible, sentence = 0.0, 0, []
+    return out
+
+
+def sample_prompts(language, tokenizer, n: int, max_len: int) -> list[list[int]]:
+    """``n`` held-out sentences (a seed the training data does not use) of at most ``max_len`` tokens."""
+    out: list[list[int]] = []
+    for sentence in language.sample_sentences(4 * n, seed=987_654):
+        ids = tokenizer(sentence, add_special_tokens=False)["input_ids"]
+        if len(ids) <= max_len:
+            out.append(ids)
+        if len(out) == n:
+            break
+    return out
+
+
+def pooled(parts: list[dict], entropy_rate: float) -> dict:
+    """Per-token and per-sentence figures from ``judge_samples`` sums."""
+    total = {k: sum(p[k] for p in parts) for k in parts[0]}
+    tokens = max(total["tokens"], 1)
     return {
-        "ratio_soft_over_hard": statistics.fmean(ratios),
-        "ratio_per_seed": [round(r, 4) for r in ratios],
-        "ratio_stdev": statistics.stdev(ratios) if len(ratios) > 1 else 0.0,
-        "ratio_min": min(ratios),
-        "ratio_max": max(ratios),
-        "ratio_of_means": statistics.fmean(soft) / statistics.fmean(hard),
-        "kl_true_student_soft_per_seed": [round(v, 4) for v in soft],
-        "kl_true_student_hard_per_seed": [round(v, 4) for v in hard],
-        "kl_true_teacher": summaries[0]["soft"]["kl_true_teacher"],
-        "student_ce_soft": statistics.fmean(p["soft"]["student_ce"] for p in summaries),
-        "student_ce_hard": statistics.fmean(p["hard"]["student_ce"] for p in summaries),
-        "entropy_floor": summaries[0]["soft"]["entropy_floor"],
-        "student_params": summaries[0]["soft"]["student_params"],
+        "sample_nll": total["nll"] / tokens,
+        "sample_nll_gap": float(total["nll"] / tokens - entropy_rate),
+        "grammatical_rate": total["grammatical"] / max(total["sentences"], 1),
+        "impossible_token_rate": total["impossible"] / tokens,
+        "sample_sentences": total["sentences"],
+        "sample_tokens": total["tokens"],
     }
+
+
+@torch.no_grad()
+def judge_model(model, teacher, language, prompts: list[list[int]], new_tokens: int, seed: int, vocab: int) -> dict:
+    """The model continues every prompt by sampling (T = 1, no top-p); its text judged by ``judge_samples``,
+    and KL(teacher || model) on the positions that predict the written tokens."""
+    from workbench.engine.train.on_policy import generate, sample_generator
+
+    model.eval()
+    teacher.eval()
+    generator = sample_generator(torch.device("cpu"), seed, 0)
+    parts, kl_sum, kl_count = [], 0.0, 0
+    by_length: dict[int, list[list[int]]] = {}
+    for row in prompts:
+        by_length.setdefault(len(row), []).append(row)
+    for length, rows in sorted(by_length.items()):
+        out = generate(
+            model,
+            torch.tensor(rows),
+            new_tokens=new_tokens,
+            temperature=1.0,
+            top_p=1.0,
+            generator=generator,
+            autocast=contextlib.nullcontext,
+        )
+        for row in out.tolist():
+            parts.append(judge_samples(language, row[:length], row[length:], vocab))
+        if model is not teacher:
+            inputs = out[:, :-1]
+            lt = torch.log_softmax(teacher(inputs).logits.float(), -1)[:, length - 1 :]
+            ls = torch.log_softmax(model(inputs).logits.float(), -1)[:, length - 1 :]
+            kl_sum += float((lt.exp() * (lt - ls)).sum())
+            kl_count += lt.shape[0] * lt.shape[1]
+    found = pooled(parts, language.entropy_rate())
+    if kl_count:
+        found["sample_kl_teacher_student"] = kl_sum / kl_count
+    return found
+
+
+def judge_language(language, tokenizer, prompts: list[list[int]], new_tokens: int, vocab: int) -> dict:
+    """The same measure on text drawn from the language itself (the estimator's own bias: about 0)."""
+    parts = []
+    stream = iter(language.sample_sentences(len(prompts) * (new_tokens // 2 + 1), seed=4242))
+    for prompt in prompts:
+        ids: list[int] = []
+        while len(ids) < new_tokens:
+            ids += tokenizer(next(stream), add_special_tokens=False)["input_ids"]
+        parts.append(judge_samples(language, prompt, ids[:new_tokens], vocab))
+    return pooled(parts, language.entropy_rate())
+
+
+# -- the arms --------------------------------------------------------------------------------------------------
+
+
+def run_arm(arm: str, teacher_dir: Path, runs_dir: Path, s: Settings, seed: int, judge, steps: int | None = None):
+    """One student: train it, time it, judge it."""
+    from transformers import AutoModelForCausalLM
+
+    steps = steps or s.steps
+    seen: list = []
+    alpha = 0.0 if arm == "hard" else s.alpha
+    cfg = _student_config(
+        teacher_dir,
+        runs_dir,
+        s,
+        alpha=alpha,
+        name=f"student-{arm}-seed{seed}",
+        seed=seed,
+        extra=arm_overrides(arm, s),
+        steps=steps,
+    )
+    result = run(cfg, lambda e: seen.append(e) if e.kind == "step" and e.stage == "distill" else None)
+    if result.kind == "failed" or result.summary.get("status") != "completed":
+        raise SystemExit(f"error: the {arm} student (seed {seed}) failed: {getattr(result, 'message', result)}")
+    summary = result.summary
+    # Training wall time: between the first and the last Step event, scaled to all steps (the step-0 and
+    # final evaluations, loading and the importance measurement are left out; generation is counted in).
+    first, last = seen[0], seen[-1]
+    train_s = (last.elapsed_s - first.elapsed_s) * last.step / max(last.step - first.step, 1)
+    student = AutoModelForCausalLM.from_pretrained(Path(result.run_dir) / "student")
+    entry = {
+        "steps": steps,
+        "kl_true_student": summary["kl_true_student"],
+        "kl_teacher_student": summary["kl_teacher_student"],
+        "top1_agreement": summary["top1_agreement"],
+        "student_ce": summary["student_ce"],
+        "student_params": summary["student_params"],
+        "train_s": train_s,
+        "generate_s": sum(e.generate_s for e in seen),
+        **judge(student, seed),
+    }
+    if "kept_layers" in summary:
+        entry["kept_layers"] = summary["kept_layers"]
+    return entry, summary
+
+
+METRICS = (
+    "kl_true_student",
+    "sample_nll_gap",
+    "grammatical_rate",
+    "impossible_token_rate",
+    "sample_kl_teacher_student",
+    "kl_teacher_student",
+    "top1_agreement",
+    "sample_nll",
+    "student_ce",
+    "train_s",
+    "generate_s",
+    "steps",
+)
+
+
+def spread(values: list[float]) -> dict:
+    return {
+        "mean": statistics.fmean(values),
+        "stdev": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "per_seed": [round(float(v), 4) for v in values],
+    }
+
+
+def aggregate(entries: list[dict]) -> dict:
+    out = {m: spread([e[m] for e in entries]) for m in METRICS if all(m in e for e in entries)}
+    if "kept_layers" in entries[0]:
+        out["kept_layers"] = [e["kept_layers"] for e in entries]
+    out["student_params"] = entries[0]["student_params"]
+    return out
+
+
+def compare(per_seed: dict[str, list[dict]], a: str, b: str) -> dict:
+    """Arm ``a`` against arm ``b``, seed by seed: the sample NLL gap ratio, grammatical rate and wall time."""
+    gaps = [x["sample_nll_gap"] / y["sample_nll_gap"] for x, y in zip(per_seed[a], per_seed[b])]
+    gram = [x["grammatical_rate"] - y["grammatical_rate"] for x, y in zip(per_seed[a], per_seed[b])]
+    wall = [x["train_s"] / y["train_s"] for x, y in zip(per_seed[a], per_seed[b])]
+    mean_a = statistics.fmean(x["sample_nll_gap"] for x in per_seed[a])
+    mean_b = statistics.fmean(y["sample_nll_gap"] for y in per_seed[b])
+    return {
+        "gap_ratio": spread(gaps),
+        "gap_ratio_of_means": mean_a / mean_b,
+        "grammatical_rate_difference": spread(gram),
+        "train_s_ratio": spread(wall),
+        "gap_target_met": mean_a / mean_b <= TARGET_GAP_RATIO_MAX,
+        "grammatical_higher": statistics.fmean(gram) > 0,
+    }
+
+
+def measure(teacher_dir: Path, runs_dir: Path, s: Settings, seeds: list[int], arms: list[str]) -> dict:
+    """Every arm for each seed, interleaved (seed by seed); per-arm figures and the comparisons."""
+    from transformers import AutoModelForCausalLM
+
+    from workbench.engine.toy.language import get_language
+
+    language = get_language()
+    tokenizer = language.tokenizer()
+    teacher = AutoModelForCausalLM.from_pretrained(teacher_dir)
+    vocab = max(len(tokenizer), teacher.config.vocab_size)
+    # prompt + written tokens fit the blocks the students were trained on (train.seq_len)
+    prompts = sample_prompts(language, tokenizer, s.samples, load_config("toy").train.seq_len - s.sample_tokens)
+
+    def judge(model, seed: int) -> dict:
+        return judge_model(model, teacher, language, prompts, s.sample_tokens, 1000 + seed, vocab)
+
+    per_seed: dict[str, list[dict]] = {arm: [] for arm in arms}
+    kl_true_teacher = None
+    for seed in seeds:
+        for arm in arms:
+            steps = None
+            if arm == "kd-wall":  # off-policy KD given the on-policy (lambda 1) student's training time
+                on, off = per_seed["onpolicy1"][-1], per_seed["kd"][-1]
+                steps = max(1, round(s.steps * on["train_s"] / off["train_s"]))
+            started = time.time()
+            entry, summary = run_arm(arm, teacher_dir, runs_dir, s, seed, judge, steps)
+            kl_true_teacher = summary.get("kl_true_teacher", kl_true_teacher)
+            per_seed[arm].append(entry)
+            print(
+                f"  seed {seed} {arm:<12} {entry['steps']:>5} steps  gap {entry['sample_nll_gap']:.4f}  "
+                f"grammatical {entry['grammatical_rate']:.3f}  KL(true||s) {entry['kl_true_student']:.4f}  "
+                f"train {entry['train_s']:.1f} s (generating {entry['generate_s']:.1f})  [{time.time() - started:.0f} s]",
+                file=sys.stderr,
+                flush=True,
+            )
+    report: dict = {
+        "arms": {arm: aggregate(entries) for arm, entries in per_seed.items()},
+        "per_seed": per_seed,
+        "teacher_samples": judge_model(teacher, teacher, language, prompts, s.sample_tokens, 1000, vocab),
+        "language_samples": judge_language(language, tokenizer, prompts, s.sample_tokens, vocab),
+        "entropy_rate": language.entropy_rate(),
+        "kl_true_teacher": kl_true_teacher,
+        "sample_prompts": len(prompts),
+        "comparisons": {},
+    }
+    pairs = [
+        ("onpolicy1", "kd", "equal steps"),
+        ("onpolicy0.5", "kd", "equal steps"),
+        ("onpolicy1", "kd-wall", "equal wall time"),
+        ("onpolicy0.5", "kd-wall", "on-policy 0.5 against KD at on-policy 1's wall time"),
+        ("importance", "kd-derived", "equal steps, same layer count"),
+        ("hidden", "kd-derived", "equal steps, same layer count"),
+        ("kd", "hard", "equal steps"),
+    ]
+    for a, b, how in pairs:
+        if a in per_seed and b in per_seed:
+            report["comparisons"][f"{a} vs {b}"] = {"how": how, **compare(per_seed, a, b)}
+    if "hard" in per_seed and "kd" in per_seed:  # the earlier output of this bench
+        soft = [e["kl_true_student"] for e in per_seed["kd"]]
+        hard = [e["kl_true_student"] for e in per_seed["hard"]]
+        ratios = [a / b for a, b in zip(soft, hard)]
+        report.update(
+            ratio_soft_over_hard=statistics.fmean(ratios),
+            ratio_per_seed=[round(r, 4) for r in ratios],
+            ratio_stdev=statistics.stdev(ratios) if len(ratios) > 1 else 0.0,
+            ratio_min=min(ratios),
+            ratio_max=max(ratios),
+            ratio_of_means=statistics.fmean(soft) / statistics.fmean(hard),
+            kl_true_student_soft_per_seed=[round(v, 4) for v in soft],
+            kl_true_student_hard_per_seed=[round(v, 4) for v in hard],
+        )
+    return report
 
 
 def machine() -> dict:
@@ -147,23 +468,64 @@ def machine() -> dict:
                 break
     except OSError:
         pass
+    try:
+        load = list(__import__("os").getloadavg())
+    except OSError:
+        load = []
     return {
         "cpu": cpu,
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "load_average": load,
     }
+
+
+def _table(report: dict) -> str:
+    columns = [
+        ("steps", "steps", "{:.0f}"),
+        ("kl_true_student", "KL(true||s)", "{:.4f}"),
+        ("sample_nll_gap", "sample gap", "{:.4f}"),
+        ("grammatical_rate", "grammatical", "{:.3f}"),
+        ("impossible_token_rate", "impossible", "{:.4f}"),
+        ("sample_kl_teacher_student", "KL(t||s) smp", "{:.4f}"),
+        ("kl_teacher_student", "KL(t||s)", "{:.4f}"),
+        ("top1_agreement", "top-1", "{:.3f}"),
+        ("train_s", "train s", "{:.1f}"),
+        ("generate_s", "gen s", "{:.1f}"),
+    ]
+    lines = [f"{'arm':<12}" + "".join(f"{title:>20}" for _, title, _ in columns)]
+    for arm, figures in report["arms"].items():
+        cells = []
+        for key, _, fmt in columns:
+            f = figures.get(key)
+            cells.append(f"{(fmt.format(f['mean']) + ' ± ' + fmt.format(f['stdev'])) if f else '-':>20}")
+        lines.append(f"{arm:<12}" + "".join(cells))
+    t, lang = report["teacher_samples"], report["language_samples"]
+    lines.append(
+        f"teacher's samples: gap {t['sample_nll_gap']:.4f}, grammatical {t['grammatical_rate']:.3f}; "
+        f"the language's own: gap {lang['sample_nll_gap']:.4f}, grammatical {lang['grammatical_rate']:.3f} "
+        f"(entropy rate {report['entropy_rate']:.4f} nats/token)"
+    )
+    for name, c in report["comparisons"].items():
+        lines.append(
+            f"{name:<26} ({c['how']}): gap ratio {c['gap_ratio_of_means']:.3f} of means "
+            f"(per seed {c['gap_ratio']['per_seed']}), grammatical {c['grammatical_rate_difference']['mean']:+.3f}, "
+            f"train time ratio {c['train_s_ratio']['mean']:.2f}"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     d = preset_settings()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", help="a trained teacher folder (default: train one with the toy preset)")
-    parser.add_argument("--seeds", type=int, default=5, help="student seeds (initial weights and data order)")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {', '.join(ARMS)}")
+    parser.add_argument("--seeds", type=int, default=3, help="student seeds (initial weights and data order)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--steps", type=int, default=d.steps, help="distillation steps of each student")
     parser.add_argument("--temperature", type=float, default=d.temperature)
-    parser.add_argument("--alpha", type=float, default=d.alpha, help="soft-target weight of the KD student")
+    parser.add_argument("--alpha", type=float, default=d.alpha, help="soft-target weight of the KD students")
     parser.add_argument(
         "--no-t-squared", dest="t_squared", action="store_false", help="do not scale the KD term by T^2"
     )
@@ -177,23 +539,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student-layers", type=int, default=d.student_layers)
     parser.add_argument("--student-hidden", type=int, default=d.student_hidden)
     parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--on-policy-divergence", default=d.on_policy_divergence, help="the on-policy arms' divergence")
+    parser.add_argument("--on-policy-temperature", type=float, default=d.on_policy_temperature)
+    parser.add_argument("--on-policy-new-tokens", type=int, default=d.on_policy_new_tokens)
+    parser.add_argument("--keep", type=int, default=d.keep, help="teacher layers a derived student keeps")
+    parser.add_argument("--hidden-weight", type=float, default=d.hidden_weight)
+    parser.add_argument("--hidden-loss", default=d.hidden_loss)
+    parser.add_argument("--samples", type=int, default=d.samples, help="held-out sentences each student continues")
+    parser.add_argument("--sample-tokens", type=int, default=d.sample_tokens, help="tokens written after each")
     parser.add_argument("--out", help="folder for the run folders (default: a temporary one)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        parser.error(f"unknown arm {unknown[0]!r}; the arms are {', '.join(ARMS)}")
+    if "kd-wall" in arms:  # it needs both arms it is timed against, measured first in the same seed
+        arms = [a for a in ARMS if a in set(arms) | {"kd", "onpolicy1"}]
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
 
     runs_dir = Path(args.out or tempfile.mkdtemp(prefix="bench-quality-"))
     start = time.time()
+    load_before = machine()["load_average"]
     teacher_dir = Path(args.teacher) if args.teacher else train_teacher(runs_dir)
     teacher_time = time.time() - start
     report = {
-        **measure(teacher_dir, runs_dir, settings, list(range(args.seeds))),
+        **measure(teacher_dir, runs_dir, settings, list(range(args.seeds)), arms),
         "seeds": args.seeds,
         "settings": asdict(settings),
+        "smoothing": SMOOTHING,
         "machine": machine(),
+        "load_average_before": load_before,
         "teacher": str(teacher_dir),
+        "target_gap_ratio_max": TARGET_GAP_RATIO_MAX,
         "target_ratio_mean_max": TARGET_RATIO_MEAN_MAX,
         "target_ratio_seed_max": TARGET_RATIO_SEED_MAX,
         "teacher_seconds": round(teacher_time, 1),
@@ -202,8 +582,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        for key, value in report.items():
-            print(f"{key:<30} {value}")
+        print(_table(report))
+        for key in ("ratio_soft_over_hard", "ratio_per_seed", "kl_true_teacher", "seeds", "settings", "machine"):
+            if key in report:
+                print(f"{key:<30} {report[key]}")
+        print(f"{'total_seconds':<30} {report['total_seconds']}")
     return 0
 
 
