@@ -359,6 +359,7 @@ class StudentTextView(QWidget):
             head += f"  ·  {sample.grammatical} of {sample.sentences} sentences grammatical"
         caption = QLabel(head, row)
         caption.setObjectName("muted")
+        caption.setFont(self.font())  # presentation mode's font: under the style sheet it is not inherited
         column.addWidget(caption)
         flow_host = QWidget(row)
         flow = FlowLayout(flow_host)
