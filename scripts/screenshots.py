@@ -14,6 +14,8 @@ and writes:
 - ``replay.png``          the distilled run reopened from the Runs tab, replayed at an early distillation step
 - ``bought-card.png``     "What distillation bought": the teacher, the distilled student and its baseline
 - ``help-panel.png``      the "What am I looking at?" panel (F1) beside the replayed run's bars
+- ``student-text.png``    that run's Student's text tab at its last probe: the student's sampled tokens coloured
+                          by the teacher's surprise, forbidden words struck out, the grammatical rate over the run
 - ``sweep-grid.png``      a 2x2 sweep (temperature x alpha) distilling that run's teacher, its grid opened from
                           the Runs tab (four more runs of the preset's distillation steps; no teacher trained)
 
@@ -221,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
         window.show_help()
         shot("help-panel.png")
         window.help_dock.hide()
+        # The student's own text at the last probe, the grammatical rate over the run's probes beside it.
+        panel.follow_live()
+        panel.views.setCurrentWidget(panel.student_text)
+        shot("student-text.png")
+        panel.views.setCurrentWidget(panel.next_word)
 
         # 7. A sweep over temperature and alpha, its grid opened from the Runs tab.
         sweep_grid_shot(app, window, cfg, kd_run, out, args.timeout)

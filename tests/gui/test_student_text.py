@@ -105,6 +105,9 @@ def test_sample_asks_the_run_models_off_the_gui_thread_with_a_new_seed_each_time
     assert not view.sample_button.isEnabled()
     p.set_run_dir(tmp_path)
     qtbot.waitUntil(view.sample_button.isEnabled, timeout=5000)
+    p.prompt_box.setEditText("")
+    view.sample_button.click()
+    assert "Type a prompt first" in p.status.text() and predictor.sample_calls == []
     p.prompt_box.setEditText("the big dog")
     view.sample_button.click()
     qtbot.waitUntil(lambda: len(view.chips) == 1, timeout=5000)

@@ -426,7 +426,10 @@ class SoftTargetsPanel(QWidget):
         """Ask the run's student for a fresh sampled continuation of the prompt in the box (a new seed each time),
         scored by the teacher; the Student's text tab shows it."""
         prompt = self.prompt_box.currentText().strip()
-        if not self._predictor_ready or not prompt:
+        if not self._predictor_ready:
+            return
+        if not prompt:
+            self.status.setText("Type a prompt first: the student continues it.")
             return
         self._sample_seed += 1
         seed, models = self._sample_seed, self._models

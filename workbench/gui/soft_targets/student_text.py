@@ -307,7 +307,7 @@ class StudentTextView(QWidget):
 
     def _render(self) -> None:
         c = theme.colors()
-        self.rate_value.setStyleSheet(f"font-size: {self.font_size(2.6)}; font-weight: 700; color: {theme.OK_COLOR};")
+        self.rate_value.setStyleSheet(f"font-size: {self.font_size(2.6)}; font-weight: 700; color: {c['text']};")
         has_truth = any(s.true_prob for s in self._samples) or bool(self._history)
         self.rate_box.setVisible(has_truth)
         value, count = rate_text(*self._rate)
@@ -359,6 +359,7 @@ class StudentTextView(QWidget):
             head += f"  ·  {sample.grammatical} of {sample.sentences} sentences grammatical"
         caption = QLabel(head, row)
         caption.setObjectName("muted")
+        caption.setFont(self.font())  # presentation mode's font: under the style sheet it is not inherited
         column.addWidget(caption)
         flow_host = QWidget(row)
         flow = FlowLayout(flow_host)
