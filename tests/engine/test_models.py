@@ -403,8 +403,14 @@ def test_memory_estimate_follows_the_fused_loss_and_the_teacher_cache():
 
     def estimate(**kw):
         return estimate_training_memory(
-            500_000_000, student, student_hf_config=config, batch_size=8, seq_len=256, vocab_size=vocab,
-            precision="bf16", **kw,
+            500_000_000,
+            student,
+            student_hf_config=config,
+            batch_size=8,
+            seq_len=256,
+            vocab_size=vocab,
+            precision="bf16",
+            **kw,
         )
 
     full = estimate()

@@ -85,7 +85,9 @@ class _FusedDistillLoss(torch.autograd.Function):
             for start in range(0, flat_hidden.shape[0], chunk):
                 stop = start + chunk
                 student_logits = _chunk_logits(flat_hidden[start:stop], w, b, dtype)
-                teacher_logits = _chunk_logits(teacher[0][start:stop], teacher[1], teacher[2], dtype) if teacher else None
+                teacher_logits = (
+                    _chunk_logits(teacher[0][start:stop], teacher[1], teacher[2], dtype) if teacher else None
+                )
                 kd, ce, grad = _chunk_loss(student_logits, teacher_logits, targets[start:stop], settings, want_grad)
                 del student_logits, teacher_logits
                 if grad is not None:

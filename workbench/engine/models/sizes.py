@@ -159,9 +159,7 @@ def estimate_training_memory(
     if teacher_cache == "topk":
         # No teacher logits: the student's logits, their gradient buffer, the cached top-k, the workspace.
         parts["logits"] = (
-            2 * tokens * vocab_size * compute
-            + tokens * (cache_k * (8 + 4) + 4)
-            + 6 * chunk * vocab_size * 4
+            2 * tokens * vocab_size * compute + tokens * (cache_k * (8 + 4) + 4) + 6 * chunk * vocab_size * 4
         )
     elif fused_loss:
         parts["logits"] = (

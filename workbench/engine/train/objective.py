@@ -18,8 +18,8 @@ from workbench.config.schema import DistillConfig
 from workbench.engine.fused_loss import fused_distill_loss
 from workbench.engine.hidden_match import hidden_match_loss, layer_outputs
 from workbench.engine.losses import CompileFailed, LossParts, distill_loss, valid_token_count
-from workbench.errors import ConfigError
 from workbench.engine.teacher_cache import TopKCache, topk_distill_loss
+from workbench.errors import ConfigError
 
 
 @dataclass
