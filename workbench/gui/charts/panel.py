@@ -248,14 +248,8 @@ class ChartsPanel(QWidget):
         """Every chart's x auto range spans the steps of all of them (they are linked: one range for all)."""
         extents = [e for chart in self._arranged if (e := chart.x_extent()) is not None]
         extent = (min(e[0] for e in extents), max(e[1] for e in extents)) if extents else None
-        leader = self.charts["loss"].view_box  # the others' x is linked to it (and their x auto range is off)
-        changed = extent != leader.x_extent
         for chart in self.charts.values():
-            chart.view_box.x_extent = extent  # stored without a range update each: one through the link is enough
-        if changed:
-            # One update of the leader, passed on through the x link; six (one per chart, each re-ranging the
-            # linked others) took most of a redraw while a followed run's backlog was read.
-            leader.updateAutoRange()
+            chart.view_box.set_x_extent(extent)
 
     @Slot()
     def _tick(self) -> None:
