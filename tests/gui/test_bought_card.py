@@ -98,3 +98,30 @@ def test_a_hard_label_run_alone_is_not_called_distilled(qtbot, runs_dir):
     assert card.card.columns == ("teacher", "distilled") and not card.card.distilled
     assert "distilled" not in card.sentence_label.text().lower()
     assert "Student (hard labels)" in card.copy_text() and not card.notes_label.isVisible()
+
+
+def test_the_card_opens_after_a_run_only_with_a_baseline_or_when_chosen_and_the_choice_is_remembered(
+    qtbot, runs_dir, make_window, tiny_config
+):
+    from workbench.events import Finished
+
+    window = make_window(tiny_config(runs_dir))
+    alone = make_run(runs_dir, "20261128-010000-kd", RUN)
+    assert not window.bought_after_run_action.isChecked()  # the default
+    window._on_run_finished(Finished("completed", str(alone), RUN))
+    assert window.runs_panel.bought_card is None  # nothing to compare with: the charts stay in view
+
+    paired = make_run(runs_dir, "20261128-020000-kd", RUN)
+    make_run(runs_dir, "20261128-030000-kd-baseline", BASELINE, alpha=0.0)
+    window.runs_panel.refresh()
+    window._on_run_finished(Finished("completed", str(paired), RUN))  # its baseline trained earlier
+    card = window.runs_panel.bought_card
+    assert card is not None and card.isVisible() and card.card.run_path == str(paired)
+    qtbot.addWidget(card)
+    card.close()
+
+    window.bought_after_run_action.trigger()  # Run > Show "What distillation bought" after every run
+    window._on_run_finished(Finished("completed", str(alone), RUN))
+    assert card.isVisible() and card.card.run_path == str(alone)
+    again = make_window(tiny_config(runs_dir), restore_settings=True)
+    assert again.bought_after_run_action.isChecked()  # remembered

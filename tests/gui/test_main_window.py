@@ -68,8 +68,10 @@ def test_a_run_fills_charts_soft_targets_progress_and_runs_table(make_window, ru
     assert window.runs_panel.row_count() == 1
     assert window.runs_panel.table.item(0, 2).text() == "completed"
     assert window.start_action.isEnabled()
-    # what distillation bought, from the run's own summary.json, opens by itself
-    card = window.runs_panel.bought_card
+    # what distillation bought, from the run's own summary.json: not over the charts by itself (no baseline to
+    # compare with, and the Run menu's choice is off); the Runs tab's button opens it
+    assert window.runs_panel.bought_card is None
+    card = window.runs_panel.show_bought(finished.args[0].run_dir)
     assert card is not None and card.isVisible() and card.card.run_path == finished.args[0].run_dir
     summary = finished.args[0].summary
     assert card.card.values["ce"]["distilled"] == pytest.approx(summary["student_ce"])

@@ -393,3 +393,25 @@ def test_presentation_mode_enlarges_the_grids_cells_headers_and_plot_text(qtbot,
     assert sizes() == pytest.approx(before, rel=0.02)
     small = grid.plot.getAxis("bottom").style["tickFont"].pointSizeF()
     assert small == pytest.approx(large / PRESENTATION_FONT_SCALE, rel=0.02)
+
+
+def test_a_finished_cell_clicked_while_a_run_trains_is_drawn_beside_it(qtbot, runs_dir, make_window, tiny_config,
+                                                                      monkeypatch):
+    from workbench import events as ev
+
+    path = make_sweep(runs_dir, GRID, {i: done(i) for i in range(4)}, status="completed")
+    cell = path / _ids(path)[0]
+    steps = [ev.Step("distill", n, 3, 2.0 / n, 1.0, 1.0 / n, 1e-3, 1.0, 500.0, n, 0.0) for n in (1, 2, 3)]
+    (cell / "events.jsonl").write_text("".join(ev.to_json(e) + "\n" for e in [ev.StageStarted("distill", 3), *steps]))
+    window = make_window(tiny_config(runs_dir))
+    monkeypatch.setattr(window, "run_active", lambda: True)  # a run of the window is training
+    loaded = []
+    monkeypatch.setattr(window.soft_targets, "set_run_dir", loaded.append)
+    assert window.show_sweep_cell(str(cell)) == "overlaid"
+    overlays = window.charts.charts["loss"].overlays
+    assert overlays and cell.name in overlays[0].spec.label
+    assert loaded == [] and "beside the running run" in window.banner.message()
+    window.runs_panel.uncheck_all()
+    window._on_overlays_changed([])  # the Runs tab's ticks change: the cell's curves stay
+    assert window.charts.charts["loss"].overlays
+    monkeypatch.undo()  # the window closes at teardown as an idle one

@@ -281,6 +281,13 @@ class RunsPanel(QWidget):
         self.bought_card = card or self.bought_card
         return card
 
+    def baseline_of(self, path: str | Path) -> Any:
+        """The newest finished hard-label baseline of run ``path`` in this runs folder (None when it has none)."""
+        from workbench.bought import find_baseline
+        from workbench.run_folder import read_run
+
+        return find_baseline(read_run(path), list(self._infos.values()) or None)
+
     def show_sweep(self, path: str | Path) -> Any:
         """Open the grid window of sweep folder ``path``; a cell clicked there is asked for with
         ``sweep_cell_requested``."""

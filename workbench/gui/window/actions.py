@@ -109,6 +109,16 @@ class ActionsMixin:
         menu.addSeparator()
         menu.addAction(self.baseline_action)
         menu.addAction(self.sweep_action)
+        self.bought_after_run_action = a(
+            "Show \u201cWhat distillation bought\u201d after every run",
+            self.set_bought_after_run,
+            (),
+            "Open the card when any run completes. Off: it opens by itself only when the run has a hard-label "
+            "baseline to compare with (the Runs tab opens it for any finished run)",
+            checkable=True,
+        )
+        menu.addSeparator()
+        menu.addAction(self.bought_after_run_action)
         self.view_menu = self.menuBar().addMenu("&View")
         self.view_menu.addAction(self.presentation_action)
         self.view_menu.addAction(self.theme_action)

@@ -23,6 +23,7 @@ CATCH_UP_MS = 15  # between chunks of a backlog: long enough for the window to p
 READ_SECONDS = 0.006  # reading and parsing per tick at most
 SHOW_SECONDS = 0.006  # showing what was read: the next tick reads as many lines as this tick showed in that time
 MIN_LINES = 20
+PROBES_EVERY_S = 0.5  # while a backlog is read, the soft targets are drawn at most this often (the newest probe)
 QUIET_TICKS = 3  # a final status.json with no final event after this many empty ticks: the writer is gone
 NOT_OURS = "{what} acts on runs started in this window; {name} is run by another process."
 LAUNCHED = (
@@ -42,6 +43,8 @@ class FollowMixin:
         self._follow_toy = False
         self._follow_launched = False
         self._follow_final = None
+        self._follow_probes: list = []  # probes read but not yet handed to the soft-targets panel
+        self._follow_probes_at = 0.0
         # built after the actions: their own tooltips come back when following stops
         self._own_tips = {a: a.toolTip() for a in (self.pause_action, self.stop_action, self.cancel_action)}
         self._follow_timer = QTimer(self)
@@ -97,6 +100,7 @@ class FollowMixin:
         self._follow_final = None
         self._follow_last_kind = ""
         self._follow_quiet = 0
+        self._follow_probes, self._follow_probes_at = [], 0.0
         self.follow_label.setText(f"{launched_by}: {path.name}" if launched_by else f"Following {path.name}")
         self.follow_label.setToolTip(str(path))
         self.follow_label.show()
@@ -138,6 +142,7 @@ class FollowMixin:
         batch = follower.read_new(READ_SECONDS)
         if batch.started_over:
             self._clear_live_view(truth_expected=self._follow_toy)
+            self._follow_probes = []  # the replaced file's
             self.log_view.add(f"{folder.name}/events.jsonl was replaced; reading it from its start", "warning")
         shown_from = time.perf_counter()
         probes, last_step = [], None
@@ -160,7 +165,14 @@ class FollowMixin:
             self.progress.set_step(last_step, counted=True)
         if batch.events and self.first_point_time is None and any(e.kind in ("step", "eval") for e in batch.events):
             self.first_point_time = time.perf_counter()
-        self.soft_targets.handle_probes(probes)
+        # A backlog's probes join the history as they are read, but the bars are drawn (one draw, the newest
+        # probe) at most every PROBES_EVERY_S until it is caught up: drawing them on every tick cost more than
+        # reading the tick's lines.
+        self._follow_probes += probes
+        now = time.perf_counter()
+        if self._follow_probes and (not batch.more or now - self._follow_probes_at >= PROBES_EVERY_S):
+            self.soft_targets.handle_probes(self._follow_probes)
+            self._follow_probes, self._follow_probes_at = [], now
         if batch.events:  # the next tick reads what can be shown in SHOW_SECONDS at this tick's pace
             per_event = (time.perf_counter() - shown_from) / len(batch.events)
             follower.max_lines = max(MIN_LINES, min(MAX_LINES, int(SHOW_SECONDS / max(per_event, 1e-7))))

@@ -385,11 +385,13 @@ class MainWindow(
                 source = self._baseline_of
                 if source:
                     self._show_what_distillation_bought(result.summary)
-                # The card: this run beside its baseline, or (a baseline just finished) its source beside it.
+                # The card: (a baseline just finished) its source beside it, or this run beside its baseline. A run
+                # with nothing to compare opens it only when asked (Run menu): at the end of a demo the curves and
+                # soft targets are what is being shown, and a window over them is one more thing to close.
                 if run_dir:
                     if source:
                         self.runs_panel.show_bought(source, baseline=run_dir)
-                    else:
+                    elif self.bought_after_run_action.isChecked() or self.runs_panel.baseline_of(run_dir):
                         self.runs_panel.show_bought(run_dir)
             elif result.status == "stopped":
                 self.progress.reset("Stopped")

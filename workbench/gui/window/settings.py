@@ -1,13 +1,15 @@
-"""What the window remembers in QSettings (geometry, docks, the live split, theme, the last configuration),
-a mixin of ``MainWindow``."""
+"""What the window remembers in QSettings (geometry, docks, the live split, theme, the last configuration,
+whether the "What distillation bought" card opens after every run), a mixin of ``MainWindow``."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtCore import QByteArray, QSettings, Qt, Slot
 
 from workbench.config.schema import RunConfig
 from workbench.errors import ConfigError
 from workbench.gui import theme
+
+BOUGHT_AFTER_RUN_KEY = "runs/bought_after_every_run"
 
 
 class SettingsMixin:
@@ -21,10 +23,18 @@ class SettingsMixin:
         state = settings.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
+        self.bought_after_run_action.setChecked(settings.value(BOUGHT_AFTER_RUN_KEY, False, type=bool))
         split = settings.value("window/live_splitter")
         if isinstance(split, QByteArray):
             self.live_splitter.restoreState(split)
             self.side_by_side_action.setChecked(self.live_splitter.orientation() == Qt.Orientation.Horizontal)
+
+    @Slot(bool)
+    def set_bought_after_run(self, on: bool) -> None:
+        """Open the card after every completed run (on), or only when it has a baseline (off, the default);
+        remembered at once."""
+        self.bought_after_run_action.setChecked(bool(on))
+        QSettings().setValue(BOUGHT_AFTER_RUN_KEY, bool(on))
 
     def _remembered_config(self, settings: QSettings) -> RunConfig | None:
         text = settings.value("config/last")

@@ -30,8 +30,8 @@ def cell_text(event: Any) -> str:
 
 
 def _cell_label(run_dir: Path) -> str:
-    """``sweep cell kd/01: temperature = 1, alpha = 0.5`` from the sweep folder's record (the folder's name if it
-    cannot be read)."""
+    """``sweep kd, cell 01-temperature-1-alpha-0.5: temperature = 1, alpha = 0.5`` from the sweep folder's record
+    (``sweep cell`` and the folder's name if it cannot be read)."""
     from workbench.sweep_folder import read_sweep
 
     try:
