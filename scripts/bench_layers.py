@@ -75,6 +75,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy machine)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -89,7 +90,7 @@ def main() -> None:
     from workbench.engine.models.load import load_pretrained
     from workbench.run_folder import load_run_config
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     started = time.time()
     tmp = tempfile.TemporaryDirectory()
     if args.model == "smollm2":
