@@ -1,4 +1,4 @@
-"""Layers kept by importance vs evenly spaced: how close the derived student is to the teacher at step 0.
+"""Layers kept by importance vs evenly spaced: how close the derived student is to the teacher at step 0 and after N steps.
 
 Trains a teacher on the built-in language (the toy preset with more layers, a narrower width and fewer steps, through
 ``workbench.engine.train.run`` with a 1-step distillation), then measures layer importance on the first 8
@@ -7,6 +7,18 @@ derives a student both ways and reports KL(teacher || student) and the student's
 held-out blocks (not the ones the layers were chosen on), before any distillation.
 
     python scripts/bench_layers.py [--layers 6] [--hidden 64] [--teacher-steps 120] [--teacher RUN_DIR] [--json]
+    python scripts/bench_layers.py --steps 100 --train-keep 2,3 --seeds 3 --json     # also after 100 steps
+    python scripts/bench_layers.py --model smollm2 --steps 8 --train-keep 10 --json  # the SmolLM2 GGUF
+
+With ``--steps N``, each student of the ``--train-keep`` counts is then distilled for N steps (both ways with
+the same seed, the same batches in the same order, AdamW at ``--lr``, forward KL at T = ``--temperature``
+times T^2, soft targets only), and its KL and CE on the same held-out blocks are reported again, per seed
+(the seed picks the batches). A short loop in this script, not ``engine.train.run``, so that only the layer
+choice differs between the two students.
+
+``--model smollm2``: the teacher is the SmolLM2-135M-Instruct GGUF (``models:`` as in the ``smollm2`` preset;
+fetch it with scripts/fetch_smollm2.py), the data the preset's text, cut into ``--seq`` blocks; its held-out
+part is small, so the layers are chosen on its first half and the students compared on the second half.
 """
 
 from __future__ import annotations
@@ -55,6 +67,15 @@ def main() -> None:
     parser.add_argument("--teacher-steps", type=int, default=120)
     parser.add_argument("--teacher", help="a finished run folder whose teacher/ to measure instead of training one")
     parser.add_argument("--eval-blocks", type=int, default=64, help="held-out blocks the students are compared on")
+    parser.add_argument("--model", choices=("toy", "smollm2"), default="toy")
+    parser.add_argument("--seq", type=int, default=64, help="smollm2: block length")
+    parser.add_argument("--steps", type=int, default=0, help="distillation steps after step 0 (0: step 0 only)")
+    parser.add_argument("--train-keep", default="", help="comma-separated kept-layer counts to distill (default: all)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds of the distillation (batch order)")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--temperature", type=float, default=2.0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy machine)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -69,21 +90,38 @@ def main() -> None:
     from workbench.engine.models.load import load_pretrained
     from workbench.run_folder import load_run_config
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     started = time.time()
     tmp = tempfile.TemporaryDirectory()
-    run_dir = (
-        Path(args.teacher)
-        if args.teacher
-        else _train_teacher(args.layers, args.hidden, args.teacher_steps, Path(tmp.name))
-    )
+    if args.model == "smollm2":
+        from workbench.config.presets import load_config
+        from workbench.paths import resolve_path
+
+        config = load_config("smollm2", validate=False)
+        config.train.seq_len = args.seq
+        teacher, tokenizer = load_pretrained("gguf", str(resolve_path(config.teacher.path)), field="")
+        teacher_steps = 0
+    else:
+        run_dir = (
+            Path(args.teacher)
+            if args.teacher
+            else _train_teacher(args.layers, args.hidden, args.teacher_steps, Path(tmp.name))
+        )
+        config: RunConfig = load_run_config(run_dir)
+        teacher, tokenizer = load_pretrained("local", str(run_dir / "teacher"), field="")
+        teacher_steps = config.train.teacher_steps
     trained_s = time.time() - started
-    config: RunConfig = load_run_config(run_dir)
-    teacher, tokenizer = load_pretrained("local", str(run_dir / "teacher"), field="")
     teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
     data = load_blocks(config.data, tokenizer, config.train.seq_len, seed=config.train.seed)
-    chosen_on = data.val[:IMPORTANCE_BLOCKS].long()
-    compared_on = data.val[IMPORTANCE_BLOCKS : IMPORTANCE_BLOCKS + args.eval_blocks].long()
+    if args.model == "smollm2":
+        half = max(1, len(data.val) // 2)
+        chosen_on, compared_on = data.val[:half].long(), data.val[half:].long()
+    else:
+        chosen_on = data.val[:IMPORTANCE_BLOCKS].long()
+        compared_on = data.val[IMPORTANCE_BLOCKS : IMPORTANCE_BLOCKS + args.eval_blocks].long()
+    train_blocks = data.train.long()
     importance = layer_importance(teacher, chosen_on)
     n_layers = len(importance.kl)
 
@@ -94,34 +132,66 @@ def main() -> None:
         count = 0
         for start in range(0, len(compared_on), 16):
             batch = compared_on[start : start + 16]
-            t = F.log_softmax(teacher(batch).logits.float(), -1)
-            s = F.log_softmax(student(batch).logits.float(), -1)
+            t = F.log_softmax(teacher(input_ids=batch, use_cache=False).logits.float(), -1)
+            s = F.log_softmax(student(input_ids=batch, use_cache=False).logits.float(), -1)
             kl_sum += float((t.exp() * (t - s)).sum(-1).sum())
             ce_sum += float(-s[:, :-1].gather(-1, batch[:, 1:, None]).sum())
             count += batch.numel()
         return kl_sum / count, ce_sum / (count - len(compared_on))
 
+    def distilled(layers: list[int], seed: int):
+        """The derived student after ``args.steps`` soft-target steps on batches that ``seed`` picks."""
+        student = derive_student(teacher, layers)
+        student.train()
+        optimizer = torch.optim.AdamW(student.parameters(), lr=args.lr)
+        order = torch.Generator().manual_seed(seed)
+        temp = args.temperature
+        for _ in range(args.steps):
+            batch = train_blocks[torch.randint(0, len(train_blocks), (args.batch,), generator=order)]
+            with torch.no_grad():
+                t = F.log_softmax(teacher(input_ids=batch, use_cache=False).logits.float() / temp, -1)
+            s = F.log_softmax(student(input_ids=batch, use_cache=False).logits.float() / temp, -1)
+            loss = (t.exp() * (t - s)).sum(-1).mean() * temp * temp
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return student
+
+    train_keep = [int(k) for k in args.train_keep.split(",") if k] or list(range(1, n_layers))
+    keeps = range(1, n_layers) if args.model == "toy" else sorted(set(train_keep))
     rows = []
-    for keep in range(1, n_layers):
+    for keep in keeps:
         by_importance = keep_by_importance(importance.kl, keep)
         evenly = evenly_spaced(n_layers, keep)
         kl_imp, ce_imp = distance(derive_student(teacher, by_importance))
         kl_even, ce_even = distance(derive_student(teacher, evenly))
-        rows.append(
-            {
-                "keep": keep,
-                "importance_layers": by_importance,
-                "evenly_layers": evenly,
-                "kl_importance": kl_imp,
-                "kl_evenly": kl_even,
-                "ce_importance": ce_imp,
-                "ce_evenly": ce_even,
-            }
-        )
+        row = {
+            "keep": keep,
+            "importance_layers": by_importance,
+            "evenly_layers": evenly,
+            "kl_importance": kl_imp,
+            "kl_evenly": kl_even,
+            "ce_importance": ce_imp,
+            "ce_evenly": ce_even,
+        }
+        if args.steps and keep in train_keep:
+            after = {"importance": [], "evenly": []}
+            for seed in range(args.seeds):
+                for name, layers in (("importance", by_importance), ("evenly", evenly)):
+                    print(f"  {time.time() - started:6.1f} s  keep {keep} {name} seed {seed}", file=sys.stderr, flush=True)
+                    after[name].append(distance(distilled(layers, seed)))
+            for name in after:
+                row[f"kl_{name}_after"] = [kl for kl, _ in after[name]]
+                row[f"ce_{name}_after"] = [ce for _, ce in after[name]]
+        rows.append(row)
     teacher_ce = distance(teacher)[1]
     found = {
         "teacher_layers": n_layers,
-        "teacher_steps": config.train.teacher_steps,
+        "model": args.model,
+        "teacher_steps": teacher_steps,
+        "distill_steps": args.steps,
+        "distill": {"seeds": args.seeds, "batch": args.batch, "lr": args.lr, "temperature": args.temperature},
+        "train_blocks": len(train_blocks),
         "teacher_ce": teacher_ce,
         "layer_kl": importance.kl,
         "layer_cosine": importance.cosine,
@@ -146,6 +216,12 @@ def main() -> None:
             f"{r['keep']:>4}  {str(r['importance_layers']):<20} {r['kl_importance']:>7.3f} {r['ce_importance']:>7.3f}"
             f"   {str(r['evenly_layers']):<20} {r['kl_evenly']:>7.3f} {r['ce_evenly']:>7.3f}"
         )
+    for r in rows:
+        if "kl_importance_after" in r:
+            print(
+                f"keep {r['keep']} after {args.steps} steps: KL importance {[round(v, 4) for v in r['kl_importance_after']]}"
+                f", evenly {[round(v, 4) for v in r['kl_evenly_after']]}"
+            )
     print(f"({found['wall_s']:.0f} s, of which {trained_s:.0f} s training the teacher)")
 
 
