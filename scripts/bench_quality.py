@@ -296,10 +296,7 @@ def judge_language(language, tokenizer, prompts: list[list[int]], new_tokens: in
 
 def run_arm(arm: str, teacher_dir: Path, runs_dir: Path, s: Settings, seed: int, judge, steps: int | None = None):
     """One student: train it, time it, judge it."""
-    from transformers import AutoModelForCausalLM
-
     steps = steps or s.steps
-    seen: list = []
     alpha = 0.0 if arm == "hard" else s.alpha
     cfg = _student_config(
         teacher_dir,
@@ -311,17 +308,27 @@ def run_arm(arm: str, teacher_dir: Path, runs_dir: Path, s: Settings, seed: int,
         extra=arm_overrides(arm, s),
         steps=steps,
     )
-    result = run(cfg, lambda e: seen.append(e) if e.kind == "step" and e.stage == "distill" else None)
+    result = run(cfg)
     if result.kind == "failed" or result.summary.get("status") != "completed":
         raise SystemExit(f"error: the {arm} student (seed {seed}) failed: {getattr(result, 'message', result)}")
-    summary = result.summary
+    return entry_from_folder(Path(result.run_dir), seed, judge)
+
+
+def entry_from_folder(run_dir: Path, seed: int, judge) -> tuple[dict, dict]:
+    """One finished student's figures, from its run folder (summary.json, events.jsonl, student/)."""
+    from transformers import AutoModelForCausalLM
+
+    from workbench.run_folder import run_events
+
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    seen = [e for e in run_events(run_dir) if getattr(e, "kind", "") == "step" and e.stage == "distill"]
     # Training wall time: between the first and the last Step event, scaled to all steps (the step-0 and
     # final evaluations, loading and the importance measurement are left out; generation is counted in).
     first, last = seen[0], seen[-1]
     train_s = (last.elapsed_s - first.elapsed_s) * last.step / max(last.step - first.step, 1)
-    student = AutoModelForCausalLM.from_pretrained(Path(result.run_dir) / "student")
+    student = AutoModelForCausalLM.from_pretrained(run_dir / "student")
     entry = {
-        "steps": steps,
+        "steps": int(summary["steps"]),
         "kl_true_student": summary["kl_true_student"],
         "kl_teacher_student": summary["kl_teacher_student"],
         "top1_agreement": summary["top1_agreement"],
@@ -369,13 +376,18 @@ def aggregate(entries: list[dict]) -> dict:
 
 
 def compare(per_seed: dict[str, list[dict]], a: str, b: str) -> dict:
-    """Arm ``a`` against arm ``b``, seed by seed: the sample NLL gap ratio, grammatical rate and wall time."""
+    """Arm ``a`` against arm ``b``, seed by seed (the seeds both have): the sample NLL gap ratio, the
+    grammatical rate and the training wall time."""
+    seeds_b = {y["seed"]: y for y in per_seed[b]}
+    pairs = [(x, seeds_b[x["seed"]]) for x in per_seed[a] if x["seed"] in seeds_b]
+    per_seed = {a: [x for x, _ in pairs], b: [y for _, y in pairs]}
     gaps = [x["sample_nll_gap"] / y["sample_nll_gap"] for x, y in zip(per_seed[a], per_seed[b])]
     gram = [x["grammatical_rate"] - y["grammatical_rate"] for x, y in zip(per_seed[a], per_seed[b])]
     wall = [x["train_s"] / y["train_s"] for x, y in zip(per_seed[a], per_seed[b])]
     mean_a = statistics.fmean(x["sample_nll_gap"] for x in per_seed[a])
     mean_b = statistics.fmean(y["sample_nll_gap"] for y in per_seed[b])
     return {
+        "seeds": [x["seed"] for x, _ in pairs],
         "gap_ratio": spread(gaps),
         "gap_ratio_of_means": mean_a / mean_b,
         "grammatical_rate_difference": spread(gram),
@@ -385,8 +397,13 @@ def compare(per_seed: dict[str, list[dict]], a: str, b: str) -> dict:
     }
 
 
-def measure(teacher_dir: Path, runs_dir: Path, s: Settings, seeds: list[int], arms: list[str]) -> dict:
-    """Every arm for each seed, interleaved (seed by seed); per-arm figures and the comparisons."""
+def measure(
+    teacher_dir: Path, runs_dir: Path, s: Settings, seeds: list[int], arms: list[str], collect: list[Path] = ()
+) -> dict:
+    """Every arm for each seed, interleaved (seed by seed); per-arm figures and the comparisons.
+
+    With ``collect`` nothing is trained: the students are the finished ``student-ARM-seedN`` run folders
+    under those folders (the latest of each), judged again (the sampling is seeded, so the figures repeat)."""
     from transformers import AutoModelForCausalLM
 
     from workbench.engine.toy.language import get_language
@@ -403,6 +420,16 @@ def measure(teacher_dir: Path, runs_dir: Path, s: Settings, seeds: list[int], ar
 
     per_seed: dict[str, list[dict]] = {arm: [] for arm in arms}
     kl_true_teacher = None
+    if collect:
+        found = collected(collect)
+        arms = [a for a in ARMS if any(arm == a for arm, _ in found)]
+        per_seed = {arm: [] for arm in arms}
+        for (arm, seed), folder in sorted(found.items(), key=lambda kv: (kv[0][1], ARMS.index(kv[0][0]))):
+            entry, summary = entry_from_folder(folder, seed, judge)
+            entry["seed"] = seed
+            kl_true_teacher = summary.get("kl_true_teacher", kl_true_teacher)
+            per_seed[arm].append(entry)
+        seeds = []
     for seed in seeds:
         for arm in arms:
             steps = None
@@ -411,8 +438,11 @@ def measure(teacher_dir: Path, runs_dir: Path, s: Settings, seeds: list[int], ar
                 steps = max(1, round(s.steps * on["train_s"] / off["train_s"]))
             started = time.time()
             entry, summary = run_arm(arm, teacher_dir, runs_dir, s, seed, judge, steps)
+            entry["seed"] = seed
             kl_true_teacher = summary.get("kl_true_teacher", kl_true_teacher)
             per_seed[arm].append(entry)
+            # what is measured so far, in case the bench is stopped before the end
+            (runs_dir / "partial.json").write_text(json.dumps({"settings": asdict(s), "per_seed": per_seed}))
             print(
                 f"  seed {seed} {arm:<12} {entry['steps']:>5} steps  gap {entry['sample_nll_gap']:.4f}  "
                 f"grammatical {entry['grammatical_rate']:.3f}  KL(true||s) {entry['kl_true_student']:.4f}  "
@@ -429,6 +459,7 @@ def measure(teacher_dir: Path, runs_dir: Path, s: Settings, seeds: list[int], ar
         "kl_true_teacher": kl_true_teacher,
         "sample_prompts": len(prompts),
         "comparisons": {},
+        "seeds": sorted({e["seed"] for entries in per_seed.values() for e in entries}),
     }
     pairs = [
         ("onpolicy1", "kd", "equal steps"),
@@ -440,11 +471,12 @@ def measure(teacher_dir: Path, runs_dir: Path, s: Settings, seeds: list[int], ar
         ("kd", "hard", "equal steps"),
     ]
     for a, b, how in pairs:
-        if a in per_seed and b in per_seed:
+        if per_seed.get(a) and per_seed.get(b) and {x["seed"] for x in per_seed[a]} & {y["seed"] for y in per_seed[b]}:
             report["comparisons"][f"{a} vs {b}"] = {"how": how, **compare(per_seed, a, b)}
     if "hard" in per_seed and "kd" in per_seed:  # the earlier output of this bench
-        soft = [e["kl_true_student"] for e in per_seed["kd"]]
-        hard = [e["kl_true_student"] for e in per_seed["hard"]]
+        by_seed = {e["seed"]: e["kl_true_student"] for e in per_seed["hard"]}
+        soft = [e["kl_true_student"] for e in per_seed["kd"] if e["seed"] in by_seed]
+        hard = [by_seed[e["seed"]] for e in per_seed["kd"] if e["seed"] in by_seed]
         ratios = [a / b for a, b in zip(soft, hard)]
         report.update(
             ratio_soft_over_hard=statistics.fmean(ratios),
@@ -457,6 +489,19 @@ def measure(teacher_dir: Path, runs_dir: Path, s: Settings, seeds: list[int], ar
             kl_true_student_hard_per_seed=[round(v, 4) for v in hard],
         )
     return report
+
+
+def collected(folders: list[Path]) -> dict[tuple[str, int], Path]:
+    """(arm, seed) -> the latest finished run folder named ``...-student-ARM-seedN`` under ``folders``."""
+    import re
+
+    found: dict[tuple[str, int], Path] = {}
+    for root in folders:
+        for folder in sorted(Path(root).iterdir()):  # stamped names: later ones sort last
+            match = re.fullmatch(r"\d{8}-\d{6}(?:-\d+)?-student-(.+)-seed(\d+)", folder.name)
+            if match and match.group(1) in ARMS and (folder / "summary.json").is_file():
+                found[(match.group(1), int(match.group(2)))] = folder
+    return found
 
 
 def machine() -> dict:
@@ -522,6 +567,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher", help="a trained teacher folder (default: train one with the toy preset)")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {', '.join(ARMS)}")
     parser.add_argument("--seeds", type=int, default=3, help="student seeds (initial weights and data order)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
+    parser.add_argument(
+        "--collect",
+        nargs="+",
+        type=Path,
+        help="train nothing: report the finished student-ARM-seedN run folders under these folders (with --teacher)",
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--steps", type=int, default=d.steps, help="distillation steps of each student")
     parser.add_argument("--temperature", type=float, default=d.temperature)
@@ -563,11 +615,19 @@ def main(argv: list[str] | None = None) -> int:
     runs_dir = Path(args.out or tempfile.mkdtemp(prefix="bench-quality-"))
     start = time.time()
     load_before = machine()["load_average"]
+    if args.collect and not args.teacher:
+        parser.error("--collect needs --teacher: the teacher the students were distilled from")
     teacher_dir = Path(args.teacher) if args.teacher else train_teacher(runs_dir)
     teacher_time = time.time() - start
     report = {
-        **measure(teacher_dir, runs_dir, settings, list(range(args.seeds)), arms),
-        "seeds": args.seeds,
+        **measure(
+            teacher_dir,
+            runs_dir,
+            settings,
+            list(range(args.first_seed, args.first_seed + args.seeds)),
+            arms,
+            collect=args.collect or [],
+        ),
         "settings": asdict(settings),
         "smoothing": SMOOTHING,
         "machine": machine(),
