@@ -264,6 +264,7 @@ class Session:
                 )
                 sums.zero_()
                 window_steps, window_start, window_tokens, window_generate_s = 0, now, 0, 0.0
+            upkeep_from = time.perf_counter()
             if step % tr.eval_interval == 0 or step == total:
                 last_metrics = self.evaluate(stage, step, model, teacher)
             if step % tr.probe_interval == 0 or step == total:
@@ -277,6 +278,9 @@ class Session:
                         "lower the learning rate or the temperature, or use fp32; the last good checkpoint is kept",
                     )
                 self.checkpoint(stage, step, model, optimizer, iterator)
+            # tokens/s is the training's own rate: evaluations, probes and checkpoints are left out of it (the
+            # ETA keeps them, since the steps ahead will have theirs too)
+            window_start += time.perf_counter() - upkeep_from
             if world == 1 and self.control.stopping and step < total:
                 return self._stop(stage, step, model, optimizer, iterator)
         return StageResult("completed", step, last_metrics)
