@@ -69,7 +69,13 @@ def train_toy_teacher(out: Path, steps: int) -> Path:
     cfg = load_config("toy", validate=False)
     cfg.name, cfg.runs_dir = "cache-quality-teacher", str(out)
     cfg.apply_overrides(
-        [f"train.teacher_steps={steps}", f"data.toy_sentences={TOY_SENTENCES}", "train.max_steps=1", "train.warmup_steps=0", "train.checkpoint_interval=0"]
+        [
+            f"train.teacher_steps={steps}",
+            f"data.toy_sentences={TOY_SENTENCES}",
+            "train.max_steps=1",
+            "train.warmup_steps=0",
+            "train.checkpoint_interval=0",
+        ]
     )
     cfg.validate()
     result = run(cfg)

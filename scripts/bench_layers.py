@@ -178,7 +178,9 @@ def main() -> None:
             after = {"importance": [], "evenly": []}
             for seed in range(args.seeds):
                 for name, layers in (("importance", by_importance), ("evenly", evenly)):
-                    print(f"  {time.time() - started:6.1f} s  keep {keep} {name} seed {seed}", file=sys.stderr, flush=True)
+                    print(
+                        f"  {time.time() - started:6.1f} s  keep {keep} {name} seed {seed}", file=sys.stderr, flush=True
+                    )
                     after[name].append(distance(distilled(layers, seed)))
             for name in after:
                 row[f"kl_{name}_after"] = [kl for kl, _ in after[name]]
