@@ -24,8 +24,9 @@ def test_the_share_is_generation_time_over_the_time_between_updates_and_unknown_
         assert off.take(_step(5 * n, 2.0 * n, 0.0)) is None  # on-policy off: nothing to say
 
 
-def test_the_strip_says_how_much_of_the_time_goes_to_generating_only_when_on_policy(make_window, runs_dir, qtbot,
-                                                                                    tiny_config):
+def test_the_strip_says_how_much_of_the_time_goes_to_generating_only_when_on_policy(
+    make_window, runs_dir, qtbot, tiny_config
+):
     window = make_window(tiny_config(runs_dir))
     window._on_run_event(ev.StageStarted("distill", 100, ""))
     for n in range(1, 4):

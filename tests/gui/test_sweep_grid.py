@@ -11,7 +11,6 @@ import json
 
 import pyqtgraph as pg
 import pytest
-
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
@@ -395,8 +394,9 @@ def test_presentation_mode_enlarges_the_grids_cells_headers_and_plot_text(qtbot,
     assert small == pytest.approx(large / PRESENTATION_FONT_SCALE, rel=0.02)
 
 
-def test_a_finished_cell_clicked_while_a_run_trains_is_drawn_beside_it(qtbot, runs_dir, make_window, tiny_config,
-                                                                      monkeypatch):
+def test_a_finished_cell_clicked_while_a_run_trains_is_drawn_beside_it(
+    qtbot, runs_dir, make_window, tiny_config, monkeypatch
+):
     from workbench import events as ev
 
     path = make_sweep(runs_dir, GRID, {i: done(i) for i in range(4)}, status="completed")
