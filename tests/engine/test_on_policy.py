@@ -138,7 +138,10 @@ def test_lambda_zero_never_generates_and_ends_like_the_default_run(tmp_path, def
     monkeypatch.setattr(stages_module, "is_on_policy_step", lambda *a, **k: calls.append(2))
     monkeypatch.setattr(stages_module, "on_policy_batch", lambda *a, **k: calls.append(3))
     received = []
-    result = run(tiny_config(tmp_path, **{"distill.on_policy": "0"}), received.append)
+    # the probes' own samples of the student's text (train.probe_samples) are not training: off here, so that
+    # any generate call is the training's; the default run keeps them, and the summaries must still agree
+    cfg = tiny_config(tmp_path, **{"distill.on_policy": "0", "train.probe_samples": "0"})
+    result = run(cfg, received.append)
     assert result.status == "completed", result
     assert not calls
     assert all(e.generate_s == 0 for e in received if e.kind == "step")

@@ -37,7 +37,9 @@ def test_cpu_steps_use_the_fused_kernel_and_agree_with_the_plain_one():
     _steps(fused_model, fused)
     _steps(plain_model, plain)
     for a, b in zip(fused_model.parameters(), plain_model.parameters()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        # the fused kernel rounds differently from the for-loop one on some CPUs (one element in 800 off by 3e-5
+        # relative seen on an AMD EPYC); without the weight decay it is up to 2e-2 off after these three steps
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     # norms and biases are not decayed: a LayerNorm weight with zero gradient would stay exactly 1 under decay 0
     assert [g["weight_decay"] for g in fused.param_groups] == [0.1, 0.0]
 
