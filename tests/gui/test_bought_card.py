@@ -3,6 +3,7 @@ Copy as text on the clipboard, Save PNG a picture."""
 
 from __future__ import annotations
 
+import pytest
 from PySide6.QtGui import QGuiApplication, QImage
 
 from tests.test_bought import BASELINE, RUN, make_run
@@ -125,3 +126,25 @@ def test_the_card_opens_after_a_run_only_with_a_baseline_or_when_chosen_and_the_
     assert card.isVisible() and card.card.run_path == str(alone)
     again = make_window(tiny_config(runs_dir), restore_settings=True)
     assert again.bought_after_run_action.isChecked()  # remembered
+
+
+@pytest.mark.qt_log_ignore("This plugin does not support raise")  # the offscreen platform, bringing it to the front
+def test_a_card_shown_again_keeps_room_for_every_row(qtbot, runs_dir):
+    # Shown again for a second run (the card opened after a baseline, then from the Runs tab), the window
+    # used to shrink below what its table needs and the rows were drawn over each other.
+    from workbench.gui.runs.bought_card import show_card
+
+    run = make_run(runs_dir, "20260101-100000-kd", RUN)
+    base = make_run(runs_dir, "20260101-110000-kd-baseline", BASELINE, alpha=0.0)
+    card = show_card(None, None, run, base)
+    qtbot.addWidget(card)
+    qtbot.waitExposed(card)
+    first = card.content.height()
+    label = card.cells[("kl_true", "distilled")]
+    assert label.height() >= label.fontMetrics().height()
+    card = show_card(card, None, run, base)
+    qtbot.wait(50)
+    assert card.content.height() >= first
+    assert label is not card.cells[("kl_true", "distilled")]
+    label = card.cells[("kl_true", "distilled")]
+    assert label.height() >= label.fontMetrics().height(), "a table row is cut"

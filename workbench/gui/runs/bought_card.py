@@ -111,7 +111,17 @@ class BoughtCard(QDialog):
         if old is not None:
             QWidget().setLayout(old)  # re-parents the old layout and its widgets, which go with it
         self._build(card)
-        self.adjustSize()
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """Grow to the new card's height at the current width, never shrink. ``adjustSize`` shrank a shown card
+        below what its table needs (the wrapped sentence's height depends on the width, and the size hint Qt
+        computes for such a window is short), and the rows were drawn over each other."""
+        layout = self.layout()
+        layout.activate()
+        width = max(self.width(), self.sizeHint().width())
+        height = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else -1
+        self.resize(width, max(self.height(), height, self.sizeHint().height()))
 
     @Slot()
     def copy_text(self) -> str:
