@@ -13,7 +13,6 @@ sampling (T = 1, no top-p) and every complete sentence it writes is judged by th
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import tempfile
@@ -47,28 +46,13 @@ def _config(out: Path, on_policy: float, steps: int, teacher_steps: int, teacher
 
 def grammatical_rate(model, language, tokenizer, prompts: list[str], new_tokens: int, seed: int) -> dict:
     """Continue each prompt (a whole sentence) by sampling; judge each complete sentence written."""
-    import torch
-
     from workbench.engine.student_text import count_grammatical
-    from workbench.engine.train.on_policy import generate, sample_generator
+    from workbench.engine.train.on_policy import sample_continuations
 
     good = total = 0
-    generator = sample_generator(torch.device("cpu"), seed, 0)
     ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    by_length: dict[int, list[list[int]]] = {}
-    for row in ids:
-        by_length.setdefault(len(row), []).append(row)
-    for length, rows in sorted(by_length.items()):
-        out = generate(
-            model,
-            torch.tensor(rows),
-            new_tokens=new_tokens,
-            temperature=1.0,
-            top_p=1.0,
-            generator=generator,
-            autocast=contextlib.nullcontext,
-        )
-        written = [tokenizer.convert_ids_to_tokens(row) for row in out[:, length:].tolist()]
+    for length, rows in sample_continuations(model, ids, new_tokens, seed):
+        written = [tokenizer.convert_ids_to_tokens(row[length:]) for row in rows]
         g, t = count_grammatical(language, written)
         good, total = good + g, total + t
     return {"sentences": total, "grammatical": good, "rate": good / max(total, 1)}

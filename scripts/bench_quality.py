@@ -30,7 +30,6 @@ output of this bench; ``--arms hard,kd --seeds 5`` repeats that measurement alon
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import platform
@@ -246,29 +245,16 @@ def pooled(parts: list[dict], entropy_rate: float) -> dict:
 def judge_model(model, teacher, language, prompts: list[list[int]], new_tokens: int, seed: int, vocab: int) -> dict:
     """The model continues every prompt by sampling (T = 1, no top-p); its text judged by ``judge_samples``,
     and KL(teacher || model) on the positions that predict the written tokens."""
-    from workbench.engine.train.on_policy import generate, sample_generator
+    from workbench.engine.train.on_policy import sample_continuations
 
     model.eval()
     teacher.eval()
-    generator = sample_generator(torch.device("cpu"), seed, 0)
     parts, kl_sum, kl_count = [], 0.0, 0
-    by_length: dict[int, list[list[int]]] = {}
-    for row in prompts:
-        by_length.setdefault(len(row), []).append(row)
-    for length, rows in sorted(by_length.items()):
-        out = generate(
-            model,
-            torch.tensor(rows),
-            new_tokens=new_tokens,
-            temperature=1.0,
-            top_p=1.0,
-            generator=generator,
-            autocast=contextlib.nullcontext,
-        )
-        for row in out.tolist():
+    for length, rows in sample_continuations(model, prompts, new_tokens, seed):
+        for row in rows:
             parts.append(judge_samples(language, row[:length], row[length:], vocab))
         if model is not teacher:
-            inputs = out[:, :-1]
+            inputs = torch.tensor(rows)[:, :-1]
             lt = torch.log_softmax(teacher(inputs).logits.float(), -1)[:, length - 1 :]
             ls = torch.log_softmax(model(inputs).logits.float(), -1)[:, length - 1 :]
             kl_sum += float((lt.exp() * (lt - ls)).sum())

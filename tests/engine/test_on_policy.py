@@ -246,3 +246,18 @@ def test_every_step_on_policy_with_accumulation_and_the_fused_loss_runs(tmp_path
     steps = [e for e in received if e.kind == "step" and e.stage == "distill"]
     assert all(e.generate_s > 0 for e in steps)
     assert all(math.isfinite(e.loss) and math.isfinite(e.kd) for e in steps)
+
+
+def test_sample_continuations_batches_prompts_by_length_and_repeats_with_the_seed():
+    from workbench.engine.train.on_policy import sample_continuations
+
+    tokenizer = tiny_tokenizer()
+    model = tiny_model(tokenizer, seed=1)
+    prompts = [[5, 6, 7], [8, 9], [10, 11, 12], [13, 14]]
+    got = list(sample_continuations(model, prompts, 4, seed=3))
+    assert [length for length, _ in got] == [2, 3]  # shortest first, one batch per length
+    assert [row[:2] for row in got[0][1]] == [[8, 9], [13, 14]]
+    assert [row[:3] for row in got[1][1]] == [[5, 6, 7], [10, 11, 12]]
+    assert all(len(row) == length + 4 for length, rows in got for row in rows)
+    assert got == list(sample_continuations(model, prompts, 4, seed=3))
+    assert got != list(sample_continuations(model, prompts, 4, seed=4))

@@ -14,6 +14,7 @@ stopped and resumed draws exactly what an uninterrupted one does (on the CPU).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable
 
@@ -94,6 +95,29 @@ def generate(
         return torch.cat(pieces, dim=1)
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def sample_continuations(model: torch.nn.Module, prompts: list[list[int]], new_tokens: int, seed: int):
+    """Each prompt (token ids, any lengths) continued by ``new_tokens`` tokens sampled at T = 1 without top-p,
+    on the CPU from one generator seeded by ``seed``; prompts of one length go through ``generate`` together.
+    Yields ``(prompt length, rows)`` per length, shortest first, each row the prompt and its continuation.
+    The benchmarks judge models' own text with it."""
+    generator = sample_generator(torch.device("cpu"), seed, 0)
+    by_length: dict[int, list[list[int]]] = {}
+    for row in prompts:
+        by_length.setdefault(len(row), []).append(row)
+    for length, rows in sorted(by_length.items()):
+        out = generate(
+            model,
+            torch.tensor(rows),
+            new_tokens=new_tokens,
+            temperature=1.0,
+            top_p=1.0,
+            generator=generator,
+            autocast=contextlib.nullcontext,
+        )
+        yield length, out.tolist()
 
 
 def _cache_argument(model: torch.nn.Module) -> str:
