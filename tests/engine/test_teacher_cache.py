@@ -1,7 +1,8 @@
-"""The top-k teacher cache: what it stores, when it is reused or rebuilt, and its sparse KL."""
+"""The top-k teacher cache: what it stores, when it is reused or rebuilt, and its sparse KL (both tail models)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -133,9 +134,12 @@ def test_a_teacher_that_learnt_keys_differently():
 # -- the loss ---------------------------------------------------------------------
 
 
-def _cached(teacher_logits: torch.Tensor, k: int) -> tc.TopK:
+def _cached(teacher_logits: torch.Tensor, k: int, prior: torch.Tensor | None = None) -> tc.TopK:
+    """The cache's view of ``teacher_logits``; the prior as the build makes it, unless one is given."""
     ids, logp, tail = tc.topk_of_logits(teacher_logits, k)
-    return tc.TopK(ids=ids, logp=logp, tail=tail, vocab_size=teacher_logits.shape[-1])
+    if prior is None:
+        prior = tc.tail_prior(tc.tail_probability_sums(F.log_softmax(teacher_logits.float(), -1), ids))
+    return tc.TopK(ids=ids, logp=logp, tail=tail, vocab_size=teacher_logits.shape[-1], prior=prior)
 
 
 def _logits(seed: int, shape=(2, 7, VOCAB), scale=3.0):
@@ -148,11 +152,14 @@ def test_at_k_equal_to_the_vocabulary_the_sparse_kl_is_the_full_kl(temperature):
     labels = torch.randint(0, VOCAB, (2, 7), generator=torch.Generator().manual_seed(3))
     labels[0, 4] = -100
     full = distill_loss(student, teacher, labels, temperature=temperature, alpha=0.7)
-    sparse = tc.topk_distill_loss(student, _cached(teacher, VOCAB), labels, temperature=temperature, alpha=0.7)
-    assert sparse.n_tokens == full.n_tokens
-    assert sparse.kd.item() == pytest.approx(full.kd.item(), rel=1e-5)
-    assert sparse.ce.item() == pytest.approx(full.ce.item(), rel=1e-5)
-    assert sparse.loss.item() == pytest.approx(full.loss.item(), rel=1e-5)
+    for tail in ("prior", "bucket"):
+        sparse = tc.topk_distill_loss(
+            student, _cached(teacher, VOCAB), labels, temperature=temperature, alpha=0.7, tail=tail
+        )
+        assert sparse.n_tokens == full.n_tokens
+        assert sparse.kd.item() == pytest.approx(full.kd.item(), rel=1e-5), tail
+        assert sparse.ce.item() == pytest.approx(full.ce.item(), rel=1e-5)
+        assert sparse.loss.item() == pytest.approx(full.loss.item(), rel=1e-5)
 
 
 def _dense_reference_loss(student, teacher_logits, labels, k, temperature, alpha):
@@ -179,13 +186,13 @@ def _dense_reference_loss(student, teacher_logits, labels, k, temperature, alpha
 
 
 @pytest.mark.parametrize("temperature", [1.0, 2.0])
-def test_with_k_below_the_vocabulary_loss_and_gradients_match_a_dense_reference(temperature):
+def test_with_k_below_the_vocabulary_the_bucket_loss_and_gradients_match_a_dense_reference(temperature):
     teacher = _logits(5)
     labels = torch.randint(0, VOCAB, (2, 7), generator=torch.Generator().manual_seed(6))
     labels[1, 2] = -100
     student = _logits(4).requires_grad_(True)
     sparse = tc.topk_distill_loss(
-        student, _cached(teacher, 6), labels, temperature=temperature, alpha=0.6, chunk_positions=5
+        student, _cached(teacher, 6), labels, temperature=temperature, alpha=0.6, chunk_positions=5, tail="bucket"
     )
     (grad,) = torch.autograd.grad(sparse.loss, student)
     reference_student = student.detach().double().requires_grad_(True)
@@ -205,16 +212,164 @@ def test_a_peaked_teacher_gives_a_loss_close_to_the_full_one():
     student = _logits(8, scale=2.0)
     labels = torch.randint(0, VOCAB, (2, 7), generator=torch.Generator().manual_seed(9))
     full = distill_loss(student, teacher, labels, temperature=1.0, alpha=1.0)
-    sparse = tc.topk_distill_loss(student, _cached(teacher, 16), labels, temperature=1.0, alpha=1.0)
-    assert sparse.kd.item() == pytest.approx(full.kd.item(), rel=0.05)
+    for tail in ("prior", "bucket"):
+        sparse = tc.topk_distill_loss(student, _cached(teacher, 16), labels, temperature=1.0, alpha=1.0, tail=tail)
+        assert sparse.kd.item() == pytest.approx(full.kd.item(), rel=0.05), tail
 
 
-def test_an_all_ignored_batch_gives_zero_and_no_nan():
+@pytest.mark.parametrize("tail", ["prior", "bucket"])
+@pytest.mark.parametrize("k", [6, VOCAB])
+def test_an_all_ignored_batch_gives_zero_and_no_nan(tail, k):
     student = _logits(1).requires_grad_(True)
     labels = torch.full((2, 7), -100)
-    parts = tc.topk_distill_loss(student, _cached(_logits(2), VOCAB), labels, temperature=2.0)
+    parts = tc.topk_distill_loss(student, _cached(_logits(2), k), labels, temperature=2.0, tail=tail)
     parts.loss.backward()
     assert parts.loss.item() == 0 and torch.isfinite(student.grad).all()
+
+
+# -- the prior's tail ------------------------------------------------------------------
+
+
+def _dense_prior_teacher(teacher_logits, k, prior, temperature):
+    """Written apart from the module: the teacher's tempered distribution over all V tokens, built explicitly
+    in fp64: its exact top-k at T = 1, the tail mass spread over the other tokens in proportion to ``prior``
+    (renormalised per row over them), every probability raised to 1 / T, normalised."""
+    p1 = torch.softmax(teacher_logits.double(), -1)
+    top_idx = p1.argsort(-1, descending=True)[..., :k]
+    in_top = torch.zeros_like(p1, dtype=torch.bool).scatter(-1, top_idx, True)
+    r = torch.where(in_top, 0.0, p1).sum(-1, keepdim=True)
+    prior = prior.double().expand_as(p1)
+    z = torch.where(in_top, 0.0, prior).sum(-1, keepdim=True)
+    full = torch.where(in_top, p1, r * prior / z)
+    return torch.softmax(full.log() / temperature, -1)
+
+
+def _dense_prior_reference_loss(student, teacher_logits, labels, k, prior, temperature, alpha):
+    q = _dense_prior_teacher(teacher_logits, k, prior, temperature)
+    log_s = F.log_softmax(student.double() / temperature, -1)
+    kl = (q * (q.log() - log_s)).sum(-1)[:, :-1]
+    targets = labels[:, 1:]
+    valid = targets != -100
+    ce = F.cross_entropy(
+        student.double()[:, :-1].reshape(-1, student.shape[-1]), targets.reshape(-1), reduction="none"
+    ).view(targets.shape)
+    n = valid.sum()
+    return alpha * temperature**2 * kl[valid].sum() / n + (1 - alpha) * ce[valid].sum() / n
+
+
+def _some_prior(seed: int) -> torch.Tensor:
+    prior = torch.rand(VOCAB, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) ** 3 + 1e-4
+    return (prior / prior.sum()).float()
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0, 4.0])
+@pytest.mark.parametrize("k", [1, 6, VOCAB - 1])
+def test_the_prior_loss_and_gradients_match_a_dense_reference_over_the_vocabulary(temperature, k):
+    teacher, prior = _logits(5), _some_prior(11)
+    labels = torch.randint(0, VOCAB, (2, 7), generator=torch.Generator().manual_seed(6))
+    labels[1, 2] = -100
+    student = _logits(4).requires_grad_(True)
+    sparse = tc.topk_distill_loss(
+        student, _cached(teacher, k, prior), labels, temperature=temperature, alpha=0.6, chunk_positions=5
+    )
+    (grad,) = torch.autograd.grad(sparse.loss, student)
+    reference_student = student.detach().double().requires_grad_(True)
+    reference = _dense_prior_reference_loss(reference_student, teacher, labels, k, prior, temperature, 0.6)
+    (reference_grad,) = torch.autograd.grad(reference, reference_student)
+    assert sparse.loss.item() == pytest.approx(reference.item(), rel=1e-5)
+    assert torch.allclose(grad.double(), reference_grad, atol=1e-6, rtol=1e-4)
+    if temperature == 1.0:  # the same top-k and tail mass: bucketing can only lose KL (data processing)
+        bucket = tc.topk_distill_loss(
+            student.detach(), _cached(teacher, k, prior), labels, temperature=1.0, alpha=0.6, tail="bucket"
+        )
+        assert sparse.kd.item() >= bucket.kd.item() - 1e-6
+
+
+def test_the_prior_pulls_the_students_tail_towards_its_shape_where_the_bucket_is_blind():
+    """A student with the teacher's top-k and tail mass exactly, but a tail shaped unlike the prior: the
+    bucketed KL is 0 and gives no gradient; the prior's KL is positive and its step moves the student's
+    tail towards the prior."""
+    k = 4
+    teacher = _logits(21)[:1, :1]
+    prior = _some_prior(22)
+    p = torch.softmax(teacher.double(), -1)
+    top_idx = p.topk(k, -1).indices
+    in_top = torch.zeros_like(p, dtype=torch.bool).scatter(-1, top_idx, True)
+    r = torch.where(in_top, 0.0, p).sum(-1, keepdim=True)
+    uniform_tail = torch.where(in_top, p, r / (VOCAB - k))
+    student = uniform_tail.log().float().requires_grad_(True)
+    labels = torch.zeros((1, 2), dtype=torch.long)  # one valid target, for the first position
+    student2 = torch.cat([student, student.detach()], 1)
+    teacher2 = torch.cat([teacher, teacher], 1)
+    cached = _cached(teacher2, k, prior)
+    bucket = tc.topk_distill_loss(student2, cached, labels, temperature=1.0, alpha=1.0, tail="bucket")
+    (bucket_grad,) = torch.autograd.grad(bucket.loss, student)
+    assert bucket.kd.item() == pytest.approx(0.0, abs=1e-6) and bucket_grad.abs().max() < 1e-6
+    with_prior = tc.topk_distill_loss(student2, cached, labels, temperature=1.0, alpha=1.0)
+    (grad,) = torch.autograd.grad(with_prior.loss, student)
+    assert with_prior.kd.item() > 1e-3
+    target = _dense_prior_teacher(teacher, k, prior, 1.0)
+    stepped = torch.softmax((student - 0.5 * grad).double(), -1)
+    before = (target * (target.log() - uniform_tail.log())).sum()
+    after = (target * (target.log() - stepped.log())).sum()
+    assert after < before
+
+
+def test_held_out_metrics_with_the_prior_match_the_dense_kl():
+    teacher, student, prior = _logits(31), _logits(32), _some_prior(33)
+    cached = _cached(teacher, 5, prior)
+    metrics = tc.cached_kl_metrics(F.log_softmax(student, -1), cached)
+    q = _dense_prior_teacher(teacher, 5, prior, 1.0)
+    dense = (q * (q.log() - F.log_softmax(student.double(), -1))).sum()
+    assert metrics["kl_teacher_student"].item() == pytest.approx(dense.item(), rel=1e-5)
+
+
+def test_the_prior_is_stored_with_the_cache_and_read_back():
+    teacher, blocks = tiny_teacher(), some_blocks()
+    cache = build(teacher, blocks, k=8)
+    assert cache.prior.dtype == np.float32 and cache.prior.shape == (VOCAB,)
+    with torch.no_grad():
+        p = torch.softmax(teacher(input_ids=blocks).logits.double(), -1).reshape(-1, VOCAB)
+    top = p.topk(8, -1).indices
+    tail = p.scatter(-1, top, 0.0).sum(0)  # each token's probability where it was outside the top-k
+    expected = (1 - tc.PRIOR_SMOOTHING) * tail / tail.sum() + tc.PRIOR_SMOOTHING / VOCAB
+    assert np.allclose(cache.prior, expected.numpy(), rtol=1e-4, atol=1e-9)
+    assert (cache.folder / "prior.npy").is_file()
+    assert cache.disk_bytes() >= blocks.numel() * tc.bytes_per_position(8, VOCAB) + tc.bytes_per_entry(8, VOCAB)
+    again = build(teacher, blocks, k=8)
+    assert not again.built and np.array_equal(again.prior, cache.prior)
+    batch = again.lookup(torch.tensor([2, 0]), torch.device("cpu"))
+    assert torch.equal(batch.prior, torch.from_numpy(np.array(cache.prior)))
+
+
+@pytest.mark.parametrize("damage", ["no_prior", "old_meta"])
+def test_an_entry_without_the_prior_is_rebuilt(damage):
+    teacher, blocks = tiny_teacher(), some_blocks()
+    first = build(teacher, blocks)
+    expected = np.array(first.prior)
+    folder = first.folder
+    del first
+    if damage == "no_prior":
+        (folder / "prior.npy").unlink()
+    else:  # a format-1 entry's meta.json where this key's entry is
+        meta = json.loads((folder / "meta.json").read_text())
+        del meta["prior"]
+        meta["version"] = 1
+        (folder / "meta.json").write_text(json.dumps(meta))
+    counter = Counting(teacher)
+    rebuilt = build(teacher, blocks)
+    assert counter.calls > 0 and rebuilt.built and rebuilt.folder == folder
+    assert np.array_equal(rebuilt.prior, expected)
+
+
+def test_the_loss_refuses_a_teacher_without_a_prior_with_a_clear_message():
+    student, teacher = _logits(1), _logits(2)
+    ids, logp, tail = tc.topk_of_logits(teacher, 6)
+    no_prior = tc.TopK(ids=ids, logp=logp, tail=tail, vocab_size=VOCAB)
+    labels = torch.zeros((2, 7), dtype=torch.long)
+    with pytest.raises(ValueError, match="no tail prior.*rebuild the cache"):
+        tc.topk_distill_loss(student, no_prior, labels)
+    assert tc.topk_distill_loss(student, no_prior, labels, tail="bucket").loss.isfinite()
 
 
 # -- configuration ------------------------------------------------------------------
@@ -235,6 +390,39 @@ def test_the_config_offers_the_cache_and_refuses_what_conflicts():
         RunConfig().apply_overrides(["distill.cache_k=0"])
     with pytest.raises(ConfigError):
         RunConfig().apply_overrides(["distill.teacher_cache=sparse"])
+    cfg = RunConfig()
+    assert cfg.distill.cache_tail == "prior"
+    cfg.apply_overrides(["distill.teacher_cache=topk", "distill.cache_tail=bucket"])
+    with pytest.raises(ConfigError) as err:
+        cfg.apply_overrides(["distill.cache_tail=uniform"])
+    assert err.value.field == "distill.cache_tail"
+
+
+@pytest.mark.parametrize("tail", ["prior", "bucket"])
+def test_the_objective_uses_the_configured_tail(tail):
+    import contextlib
+
+    from workbench.config.schema import DistillConfig
+    from workbench.engine.train.objective import Batch, Objective
+
+    teacher, blocks = tiny_teacher(), some_blocks()
+    cache = build(teacher, blocks, k=6)
+    student = tiny_teacher(seed=3)
+    settings = DistillConfig(teacher_cache="topk", cache_k=6, cache_tail=tail, temperature=2.0, alpha=0.5)
+    objective = Objective(
+        settings, alpha=0.5, teacher=teacher, autocast=contextlib.nullcontext, chunk_positions=64, teacher_topk=cache
+    )
+    index = torch.tensor([4, 1])
+    batch = Batch.of_blocks(blocks[index], index)
+    parts = objective(student, batch, batch.valid_tokens())
+    logits = student(input_ids=blocks[index]).logits
+    lookup = cache.lookup(index, torch.device("cpu"))
+    expected = {
+        name: tc.topk_distill_loss(logits, lookup, blocks[index], temperature=2.0, alpha=0.5, tail=name).loss.item()
+        for name in ("prior", "bucket")
+    }
+    assert expected["prior"] != pytest.approx(expected["bucket"], rel=1e-4)
+    assert parts.loss.item() == pytest.approx(expected[tail], rel=1e-6)
 
 
 # -- in a run -----------------------------------------------------------------------
@@ -347,8 +535,16 @@ def test_held_out_metrics_from_the_cache_at_k_equal_to_the_vocabulary_are_the_fu
     assert cached["kl_teacher_student"] == pytest.approx(full["kl_teacher_student"], rel=1e-2, abs=1e-4)
     assert cached["top1_agreement"] == pytest.approx(full["top1_agreement"])
     assert cached["student_ce"] == pytest.approx(full["student_ce"])
-    smaller = evaluate(student=student, teacher=None, teacher_topk=build(teacher, blocks, k=4), **common)
-    assert smaller["kl_teacher_student"] <= full["kl_teacher_student"] + 1e-4
+    small = build(teacher, blocks, k=4)
+    smaller = evaluate(student=student, teacher=None, teacher_topk=small, **common)
+    # k < V: the prior's estimate over V is at least the bucketed KL, which is at most the full KL.
+    with torch.no_grad():
+        student_logp = F.log_softmax(student(input_ids=blocks).logits[:, :-1].float(), -1)
+    lookup = small.lookup(torch.arange(len(blocks)), torch.device("cpu"))
+    bucket = tc.cached_kl_metrics(student_logp, lookup, tail="bucket")["kl_teacher_student"].item()
+    bucket /= blocks[:, 1:].numel()
+    assert bucket <= smaller["kl_teacher_student"] + 1e-6
+    assert bucket <= full["kl_teacher_student"] + 1e-4
 
 
 def test_the_plan_gives_the_caches_bytes_per_token():

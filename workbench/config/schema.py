@@ -48,6 +48,7 @@ DIVERGENCES = (
 TEACHER_SOURCES = ("train", "local", "hub", "gguf")
 STUDENT_SOURCES = ("derived", "custom", "local", "hub")
 TEACHER_CACHES = ("full", "topk")
+CACHE_TAILS = ("prior", "bucket")
 HIDDEN_LOSSES = ("cosine", "mse")
 DATA_SOURCES = ("toy", "file", "hf", "disk", "generated")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -161,16 +162,24 @@ class DistillConfig:
     teacher_cache: str = _f(
         "full",
         "full: the teacher runs on every batch and the loss sees its whole distribution. topk: the teacher runs "
-        "once over the data before distillation and only its top cache_k tokens per position (plus the rest "
-        "lumped into one tail bucket) are kept on disk and reused by later runs. Exact at T = 1 for the bucketed "
-        "distribution; at other T the tail's share is an approximation. Forward KL only.",
+        "once over the data before distillation and only its top cache_k tokens per position (plus the tail's "
+        "mass, and one vector of the teacher's average tail) are kept on disk and reused by later runs. The "
+        "top-k and the tail's mass are exact; the tail's shape is an approximation (see cache_tail). Forward KL only.",
         choices=TEACHER_CACHES,
     )
     cache_k: int = _f(
         64,
-        "topk cache: teacher tokens kept per position (ids, log-probabilities); the rest is one tail bucket.",
+        "topk cache: teacher tokens kept per position (ids, log-probabilities); the rest is the tail.",
         min=1,
         max=1024,
+    )
+    cache_tail: str = _f(
+        "prior",
+        "topk cache: how the loss sees the teacher's tokens outside each position's top-k. prior: their mass "
+        "spread over them like the teacher's average tail over the cached data (stored with the cache), so the "
+        "student also learns the shape of its tail, and T re-tempers that shape. bucket: one tail bucket, the "
+        "student's shape inside it left free, re-tempered at T as if the tail were uniform.",
+        choices=CACHE_TAILS,
     )
     transfer_blocks: int = _f(
         0,

@@ -62,9 +62,10 @@ def evaluate(
     """Held-out metrics over ``blocks`` (already limited to the evaluation set).
 
     ``teacher_topk`` (a ``teacher_cache.TopKCache`` of exactly these blocks) stands in for the teacher in
-    the comparisons: with a student and no teacher, ``kl_teacher_student`` is then the KL between the
-    bucketed distributions (top-k + tail, exact at T=1, a lower bound of the full KL) and the agreements
-    use the teacher's cached argmax.
+    the comparisons: with a student and no teacher, ``kl_teacher_student`` is then the KL over all V
+    tokens to the teacher reconstructed from the cache (its exact top-k and tail mass at T=1, the tail
+    spread like the entry's tail prior: ``teacher_cache.cached_kl_metrics``, an estimate of the full KL,
+    not a bound), and the agreements use the teacher's cached argmax.
 
     Keys: ``teacher_ce``/``teacher_ppl`` when a teacher is given,
     ``student_ce``/``student_ppl`` when a student is given, and with both

@@ -5,29 +5,49 @@ What is stored, per position of every block (``[N, L]`` positions): the ids of t
 tokens (uint16 when the vocabulary has fewer than 65536 entries, else int32), their log-probabilities at
 T = 1 (float16) and the log of the tail mass ``log(1 - sum of the top-k probabilities)`` (float32, computed
 as a logsumexp over the other tokens, so it is accurate even when the tail is tiny; -inf when k is the
-vocabulary). About ``k * (2 or 4 + 2) + 4`` bytes a position.
+vocabulary). About ``k * (2 or 4 + 2) + 4`` bytes a position. Once per entry (not per position): the
+**tail prior** ``prior.npy``, a float32 ``[V]`` vector: the teacher's probabilities summed over every
+cached position where the token was *outside* that position's top-k, normalised (so each position weighs
+in with its tail mass, and a token that is usually in the top-k is not inflated by those positions), mixed
+with ``PRIOR_SMOOTHING`` of a uniform vector so that no entry is 0. ``V * 4`` bytes per entry.
 
-Where: ``$WORKBENCH_HOME/cache/teacher_topk/<key>/`` holding ``ids.npy``, ``logp.npy``, ``tail.npy`` (numpy
-memmaps) and ``meta.json`` (written last). The key hashes the teacher's weights (:func:`weights_fingerprint`:
-a teacher trained in stage 1 of the same run keys on what it learnt), the blocks' bytes, the block length
-and k. An entry is written in a temporary folder and renamed into place; one whose files do not match its
-``meta.json`` (or that has none) is rebuilt, never read.
+Where: ``$WORKBENCH_HOME/cache/teacher_topk/<key>/`` holding ``ids.npy``, ``logp.npy``, ``tail.npy``,
+``prior.npy`` (numpy memmaps) and ``meta.json`` (written last). The key hashes the cache format version,
+the teacher's weights (:func:`weights_fingerprint`: a teacher trained in stage 1 of the same run keys on
+what it learnt), the blocks' bytes, the block length and k. An entry is written in a temporary folder and
+renamed into place; one whose files do not match its ``meta.json`` (or that has none, or an older format
+without the prior) is rebuilt, never read.
 
-The loss (:func:`topk_distill_loss`) is forward KL between two distributions over k + 1 buckets: the
-teacher's top-k tokens and one tail bucket for everything else.
+The loss (:func:`topk_distill_loss`) is forward KL(teacher_T || student_T); ``tail`` chooses how the
+teacher's distribution outside its top-k is modelled:
 
-- Teacher at temperature T: bucket i has weight ``exp(l_i / T)``; the tail, whose inner distribution is
-  not stored, is taken as spread evenly over its ``V - k`` tokens, so its weight is
-  ``(V - k) * (r / (V - k)) ** (1 / T)`` with r the tail mass; then the k + 1 weights are normalised.
-- Student at T: ``log_softmax(s / T)`` gathered at the teacher's ids, and its exact tail mass, the
-  logsumexp of the other entries.
+- ``"prior"`` (``distill.cache_tail = "prior"``, the default): the teacher over all V tokens is its exact
+  top-k, and the tail mass r spread over the position's other tokens in proportion to the prior π,
+  ``p_j = r * π_j / Z`` with ``Z`` the prior's mass outside that position's top-k. At temperature T every
+  teacher weight is raised to ``1 / T`` under that model: the top-k ``exp(l_i / T)``, tail token j
+  ``(r π_j / Z) ** (1 / T)``, then all V normalised. The sums over a position's tail come from vectors
+  over the vocabulary prepared once per call (``π``, ``π^(1/T)``, ``π^(1/T) log π``) minus a gather at
+  the position's k ids (in float64, so the subtraction loses nothing that matters), and the student's
+  side is one product of its log-probabilities (top-k entries zeroed) with ``π^(1/T)``: no ``[N, V]``
+  teacher tensor. The KL is over all V tokens, so the student is pulled towards the prior's shape inside
+  its tail, not only towards the right tail mass.
+- ``"bucket"``: KL between two distributions over k + 1 buckets, the top-k tokens and one tail bucket
+  for everything else. The teacher's tail at T is taken as spread evenly over its ``V - k`` tokens,
+  ``(V - k) * (r / (V - k)) ** (1 / T)``; the student's tail bucket is its exact tail mass, and the
+  shape of its distribution inside the tail gets no signal.
 
-Exact: at T = 1 the teacher's top-k probabilities and its tail mass are exact, so the loss is exactly the
-KL between the two bucketed distributions (by the data-processing inequality, a lower bound of the full
-KL, equal to it when k is the vocabulary, at any T). Approximate: at T != 1 the teacher's tempered tail
-mass (exact only if the tail were uniform; for T > 1 it is an upper bound, by the power-mean inequality),
-and hence every tempered teacher probability through the normalisation. Masking, the T^2 factor and the
-division by the valid tokens of the whole step are those of ``losses.distill_loss``.
+Exact (both): the teacher's top-k log-probabilities at T = 1 (up to float16 rounding; the k + 1 or V
+weights are normalised at every T, which removes it) and its tail mass at T = 1. At k = V both losses
+are the full KL at every T. Approximate: the teacher's distribution inside its tail. With ``"prior"`` it
+is one vector for the whole cache renormalised per position, so at T = 1 the loss is the KL to that
+reconstruction (at least the bucketed KL, by the data-processing inequality, but no bound of the true
+KL); at T != 1 the tempered tail mass, and through the normalisation every tempered probability, is
+exact under that reconstruction. With ``"bucket"``, at T = 1 the loss is exactly the KL between the
+bucketed distributions (a lower bound of the full KL); at T != 1 the tail is re-tempered as if uniform
+(for T > 1 an upper bound of its tempered mass, by the power-mean inequality). Masking, the T^2 factor
+and the division by the valid tokens of the whole step are those of ``losses.distill_loss``.
+
+The held-out metrics (:func:`cached_kl_metrics`) use the same two models at T = 1.
 """
 
 from __future__ import annotations
@@ -37,7 +57,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +67,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from workbench import paths
+from workbench.config.schema import CACHE_TAILS
 from workbench.engine.losses import (
     IGNORE_INDEX,
     LossParts,
@@ -56,7 +77,12 @@ from workbench.engine.losses import (
     scale_saved_gradients,
 )
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+"""2: the tail prior (``prior.npy``) is part of an entry. A version-1 entry has another key, so it is not
+looked at (a new one is built beside it); one found under a current key without the prior is rebuilt."""
+PRIOR_SMOOTHING = 1e-6
+"""The uniform share mixed into the tail prior, so that every token has some tail weight (and
+``log π`` is finite)."""
 BUILD_BATCH_POSITIONS = 8192
 """Positions per teacher forward pass while building (the batch size in blocks is this over the block length)."""
 FINGERPRINT_SAMPLES = 4096
@@ -64,8 +90,14 @@ FINGERPRINT_SAMPLES = 4096
 
 
 def bytes_per_position(k: int, vocab_size: int) -> int:
-    """Disk bytes per cached position: k ids, k float16 log-probabilities and one float32 tail."""
+    """Disk bytes per cached position: k ids, k float16 log-probabilities and one float32 tail (the tail
+    prior, ``vocab_size * 4`` bytes, is once per entry: :func:`bytes_per_entry`)."""
     return k * (id_dtype(vocab_size).itemsize + 2) + 4
+
+
+def bytes_per_entry(k: int, vocab_size: int) -> int:
+    """Disk bytes of an entry beside its positions: the float32 tail prior."""
+    return 4 * vocab_size
 
 
 def id_dtype(vocab_size: int) -> np.dtype:
@@ -112,14 +144,17 @@ def cache_key(teacher_fingerprint: str, blocks: Tensor, k: int) -> str:
 
 @dataclass
 class TopKCache:
-    """One entry, memory-mapped: ``ids`` ``[N, L, k]``, ``logp`` ``[N, L, k]`` (T = 1), ``tail`` ``[N, L]``."""
+    """One entry, memory-mapped: ``ids`` ``[N, L, k]``, ``logp`` ``[N, L, k]`` (T = 1), ``tail`` ``[N, L]``
+    and the tail prior ``prior`` ``[V]``."""
 
     folder: Path
     ids: np.ndarray
     logp: np.ndarray
     tail: np.ndarray
+    prior: np.ndarray
     vocab_size: int
     built: bool = False  # True when this call ran the teacher; False when the entry was found
+    _prior_on: dict[str, Tensor] = field(default_factory=dict, repr=False)  # the prior per device, copied once
 
     @property
     def k(self) -> int:
@@ -136,17 +171,27 @@ class TopKCache:
             logp=torch.from_numpy(self.logp[index].astype(np.float32)).to(device),
             tail=torch.from_numpy(self.tail[index].astype(np.float32)).to(device),
             vocab_size=self.vocab_size,
+            prior=self.prior_on(device),
         )
+
+    def prior_on(self, device: torch.device) -> Tensor:
+        """The tail prior as a float32 tensor on ``device`` (copied there once)."""
+        key = str(device)
+        if key not in self._prior_on:
+            self._prior_on[key] = torch.from_numpy(np.array(self.prior, dtype=np.float32)).to(device)
+        return self._prior_on[key]
 
 
 @dataclass
 class TopK:
-    """The teacher side of one batch: ``ids`` ``[B, L, k]`` (int64), ``logp`` ``[B, L, k]`` and ``tail`` ``[B, L]``."""
+    """The teacher side of one batch: ``ids`` ``[B, L, k]`` (int64), ``logp`` ``[B, L, k]``, ``tail`` ``[B, L]``
+    and the entry's tail prior ``prior`` ``[V]`` (float32; None only where nothing reads it)."""
 
     ids: Tensor
     logp: Tensor
     tail: Tensor
     vocab_size: int
+    prior: Tensor | None = None
 
 
 def _files(shape: tuple[int, int], k: int, vocab_size: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -155,6 +200,7 @@ def _files(shape: tuple[int, int], k: int, vocab_size: int) -> dict[str, tuple[t
         "ids": ((n, length, k), id_dtype(vocab_size)),
         "logp": ((n, length, k), np.dtype(np.float16)),
         "tail": ((n, length), np.dtype(np.float32)),
+        "prior": ((vocab_size,), np.dtype(np.float32)),
     }
 
 
@@ -172,11 +218,17 @@ def open_entry(folder: Path, shape: tuple[int, int], k: int, vocab_size: int) ->
             arrays[name] = array
     except (OSError, ValueError, json.JSONDecodeError):
         return None
-    return TopKCache(folder, arrays["ids"], arrays["logp"], arrays["tail"], vocab_size)
+    return TopKCache(folder, arrays["ids"], arrays["logp"], arrays["tail"], arrays["prior"], vocab_size)
 
 
 def _meta(shape: tuple[int, int], k: int, vocab_size: int) -> dict[str, Any]:
-    return {"version": CACHE_VERSION, "blocks": list(shape), "k": int(k), "vocab_size": int(vocab_size)}
+    return {
+        "version": CACHE_VERSION,
+        "blocks": list(shape),
+        "k": int(k),
+        "vocab_size": int(vocab_size),
+        "prior": "tail_probability_sums",
+    }
 
 
 def teacher_topk_cache(
@@ -218,6 +270,7 @@ def _build_into(folder, teacher, blocks, k, vocab_size, device, autocast, on_pro
         name: np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=want_shape)
         for name, (want_shape, dtype) in _files(shape, k, vocab_size).items()
     }
+    tail_sums = torch.zeros(vocab_size, dtype=torch.float64, device=device)
     was_training = teacher.training
     teacher.eval()
     batch = max(1, BUILD_BATCH_POSITIONS // max(shape[1], 1))
@@ -225,7 +278,12 @@ def _build_into(folder, teacher, blocks, k, vocab_size, device, autocast, on_pro
         ids = blocks[start : start + batch].long().to(device)
         with autocast():
             logits = teacher(input_ids=ids, use_cache=False).logits
-        top_ids, top_logp, tail = topk_of_logits(logits, k)
+        logp = F.log_softmax(logits.float(), dim=-1)
+        del logits
+        top_logp, top_ids = logp.topk(k, dim=-1)
+        tail = log_rest(logp, top_ids)
+        tail_sums += tail_probability_sums(logp, top_ids)
+        del logp
         stop = start + ids.shape[0]
         arrays["ids"][start:stop] = top_ids.cpu().numpy().astype(arrays["ids"].dtype)
         arrays["logp"][start:stop] = top_logp.cpu().numpy().astype(np.float16)
@@ -233,6 +291,7 @@ def _build_into(folder, teacher, blocks, k, vocab_size, device, autocast, on_pro
         if on_progress is not None:
             on_progress(stop, shape[0])
     teacher.train(was_training)
+    arrays["prior"][:] = tail_prior(tail_sums).cpu().numpy()
     for array in arrays.values():
         array.flush()
     del arrays
@@ -244,6 +303,22 @@ def topk_of_logits(logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     logp = F.log_softmax(logits.float(), dim=-1)
     top_logp, top_ids = logp.topk(k, dim=-1)
     return top_ids, top_logp, log_rest(logp, top_ids)
+
+
+def tail_probability_sums(logp: Tensor, ids: Tensor) -> Tensor:
+    """``[V]`` float64: each token's probability summed over the positions of ``logp`` ``[..., V]`` where it
+    is not among that position's ``ids`` ``[..., k]`` (the teacher's top-k)."""
+    rest = logp.exp().scatter(-1, ids, 0.0)
+    return rest.reshape(-1, logp.shape[-1]).sum(0, dtype=torch.float64)
+
+
+def tail_prior(tail_sums: Tensor) -> Tensor:
+    """The stored tail prior from :func:`tail_probability_sums` over all cached positions: normalised, mixed
+    with ``PRIOR_SMOOTHING`` of a uniform vector (uniform when there was no tail: k = V), float32."""
+    vocab = tail_sums.shape[-1]
+    total = tail_sums.sum()
+    shape = tail_sums / total if total > 0 else torch.full_like(tail_sums, 1.0 / vocab)
+    return ((1.0 - PRIOR_SMOOTHING) * shape + PRIOR_SMOOTHING / vocab).float()
 
 
 def log_rest(logp: Tensor, ids: Tensor) -> Tensor:
@@ -290,6 +365,87 @@ def bucket_kl(teacher_buckets: Tensor, student_buckets_: Tensor) -> Tensor:
     return (p * log_ratio).sum(-1)
 
 
+@dataclass
+class PreparedPrior:
+    """The tail prior's vectors over the vocabulary at one temperature T, made once per loss call:
+    ``pi`` (π), ``powered`` (π^(1/T)), ``weighted_log`` (π^(1/T) log π), all float64, their totals, and
+    ``powered32`` (π^(1/T) in float32, for the product with the student's log-probabilities)."""
+
+    temperature: float
+    pi: Tensor
+    powered: Tensor
+    weighted_log: Tensor
+    pi_total: Tensor
+    powered_total: Tensor
+    weighted_log_total: Tensor
+    powered32: Tensor
+
+    @classmethod
+    def of(cls, prior: Tensor, temperature: float) -> PreparedPrior:
+        pi = prior.double()
+        log_pi = pi.log()
+        powered = (log_pi / temperature).exp()
+        weighted_log = powered * log_pi
+        return cls(
+            temperature=temperature,
+            pi=pi,
+            powered=powered,
+            weighted_log=weighted_log,
+            pi_total=pi.sum(),
+            powered_total=powered.sum(),
+            weighted_log_total=weighted_log.sum(),
+            powered32=powered.float(),
+        )
+
+
+def prior_teacher_terms(logp: Tensor, tail: Tensor, ids: Tensor, prior: PreparedPrior) -> tuple[Tensor, Tensor, Tensor]:
+    """The teacher's side of the ``"prior"`` tail model at ``prior.temperature`` for rows ``[..., k]``:
+    ``(top_p, tail_scale, neg_entropy)``, float64. ``top_p`` ``[..., k]``: the tempered probabilities of the
+    top-k; ``tail_scale`` ``[...]``: c with tail token j's tempered probability ``c * π_j^(1/T)``;
+    ``neg_entropy`` ``[...]``: ``sum over all V of p log p`` of that tempered distribution."""
+    t = prior.temperature
+    top = logp.double() / t
+    log_r = tail.double()
+    # The prior's mass and powered mass outside each row's top-k: the totals minus a gather (float64).
+    log_z = (prior.pi_total - prior.pi[ids].sum(-1)).clamp_min(1e-300).log()
+    powered_rest = (prior.powered_total - prior.powered[ids].sum(-1)).clamp_min(1e-300)
+    weighted_log_rest = prior.weighted_log_total - prior.weighted_log[ids].sum(-1)
+    log_scale = (log_r - log_z) / t  # tail token j's tempered weight: exp(log_scale) * π_j^(1/T)
+    log_norm = torch.logsumexp(torch.cat([top, (log_scale + powered_rest.log()).unsqueeze(-1)], -1), -1)
+    log_top_p = top - log_norm.unsqueeze(-1)
+    top_p = log_top_p.exp()
+    log_c = log_scale - log_norm
+    c = log_c.exp()
+    tail_p = c * powered_rest
+    # sum over the tail of p_j log p_j = P_tail * log c + (c / T) * sum_tail π_j^(1/T) log π_j; 0 with no tail.
+    tail_term = torch.where(tail_p > 0, tail_p * log_c + c * weighted_log_rest / t, 0.0)
+    neg_entropy = torch.where(top_p > 0, top_p * log_top_p, 0.0).sum(-1) + tail_term
+    return top_p, c, neg_entropy
+
+
+def prior_kl(student_logits: Tensor, logp: Tensor, tail: Tensor, ids: Tensor, prior: PreparedPrior) -> Tensor:
+    """KL(teacher_T || student_T) per row over all V tokens, the teacher's tail modelled by the prior (its
+    graph kept with respect to ``student_logits``). The student's side costs its log-softmax, one copy with
+    the top-k entries zeroed, and a product with the ``[V]`` vector π^(1/T)."""
+    t = prior.temperature
+    logits = student_logits.float()
+    log_q = F.log_softmax(logits / t if t != 1.0 else logits, dim=-1)
+    top_p, c, neg_entropy = prior_teacher_terms(logp, tail, ids, prior)
+    top_cross = (top_p.float() * log_q.gather(-1, ids)).sum(-1)
+    tail_cross = log_q.scatter(-1, ids, 0.0) @ prior.powered32
+    return neg_entropy.float() - top_cross - c.float() * tail_cross
+
+
+def _check_tail(tail: str, teacher: TopK) -> None:
+    if tail not in CACHE_TAILS:
+        raise ValueError(f"unknown cache tail model {tail!r}; choose one of {', '.join(CACHE_TAILS)}")
+    if tail == "prior" and teacher.prior is None:
+        raise ValueError(
+            "the cached teacher has no tail prior (an entry from before cache format 2); "
+            "rebuild the cache with teacher_topk_cache, or use the bucket tail"
+        )
+
+
 def topk_distill_loss(
     student_logits: Tensor,
     teacher: TopK,
@@ -300,14 +456,18 @@ def topk_distill_loss(
     t_squared: bool = True,
     num_valid_tokens: int | None = None,
     chunk_positions: int = 1024,
+    tail: str = "prior",
 ) -> LossParts:
-    """``alpha * (T^2) * sum(KL over the buckets) / n + (1 - alpha) * sum(CE) / n`` for one micro-batch.
+    """``alpha * (T^2) * sum(KL) / n + (1 - alpha) * sum(CE) / n`` for one micro-batch, the KL with the
+    teacher's tail modelled as ``tail`` says (``"prior"``: over all V tokens; ``"bucket"``: over the top-k
+    and one tail bucket; see the module's docstring).
 
     The counterpart of ``losses.distill_loss`` (same masking, denominator and LossParts) with the
     teacher's side from the cache. Computed in fp32, ``chunk_positions`` rows at a time, each chunk's
     gradient computed with its loss (as distill_loss does): memory is one chunk's fp32 temporaries plus a
     gradient buffer the size of ``student_logits``. No host sync."""
     check_loss_arguments(temperature, alpha, "forward_kl", chunk_positions)
+    _check_tail(tail, teacher)
     if teacher.ids.shape[:2] != student_logits.shape[:2] or labels.shape != student_logits.shape[:2]:
         raise ValueError(
             f"cached teacher {tuple(teacher.ids.shape[:2])}, labels {tuple(labels.shape)} and student logits "
@@ -329,8 +489,9 @@ def topk_distill_loss(
         num_valid_tokens=num_valid_tokens,
         chunk_positions=chunk_positions,
     )
+    prior = PreparedPrior.of(teacher.prior.to(student_logits.device), temperature) if tail == "prior" else None
     loss, kd, ce = _ChunkedTopKLoss.apply(
-        student_logits, teacher.ids, teacher.logp, teacher.tail, targets, teacher.vocab_size, settings
+        student_logits, teacher.ids, teacher.logp, teacher.tail, targets, teacher.vocab_size, settings, prior
     )
     return LossParts(loss=loss, kd=kd, ce=ce, valid=valid)
 
@@ -340,7 +501,7 @@ class _ChunkedTopKLoss(torch.autograd.Function):
     logits' dtype (as losses.py's ``_ChunkedDistillLoss``): no fp32 ``[rows, V]`` tensor outlives its chunk."""
 
     @staticmethod
-    def forward(ctx, student_logits, ids, logp, tail, targets, vocab_size: int, settings: LossSettings):  # noqa: D401
+    def forward(ctx, student_logits, ids, logp, tail, targets, vocab_size: int, settings: LossSettings, prior):  # noqa: D401
         want_grad = ctx.needs_input_grad[0]
         vocab, k = student_logits.shape[-1], ids.shape[-1]
         flat_student = student_logits.reshape(-1, vocab)
@@ -360,6 +521,7 @@ class _ChunkedTopKLoss(torch.autograd.Function):
                     targets[start:stop],
                     vocab_size,
                     settings,
+                    prior,
                 )
                 if want_grad:
                     total = (settings.alpha * settings.kd_scale) * kd + (1.0 - settings.alpha) * ce
@@ -377,16 +539,20 @@ class _ChunkedTopKLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss, _grad_kd, _grad_ce):
         (grad_buffer,) = scale_saved_gradients(ctx, grad_loss, ctx.saved_tensors)
-        return grad_buffer, None, None, None, None, None, None
+        return grad_buffer, None, None, None, None, None, None, None
 
 
-def _chunk_terms(student, ids, logp, tail, targets, vocab_size: int, settings: LossSettings):
-    """Sums of the bucketed KL and of the CE over one chunk of rows (with their graphs); a row whose target
-    is -100 is computed and weighted 0 (no data-dependent shape, so no host sync)."""
+def _chunk_terms(student, ids, logp, tail, targets, vocab_size: int, settings: LossSettings, prior):
+    """Sums of the KL (with the prior's tail when ``prior`` is given, else bucketed) and of the CE over one
+    chunk of rows (with their graphs); a row whose target is -100 is computed and weighted 0 (no
+    data-dependent shape, so no host sync)."""
     with torch.autocast(student.device.type, enabled=False):
         temperature = settings.temperature
-        teacher_b = tempered_teacher_buckets(logp, tail, vocab_size, temperature)
-        per_row = bucket_kl(teacher_b, student_buckets(student, ids, temperature))
+        if prior is not None:
+            per_row = prior_kl(student, logp, tail, ids, prior)
+        else:
+            teacher_b = tempered_teacher_buckets(logp, tail, vocab_size, temperature)
+            per_row = bucket_kl(teacher_b, student_buckets(student, ids, temperature))
         kd = torch.where(targets != IGNORE_INDEX, per_row, 0.0).sum()
         ce = F.cross_entropy(student.float(), targets, reduction="sum", ignore_index=IGNORE_INDEX)
     return kd, ce
@@ -396,15 +562,21 @@ def _chunk_terms(student, ids, logp, tail, targets, vocab_size: int, settings: L
 
 
 @torch.no_grad()
-def cached_kl_metrics(student_logits: Tensor, teacher: TopK) -> dict[str, Tensor]:
+def cached_kl_metrics(student_logits: Tensor, teacher: TopK, tail: str = "prior") -> dict[str, Tensor]:
     """Sums over the positions of ``[B, L', V]`` student logits (L' the positions scored, from the start of
-    each block) against the cached teacher at T = 1: ``kl_teacher_student`` (the bucketed KL, exact for the
-    buckets), ``top1_agreement`` and ``top5_agreement`` (the teacher's argmax is its first cached id)."""
+    each block) against the cached teacher at T = 1: ``kl_teacher_student``, ``top1_agreement`` and
+    ``top5_agreement`` (the teacher's argmax is its first cached id). The KL with ``tail = "prior"``: over
+    all V tokens, the teacher's tail reconstructed from the entry's prior (an estimate of the full KL, no
+    bound of it); ``"bucket"``: over the top-k and one tail bucket (exact for the buckets, a lower bound)."""
+    _check_tail(tail, teacher)
     positions = student_logits.shape[1]
-    ids, logp, tail = teacher.ids[:, :positions], teacher.logp[:, :positions], teacher.tail[:, :positions]
-    kl = bucket_kl(
-        tempered_teacher_buckets(logp, tail, teacher.vocab_size, 1.0), student_buckets(student_logits, ids, 1.0)
-    )
+    ids, logp, rest = teacher.ids[:, :positions], teacher.logp[:, :positions], teacher.tail[:, :positions]
+    if tail == "prior":
+        kl = prior_kl(student_logits, logp, rest, ids, PreparedPrior.of(teacher.prior, 1.0))
+    else:
+        kl = bucket_kl(
+            tempered_teacher_buckets(logp, rest, teacher.vocab_size, 1.0), student_buckets(student_logits, ids, 1.0)
+        )
     teacher_top1 = ids[..., 0]
     student_top5 = student_logits.topk(min(5, student_logits.shape[-1]), dim=-1).indices
     return {

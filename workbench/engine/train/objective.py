@@ -163,6 +163,7 @@ class Objective:
             t_squared=s.t_squared,
             num_valid_tokens=num_valid_tokens,
             chunk_positions=self.chunk_positions,
+            tail=s.cache_tail,
         )
 
     def _loss_kwargs(self, num_valid_tokens: int | Tensor) -> dict:
