@@ -1,14 +1,16 @@
 """Does a student distilled from the top-k teacher cache end as close to the teacher as one distilled from the full teacher?
 
-    python scripts/bench_cache_quality.py --model toy [--seeds 3 --steps 200 --ks 64,16] [--json]
+    python scripts/bench_cache_quality.py --model toy [--seeds 3 --steps 200 --ks 64,16 --tails prior,bucket] [--json]
     python scripts/bench_cache_quality.py --model smollm2 [--steps 16 --transfer-blocks 32] [--json]
 
 The same run configuration is distilled once per arm through ``workbench.engine.train.run``:
-``distill.teacher_cache = "full"`` and ``"topk"`` (one arm per ``--ks``), with the same seed, steps, data
-and student initialisation. After each run the exported student is compared with the **full** teacher on
+``distill.teacher_cache = "full"`` and ``"topk"`` (one arm per ``--ks`` and ``--tails``, the latter
+``distill.cache_tail``: arms ``topk64-prior``, ``topk64-bucket``), with the same seed, steps, data and
+student initialisation. After each run the exported student is compared with the **full** teacher on
 the held-out blocks: KL(teacher || student) at T = 1 (nats per position) and the student's cross-entropy.
 The run summary's own ``kl_teacher_student`` is not used for this: in topk mode it is measured against the
-cache (the bucketed KL, engine/teacher_cache.py ``cached_kl_metrics``), a lower bound of the true KL.
+cache (engine/teacher_cache.py ``cached_kl_metrics``: the teacher's tail reconstructed from the cache's
+prior), an estimate; ``cached_kl_rel_error`` says how far it was from the true KL.
 
 The per-step time of each arm is the wall time between its first and last Step event over the steps between
 them (so the cache build and the evaluations at the ends are left out; evaluations in between are counted,
@@ -84,14 +86,15 @@ def train_toy_teacher(out: Path, steps: int) -> Path:
     return Path(result.run_dir) / "teacher"
 
 
-def student_config(args, runs_dir: Path, teacher_dir: Path | None, *, cache: str, k: int, seed: int):
+def student_config(args, runs_dir: Path, teacher_dir: Path | None, *, cache: str, k: int, tail: str, seed: int):
     from workbench.config.presets import load_config
 
     cfg = load_config(args.model, validate=False)
-    cfg.name, cfg.runs_dir = f"{cache}-k{k}-seed{seed}", str(runs_dir)
+    cfg.name, cfg.runs_dir = f"{arm_name(cache, k, tail)}-seed{seed}", str(runs_dir)
     overrides = [
         f"distill.teacher_cache={cache}",
         f"distill.cache_k={k}",
+        f"distill.cache_tail={tail}",
         f"distill.temperature={args.temperature}",
         f"distill.transfer_blocks={args.transfer_blocks}",
         f"train.max_steps={args.steps}",
@@ -111,6 +114,10 @@ def student_config(args, runs_dir: Path, teacher_dir: Path | None, *, cache: str
     cfg.apply_overrides(overrides)
     cfg.validate()
     return cfg
+
+
+def arm_name(cache: str, k: int, tail: str) -> str:
+    return "full" if cache == "full" else f"topk{k}-{tail}"
 
 
 def distill_once(cfg) -> dict:
@@ -142,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None, help="student seeds (toy default 3, smollm2 1)")
     parser.add_argument("--steps", type=int, default=None, help="distillation steps (toy 200, smollm2 16)")
     parser.add_argument("--ks", default=None, help="comma-separated cache k values (toy 64,16; smollm2 64)")
+    parser.add_argument("--tails", default="prior,bucket", help="comma-separated distill.cache_tail values")
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--transfer-blocks", type=int, default=None, help="toy 200, smollm2 32")
     parser.add_argument("--teacher-steps", type=int, default=300, help="toy: the teacher's training steps")
@@ -171,12 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         teacher_dir = Path(args.teacher) if args.teacher else train_toy_teacher(runs_dir, args.teacher_steps)
     teacher_s = time.perf_counter() - started
 
-    arms = [("full", ks[0])] + [("topk", k) for k in ks]
-    per_arm: dict[str, list[dict]] = {f"{c}" if c == "full" else f"topk{k}": [] for c, k in arms}
+    tails = [t for t in args.tails.split(",") if t]
+    arms = [("full", ks[0], tails[0])] + [("topk", k, tail) for k in ks for tail in tails]
+    per_arm: dict[str, list[dict]] = {arm_name(*arm): [] for arm in arms}
     teacher = blocks = None
     for seed in range(args.seeds):
-        for cache, k in arms:
-            cfg = student_config(args, runs_dir, teacher_dir, cache=cache, k=k, seed=seed)
+        for cache, k, tail in arms:
+            cfg = student_config(args, runs_dir, teacher_dir, cache=cache, k=k, tail=tail, seed=seed)
             print(f"  {time.perf_counter() - started:7.1f} s  {cfg.name}", file=sys.stderr, flush=True)
             row = distill_once(cfg)
             if teacher is None:  # the run's own teacher and held-out blocks, loaded once
@@ -191,10 +200,15 @@ def main(argv: list[str] | None = None) -> int:
             student, _ = load_pretrained("local", str(Path(row["run_dir"]) / "student"), field="")
             row["kl_teacher_student"], row["student_ce"] = heldout_kl_ce(teacher, student, blocks)
             row["seed"] = seed
+            if cache == "topk":
+                row["cached_kl_rel_error"] = row["summary_kl_teacher_student"] / row["kl_teacher_student"] - 1
             del row["run_dir"]
-            per_arm["full" if cache == "full" else f"topk{k}"].append(row)
+            per_arm[arm_name(cache, k, tail)].append(row)
 
     full = per_arm["full"]
+    from workbench.engine.teacher_cache import bytes_per_entry, bytes_per_position
+
+    vocab = int(teacher.get_output_embeddings().weight.shape[0])
     result: dict = {
         "model": args.model,
         "steps": args.steps,
@@ -205,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": cfg.train.batch_size,
         "heldout_blocks": len(blocks),
         "teacher_ce": heldout_kl_ce(teacher, teacher, blocks)[1],
+        "vocab_size": vocab,
+        "cache_bytes_per_token": {f"k{k}": bytes_per_position(min(k, vocab), vocab) for k in ks},
+        "cache_bytes_per_entry": bytes_per_entry(ks[0], vocab),
         "arms": per_arm,
         "comparisons": {},
         "teacher_train_s": teacher_s,
@@ -224,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             "ce_full_mean": statistics.fmean(f["student_ce"] for f in full),
             "step_time_ratio_per_seed": [r["s_per_step"] / f["s_per_step"] for r, f in zip(rows, full)],
             "within_2pct": all(abs(x) <= 0.02 for x in rel),
+            "cached_kl_rel_error_mean": statistics.fmean(r["cached_kl_rel_error"] for r in rows),
         }
     result["wall_s"] = time.perf_counter() - started
     if args.json:
@@ -237,7 +255,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['s_per_step'] * 1000:.1f} ms/step"
             )
     for name, c in result["comparisons"].items():
-        print(f"  {name} vs full: KL rel diff {[round(x, 4) for x in c['kl_rel_diff_per_seed']]}")
+        print(
+            f"  {name} vs full: KL rel diff {[round(x, 4) for x in c['kl_rel_diff_per_seed']]} "
+            f"(mean {c['kl_rel_diff_mean']:+.4f}), step time ratio "
+            f"{[round(x, 3) for x in c['step_time_ratio_per_seed']]}"
+        )
+    print(f"  cache: {result['cache_bytes_per_token']} bytes/token + {result['cache_bytes_per_entry']} bytes/entry")
     return 0
 
 
