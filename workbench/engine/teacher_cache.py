@@ -368,8 +368,9 @@ def bucket_kl(teacher_buckets: Tensor, student_buckets_: Tensor) -> Tensor:
 @dataclass
 class PreparedPrior:
     """The tail prior's vectors over the vocabulary at one temperature T, made once per loss call:
-    ``pi`` (π), ``powered`` (π^(1/T)), ``weighted_log`` (π^(1/T) log π), all float64, their totals, and
-    ``powered32`` (π^(1/T) in float32, for the product with the student's log-probabilities)."""
+    ``pi`` (π), ``powered`` (π^(1/T)), ``weighted_log`` (π^(1/T) log π), in float64 (float32 on MPS, which
+    has no float64), their totals, and ``powered32`` (π^(1/T) in float32, for the product with the
+    student's log-probabilities)."""
 
     temperature: float
     pi: Tensor
@@ -382,7 +383,7 @@ class PreparedPrior:
 
     @classmethod
     def of(cls, prior: Tensor, temperature: float) -> PreparedPrior:
-        pi = prior.double()
+        pi = prior.to(torch.float32 if prior.device.type == "mps" else torch.float64)
         log_pi = pi.log()
         powered = (log_pi / temperature).exp()
         weighted_log = powered * log_pi
@@ -400,15 +401,16 @@ class PreparedPrior:
 
 def prior_teacher_terms(logp: Tensor, tail: Tensor, ids: Tensor, prior: PreparedPrior) -> tuple[Tensor, Tensor, Tensor]:
     """The teacher's side of the ``"prior"`` tail model at ``prior.temperature`` for rows ``[..., k]``:
-    ``(top_p, tail_scale, neg_entropy)``, float64. ``top_p`` ``[..., k]``: the tempered probabilities of the
+    ``(top_p, tail_scale, neg_entropy)`` in the prior's dtype. ``top_p`` ``[..., k]``: the tempered probabilities of the
     top-k; ``tail_scale`` ``[...]``: c with tail token j's tempered probability ``c * π_j^(1/T)``;
     ``neg_entropy`` ``[...]``: ``sum over all V of p log p`` of that tempered distribution."""
-    t = prior.temperature
-    top = logp.double() / t
-    log_r = tail.double()
+    t, dtype = prior.temperature, prior.pi.dtype
+    tiny = torch.finfo(dtype).tiny
+    top = logp.to(dtype) / t
+    log_r = tail.to(dtype)
     # The prior's mass and powered mass outside each row's top-k: the totals minus a gather (float64).
-    log_z = (prior.pi_total - prior.pi[ids].sum(-1)).clamp_min(1e-300).log()
-    powered_rest = (prior.powered_total - prior.powered[ids].sum(-1)).clamp_min(1e-300)
+    log_z = (prior.pi_total - prior.pi[ids].sum(-1)).clamp_min(tiny).log()
+    powered_rest = (prior.powered_total - prior.powered[ids].sum(-1)).clamp_min(tiny)
     weighted_log_rest = prior.weighted_log_total - prior.weighted_log[ids].sum(-1)
     log_scale = (log_r - log_z) / t  # tail token j's tempered weight: exp(log_scale) * π_j^(1/T)
     log_norm = torch.logsumexp(torch.cat([top, (log_scale + powered_rest.log()).unsqueeze(-1)], -1), -1)
