@@ -7,7 +7,8 @@ The same run configuration is distilled once per arm through ``workbench.engine.
 ``distill.teacher_cache = "full"`` and ``"topk"`` (one arm per ``--ks`` and ``--tails``, the latter
 ``distill.cache_tail``: arms ``topk64-prior``, ``topk64-bucket``), with the same seed, steps, data and
 student initialisation. After each run the exported student is compared with the **full** teacher on
-the held-out blocks: KL(teacher || student) at T = 1 (nats per position) and the student's cross-entropy.
+the held-out blocks of its seed (``train.seed`` also draws the train/held-out split of text data):
+KL(teacher || student) at T = 1 (nats per position) and the student's cross-entropy.
 The run summary's own ``kl_teacher_student`` is not used for this: in topk mode it is measured against the
 cache (engine/teacher_cache.py ``cached_kl_metrics``: the teacher's tail reconstructed from the cache's
 prior), an estimate; ``cached_kl_rel_error`` says how far it was from the true KL.
@@ -182,21 +183,24 @@ def main(argv: list[str] | None = None) -> int:
     tails = [t for t in args.tails.split(",") if t]
     arms = [("full", ks[0], tails[0])] + [("topk", k, tail) for k in ks for tail in tails]
     per_arm: dict[str, list[dict]] = {arm_name(*arm): [] for arm in arms}
-    teacher = blocks = None
+    teacher = tokenizer = None
+    heldout: dict[int, torch.Tensor] = {}  # per seed: train.seed also draws the train/held-out split
     for seed in range(args.seeds):
         for cache, k, tail in arms:
             cfg = student_config(args, runs_dir, teacher_dir, cache=cache, k=k, tail=tail, seed=seed)
             print(f"  {time.perf_counter() - started:7.1f} s  {cfg.name}", file=sys.stderr, flush=True)
             row = distill_once(cfg)
-            if teacher is None:  # the run's own teacher and held-out blocks, loaded once
+            if teacher is None:  # the run's own teacher, loaded once
                 if toy:
                     teacher, tokenizer = load_pretrained("local", str(teacher_dir), field="")
                 else:
                     from workbench.paths import resolve_path
 
                     teacher, tokenizer = load_pretrained("gguf", str(resolve_path(cfg.teacher.path)), field="")
+            if seed not in heldout:  # this seed's held-out blocks, as the run split them
                 data = load_blocks(cfg.data, tokenizer, cfg.train.seq_len, seed=cfg.train.seed)
-                blocks = data.val[: args.eval_blocks].long()
+                heldout[seed] = data.val[: args.eval_blocks].long()
+            blocks = heldout[seed]
             student, _ = load_pretrained("local", str(Path(row["run_dir"]) / "student"), field="")
             row["kl_teacher_student"], row["student_ce"] = heldout_kl_ce(teacher, student, blocks)
             row["seed"] = seed
@@ -218,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "seq_len": cfg.train.seq_len,
         "batch_size": cfg.train.batch_size,
         "heldout_blocks": len(blocks),
-        "teacher_ce": heldout_kl_ce(teacher, teacher, blocks)[1],
+        "teacher_ce": statistics.fmean(heldout_kl_ce(teacher, teacher, b)[1] for b in heldout.values()),
         "vocab_size": vocab,
         "cache_bytes_per_token": {f"k{k}": bytes_per_position(min(k, vocab), vocab) for k in ks},
         "cache_bytes_per_entry": bytes_per_entry(ks[0], vocab),
