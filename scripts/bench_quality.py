@@ -10,6 +10,9 @@ order for the same number of steps. The arms (``--arms``):
 - ``onpolicy0.5`` / ``onpolicy1``: KD with ``distill.on_policy`` = 0.5 / 1 (the student writes that share of its
   training sequences itself); ``kd-wall``: off-policy KD given the ``onpolicy1`` arm's training wall time of the
   same seed (more steps), measured in the same process, so the two are compared at equal wall time too;
+- ``onpolicy-warm0.5`` / ``onpolicy-warm1``: the same after a warm start, ``distill.on_policy_start``
+  (``--on-policy-start``, 0.5: the first half of the steps off-policy, as the ``kd`` arm's); ``kd-wall-warm``:
+  off-policy KD given ``onpolicy-warm1``'s training wall time;
 - ``kd-derived``: off-policy KD of a student derived from the teacher (same width, ``--keep`` of its layers,
   evenly spaced); ``importance``: the same with the layers chosen by importance (``student.keep``);
   ``hidden``: ``kd-derived`` plus hidden-state matching (``distill.hidden_weight``). These three are compared
@@ -52,7 +55,20 @@ TARGET_RATIO_MEAN_MAX = 0.45
 TARGET_RATIO_SEED_MAX = 0.55
 TARGET_GAP_RATIO_MAX = 0.7  # on-policy student's sample NLL gap over the off-policy student's, at equal steps
 
-ARMS = ("hard", "kd", "onpolicy0.5", "onpolicy1", "kd-wall", "kd-derived", "importance", "hidden")
+ARMS = (
+    "hard",
+    "kd",
+    "onpolicy0.5",
+    "onpolicy1",
+    "kd-wall",
+    "onpolicy-warm0.5",
+    "onpolicy-warm1",
+    "kd-wall-warm",
+    "kd-derived",
+    "importance",
+    "hidden",
+)
+WALL_ARMS = {"kd-wall": "onpolicy1", "kd-wall-warm": "onpolicy-warm1"}  # off-policy KD given that arm's wall time
 SMOOTHING = 1e-3  # share of uniform mass mixed into the true distribution so an impossible word costs a finite NLL
 
 
@@ -70,6 +86,7 @@ class Settings:
     student_hidden: int
     lr: float
     on_policy_divergence: str
+    on_policy_start: float
     on_policy_temperature: float
     on_policy_new_tokens: int
     keep: int
@@ -94,6 +111,7 @@ def preset_settings() -> Settings:
         student_hidden=arch.hidden,
         lr=cfg.train.lr,
         on_policy_divergence=d.divergence,
+        on_policy_start=0.5,
         on_policy_temperature=d.on_policy_temperature,
         on_policy_new_tokens=d.on_policy_new_tokens,
         keep=2,
@@ -120,7 +138,7 @@ def arm_overrides(arm: str, s: Settings) -> list[str]:
     """What an arm changes on top of the KD student's config."""
     derived = ["student.source=derived", f"student.keep_layers={s.keep}"]
     on_policy = [
-        f"distill.divergence={s.on_policy_divergence}",
+        f"distill.on_policy_divergence={s.on_policy_divergence}",
         f"distill.on_policy_temperature={s.on_policy_temperature}",
         f"distill.on_policy_new_tokens={s.on_policy_new_tokens}",
     ]
@@ -130,6 +148,9 @@ def arm_overrides(arm: str, s: Settings) -> list[str]:
         "kd-wall": [],
         "onpolicy0.5": ["distill.on_policy=0.5", *on_policy],
         "onpolicy1": ["distill.on_policy=1.0", *on_policy],
+        "kd-wall-warm": [],
+        "onpolicy-warm0.5": ["distill.on_policy=0.5", f"distill.on_policy_start={s.on_policy_start}", *on_policy],
+        "onpolicy-warm1": ["distill.on_policy=1.0", f"distill.on_policy_start={s.on_policy_start}", *on_policy],
         "kd-derived": [*derived, "student.keep=evenly"],
         "importance": [*derived, "student.keep=importance"],
         "hidden": [
@@ -419,8 +440,8 @@ def measure(
     for seed in seeds:
         for arm in arms:
             steps = None
-            if arm == "kd-wall":  # off-policy KD given the on-policy (lambda 1) student's training time
-                on, off = per_seed["onpolicy1"][-1], per_seed["kd"][-1]
+            if arm in WALL_ARMS:  # off-policy KD given an on-policy (lambda 1) student's training time
+                on, off = per_seed[WALL_ARMS[arm]][-1], per_seed["kd"][-1]
                 steps = max(1, round(s.steps * on["train_s"] / off["train_s"]))
             started = time.time()
             entry, summary = run_arm(arm, teacher_dir, runs_dir, s, seed, judge, steps)
@@ -430,7 +451,7 @@ def measure(
             # what is measured so far, in case the bench is stopped before the end
             (runs_dir / "partial.json").write_text(json.dumps({"settings": asdict(s), "per_seed": per_seed}))
             print(
-                f"  seed {seed} {arm:<12} {entry['steps']:>5} steps  gap {entry['sample_nll_gap']:.4f}  "
+                f"  seed {seed} {arm:<16} {entry['steps']:>5} steps  gap {entry['sample_nll_gap']:.4f}  "
                 f"grammatical {entry['grammatical_rate']:.3f}  KL(true||s) {entry['kl_true_student']:.4f}  "
                 f"train {entry['train_s']:.1f} s (generating {entry['generate_s']:.1f})  [{time.time() - started:.0f} s]",
                 file=sys.stderr,
@@ -452,6 +473,11 @@ def measure(
         ("onpolicy0.5", "kd", "equal steps"),
         ("onpolicy1", "kd-wall", "equal wall time"),
         ("onpolicy0.5", "kd-wall", "on-policy 0.5 against KD at on-policy 1's wall time"),
+        ("onpolicy-warm1", "kd", "equal steps"),
+        ("onpolicy-warm0.5", "kd", "equal steps"),
+        ("onpolicy-warm1", "kd-wall-warm", "equal wall time"),
+        ("onpolicy-warm0.5", "kd-wall-warm", "on-policy 0.5 against KD at warm on-policy 1's wall time"),
+        ("onpolicy-warm1", "onpolicy1", "equal steps: the warm start alone"),
         ("importance", "kd-derived", "equal steps, same layer count"),
         ("hidden", "kd-derived", "equal steps, same layer count"),
         ("kd", "hard", "equal steps"),
@@ -525,13 +551,13 @@ def _table(report: dict) -> str:
         ("train_s", "train s", "{:.1f}"),
         ("generate_s", "gen s", "{:.1f}"),
     ]
-    lines = [f"{'arm':<12}" + "".join(f"{title:>20}" for _, title, _ in columns)]
+    lines = [f"{'arm':<17}" + "".join(f"{title:>20}" for _, title, _ in columns)]
     for arm, figures in report["arms"].items():
         cells = []
         for key, _, fmt in columns:
             f = figures.get(key)
             cells.append(f"{(fmt.format(f['mean']) + ' ± ' + fmt.format(f['stdev'])) if f else '-':>20}")
-        lines.append(f"{arm:<12}" + "".join(cells))
+        lines.append(f"{arm:<17}" + "".join(cells))
     t, lang = report["teacher_samples"], report["language_samples"]
     lines.append(
         f"teacher's samples: gap {t['sample_nll_gap']:.4f}, grammatical {t['grammatical_rate']:.3f}; "
@@ -577,7 +603,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student-layers", type=int, default=d.student_layers)
     parser.add_argument("--student-hidden", type=int, default=d.student_hidden)
     parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--on-policy-divergence", default=d.on_policy_divergence, help="the on-policy arms' divergence")
+    parser.add_argument(
+        "--on-policy-divergence",
+        default=d.on_policy_divergence,
+        help="the divergence of the on-policy arms' on-policy steps (distill.on_policy_divergence)",
+    )
+    parser.add_argument(
+        "--on-policy-start",
+        type=float,
+        default=d.on_policy_start,
+        help="the warm arms' distill.on_policy_start: the share of steps done off-policy first",
+    )
     parser.add_argument("--on-policy-temperature", type=float, default=d.on_policy_temperature)
     parser.add_argument("--on-policy-new-tokens", type=int, default=d.on_policy_new_tokens)
     parser.add_argument("--keep", type=int, default=d.keep, help="teacher layers a derived student keeps")
@@ -592,8 +628,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         parser.error(f"unknown arm {unknown[0]!r}; the arms are {', '.join(ARMS)}")
-    if "kd-wall" in arms:  # it needs both arms it is timed against, measured first in the same seed
-        arms = [a for a in ARMS if a in set(arms) | {"kd", "onpolicy1"}]
+    for wall, timed in WALL_ARMS.items():  # it needs both arms it is timed against, measured first in the seed
+        if wall in arms:
+            arms = [a for a in ARMS if a in set(arms) | {"kd", timed}]
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})

@@ -190,6 +190,21 @@ class DistillConfig:
         min=0.0,
         max=1.0,
     )
+    on_policy_start: float = _f(
+        0.0,
+        "On-policy: the share of the distillation steps done off-policy first, before any on-policy step "
+        "(a warm start: a student that starts random writes gibberish, which teaches it little). From there "
+        "each step is on-policy with probability on_policy. 0 = on-policy from the first step.",
+        min=0.0,
+        max=1.0,
+    )
+    on_policy_divergence: str = _f(
+        "same",
+        "On-policy: the divergence of the on-policy steps (same = distill.divergence, which the off-policy steps "
+        "keep). With a warm start, the usual recipe is forward KL off-policy, then reverse KL or JSD(beta) on "
+        "the student's own samples.",
+        choices=("same", *DIVERGENCES),
+    )
     on_policy_temperature: float = _f(
         1.0, "On-policy: the student's sampling temperature.", min=0.0, min_exclusive=True, max=10.0
     )
