@@ -21,7 +21,7 @@ order for the same number of steps. The arms (``--arms``):
 Per arm and seed: held-out KL(true || student), KL(teacher || student) and top-1 agreement on data (the run's
 final evaluation); and on the student's own samples (held-out sentences continued by sampling at T = 1): the
 true per-token NLL gap to the language's entropy rate, the grammatical rate of the sentences written and
-KL(teacher || student) on the written tokens (see ``judge_samples``); the training wall time and the part spent
+KL(teacher || student) on the written tokens (see ``workbench.engine.student_text.judge_written``); the training wall time and the part spent
 generating. Then mean, stdev and per-seed values, and the comparisons at equal steps and equal wall time.
 
 ``ratio_soft_over_hard`` (the ``kd`` arm's KL to the truth over the ``hard`` arm's, per seed) is the earlier
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import statistics
 import sys
@@ -43,12 +42,12 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from workbench.config.presets import load_config  # noqa: E402
+from workbench.engine.student_text import SMOOTHING, judge_written, pooled_judgement  # noqa: E402
 from workbench.engine.train.run import run  # noqa: E402
 
 TARGET_RATIO_MEAN_MAX = 0.45
@@ -69,7 +68,6 @@ ARMS = (
     "hidden",
 )
 WALL_ARMS = {"kd-wall": "onpolicy1", "kd-wall-warm": "onpolicy-warm1"}  # off-policy KD given that arm's wall time
-SMOOTHING = 1e-3  # share of uniform mass mixed into the true distribution so an impossible word costs a finite NLL
 
 
 @dataclass(frozen=True)
@@ -196,46 +194,6 @@ def _student_config(
 # -- the student's own samples, judged by the language -------------------------------------------------------
 
 
-def judge_samples(language, prompt_ids: list[int], generated_ids: list[int], vocab_size: int) -> dict:
-    """How true one continuation is: ``generated_ids`` written after ``prompt_ids`` (whole sentences).
-
-    Only the complete sentences of the continuation count (the words up to its last ``.``). Each of their
-    tokens gets its true probability given everything before it (``true_next_distributions``), smoothed as
-    ``(1 - SMOOTHING) * p + SMOOTHING / vocab_size`` so that an impossible word costs a large but finite NLL
-    (about 12 nats here) instead of an infinite one. Returns sums, to be pooled over continuations:
-    ``tokens``, ``nll`` (nats), ``impossible`` (tokens of true probability 0), ``sentences`` and
-    ``grammatical`` (sentences ``is_possible`` accepts). The per-token NLL is ``nll / tokens``; its gap to
-    ``language.entropy_rate()`` is 0 on average for text drawn from the language itself.
-    """
-    from workbench.engine.toy.language import SPECIAL_TOKENS
-
-    offset = len(SPECIAL_TOKENS)
-    end = offset + language.words.index(".")
-    ids = list(prompt_ids) + list(generated_ids)
-    truth = language.true_next_distributions(np.asarray(ids), vocab_size)
-    out = {"tokens": 0, "nll": 0.0, "impossible": 0, "sentences": 0, "grammatical": 0}
-    nll = 0.0
-    impossible = 0
-    sentence: list[int] = []
-    for pos in range(len(prompt_ids), len(ids)):
-        token = ids[pos]
-        p = float(truth[pos - 1, token])
-        nll -= math.log((1 - SMOOTHING) * p + SMOOTHING / vocab_size)
-        impossible += p == 0.0
-        sentence.append(token)
-        if token == end:
-            words = [
-                language.words[t - offset] if 0 <= t - offset < len(language.words) else "<special>" for t in sentence
-            ]
-            out["sentences"] += 1
-            out["grammatical"] += language.is_possible(words)
-            out["tokens"] += len(sentence)
-            out["nll"] += nll
-            out["impossible"] += impossible
-            nll, impossible, sentence = 0.0, 0, []
-    return out
-
-
 def sample_prompts(language, tokenizer, n: int, max_len: int) -> list[list[int]]:
     """``n`` held-out sentences (a seed the training data does not use) of at most ``max_len`` tokens."""
     out: list[list[int]] = []
@@ -248,23 +206,9 @@ def sample_prompts(language, tokenizer, n: int, max_len: int) -> list[list[int]]
     return out
 
 
-def pooled(parts: list[dict], entropy_rate: float) -> dict:
-    """Per-token and per-sentence figures from ``judge_samples`` sums."""
-    total = {k: sum(p[k] for p in parts) for k in parts[0]}
-    tokens = max(total["tokens"], 1)
-    return {
-        "sample_nll": total["nll"] / tokens,
-        "sample_nll_gap": float(total["nll"] / tokens - entropy_rate),
-        "grammatical_rate": total["grammatical"] / max(total["sentences"], 1),
-        "impossible_token_rate": total["impossible"] / tokens,
-        "sample_sentences": total["sentences"],
-        "sample_tokens": total["tokens"],
-    }
-
-
 @torch.no_grad()
 def judge_model(model, teacher, language, prompts: list[list[int]], new_tokens: int, seed: int, vocab: int) -> dict:
-    """The model continues every prompt by sampling (T = 1, no top-p); its text judged by ``judge_samples``,
+    """The model continues every prompt by sampling (T = 1, no top-p); its text judged by ``judge_written``,
     and KL(teacher || model) on the positions that predict the written tokens."""
     from workbench.engine.train.on_policy import sample_continuations
 
@@ -273,14 +217,14 @@ def judge_model(model, teacher, language, prompts: list[list[int]], new_tokens: 
     parts, kl_sum, kl_count = [], 0.0, 0
     for length, rows in sample_continuations(model, prompts, new_tokens, seed):
         for row in rows:
-            parts.append(judge_samples(language, row[:length], row[length:], vocab))
+            parts.append(judge_written(language, row[:length], row[length:], vocab))
         if model is not teacher:
             inputs = torch.tensor(rows)[:, :-1]
             lt = torch.log_softmax(teacher(inputs).logits.float(), -1)[:, length - 1 :]
             ls = torch.log_softmax(model(inputs).logits.float(), -1)[:, length - 1 :]
             kl_sum += float((lt.exp() * (lt - ls)).sum())
             kl_count += lt.shape[0] * lt.shape[1]
-    found = pooled(parts, language.entropy_rate())
+    found = pooled_judgement(parts, language.entropy_rate())
     if kl_count:
         found["sample_kl_teacher_student"] = kl_sum / kl_count
     return found
@@ -294,8 +238,8 @@ def judge_language(language, tokenizer, prompts: list[list[int]], new_tokens: in
         ids: list[int] = []
         while len(ids) < new_tokens:
             ids += tokenizer(next(stream), add_special_tokens=False)["input_ids"]
-        parts.append(judge_samples(language, prompt, ids[:new_tokens], vocab))
-    return pooled(parts, language.entropy_rate())
+        parts.append(judge_written(language, prompt, ids[:new_tokens], vocab))
+    return pooled_judgement(parts, language.entropy_rate())
 
 
 # -- the arms --------------------------------------------------------------------------------------------------
