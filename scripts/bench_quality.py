@@ -72,13 +72,15 @@ WALL_ARMS = {"kd-wall": "onpolicy1", "kd-wall-warm": "onpolicy-warm1"}  # off-po
 
 @dataclass(frozen=True)
 class Settings:
-    """The students' side of the comparison (the teacher is the toy preset's)."""
+    """The students' side of the comparison (the teacher is the preset's: ``toy`` unless ``--preset``)."""
 
+    preset: str
     steps: int
     temperature: float
     alpha: float
     t_squared: bool
     divergence: str
+    beta: float
     transfer_blocks: int
     student_layers: int
     student_hidden: int
@@ -94,16 +96,18 @@ class Settings:
     sample_tokens: int
 
 
-def preset_settings() -> Settings:
+def preset_settings(preset: str = "toy") -> Settings:
     """The defaults are the toy preset's (the window's demo): one source for both."""
-    cfg = load_config("toy")
+    cfg = load_config(preset)
     d, arch = cfg.distill, cfg.student.arch
     return Settings(
+        preset=preset,
         steps=cfg.train.max_steps,
         temperature=d.temperature,
         alpha=d.alpha,
         t_squared=d.t_squared,
         divergence=d.divergence,
+        beta=d.beta,
         transfer_blocks=d.transfer_blocks,
         student_layers=arch.layers,
         student_hidden=arch.hidden,
@@ -111,18 +115,18 @@ def preset_settings() -> Settings:
         on_policy_divergence=d.divergence,
         on_policy_start=0.5,
         on_policy_temperature=d.on_policy_temperature,
-        on_policy_new_tokens=d.on_policy_new_tokens,
+        on_policy_new_tokens=min(d.on_policy_new_tokens, cfg.train.seq_len - d.on_policy_prompt_tokens),
         keep=2,
         hidden_weight=1.0,
         hidden_loss=d.hidden_loss,
         samples=200,
-        sample_tokens=48,
+        sample_tokens=min(48, cfg.train.seq_len // 2),  # toy: 48 after prompts of at most 16 tokens
     )
 
 
-def train_teacher(runs_dir: Path) -> Path:
-    """The toy preset's teacher stage (800 steps on 100,000 sentences); returns its folder."""
-    cfg = load_config("toy")
+def train_teacher(runs_dir: Path, preset: str = "toy") -> Path:
+    """The preset's teacher stage (toy: 800 steps on 100,000 sentences); returns its folder."""
+    cfg = load_config(preset)
     cfg.runs_dir = str(runs_dir)
     cfg.name = "teacher"
     cfg.apply_overrides(["train.max_steps=1", "train.warmup_steps=0", "train.checkpoint_interval=0"])
@@ -164,7 +168,7 @@ def _student_config(
     teacher_dir: Path, runs_dir: Path, s: Settings, *, alpha: float, name: str, seed: int, extra=(), steps=None
 ):
     steps = steps or s.steps
-    cfg = load_config("toy")
+    cfg = load_config(s.preset)
     cfg.name = name
     cfg.runs_dir = str(runs_dir)
     cfg.teacher.source = "local"
@@ -177,6 +181,7 @@ def _student_config(
             f"distill.temperature={s.temperature}",
             f"distill.t_squared={str(s.t_squared).lower()}",
             f"distill.divergence={s.divergence}",
+            f"distill.beta={s.beta}",
             f"distill.transfer_blocks={s.transfer_blocks}",
             f"train.max_steps={steps}",
             f"train.lr={s.lr}",
@@ -364,7 +369,7 @@ def measure(
     teacher = AutoModelForCausalLM.from_pretrained(teacher_dir)
     vocab = max(len(tokenizer), teacher.config.vocab_size)
     # prompt + written tokens fit the blocks the students were trained on (train.seq_len)
-    prompts = sample_prompts(language, tokenizer, s.samples, load_config("toy").train.seq_len - s.sample_tokens)
+    prompts = sample_prompts(language, tokenizer, s.samples, load_config(s.preset).train.seq_len - s.sample_tokens)
 
     def judge(model, seed: int) -> dict:
         return judge_model(model, teacher, language, prompts, s.sample_tokens, 1000 + seed, vocab)
@@ -518,8 +523,16 @@ def _table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    d = preset_settings()
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--preset", default="toy", choices=("toy", "toy-quick"))
+    d = preset_settings(first.parse_known_args(argv)[0].preset)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--preset",
+        default="toy",
+        choices=("toy", "toy-quick"),
+        help="the preset the teacher, the students and the defaults below come from",
+    )
     parser.add_argument("--teacher", help="a trained teacher folder (default: train one with the toy preset)")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {', '.join(ARMS)}")
     parser.add_argument("--seeds", type=int, default=3, help="student seeds (initial weights and data order)")
@@ -538,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
         "--no-t-squared", dest="t_squared", action="store_false", help="do not scale the KD term by T^2"
     )
     parser.add_argument("--divergence", default=d.divergence)
+    parser.add_argument("--beta", type=float, default=d.beta, help="JSD's mixture weight (distill.beta), every arm")
     parser.add_argument(
         "--transfer-blocks",
         type=int,
@@ -584,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = machine()["load_average"]
     if args.collect and not args.teacher:
         parser.error("--collect needs --teacher: the teacher the students were distilled from")
-    teacher_dir = Path(args.teacher) if args.teacher else train_teacher(runs_dir)
+    teacher_dir = Path(args.teacher) if args.teacher else train_teacher(runs_dir, args.preset)
     teacher_time = time.time() - start
     report = {
         **measure(
