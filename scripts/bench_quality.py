@@ -120,7 +120,7 @@ def preset_settings(preset: str = "toy") -> Settings:
         hidden_weight=1.0,
         hidden_loss=d.hidden_loss,
         samples=200,
-        sample_tokens=min(48, cfg.train.seq_len // 2),  # toy: 48 after prompts of at most 16 tokens
+        sample_tokens=min(48, cfg.train.seq_len - 16),  # written after prompts of at most 16 tokens (toy: 48)
     )
 
 
