@@ -47,7 +47,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from workbench.config.presets import load_config  # noqa: E402
-from workbench.engine.student_text import SMOOTHING, judge_written, pooled_judgement  # noqa: E402
+from workbench.engine.student_text import SMOOTHING, judge_model, judge_written, pooled_judgement  # noqa: E402
 from workbench.engine.train.run import run  # noqa: E402
 
 TARGET_RATIO_MEAN_MAX = 0.45
@@ -209,30 +209,6 @@ def sample_prompts(language, tokenizer, n: int, max_len: int) -> list[list[int]]
         if len(out) == n:
             break
     return out
-
-
-@torch.no_grad()
-def judge_model(model, teacher, language, prompts: list[list[int]], new_tokens: int, seed: int, vocab: int) -> dict:
-    """The model continues every prompt by sampling (T = 1, no top-p); its text judged by ``judge_written``,
-    and KL(teacher || model) on the positions that predict the written tokens."""
-    from workbench.engine.train.on_policy import sample_continuations
-
-    model.eval()
-    teacher.eval()
-    parts, kl_sum, kl_count = [], 0.0, 0
-    for length, rows in sample_continuations(model, prompts, new_tokens, seed):
-        for row in rows:
-            parts.append(judge_written(language, row[:length], row[length:], vocab))
-        if model is not teacher:
-            inputs = torch.tensor(rows)[:, :-1]
-            lt = torch.log_softmax(teacher(inputs).logits.float(), -1)[:, length - 1 :]
-            ls = torch.log_softmax(model(inputs).logits.float(), -1)[:, length - 1 :]
-            kl_sum += float((lt.exp() * (lt - ls)).sum())
-            kl_count += lt.shape[0] * lt.shape[1]
-    found = pooled_judgement(parts, language.entropy_rate())
-    if kl_count:
-        found["sample_kl_teacher_student"] = kl_sum / kl_count
-    return found
 
 
 def judge_language(language, tokenizer, prompts: list[list[int]], new_tokens: int, vocab: int) -> dict:

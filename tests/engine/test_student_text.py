@@ -206,3 +206,29 @@ def test_judge_written_on_the_built_in_language_matches_its_next_word_distributi
     assert found["sentences"] == 2 and found["grammatical"] == 2 and found["impossible"] == 0
     assert found["tokens"] == len(first.split()) + len(second.split())
     assert found["nll"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_judge_model_pools_the_judged_continuations_and_scores_them_against_the_teacher(toy):
+    import copy
+
+    from workbench.engine.student_text import judge_model
+    from workbench.engine.train.on_policy import sample_continuations
+
+    language, tokenizer, teacher, student = toy
+    vocab = len(tokenizer)
+    prompts = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in language.sample_sentences(6, seed=11)]
+    found = judge_model(student, teacher, language, prompts, 12, seed=3, vocab=vocab)
+    parts = [
+        judge_written(language, row[:length], row[length:], vocab)
+        for length, rows in sample_continuations(student, prompts, 12, 3)
+        for row in rows
+    ]
+    expected = pooled_judgement(parts, language.entropy_rate())
+    assert {k: found[k] for k in expected} == expected, "the same draws, judged and pooled"
+    assert found["sample_kl_teacher_student"] > 0
+    assert judge_model(student, teacher, language, prompts, 12, seed=3, vocab=vocab) == found
+    twin = copy.deepcopy(student)
+    assert judge_model(student, twin, language, prompts, 12, seed=3, vocab=vocab)["sample_kl_teacher_student"] == (
+        pytest.approx(0.0, abs=1e-6)
+    )
+    assert "sample_kl_teacher_student" not in judge_model(teacher, teacher, language, prompts, 12, seed=3, vocab=vocab)

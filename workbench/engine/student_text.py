@@ -7,7 +7,9 @@ token: the teacher's log-probability of it and KL(teacher || student) at that po
 language each token also gets its exact probability (0: the language forbids it there), and the batch's
 complete sentences are judged by the grammar (:func:`count_grammatical`, which ``scripts/bench_on_policy.py``
 uses too). :func:`judge_written` goes further for the benchmarks (``scripts/bench_quality.py``): the exact
-true NLL of every token of the complete sentences a model wrote, and their grammatical rate.
+true NLL of every token of the complete sentences a model wrote, and their grammatical rate;
+:func:`judge_model` samples a model's continuations of many prompts and judges them so, with KL(teacher ||
+model) on the written tokens.
 """
 
 from __future__ import annotations
@@ -101,6 +103,41 @@ def pooled_judgement(parts: Sequence[dict], entropy_rate: float) -> dict:
         "sample_sentences": total["sentences"],
         "sample_tokens": total["tokens"],
     }
+
+
+@torch.no_grad()
+def judge_model(
+    model: torch.nn.Module,
+    teacher: torch.nn.Module,
+    language: Any,
+    prompts: Sequence[Sequence[int]],
+    new_tokens: int,
+    seed: int,
+    vocab: int,
+) -> dict:
+    """A model's own text on the built-in language: it continues every prompt (token ids, each ending a
+    sentence) by ``new_tokens`` tokens sampled at T = 1 without top-p (``on_policy.sample_continuations``, one
+    generator seeded by ``seed``); the text is judged by :func:`judge_written` and pooled
+    (:func:`pooled_judgement`), plus ``sample_kl_teacher_student``: KL(teacher || model) per position that
+    predicts a written token (left out when ``model`` is ``teacher``). Leaves both models in eval mode."""
+    from workbench.engine.train.on_policy import sample_continuations
+
+    model.eval()
+    teacher.eval()
+    parts, kl_sum, kl_count = [], 0.0, 0
+    for length, rows in sample_continuations(model, [list(p) for p in prompts], new_tokens, seed):
+        for row in rows:
+            parts.append(judge_written(language, row[:length], row[length:], vocab))
+        if model is not teacher:
+            inputs = torch.tensor(rows)[:, :-1]
+            lt = torch.log_softmax(teacher(inputs).logits.float(), -1)[:, length - 1 :]
+            ls = torch.log_softmax(model(inputs).logits.float(), -1)[:, length - 1 :]
+            kl_sum += float((lt.exp() * (lt - ls)).sum())
+            kl_count += lt.shape[0] * lt.shape[1]
+    found = pooled_judgement(parts, language.entropy_rate())
+    if kl_count:
+        found["sample_kl_teacher_student"] = kl_sum / kl_count
+    return found
 
 
 def probe_generator(device: torch.device, seed: int, index: int) -> torch.Generator:
