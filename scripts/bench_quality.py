@@ -10,6 +10,9 @@ order for the same number of steps. The arms (``--arms``):
 - ``onpolicy0.5`` / ``onpolicy1``: KD with ``distill.on_policy`` = 0.5 / 1 (the student writes that share of its
   training sequences itself); ``kd-wall``: off-policy KD given the ``onpolicy1`` arm's training wall time of the
   same seed (more steps), measured in the same process, so the two are compared at equal wall time too;
+- ``onpolicy-warm0.5`` / ``onpolicy-warm1``: the same after a warm start, ``distill.on_policy_start``
+  (``--on-policy-start``, 0.5: the first half of the steps off-policy, as the ``kd`` arm's); ``kd-wall-warm``:
+  off-policy KD given ``onpolicy-warm1``'s training wall time;
 - ``kd-derived``: off-policy KD of a student derived from the teacher (same width, ``--keep`` of its layers,
   evenly spaced); ``importance``: the same with the layers chosen by importance (``student.keep``);
   ``hidden``: ``kd-derived`` plus hidden-state matching (``distill.hidden_weight``). These three are compared
@@ -18,7 +21,7 @@ order for the same number of steps. The arms (``--arms``):
 Per arm and seed: held-out KL(true || student), KL(teacher || student) and top-1 agreement on data (the run's
 final evaluation); and on the student's own samples (held-out sentences continued by sampling at T = 1): the
 true per-token NLL gap to the language's entropy rate, the grammatical rate of the sentences written and
-KL(teacher || student) on the written tokens (see ``judge_samples``); the training wall time and the part spent
+KL(teacher || student) on the written tokens (see ``workbench.engine.student_text.judge_written``); the training wall time and the part spent
 generating. Then mean, stdev and per-seed values, and the comparisons at equal steps and equal wall time.
 
 ``ratio_soft_over_hard`` (the ``kd`` arm's KL to the truth over the ``hard`` arm's, per seed) is the earlier
@@ -31,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import statistics
 import sys
@@ -40,36 +42,51 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from workbench.config.presets import load_config  # noqa: E402
+from workbench.engine.student_text import SMOOTHING, judge_model, judge_written, pooled_judgement  # noqa: E402
 from workbench.engine.train.run import run  # noqa: E402
 
 TARGET_RATIO_MEAN_MAX = 0.45
 TARGET_RATIO_SEED_MAX = 0.55
 TARGET_GAP_RATIO_MAX = 0.7  # on-policy student's sample NLL gap over the off-policy student's, at equal steps
 
-ARMS = ("hard", "kd", "onpolicy0.5", "onpolicy1", "kd-wall", "kd-derived", "importance", "hidden")
-SMOOTHING = 1e-3  # share of uniform mass mixed into the true distribution so an impossible word costs a finite NLL
+ARMS = (
+    "hard",
+    "kd",
+    "onpolicy0.5",
+    "onpolicy1",
+    "kd-wall",
+    "onpolicy-warm0.5",
+    "onpolicy-warm1",
+    "kd-wall-warm",
+    "kd-derived",
+    "importance",
+    "hidden",
+)
+WALL_ARMS = {"kd-wall": "onpolicy1", "kd-wall-warm": "onpolicy-warm1"}  # off-policy KD given that arm's wall time
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The students' side of the comparison (the teacher is the toy preset's)."""
+    """The students' side of the comparison (the teacher is the preset's: ``toy`` unless ``--preset``)."""
 
+    preset: str
     steps: int
     temperature: float
     alpha: float
     t_squared: bool
     divergence: str
+    beta: float
     transfer_blocks: int
     student_layers: int
     student_hidden: int
     lr: float
     on_policy_divergence: str
+    on_policy_start: float
     on_policy_temperature: float
     on_policy_new_tokens: int
     keep: int
@@ -79,34 +96,37 @@ class Settings:
     sample_tokens: int
 
 
-def preset_settings() -> Settings:
+def preset_settings(preset: str = "toy") -> Settings:
     """The defaults are the toy preset's (the window's demo): one source for both."""
-    cfg = load_config("toy")
+    cfg = load_config(preset)
     d, arch = cfg.distill, cfg.student.arch
     return Settings(
+        preset=preset,
         steps=cfg.train.max_steps,
         temperature=d.temperature,
         alpha=d.alpha,
         t_squared=d.t_squared,
         divergence=d.divergence,
+        beta=d.beta,
         transfer_blocks=d.transfer_blocks,
         student_layers=arch.layers,
         student_hidden=arch.hidden,
         lr=cfg.train.lr,
         on_policy_divergence=d.divergence,
+        on_policy_start=0.5,
         on_policy_temperature=d.on_policy_temperature,
-        on_policy_new_tokens=d.on_policy_new_tokens,
+        on_policy_new_tokens=min(d.on_policy_new_tokens, cfg.train.seq_len - d.on_policy_prompt_tokens),
         keep=2,
         hidden_weight=1.0,
         hidden_loss=d.hidden_loss,
         samples=200,
-        sample_tokens=48,
+        sample_tokens=min(48, cfg.train.seq_len - 16),  # written after prompts of at most 16 tokens (toy: 48)
     )
 
 
-def train_teacher(runs_dir: Path) -> Path:
-    """The toy preset's teacher stage (800 steps on 100,000 sentences); returns its folder."""
-    cfg = load_config("toy")
+def train_teacher(runs_dir: Path, preset: str = "toy") -> Path:
+    """The preset's teacher stage (toy: 800 steps on 100,000 sentences); returns its folder."""
+    cfg = load_config(preset)
     cfg.runs_dir = str(runs_dir)
     cfg.name = "teacher"
     cfg.apply_overrides(["train.max_steps=1", "train.warmup_steps=0", "train.checkpoint_interval=0"])
@@ -120,7 +140,7 @@ def arm_overrides(arm: str, s: Settings) -> list[str]:
     """What an arm changes on top of the KD student's config."""
     derived = ["student.source=derived", f"student.keep_layers={s.keep}"]
     on_policy = [
-        f"distill.divergence={s.on_policy_divergence}",
+        f"distill.on_policy_divergence={s.on_policy_divergence}",
         f"distill.on_policy_temperature={s.on_policy_temperature}",
         f"distill.on_policy_new_tokens={s.on_policy_new_tokens}",
     ]
@@ -130,6 +150,9 @@ def arm_overrides(arm: str, s: Settings) -> list[str]:
         "kd-wall": [],
         "onpolicy0.5": ["distill.on_policy=0.5", *on_policy],
         "onpolicy1": ["distill.on_policy=1.0", *on_policy],
+        "kd-wall-warm": [],
+        "onpolicy-warm0.5": ["distill.on_policy=0.5", f"distill.on_policy_start={s.on_policy_start}", *on_policy],
+        "onpolicy-warm1": ["distill.on_policy=1.0", f"distill.on_policy_start={s.on_policy_start}", *on_policy],
         "kd-derived": [*derived, "student.keep=evenly"],
         "importance": [*derived, "student.keep=importance"],
         "hidden": [
@@ -145,7 +168,7 @@ def _student_config(
     teacher_dir: Path, runs_dir: Path, s: Settings, *, alpha: float, name: str, seed: int, extra=(), steps=None
 ):
     steps = steps or s.steps
-    cfg = load_config("toy")
+    cfg = load_config(s.preset)
     cfg.name = name
     cfg.runs_dir = str(runs_dir)
     cfg.teacher.source = "local"
@@ -158,6 +181,7 @@ def _student_config(
             f"distill.temperature={s.temperature}",
             f"distill.t_squared={str(s.t_squared).lower()}",
             f"distill.divergence={s.divergence}",
+            f"distill.beta={s.beta}",
             f"distill.transfer_blocks={s.transfer_blocks}",
             f"train.max_steps={steps}",
             f"train.lr={s.lr}",
@@ -175,46 +199,6 @@ def _student_config(
 # -- the student's own samples, judged by the language -------------------------------------------------------
 
 
-def judge_samples(language, prompt_ids: list[int], generated_ids: list[int], vocab_size: int) -> dict:
-    """How true one continuation is: ``generated_ids`` written after ``prompt_ids`` (whole sentences).
-
-    Only the complete sentences of the continuation count (the words up to its last ``.``). Each of their
-    tokens gets its true probability given everything before it (``true_next_distributions``), smoothed as
-    ``(1 - SMOOTHING) * p + SMOOTHING / vocab_size`` so that an impossible word costs a large but finite NLL
-    (about 12 nats here) instead of an infinite one. Returns sums, to be pooled over continuations:
-    ``tokens``, ``nll`` (nats), ``impossible`` (tokens of true probability 0), ``sentences`` and
-    ``grammatical`` (sentences ``is_possible`` accepts). The per-token NLL is ``nll / tokens``; its gap to
-    ``language.entropy_rate()`` is 0 on average for text drawn from the language itself.
-    """
-    from workbench.engine.toy.language import SPECIAL_TOKENS
-
-    offset = len(SPECIAL_TOKENS)
-    end = offset + language.words.index(".")
-    ids = list(prompt_ids) + list(generated_ids)
-    truth = language.true_next_distributions(np.asarray(ids), vocab_size)
-    out = {"tokens": 0, "nll": 0.0, "impossible": 0, "sentences": 0, "grammatical": 0}
-    nll = 0.0
-    impossible = 0
-    sentence: list[int] = []
-    for pos in range(len(prompt_ids), len(ids)):
-        token = ids[pos]
-        p = float(truth[pos - 1, token])
-        nll -= math.log((1 - SMOOTHING) * p + SMOOTHING / vocab_size)
-        impossible += p == 0.0
-        sentence.append(token)
-        if token == end:
-            words = [
-                language.words[t - offset] if 0 <= t - offset < len(language.words) else "<special>" for t in sentence
-            ]
-            out["sentences"] += 1
-            out["grammatical"] += language.is_possible(words)
-            out["tokens"] += len(sentence)
-            out["nll"] += nll
-            out["impossible"] += impossible
-            nll, impossible, sentence = 0.0, 0, []
-    return out
-
-
 def sample_prompts(language, tokenizer, n: int, max_len: int) -> list[list[int]]:
     """``n`` held-out sentences (a seed the training data does not use) of at most ``max_len`` tokens."""
     out: list[list[int]] = []
@@ -227,44 +211,6 @@ def sample_prompts(language, tokenizer, n: int, max_len: int) -> list[list[int]]
     return out
 
 
-def pooled(parts: list[dict], entropy_rate: float) -> dict:
-    """Per-token and per-sentence figures from ``judge_samples`` sums."""
-    total = {k: sum(p[k] for p in parts) for k in parts[0]}
-    tokens = max(total["tokens"], 1)
-    return {
-        "sample_nll": total["nll"] / tokens,
-        "sample_nll_gap": float(total["nll"] / tokens - entropy_rate),
-        "grammatical_rate": total["grammatical"] / max(total["sentences"], 1),
-        "impossible_token_rate": total["impossible"] / tokens,
-        "sample_sentences": total["sentences"],
-        "sample_tokens": total["tokens"],
-    }
-
-
-@torch.no_grad()
-def judge_model(model, teacher, language, prompts: list[list[int]], new_tokens: int, seed: int, vocab: int) -> dict:
-    """The model continues every prompt by sampling (T = 1, no top-p); its text judged by ``judge_samples``,
-    and KL(teacher || model) on the positions that predict the written tokens."""
-    from workbench.engine.train.on_policy import sample_continuations
-
-    model.eval()
-    teacher.eval()
-    parts, kl_sum, kl_count = [], 0.0, 0
-    for length, rows in sample_continuations(model, prompts, new_tokens, seed):
-        for row in rows:
-            parts.append(judge_samples(language, row[:length], row[length:], vocab))
-        if model is not teacher:
-            inputs = torch.tensor(rows)[:, :-1]
-            lt = torch.log_softmax(teacher(inputs).logits.float(), -1)[:, length - 1 :]
-            ls = torch.log_softmax(model(inputs).logits.float(), -1)[:, length - 1 :]
-            kl_sum += float((lt.exp() * (lt - ls)).sum())
-            kl_count += lt.shape[0] * lt.shape[1]
-    found = pooled(parts, language.entropy_rate())
-    if kl_count:
-        found["sample_kl_teacher_student"] = kl_sum / kl_count
-    return found
-
-
 def judge_language(language, tokenizer, prompts: list[list[int]], new_tokens: int, vocab: int) -> dict:
     """The same measure on text drawn from the language itself (the estimator's own bias: about 0)."""
     parts = []
@@ -273,8 +219,8 @@ def judge_language(language, tokenizer, prompts: list[list[int]], new_tokens: in
         ids: list[int] = []
         while len(ids) < new_tokens:
             ids += tokenizer(next(stream), add_special_tokens=False)["input_ids"]
-        parts.append(judge_samples(language, prompt, ids[:new_tokens], vocab))
-    return pooled(parts, language.entropy_rate())
+        parts.append(judge_written(language, prompt, ids[:new_tokens], vocab))
+    return pooled_judgement(parts, language.entropy_rate())
 
 
 # -- the arms --------------------------------------------------------------------------------------------------
@@ -399,7 +345,7 @@ def measure(
     teacher = AutoModelForCausalLM.from_pretrained(teacher_dir)
     vocab = max(len(tokenizer), teacher.config.vocab_size)
     # prompt + written tokens fit the blocks the students were trained on (train.seq_len)
-    prompts = sample_prompts(language, tokenizer, s.samples, load_config("toy").train.seq_len - s.sample_tokens)
+    prompts = sample_prompts(language, tokenizer, s.samples, load_config(s.preset).train.seq_len - s.sample_tokens)
 
     def judge(model, seed: int) -> dict:
         return judge_model(model, teacher, language, prompts, s.sample_tokens, 1000 + seed, vocab)
@@ -419,8 +365,8 @@ def measure(
     for seed in seeds:
         for arm in arms:
             steps = None
-            if arm == "kd-wall":  # off-policy KD given the on-policy (lambda 1) student's training time
-                on, off = per_seed["onpolicy1"][-1], per_seed["kd"][-1]
+            if arm in WALL_ARMS:  # off-policy KD given an on-policy (lambda 1) student's training time
+                on, off = per_seed[WALL_ARMS[arm]][-1], per_seed["kd"][-1]
                 steps = max(1, round(s.steps * on["train_s"] / off["train_s"]))
             started = time.time()
             entry, summary = run_arm(arm, teacher_dir, runs_dir, s, seed, judge, steps)
@@ -430,7 +376,7 @@ def measure(
             # what is measured so far, in case the bench is stopped before the end
             (runs_dir / "partial.json").write_text(json.dumps({"settings": asdict(s), "per_seed": per_seed}))
             print(
-                f"  seed {seed} {arm:<12} {entry['steps']:>5} steps  gap {entry['sample_nll_gap']:.4f}  "
+                f"  seed {seed} {arm:<16} {entry['steps']:>5} steps  gap {entry['sample_nll_gap']:.4f}  "
                 f"grammatical {entry['grammatical_rate']:.3f}  KL(true||s) {entry['kl_true_student']:.4f}  "
                 f"train {entry['train_s']:.1f} s (generating {entry['generate_s']:.1f})  [{time.time() - started:.0f} s]",
                 file=sys.stderr,
@@ -452,6 +398,11 @@ def measure(
         ("onpolicy0.5", "kd", "equal steps"),
         ("onpolicy1", "kd-wall", "equal wall time"),
         ("onpolicy0.5", "kd-wall", "on-policy 0.5 against KD at on-policy 1's wall time"),
+        ("onpolicy-warm1", "kd", "equal steps"),
+        ("onpolicy-warm0.5", "kd", "equal steps"),
+        ("onpolicy-warm1", "kd-wall-warm", "equal wall time"),
+        ("onpolicy-warm0.5", "kd-wall-warm", "on-policy 0.5 against KD at warm on-policy 1's wall time"),
+        ("onpolicy-warm1", "onpolicy1", "equal steps: the warm start alone"),
         ("importance", "kd-derived", "equal steps, same layer count"),
         ("hidden", "kd-derived", "equal steps, same layer count"),
         ("kd", "hard", "equal steps"),
@@ -525,13 +476,13 @@ def _table(report: dict) -> str:
         ("train_s", "train s", "{:.1f}"),
         ("generate_s", "gen s", "{:.1f}"),
     ]
-    lines = [f"{'arm':<12}" + "".join(f"{title:>20}" for _, title, _ in columns)]
+    lines = [f"{'arm':<17}" + "".join(f"{title:>20}" for _, title, _ in columns)]
     for arm, figures in report["arms"].items():
         cells = []
         for key, _, fmt in columns:
             f = figures.get(key)
             cells.append(f"{(fmt.format(f['mean']) + ' ± ' + fmt.format(f['stdev'])) if f else '-':>20}")
-        lines.append(f"{arm:<12}" + "".join(cells))
+        lines.append(f"{arm:<17}" + "".join(cells))
     t, lang = report["teacher_samples"], report["language_samples"]
     lines.append(
         f"teacher's samples: gap {t['sample_nll_gap']:.4f}, grammatical {t['grammatical_rate']:.3f}; "
@@ -548,8 +499,16 @@ def _table(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    d = preset_settings()
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--preset", default="toy", choices=("toy", "toy-quick"))
+    d = preset_settings(first.parse_known_args(argv)[0].preset)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--preset",
+        default="toy",
+        choices=("toy", "toy-quick"),
+        help="the preset the teacher, the students and the defaults below come from",
+    )
     parser.add_argument("--teacher", help="a trained teacher folder (default: train one with the toy preset)")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from {', '.join(ARMS)}")
     parser.add_argument("--seeds", type=int, default=3, help="student seeds (initial weights and data order)")
@@ -568,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         "--no-t-squared", dest="t_squared", action="store_false", help="do not scale the KD term by T^2"
     )
     parser.add_argument("--divergence", default=d.divergence)
+    parser.add_argument("--beta", type=float, default=d.beta, help="JSD's mixture weight (distill.beta), every arm")
     parser.add_argument(
         "--transfer-blocks",
         type=int,
@@ -577,7 +537,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--student-layers", type=int, default=d.student_layers)
     parser.add_argument("--student-hidden", type=int, default=d.student_hidden)
     parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--on-policy-divergence", default=d.on_policy_divergence, help="the on-policy arms' divergence")
+    parser.add_argument(
+        "--on-policy-divergence",
+        default=d.on_policy_divergence,
+        help="the divergence of the on-policy arms' on-policy steps (distill.on_policy_divergence)",
+    )
+    parser.add_argument(
+        "--on-policy-start",
+        type=float,
+        default=d.on_policy_start,
+        help="the warm arms' distill.on_policy_start: the share of steps done off-policy first",
+    )
     parser.add_argument("--on-policy-temperature", type=float, default=d.on_policy_temperature)
     parser.add_argument("--on-policy-new-tokens", type=int, default=d.on_policy_new_tokens)
     parser.add_argument("--keep", type=int, default=d.keep, help="teacher layers a derived student keeps")
@@ -592,8 +562,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         parser.error(f"unknown arm {unknown[0]!r}; the arms are {', '.join(ARMS)}")
-    if "kd-wall" in arms:  # it needs both arms it is timed against, measured first in the same seed
-        arms = [a for a in ARMS if a in set(arms) | {"kd", "onpolicy1"}]
+    for wall, timed in WALL_ARMS.items():  # it needs both arms it is timed against, measured first in the seed
+        if wall in arms:
+            arms = [a for a in ARMS if a in set(arms) | {"kd", timed}]
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
@@ -603,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     load_before = machine()["load_average"]
     if args.collect and not args.teacher:
         parser.error("--collect needs --teacher: the teacher the students were distilled from")
-    teacher_dir = Path(args.teacher) if args.teacher else train_teacher(runs_dir)
+    teacher_dir = Path(args.teacher) if args.teacher else train_teacher(runs_dir, args.preset)
     teacher_time = time.time() - start
     report = {
         **measure(

@@ -1,5 +1,6 @@
 """On-policy distillation (distill.on_policy): the student's own samples, the prompt masked, the loss on the
-generated tokens only, lambda 0 unchanged, resume exact, and the config's refusals."""
+generated tokens only, lambda 0 unchanged, the warm start (distill.on_policy_start), resume exact (across the
+warm start's switch too), and the config's refusals."""
 
 from __future__ import annotations
 
@@ -177,6 +178,88 @@ def test_a_stopped_and_resumed_on_policy_run_ends_like_an_uninterrupted_one(tmp_
         assert resumed.summary[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
 
 
+WARM = {**ON, "distill.on_policy_start": "0.3"}  # 10 steps: steps 0-2 off-policy, from step 3 on lambda's draws
+
+
+def _spy_on_policy_steps(monkeypatch) -> list[int]:
+    """The steps (0-based) at which the training made an on-policy batch."""
+    steps: list[int] = []
+    make = stages_module.on_policy_batch
+    monkeypatch.setattr(stages_module, "on_policy_batch", lambda *a, **k: steps.append(k["step"]) or make(*a, **k))
+    return steps
+
+
+def test_a_warm_start_keeps_the_first_steps_off_policy_and_then_follows_lambda():
+    from workbench.config.checks import first_on_policy_step
+
+    assert first_on_policy_step(0.0, 600) == 0
+    assert first_on_policy_step(0.5, 600) == 300
+    assert first_on_policy_step(0.3, 10) == 3, "0.3 x 10 is 3, not 3.0000000000000004 rounded up"
+    assert first_on_policy_step(0.25, 10) == 3
+    for fraction in (0.3, 0.5, 1.0):
+        plain = [is_on_policy_step(fraction, 7, step) for step in range(200)]
+        warm = [is_on_policy_step(fraction, 7, step, first=60) for step in range(200)]
+        assert not any(warm[:60]), "no step before the start is on-policy"
+        assert warm[60:] == plain[60:], "after it, the same draws as without a warm start"
+
+
+def test_on_policy_start_zero_is_todays_run_and_a_warm_start_shifts_only_the_early_steps(
+    tmp_path, on_policy_run, monkeypatch
+):
+    steps = _spy_on_policy_steps(monkeypatch)
+    zero = run(tiny_config(tmp_path / "zero", **{**ON, "distill.on_policy_start": "0"}), lambda event: None)
+    assert zero.status == "completed", zero
+    draws = [step for step in range(10) if is_on_policy_step(0.5, 0, step)]
+    assert steps == draws and draws[0] < 3, "start 0: every step follows lambda's draw, from the first"
+    for key in ("student_ce", "kl_teacher_student", "kl_true_student", "teacher_ce"):
+        assert zero.summary[key] == on_policy_run[0].summary[key], key
+
+    steps.clear()
+    received = []
+    warm = run(tiny_config(tmp_path / "warm", **WARM), received.append)
+    assert warm.status == "completed", warm
+    assert steps == [step for step in draws if step >= 3] and steps, "off-policy before step 3, lambda after"
+    generating = [e.step for e in received if e.kind == "step" and e.stage == "distill" and e.generate_s > 0]
+    assert generating and min(generating) > 3, "no generation time is reported before the switch"
+    assert any("on-policy steps begin at step 4 of 10" in getattr(e, "message", "") for e in received)
+    assert warm.summary["kl_teacher_student"] != on_policy_run[0].summary["kl_teacher_student"]
+
+
+@pytest.fixture(scope="module")
+def warm_run(tmp_path_factory):
+    return run(tiny_config(tmp_path_factory.mktemp("warm"), **WARM), lambda event: None)
+
+
+@pytest.mark.parametrize("stop_at", [2, 6], ids=["before-the-switch", "after-it"])
+def test_a_warm_started_run_resumed_across_the_switch_ends_like_an_uninterrupted_one(tmp_path, warm_run, stop_at):
+    expected = warm_run.summary
+    control = Control()
+    first = run(tiny_config(tmp_path, **WARM), _stop_at(control, "distill", stop_at), control)
+    assert first.status == "stopped"
+    resumed = run(RunConfig(), resume=first.run_dir)
+    assert resumed.status == "completed", resumed
+    for key in ("student_ce", "kl_teacher_student", "kl_true_student"):
+        assert resumed.summary[key] == pytest.approx(expected[key], rel=1e-5, abs=1e-6), key
+
+
+def test_on_policy_divergence_applies_to_the_on_policy_steps_only(tmp_path):
+    """lambda 1: every step is on-policy, so a run whose on-policy steps use reverse KL (divergence forward_kl,
+    on_policy_divergence reverse_kl) trains the same student as one with reverse KL throughout; with
+    on_policy_divergence = "same" it is forward KL's student."""
+    every = {**ON, "distill.on_policy": "1", "train.max_steps": "4", "train.probe_samples": "0"}
+
+    def summary(name, **overrides):
+        result = run(tiny_config(tmp_path / name, **every, **overrides), lambda event: None)
+        assert result.status == "completed", result
+        return {k: result.summary[k] for k in ("student_ce", "kl_teacher_student", "kl_true_student")}
+
+    reverse = summary("reverse", **{"distill.divergence": "reverse_kl"})
+    split = summary("split", **{"distill.divergence": "forward_kl", "distill.on_policy_divergence": "reverse_kl"})
+    same = summary("same", **{"distill.divergence": "forward_kl", "distill.on_policy_divergence": "same"})
+    assert split == reverse
+    assert same != reverse
+
+
 def _errors(tmp_path, **overrides) -> list[ConfigError]:
     cfg = tiny_config(tmp_path)
     for key, value in overrides.items():
@@ -193,10 +276,22 @@ def test_config_refuses_on_policy_with_the_topk_cache_alpha_zero_or_too_long_sam
     assert "alpha" in err.message and err.hint
     (err,) = _errors(tmp_path, **{**ok, "distill.on_policy_new_tokens": "13"})
     assert err.field == "distill.on_policy_new_tokens" and "17" in err.message and "16" in err.message
+    # a warm start must leave some step on-policy: 10 steps, 0.9 leaves step 9, 0.95 none
+    assert _errors(tmp_path, **ok, **{"distill.on_policy_start": "0.9"}) == []
+    for start in ("0.95", "1"):
+        (err,) = _errors(tmp_path, **ok, **{"distill.on_policy_start": start})
+        assert err.field == "distill.on_policy_start" and "no step on-policy" in err.message
+        assert "0.9" in err.hint
     # off: none of these matter
     assert (
         _errors(
-            tmp_path, **{"distill.teacher_cache": "topk", "distill.alpha": "0", "distill.on_policy_new_tokens": "99"}
+            tmp_path,
+            **{
+                "distill.teacher_cache": "topk",
+                "distill.alpha": "0",
+                "distill.on_policy_new_tokens": "99",
+                "distill.on_policy_start": "1",
+            },
         )
         == []
     )

@@ -7,13 +7,22 @@ import contextlib
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from tests.engine.test_train import tiny_config
 from tests.helpers_models import tiny_model
-from workbench.engine.student_text import complete_sentences, count_grammatical, probe_generator, sample_student_text
+from workbench.engine.student_text import (
+    SMOOTHING,
+    complete_sentences,
+    count_grammatical,
+    judge_written,
+    pooled_judgement,
+    probe_generator,
+    sample_student_text,
+)
 from workbench.engine.toy.language import get_language
 from workbench.engine.train.on_policy import generate
 from workbench.engine.train.run import run
@@ -147,3 +156,79 @@ def test_a_run_records_the_students_text_at_each_distillation_probe(runs):
     assert len(sample.true_prob) == len(sample.tokens), "on the built-in language each token has its truth"
     quiet = [e for e in read_events(f"{without.run_dir}/events.jsonl") if e.kind == "probe"]
     assert all(p.samples == [] for p in quiet)
+
+
+class _TwoWords:
+    """A language of the 4 special tokens, then '.', 'a', 'b': every sentence is 'a' repeated, then '.';
+    at every position p('a') = 0.75, p('.') = 0.25 and 'b' is impossible."""
+
+    words = [".", "a", "b"]
+
+    def true_next_distributions(self, ids, vocab_size):
+        out = np.zeros((len(ids), vocab_size))
+        out[:, 4], out[:, 5] = 0.25, 0.75
+        return out
+
+    def is_possible(self, words):
+        return "b" not in words and "<special>" not in words
+
+
+def test_judge_written_counts_whole_sentences_with_their_true_nll():
+    dot, a, b = 4, 5, 6
+    vocab = 7
+    # prompt "a .", then "a a ." (grammatical), "a b ." (not), and "a a" with no end (left out)
+    found = judge_written(_TwoWords(), [a, dot], [a, a, dot, a, b, dot, a, a], vocab)
+    eps = SMOOTHING
+
+    def cost(p):
+        return -math.log((1 - eps) * p + eps / vocab)
+
+    assert found["sentences"] == 2 and found["grammatical"] == 1
+    assert found["tokens"] == 6 and found["impossible"] == 1
+    expected = 2 * cost(0.75) + cost(0.25) + cost(0.75) + cost(0.0) + cost(0.25)
+    assert found["nll"] == pytest.approx(expected)
+    pooled = pooled_judgement([found], entropy_rate=1.0)
+    assert pooled["grammatical_rate"] == 0.5 and pooled["sample_nll_gap"] == pytest.approx(expected / 6 - 1.0)
+
+
+def test_judge_written_on_the_built_in_language_matches_its_next_word_distributions():
+    language = get_language()
+    tokenizer = language.tokenizer()
+    prompt, first, second = language.sample_sentences(3, seed=5)
+    ids = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    found = judge_written(language, ids(prompt), ids(f"{first} {second} the"), len(tokenizer))
+    expected = 0.0
+    for sentence in (first, second):  # each starts afresh after the '.' before it
+        words = sentence.split()
+        for i, word in enumerate(words):
+            p = language.next_word_distribution(" ".join(words[:i]))[word]
+            expected -= math.log((1 - SMOOTHING) * p + SMOOTHING / len(tokenizer))
+    assert found["sentences"] == 2 and found["grammatical"] == 2 and found["impossible"] == 0
+    assert found["tokens"] == len(first.split()) + len(second.split())
+    assert found["nll"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_judge_model_pools_the_judged_continuations_and_scores_them_against_the_teacher(toy):
+    import copy
+
+    from workbench.engine.student_text import judge_model
+    from workbench.engine.train.on_policy import sample_continuations
+
+    language, tokenizer, teacher, student = toy
+    vocab = len(tokenizer)
+    prompts = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in language.sample_sentences(6, seed=11)]
+    found = judge_model(student, teacher, language, prompts, 12, seed=3, vocab=vocab)
+    parts = [
+        judge_written(language, row[:length], row[length:], vocab)
+        for length, rows in sample_continuations(student, prompts, 12, 3)
+        for row in rows
+    ]
+    expected = pooled_judgement(parts, language.entropy_rate())
+    assert {k: found[k] for k in expected} == expected, "the same draws, judged and pooled"
+    assert found["sample_kl_teacher_student"] > 0
+    assert judge_model(student, teacher, language, prompts, 12, seed=3, vocab=vocab) == found
+    twin = copy.deepcopy(student)
+    assert judge_model(student, twin, language, prompts, 12, seed=3, vocab=vocab)["sample_kl_teacher_student"] == (
+        pytest.approx(0.0, abs=1e-6)
+    )
+    assert "sample_kl_teacher_student" not in judge_model(teacher, teacher, language, prompts, 12, seed=3, vocab=vocab)

@@ -7,6 +7,7 @@ student keeps; the config check, the plan and the model builder all ask it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -322,10 +323,18 @@ def teacher_cache_errors(config: RunConfig) -> list[ConfigError]:
     return errors
 
 
+def first_on_policy_step(start: float, total: int) -> int:
+    """The first distillation step (0-based) that may be on-policy when the first ``start`` share of the
+    ``total`` steps is off-policy (``distill.on_policy_start``): ``ceil(start * total)``, 0 without a warm
+    start; ``total`` or more means no step is."""
+    return math.ceil(round(float(start) * int(total), 6)) if start > 0 else 0
+
+
 def on_policy_errors(config: RunConfig) -> list[ConfigError]:
     """distill.on_policy > 0: the student's own samples are scored by the teacher while training, so the
     teacher must run (no top-k cache, which holds only text that existed before), there must be a soft term
-    (alpha > 0), and prompt + generated tokens must fit in a training sequence."""
+    (alpha > 0), a warm start (on_policy_start) must leave some step on-policy, and prompt + generated tokens
+    must fit in a training sequence."""
     d, tr = config.distill, config.train
     if d.on_policy <= 0:
         return []
@@ -345,6 +354,16 @@ def on_policy_errors(config: RunConfig) -> list[ConfigError]:
                 "distill.on_policy",
                 "is on but alpha is 0, so there is no teacher term to score the student's samples with",
                 "raise distill.alpha above 0, or set on_policy = 0",
+            )
+        )
+    first = first_on_policy_step(d.on_policy_start, tr.max_steps)
+    if first >= tr.max_steps:
+        errors.append(
+            ConfigError(
+                "distill.on_policy_start",
+                f"{d.on_policy_start:g} of the {tr.max_steps} distillation steps are off-policy, which leaves "
+                "no step on-policy",
+                f"keep on_policy_start below {(tr.max_steps - 1) / tr.max_steps:.4g}, or set on_policy = 0",
             )
         )
     length = d.on_policy_prompt_tokens + d.on_policy_new_tokens

@@ -194,10 +194,27 @@ class DistillConfig:
         "On-policy distillation: the fraction lambda of distillation steps whose sequences the student writes "
         "itself (a prompt from a training block, continued by sampling), scored by the teacher on the generated "
         "tokens only, with the soft term alone (no hard labels on the student's own text). 0 = off. Reverse KL "
-        "and JSD(beta) are the usual divergences here (mode-seeking). Generation time is reported apart "
+        "and JSD(beta) are the usual divergences here (mode-seeking: on_policy_divergence), from a student "
+        "trained off-policy first (on_policy_start). Generation time is reported apart "
         "(generate_s). Which steps, and the samples, follow from the seed and the step, so a resumed run repeats them.",
         min=0.0,
         max=1.0,
+    )
+    on_policy_start: float = _f(
+        0.0,
+        "On-policy: the share of the distillation steps done off-policy first, before any on-policy step "
+        "(a warm start: a student that starts random writes gibberish, which teaches it little). From there "
+        "each step is on-policy with probability on_policy. 0 = on-policy from the first step. On the built-in "
+        "language 0.5 with on_policy_divergence = jsd measured best (docs/quality-results.md).",
+        min=0.0,
+        max=1.0,
+    )
+    on_policy_divergence: str = _f(
+        "same",
+        "On-policy: the divergence of the on-policy steps (same = distill.divergence, which the off-policy steps "
+        "keep). With a warm start, the usual recipe is forward KL off-policy, then reverse KL or JSD(beta) on "
+        "the student's own samples.",
+        choices=("same", *DIVERGENCES),
     )
     on_policy_temperature: float = _f(
         1.0, "On-policy: the student's sampling temperature.", min=0.0, min_exclusive=True, max=10.0

@@ -6,7 +6,10 @@ never touched), then runs the teacher and the student once over the whole batch 
 token: the teacher's log-probability of it and KL(teacher || student) at that position. On the built-in
 language each token also gets its exact probability (0: the language forbids it there), and the batch's
 complete sentences are judged by the grammar (:func:`count_grammatical`, which ``scripts/bench_on_policy.py``
-uses too).
+uses too). :func:`judge_written` goes further for the benchmarks (``scripts/bench_quality.py``): the exact
+true NLL of every token of the complete sentences a model wrote, and their grammatical rate;
+:func:`judge_model` samples a model's continuations of many prompts and judges them so, with KL(teacher ||
+model) on the written tokens.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -47,6 +51,93 @@ def count_grammatical(language: Any, rows: Iterable[Sequence[str]], end: str = E
             total += 1
             good += bool(language.is_possible(sentence))
     return good, total
+
+
+SMOOTHING = 1e-3
+"""Share of uniform mass mixed into the true distribution by :func:`judge_written`, so that a word the
+language forbids costs a large but finite NLL (about 12 nats on the built-in language) instead of infinity."""
+
+
+def judge_written(language: Any, prompt_ids: Sequence[int], written_ids: Sequence[int], vocab_size: int) -> dict:
+    """How true one continuation is on the built-in language: ``written_ids`` written after ``prompt_ids``
+    (which should end a sentence: the written text is judged from a sentence start).
+
+    Only the complete sentences written count (the words up to the last ``.``, split by
+    :func:`complete_sentences`). Each of their tokens gets its true probability given everything before it
+    (``language.true_next_distributions``), smoothed as ``(1 - SMOOTHING) * p + SMOOTHING / vocab_size``; each
+    sentence is judged by the grammar as :func:`count_grammatical` does. Returns sums, to be pooled over
+    continuations by :func:`pooled_judgement`: ``tokens``, ``nll`` (nats), ``impossible`` (tokens of true
+    probability 0), ``sentences`` and ``grammatical``."""
+    from workbench.engine.toy.language import SPECIAL_TOKENS
+
+    offset = len(SPECIAL_TOKENS)
+    ids = [int(i) for i in prompt_ids] + [int(i) for i in written_ids]
+    truth = language.true_next_distributions(np.asarray(ids), vocab_size)
+    start = len(prompt_ids)
+    # per written token: its smoothed true NLL and whether the language forbids it
+    probs = [float(truth[pos - 1, ids[pos]]) for pos in range(start, len(ids))]
+    words = [language.words[t - offset] if 0 <= t - offset < len(language.words) else "<special>" for t in ids[start:]]
+    sentences = complete_sentences(words)
+    counted = sum(len(sentence) for sentence in sentences)  # the tokens of the complete sentences
+    grammatical, total = count_grammatical(language, [words])
+    return {
+        "tokens": counted,
+        "nll": sum(-math.log((1 - SMOOTHING) * p + SMOOTHING / vocab_size) for p in probs[:counted]),
+        "impossible": sum(p == 0.0 for p in probs[:counted]),
+        "sentences": total,
+        "grammatical": grammatical,
+    }
+
+
+def pooled_judgement(parts: Sequence[dict], entropy_rate: float) -> dict:
+    """Per-token and per-sentence figures from :func:`judge_written` sums: ``sample_nll`` (nats per token) and
+    its gap to the language's entropy rate (about 0 for text drawn from the language itself), the
+    grammatical rate, the share of impossible tokens and the counts."""
+    total = {k: sum(p[k] for p in parts) for k in parts[0]}
+    tokens = max(total["tokens"], 1)
+    return {
+        "sample_nll": total["nll"] / tokens,
+        "sample_nll_gap": float(total["nll"] / tokens - entropy_rate),
+        "grammatical_rate": total["grammatical"] / max(total["sentences"], 1),
+        "impossible_token_rate": total["impossible"] / tokens,
+        "sample_sentences": total["sentences"],
+        "sample_tokens": total["tokens"],
+    }
+
+
+@torch.no_grad()
+def judge_model(
+    model: torch.nn.Module,
+    teacher: torch.nn.Module,
+    language: Any,
+    prompts: Sequence[Sequence[int]],
+    new_tokens: int,
+    seed: int,
+    vocab: int,
+) -> dict:
+    """A model's own text on the built-in language: it continues every prompt (token ids, each ending a
+    sentence) by ``new_tokens`` tokens sampled at T = 1 without top-p (``on_policy.sample_continuations``, one
+    generator seeded by ``seed``); the text is judged by :func:`judge_written` and pooled
+    (:func:`pooled_judgement`), plus ``sample_kl_teacher_student``: KL(teacher || model) per position that
+    predicts a written token (left out when ``model`` is ``teacher``). Leaves both models in eval mode."""
+    from workbench.engine.train.on_policy import sample_continuations
+
+    model.eval()
+    teacher.eval()
+    parts, kl_sum, kl_count = [], 0.0, 0
+    for length, rows in sample_continuations(model, [list(p) for p in prompts], new_tokens, seed):
+        for row in rows:
+            parts.append(judge_written(language, row[:length], row[length:], vocab))
+        if model is not teacher:
+            inputs = torch.tensor(rows)[:, :-1]
+            lt = torch.log_softmax(teacher(inputs).logits.float(), -1)[:, length - 1 :]
+            ls = torch.log_softmax(model(inputs).logits.float(), -1)[:, length - 1 :]
+            kl_sum += float((lt.exp() * (lt - ls)).sum())
+            kl_count += lt.shape[0] * lt.shape[1]
+    found = pooled_judgement(parts, language.entropy_rate())
+    if kl_count:
+        found["sample_kl_teacher_student"] = kl_sum / kl_count
+    return found
 
 
 def probe_generator(device: torch.device, seed: int, index: int) -> torch.Generator:

@@ -7,6 +7,10 @@ teacher and the student on the generated positions only: the prompt's labels are
 the soft term alone (alpha = 1): the hard-label term on the student's own samples would only teach it to
 repeat itself.
 
+``distill.on_policy_start`` warm-starts the student: the first share of the distillation steps
+(``workbench.config.checks.first_on_policy_step``) are all off-policy, and from there on each step is on-policy with probability
+lambda, by the same draw it would have had without the warm start.
+
 Everything random here derives from ``(train.seed, step)``: whether a step is on-policy
 (:func:`is_on_policy_step`) and the samples (:func:`sample_generator`), never the global RNG, so a run
 stopped and resumed draws exactly what an uninterrupted one does (on the CPU).
@@ -33,10 +37,12 @@ def _stream_seed(seed: int, step: int, stream: int, micro: int = 0, rank: int = 
     return value % (2**63 - 1)
 
 
-def is_on_policy_step(fraction: float, seed: int, step: int) -> bool:
-    """Whether optimizer step ``step`` (0-based) trains on the student's samples: a draw < ``fraction`` from a
-    generator seeded by ``(seed, step)``. ``fraction`` 0 is never (and draws nothing), 1 is always."""
-    if fraction <= 0:
+def is_on_policy_step(fraction: float, seed: int, step: int, first: int = 0) -> bool:
+    """Whether optimizer step ``step`` (0-based) trains on the student's samples: never before ``first``
+    (``first_on_policy_step``), and from there a draw < ``fraction`` from a generator seeded by
+    ``(seed, step)``, the same draw whatever ``first`` is. ``fraction`` 0 is never (and draws nothing), 1 is
+    always."""
+    if fraction <= 0 or step < first:
         return False
     if fraction >= 1:
         return True

@@ -10,6 +10,7 @@ a cancel. The loss is ``alpha * T^2 * D(teacher_T || student_T) + (1 - alpha) * 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import torch
 
+from workbench.config.checks import first_on_policy_step
 from workbench.config.schema import RunConfig
 from workbench.control import Control
 from workbench.engine.checkpoints import restore_checkpoint, save_checkpoint
@@ -114,9 +116,15 @@ class Session:
         )
         # distill.on_policy: the steps on the student's own samples use the soft term alone (train/on_policy.py),
         # plus the hidden-state matching term when it is on (over the same positions: those predicting a sample).
+        # distill.on_policy_divergence may give them a divergence of their own.
+        on_policy_settings = (
+            dist_cfg
+            if dist_cfg.on_policy_divergence == "same"
+            else dataclasses.replace(dist_cfg, divergence=dist_cfg.on_policy_divergence)
+        )
         on_policy_objective = (
             Objective(
-                dist_cfg,
+                on_policy_settings,
                 alpha=1.0,
                 teacher=teacher,
                 autocast=self.dev.autocast,
@@ -127,6 +135,8 @@ class Session:
             if distilling and dist_cfg.on_policy > 0 and teacher is not None and alpha > 0
             else None
         )
+        # distill.on_policy_start: the steps before this one are all off-policy (a warm start)
+        first_on_policy = first_on_policy_step(dist_cfg.on_policy_start, total) if on_policy_objective else 0
         model.to(device)
         model.train()
         optimizer = adamw(model, tr.weight_decay, peak_lr, device)
@@ -157,6 +167,13 @@ class Session:
                 Forward(model), device_ids=[device.index] if device.type == "cuda" else None
             )
         self.report(StageStarted(stage, total_steps=total))
+        if first_on_policy > 0 and step < first_on_policy:
+            self.report(
+                Log(
+                    f"on-policy steps begin at step {first_on_policy + 1} of {total} "
+                    f"(distill.on_policy_start = {dist_cfg.on_policy_start:g}); the steps before are off-policy"
+                )
+            )
         if step == 0:  # the starting point: the untrained teacher, the student before distillation
             self.evaluate(stage, 0, model, teacher)
             self.probe(stage, 0, model, teacher)
@@ -184,7 +201,9 @@ class Session:
             lr = lr_at(step, total, warmup, peak_lr, tr.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            on_policy = on_policy_objective is not None and is_on_policy_step(dist_cfg.on_policy, tr.seed, step)
+            on_policy = on_policy_objective is not None and is_on_policy_step(
+                dist_cfg.on_policy, tr.seed, step, first_on_policy
+            )
             step_objective = on_policy_objective if on_policy else objective
             batches = []
             for micro in range(tr.grad_accum):
