@@ -539,3 +539,73 @@ def test_linked_charts_show_the_same_steps_whatever_their_tick_labels(panel, qtb
     ranges = {name: chart.plot.vb.viewRange()[0] for name, chart in panel.charts.items()}
     for name, (low, high) in ranges.items():
         assert low == pytest.approx(ranges["loss"][0], abs=0.05) and low < 30, (name, low, high)
+
+
+def _dirty_everywhere(panel, first_step: int) -> None:
+    """A Step for the train charts and an Eval for the held-out ones: every chart has a new point."""
+    panel.handle_event(step("distill", first_step, 2.0, kd=1.0, ce=3.0))
+    panel.handle_event(
+        Eval(
+            "distill",
+            first_step,
+            {"student_ce": 3.0, "kl_teacher_student": 0.5, "top1_agreement": 0.5, "kl_true_student": 0.4},
+        )
+    )
+
+
+def test_a_tick_redraws_the_charts_that_waited_longest_within_its_paint_budget_and_none_is_starved(panel, monkeypatch):
+    """Six charts of 100,000 points each repainted in one tick stalled the window for 60 ms: a tick redraws as
+    many charts as their measured paint cost fits in the budget; the rest follow on the next ticks."""
+    for chart in panel.charts.values():
+        monkeypatch.setattr(chart, "redraw_cost_ms", lambda: 8.0)  # two of them would not fit in 10 ms
+    panel.handle_event(StageStarted("distill", 100))
+    _dirty_everywhere(panel, 1)
+    dirty = [name for name, chart in panel.charts.items() if chart.is_dirty()]
+    assert len(dirty) >= 4
+    drawn_per_tick = []
+    for _ in range(len(dirty)):
+        before = {name for name, chart in panel.charts.items() if chart.is_dirty()}
+        panel.redraw_some(budget_ms=10.0)
+        drawn_per_tick.append(before - {name for name, chart in panel.charts.items() if chart.is_dirty()})
+    assert all(len(drawn) == 1 for drawn in drawn_per_tick), drawn_per_tick
+    assert not any(chart.is_dirty() for chart in panel.charts.values()), "every dirty chart is drawn in turn"
+    assert curve(panel, "kl", "kl_teacher_student")[1].tolist() == [0.5]
+
+    # New points for every chart again: the charts drawn last time wait, the first one drawn goes first now.
+    _dirty_everywhere(panel, 2)
+    first = drawn_per_tick[0]
+    panel.redraw_some(budget_ms=10.0)
+    assert first.isdisjoint({name for name, chart in panel.charts.items() if chart.is_dirty()})
+
+
+def test_while_a_backlog_is_read_the_charts_redraw_on_their_own_ranges_then_share_one_again(panel):
+    panel.handle_event(StageStarted("distill", 1000))
+    panel.auto_range()
+    panel.set_catching_up(True)
+    assert panel._timer.interval() > 1000 / 15, "a slower redraw while the backlog is read"
+    for n in range(1, 200):
+        panel.handle_event(step("distill", n, 2.0, kd=1.0, ce=3.0, total=1000))
+        if n % 50 == 0:
+            panel.handle_event(Eval("distill", n, {"student_ce": 3.0, "kl_teacher_student": 0.5}))
+    for _ in range(8):
+        panel.redraw_some()
+    own = panel.charts["kl"].plot.viewRange()[0]
+    assert own[0] <= 50 and own[1] >= 150, f"each chart follows its own data meanwhile: {own}"
+    panel.set_catching_up(False)
+    panel.redraw_now()
+    ranges = {name: tuple(round(v) for v in chart.plot.viewRange()[0]) for name, chart in panel.charts.items()}
+    assert len(set(ranges.values())) == 1, f"linked again, one x range for all: {ranges}"
+    low, high = ranges["loss"]
+    assert low <= 1 and high >= 199, "the range spans every step drawn"
+    # linked: zooming one zooms them all
+    panel.charts["kl"].plot.setXRange(10, 20, padding=0)
+    assert [round(v) for v in panel.charts["loss"].plot.viewRange()[0]] == [10, 20]
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"), [(0, 7, 7), (0, 37, 38), (0, 123, 130), (0, 4537, 5000), (1, 385_000, 400_000)]
+)
+def test_the_shared_x_range_grows_in_steps_of_about_a_twentieth_of_the_span(low, high, expected):
+    from workbench.gui.charts.panel import with_headroom
+
+    assert with_headroom(low, high) == expected

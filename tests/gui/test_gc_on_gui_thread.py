@@ -39,3 +39,16 @@ def test_garbage_made_while_a_worker_allocates_is_collected_on_the_gui_thread(qa
     assert _Cycle.collected_on == [], "nothing may be collected on the worker thread"
     qtbot.waitUntil(lambda: len(_Cycle.collected_on) == 50, timeout=5000)  # the GUI thread's timer does it
     assert set(_Cycle.collected_on) == {threading.main_thread().name}
+
+
+def test_a_burst_of_allocation_is_collected_in_small_steps_then_the_timer_slows_again(qapp, qtbot):
+    """Reading a long backlog allocates fast: one collection of all of it would stall the window."""
+    from workbench.gui.background import gc_on_gui_thread as module
+
+    collector = install(qapp)
+    kept = [[i] for i in range(module.BUSY_FACTOR * collector.thresholds[0] * 2)]  # a burst of container objects
+    collector.collect()
+    assert collector.interval_ms() == module.BUSY_INTERVAL_MS
+    del kept
+    collector.collect()  # little allocated since: back to the idle pace
+    assert collector.interval_ms() == module.INTERVAL_MS

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,14 @@ class StepViewBox(pg.ViewBox):
     def set_x_extent(self, extent: tuple[float, float] | None) -> None:
         if extent != self.x_extent:
             self.x_extent = extent
+            if self.autoRangeEnabled()[0]:  # else the x range is the user's (or a stage's): nothing to redo
+                self.updateAutoRange()  # (turning x auto range back on reads the extent then)
+
+    def settle_auto_range(self) -> None:
+        """Resolve a pending auto range now. pyqtgraph resolves it when the view paints, and a range changed
+        during a paint (a linked x range, then this view's y range fitted to it) paints the view a second time:
+        with six linked charts of 100,000 points that doubled a redraw's stall."""
+        if getattr(self, "_autoRangeNeedsUpdate", False):
             self.updateAutoRange()
 
     def childrenBounds(self, frac=None, orthoRange=(None, None), items=None):  # noqa: N802 - pyqtgraph override
@@ -53,6 +62,21 @@ class StepViewBox(pg.ViewBox):
                 low, high = min(low, bounds[0][0]), max(high, bounds[0][1])
             bounds[0] = [low, high]
         return bounds
+
+
+class TimedPlotWidget(pg.PlotWidget):
+    """A PlotWidget that remembers what its paints cost (``paint_ms``: a running mean), so that the panel's
+    timer can spread the charts' repaints over its ticks instead of stalling the event loop with all of them."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.paint_ms = 0.0
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        started = time.perf_counter()
+        super().paintEvent(event)
+        spent = (time.perf_counter() - started) * 1000.0
+        self.paint_ms = spent if not self.paint_ms else 0.7 * self.paint_ms + 0.3 * spent
 
 
 class Chart(QFrame):
@@ -66,7 +90,7 @@ class Chart(QFrame):
         self.log_y = False
         self.perplexity = False  # only the held-out chart offers the CE -> perplexity toggle
         self.view_box = StepViewBox()
-        self.plot_widget = pg.PlotWidget(parent=self, viewBox=self.view_box, axisItems={"left": LogAxis("left")})
+        self.plot_widget = TimedPlotWidget(parent=self, viewBox=self.view_box, axisItems={"left": LogAxis("left")})
         self._fit_minimum_to_font()
         self.plot: pg.PlotItem = self.plot_widget.getPlotItem()
         self.plot.setDownsampling(auto=True, mode="peak")
@@ -176,6 +200,13 @@ class Chart(QFrame):
             with np.errstate(over="ignore"):
                 return np.exp(y)
         return y
+
+    def is_dirty(self) -> bool:
+        return any(series.dirty and len(series.data) for series in self._all_series())
+
+    def redraw_cost_ms(self) -> float:
+        """What redrawing this chart costs the event loop, from its last paints (0 while it is not on screen)."""
+        return self.plot_widget.paint_ms if self.plot_widget.isVisible() else 0.0
 
     def redraw(self, force: bool = False) -> int:
         """Push changed buffers to their curves; returns how many series were redrawn."""

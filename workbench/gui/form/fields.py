@@ -55,11 +55,14 @@ LABELS = {
     "transfer_blocks": "Transfer blocks",
     "teacher_cache": "Teacher cache",
     "cache_k": "Cache top-k",
+    "cache_tail": "Cache tail",
     "on_policy": "On-policy fraction",
     "on_policy_temperature": "Sampling temperature",
     "on_policy_top_p": "Sampling top-p",
     "on_policy_new_tokens": "Generated tokens",
     "on_policy_prompt_tokens": "Prompt tokens",
+    "on_policy_start": "On-policy from",
+    "on_policy_divergence": "On-policy divergence",
     "hidden_weight": "Hidden-state weight",
     "hidden_loss": "Hidden-state loss",
     "teacher_steps": "Teacher steps",
@@ -117,6 +120,10 @@ CHOICE_LABELS = {
         "full": "Full (teacher runs every batch)",
         "topk": "Top-k on disk (teacher runs once)",
     },
+    "distill.cache_tail": {
+        "prior": "Spread like the teacher's average tail",
+        "bucket": "One bucket (shape left free)",
+    },
     "distill.divergence": {
         "forward_kl": "Forward KL",
         "reverse_kl": "Reverse KL",
@@ -130,6 +137,8 @@ CHOICE_LABELS = {
         "mse": "Mean squared error",
     },
 }
+
+CHOICE_LABELS["distill.on_policy_divergence"] = {"same": "Same as Divergence", **CHOICE_LABELS["distill.divergence"]}
 
 # Floats that span orders of magnitude: typed as text ("3e-4") rather than spun.
 TEXT_FLOATS = ("lr", "teacher_lr", "weight_decay", "hidden_weight")

@@ -51,6 +51,7 @@ def field_visible(dotted: str, cfg: RunConfig) -> bool:
         "distill.beta": cfg.distill.divergence == "jsd",
         "distill.skew": cfg.distill.divergence.startswith("skew"),
         "distill.cache_k": cfg.distill.teacher_cache == "topk",
+        "distill.cache_tail": cfg.distill.teacher_cache == "topk",
         "distill.hidden_loss": cfg.distill.hidden_weight > 0,
         "train.teacher_steps": t == "train",
         "train.teacher_lr": t == "train",

@@ -20,8 +20,8 @@ from workbench.run_folder import load_run_config
 
 POLL_MS = 500
 CATCH_UP_MS = 15  # between chunks of a backlog: long enough for the window to paint and answer
-READ_SECONDS = 0.006  # reading and parsing per tick at most
-SHOW_SECONDS = 0.006  # showing what was read: the next tick reads as many lines as this tick showed in that time
+READ_SECONDS = 0.004  # reading and parsing per tick at most
+SHOW_SECONDS = 0.004  # showing what was read: the next tick reads as many lines as this tick showed in that time
 MIN_LINES = 20
 PROBES_EVERY_S = 0.5  # while a backlog is read, the soft targets are drawn at most this often (the newest probe)
 QUIET_TICKS = 3  # a final status.json with no final event after this many empty ticks: the writer is gone
@@ -116,6 +116,7 @@ class FollowMixin:
         if self._follow_dir is None:
             return
         self._follow_timer.stop()
+        self.charts.set_catching_up(False)
         self.log_view.add(f"Stopped following {self._follow_dir.name}")
         self._follower, self._follow_dir = None, None
         self._follow_launched = False
@@ -176,6 +177,7 @@ class FollowMixin:
         if batch.events:  # the next tick reads what can be shown in SHOW_SECONDS at this tick's pace
             per_event = (time.perf_counter() - shown_from) / len(batch.events)
             follower.max_lines = max(MIN_LINES, min(MAX_LINES, int(SHOW_SECONDS / max(per_event, 1e-7))))
+        self.charts.set_catching_up(batch.more)
         if batch.more:
             self._follow_timer.setInterval(CATCH_UP_MS)
             return
