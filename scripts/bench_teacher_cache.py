@@ -7,9 +7,14 @@ a run on the built-in language, read on held-out toy blocks, else a random-init 
 a random-init model with vocabulary 49152 (small layers, random blocks), it builds the cache and reports:
 
 - ``bytes_per_token``: the cache's size on disk over the positions it holds (the .npy headers included);
+  ``bytes_per_token_without_prior``: the same less the tail prior, a fixed V x 4 bytes per entry
+  (``prior_bytes``) that a cache of many positions spreads thin (with 1,024 positions and V = 49152 it is
+  192 of the bytes per token);
 - ``kl_full_vs_cached_T1`` / ``_T2``: held-out KL(full teacher_T || cached reconstruction_T), nats per
-  position, where the reconstruction is what the loss uses: the tempered top-k buckets
-  (engine/teacher_cache.py), the tail's mass spread evenly over the other tokens.
+  position, where the reconstruction is what the default loss uses (``distill.cache_tail = "prior"``,
+  engine/teacher_cache.py): the exact top-k and the tail's mass spread over the other tokens like the
+  cache's tail prior, tempered; ``kl_full_vs_bucket_T1`` / ``_T2``: the same for ``"bucket"``, whose
+  reconstruction spreads the tail's mass evenly.
 
 A random-init teacher is nearly uniform, so its tail is nearly uniform and the KL is small for a reason
 that a trained teacher does not share; ``--logit-scale`` sharpens the random teacher's logits (x the
@@ -37,15 +42,22 @@ from workbench.engine import teacher_cache as tc  # noqa: E402
 from workbench.engine.models.build import build_model  # noqa: E402
 
 
-def reconstruction_kl(teacher_logits: torch.Tensor, cache: tc.TopKCache, temperature: float) -> float:
-    """Mean KL(full teacher_T || reconstruction_T) over the positions."""
+def reconstruction_kl(teacher_logits: torch.Tensor, cache: tc.TopKCache, temperature: float, tail: str) -> float:
+    """Mean KL(full teacher_T || reconstruction_T) over the positions, the tail modelled as ``tail`` says."""
     vocab = teacher_logits.shape[-1]
     cached = cache.lookup(torch.arange(teacher_logits.shape[0]), teacher_logits.device)
-    buckets = tc.tempered_teacher_buckets(cached.logp, cached.tail, vocab, temperature)
     k = cached.ids.shape[-1]
-    rest = max(vocab - k, 1)
-    recon = (buckets[..., -1:] - math.log(rest)).expand(*buckets.shape[:-1], vocab).clone()
-    recon.scatter_(-1, cached.ids, buckets[..., :k])
+    if tail == "prior":
+        prior = tc.PreparedPrior.of(cached.prior, temperature)
+        top_p, c, _ = tc.prior_teacher_terms(cached.logp, cached.tail, cached.ids, prior)
+        recon = (c.unsqueeze(-1) * prior.powered).clone()  # tail token j: c * pi_j^(1/T)
+        recon.scatter_(-1, cached.ids, top_p)
+        recon = recon.clamp_min(torch.finfo(recon.dtype).tiny).log().float()
+    else:
+        buckets = tc.tempered_teacher_buckets(cached.logp, cached.tail, vocab, temperature)
+        rest = max(vocab - k, 1)
+        recon = (buckets[..., -1:] - math.log(rest)).expand(*buckets.shape[:-1], vocab).clone()
+        recon.scatter_(-1, cached.ids, buckets[..., :k])
     full = F.log_softmax(teacher_logits.float() / temperature, dim=-1)
     return float((full.exp() * (full - recon)).sum(-1).mean())
 
@@ -64,9 +76,13 @@ def measure(name: str, teacher: torch.nn.Module, vocab: int, args, blocks: torch
         "k": cache.k,
         "positions": blocks.numel(),
         "bytes_per_token": cache.disk_bytes() / blocks.numel(),
+        "prior_bytes": int(cache.prior.nbytes),  # once per entry (V float32), whatever its length
+        "bytes_per_token_without_prior": (cache.disk_bytes() - int(cache.prior.nbytes)) / blocks.numel(),
         "bytes_per_token_formula": tc.bytes_per_position(cache.k, vocab),
-        "kl_full_vs_cached_T1": reconstruction_kl(logits, cache, 1.0),
-        "kl_full_vs_cached_T2": reconstruction_kl(logits, cache, 2.0),
+        "kl_full_vs_cached_T1": reconstruction_kl(logits, cache, 1.0, "prior"),
+        "kl_full_vs_cached_T2": reconstruction_kl(logits, cache, 2.0, "prior"),
+        "kl_full_vs_bucket_T1": reconstruction_kl(logits, cache, 1.0, "bucket"),
+        "kl_full_vs_bucket_T2": reconstruction_kl(logits, cache, 2.0, "bucket"),
         "build_s": build_s,
     }
 
