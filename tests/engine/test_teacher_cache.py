@@ -558,3 +558,19 @@ def test_the_plan_gives_the_caches_bytes_per_token():
     assert plan.teacher_cache_bytes_per_token == 64 * (2 + 2) + 4
     cfg.distill.cache_k = 1024  # above the vocabulary: the whole vocabulary is kept
     assert plan_run(cfg).teacher_cache_bytes_per_token == 178 * 4 + 4
+
+
+def test_the_builds_one_pass_tail_equals_the_logsumexp_and_the_sums_even_for_a_tail_that_underflows():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 300) * 3
+    logits[0, 0] = -1e3  # a position whose tail is far below float32's smallest probability
+    logits[0, 0, :4] = 50.0
+    logp = F.log_softmax(logits, -1)
+    ids = logp.topk(4, dim=-1).indices
+    tail, sums = tc.tail_and_sums(logp, ids)
+    expected = tc.log_rest(logp, ids)
+    assert torch.isfinite(tail).all()
+    torch.testing.assert_close(tail, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(sums, tc.tail_probability_sums(logp, ids), rtol=1e-5, atol=1e-9)
+    everything = logp.topk(300, dim=-1).indices  # k = V: no tail at all
+    assert torch.isneginf(tc.tail_and_sums(logp, everything)[0]).all()

@@ -281,8 +281,8 @@ def _build_into(folder, teacher, blocks, k, vocab_size, device, autocast, on_pro
         logp = F.log_softmax(logits.float(), dim=-1)
         del logits
         top_logp, top_ids = logp.topk(k, dim=-1)
-        tail = log_rest(logp, top_ids)
-        tail_sums += tail_probability_sums(logp, top_ids)
+        tail, rest_sums = tail_and_sums(logp, top_ids)
+        tail_sums += rest_sums
         del logp
         stop = start + ids.shape[0]
         arrays["ids"][start:stop] = top_ids.cpu().numpy().astype(arrays["ids"].dtype)
@@ -303,6 +303,24 @@ def topk_of_logits(logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     logp = F.log_softmax(logits.float(), dim=-1)
     top_logp, top_ids = logp.topk(k, dim=-1)
     return top_ids, top_logp, log_rest(logp, top_ids)
+
+
+TAIL_SUM_FLOOR = 1e-30  # a tail mass summed from probabilities below this may have lost most of its terms to underflow
+
+
+def tail_and_sums(logp: Tensor, ids: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`log_rest` and :func:`tail_probability_sums` of one batch in one pass over ``[..., V]`` (the
+    build's cost after the teacher's forward): the probabilities outside the top-k, summed per position (a sum
+    of positive terms, accurate in float32) and per token (in float32 over the batch, then float64). A
+    position whose tail is so small that its terms underflow takes the logsumexp of :func:`log_rest`."""
+    rest = logp.exp().scatter_(-1, ids, 0.0)
+    mass = rest.sum(-1)
+    tail = mass.log()
+    if ids.shape[-1] < logp.shape[-1]:
+        small = mass < TAIL_SUM_FLOOR
+        if bool(small.any()):
+            tail[small] = log_rest(logp[small], ids[small])
+    return tail, rest.reshape(-1, logp.shape[-1]).sum(0).double()
 
 
 def tail_probability_sums(logp: Tensor, ids: Tensor) -> Tensor:
