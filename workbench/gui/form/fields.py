@@ -121,8 +121,8 @@ CHOICE_LABELS = {
         "topk": "Top-k on disk (teacher runs once)",
     },
     "distill.cache_tail": {
-        "prior": "Spread like the teacher's average tail",
-        "bucket": "One bucket (shape left free)",
+        "prior": "Teacher's average tail",
+        "bucket": "One bucket",
     },
     "distill.divergence": {
         "forward_kl": "Forward KL",
