@@ -581,9 +581,13 @@ def test_a_tick_redraws_the_charts_that_waited_longest_within_its_paint_budget_a
 def test_while_a_backlog_is_read_the_charts_redraw_on_their_own_ranges_then_share_one_again(panel):
     panel.handle_event(StageStarted("distill", 1000))
     panel.auto_range()
+    for name, chart in panel.charts.items():  # as after following the loss chart's range while linked (the
+        if name != "loss":  # state a followed run's window was in): their own x auto range is off
+            chart.plot.enableAutoRange(axis="x", enable=False)
+    panel.handle_event(step("distill", 1, 2.0, kd=1.0, ce=3.0, total=1000))
     panel.set_catching_up(True)
     assert panel._timer.interval() > 1000 / 15, "a slower redraw while the backlog is read"
-    for n in range(1, 200):
+    for n in range(2, 200):
         panel.handle_event(step("distill", n, 2.0, kd=1.0, ce=3.0, total=1000))
         if n % 50 == 0:
             panel.handle_event(Eval("distill", n, {"student_ce": 3.0, "kl_teacher_student": 0.5}))

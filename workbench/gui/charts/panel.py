@@ -311,7 +311,7 @@ class ChartsPanel(QWidget):
         dirty = sorted(
             (name for name, chart in self.charts.items() if chart.is_dirty()), key=lambda n: self._redrawn_at[n]
         )
-        count, spent = 0, 0.0
+        count, spent, drawn = 0, 0.0, []
         for name in dirty:
             cost = self.charts[name].redraw_cost_ms()
             if count and spent + cost > budget_ms:
@@ -319,8 +319,11 @@ class ChartsPanel(QWidget):
             count += self.charts[name].redraw()
             self._redrawn_at[name] = self._ticks
             spent += cost
-        if count and not self._catching_up:  # (catching up, each chart keeps its own x range)
+            drawn.append(self.charts[name])
+        if count and not self._catching_up:
             self._share_x_extent()
+        for chart in drawn:  # (catching up, each chart keeps its own x range: settled here, before the paint)
+            chart.view_box.settle_auto_range()
         return count
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt name)
