@@ -613,3 +613,18 @@ def test_the_shared_x_range_grows_in_steps_of_about_a_twentieth_of_the_span(low,
     from workbench.gui.charts.panel import with_headroom
 
     assert with_headroom(low, high) == expected
+
+
+def test_the_teachers_per_evaluation_markers_give_way_to_a_line_in_a_long_run(panel):
+    from workbench.gui.charts.curves import MAX_MARKERS
+
+    teacher = panel.charts["heldout"].series["teacher_ce"]
+    for n in range(1, 6):
+        panel.handle_event(Eval("distill", n * 50, {"student_ce": 3.0, "teacher_ce": 2.0}))
+    panel.redraw_now()
+    assert teacher.main.opts["symbol"] == "o", "a few evaluations: each one marked"
+    for n in range(6, MAX_MARKERS + 10):
+        panel.handle_event(Eval("distill", n * 50, {"student_ce": 3.0, "teacher_ce": 2.0}))
+    panel.redraw_now()
+    assert teacher.main.opts["symbol"] is None, "thousands of markers drew a solid band"
+    assert len(curve(panel, "heldout", "teacher_ce")[1]) == MAX_MARKERS + 9

@@ -13,6 +13,7 @@ from PySide6.QtGui import QColor
 
 from workbench.gui.charts.series import GrowableSeries, SeriesSpec, ema
 
+MAX_MARKERS = 120  # a "points" series draws its markers up to this many points, then the line alone
 _PEN_STYLES = {"dashed": Qt.PenStyle.DashLine, "dotted": Qt.PenStyle.DotLine}
 
 
@@ -67,7 +68,17 @@ class SeriesCurves:
             self.raw.hide()
             self.main.setData(x, transform(y))
         self._mark_a_lone_point(np.count_nonzero(np.isfinite(y)) == 1)
+        self._thin_markers(len(y))
         self.dirty = False
+
+    def _thin_markers(self, count: int) -> None:
+        """A "points" series (the teacher's held-out CE, one per evaluation) keeps its markers while they can
+        be told apart; a long run's thousands of evaluations drew a solid band of them (and painted slowly)."""
+        if self.spec.style != "points":
+            return
+        want = "o" if count <= MAX_MARKERS else None
+        if self.main.opts.get("symbol") != want:
+            self.main.setSymbol(want)
 
     def _mark_a_lone_point(self, lone: bool) -> None:
         """A line through one point draws nothing: give it a marker until a second point arrives."""
