@@ -457,3 +457,16 @@ def test_both_rows_of_charts_fit_a_1400_by_900_window_outside_presentation_mode(
     for name, chart in window.charts.charts.items():
         if chart.isVisible():
             assert chart.geometry().bottom() <= viewport + 1, (name, chart.geometry().bottom(), viewport)
+
+
+def test_the_configuration_dock_is_never_narrower_than_its_form(make_window, qtbot):
+    """The form does not scroll sideways: a dock restored (or dragged) narrow cut off the fields' right ends."""
+    from PySide6.QtCore import Qt
+
+    window = make_window()
+    panel = window.config_panel
+    content = panel.scroll.widget()
+    window.resizeDocks([window.config_dock], [150], Qt.Orientation.Horizontal)
+    qtbot.wait(50)
+    assert panel.scroll.viewport().width() >= content.minimumSizeHint().width()
+    assert content.width() >= content.minimumSizeHint().width(), "every field whole"

@@ -130,6 +130,8 @@ class ConfigPanel(QWidget):
         self._sections: dict[str, Section] = {}
         self._build(content)
         self._style_sections()
+        content.installEventFilter(self)  # its minimum width changed (fonts, fields shown): follow it
+        self._fit_width_to_form()
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -285,6 +287,18 @@ class ConfigPanel(QWidget):
         label.setFixedWidth(LABEL_WIDTH - NESTED_INDENT)
         label.setContentsMargins(0, 4, 0, 0)
         sub.form.addRow(label, self.student_preset)
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt override
+        if event.type() == QEvent.Type.LayoutRequest and watched is self.scroll.widget():
+            self._fit_width_to_form()
+        return super().eventFilter(watched, event)
+
+    def _fit_width_to_form(self) -> None:
+        """The panel is never narrower than its form: the form does not scroll sideways, so a narrower dock
+        (restored from an earlier session, or dragged) cut the right end off every field."""
+        content = self.scroll.widget()
+        bar = self.scroll.verticalScrollBar().sizeHint().width()
+        self.scroll.setMinimumWidth(content.minimumSizeHint().width() + bar + 2 * self.scroll.frameWidth())
 
     def changeEvent(self, event) -> None:  # noqa: N802 - Qt override
         # theme.apply_theme changes the application palette; follow it with the section colours
