@@ -1,8 +1,12 @@
-"""Test-wide settings: Qt offscreen, small thread pools, an isolated WORKBENCH_HOME."""
+"""Test-wide settings: Qt offscreen, small thread pools, an isolated WORKBENCH_HOME and QSettings folder."""
 
 import os
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The window's QSettings (geometry, dock widths, the last config) go to a folder of this test session, never
+# to the user's ~/.config, whatever a test starts (subprocesses inherit it); GUI tests get their own per test.
+os.environ.setdefault("WORKBENCH_SETTINGS_DIR", tempfile.mkdtemp(prefix="workbench-test-settings-"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
