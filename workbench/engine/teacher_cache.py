@@ -227,7 +227,7 @@ def _meta(shape: tuple[int, int], k: int, vocab_size: int) -> dict[str, Any]:
         "blocks": list(shape),
         "k": int(k),
         "vocab_size": int(vocab_size),
-        "prior": "tail_probability_sums",
+        "prior": "tail_probability_sums",  # the name this format was written under (meta must match)
     }
 
 
@@ -309,10 +309,12 @@ TAIL_SUM_FLOOR = 1e-30  # a tail mass summed from probabilities below this may h
 
 
 def tail_and_sums(logp: Tensor, ids: Tensor) -> tuple[Tensor, Tensor]:
-    """:func:`log_rest` and :func:`tail_probability_sums` of one batch in one pass over ``[..., V]`` (the
-    build's cost after the teacher's forward): the probabilities outside the top-k, summed per position (a sum
-    of positive terms, accurate in float32) and per token (in float32 over the batch, then float64). A
-    position whose tail is so small that its terms underflow takes the logsumexp of :func:`log_rest`."""
+    """The log tail mass (as :func:`log_rest`) of each position of ``logp`` ``[..., V]`` and the ``[V]`` float64
+    tail sums: each token's probability summed over the positions where it is not among that position's ``ids``
+    ``[..., k]`` (the teacher's top-k). One pass over the logits (the build's cost after the teacher's forward):
+    the probabilities outside the top-k, summed per position (positive terms, accurate in float32) and per
+    token (in float32 over the batch, then float64). A position whose tail is so small that its terms
+    underflow takes the logsumexp of :func:`log_rest`."""
     rest = logp.exp().scatter_(-1, ids, 0.0)
     mass = rest.sum(-1)
     tail = mass.log()
@@ -323,15 +325,8 @@ def tail_and_sums(logp: Tensor, ids: Tensor) -> tuple[Tensor, Tensor]:
     return tail, rest.reshape(-1, logp.shape[-1]).sum(0).double()
 
 
-def tail_probability_sums(logp: Tensor, ids: Tensor) -> Tensor:
-    """``[V]`` float64: each token's probability summed over the positions of ``logp`` ``[..., V]`` where it
-    is not among that position's ``ids`` ``[..., k]`` (the teacher's top-k)."""
-    rest = logp.exp().scatter(-1, ids, 0.0)
-    return rest.reshape(-1, logp.shape[-1]).sum(0, dtype=torch.float64)
-
-
 def tail_prior(tail_sums: Tensor) -> Tensor:
-    """The stored tail prior from :func:`tail_probability_sums` over all cached positions: normalised, mixed
+    """The stored tail prior from :func:`tail_and_sums`' sums over all cached positions: normalised, mixed
     with ``PRIOR_SMOOTHING`` of a uniform vector (uniform when there was no tail: k = V), float32."""
     vocab = tail_sums.shape[-1]
     total = tail_sums.sum()

@@ -41,11 +41,7 @@ from workbench.gui.charts.series import CHART_SPECS, StepAxis, event_points
 REDRAW_HZ = 15
 TICK_BUDGET_MS = 10.0  # paint cost the redraw timer spends per tick (the dirty charts that waited longest)
 CATCH_UP_REDRAW_MS = 250  # the redraw interval while a followed run's backlog is read (set_catching_up)
-CATCH_UP_BUDGET_MS = 1.0  # and its paint budget: one chart a tick
-
-
-def extents_span(extents: list[tuple[float, float]]) -> tuple[float, float]:
-    return min(e[0] for e in extents), max(e[1] for e in extents)
+CATCH_UP_BUDGET_MS = 0.0  # and its paint budget: one chart a tick (a tick always draws at least one)
 
 
 def with_headroom(low: float, high: float) -> float:
@@ -273,7 +269,10 @@ class ChartsPanel(QWidget):
     def _share_x_extent(self) -> None:
         """Every chart's x auto range spans the steps of all of them (they are linked: one range for all)."""
         extents = [e for chart in self._arranged if (e := chart.x_extent()) is not None]
-        extent = (min(e[0] for e in extents), with_headroom(*extents_span(extents))) if extents else None
+        extent = None
+        if extents:
+            low = min(e[0] for e in extents)
+            extent = (low, with_headroom(low, max(e[1] for e in extents)))
         for chart in self.charts.values():
             chart.view_box.set_x_extent(extent)
         for chart in self.charts.values():
@@ -321,9 +320,10 @@ class ChartsPanel(QWidget):
             spent += cost
             drawn.append(self.charts[name])
         if count and not self._catching_up:
-            self._share_x_extent()
-        for chart in drawn:  # (catching up, each chart keeps its own x range: settled here, before the paint)
-            chart.view_box.settle_auto_range()
+            self._share_x_extent()  # (it settles every chart's auto range)
+        else:
+            for chart in drawn:  # each keeps its own x range while catching up: settled here, before the paint
+                chart.view_box.settle_auto_range()
         return count
 
     def changeEvent(self, event) -> None:  # noqa: N802 (Qt name)
