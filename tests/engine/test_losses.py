@@ -373,3 +373,59 @@ def test_kl_per_position_is_the_true_kl():
     flat_teacher = teacher * 0.01
     assert kl_per_position(flat_teacher, flat_teacher.clone()).abs().max() < 1e-6
     assert kl_per_position(teacher.bfloat16(), teacher.bfloat16()).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("with_teacher", [True, False])
+def test_closed_form_forward_kl_gradient_equals_autograd(dtype, with_teacher):
+    """Forward KL and plain CE take a closed-form gradient (losses._forward_kl_chunk); every other divergence
+    goes through autograd. Both must give the same sums and the same gradient, masked rows and vocabulary included."""
+    from workbench.engine.losses import (
+        _autograd_chunk_loss,
+        _forward_kl_chunk,
+        loss_targets_and_settings,
+    )
+
+    student, teacher, labels = make_batch(scale=4.0)
+    student, teacher = student.to(dtype), teacher.to(dtype)
+    teacher[..., 10] = -INF  # a token only the teacher rules out
+    student[1, :, 9:] = -INF  # and a position where both do
+    teacher[1, :, 9:] = -INF
+    labels = labels.clamp(max=8)
+    flat_student, flat_teacher = student.reshape(-1, 11), teacher.reshape(-1, 11)
+    checked = 0
+    for temperature in (0.5, 1.0, 2.0, 4.0):
+        for alpha in (0.0, 0.3, 1.0):
+            for t_squared in (True, False):
+                targets, _, settings = loss_targets_and_settings(
+                    labels,
+                    student.device,
+                    temperature=temperature,
+                    alpha=alpha,
+                    divergence="forward_kl",
+                    beta=0.5,
+                    skew=0.1,
+                    t_squared=t_squared,
+                    num_valid_tokens=torch.tensor(13),
+                    chunk_positions=64,
+                )
+                t = flat_teacher if with_teacher else None
+                if t is None and alpha == 1.0:
+                    continue  # no teacher and no hard labels: nothing to differentiate
+                kd, ce, grad = _forward_kl_chunk(flat_student, t, targets, settings, True)
+                kd_ref, ce_ref, grad_ref = _autograd_chunk_loss(flat_student, t, targets, settings, True)
+                tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+                torch.testing.assert_close(kd, kd_ref, **tol)
+                torch.testing.assert_close(ce, ce_ref, **tol)
+                torch.testing.assert_close(grad, grad_ref, **tol)
+                assert grad.dtype == dtype
+                assert not grad[targets == -100].any()  # ignored rows get no gradient
+                # The fused loss lets the closed form overwrite its own chunk logits: same results, the
+                # gradient in the student chunk's storage.
+                s_own, t_own = flat_student.clone(), (t.clone() if t is not None else None)
+                kd_own, ce_own, grad_own = _forward_kl_chunk(s_own, t_own, targets, settings, True, in_place=True)
+                assert grad_own.data_ptr() == s_own.data_ptr()
+                torch.testing.assert_close(grad_own, grad_ref, **tol)
+                torch.testing.assert_close((kd_own, ce_own), (kd_ref, ce_ref), **tol)
+                checked += 1
+    assert checked == (24 if with_teacher else 16)

@@ -32,6 +32,11 @@ from workbench.engine.losses import (
 
 __all__ = ["fused_distill_loss"]
 
+GRADIENT_GROUP = 3
+"""Loss chunks whose logits' gradients are turned into the weight's gradient in one matrix product. More
+is fewer passes over the ``[V, H]`` weight gradient and more memory: at the 2**22-logit chunk cap each
+chunk in the group is 16 MB of fp32 (scripts/bench_fused.py)."""
+
 
 def _chunk_logits(hidden_chunk: Tensor, weight: Tensor, bias: Tensor | None, dtype) -> Tensor:
     logits = hidden_chunk.to(dtype) @ weight.t()
@@ -82,27 +87,50 @@ class _FusedDistillLoss(torch.autograd.Function):
             kd_sum = torch.zeros((), dtype=dtype, device=device)
             ce_sum = torch.zeros((), dtype=dtype, device=device)
             chunk = settings.chunk_positions
-            for start in range(0, flat_hidden.shape[0], chunk):
-                stop = start + chunk
-                student_logits = _chunk_logits(flat_hidden[start:stop], w, b, dtype)
-                teacher_logits = (
-                    _chunk_logits(teacher[0][start:stop], teacher[1], teacher[2], dtype) if teacher else None
-                )
-                kd, ce, grad = _chunk_loss(student_logits, teacher_logits, targets[start:stop], settings, want_grad)
-                del student_logits, teacher_logits
-                if grad is not None:
+            rows = flat_hidden.shape[0]
+            # The gradients of GRADIENT_GROUP chunks' logits are kept side by side and turned into the hidden
+            # states' and the weight's gradients together: one matrix product over up to GRADIENT_GROUP x chunk
+            # positions reads and writes the [V, H] weight gradient once, where one per chunk did so for each.
+            group_rows = min(rows, chunk * GRADIENT_GROUP) if want_grad else 0
+            group = torch.empty((group_rows, w.shape[0]), dtype=dtype, device=device) if want_grad else None
+            for group_start in range(0, rows, group_rows or chunk):
+                group_stop = min(rows, group_start + (group_rows or chunk))
+                for start in range(group_start, group_stop, chunk):
+                    stop = min(group_stop, start + chunk)
+                    if want_grad:  # the chunk's logits are made in the group buffer and become its gradient there
+                        student_logits = torch.mm(
+                            flat_hidden[start:stop].to(dtype),
+                            w.t(),
+                            out=group[start - group_start : stop - group_start],
+                        )
+                        if b is not None:
+                            student_logits += b
+                    else:
+                        student_logits = _chunk_logits(flat_hidden[start:stop], w, b, dtype)
+                    teacher_logits = (
+                        _chunk_logits(teacher[0][start:stop], teacher[1], teacher[2], dtype) if teacher else None
+                    )
+                    kd, ce, grad = _chunk_loss(
+                        student_logits, teacher_logits, targets[start:stop], settings, want_grad, in_place=True
+                    )
+                    if grad is not None and grad.data_ptr() != student_logits.data_ptr():
+                        student_logits.copy_(grad)  # the autograd path's gradient is a tensor of its own
+                    del student_logits, teacher_logits, grad
+                    kd_sum += kd
+                    ce_sum += ce
+                if want_grad:
+                    grads = group[: group_stop - group_start]
                     if want_hidden:
-                        torch.mm(grad, w, out=grad_hidden[start:stop])
+                        torch.mm(grads, w, out=grad_hidden[group_start:group_stop])
                     if want_weight or want_bias:
-                        h = flat_hidden[start:stop].to(dtype)
+                        h = flat_hidden[group_start:group_stop].to(dtype)
                         if want_weight:
-                            grad_weight.addmm_(grad.t(), h)
+                            grad_weight.addmm_(grads.t(), h)
                         if want_bias:
-                            grad_bias += grad.sum(0)
+                            grad_bias += grads.sum(0)
                         del h
-                kd_sum += kd
-                ce_sum += ce
-                del grad  # before the next chunk is allocated, so two chunks never coexist
+                    del grads
+            del group
 
         loss, kd_mean, ce_mean = settings.means(kd_sum, ce_sum)
         ctx.save_for_backward(

@@ -343,12 +343,101 @@ def _call_terms(student, teacher_chunk, targets, settings: LossSettings):
         raise CompileFailed(f"torch.compile could not compile the loss on this platform ({first[:200]})") from err
 
 
-def _chunk_loss(student_chunk, teacher_chunk, targets, settings: LossSettings, want_grad):
+def _is_forward_kl(settings: LossSettings) -> bool:
+    """Whether the divergence is KL(p || q) exactly: forward KL, JSD at beta 0, or the skew forward KL at skew 0."""
+    kind = settings.divergence
+    return (
+        kind == "forward_kl"
+        or (kind == "jsd" and settings.beta == 0.0)
+        or (kind == "skew_forward_kl" and settings.skew == 0.0)
+    )
+
+
+def _forward_kl_chunk(student_chunk, teacher_chunk, targets, settings: LossSettings, want_grad, *, in_place=False):
+    """:func:`_chunk_loss` for forward KL (or no teacher), with the gradient in closed form instead of autograd.
+
+    With q_T = softmax(s / T), p_T = softmax(t / T) and c = softmax(s), the gradient of a row's share is
+    ``alpha * kd_scale / T * (q_T - p_T) + (1 - alpha) * (c - onehot(target))``, over the denominator,
+    and 0 on rows whose target is -100. The same value as autograd through :func:`_chunk_terms` (tests:
+    test_losses.py), in about half the passes over the ``[chunk, V]`` rows: forward KL is the default
+    divergence and this loss is most of what distillation adds to a plain CE step.
+
+    ``in_place``: the chunks are the caller's own compute-dtype temporaries (the fused loss's chunk logits);
+    they are overwritten, and the gradient returned is ``student_chunk`` itself, so a chunk allocates two
+    ``[chunk, V]`` tensors fewer.
+    """
+    dtype = _compute_dtype(student_chunk.dtype)
+    temperature, alpha = settings.temperature, settings.alpha
+    # Aliasing log_softmax's output with its input is safe in PyTorch's CPU kernel (each element is read before
+    # it is written); other devices' kernels make no such promise, so they get fresh tensors.
+    in_place = (
+        in_place
+        and student_chunk.device.type == "cpu"
+        and student_chunk.dtype == dtype
+        and (teacher_chunk is None or teacher_chunk.dtype == dtype)
+    )
+    with torch.autocast(student_chunk.device.type, enabled=False), torch.no_grad():
+        student = student_chunk.detach().to(dtype)
+        weight = (targets != IGNORE_INDEX).to(dtype)
+        safe_targets = targets.clamp_min(0)[:, None]  # an ignored row's index is never used with a non-zero weight
+        if temperature == 1.0 or teacher_chunk is None:  # one log-softmax: the hard one (and the tempered)
+            hard_logp = torch.log_softmax(student, dim=-1, out=student) if in_place else F.log_softmax(student, dim=-1)
+            tempered_logp = hard_logp
+        else:
+            hard_logp = F.log_softmax(student, dim=-1)
+            if in_place:
+                tempered_logp = torch.log_softmax(student.div_(temperature), dim=-1, out=student)
+            else:
+                tempered_logp = F.log_softmax(student / temperature, dim=-1)
+        ce = -(hard_logp.gather(1, safe_targets)[:, 0] * weight).sum()
+        kd = torch.zeros((), dtype=dtype, device=student.device)
+        teacher_p = None
+        if teacher_chunk is not None:
+            if in_place:
+                teacher_logp = torch.log_softmax(teacher_chunk.div_(temperature), dim=-1, out=teacher_chunk)
+            else:
+                teacher_logp = F.log_softmax(teacher_chunk.to(dtype) / temperature, dim=-1)
+            teacher_p = teacher_logp.exp()
+            # p * (log p - log q) in place; where p is 0 beside a -inf log p the product is NaN and nansum
+            # leaves it out (the entry contributes nothing), and p > 0 against log q = -inf stays +inf.
+            per_row = torch.nansum(teacher_logp.sub_(tempered_logp).mul_(teacher_p), dim=-1)
+            del teacher_logp
+            kd = (per_row * weight).sum()
+        if not want_grad:
+            return kd, ce, None
+        denominator = torch.as_tensor(settings.denominator, dtype=dtype, device=student.device)
+        hard_weight = weight * ((1.0 - alpha) / denominator)
+        if teacher_p is None:
+            grad = hard_logp.exp_().mul_(hard_weight[:, None])
+        else:
+            kd_weight = weight * (alpha * settings.kd_scale / temperature / denominator)
+            if temperature == 1.0:  # tempered and hard probabilities are the same rows: one pass fewer
+                grad = tempered_logp.exp_().mul_((kd_weight + hard_weight)[:, None])
+                grad.sub_(teacher_p.mul_(kd_weight[:, None]))
+            else:
+                grad = tempered_logp.exp_().sub_(teacher_p).mul_(kd_weight[:, None])
+                if alpha < 1.0:
+                    grad.addcmul_(hard_logp.exp_(), hard_weight[:, None])
+        if alpha < 1.0 or teacher_p is None:
+            grad.scatter_add_(1, safe_targets, -hard_weight[:, None])
+    return kd, ce, grad
+
+
+def _chunk_loss(student_chunk, teacher_chunk, targets, settings: LossSettings, want_grad, *, in_place=False):
     """Sum of the divergence and of the CE over one chunk of rows, and the gradient of
     this chunk's share of the loss with respect to those student logits (or None).
 
-    A function of its own so every [chunk, V] temporary is freed when it returns.
+    A function of its own so every [chunk, V] temporary is freed when it returns. Forward KL (and plain CE)
+    takes the closed form of :func:`_forward_kl_chunk` unless the terms are compiled (``train.compile``);
+    ``in_place`` lets that form overwrite both chunks (see there).
     """
+    if not settings.compile and (teacher_chunk is None or _is_forward_kl(settings)):
+        return _forward_kl_chunk(student_chunk, teacher_chunk, targets, settings, want_grad, in_place=in_place)
+    return _autograd_chunk_loss(student_chunk, teacher_chunk, targets, settings, want_grad)
+
+
+def _autograd_chunk_loss(student_chunk, teacher_chunk, targets, settings: LossSettings, want_grad):
+    """:func:`_chunk_loss` through autograd on :func:`_chunk_terms`: every divergence, compiled or not."""
     dtype = _compute_dtype(student_chunk.dtype)
     student = student_chunk.detach().to(dtype).requires_grad_(want_grad)
     # The caller may run under bf16/fp16 autocast; the loss stays in fp32 regardless.
