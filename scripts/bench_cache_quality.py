@@ -17,6 +17,12 @@ The per-step time of each arm is the wall time between its first and last Step e
 them (so the cache build and the evaluations at the ends are left out; evaluations in between are counted,
 the same for both arms), all arms in one process, one after the other.
 
+The noise floor (``--noise fp16``, toy only, the default there): one more arm, ``full-fp16``, distils from
+the full teacher with its weights rounded to fp16 and back, a teacher whose outputs differ from the real
+one's by ``noise_kl`` (held-out KL(teacher || rounded teacher), about 1e-6 nats). Its distance from the
+``full`` arm is how far a student moves when its teacher changes by rounding alone: a cache arm's per-seed
+difference from ``full`` is only a finding where it is larger than the noise floor's.
+
 --model toy: a teacher trained once on the built-in language (the toy preset's architecture, fewer
 steps: ``--teacher-steps``), students as in the toy preset (1 layer, hidden 64) on ``distill.transfer_blocks``
 blocks, T = ``--temperature`` (default 2, where the cache's tail is approximate).
@@ -62,6 +68,20 @@ def heldout_kl_ce(teacher, student, blocks: torch.Tensor, batch: int = 8) -> tup
         positions += ids.numel()
         ce_positions += ids[:, 1:].numel()
     return kl_sum / positions, ce_sum / ce_positions
+
+
+def rounded_teacher(teacher_dir: Path, out: Path, dtype: torch.dtype) -> Path:
+    """A copy of the teacher folder with every weight rounded to ``dtype`` and back (the noise-floor arm's teacher)."""
+    from workbench.engine.export import save_teacher
+    from workbench.engine.models.load import load_pretrained
+
+    model, tokenizer = load_pretrained("local", str(teacher_dir), field="")
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.to(dtype).to(tensor.dtype))
+    save_teacher(model, tokenizer, out)
+    return out
 
 
 def train_toy_teacher(out: Path, steps: int) -> Path:
@@ -118,6 +138,8 @@ def student_config(args, runs_dir: Path, teacher_dir: Path | None, *, cache: str
 
 
 def arm_name(cache: str, k: int, tail: str) -> str:
+    if cache.startswith("full-"):  # the noise-floor arm: the full teacher, rounded
+        return cache
     return "full" if cache == "full" else f"topk{k}-{tail}"
 
 
@@ -158,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seq", type=int, default=128, help="smollm2: block length")
     parser.add_argument("--batch", type=int, default=4, help="smollm2: batch size")
     parser.add_argument("--eval-blocks", type=int, default=64, help="held-out blocks compared on (at most)")
+    parser.add_argument(
+        "--noise", choices=("fp16", "bf16", "none"), default="fp16", help="toy: the noise-floor arm's rounding"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -182,12 +207,27 @@ def main(argv: list[str] | None = None) -> int:
 
     tails = [t for t in args.tails.split(",") if t]
     arms = [("full", ks[0], tails[0])] + [("topk", k, tail) for k in ks for tail in tails]
+    noisy_dir = None
+    if toy and args.noise != "none":
+        rounding = {"fp16": torch.float16, "bf16": torch.bfloat16}[args.noise]
+        noisy_dir = rounded_teacher(teacher_dir, runs_dir / f"teacher-{args.noise}", rounding)
+        arms.insert(1, (f"full-{args.noise}", ks[0], tails[0]))
     per_arm: dict[str, list[dict]] = {arm_name(*arm): [] for arm in arms}
     teacher = tokenizer = None
     heldout: dict[int, torch.Tensor] = {}  # per seed: train.seed also draws the train/held-out split
     for seed in range(args.seeds):
         for cache, k, tail in arms:
-            cfg = student_config(args, runs_dir, teacher_dir, cache=cache, k=k, tail=tail, seed=seed)
+            noisy = cache.startswith("full-")
+            cfg = student_config(
+                args,
+                runs_dir,
+                noisy_dir if noisy else teacher_dir,
+                cache="full" if noisy else cache,
+                k=k,
+                tail=tail,
+                seed=seed,
+            )
+            cfg.name = f"{arm_name(cache, k, tail)}-seed{seed}"
             print(f"  {time.perf_counter() - started:7.1f} s  {cfg.name}", file=sys.stderr, flush=True)
             row = distill_once(cfg)
             if teacher is None:  # the run's own teacher, loaded once
@@ -210,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             per_arm[arm_name(cache, k, tail)].append(row)
 
     full = per_arm["full"]
+    noise_kl = None
+    if noisy_dir is not None:
+        noisy_teacher, _ = load_pretrained("local", str(noisy_dir), field="")
+        noise_kl = statistics.fmean(heldout_kl_ce(teacher, noisy_teacher, b)[0] for b in heldout.values())
     from workbench.engine.teacher_cache import bytes_per_entry, bytes_per_position
 
     vocab = int(teacher.get_output_embeddings().weight.shape[0])
@@ -226,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
         "vocab_size": vocab,
         "cache_bytes_per_token": {f"k{k}": bytes_per_position(min(k, vocab), vocab) for k in ks},
         "cache_bytes_per_entry": bytes_per_entry(ks[0], vocab),
+        "noise": args.noise if noisy_dir is not None else "none",
+        "noise_kl": noise_kl,
         "arms": per_arm,
         "comparisons": {},
         "teacher_train_s": teacher_s,
@@ -245,8 +291,11 @@ def main(argv: list[str] | None = None) -> int:
             "ce_full_mean": statistics.fmean(f["student_ce"] for f in full),
             "step_time_ratio_per_seed": [r["s_per_step"] / f["s_per_step"] for r, f in zip(rows, full)],
             "within_2pct": all(abs(x) <= 0.02 for x in rel),
-            "cached_kl_rel_error_mean": statistics.fmean(r["cached_kl_rel_error"] for r in rows),
         }
+        if name.startswith("topk"):
+            result["comparisons"][name]["cached_kl_rel_error_mean"] = statistics.fmean(
+                r["cached_kl_rel_error"] for r in rows
+            )
     result["wall_s"] = time.perf_counter() - started
     if args.json:
         print(json.dumps(result, indent=2))
@@ -264,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             f"(mean {c['kl_rel_diff_mean']:+.4f}), step time ratio "
             f"{[round(x, 3) for x in c['step_time_ratio_per_seed']]}"
         )
+    if noise_kl is not None:
+        print(f"  noise floor: held-out KL(teacher || {args.noise}-rounded teacher) {noise_kl:.3g}")
     print(f"  cache: {result['cache_bytes_per_token']} bytes/token + {result['cache_bytes_per_entry']} bytes/entry")
     return 0
 
