@@ -38,8 +38,10 @@ is fewer passes over the ``[V, H]`` weight gradient and more memory: at the 2**2
 chunk in the group is 16 MB of fp32 (scripts/bench_fused.py)."""
 
 
-def _chunk_logits(hidden_chunk: Tensor, weight: Tensor, bias: Tensor | None, dtype) -> Tensor:
-    logits = hidden_chunk.to(dtype) @ weight.t()
+def _chunk_logits(
+    hidden_chunk: Tensor, weight: Tensor, bias: Tensor | None, dtype, out: Tensor | None = None
+) -> Tensor:
+    logits = torch.mm(hidden_chunk.to(dtype), weight.t(), out=out)
     if bias is not None:
         logits += bias
     return logits
@@ -97,16 +99,9 @@ class _FusedDistillLoss(torch.autograd.Function):
                 group_stop = min(rows, group_start + (group_rows or chunk))
                 for start in range(group_start, group_stop, chunk):
                     stop = min(group_stop, start + chunk)
-                    if want_grad:  # the chunk's logits are made in the group buffer and become its gradient there
-                        student_logits = torch.mm(
-                            flat_hidden[start:stop].to(dtype),
-                            w.t(),
-                            out=group[start - group_start : stop - group_start],
-                        )
-                        if b is not None:
-                            student_logits += b
-                    else:
-                        student_logits = _chunk_logits(flat_hidden[start:stop], w, b, dtype)
+                    # With a gradient, the chunk's logits are made in the group buffer and become its gradient there.
+                    out = group[start - group_start : stop - group_start] if want_grad else None
+                    student_logits = _chunk_logits(flat_hidden[start:stop], w, b, dtype, out)
                     teacher_logits = (
                         _chunk_logits(teacher[0][start:stop], teacher[1], teacher[2], dtype) if teacher else None
                     )
