@@ -7,14 +7,15 @@ a run on the built-in language, read on held-out toy blocks, else a random-init 
 a random-init model with vocabulary 49152 (small layers, random blocks), it builds the cache and reports:
 
 - ``bytes_per_token``: the cache's size on disk over the positions it holds (the .npy headers included);
-  ``bytes_per_token_without_prior``: the same less the tail prior, a fixed V x 4 bytes per entry
-  (``prior_bytes``) that a cache of many positions spreads thin (with 1,024 positions and V = 49152 it is
-  192 of the bytes per token);
+  ``bytes_per_token_without_entry_vectors``: the same less what an entry keeps once, whatever its length
+  (``entry_bytes``: the tail prior, V float32, and the low-rank tail's basis and centre, V x 17 float32),
+  which a cache of many positions spreads thin;
 - ``kl_full_vs_cached_T1`` / ``_T2``: held-out KL(full teacher_T || cached reconstruction_T), nats per
-  position, where the reconstruction is what the default loss uses (``distill.cache_tail = "prior"``,
+  position, where the reconstruction is what the default loss uses (``distill.cache_tail = "lowrank"``,
   engine/teacher_cache.py): the exact top-k and the tail's mass spread over the other tokens like the
-  cache's tail prior, tempered; ``kl_full_vs_bucket_T1`` / ``_T2``: the same for ``"bucket"``, whose
-  reconstruction spreads the tail's mass evenly.
+  softmax of the position's logits rebuilt from its 16 stored coefficients, tempered;
+  ``kl_full_vs_prior_T1`` / ``_T2``: the same for ``"prior"`` (the tail spread like the cache's average
+  tail) and ``kl_full_vs_bucket_T1`` / ``_T2`` for ``"bucket"``, whose reconstruction spreads it evenly.
 
 A random-init teacher is nearly uniform, so its tail is nearly uniform and the KL is small for a reason
 that a trained teacher does not share; ``--logit-scale`` sharpens the random teacher's logits (x the
@@ -47,7 +48,10 @@ def reconstruction_kl(teacher_logits: torch.Tensor, cache: tc.TopKCache, tempera
     vocab = teacher_logits.shape[-1]
     cached = cache.lookup(torch.arange(teacher_logits.shape[0]), teacher_logits.device)
     k = cached.ids.shape[-1]
-    if tail == "prior":
+    if tail == "lowrank":
+        at_one = tc.lowrank_teacher_logp(cached.ids, cached.logp, cached.tail, cached.coef, cached.basis, cached.center)
+        recon = F.log_softmax(at_one / temperature, dim=-1)
+    elif tail == "prior":
         prior = tc.PreparedPrior.of(cached.prior, temperature)
         top_p, c, _ = tc.prior_teacher_terms(cached.logp, cached.tail, cached.ids, prior)
         recon = (c.unsqueeze(-1) * prior.powered).clone()  # tail token j: c * pi_j^(1/T)
@@ -76,13 +80,15 @@ def measure(name: str, teacher: torch.nn.Module, vocab: int, args, blocks: torch
         "k": cache.k,
         "positions": blocks.numel(),
         "bytes_per_token": cache.disk_bytes() / blocks.numel(),
-        "prior_bytes": int(cache.prior.nbytes),  # once per entry (V float32), whatever its length
-        "bytes_per_token_without_prior": (cache.disk_bytes() - int(cache.prior.nbytes)) / blocks.numel(),
+        "entry_bytes": tc.bytes_per_entry(cache.k, vocab),  # once per entry, whatever its length
+        "bytes_per_token_without_entry_vectors": (cache.disk_bytes() - tc.bytes_per_entry(cache.k, vocab))
+        / blocks.numel(),
         "bytes_per_token_formula": tc.bytes_per_position(cache.k, vocab),
-        "kl_full_vs_cached_T1": reconstruction_kl(logits, cache, 1.0, "prior"),
-        "kl_full_vs_cached_T2": reconstruction_kl(logits, cache, 2.0, "prior"),
-        "kl_full_vs_bucket_T1": reconstruction_kl(logits, cache, 1.0, "bucket"),
-        "kl_full_vs_bucket_T2": reconstruction_kl(logits, cache, 2.0, "bucket"),
+        **{
+            f"kl_full_vs_{name}_T{t:g}": reconstruction_kl(logits, cache, t, tail)
+            for name, tail in (("cached", "lowrank"), ("prior", "prior"), ("bucket", "bucket"))
+            for t in (1.0, 2.0)
+        },
         "build_s": build_s,
     }
 
@@ -135,7 +141,8 @@ def main() -> None:
         print(
             f"{row['model']}: k={row['k']}, {row['bytes_per_token']:.1f} B/token "
             f"(formula {row['bytes_per_token_formula']}), KL(full||cached) T=1 {row['kl_full_vs_cached_T1']:.4g}, "
-            f"T=2 {row['kl_full_vs_cached_T2']:.4g} nats"
+            f"T=2 {row['kl_full_vs_cached_T2']:.4g} nats (prior tail: {row['kl_full_vs_prior_T1']:.4g}, "
+            f"{row['kl_full_vs_prior_T2']:.4g})"
         )
 
 

@@ -378,11 +378,11 @@ def test_kl_per_position_is_the_true_kl():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("with_teacher", [True, False])
 def test_closed_form_forward_kl_gradient_equals_autograd(dtype, with_teacher):
-    """Forward KL and plain CE take a closed-form gradient (losses._forward_kl_chunk); every other divergence
+    """Forward KL and plain CE take a closed-form gradient (losses.forward_kl_chunk); every other divergence
     goes through autograd. Both must give the same sums and the same gradient, masked rows and vocabulary included."""
     from workbench.engine.losses import (
         _autograd_chunk_loss,
-        _forward_kl_chunk,
+        forward_kl_chunk,
         loss_targets_and_settings,
     )
 
@@ -412,7 +412,7 @@ def test_closed_form_forward_kl_gradient_equals_autograd(dtype, with_teacher):
                 t = flat_teacher if with_teacher else None
                 if t is None and alpha == 1.0:
                     continue  # no teacher and no hard labels: nothing to differentiate
-                kd, ce, grad = _forward_kl_chunk(flat_student, t, targets, settings, True)
+                kd, ce, grad = forward_kl_chunk(flat_student, t, targets, settings, True)
                 kd_ref, ce_ref, grad_ref = _autograd_chunk_loss(flat_student, t, targets, settings, True)
                 tol = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
                 torch.testing.assert_close(kd, kd_ref, **tol)
@@ -423,7 +423,7 @@ def test_closed_form_forward_kl_gradient_equals_autograd(dtype, with_teacher):
                 # The fused loss lets the closed form overwrite its own chunk logits: same results, the
                 # gradient in the student chunk's storage.
                 s_own, t_own = flat_student.clone(), (t.clone() if t is not None else None)
-                kd_own, ce_own, grad_own = _forward_kl_chunk(s_own, t_own, targets, settings, True, in_place=True)
+                kd_own, ce_own, grad_own = forward_kl_chunk(s_own, t_own, targets, settings, True, in_place=True)
                 assert grad_own.data_ptr() == s_own.data_ptr()
                 torch.testing.assert_close(grad_own, grad_ref, **tol)
                 torch.testing.assert_close((kd_own, ce_own), (kd_ref, ce_ref), **tol)

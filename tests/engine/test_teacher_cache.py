@@ -67,8 +67,9 @@ def test_stored_topk_and_tail_match_the_teachers_log_softmax():
 
 def test_id_width_follows_the_vocabulary():
     assert tc.id_dtype(49152) == np.uint16 and tc.id_dtype(65536) == np.int32
-    assert tc.bytes_per_position(64, 49152) == 64 * 4 + 4
-    assert tc.bytes_per_position(64, 151936) == 64 * 6 + 4
+    # k ids and float16 log-probabilities, the float32 tail, 16 float16 low-rank coefficients
+    assert tc.bytes_per_position(64, 49152) == 64 * 4 + 4 + 32 <= 300
+    assert tc.bytes_per_position(64, 151936) == 64 * 6 + 4 + 32
 
 
 # -- reuse and invalidation ------------------------------------------------------------
@@ -145,7 +146,10 @@ def _cached(teacher_logits: torch.Tensor, k: int, prior: torch.Tensor | None = N
     ids, logp, tail = tc.topk_of_logits(teacher_logits, k)
     if prior is None:
         prior = tc.tail_prior(_dense_tail_sums(F.log_softmax(teacher_logits.float(), -1), ids))
-    return tc.TopK(ids=ids, logp=logp, tail=tail, vocab_size=teacher_logits.shape[-1], prior=prior)
+    vocab = teacher_logits.shape[-1]
+    center, basis = tc.logit_basis(teacher_logits.reshape(-1, vocab))
+    coef = tc.tail_coefficients(teacher_logits, center, basis).half().float()  # stored as float16
+    return tc.TopK(ids=ids, logp=logp, tail=tail, vocab_size=vocab, prior=prior, coef=coef, basis=basis, center=center)
 
 
 def _logits(seed: int, shape=(2, 7, VOCAB), scale=3.0):
@@ -158,7 +162,7 @@ def test_at_k_equal_to_the_vocabulary_the_sparse_kl_is_the_full_kl(temperature):
     labels = torch.randint(0, VOCAB, (2, 7), generator=torch.Generator().manual_seed(3))
     labels[0, 4] = -100
     full = distill_loss(student, teacher, labels, temperature=temperature, alpha=0.7)
-    for tail in ("prior", "bucket"):
+    for tail in ("lowrank", "prior", "bucket"):
         sparse = tc.topk_distill_loss(
             student, _cached(teacher, VOCAB), labels, temperature=temperature, alpha=0.7, tail=tail
         )
@@ -218,12 +222,12 @@ def test_a_peaked_teacher_gives_a_loss_close_to_the_full_one():
     student = _logits(8, scale=2.0)
     labels = torch.randint(0, VOCAB, (2, 7), generator=torch.Generator().manual_seed(9))
     full = distill_loss(student, teacher, labels, temperature=1.0, alpha=1.0)
-    for tail in ("prior", "bucket"):
+    for tail in ("lowrank", "prior", "bucket"):
         sparse = tc.topk_distill_loss(student, _cached(teacher, 16), labels, temperature=1.0, alpha=1.0, tail=tail)
         assert sparse.kd.item() == pytest.approx(full.kd.item(), rel=0.05), tail
 
 
-@pytest.mark.parametrize("tail", ["prior", "bucket"])
+@pytest.mark.parametrize("tail", ["lowrank", "prior", "bucket"])
 @pytest.mark.parametrize("k", [6, VOCAB])
 def test_an_all_ignored_batch_gives_zero_and_no_nan(tail, k):
     student = _logits(1).requires_grad_(True)
@@ -276,7 +280,7 @@ def test_the_prior_loss_and_gradients_match_a_dense_reference_over_the_vocabular
     labels[1, 2] = -100
     student = _logits(4).requires_grad_(True)
     sparse = tc.topk_distill_loss(
-        student, _cached(teacher, k, prior), labels, temperature=temperature, alpha=0.6, chunk_positions=5
+        student, _cached(teacher, k, prior), labels, temperature=temperature, alpha=0.6, chunk_positions=5, tail="prior"
     )
     (grad,) = torch.autograd.grad(sparse.loss, student)
     reference_student = student.detach().double().requires_grad_(True)
@@ -311,7 +315,7 @@ def test_the_prior_pulls_the_students_tail_towards_its_shape_where_the_bucket_is
     bucket = tc.topk_distill_loss(student2, cached, labels, temperature=1.0, alpha=1.0, tail="bucket")
     (bucket_grad,) = torch.autograd.grad(bucket.loss, student)
     assert bucket.kd.item() == pytest.approx(0.0, abs=1e-6) and bucket_grad.abs().max() < 1e-6
-    with_prior = tc.topk_distill_loss(student2, cached, labels, temperature=1.0, alpha=1.0)
+    with_prior = tc.topk_distill_loss(student2, cached, labels, temperature=1.0, alpha=1.0, tail="prior")
     (grad,) = torch.autograd.grad(with_prior.loss, student)
     assert with_prior.kd.item() > 1e-3
     target = _dense_prior_teacher(teacher, k, prior, 1.0)
@@ -324,7 +328,7 @@ def test_the_prior_pulls_the_students_tail_towards_its_shape_where_the_bucket_is
 def test_held_out_metrics_with_the_prior_match_the_dense_kl():
     teacher, student, prior = _logits(31), _logits(32), _some_prior(33)
     cached = _cached(teacher, 5, prior)
-    metrics = tc.cached_kl_metrics(F.log_softmax(student, -1), cached)
+    metrics = tc.cached_kl_metrics(F.log_softmax(student, -1), cached, tail="prior")
     q = _dense_prior_teacher(teacher, 5, prior, 1.0)
     dense = (q * (q.log() - F.log_softmax(student.double(), -1))).sum()
     assert metrics["kl_teacher_student"].item() == pytest.approx(dense.item(), rel=1e-5)
@@ -348,15 +352,15 @@ def test_the_prior_is_stored_with_the_cache_and_read_back():
     assert torch.equal(batch.prior, torch.from_numpy(np.array(cache.prior)))
 
 
-@pytest.mark.parametrize("damage", ["no_prior", "old_meta"])
+@pytest.mark.parametrize("damage", ["no_prior", "no_coef", "old_meta"])
 def test_an_entry_without_the_prior_is_rebuilt(damage):
     teacher, blocks = tiny_teacher(), some_blocks()
     first = build(teacher, blocks)
     expected = np.array(first.prior)
     folder = first.folder
     del first
-    if damage == "no_prior":
-        (folder / "prior.npy").unlink()
+    if damage in ("no_prior", "no_coef"):
+        (folder / f"{damage[3:]}.npy").unlink()
     else:  # a format-1 entry's meta.json where this key's entry is
         meta = json.loads((folder / "meta.json").read_text())
         del meta["prior"]
@@ -374,6 +378,8 @@ def test_the_loss_refuses_a_teacher_without_a_prior_with_a_clear_message():
     no_prior = tc.TopK(ids=ids, logp=logp, tail=tail, vocab_size=VOCAB)
     labels = torch.zeros((2, 7), dtype=torch.long)
     with pytest.raises(ValueError, match="no tail prior.*rebuild the cache"):
+        tc.topk_distill_loss(student, no_prior, labels, tail="prior")
+    with pytest.raises(ValueError, match="no low-rank tail.*rebuild the cache"):
         tc.topk_distill_loss(student, no_prior, labels)
     assert tc.topk_distill_loss(student, no_prior, labels, tail="bucket").loss.isfinite()
 
@@ -397,14 +403,14 @@ def test_the_config_offers_the_cache_and_refuses_what_conflicts():
     with pytest.raises(ConfigError):
         RunConfig().apply_overrides(["distill.teacher_cache=sparse"])
     cfg = RunConfig()
-    assert cfg.distill.cache_tail == "prior"
+    assert cfg.distill.cache_tail == "lowrank"
     cfg.apply_overrides(["distill.teacher_cache=topk", "distill.cache_tail=bucket"])
     with pytest.raises(ConfigError) as err:
         cfg.apply_overrides(["distill.cache_tail=uniform"])
     assert err.value.field == "distill.cache_tail"
 
 
-@pytest.mark.parametrize("tail", ["prior", "bucket"])
+@pytest.mark.parametrize("tail", ["lowrank", "prior", "bucket"])
 def test_the_objective_uses_the_configured_tail(tail):
     import contextlib
 
@@ -425,9 +431,9 @@ def test_the_objective_uses_the_configured_tail(tail):
     lookup = cache.lookup(index, torch.device("cpu"))
     expected = {
         name: tc.topk_distill_loss(logits, lookup, blocks[index], temperature=2.0, alpha=0.5, tail=name).loss.item()
-        for name in ("prior", "bucket")
+        for name in ("lowrank", "prior", "bucket")
     }
-    assert expected["prior"] != pytest.approx(expected["bucket"], rel=1e-4)
+    assert len({round(value, 6) for value in expected.values()}) == 3
     assert parts.loss.item() == pytest.approx(expected[tail], rel=1e-6)
 
 
@@ -561,9 +567,9 @@ def test_the_plan_gives_the_caches_bytes_per_token():
     cfg.distill.teacher_cache = "topk"
     plan = plan_run(cfg)
     assert plan.vocab_size == 178
-    assert plan.teacher_cache_bytes_per_token == 64 * (2 + 2) + 4
+    assert plan.teacher_cache_bytes_per_token == 64 * (2 + 2) + 4 + 16 * 2
     cfg.distill.cache_k = 1024  # above the vocabulary: the whole vocabulary is kept
-    assert plan_run(cfg).teacher_cache_bytes_per_token == 178 * 4 + 4
+    assert plan_run(cfg).teacher_cache_bytes_per_token == 178 * 4 + 4 + 16 * 2
 
 
 def test_the_builds_one_pass_tail_equals_the_logsumexp_and_the_sums_even_for_a_tail_that_underflows():
@@ -580,3 +586,98 @@ def test_the_builds_one_pass_tail_equals_the_logsumexp_and_the_sums_even_for_a_t
     torch.testing.assert_close(sums, _dense_tail_sums(logp, ids), rtol=1e-5, atol=1e-9)
     everything = logp.topk(300, dim=-1).indices  # k = V: no tail at all
     assert torch.isneginf(tc.tail_and_sums(logp, everything)[0]).all()
+
+
+# -- the low-rank tail ---------------------------------------------------------------
+
+
+def _dense_lowrank_teacher(cached: tc.TopK, temperature: float) -> torch.Tensor:
+    """Written apart from the module, in fp64: the teacher's tempered distribution over all V tokens from
+    the cached fields by the definition: top-k probabilities as cached, the tail mass shared among the other
+    tokens in proportion to exp of the reconstructed logits ``center + coef @ basis.T``; every probability
+    raised to 1 / T, normalised."""
+    rec = cached.center.double() + cached.coef.double() @ cached.basis.double().T
+    p_top = cached.logp.double().exp()
+    in_top = torch.zeros_like(rec, dtype=torch.bool).scatter(-1, cached.ids, True)
+    weights = torch.where(in_top, 0.0, (rec - rec.amax(-1, keepdim=True)).exp())
+    tail = cached.tail.double().exp().unsqueeze(-1) * weights / weights.sum(-1, keepdim=True)
+    full = tail.scatter(-1, cached.ids, p_top)
+    full = full / full.sum(-1, keepdim=True)
+    powered = full ** (1 / temperature)
+    return powered / powered.sum(-1, keepdim=True)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0, 4.0])
+@pytest.mark.parametrize("k", [1, 6, VOCAB - 1])
+def test_the_lowrank_loss_and_gradients_match_a_dense_reference_over_the_vocabulary(temperature, k):
+    teacher = _logits(5)
+    labels = torch.randint(0, VOCAB, (2, 7), generator=torch.Generator().manual_seed(6))
+    labels[1, 2] = -100
+    student = _logits(4).requires_grad_(True)
+    cached = _cached(teacher, k)
+    sparse = tc.topk_distill_loss(
+        student, cached, labels, temperature=temperature, alpha=0.6, chunk_positions=5, tail="lowrank"
+    )
+    (grad,) = torch.autograd.grad(sparse.loss, student)
+    q = _dense_lowrank_teacher(cached, temperature)
+    reference_student = student.detach().double().requires_grad_(True)
+    log_s = F.log_softmax(reference_student / temperature, -1)
+    kl = (q * (q.log() - log_s)).sum(-1)[:, :-1]
+    targets = labels[:, 1:]
+    valid = targets != -100
+    ce = F.cross_entropy(
+        reference_student[:, :-1].reshape(-1, VOCAB), targets.reshape(-1), reduction="none", ignore_index=-100
+    ).view(targets.shape)
+    n = valid.sum()
+    reference = 0.6 * temperature**2 * kl[valid].sum() / n + 0.4 * ce[valid].sum() / n
+    (reference_grad,) = torch.autograd.grad(reference, reference_student)
+    assert sparse.loss.item() == pytest.approx(reference.item(), rel=1e-5)
+    assert torch.allclose(grad.double(), reference_grad, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_a_teacher_of_low_rank_is_rebuilt_from_the_cache_at_every_temperature_where_the_prior_is_not(temperature):
+    """Teacher logits of rank 5 (plus a per-row offset, which a softmax ignores) and a top-4 cache: the
+    low-rank tail rebuilds the teacher's whole distribution, so its loss is the full one; the prior's,
+    one shape for every row, is not."""
+    g = torch.Generator().manual_seed(41)
+    teacher = (torch.randn(2, 7, 5, generator=g) @ torch.randn(5, VOCAB, generator=g)) * 1.5
+    teacher = teacher + torch.randn(2, 7, 1, generator=g) * 10
+    student = _logits(42)
+    labels = torch.randint(0, VOCAB, (2, 7), generator=torch.Generator().manual_seed(43))
+    full = distill_loss(student, teacher, labels, temperature=temperature, alpha=1.0)
+    cached = _cached(teacher, 4)
+    lowrank = tc.topk_distill_loss(student, cached, labels, temperature=temperature, alpha=1.0, tail="lowrank")
+    assert lowrank.kd.item() == pytest.approx(full.kd.item(), rel=2e-3)
+    # The reconstruction itself, against the teacher: KL(teacher || cached teacher), summed over 14 positions.
+    own = F.log_softmax(teacher, -1)
+    assert tc.cached_kl_metrics(own, cached)["kl_teacher_student"].item() < 1e-3
+    assert tc.cached_kl_metrics(own, cached, tail="prior")["kl_teacher_student"].item() > 0.1
+    metrics = tc.cached_kl_metrics(F.log_softmax(student, -1), cached)
+    dense = (F.softmax(teacher, -1) * (F.log_softmax(teacher, -1) - F.log_softmax(student, -1))).sum()
+    assert metrics["kl_teacher_student"].item() == pytest.approx(dense.item(), rel=2e-3)
+
+
+def test_the_build_stores_the_low_rank_tail_and_draws_nothing_from_the_runs_random_numbers():
+    """A teacher of hidden size 8 has logits of rank at most 8 (9 once centred), under the 16 kept: the
+    cached teacher is its full distribution up to float16, so the held-out KL from the cache is the true
+    one; the basis has orthonormal columns; building it leaves the global random state as it was."""
+    from workbench.engine.evaluate import evaluate
+
+    arch = ArchConfig(layers=1, hidden=8, heads=2, max_positions=32)
+    teacher = build_model(arch, VOCAB, pad_token_id=0, seed=0).eval()
+    student, blocks = tiny_teacher(seed=2), some_blocks()
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    cache = build(teacher, blocks, k=4)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert cache.coef.dtype == np.float16 and cache.coef.shape == (*blocks.shape, tc.TAIL_RANK)
+    assert cache.basis.shape == (VOCAB, tc.TAIL_RANK) and cache.center.shape == (VOCAB,)
+    basis = torch.from_numpy(np.array(cache.basis)).double()
+    gram = basis.T @ basis
+    rank = int((gram.diagonal() > 0.5).sum())
+    assert 8 <= rank <= 10 and torch.allclose(gram[:rank, :rank], torch.eye(rank, dtype=torch.float64), atol=1e-4)
+    common = dict(blocks=blocks, batch_size=4, device=torch.device("cpu"))
+    full = evaluate(student=student, teacher=teacher, **common)
+    cached = evaluate(student=student, teacher=None, teacher_topk=cache, **common)
+    assert cached["kl_teacher_student"] == pytest.approx(full["kl_teacher_student"], rel=2e-3)

@@ -48,7 +48,7 @@ DIVERGENCES = (
 TEACHER_SOURCES = ("train", "local", "hub", "gguf")
 STUDENT_SOURCES = ("derived", "custom", "local", "hub")
 TEACHER_CACHES = ("full", "topk")
-CACHE_TAILS = ("prior", "bucket")
+CACHE_TAILS = ("lowrank", "prior", "bucket")
 HIDDEN_LOSSES = ("cosine", "mse")
 DATA_SOURCES = ("toy", "file", "hf", "disk", "generated")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -163,8 +163,8 @@ class DistillConfig:
         "full",
         "full: the teacher runs on every batch and the loss sees its whole distribution. topk: the teacher runs "
         "once over the data before distillation and only its top cache_k tokens per position (plus the tail's "
-        "mass, and one vector of the teacher's average tail) are kept on disk and reused by later runs. The "
-        "top-k and the tail's mass are exact; the tail's shape is an approximation (see cache_tail). Forward KL only.",
+        "mass and a 16-number sketch of its logits) are kept on disk and reused by later runs. The top-k and "
+        "the tail's mass are exact; the tail's shape is an approximation (see cache_tail). Forward KL only.",
         choices=TEACHER_CACHES,
     )
     cache_k: int = _f(
@@ -174,11 +174,13 @@ class DistillConfig:
         max=1024,
     )
     cache_tail: str = _f(
-        "prior",
-        "topk cache: how the loss sees the teacher's tokens outside each position's top-k. prior: their mass "
-        "spread over them like the teacher's average tail over the cached data (stored with the cache), so the "
-        "student also learns the shape of its tail, and T re-tempers that shape. bucket: one tail bucket, the "
-        "student's shape inside it left free, re-tempered at T as if the tail were uniform.",
+        "lowrank",
+        "topk cache: how the loss sees the teacher's tokens outside each position's top-k. lowrank: their mass "
+        "spread like the teacher's own logits at that position, rebuilt from 16 numbers a position stored with "
+        "the cache (its logits projected on their 16 main directions), so the tail's shape follows the context "
+        "and T re-tempers it. prior: spread like the teacher's average tail over the cached data, the same "
+        "shape everywhere. bucket: one tail bucket, the student's shape inside it left free, re-tempered at T "
+        "as if the tail were uniform.",
         choices=CACHE_TAILS,
     )
     transfer_blocks: int = _f(

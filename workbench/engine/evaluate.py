@@ -64,7 +64,7 @@ def evaluate(
     ``teacher_topk`` (a ``teacher_cache.TopKCache`` of exactly these blocks) stands in for the teacher in
     the comparisons: with a student and no teacher, ``kl_teacher_student`` is then the KL over all V
     tokens to the teacher reconstructed from the cache (its exact top-k and tail mass at T=1, the tail
-    spread like the entry's tail prior: ``teacher_cache.cached_kl_metrics``, an estimate of the full KL,
+    shaped by the position's low-rank logits: ``teacher_cache.cached_kl_metrics``, an estimate of the full KL,
     not a bound), and the agreements use the teacher's cached argmax.
 
     Keys: ``teacher_ce``/``teacher_ppl`` when a teacher is given,

@@ -353,7 +353,7 @@ def _is_forward_kl(settings: LossSettings) -> bool:
     )
 
 
-def _forward_kl_chunk(student_chunk, teacher_chunk, targets, settings: LossSettings, want_grad, *, in_place=False):
+def forward_kl_chunk(student_chunk, teacher_chunk, targets, settings: LossSettings, want_grad, *, in_place=False):
     """:func:`_chunk_loss` for forward KL (or no teacher), with the gradient in closed form instead of autograd.
 
     With q_T = softmax(s / T), p_T = softmax(t / T) and c = softmax(s), the gradient of a row's share is
@@ -428,11 +428,11 @@ def _chunk_loss(student_chunk, teacher_chunk, targets, settings: LossSettings, w
     this chunk's share of the loss with respect to those student logits (or None).
 
     A function of its own so every [chunk, V] temporary is freed when it returns. Forward KL (and plain CE)
-    takes the closed form of :func:`_forward_kl_chunk` unless the terms are compiled (``train.compile``);
+    takes the closed form of :func:`forward_kl_chunk` unless the terms are compiled (``train.compile``);
     ``in_place`` lets that form overwrite both chunks (see there).
     """
     if not settings.compile and (teacher_chunk is None or _is_forward_kl(settings)):
-        return _forward_kl_chunk(student_chunk, teacher_chunk, targets, settings, want_grad, in_place=in_place)
+        return forward_kl_chunk(student_chunk, teacher_chunk, targets, settings, want_grad, in_place=in_place)
     return _autograd_chunk_loss(student_chunk, teacher_chunk, targets, settings, want_grad)
 
 

@@ -3,51 +3,65 @@ blocks, its top-k tokens per position kept on disk, and the sparse forward KL th
 
 What is stored, per position of every block (``[N, L]`` positions): the ids of the teacher's k most likely
 tokens (uint16 when the vocabulary has fewer than 65536 entries, else int32), their log-probabilities at
-T = 1 (float16) and the log of the tail mass ``log(1 - sum of the top-k probabilities)`` (float32, computed
+T = 1 (float16), the log of the tail mass ``log(1 - sum of the top-k probabilities)`` (float32, computed
 as a logsumexp over the other tokens, so it is accurate even when the tail is tiny; -inf when k is the
-vocabulary). About ``k * (2 or 4 + 2) + 4`` bytes a position. Once per entry (not per position): the
-**tail prior** ``prior.npy``, a float32 ``[V]`` vector: the teacher's probabilities summed over every
-cached position where the token was *outside* that position's top-k, normalised (so each position weighs
-in with its tail mass, and a token that is usually in the top-k is not inflated by those positions), mixed
-with ``PRIOR_SMOOTHING`` of a uniform vector so that no entry is 0. ``V * 4`` bytes per entry.
+vocabulary) and ``TAIL_RANK`` (16) float16 **low-rank coefficients**: the position's logits, less their
+mean and the entry's centre, projected on the entry's basis. About ``k * (2 or 4 + 2) + 4 + 32`` bytes a
+position (292 at k = 64 below a 65536 vocabulary). Once per entry (not per position): the **basis**
+``basis.npy`` (float32 ``[V, 16]``: the top right singular vectors of up to ``BASIS_SAMPLE_ROWS`` centred
+logit rows of the first build batch) and its **centre** ``center.npy`` (float32 ``[V]``), and the **tail
+prior** ``prior.npy``, a float32 ``[V]`` vector: the teacher's probabilities summed over every cached
+position where the token was *outside* that position's top-k, normalised (so each position weighs in with
+its tail mass, and a token that is usually in the top-k is not inflated by those positions), mixed with
+``PRIOR_SMOOTHING`` of a uniform vector so that no entry is 0. ``V * 4 * 18`` bytes per entry.
 
 Where: ``$WORKBENCH_HOME/cache/teacher_topk/<key>/`` holding ``ids.npy``, ``logp.npy``, ``tail.npy``,
-``prior.npy`` (numpy memmaps) and ``meta.json`` (written last). The key hashes the cache format version,
-the teacher's weights (:func:`weights_fingerprint`: a teacher trained in stage 1 of the same run keys on
-what it learnt), the blocks' bytes, the block length and k. An entry is written in a temporary folder and
-renamed into place; one whose files do not match its ``meta.json`` (or that has none, or an older format
-without the prior) is rebuilt, never read.
+``coef.npy``, ``basis.npy``, ``center.npy``, ``prior.npy`` (numpy memmaps) and ``meta.json`` (written
+last). The key hashes the cache format version, the teacher's weights (:func:`weights_fingerprint`: a
+teacher trained in stage 1 of the same run keys on what it learnt), the blocks' bytes, the block length
+and k. An entry is written in a temporary folder and renamed into place; one whose files do not match its
+``meta.json`` (or that has none, or lacks one of its files) is rebuilt, never read.
 
 The loss (:func:`topk_distill_loss`) is forward KL(teacher_T || student_T); ``tail`` chooses how the
 teacher's distribution outside its top-k is modelled:
 
-- ``"prior"`` (``distill.cache_tail = "prior"``, the default): the teacher over all V tokens is its exact
-  top-k, and the tail mass r spread over the position's other tokens in proportion to the prior π,
-  ``p_j = r * π_j / Z`` with ``Z`` the prior's mass outside that position's top-k. At temperature T every
+- ``"lowrank"`` (``distill.cache_tail = "lowrank"``, the default): the teacher over all V tokens is its
+  exact top-k, and the tail mass r spread over the position's other tokens as the softmax, over those
+  tokens, of its rebuilt logits ``center + coef @ basis.T`` (:func:`lowrank_teacher_logp`). A teacher's
+  logits are its final hidden state times its output matrix, so they lie in a space of the hidden size's
+  dimension, and most of their variation across positions in far fewer directions: 16 of them carry the
+  tail's shape *at that position* (on the built-in language's teacher, held-out KL(teacher_T=2 ||
+  reconstruction_T=2) is 3e-5 nats at k = 64, against 1e-2 for the prior; on SmolLM2 at T = 2 about half
+  the prior's). The loss rebuilds the teacher's ``[chunk, V]`` log-probabilities for each chunk and takes
+  the full forward KL's closed form (``losses.forward_kl_chunk``), so re-tempering at any T is exact for
+  the reconstruction.
+- ``"prior"``: the tail mass r spread in proportion to the prior π, ``p_j = r * π_j / Z`` with ``Z`` the
+  prior's mass outside that position's top-k: one shape for every position. At temperature T every
   teacher weight is raised to ``1 / T`` under that model: the top-k ``exp(l_i / T)``, tail token j
   ``(r π_j / Z) ** (1 / T)``, then all V normalised. The sums over a position's tail come from vectors
   over the vocabulary prepared once per call (``π``, ``π^(1/T)``, ``π^(1/T) log π``) minus a gather at
   the position's k ids (in float64, so the subtraction loses nothing that matters), and the student's
   side is one product of its log-probabilities (top-k entries zeroed) with ``π^(1/T)``: no ``[N, V]``
-  teacher tensor. The KL is over all V tokens, so the student is pulled towards the prior's shape inside
-  its tail, not only towards the right tail mass.
+  teacher tensor.
 - ``"bucket"``: KL between two distributions over k + 1 buckets, the top-k tokens and one tail bucket
   for everything else. The teacher's tail at T is taken as spread evenly over its ``V - k`` tokens,
   ``(V - k) * (r / (V - k)) ** (1 / T)``; the student's tail bucket is its exact tail mass, and the
   shape of its distribution inside the tail gets no signal.
 
-Exact (both): the teacher's top-k log-probabilities at T = 1 (up to float16 rounding; the k + 1 or V
-weights are normalised at every T, which removes it) and its tail mass at T = 1. At k = V both losses
-are the full KL at every T. Approximate: the teacher's distribution inside its tail. With ``"prior"`` it
-is one vector for the whole cache renormalised per position, so at T = 1 the loss is the KL to that
-reconstruction (at least the bucketed KL, by the data-processing inequality, but no bound of the true
-KL); at T != 1 the tempered tail mass, and through the normalisation every tempered probability, is
-exact under that reconstruction. With ``"bucket"``, at T = 1 the loss is exactly the KL between the
-bucketed distributions (a lower bound of the full KL); at T != 1 the tail is re-tempered as if uniform
-(for T > 1 an upper bound of its tempered mass, by the power-mean inequality). Masking, the T^2 factor
-and the division by the valid tokens of the whole step are those of ``losses.distill_loss``.
+Exact (all three): the teacher's top-k log-probabilities at T = 1 (up to float16 rounding; the k + 1 or V
+weights are normalised at every T, which removes it) and its tail mass at T = 1. At k = V they are the
+full KL at every T. Approximate: the teacher's distribution inside its tail. With ``"lowrank"`` it is the
+position's logits rebuilt from 16 directions (exact when the centred logits have rank 16 or less); with
+``"prior"`` one vector for the whole cache renormalised per position. For both, at T = 1 the loss is the
+KL to that reconstruction (at least the bucketed KL, by the data-processing inequality, but no bound of
+the true KL), and at T != 1 the tempered tail mass, and through the normalisation every tempered
+probability, is exact under that reconstruction. With ``"bucket"``, at T = 1 the loss is exactly the KL
+between the bucketed distributions (a lower bound of the full KL); at T != 1 the tail is re-tempered as
+if uniform (for T > 1 an upper bound of its tempered mass, by the power-mean inequality). Masking, the T^2
+factor and the division by the valid tokens of the whole step are those of ``losses.distill_loss``.
 
-The held-out metrics (:func:`cached_kl_metrics`) use the same two models at T = 1.
+The held-out metrics (:func:`cached_kl_metrics`) use the low-rank reconstruction at T = 1 (or the tail
+model asked for).
 """
 
 from __future__ import annotations
@@ -73,13 +87,24 @@ from workbench.engine.losses import (
     LossParts,
     LossSettings,
     check_loss_arguments,
+    forward_kl_chunk,
     loss_targets_and_settings,
     scale_saved_gradients,
 )
 
-CACHE_VERSION = 2
-"""2: the tail prior (``prior.npy``) is part of an entry. A version-1 entry has another key, so it is not
-looked at (a new one is built beside it); one found under a current key without the prior is rebuilt."""
+CACHE_VERSION = 3
+"""2: the tail prior (``prior.npy``) is part of an entry. 3: so are the low-rank tail's per-position
+coefficients (``coef.npy``) and its basis (``basis.npy``, ``center.npy``). An entry of an older version has
+another key, so it is not looked at (a new one is built beside it); one found under a current key without
+all of its files is rebuilt."""
+TAIL_RANK = 16
+"""Coefficients per position of the ``"lowrank"`` tail: the teacher's logits projected on this many
+directions of the vocabulary (float16, 2 bytes each)."""
+RANK_TOLERANCE = 1e-6
+"""A direction of the sampled logits is kept in the low-rank basis when its variance is above this share of
+the largest (below it, float32 rounding; the columns past the kept ones are zero)."""
+BASIS_SAMPLE_ROWS = 2048
+"""Positions of the first build batch (evenly strided) whose logits the low-rank basis is fitted to."""
 PRIOR_SMOOTHING = 1e-6
 """The uniform share mixed into the tail prior, so that every token has some tail weight (and
 ``log π`` is finite)."""
@@ -90,14 +115,18 @@ FINGERPRINT_SAMPLES = 4096
 
 
 def bytes_per_position(k: int, vocab_size: int) -> int:
-    """Disk bytes per cached position: k ids, k float16 log-probabilities and one float32 tail (the tail
-    prior, ``vocab_size * 4`` bytes, is once per entry: :func:`bytes_per_entry`)."""
-    return k * (id_dtype(vocab_size).itemsize + 2) + 4
+    """Disk bytes per cached position: k ids, k float16 log-probabilities, one float32 tail and the
+    low-rank tail's float16 coefficients (the prior and the basis are once per entry: :func:`bytes_per_entry`)."""
+    return k * (id_dtype(vocab_size).itemsize + 2) + 4 + 2 * tail_rank(vocab_size)
 
 
 def bytes_per_entry(k: int, vocab_size: int) -> int:
-    """Disk bytes of an entry beside its positions: the float32 tail prior."""
-    return 4 * vocab_size
+    """Disk bytes of an entry beside its positions: the float32 tail prior, the low-rank basis and its centre."""
+    return 4 * vocab_size * (2 + tail_rank(vocab_size))
+
+
+def tail_rank(vocab_size: int) -> int:
+    return min(TAIL_RANK, vocab_size)
 
 
 def id_dtype(vocab_size: int) -> np.dtype:
@@ -144,8 +173,9 @@ def cache_key(teacher_fingerprint: str, blocks: Tensor, k: int) -> str:
 
 @dataclass
 class TopKCache:
-    """One entry, memory-mapped: ``ids`` ``[N, L, k]``, ``logp`` ``[N, L, k]`` (T = 1), ``tail`` ``[N, L]``
-    and the tail prior ``prior`` ``[V]``."""
+    """One entry, memory-mapped: ``ids`` ``[N, L, k]``, ``logp`` ``[N, L, k]`` (T = 1), ``tail`` ``[N, L]``,
+    the tail prior ``prior`` ``[V]``, and the low-rank tail's ``coef`` ``[N, L, r]`` with its ``basis``
+    ``[V, r]`` and ``center`` ``[V]``."""
 
     folder: Path
     ids: np.ndarray
@@ -153,8 +183,13 @@ class TopKCache:
     tail: np.ndarray
     prior: np.ndarray
     vocab_size: int
+    coef: np.ndarray | None = None
+    basis: np.ndarray | None = None
+    center: np.ndarray | None = None
     built: bool = False  # True when this call ran the teacher; False when the entry was found
-    _prior_on: dict[str, Tensor] = field(default_factory=dict, repr=False)  # the prior per device, copied once
+    _on_device: dict[tuple[str, str], Tensor] = field(
+        default_factory=dict, repr=False
+    )  # per-entry vectors, copied once
 
     @property
     def k(self) -> int:
@@ -172,35 +207,52 @@ class TopKCache:
             tail=torch.from_numpy(self.tail[index].astype(np.float32)).to(device),
             vocab_size=self.vocab_size,
             prior=self.prior_on(device),
+            coef=None if self.coef is None else torch.from_numpy(self.coef[index].astype(np.float32)).to(device),
+            basis=self._vector_on("basis", device),
+            center=self._vector_on("center", device),
         )
 
     def prior_on(self, device: torch.device) -> Tensor:
         """The tail prior as a float32 tensor on ``device`` (copied there once)."""
-        key = str(device)
-        if key not in self._prior_on:
-            self._prior_on[key] = torch.from_numpy(np.array(self.prior, dtype=np.float32)).to(device)
-        return self._prior_on[key]
+        return self._vector_on("prior", device)
+
+    def _vector_on(self, name: str, device: torch.device) -> Tensor | None:
+        array = getattr(self, name)
+        if array is None:
+            return None
+        key = (name, str(device))
+        if key not in self._on_device:
+            self._on_device[key] = torch.from_numpy(np.array(array, dtype=np.float32)).to(device)
+        return self._on_device[key]
 
 
 @dataclass
 class TopK:
-    """The teacher side of one batch: ``ids`` ``[B, L, k]`` (int64), ``logp`` ``[B, L, k]``, ``tail`` ``[B, L]``
-    and the entry's tail prior ``prior`` ``[V]`` (float32; None only where nothing reads it)."""
+    """The teacher side of one batch: ``ids`` ``[B, L, k]`` (int64), ``logp`` ``[B, L, k]``, ``tail`` ``[B, L]``,
+    the entry's tail prior ``prior`` ``[V]`` and the low-rank tail: ``coef`` ``[B, L, r]``, ``basis``
+    ``[V, r]``, ``center`` ``[V]`` (float32; each None only where nothing reads it)."""
 
     ids: Tensor
     logp: Tensor
     tail: Tensor
     vocab_size: int
     prior: Tensor | None = None
+    coef: Tensor | None = None
+    basis: Tensor | None = None
+    center: Tensor | None = None
 
 
 def _files(shape: tuple[int, int], k: int, vocab_size: int) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     n, length = shape
+    rank = tail_rank(vocab_size)
     return {
         "ids": ((n, length, k), id_dtype(vocab_size)),
         "logp": ((n, length, k), np.dtype(np.float16)),
         "tail": ((n, length), np.dtype(np.float32)),
         "prior": ((vocab_size,), np.dtype(np.float32)),
+        "coef": ((n, length, rank), np.dtype(np.float16)),
+        "basis": ((vocab_size, rank), np.dtype(np.float32)),
+        "center": ((vocab_size,), np.dtype(np.float32)),
     }
 
 
@@ -218,7 +270,7 @@ def open_entry(folder: Path, shape: tuple[int, int], k: int, vocab_size: int) ->
             arrays[name] = array
     except (OSError, ValueError, json.JSONDecodeError):
         return None
-    return TopKCache(folder, arrays["ids"], arrays["logp"], arrays["tail"], arrays["prior"], vocab_size)
+    return TopKCache(folder, vocab_size=vocab_size, **arrays)
 
 
 def _meta(shape: tuple[int, int], k: int, vocab_size: int) -> dict[str, Any]:
@@ -228,6 +280,7 @@ def _meta(shape: tuple[int, int], k: int, vocab_size: int) -> dict[str, Any]:
         "k": int(k),
         "vocab_size": int(vocab_size),
         "prior": "tail_probability_sums",  # the name this format was written under (meta must match)
+        "tail_rank": tail_rank(vocab_size),
     }
 
 
@@ -278,7 +331,15 @@ def _build_into(folder, teacher, blocks, k, vocab_size, device, autocast, on_pro
         ids = blocks[start : start + batch].long().to(device)
         with autocast():
             logits = teacher(input_ids=ids, use_cache=False).logits
-        logp = F.log_softmax(logits.float(), dim=-1)
+        logits = logits.float()
+        if start == 0:  # the low-rank tail's basis, fitted to the first batch (BASIS_SAMPLE_ROWS of its positions)
+            flat = logits.reshape(-1, vocab_size)
+            stride = max(1, flat.shape[0] // BASIS_SAMPLE_ROWS)
+            center, basis = logit_basis(flat[::stride][:BASIS_SAMPLE_ROWS])
+            arrays["center"][:], arrays["basis"][:] = center.cpu().numpy(), basis.cpu().numpy()
+            del flat
+        coef = tail_coefficients(logits, center, basis)
+        logp = F.log_softmax(logits, dim=-1)
         del logits
         top_logp, top_ids = logp.topk(k, dim=-1)
         tail, rest_sums = tail_and_sums(logp, top_ids)
@@ -288,6 +349,7 @@ def _build_into(folder, teacher, blocks, k, vocab_size, device, autocast, on_pro
         arrays["ids"][start:stop] = top_ids.cpu().numpy().astype(arrays["ids"].dtype)
         arrays["logp"][start:stop] = top_logp.cpu().numpy().astype(np.float16)
         arrays["tail"][start:stop] = tail.cpu().numpy()
+        arrays["coef"][start:stop] = coef.cpu().numpy().astype(np.float16)
         if on_progress is not None:
             on_progress(stop, shape[0])
     teacher.train(was_training)
@@ -303,6 +365,56 @@ def topk_of_logits(logits: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     logp = F.log_softmax(logits.float(), dim=-1)
     top_logp, top_ids = logp.topk(k, dim=-1)
     return top_ids, top_logp, log_rest(logp, top_ids)
+
+
+@torch.no_grad()
+def logit_basis(logits: Tensor) -> tuple[Tensor, Tensor]:
+    """``(center [V], basis [V, r])``, float32, of the low-rank tail from a sample of the teacher's logits
+    ``[n, V]``: each row less its mean (a softmax ignores a row's offset), ``center`` the mean of those rows,
+    ``basis`` the top ``r = tail_rank(V)`` right singular vectors of the centred rows (orthonormal
+    columns; zero columns beyond the sample's rank). From the eigenvectors of the smaller of the two Gram
+    matrices (float64): deterministic, and it draws nothing from the run's random number generator."""
+    x = logits.float()
+    x = x - x.mean(-1, keepdim=True)
+    center = x.mean(0)
+    x = x - center
+    n, vocab = x.shape
+    rank = tail_rank(vocab)
+    basis = torch.zeros(vocab, rank, dtype=torch.float32, device=x.device)
+    small = vocab <= n
+    values, vectors = torch.linalg.eigh((x.T @ x if small else x @ x.T).double())
+    keep = min(rank, values.shape[0])
+    values, vectors = values[-keep:].flip(-1), vectors[:, -keep:].flip(-1)
+    # Only the directions the sample spans (values[0] is the largest; float32 Gram matrices hold ~1e-7 of it).
+    spanned = values > values[0].clamp_min(0) * RANK_TOLERANCE
+    if bool(spanned.any()):
+        vectors = vectors[:, spanned] if small else (x.T.double() @ vectors[:, spanned]) / values[spanned].sqrt()
+        basis[:, : vectors.shape[1]] = vectors.float()
+    return center, basis
+
+
+def tail_coefficients(logits: Tensor, center: Tensor, basis: Tensor) -> Tensor:
+    """The low-rank tail's coefficients ``[..., r]`` of teacher logits ``[..., V]``: each row less its mean
+    and ``center``, projected on ``basis``."""
+    x = logits.float()
+    return (x - x.mean(-1, keepdim=True) - center) @ basis
+
+
+def lowrank_teacher_logp(
+    ids: Tensor, logp: Tensor, tail: Tensor, coef: Tensor, basis: Tensor, center: Tensor
+) -> Tensor:
+    """The teacher's log-probabilities over all V tokens at T = 1 ``[..., V]`` (float32) under the
+    ``"lowrank"`` tail model: its cached top-k exactly, and its tail mass spread over the other tokens as
+    the softmax (over those tokens) of the position's reconstructed logits ``center + coef @ basis.T``;
+    normalised (which removes the float16 rounding of the top-k)."""
+    vocab = basis.shape[0]
+    if ids.shape[-1] >= vocab:  # no tail
+        full = torch.full((*ids.shape[:-1], vocab), -math.inf, dtype=torch.float32, device=ids.device)
+    else:
+        full = (coef.float() @ basis.T).add_(center).scatter_(-1, ids, -math.inf)
+        full = torch.log_softmax(full, dim=-1).add_(tail.float().unsqueeze(-1))
+    full.scatter_(-1, ids, logp.float())
+    return torch.log_softmax(full, dim=-1)
 
 
 TAIL_SUM_FLOOR = 1e-30  # a tail mass summed from probabilities below this may have lost most of its terms to underflow
@@ -454,6 +566,11 @@ def prior_kl(student_logits: Tensor, logp: Tensor, tail: Tensor, ids: Tensor, pr
 def _check_tail(tail: str, teacher: TopK) -> None:
     if tail not in CACHE_TAILS:
         raise ValueError(f"unknown cache tail model {tail!r}; choose one of {', '.join(CACHE_TAILS)}")
+    if tail == "lowrank" and (teacher.coef is None or teacher.basis is None or teacher.center is None):
+        raise ValueError(
+            "the cached teacher has no low-rank tail (an entry from before cache format 3); "
+            "rebuild the cache with teacher_topk_cache, or use the prior or bucket tail"
+        )
     if tail == "prior" and teacher.prior is None:
         raise ValueError(
             "the cached teacher has no tail prior (an entry from before cache format 2); "
@@ -471,7 +588,7 @@ def topk_distill_loss(
     t_squared: bool = True,
     num_valid_tokens: int | None = None,
     chunk_positions: int = 1024,
-    tail: str = "prior",
+    tail: str = "lowrank",
 ) -> LossParts:
     """``alpha * (T^2) * sum(KL) / n + (1 - alpha) * sum(CE) / n`` for one micro-batch, the KL with the
     teacher's tail modelled as ``tail`` says (``"prior"``: over all V tokens; ``"bucket"``: over the top-k
@@ -505,8 +622,9 @@ def topk_distill_loss(
         chunk_positions=chunk_positions,
     )
     prior = PreparedPrior.of(teacher.prior.to(student_logits.device), temperature) if tail == "prior" else None
+    lowrank = (teacher.coef, teacher.basis, teacher.center) if tail == "lowrank" else None
     loss, kd, ce = _ChunkedTopKLoss.apply(
-        student_logits, teacher.ids, teacher.logp, teacher.tail, targets, teacher.vocab_size, settings, prior
+        student_logits, teacher.ids, teacher.logp, teacher.tail, targets, teacher.vocab_size, settings, prior, lowrank
     )
     return LossParts(loss=loss, kd=kd, ce=ce, valid=valid)
 
@@ -516,7 +634,7 @@ class _ChunkedTopKLoss(torch.autograd.Function):
     logits' dtype (as losses.py's ``_ChunkedDistillLoss``): no fp32 ``[rows, V]`` tensor outlives its chunk."""
 
     @staticmethod
-    def forward(ctx, student_logits, ids, logp, tail, targets, vocab_size: int, settings: LossSettings, prior):  # noqa: D401
+    def forward(ctx, student_logits, ids, logp, tail, targets, vocab_size: int, settings: LossSettings, prior, lowrank):  # noqa: D401
         want_grad = ctx.needs_input_grad[0]
         vocab, k = student_logits.shape[-1], ids.shape[-1]
         flat_student = student_logits.reshape(-1, vocab)
@@ -524,8 +642,30 @@ class _ChunkedTopKLoss(torch.autograd.Function):
         grad_buffer = torch.empty_like(flat_student) if want_grad else None
         kd_sum = torch.zeros((), dtype=torch.float32, device=student_logits.device)
         ce_sum = torch.zeros((), dtype=torch.float32, device=student_logits.device)
+        if lowrank is not None:
+            coef, basis, center = lowrank
+            flat_coef = coef.reshape(-1, coef.shape[-1])
         for start in range(0, flat_student.shape[0], settings.chunk_positions):
             stop = start + settings.chunk_positions
+            if lowrank is not None:  # the teacher over all V rebuilt for the chunk: the full loss's closed form
+                teacher_logp = lowrank_teacher_logp(
+                    flat_ids[start:stop],
+                    flat_logp[start:stop],
+                    flat_tail[start:stop],
+                    flat_coef[start:stop],
+                    basis,
+                    center,
+                )
+                kd, ce, grad = forward_kl_chunk(
+                    flat_student[start:stop], teacher_logp, targets[start:stop], settings, want_grad
+                )
+                del teacher_logp
+                if want_grad:
+                    grad_buffer[start:stop].copy_(grad)
+                    del grad
+                kd_sum += kd.float()
+                ce_sum += ce.float()
+                continue
             student = flat_student[start:stop].detach().float().requires_grad_(want_grad)
             with torch.enable_grad() if want_grad else torch.no_grad():
                 kd, ce = _chunk_terms(
@@ -554,7 +694,7 @@ class _ChunkedTopKLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss, _grad_kd, _grad_ce):
         (grad_buffer,) = scale_saved_gradients(ctx, grad_loss, ctx.saved_tensors)
-        return grad_buffer, None, None, None, None, None, None, None
+        return grad_buffer, None, None, None, None, None, None, None, None
 
 
 def _chunk_terms(student, ids, logp, tail, targets, vocab_size: int, settings: LossSettings, prior):
@@ -577,7 +717,7 @@ def _chunk_terms(student, ids, logp, tail, targets, vocab_size: int, settings: L
 
 
 @torch.no_grad()
-def cached_kl_metrics(student_logits: Tensor, teacher: TopK, tail: str = "prior") -> dict[str, Tensor]:
+def cached_kl_metrics(student_logits: Tensor, teacher: TopK, tail: str = "lowrank") -> dict[str, Tensor]:
     """Sums over the positions of ``[B, L', V]`` student logits (L' the positions scored, from the start of
     each block) against the cached teacher at T = 1: ``kl_teacher_student``, ``top1_agreement`` and
     ``top5_agreement`` (the teacher's argmax is its first cached id). The KL with ``tail = "prior"``: over
@@ -586,7 +726,12 @@ def cached_kl_metrics(student_logits: Tensor, teacher: TopK, tail: str = "prior"
     _check_tail(tail, teacher)
     positions = student_logits.shape[1]
     ids, logp, rest = teacher.ids[:, :positions], teacher.logp[:, :positions], teacher.tail[:, :positions]
-    if tail == "prior":
+    if tail == "lowrank":
+        teacher_logp = lowrank_teacher_logp(ids, logp, rest, teacher.coef[:, :positions], teacher.basis, teacher.center)
+        student_logp = F.log_softmax(student_logits.float(), dim=-1)
+        kl = torch.nansum(teacher_logp.exp() * (teacher_logp - student_logp), dim=-1)
+        del teacher_logp, student_logp
+    elif tail == "prior":
         kl = prior_kl(student_logits, logp, rest, ids, PreparedPrior.of(teacher.prior, 1.0))
     else:
         kl = bucket_kl(

@@ -121,6 +121,7 @@ CHOICE_LABELS = {
         "topk": "Top-k on disk (teacher runs once)",
     },
     "distill.cache_tail": {
+        "lowrank": "Teacher's own tail (low-rank)",
         "prior": "Teacher's average tail",
         "bucket": "One bucket",
     },
