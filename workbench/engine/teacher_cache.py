@@ -372,8 +372,8 @@ def logit_basis(logits: Tensor) -> tuple[Tensor, Tensor]:
     """``(center [V], basis [V, r])``, float32, of the low-rank tail from a sample of the teacher's logits
     ``[n, V]``: each row less its mean (a softmax ignores a row's offset), ``center`` the mean of those rows,
     ``basis`` the top ``r = tail_rank(V)`` right singular vectors of the centred rows (orthonormal
-    columns; zero columns beyond the sample's rank). From the eigenvectors of the smaller of the two Gram
-    matrices (float64): deterministic, and it draws nothing from the run's random number generator."""
+    columns; zero columns beyond the sample's rank). From the eigenvectors (float64, on the CPU) of the
+    smaller of the two Gram matrices: deterministic, and it draws nothing from the run's random numbers."""
     x = logits.float()
     x = x - x.mean(-1, keepdim=True)
     center = x.mean(0)
@@ -382,14 +382,17 @@ def logit_basis(logits: Tensor) -> tuple[Tensor, Tensor]:
     rank = tail_rank(vocab)
     basis = torch.zeros(vocab, rank, dtype=torch.float32, device=x.device)
     small = vocab <= n
-    values, vectors = torch.linalg.eigh((x.T @ x if small else x @ x.T).double())
+    # The Gram matrix on the device in float32; its eigenvectors on the CPU in float64 (MPS has no float64).
+    values, vectors = torch.linalg.eigh((x.T @ x if small else x @ x.T).cpu().double())
     keep = min(rank, values.shape[0])
     values, vectors = values[-keep:].flip(-1), vectors[:, -keep:].flip(-1)
     # Only the directions the sample spans (values[0] is the largest; float32 Gram matrices hold ~1e-7 of it).
     spanned = values > values[0].clamp_min(0) * RANK_TOLERANCE
     if bool(spanned.any()):
-        vectors = vectors[:, spanned] if small else (x.T.double() @ vectors[:, spanned]) / values[spanned].sqrt()
-        basis[:, : vectors.shape[1]] = vectors.float()
+        vectors = vectors[:, spanned].float().to(x.device)
+        if not small:  # right singular vectors from the left ones: x.T u / sigma
+            vectors = (x.T @ vectors) / values[spanned].sqrt().float().to(x.device)
+        basis[:, : vectors.shape[1]] = vectors
     return center, basis
 
 
