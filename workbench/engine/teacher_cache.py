@@ -31,7 +31,7 @@ teacher's distribution outside its top-k is modelled:
   logits are its final hidden state times its output matrix, so they lie in a space of the hidden size's
   dimension, and most of their variation across positions in far fewer directions: 16 of them carry the
   tail's shape *at that position* (on the built-in language's teacher, held-out KL(teacher_T=2 ||
-  reconstruction_T=2) is 3e-5 nats at k = 64, against 1e-2 for the prior; on SmolLM2 at T = 2 about half
+  reconstruction_T=2) is 3e-5 nats at k = 64, against 1e-2 for the prior; on SmolLM2 at T = 2 about a third
   the prior's). The loss rebuilds the teacher's ``[chunk, V]`` log-probabilities for each chunk and takes
   the full forward KL's closed form (``losses.forward_kl_chunk``), so re-tempering at any T is exact for
   the reconstruction.
