@@ -187,9 +187,8 @@ class TopKCache:
     basis: np.ndarray | None = None
     center: np.ndarray | None = None
     built: bool = False  # True when this call ran the teacher; False when the entry was found
-    _on_device: dict[tuple[str, str], Tensor] = field(
-        default_factory=dict, repr=False
-    )  # per-entry vectors, copied once
+    # The per-entry vectors (prior, basis, centre) as tensors, per device, copied there once.
+    _on_device: dict[tuple[str, str], Tensor] = field(default_factory=dict, repr=False)
 
     @property
     def k(self) -> int:
@@ -645,49 +644,23 @@ class _ChunkedTopKLoss(torch.autograd.Function):
         grad_buffer = torch.empty_like(flat_student) if want_grad else None
         kd_sum = torch.zeros((), dtype=torch.float32, device=student_logits.device)
         ce_sum = torch.zeros((), dtype=torch.float32, device=student_logits.device)
-        if lowrank is not None:
-            coef, basis, center = lowrank
-            flat_coef = coef.reshape(-1, coef.shape[-1])
+        flat_coef = None if lowrank is None else lowrank[0].reshape(-1, lowrank[0].shape[-1])
         for start in range(0, flat_student.shape[0], settings.chunk_positions):
-            stop = start + settings.chunk_positions
+            rows = slice(start, start + settings.chunk_positions)
+            teacher_rows = (flat_ids[rows], flat_logp[rows], flat_tail[rows])
             if lowrank is not None:  # the teacher over all V rebuilt for the chunk: the full loss's closed form
-                teacher_logp = lowrank_teacher_logp(
-                    flat_ids[start:stop],
-                    flat_logp[start:stop],
-                    flat_tail[start:stop],
-                    flat_coef[start:stop],
-                    basis,
-                    center,
-                )
-                kd, ce, grad = forward_kl_chunk(
-                    flat_student[start:stop], teacher_logp, targets[start:stop], settings, want_grad
-                )
+                teacher_logp = lowrank_teacher_logp(*teacher_rows, flat_coef[rows], *lowrank[1:])
+                kd, ce, grad = forward_kl_chunk(flat_student[rows], teacher_logp, targets[rows], settings, want_grad)
                 del teacher_logp
-                if want_grad:
-                    grad_buffer[start:stop].copy_(grad)
-                    del grad
-                kd_sum += kd.float()
-                ce_sum += ce.float()
-                continue
-            student = flat_student[start:stop].detach().float().requires_grad_(want_grad)
-            with torch.enable_grad() if want_grad else torch.no_grad():
-                kd, ce = _chunk_terms(
-                    student,
-                    flat_ids[start:stop],
-                    flat_logp[start:stop],
-                    flat_tail[start:stop],
-                    targets[start:stop],
-                    vocab_size,
-                    settings,
-                    prior,
+            else:
+                kd, ce, grad = _autograd_chunk(
+                    flat_student[rows], *teacher_rows, targets[rows], vocab_size, settings, prior, want_grad
                 )
-                if want_grad:
-                    total = (settings.alpha * settings.kd_scale) * kd + (1.0 - settings.alpha) * ce
-                    (grad,) = torch.autograd.grad(total / settings.denominator, student)
-                    grad_buffer[start:stop].copy_(grad)
-                    del grad
-            kd_sum += kd.detach()
-            ce_sum += ce.detach()
+            if grad is not None:
+                grad_buffer[rows].copy_(grad)
+                del grad
+            kd_sum += kd.detach().float()
+            ce_sum += ce.detach().float()
         loss, kd_mean, ce_mean = settings.means(kd_sum, ce_sum)
         if want_grad:
             ctx.save_for_backward(grad_buffer.view(student_logits.shape))
@@ -698,6 +671,19 @@ class _ChunkedTopKLoss(torch.autograd.Function):
     def backward(ctx, grad_loss, _grad_kd, _grad_ce):
         (grad_buffer,) = scale_saved_gradients(ctx, grad_loss, ctx.saved_tensors)
         return grad_buffer, None, None, None, None, None, None, None, None
+
+
+def _autograd_chunk(student_rows, ids, logp, tail, targets, vocab_size: int, settings: LossSettings, prior, want_grad):
+    """``(kd, ce, grad or None)`` of one chunk with the prior's or the bucketed tail: :func:`_chunk_terms`,
+    and the gradient of the chunk's share of the loss with respect to ``student_rows`` by autograd."""
+    student = student_rows.detach().float().requires_grad_(want_grad)
+    with torch.enable_grad() if want_grad else torch.no_grad():
+        kd, ce = _chunk_terms(student, ids, logp, tail, targets, vocab_size, settings, prior)
+        if not want_grad:
+            return kd, ce, None
+        total = (settings.alpha * settings.kd_scale) * kd + (1.0 - settings.alpha) * ce
+        (grad,) = torch.autograd.grad(total / settings.denominator, student)
+    return kd, ce, grad
 
 
 def _chunk_terms(student, ids, logp, tail, targets, vocab_size: int, settings: LossSettings, prior):
