@@ -67,9 +67,9 @@ def test_stored_topk_and_tail_match_the_teachers_log_softmax():
 
 def test_id_width_follows_the_vocabulary():
     assert tc.id_dtype(49152) == np.uint16 and tc.id_dtype(65536) == np.int32
-    # k ids and float16 log-probabilities, the float32 tail, 16 float16 low-rank coefficients
-    assert tc.bytes_per_position(64, 49152) == 64 * 4 + 4 + 32 <= 300
-    assert tc.bytes_per_position(64, 151936) == 64 * 6 + 4 + 32
+    # k ids and float16 log-probabilities, the float32 tail, 36 int8 low-rank coefficients and their float16 scale
+    assert tc.bytes_per_position(64, 49152) == 64 * 4 + 4 + 36 + 2 <= 300
+    assert tc.bytes_per_position(64, 151936) == 64 * 6 + 4 + 36 + 2
 
 
 # -- reuse and invalidation ------------------------------------------------------------
@@ -148,7 +148,7 @@ def _cached(teacher_logits: torch.Tensor, k: int, prior: torch.Tensor | None = N
         prior = tc.tail_prior(_dense_tail_sums(F.log_softmax(teacher_logits.float(), -1), ids))
     vocab = teacher_logits.shape[-1]
     center, basis = tc.logit_basis(teacher_logits.reshape(-1, vocab))
-    coef = tc.tail_coefficients(teacher_logits, center, basis).half().float()  # stored as float16
+    coef = tc.dequantize_coefficients(*tc.quantize_coefficients(tc.tail_coefficients(teacher_logits, center, basis)))
     return tc.TopK(ids=ids, logp=logp, tail=tail, vocab_size=vocab, prior=prior, coef=coef, basis=basis, center=center)
 
 
@@ -352,14 +352,14 @@ def test_the_prior_is_stored_with_the_cache_and_read_back():
     assert torch.equal(batch.prior, torch.from_numpy(np.array(cache.prior)))
 
 
-@pytest.mark.parametrize("damage", ["no_prior", "no_coef", "old_meta"])
+@pytest.mark.parametrize("damage", ["no_prior", "no_coef", "no_coef_scale", "old_meta"])
 def test_an_entry_without_the_prior_is_rebuilt(damage):
     teacher, blocks = tiny_teacher(), some_blocks()
     first = build(teacher, blocks)
     expected = np.array(first.prior)
     folder = first.folder
     del first
-    if damage in ("no_prior", "no_coef"):
+    if damage.startswith("no_"):
         (folder / f"{damage[3:]}.npy").unlink()
     else:  # a format-1 entry's meta.json where this key's entry is
         meta = json.loads((folder / "meta.json").read_text())
@@ -567,9 +567,9 @@ def test_the_plan_gives_the_caches_bytes_per_token():
     cfg.distill.teacher_cache = "topk"
     plan = plan_run(cfg)
     assert plan.vocab_size == 178
-    assert plan.teacher_cache_bytes_per_token == 64 * (2 + 2) + 4 + 16 * 2
+    assert plan.teacher_cache_bytes_per_token == 64 * (2 + 2) + 4 + 36 + 2
     cfg.distill.cache_k = 1024  # above the vocabulary: the whole vocabulary is kept
-    assert plan_run(cfg).teacher_cache_bytes_per_token == 178 * 4 + 4 + 16 * 2
+    assert plan_run(cfg).teacher_cache_bytes_per_token == 178 * 4 + 4 + 36 + 2
 
 
 def test_the_builds_one_pass_tail_equals_the_logsumexp_and_the_sums_even_for_a_tail_that_underflows():
@@ -659,8 +659,8 @@ def test_a_teacher_of_low_rank_is_rebuilt_from_the_cache_at_every_temperature_wh
 
 
 def test_the_build_stores_the_low_rank_tail_and_draws_nothing_from_the_runs_random_numbers():
-    """A teacher of hidden size 8 has logits of rank at most 8 (9 once centred), under the 16 kept: the
-    cached teacher is its full distribution up to float16, so the held-out KL from the cache is the true
+    """A teacher of hidden size 8 has logits of rank at most 8 (9 once centred), under the 36 kept: the
+    cached teacher is its full distribution up to float16 and int8 rounding, so the held-out KL from the cache is the true
     one; the basis has orthonormal columns; building it leaves the global random state as it was."""
     from workbench.engine.evaluate import evaluate
 
@@ -671,7 +671,8 @@ def test_the_build_stores_the_low_rank_tail_and_draws_nothing_from_the_runs_rand
     before = torch.get_rng_state()
     cache = build(teacher, blocks, k=4)
     assert torch.equal(torch.get_rng_state(), before)
-    assert cache.coef.dtype == np.float16 and cache.coef.shape == (*blocks.shape, tc.TAIL_RANK)
+    assert cache.coef.dtype == np.int8 and cache.coef.shape == (*blocks.shape, tc.TAIL_RANK)
+    assert cache.coef_scale.dtype == np.float16 and cache.coef_scale.shape == blocks.shape
     assert cache.basis.shape == (VOCAB, tc.TAIL_RANK) and cache.center.shape == (VOCAB,)
     basis = torch.from_numpy(np.array(cache.basis)).double()
     gram = basis.T @ basis
@@ -681,3 +682,18 @@ def test_the_build_stores_the_low_rank_tail_and_draws_nothing_from_the_runs_rand
     full = evaluate(student=student, teacher=teacher, **common)
     cached = evaluate(student=student, teacher=None, teacher_topk=cache, **common)
     assert cached["kl_teacher_student"] == pytest.approx(full["kl_teacher_student"], rel=2e-3)
+
+
+def test_the_int8_coefficients_come_back_within_half_a_level_of_each_positions_largest():
+    """Each position's coefficients are stored over their own largest magnitude: a position of small
+    coefficients keeps its resolution beside one of large ones, zeros stay zeros, and nothing overflows."""
+    torch.manual_seed(0)
+    coef = torch.randn(3, 5, tc.TAIL_RANK) * torch.tensor([1e-3, 1.0, 300.0]).view(3, 1, 1)
+    coef[0, 0] = 0.0
+    levels, scale = tc.quantize_coefficients(coef)
+    assert levels.dtype == torch.int8 and scale.dtype == torch.float16 and scale.shape == coef.shape[:-1]
+    back = tc.dequantize_coefficients(levels, scale)
+    largest = coef.abs().amax(-1, keepdim=True)
+    assert bool(((back - coef).abs() <= largest / tc.COEF_LEVELS * 0.51 + 1e-12).all())
+    assert torch.equal(back[0, 0], torch.zeros(tc.TAIL_RANK))
+    assert int(levels.abs().amax()) == tc.COEF_LEVELS

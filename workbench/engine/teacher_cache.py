@@ -5,18 +5,18 @@ What is stored, per position of every block (``[N, L]`` positions): the ids of t
 tokens (uint16 when the vocabulary has fewer than 65536 entries, else int32), their log-probabilities at
 T = 1 (float16), the log of the tail mass ``log(1 - sum of the top-k probabilities)`` (float32, computed
 as a logsumexp over the other tokens, so it is accurate even when the tail is tiny; -inf when k is the
-vocabulary) and ``TAIL_RANK`` (16) float16 **low-rank coefficients**: the position's logits, less their
-mean and the entry's centre, projected on the entry's basis. About ``k * (2 or 4 + 2) + 4 + 32`` bytes a
-position (292 at k = 64 below a 65536 vocabulary). Once per entry (not per position): the **basis**
-``basis.npy`` (float32 ``[V, 16]``: the top right singular vectors of up to ``BASIS_SAMPLE_ROWS`` centred
+vocabulary) and ``TAIL_RANK`` (36) int8 **low-rank coefficients** with a float16 scale: the position's
+logits, less their mean and the entry's centre, projected on the entry's basis, over their largest
+magnitude times 127. About ``k * (2 or 4 + 2) + 4 + 36 + 2`` bytes a position (298 at k = 64 below a 65536
+vocabulary). Once per entry (not per position): the **basis** ``basis.npy`` (float32 ``[V, 36]``: the top right singular vectors of up to ``BASIS_SAMPLE_ROWS`` centred
 logit rows of the first build batch) and its **centre** ``center.npy`` (float32 ``[V]``), and the **tail
 prior** ``prior.npy``, a float32 ``[V]`` vector: the teacher's probabilities summed over every cached
 position where the token was *outside* that position's top-k, normalised (so each position weighs in with
 its tail mass, and a token that is usually in the top-k is not inflated by those positions), mixed with
-``PRIOR_SMOOTHING`` of a uniform vector so that no entry is 0. ``V * 4 * 18`` bytes per entry.
+``PRIOR_SMOOTHING`` of a uniform vector so that no entry is 0. ``V * 4 * 38`` bytes per entry.
 
 Where: ``$WORKBENCH_HOME/cache/teacher_topk/<key>/`` holding ``ids.npy``, ``logp.npy``, ``tail.npy``,
-``coef.npy``, ``basis.npy``, ``center.npy``, ``prior.npy`` (numpy memmaps) and ``meta.json`` (written
+``coef.npy``, ``coef_scale.npy``, ``basis.npy``, ``center.npy``, ``prior.npy`` (numpy memmaps) and ``meta.json`` (written
 last). The key hashes the cache format version, the teacher's weights (:func:`weights_fingerprint`: a
 teacher trained in stage 1 of the same run keys on what it learnt), the blocks' bytes, the block length
 and k. An entry is written in a temporary folder and renamed into place; one whose files do not match its
@@ -29,7 +29,7 @@ teacher's distribution outside its top-k is modelled:
   exact top-k, and the tail mass r spread over the position's other tokens as the softmax, over those
   tokens, of its rebuilt logits ``center + coef @ basis.T`` (:func:`lowrank_teacher_logp`). A teacher's
   logits are its final hidden state times its output matrix, so they lie in a space of the hidden size's
-  dimension, and most of their variation across positions in far fewer directions: 16 of them carry the
+  dimension, and most of their variation across positions in far fewer directions: 36 of them carry the
   tail's shape *at that position* (on the built-in language's teacher, held-out KL(teacher_T=2 ||
   reconstruction_T=2) is 3e-5 nats at k = 64, against 1e-2 for the prior; on SmolLM2 at T = 2 about a third
   the prior's). The loss rebuilds the teacher's ``[chunk, V]`` log-probabilities for each chunk and takes
@@ -51,7 +51,8 @@ teacher's distribution outside its top-k is modelled:
 Exact (all three): the teacher's top-k log-probabilities at T = 1 (up to float16 rounding; the k + 1 or V
 weights are normalised at every T, which removes it) and its tail mass at T = 1. At k = V they are the
 full KL at every T. Approximate: the teacher's distribution inside its tail. With ``"lowrank"`` it is the
-position's logits rebuilt from 16 directions (exact when the centred logits have rank 16 or less); with
+position's logits rebuilt from 36 directions (exact, up to the coefficients' int8 rounding, when the
+centred logits have rank 36 or less); with
 ``"prior"`` one vector for the whole cache renormalised per position. For both, at T = 1 the loss is the
 KL to that reconstruction (at least the bucketed KL, by the data-processing inequality, but no bound of
 the true KL), and at T != 1 the tempered tail mass, and through the normalisation every tempered
@@ -92,14 +93,17 @@ from workbench.engine.losses import (
     scale_saved_gradients,
 )
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 """2: the tail prior (``prior.npy``) is part of an entry. 3: so are the low-rank tail's per-position
-coefficients (``coef.npy``) and its basis (``basis.npy``, ``center.npy``). An entry of an older version has
+coefficients (``coef.npy``) and its basis (``basis.npy``, ``center.npy``). 4: the coefficients are int8 with
+a float16 scale a position (``coef_scale.npy``), 36 of them. An entry of an older version has
 another key, so it is not looked at (a new one is built beside it); one found under a current key without
 all of its files is rebuilt."""
-TAIL_RANK = 16
+TAIL_RANK = 36
 """Coefficients per position of the ``"lowrank"`` tail: the teacher's logits projected on this many
-directions of the vocabulary (float16, 2 bytes each)."""
+directions of the vocabulary (int8, 1 byte each, with one float16 scale a position). 36 fills the 300 bytes
+a token at k = 64 (298): on SmolLM2 at T = 2 the reconstruction's KL falls with the rank (16: 0.24 nats,
+36: 0.16, 52: 0.13), and int8 against float16 coefficients changes it by less than 1e-4."""
 RANK_TOLERANCE = 1e-6
 """A direction of the sampled logits is kept in the low-rank basis when its variance is above this share of
 the largest (below it, float32 rounding; the columns past the kept ones are zero)."""
@@ -116,8 +120,9 @@ FINGERPRINT_SAMPLES = 4096
 
 def bytes_per_position(k: int, vocab_size: int) -> int:
     """Disk bytes per cached position: k ids, k float16 log-probabilities, one float32 tail and the
-    low-rank tail's float16 coefficients (the prior and the basis are once per entry: :func:`bytes_per_entry`)."""
-    return k * (id_dtype(vocab_size).itemsize + 2) + 4 + 2 * tail_rank(vocab_size)
+    low-rank tail's int8 coefficients with their float16 scale (the prior and the basis are once per entry:
+    :func:`bytes_per_entry`)."""
+    return k * (id_dtype(vocab_size).itemsize + 2) + 4 + tail_rank(vocab_size) + 2
 
 
 def bytes_per_entry(k: int, vocab_size: int) -> int:
@@ -184,6 +189,7 @@ class TopKCache:
     prior: np.ndarray
     vocab_size: int
     coef: np.ndarray | None = None
+    coef_scale: np.ndarray | None = None
     basis: np.ndarray | None = None
     center: np.ndarray | None = None
     built: bool = False  # True when this call ran the teacher; False when the entry was found
@@ -206,10 +212,15 @@ class TopKCache:
             tail=torch.from_numpy(self.tail[index].astype(np.float32)).to(device),
             vocab_size=self.vocab_size,
             prior=self.prior_on(device),
-            coef=None if self.coef is None else torch.from_numpy(self.coef[index].astype(np.float32)).to(device),
+            coef=None if self.coef is None else self._coefficients(index).to(device),
             basis=self._vector_on("basis", device),
             center=self._vector_on("center", device),
         )
+
+    def _coefficients(self, index: np.ndarray) -> Tensor:
+        """The low-rank coefficients of the blocks ``index``, float32 (int8 times the position's scale)."""
+        scale = torch.from_numpy(self.coef_scale[index].astype(np.float32))
+        return dequantize_coefficients(torch.from_numpy(self.coef[index].astype(np.float32)), scale)
 
     def prior_on(self, device: torch.device) -> Tensor:
         """The tail prior as a float32 tensor on ``device`` (copied there once)."""
@@ -249,7 +260,8 @@ def _files(shape: tuple[int, int], k: int, vocab_size: int) -> dict[str, tuple[t
         "logp": ((n, length, k), np.dtype(np.float16)),
         "tail": ((n, length), np.dtype(np.float32)),
         "prior": ((vocab_size,), np.dtype(np.float32)),
-        "coef": ((n, length, rank), np.dtype(np.float16)),
+        "coef": ((n, length, rank), np.dtype(np.int8)),
+        "coef_scale": ((n, length), np.dtype(np.float16)),
         "basis": ((vocab_size, rank), np.dtype(np.float32)),
         "center": ((vocab_size,), np.dtype(np.float32)),
     }
@@ -348,7 +360,9 @@ def _build_into(folder, teacher, blocks, k, vocab_size, device, autocast, on_pro
         arrays["ids"][start:stop] = top_ids.cpu().numpy().astype(arrays["ids"].dtype)
         arrays["logp"][start:stop] = top_logp.cpu().numpy().astype(np.float16)
         arrays["tail"][start:stop] = tail.cpu().numpy()
-        arrays["coef"][start:stop] = coef.cpu().numpy().astype(np.float16)
+        quantized, scale = quantize_coefficients(coef)
+        arrays["coef"][start:stop] = quantized.cpu().numpy()
+        arrays["coef_scale"][start:stop] = scale.cpu().numpy()
         if on_progress is not None:
             on_progress(stop, shape[0])
     teacher.train(was_training)
@@ -400,6 +414,26 @@ def tail_coefficients(logits: Tensor, center: Tensor, basis: Tensor) -> Tensor:
     and ``center``, projected on ``basis``."""
     x = logits.float()
     return (x - x.mean(-1, keepdim=True) - center) @ basis
+
+
+COEF_LEVELS = 127
+"""The int8 coefficients run over -127..127: each position's coefficients over their largest magnitude."""
+
+
+def quantize_coefficients(coef: Tensor) -> tuple[Tensor, Tensor]:
+    """``(int8 [..., r], float16 scale [...])`` of coefficients ``[..., r]``: each position's scaled so that its
+    largest magnitude is ``COEF_LEVELS``, rounded to the nearest level (the scale is rounded to float16
+    first, so that the levels are those :func:`dequantize_coefficients` multiplies back)."""
+    x = coef.float()
+    scale = (x.abs().amax(-1) / COEF_LEVELS).clamp_max(torch.finfo(torch.float16).max).half()
+    divisor = scale.float().unsqueeze(-1)
+    levels = torch.where(divisor > 0, x / divisor.clamp_min(torch.finfo(torch.float32).tiny), torch.zeros_like(x))
+    return levels.round().clamp(-COEF_LEVELS, COEF_LEVELS).to(torch.int8), scale
+
+
+def dequantize_coefficients(levels: Tensor, scale: Tensor) -> Tensor:
+    """The float32 coefficients ``[..., r]`` that :func:`quantize_coefficients` stored as ``levels`` and ``scale``."""
+    return levels.float() * scale.float().unsqueeze(-1)
 
 
 def lowrank_teacher_logp(
