@@ -19,9 +19,10 @@ The per-step time of each arm is the wall time between its first and last Step e
 them (so the cache build and the evaluations at the ends are left out; evaluations in between are counted,
 the same for both arms), all arms in one process, one after the other.
 
-The noise floor (``--noise fp16``, toy only, the default there): one more arm, ``full-fp16``, distils from
-the full teacher with its weights rounded to fp16 and back, a teacher whose outputs differ from the real
-one's by ``noise_kl`` (held-out KL(teacher || rounded teacher), about 1e-6 nats). Its distance from the
+The noise floor (``--noise fp16``, the default; ``none`` leaves it out): one more arm, ``full-fp16``, distils
+from the full teacher with its weights rounded to fp16 and back, a teacher whose outputs differ from the real
+one's by ``noise_kl`` (held-out KL(teacher || rounded teacher): about 1e-6 nats on the toy teacher). With
+``--model smollm2`` the student is derived from that rounded teacher, so its initial weights are rounded too. Its distance from the
 ``full`` arm is how far a student moves when its teacher changes by rounding alone: a cache arm's per-seed
 difference from ``full`` is only a finding where it is larger than the noise floor's.
 
@@ -89,12 +90,13 @@ def cached_kl(teacher, student, blocks: torch.Tensor, k: int, tail: str, batch: 
     return total / blocks.numel()
 
 
-def rounded_teacher(teacher_dir: Path, out: Path, dtype: torch.dtype) -> Path:
-    """A copy of the teacher folder with every weight rounded to ``dtype`` and back (the noise-floor arm's teacher)."""
+def rounded_teacher(source: str, where: Path, out: Path, dtype: torch.dtype) -> Path:
+    """A teacher folder (from a ``"local"`` folder or a ``"gguf"`` file) with every weight rounded to ``dtype``
+    and back: the noise-floor arm's teacher."""
     from workbench.engine.export import save_teacher
     from workbench.engine.models.load import load_pretrained
 
-    model, tokenizer = load_pretrained("local", str(teacher_dir), field="")
+    model, tokenizer = load_pretrained(source, str(where), field="")
     with torch.no_grad():
         for tensor in model.state_dict().values():
             if tensor.is_floating_point():
@@ -147,8 +149,9 @@ def student_config(args, runs_dir: Path, teacher_dir: Path | None, *, cache: str
         "train.device=cpu",
         *args.set,
     ]
-    if args.model == "toy":
+    if teacher_dir is not None:  # the toy teacher, or a noise-floor arm's rounded one
         cfg.teacher.source, cfg.teacher.path = "local", str(teacher_dir)
+    if args.model == "toy":
         overrides.append(f"data.toy_sentences={TOY_SENTENCES}")
     else:
         overrides += [f"train.seq_len={args.seq}", f"train.batch_size={args.batch}"]
@@ -201,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=4, help="smollm2: batch size")
     parser.add_argument("--eval-blocks", type=int, default=64, help="held-out blocks compared on (at most)")
     parser.add_argument(
-        "--noise", choices=("fp16", "bf16", "none"), default="fp16", help="toy: the noise-floor arm's rounding"
+        "--noise", choices=("fp16", "bf16", "none"), default="fp16", help="the noise-floor arm's rounding"
     )
     parser.add_argument(
         "--set",
@@ -235,9 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     tails = [t for t in args.tails.split(",") if t]
     arms = [("full", ks[0], tails[0])] + [("topk", k, tail) for k in ks for tail in tails]
     noisy_dir = None
-    if toy and args.noise != "none":
+    if args.noise != "none":
         rounding = {"fp16": torch.float16, "bf16": torch.bfloat16}[args.noise]
-        noisy_dir = rounded_teacher(teacher_dir, runs_dir / f"teacher-{args.noise}", rounding)
+        if toy:
+            source, where = "local", teacher_dir
+        else:
+            from workbench.config.presets import load_config
+            from workbench.paths import resolve_path
+
+            source, where = "gguf", resolve_path(load_config(args.model, validate=False).teacher.path)
+        noisy_dir = rounded_teacher(source, where, runs_dir / f"teacher-{args.noise}", rounding)
         arms.insert(1, (f"full-{args.noise}", ks[0], tails[0]))
     per_arm: dict[str, list[dict]] = {arm_name(*arm): [] for arm in arms}
     teacher = tokenizer = None

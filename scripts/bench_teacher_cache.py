@@ -8,12 +8,12 @@ a random-init model with vocabulary 49152 (small layers, random blocks), it buil
 
 - ``bytes_per_token``: the cache's size on disk over the positions it holds (the .npy headers included);
   ``bytes_per_token_without_entry_vectors``: the same less what an entry keeps once, whatever its length
-  (``entry_bytes``: the tail prior, V float32, and the low-rank tail's basis and centre, V x 17 float32),
+  (``entry_bytes``: the tail prior, V float32, and the low-rank tail's basis and centre, V x 37 float32),
   which a cache of many positions spreads thin;
 - ``kl_full_vs_cached_T1`` / ``_T2``: held-out KL(full teacher_T || cached reconstruction_T), nats per
   position, where the reconstruction is what the default loss uses (``distill.cache_tail = "lowrank"``,
   engine/teacher_cache.py): the exact top-k and the tail's mass spread over the other tokens like the
-  softmax of the position's logits rebuilt from its 16 stored coefficients, tempered;
+  softmax of the position's logits rebuilt from its 36 stored coefficients, tempered;
   ``kl_full_vs_prior_T1`` / ``_T2``: the same for ``"prior"`` (the tail spread like the cache's average
   tail) and ``kl_full_vs_bucket_T1`` / ``_T2`` for ``"bucket"``, whose reconstruction spreads it evenly.
 

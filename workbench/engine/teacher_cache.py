@@ -437,20 +437,26 @@ def dequantize_coefficients(levels: Tensor, scale: Tensor) -> Tensor:
 
 
 def lowrank_teacher_logp(
-    ids: Tensor, logp: Tensor, tail: Tensor, coef: Tensor, basis: Tensor, center: Tensor
+    ids: Tensor, logp: Tensor, tail: Tensor, coef: Tensor, basis: Tensor, center: Tensor, *, normalise: bool = True
 ) -> Tensor:
     """The teacher's log-probabilities over all V tokens at T = 1 ``[..., V]`` (float32) under the
     ``"lowrank"`` tail model: its cached top-k exactly, and its tail mass spread over the other tokens as
     the softmax (over those tokens) of the position's reconstructed logits ``center + coef @ basis.T``;
-    normalised (which removes the float16 rounding of the top-k)."""
+    normalised (which removes the float16 rounding of the top-k). ``normalise=False`` leaves that last
+    step to a caller that takes a log-softmax of the rows anyway (the loss: one pass over ``[..., V]`` less;
+    the rows are then log-probabilities up to an offset of the order of float16's rounding)."""
     vocab = basis.shape[0]
+    lead = ids.shape[:-1]
     if ids.shape[-1] >= vocab:  # no tail
-        full = torch.full((*ids.shape[:-1], vocab), -math.inf, dtype=torch.float32, device=ids.device)
+        full = torch.full((*lead, vocab), -math.inf, dtype=torch.float32, device=ids.device)
     else:
-        full = (coef.float() @ basis.T).add_(center).scatter_(-1, ids, -math.inf)
-        full = torch.log_softmax(full, dim=-1).add_(tail.float().unsqueeze(-1))
+        rows = coef.reshape(-1, coef.shape[-1]).float()
+        full = torch.addmm(center, rows, basis.T).view(*lead, vocab).scatter_(-1, ids, -math.inf)
+        # In place only on the CPU, whose kernel reads each element before writing it (as losses.forward_kl_chunk).
+        full = torch.log_softmax(full, dim=-1, out=full) if full.device.type == "cpu" else torch.log_softmax(full, -1)
+        full.add_(tail.float().unsqueeze(-1))
     full.scatter_(-1, ids, logp.float())
-    return torch.log_softmax(full, dim=-1)
+    return torch.log_softmax(full, dim=-1) if normalise else full
 
 
 TAIL_SUM_FLOOR = 1e-30  # a tail mass summed from probabilities below this may have lost most of its terms to underflow
@@ -683,7 +689,7 @@ class _ChunkedTopKLoss(torch.autograd.Function):
             rows = slice(start, start + settings.chunk_positions)
             teacher_rows = (flat_ids[rows], flat_logp[rows], flat_tail[rows])
             if lowrank is not None:  # the teacher over all V rebuilt for the chunk: the full loss's closed form
-                teacher_logp = lowrank_teacher_logp(*teacher_rows, flat_coef[rows], *lowrank[1:])
+                teacher_logp = lowrank_teacher_logp(*teacher_rows, flat_coef[rows], *lowrank[1:], normalise=False)
                 kd, ce, grad = forward_kl_chunk(flat_student[rows], teacher_logp, targets[rows], settings, want_grad)
                 del teacher_logp
             else:
