@@ -22,8 +22,8 @@ the same for both arms), all arms in one process, one after the other.
 The noise floor (``--noise fp16``, the default; ``none`` leaves it out): one more arm, ``full-fp16``, distils
 from the full teacher with its weights rounded to fp16 and back, a teacher whose outputs differ from the real
 one's by ``noise_kl`` (held-out KL(teacher || rounded teacher): about 1e-6 nats on the toy teacher). With
-``--model smollm2`` the student is derived from that rounded teacher, so its initial weights are rounded too. Its distance from the
-``full`` arm is how far a student moves when its teacher changes by rounding alone: a cache arm's per-seed
+``--model smollm2`` the student is derived from that rounded teacher, so its initial weights are rounded too.
+Its distance from the ``full`` arm is how far a student moves when its teacher changes by rounding alone: a cache arm's per-seed
 difference from ``full`` is only a finding where it is larger than the noise floor's.
 
 --model toy: a teacher trained once on the built-in language (the toy preset's architecture, fewer

@@ -8,16 +8,16 @@ as a logsumexp over the other tokens, so it is accurate even when the tail is ti
 vocabulary) and ``TAIL_RANK`` (36) int8 **low-rank coefficients** with a float16 scale: the position's
 logits, less their mean and the entry's centre, projected on the entry's basis, over their largest
 magnitude times 127. About ``k * (2 or 4 + 2) + 4 + 36 + 2`` bytes a position (298 at k = 64 below a 65536
-vocabulary). Once per entry (not per position): the **basis** ``basis.npy`` (float32 ``[V, 36]``: the top right singular vectors of up to ``BASIS_SAMPLE_ROWS`` centred
-logit rows of the first build batch) and its **centre** ``center.npy`` (float32 ``[V]``), and the **tail
+vocabulary). Once per entry (not per position): the **basis** ``basis.npy`` (float32 ``[V, 36]``: the top
+right singular vectors of up to ``BASIS_SAMPLE_ROWS`` centred logit rows of the first build batch) and its **centre** ``center.npy`` (float32 ``[V]``), and the **tail
 prior** ``prior.npy``, a float32 ``[V]`` vector: the teacher's probabilities summed over every cached
 position where the token was *outside* that position's top-k, normalised (so each position weighs in with
 its tail mass, and a token that is usually in the top-k is not inflated by those positions), mixed with
 ``PRIOR_SMOOTHING`` of a uniform vector so that no entry is 0. ``V * 4 * 38`` bytes per entry.
 
 Where: ``$WORKBENCH_HOME/cache/teacher_topk/<key>/`` holding ``ids.npy``, ``logp.npy``, ``tail.npy``,
-``coef.npy``, ``coef_scale.npy``, ``basis.npy``, ``center.npy``, ``prior.npy`` (numpy memmaps) and ``meta.json`` (written
-last). The key hashes the cache format version, the teacher's weights (:func:`weights_fingerprint`: a
+``coef.npy``, ``coef_scale.npy``, ``basis.npy``, ``center.npy``, ``prior.npy`` (numpy memmaps) and
+``meta.json`` (written last). The key hashes the cache format version, the teacher's weights (:func:`weights_fingerprint`: a
 teacher trained in stage 1 of the same run keys on what it learnt), the blocks' bytes, the block length
 and k. An entry is written in a temporary folder and renamed into place; one whose files do not match its
 ``meta.json`` (or that has none, or lacks one of its files) is rebuilt, never read.
@@ -32,8 +32,8 @@ teacher's distribution outside its top-k is modelled:
   dimension, and most of their variation across positions in far fewer directions: 36 of them carry the
   tail's shape *at that position* (on the built-in language's teacher, held-out KL(teacher_T=2 ||
   reconstruction_T=2) is 7e-6 nats at k = 64, against 1e-2 for the prior; on SmolLM2's training blocks at
-  T = 2 0.17 nats, a quarter of the prior's). The loss rebuilds the teacher's ``[chunk, V]`` log-probabilities for each chunk and takes
-  the full forward KL's closed form (``losses.forward_kl_chunk``), so re-tempering at any T is exact for
+  T = 2 0.17 nats, a quarter of the prior's). The loss rebuilds the teacher's ``[chunk, V]``
+  log-probabilities for each chunk and takes the full forward KL's closed form (``losses.forward_kl_chunk``), so re-tempering at any T is exact for
   the reconstruction.
 - ``"prior"``: the tail mass r spread in proportion to the prior π, ``p_j = r * π_j / Z`` with ``Z`` the
   prior's mass outside that position's top-k: one shape for every position. At temperature T every
@@ -212,15 +212,18 @@ class TopKCache:
             tail=torch.from_numpy(self.tail[index].astype(np.float32)).to(device),
             vocab_size=self.vocab_size,
             prior=self.prior_on(device),
-            coef=None if self.coef is None else self._coefficients(index).to(device),
+            coef=None if self.coef is None else self._coefficients(index, device),
             basis=self._vector_on("basis", device),
             center=self._vector_on("center", device),
         )
 
-    def _coefficients(self, index: np.ndarray) -> Tensor:
-        """The low-rank coefficients of the blocks ``index``, float32 (int8 times the position's scale)."""
-        scale = torch.from_numpy(self.coef_scale[index].astype(np.float32))
-        return dequantize_coefficients(torch.from_numpy(self.coef[index].astype(np.float32)), scale)
+    def _coefficients(self, index: np.ndarray, device: torch.device) -> Tensor:
+        """The low-rank coefficients of the blocks ``index``, float32 on ``device`` (the int8 levels and their
+        scales are copied there, a quarter of the bytes, and multiplied there)."""
+        levels = torch.from_numpy(np.ascontiguousarray(self.coef[index])).to(device)
+        return dequantize_coefficients(
+            levels, torch.from_numpy(np.ascontiguousarray(self.coef_scale[index])).to(device)
+        )
 
     def prior_on(self, device: torch.device) -> Tensor:
         """The tail prior as a float32 tensor on ``device`` (copied there once)."""
