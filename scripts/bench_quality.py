@@ -15,8 +15,12 @@ order for the same number of steps. The arms (``--arms``):
   off-policy KD given ``onpolicy-warm1``'s training wall time;
 - ``kd-derived``: off-policy KD of a student derived from the teacher (same width, ``--keep`` of its layers,
   evenly spaced); ``importance``: the same with the layers chosen by importance (``student.keep``);
-  ``hidden``: ``kd-derived`` plus hidden-state matching (``distill.hidden_weight``). These three are compared
-  with each other, not with the smaller custom students.
+  ``hidden``: ``kd-derived`` plus hidden-state matching (``distill.hidden_weight``);
+  ``onpolicy-derived1``: ``kd-derived`` with every step on-policy from the first (a derived student starts
+  out writing text close to the teacher's, the setting on-policy distillation is meant for);
+  ``onpolicy-derived-warm1``: the same after the warm start; ``kd-wall-derived``: ``kd-derived`` given
+  ``onpolicy-derived1``'s wall time. The derived arms are compared with each other, not with the smaller
+  custom students.
 
 Per arm and seed: held-out KL(true || student), KL(teacher || student) and top-1 agreement on data (the run's
 final evaluation); and on the student's own samples (held-out sentences continued by sampling at T = 1): the
@@ -66,8 +70,20 @@ ARMS = (
     "kd-derived",
     "importance",
     "hidden",
+    "onpolicy-derived1",
+    "onpolicy-derived-warm1",
+    "kd-wall-derived",
 )
-WALL_ARMS = {"kd-wall": "onpolicy1", "kd-wall-warm": "onpolicy-warm1"}  # off-policy KD given that arm's wall time
+WALL_ARMS = {  # off-policy KD given that arm's wall time
+    "kd-wall": "onpolicy1",
+    "kd-wall-warm": "onpolicy-warm1",
+    "kd-wall-derived": "onpolicy-derived1",
+}
+WALL_BASE = {
+    "kd-wall": "kd",
+    "kd-wall-warm": "kd",
+    "kd-wall-derived": "kd-derived",
+}  # the arm it is sized from  # off-policy KD given that arm's wall time
 
 
 @dataclass(frozen=True)
@@ -161,6 +177,15 @@ def arm_overrides(arm: str, s: Settings) -> list[str]:
             f"distill.hidden_weight={s.hidden_weight}",
             f"distill.hidden_loss={s.hidden_loss}",
         ],
+        "onpolicy-derived1": [*derived, "student.keep=evenly", "distill.on_policy=1.0", *on_policy],
+        "onpolicy-derived-warm1": [
+            *derived,
+            "student.keep=evenly",
+            "distill.on_policy=1.0",
+            f"distill.on_policy_start={s.on_policy_start}",
+            *on_policy,
+        ],
+        "kd-wall-derived": [*derived, "student.keep=evenly"],
     }[arm]
 
 
@@ -366,7 +391,7 @@ def measure(
         for arm in arms:
             steps = None
             if arm in WALL_ARMS:  # off-policy KD given an on-policy (lambda 1) student's training time
-                on, off = per_seed[WALL_ARMS[arm]][-1], per_seed["kd"][-1]
+                on, off = per_seed[WALL_ARMS[arm]][-1], per_seed[WALL_BASE[arm]][-1]
                 steps = max(1, round(s.steps * on["train_s"] / off["train_s"]))
             started = time.time()
             entry, summary = run_arm(arm, teacher_dir, runs_dir, s, seed, judge, steps)
@@ -405,6 +430,9 @@ def measure(
         ("onpolicy-warm1", "onpolicy1", "equal steps: the warm start alone"),
         ("importance", "kd-derived", "equal steps, same layer count"),
         ("hidden", "kd-derived", "equal steps, same layer count"),
+        ("onpolicy-derived1", "kd-derived", "equal steps, derived students"),
+        ("onpolicy-derived-warm1", "kd-derived", "equal steps, derived students"),
+        ("onpolicy-derived1", "kd-wall-derived", "equal wall time, derived students"),
         ("kd", "hard", "equal steps"),
     ]
     for a, b, how in pairs:
@@ -564,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown arm {unknown[0]!r}; the arms are {', '.join(ARMS)}")
     for wall, timed in WALL_ARMS.items():  # it needs both arms it is timed against, measured first in the seed
         if wall in arms:
-            arms = [a for a in ARMS if a in set(arms) | {"kd", timed}]
+            arms = [a for a in ARMS if a in set(arms) | {WALL_BASE[wall], timed}]
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
