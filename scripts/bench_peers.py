@@ -1,6 +1,7 @@
 """One optimizer step of distillation: the workbench's paths against the usual recipes, on the same models.
 
     python scripts/bench_peers.py --json [--shape toy|smollm2] [--steps N] [--rounds R] [--skip-memory]
+                                         [--device cpu|cuda] [--precision fp32|bf16] [--vocab V]
 
 In one process, on the same random-init teacher and student, the same token blocks, the same batch,
 temperature, alpha and AdamW (``schedule.adamw``, fused on CPU; one optimizer and one student shared by
@@ -36,15 +37,20 @@ Peak step memory (``--skip-memory`` leaves it out): each variant in a fresh subp
 it (``VmHWM`` after resetting it with ``/proc/self/clear_refs``, glibc told to ``mmap`` large blocks so
 freed tensors leave RSS), as scripts/bench_kd_memory.py measures.
 
+On a GPU (``--device cuda``) each round is bracketed by ``torch.cuda.synchronize()``, and peak step
+memory is the CUDA allocator's: ``max_memory_allocated`` over one more step above ``memory_allocated``
+before it. ``--precision bf16`` runs every variant's forward passes under bf16 autocast and keeps the
+frozen teacher in bf16, as a workbench run in bf16 does (the student's weights and AdamW stay fp32).
+
 Shapes: ``toy``, the toy preset's teacher (4 layers x 128) and student (its custom 1 layer x 64, not
 derived), the toy vocabulary, batch 8 x 64; ``smollm2``, a SmolLM2-135M-shaped teacher (``--teacher-layers``,
-30 by default; hidden 576, vocabulary 49152) and a student derived from a third of its layers, batch 2 x 256.
+30 by default; hidden 576, vocabulary 49152, or ``--vocab``: 151936 is Qwen's) and a student derived from a
+third of its layers, batch 2 x 256.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -65,6 +71,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from workbench.config.checks import evenly_spaced  # noqa: E402
 from workbench.config.schema import ArchConfig, DistillConfig  # noqa: E402
+from workbench.engine.device import Device  # noqa: E402
 from workbench.engine.losses import loss_chunk_positions  # noqa: E402
 from workbench.engine.models.build import build_model, derive_student  # noqa: E402
 from workbench.engine.models.sizes import count_parameters  # noqa: E402
@@ -121,25 +128,41 @@ def shape_settings(args) -> dict:
         tie_embeddings=True,
     )
     keep = max(1, round(layers / 3))
+    vocab = args.vocab or 49152
     return dict(
-        vocab=49152,
+        vocab=vocab,
         teacher_arch=teacher_arch,
         student_layers=evenly_spaced(layers, keep),
         batch=args.batch or 2,
         seq=args.seq or 256,
-        description=f"SmolLM2-135M-shaped (random init), teacher {layers} layers x 576 -> derived student {keep} layers",
+        description=f"SmolLM2-135M-shaped (random init), teacher {layers} layers x 576 -> derived student {keep} layers"
+        + (f", vocabulary {vocab}" if vocab != 49152 else ""),
     )
 
 
-def make_models(shape: dict):
+def run_device(args) -> Device:
+    """Where and in which precision every variant runs (the workbench's own ``Device``: its autocast)."""
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: PyTorch sees no CUDA GPU here")
+    label = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
+    return Device(torch.device(args.device), label, args.precision)
+
+
+def make_models(shape: dict, dev: Device):
     teacher = build_model(shape["teacher_arch"], shape["vocab"], seed=0)
     if "student_layers" in shape:
         student = derive_student(teacher, shape["student_layers"])
     else:
         student = build_model(shape["student_arch"], shape["vocab"], seed=1)
     teacher.eval().requires_grad_(False)
-    student.train()
+    teacher.to(dev.device, dev.frozen_dtype)  # as a run keeps its frozen teacher
+    student.to(dev.device).train()
     return teacher, student
+
+
+def synchronize(dev: Device) -> None:
+    if dev.device.type == "cuda":
+        torch.cuda.synchronize(dev.device)
 
 
 def make_blocks(shape: dict, steps: int) -> torch.Tensor:
@@ -154,15 +177,17 @@ def make_blocks(shape: dict, steps: int) -> torch.Tensor:
 class Steps:
     """One optimizer step of each variant on batch ``i`` of the blocks (one student, one optimizer)."""
 
-    def __init__(self, teacher, student, blocks, shape, args, cache=None, trl_trainer=None):
+    def __init__(self, teacher, student, blocks, shape, args, dev: Device, cache=None, trl_trainer=None):
         self.teacher, self.student, self.blocks = teacher, student, blocks
         self.batch, self.vocab = shape["batch"], shape["vocab"]
         self.temperature, self.alpha = args.temperature, args.alpha
-        self.device = torch.device("cpu")
+        self.dev = dev
+        self.device = dev.device
+        self.autocast = dev.autocast
         self.optimizer = adamw(student, 0.01, 1e-4, self.device)
         settings = DistillConfig(temperature=args.temperature, alpha=args.alpha, cache_k=args.k)
-        chunk = loss_chunk_positions(self.vocab, settings.chunk_positions)
-        common = dict(alpha=args.alpha, autocast=contextlib.nullcontext, chunk_positions=chunk)
+        chunk = loss_chunk_positions(self.vocab, settings.chunk_positions, dev.device)
+        common = dict(alpha=args.alpha, autocast=dev.autocast, chunk_positions=chunk)
         self.objectives = {
             "workbench": Objective(settings, teacher=teacher, **common),
             "workbench_fused": Objective(replace(settings, fused_loss=True), teacher=teacher, **common),
@@ -184,7 +209,9 @@ class Steps:
     def _batch(self, i: int) -> Batch:
         i %= self.n_batches
         index = torch.arange(i * self.batch, (i + 1) * self.batch)
-        return Batch.of_blocks(self.blocks[index].long(), index)
+        return Batch.of_blocks(
+            self.blocks[index].long().to(self.device), index
+        )  # the index stays on the host, as a run passes it
 
     def _finish(self, loss):
         loss.backward()
@@ -194,11 +221,12 @@ class Steps:
         return float(loss.detach())
 
     def _teacher_logits(self, ids):
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             return self.teacher(input_ids=ids, use_cache=False).logits
 
     def _student_logits(self, ids):
-        return self.student(input_ids=ids, use_cache=False).logits
+        with self.autocast():
+            return self.student(input_ids=ids, use_cache=False).logits
 
     def _ce(self, logits, ids):
         return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), ids[:, 1:].flatten())
@@ -219,7 +247,7 @@ class Steps:
         teacher_logits = self._teacher_logits(ids)
         student_logits = self._student_logits(ids)
         T = self.temperature
-        if variant == "classic":
+        if variant == "classic":  # the recipe as usually written: softmaxes in fp32 under autocast
             s = student_logits[:, :-1].flatten(0, 1)
             t = teacher_logits[:, :-1].flatten(0, 1)
             kd = F.kl_div(F.log_softmax(s / T, dim=-1), F.softmax(t / T, dim=-1), reduction="batchmean")
@@ -235,16 +263,19 @@ class Steps:
             teacher_model=self.teacher, beta=0.0, generalized_jsd_loss=trainer.generalized_jsd_loss
         )
         inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids, "prompts": ids[:, :1]}
-        return self._finish(trainer.compute_loss(stand_in, self.student, inputs))
+        with self.autocast():  # as a Trainer with bf16=True runs compute_loss
+            loss = trainer.compute_loss(stand_in, self.student, inputs)
+        return self._finish(loss)
 
 
-def build_cache(teacher, blocks, k):
+def build_cache(teacher, blocks, k, dev: Device):
     """The top-k cache of ``blocks``, built now: ``(cache, seconds building, seconds fingerprinting the teacher)``.
     The fingerprint (the cache key's hash of the weights) is once per teacher, whatever the number of blocks."""
     started = time.perf_counter()
     fingerprint = weights_fingerprint(teacher)
     hashed = time.perf_counter()
-    cache = teacher_topk_cache(teacher, blocks, k, device=torch.device("cpu"), fingerprint=fingerprint)
+    cache = teacher_topk_cache(teacher, blocks, k, device=dev.device, autocast=dev.autocast, fingerprint=fingerprint)
+    synchronize(dev)
     return cache, time.perf_counter() - hashed, hashed - started
 
 
@@ -267,9 +298,11 @@ def time_rounds(steps: Steps, variants: list[str], n_steps: int, rounds: int) ->
         for variant in order:
             if r == 0:
                 steps.step(variant, 0)  # untimed: caches warm, allocations made
+            synchronize(steps.dev)
             started = time.perf_counter()
             for i in range(n_steps):
                 steps.step(variant, i)
+            synchronize(steps.dev)
             per_round[variant].append((time.perf_counter() - started) / n_steps)
     return per_round
 
@@ -300,14 +333,27 @@ def _status_kib(key: str) -> int:
 
 
 def memory_worker(args) -> None:
-    """In a fresh process: models, one step of ``args.worker``, then the peak RSS of one more step."""
+    """In a fresh process: models, one step of ``args.worker``, then the peak memory of one more step
+    (RSS on the CPU, the CUDA allocator's on a GPU)."""
     shape = shape_settings(args)
-    teacher, student = make_models(shape)
+    dev = run_device(args)
+    teacher, student = make_models(shape, dev)
     blocks = make_blocks(shape, args.steps)
-    cache = build_cache(teacher, blocks, args.k)[0] if args.worker == "workbench_topk" else None
+    cache = build_cache(teacher, blocks, args.k, dev)[0] if args.worker == "workbench_topk" else None
     trl_trainer = trl_gkd_trainer()[0] if args.worker == "trl_gkd" else None
-    steps = Steps(teacher, student, blocks, shape, args, cache=cache, trl_trainer=trl_trainer)
+    steps = Steps(teacher, student, blocks, shape, args, dev, cache=cache, trl_trainer=trl_trainer)
     steps.step(args.worker, 0)
+    if dev.device.type == "cuda":
+        synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev.device)
+        before = torch.cuda.memory_allocated(dev.device)
+        steps.step(args.worker, 1)
+        synchronize(dev)
+        peak = torch.cuda.max_memory_allocated(dev.device)
+        print(
+            json.dumps({"steady_mib": round(before / MIB, 1), "peak_step_extra_mib": round((peak - before) / MIB, 1)})
+        )
+        return
     with open("/proc/self/clear_refs", "w") as clear:  # VmHWM back to the current RSS
         clear.write("5")
     before = _status_kib("VmRSS")
@@ -337,7 +383,8 @@ def forwarded(args) -> list[str]:
         "--shape", args.shape, "--steps", str(args.steps), "--k", str(args.k),
         "--temperature", str(args.temperature), "--alpha", str(args.alpha),
         "--teacher-layers", str(args.teacher_layers), "--batch", str(args.batch), "--seq", str(args.seq),
-        "--threads", str(args.threads),
+        "--threads", str(args.threads), "--device", args.device, "--precision", args.precision,
+        "--vocab", str(args.vocab),
     ]  # fmt: skip
 
 
@@ -353,20 +400,26 @@ def memory_only(args) -> dict:
         "batch": shape["batch"],
         "seq_len": shape["seq"],
         "threads": torch.get_num_threads(),
-        "memory": {"method": MEMORY_METHOD, "variants": measure_memory(args, variants)},
+        "device": args.device,
+        "precision": args.precision,
+        "memory": {"method": memory_method(args), "variants": measure_memory(args, variants)},
     }
 
 
-MEMORY_METHOD = "VmHWM of a fresh subprocess per variant, one step above the RSS after a first step"
+def memory_method(args) -> str:
+    if args.device == "cuda":
+        return "torch.cuda.max_memory_allocated of a fresh subprocess per variant, one step above memory_allocated after a first step"
+    return "VmHWM of a fresh subprocess per variant, one step above the RSS after a first step"
 
 
 def run(args) -> dict:
     shape = shape_settings(args)
-    teacher, student = make_models(shape)
+    dev = run_device(args)
+    teacher, student = make_models(shape, dev)
     blocks = make_blocks(shape, args.steps)
     trl_trainer, trl_info = trl_gkd_trainer()
-    cache, build_s, fingerprint_s = build_cache(teacher, blocks, args.k)
-    steps = Steps(teacher, student, blocks, shape, args, cache=cache, trl_trainer=trl_trainer)
+    cache, build_s, fingerprint_s = build_cache(teacher, blocks, args.k, dev)
+    steps = Steps(teacher, student, blocks, shape, args, dev, cache=cache, trl_trainer=trl_trainer)
     variants = steps.available()
     tokens_per_step = shape["batch"] * shape["seq"]
     started = time.perf_counter()
@@ -409,7 +462,8 @@ def run(args) -> dict:
         "rounds": args.rounds,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "precision": "fp32",
+        "device": dev.label,
+        "precision": args.precision,
         "timing_wall_s": round(timing_s, 1),
         **trl_info,
         "trl_timed": "GKDTrainer.compute_loss (TRL's code, beta 0, no generation: lmbda 0) with a stand-in self "
@@ -422,7 +476,7 @@ def run(args) -> dict:
     }
     if not args.skip_memory:
         report["memory"] = {
-            "method": MEMORY_METHOD,
+            "method": memory_method(args),
             "variants": measure_memory(args, variants),
         }
     return report
@@ -441,6 +495,9 @@ def parse(argv):
     parser.add_argument("--batch", type=int, default=0, help="sequences per step (0: 8 at toy, 2 at smollm2)")
     parser.add_argument("--seq", type=int, default=0, help="tokens per sequence (0: 64 at toy, 256 at smollm2)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--vocab", type=int, default=0, help="smollm2 shape: the vocabulary (0: SmolLM2's 49152)")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-only", action="store_true", help="only the peak step memory (no timing)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Wheels for a GPU machine that has Python 3.12, CUDA torch and transformers but not the
-# rest of what the workbench imports (tomli-w always; gguf and datasets for those sources).
+# rest of what the workbench imports (tomli-w always; gguf and datasets for those sources), and TRL
+# for scripts/bench_peers.py's trl_gkd variant (the bench extra; pure Python).
 # Run here, where pip can reach PyPI:
 #   bash scripts/gpu_wheels.sh            # -> .whl/ (keep it out of git: .git/info/exclude)
 # then on the GPU machine, from the repository root, with .whl/ copied along:
@@ -12,7 +13,7 @@ PY="${PYTHON:-.venv/bin/python}"
 version() { "$PY" -m pip show "$1" 2>/dev/null | awk '/^Version:/{print $2}'; }
 mkdir -p .whl
 specs=()
-for name in tomli-w gguf datasets dill multiprocess; do
+for name in tomli-w gguf datasets dill multiprocess trl; do
   v="$(version "$name")"
   specs+=("$name${v:+==$v}")
 done

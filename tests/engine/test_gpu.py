@@ -34,3 +34,34 @@ def test_chunked_loss_on_cuda_bf16_matches_cpu_fp32():
     gpu.loss.backward()
     assert float(gpu.loss) == pytest.approx(float(cpu.loss), rel=2e-2)
     assert s.grad is not None and torch.isfinite(s.grad.float()).all()
+
+
+@pytest.mark.parametrize("variant", ["distill.teacher_cache=topk", "distill.fused_loss=true"])
+def test_cache_and_fused_runs_on_cuda_bf16_complete(tmp_path, variant):
+    key, value = variant.split("=")
+    cfg = tiny_config(tmp_path, **{"train.device": "cuda", "train.precision": "bf16", key: value})
+    result = run(cfg, lambda event: None)
+    assert result.status == "completed", result
+    assert "cuda" in result.summary["device"].lower()
+    for key in ("student_ce", "kl_teacher_student", "kl_true_student"):
+        assert 0 <= result.summary[key] < 20, (key, result.summary[key])
+
+
+def test_fused_loss_on_cuda_equals_the_unfused_loss_and_gradients():
+    from workbench.engine.fused_loss import fused_distill_loss
+
+    gen = torch.Generator().manual_seed(0)
+    h, w = torch.randn(2, 48, 32, generator=gen), torch.randn(5000, 32, generator=gen) * 0.2
+    th, tw = torch.randn(2, 48, 24, generator=gen), torch.randn(5000, 24, generator=gen) * 0.2
+    labels = torch.randint(0, 5000, (2, 48), generator=gen)
+    labels[0, :5] = -100
+    kw = dict(temperature=2.0, alpha=0.5, divergence="jsd", chunk_positions=16)
+    h1, w1 = h.cuda().requires_grad_(), w.cuda().requires_grad_()
+    ref = distill_loss(h1 @ w1.t(), th.cuda() @ tw.cuda().t(), labels.cuda(), **kw)
+    ref.loss.backward()
+    h2, w2 = h.cuda().requires_grad_(), w.cuda().requires_grad_()
+    got = fused_distill_loss(h2, w2, th.cuda(), tw.cuda(), labels.cuda(), **kw)
+    got.loss.backward()
+    torch.testing.assert_close(got.loss, ref.loss, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(h2.grad, h1.grad, rtol=1e-3, atol=1e-5)
+    torch.testing.assert_close(w2.grad, w1.grad, rtol=1e-3, atol=1e-5)
