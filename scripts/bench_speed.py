@@ -97,7 +97,7 @@ def measure(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    chunk = loss_chunk_positions(vocab, 1024)  # as the training loop does
+    chunk = loss_chunk_positions(vocab, 1024, dev)  # as the training loop does
 
     def kd_step():
         teacher_logits = teacher_forward()
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             batch=args.batch,
             seq=args.seq,
             dtype=dtype,
-            chunk_positions=loss_chunk_positions(49152, 1024),
+            chunk_positions=loss_chunk_positions(49152, 1024, args.device),
             device=args.device,
         )
     if args.json:

@@ -429,3 +429,14 @@ def test_closed_form_forward_kl_gradient_equals_autograd(dtype, with_teacher):
                 torch.testing.assert_close((kd_own, ce_own), (kd_ref, ce_ref), **tol)
                 checked += 1
     assert checked == (24 if with_teacher else 16)
+
+
+def test_loss_chunks_are_cache_sized_on_the_cpu_and_larger_on_a_gpu():
+    """The CPU's chunks stay in cache; a GPU's are large enough that kernel launches stop dominating."""
+    from workbench.engine.losses import loss_chunk_positions
+
+    assert loss_chunk_positions(151936, 1024) == loss_chunk_positions(151936, 1024, "cpu") == 27
+    assert loss_chunk_positions(151936, 1024, torch.device("cuda")) == 441
+    assert loss_chunk_positions(49152, 1024, "cuda") == 1024  # the configured size, below the cap
+    assert loss_chunk_positions(49152, 100, "cuda") == 100
+    assert loss_chunk_positions(10**9, 1024, "cuda") == 1  # never 0

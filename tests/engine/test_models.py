@@ -423,3 +423,13 @@ def test_memory_estimate_follows_the_fused_loss_and_the_teacher_cache():
     for other in ("teacher_weights", "student_weights", "gradients", "optimizer", "activations"):
         assert fused[other] == cached[other] == full[other], other
     assert fused["total"] == full["total"] - full["logits"] + fused["logits"]
+
+
+def test_memory_estimate_counts_the_larger_loss_chunks_of_a_gpu():
+    """On a GPU the losses take chunks of up to 2**26 logits (2**22 on the CPU): the estimate's workspace follows."""
+    vocab = 151936
+    config = hf_config_from_arch(tiny_arch(), vocab, pad_token_id=0, bos_token_id=None, eos_token_id=None)
+    kw = dict(student_hf_config=config, batch_size=8, seq_len=1024, vocab_size=vocab, precision="bf16")
+    cpu = estimate_training_memory(1, 1, **kw)
+    gpu = estimate_training_memory(1, 1, device_type="cuda", **kw)
+    assert gpu["logits"] - cpu["logits"] == 6 * (441 - 27) * vocab * 4  # 2**26 // vocab = 441, 2**22 // vocab = 27

@@ -153,7 +153,10 @@ class DistillConfig:
     skew: float = _f(0.1, "Skew KL only: how much of the other distribution is mixed in.", min=0.0, max=1.0)
     t_squared: bool = _f(True, "Multiply the soft term by T^2 so its gradients keep their scale when T changes.")
     chunk_positions: int = _f(
-        1024, "Positions per chunk when computing the loss (bounds its memory).", min=1, max=1_000_000
+        1024,
+        "Positions per chunk when computing the loss (bounds its memory); capped at 4M logits a chunk on the CPU, 64M on a GPU.",
+        min=1,
+        max=1_000_000,
     )
     fused_loss: bool = _f(
         False,

@@ -34,7 +34,7 @@ __all__ = ["fused_distill_loss"]
 
 GRADIENT_GROUP = 3
 """Loss chunks whose logits' gradients are turned into the weight's gradient in one matrix product. More
-is fewer passes over the ``[V, H]`` weight gradient and more memory: at the 2**22-logit chunk cap each
+is fewer passes over the ``[V, H]`` weight gradient and more memory: at the CPU's 2**22-logit chunk cap each
 chunk in the group is 16 MB of fp32 (scripts/bench_fused.py)."""
 
 
@@ -217,7 +217,7 @@ def fused_distill_loss(
         skew=skew,
         t_squared=t_squared,
         num_valid_tokens=num_valid_tokens,
-        chunk_positions=loss_chunk_positions(vocab, chunk_positions),
+        chunk_positions=loss_chunk_positions(vocab, chunk_positions, student_hidden.device),
         compile=compile,
     )
     loss, kd, ce = _FusedDistillLoss.apply(

@@ -168,14 +168,23 @@ class LossParts:
 
 
 LOSS_CHUNK_ELEMENTS = 2**22
-"""Most logits (positions x vocabulary) the loss handles per chunk: about 16 MB per fp32 temporary,
-small enough to stay in cache (at vocabulary 49152 chunks of ~85 positions run the loss 2x faster
-than chunks of 1024, see scripts/bench_speed.py) and to keep its memory flat."""
+"""Most logits (positions x vocabulary) the loss handles per chunk on the CPU: about 16 MB per fp32
+temporary, small enough to stay in cache (at vocabulary 49152 chunks of ~85 positions run the loss 2x
+faster than chunks of 1024, see scripts/bench_speed.py) and to keep its memory flat."""
+
+LOSS_CHUNK_ELEMENTS_ACCELERATOR = 2**26
+"""The same cap on a GPU (or any device but the CPU): 256 MB per fp32 temporary. There a chunk's cost is
+its ~15 kernel launches and their Python dispatch, not the cache: on an H200 at vocabulary 151936 and
+8192 positions per micro-batch, the CPU's cap (27 positions, 304 chunks) made the chunked loss cost 0.14 s
+of a 0.22 s step where the unchunked recipe's whole loss cost 0.02 s (docs/gpu-check.md)."""
 
 
-def loss_chunk_positions(vocab_size: int, configured: int) -> int:
-    """Positions per loss chunk: ``distill.chunk_positions``, capped by LOSS_CHUNK_ELEMENTS."""
-    return max(1, min(configured, LOSS_CHUNK_ELEMENTS // max(vocab_size, 1)))
+def loss_chunk_positions(vocab_size: int, configured: int, device: torch.device | str | None = None) -> int:
+    """Positions per loss chunk: ``distill.chunk_positions``, capped by LOSS_CHUNK_ELEMENTS on the CPU (and
+    when ``device`` is not given) and by LOSS_CHUNK_ELEMENTS_ACCELERATOR on any other device."""
+    on_cpu = device is None or torch.device(device).type == "cpu"
+    cap = LOSS_CHUNK_ELEMENTS if on_cpu else LOSS_CHUNK_ELEMENTS_ACCELERATOR
+    return max(1, min(configured, cap // max(vocab_size, 1)))
 
 
 def valid_token_count(labels: Tensor) -> Tensor:

@@ -299,6 +299,7 @@ def _memory(cfg: RunConfig, student: Any, plan: Plan, teacher: Any = None) -> No
             teacher_cache=cfg.distill.teacher_cache if cfg.distill.alpha > 0 else "full",
             cache_k=min(cfg.distill.cache_k, plan.vocab_size or cfg.distill.cache_k),
             teacher_hidden_size=getattr(teacher, "hidden_size", None) or getattr(teacher, "n_embd", None),
+            device_type=device.device.type,
         )
     except Exception as err:  # noqa: BLE001
         plan.warnings.append(f"The memory estimate failed: {one_line(err)}.")

@@ -102,6 +102,7 @@ def estimate_training_memory(
     teacher_cache: str = "full",
     cache_k: int = 64,
     teacher_hidden_size: int | None = None,
+    device_type: str = "cpu",
 ) -> dict[str, int]:
     """Rough peak bytes of one distillation step, by part.
 
@@ -116,8 +117,8 @@ def estimate_training_memory(
       output; all x layers x batch x seq_len x compute bytes;
     - ``logits``: teacher logits, student logits and their gradient for one micro-batch
       (3 x batch x seq_len x vocab x compute bytes) plus the chunked loss workspace
-      (about 6 fp32 copies of ``chunk x vocab``, the chunk being ``chunk_positions`` capped at 2**22
-      logits as the losses cap it). With ``teacher_cache = "topk"`` the
+      (about 6 fp32 copies of ``chunk x vocab``, the chunk being ``chunk_positions`` capped as the
+      losses cap it on ``device_type``: 2**22 logits on the CPU, 2**26 on a GPU). With ``teacher_cache = "topk"`` the
       teacher's logits are replaced by the batch's cached top-k (``cache_k`` int64 ids and fp32
       log-probabilities and one fp32 tail per token). With ``fused_loss`` (and no cache) no
       ``[tokens, vocab]`` tensor exists: the teacher's final hidden states (``teacher_hidden_size``,
@@ -147,7 +148,7 @@ def estimate_training_memory(
     if getattr(config, "_attn_implementation", None) == "eager":
         per_token_layer += 2 * heads * seq_len
     tokens = batch_size * seq_len
-    chunk = min(loss_chunk_positions(vocab_size, chunk_positions), tokens)  # the chunk the losses use
+    chunk = min(loss_chunk_positions(vocab_size, chunk_positions, device_type), tokens)  # the chunk the losses use
     parts = {
         "teacher_weights": teacher_params * compute,
         "student_weights": student_params * 4,

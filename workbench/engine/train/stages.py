@@ -108,7 +108,7 @@ class Session:
             teacher=teacher,
             autocast=self.dev.autocast,
             chunk_positions=loss_chunk_positions(
-                model.get_input_embeddings().weight.shape[0], dist_cfg.chunk_positions
+                model.get_input_embeddings().weight.shape[0], dist_cfg.chunk_positions, device
             ),
             teacher_topk=self.teacher_topk if distilling else None,
             hidden_layers=self.hidden_layers if distilling else None,
