@@ -206,10 +206,10 @@ class TopKCache:
     def lookup(self, block_index: Tensor, device: torch.device) -> TopK:
         """The cached teacher side of the blocks ``block_index`` (indices into the cached blocks)."""
         index = np.asarray(block_index.cpu().numpy(), dtype=np.int64)
-        return TopK(
-            ids=torch.from_numpy(self.ids[index].astype(np.int64)).to(device),
-            logp=torch.from_numpy(self.logp[index].astype(np.float32)).to(device),
-            tail=torch.from_numpy(self.tail[index].astype(np.float32)).to(device),
+        return TopK(  # copied in their stored (narrow) dtypes and widened on the device
+            ids=_host_to(self.ids[index], device).long(),
+            logp=_host_to(self.logp[index], device).float(),
+            tail=_host_to(self.tail[index], device).float(),
             vocab_size=self.vocab_size,
             prior=self.prior_on(device),
             coef=None if self.coef is None else self._coefficients(index, device),
@@ -220,10 +220,7 @@ class TopKCache:
     def _coefficients(self, index: np.ndarray, device: torch.device) -> Tensor:
         """The low-rank coefficients of the blocks ``index``, float32 on ``device`` (the int8 levels and their
         scales are copied there, a quarter of the bytes, and multiplied there)."""
-        levels = torch.from_numpy(np.ascontiguousarray(self.coef[index])).to(device)
-        return dequantize_coefficients(
-            levels, torch.from_numpy(np.ascontiguousarray(self.coef_scale[index])).to(device)
-        )
+        return dequantize_coefficients(_host_to(self.coef[index], device), _host_to(self.coef_scale[index], device))
 
     def prior_on(self, device: torch.device) -> Tensor:
         """The tail prior as a float32 tensor on ``device`` (copied there once)."""
@@ -237,6 +234,16 @@ class TopKCache:
         if key not in self._on_device:
             self._on_device[key] = torch.from_numpy(np.array(array, dtype=np.float32)).to(device)
         return self._on_device[key]
+
+
+def _host_to(array: np.ndarray, device: torch.device) -> Tensor:
+    """A host array (a fresh copy: fancy-indexed) as a tensor on ``device``. To a CUDA device through pinned
+    memory and a copy that does not block the host: a copy from pageable memory waits for the work queued
+    before it, which would make every micro-batch that reads the cache a host sync."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 @dataclass
