@@ -74,16 +74,13 @@ ARMS = (
     "onpolicy-derived-warm1",
     "kd-wall-derived",
 )
-WALL_ARMS = {  # off-policy KD given that arm's wall time
-    "kd-wall": "onpolicy1",
-    "kd-wall-warm": "onpolicy-warm1",
-    "kd-wall-derived": "onpolicy-derived1",
+WALL_ARMS = {
+    # off-policy KD given an on-policy arm's wall time: (the on-policy arm timed, the off-policy arm whose
+    # seconds per step size the budget, that is, the arm it is the same run of)
+    "kd-wall": ("onpolicy1", "kd"),
+    "kd-wall-warm": ("onpolicy-warm1", "kd"),
+    "kd-wall-derived": ("onpolicy-derived1", "kd-derived"),
 }
-WALL_BASE = {
-    "kd-wall": "kd",
-    "kd-wall-warm": "kd",
-    "kd-wall-derived": "kd-derived",
-}  # the arm it is sized from  # off-policy KD given that arm's wall time
 
 
 @dataclass(frozen=True)
@@ -391,7 +388,8 @@ def measure(
         for arm in arms:
             steps = None
             if arm in WALL_ARMS:  # off-policy KD given an on-policy (lambda 1) student's training time
-                on, off = per_seed[WALL_ARMS[arm]][-1], per_seed[WALL_BASE[arm]][-1]
+                timed, base = WALL_ARMS[arm]
+                on, off = per_seed[timed][-1], per_seed[base][-1]
                 steps = max(1, round(s.steps * on["train_s"] / off["train_s"]))
             started = time.time()
             entry, summary = run_arm(arm, teacher_dir, runs_dir, s, seed, judge, steps)
@@ -590,9 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
         parser.error(f"unknown arm {unknown[0]!r}; the arms are {', '.join(ARMS)}")
-    for wall, timed in WALL_ARMS.items():  # it needs both arms it is timed against, measured first in the seed
+    for wall, (timed, base) in WALL_ARMS.items():  # it needs both arms it is sized from, measured first in the seed
         if wall in arms:
-            arms = [a for a in ARMS if a in set(arms) | {WALL_BASE[wall], timed}]
+            arms = [a for a in ARMS if a in set(arms) | {base, timed}]
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = Settings(**{f.name: getattr(args, f.name) for f in fields(Settings)})
