@@ -433,3 +433,21 @@ def test_memory_estimate_counts_the_larger_loss_chunks_of_a_gpu():
     cpu = estimate_training_memory(1, 1, **kw)
     gpu = estimate_training_memory(1, 1, device_type="cuda", **kw)
     assert gpu["logits"] - cpu["logits"] == 6 * (441 - 27) * vocab * 4  # 2**26 // vocab = 441, 2**22 // vocab = 27
+
+
+@pytest.mark.parametrize(
+    "capability, expected", [((7, 0), "fp32"), ((7, 5), "fp32"), ((8, 0), "bf16"), ((9, 0), "bf16")]
+)
+def test_auto_precision_takes_bf16_only_where_the_gpu_has_it_in_hardware(monkeypatch, capability, expected):
+    """A V100 or T4 reports bf16 as supported (emulated, slower than fp32): ``auto`` keeps fp32 there."""
+    from types import SimpleNamespace
+
+    from workbench.engine.device import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: SimpleNamespace(name="GPU", total_memory=2**34))
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert pick_device("cuda", "auto").precision == expected
+    assert pick_device("cuda", "bf16").precision == "bf16"  # asked for, it is given

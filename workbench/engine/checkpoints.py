@@ -42,8 +42,10 @@ def save_checkpoint(
         save_model(model, str(tmp / "model.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            # this process's device only: the state of every GPU would open a context (~0.5 GB) on each of
+            # them, from every process of a torchrun
+            rng["cuda"] = torch.cuda.get_rng_state()
         torch.save(rng, tmp / "rng.pt")
         full_state = {"stage": stage, "step": step, "python_random": _jsonable(random.getstate()), **state}
         (tmp / "state.json").write_text(json.dumps(full_state), encoding="utf-8")
@@ -71,7 +73,7 @@ def restore_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.opti
         rng = torch.load(path / "rng.pt", weights_only=True)
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+            _restore_cuda_rng(rng["cuda"])
     with _reading(path, "state.json"):
         random.setstate(python_random)
     return state
@@ -140,3 +142,14 @@ def _tupled(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_tupled(v) for v in value)
     return value
+
+
+def _restore_cuda_rng(saved) -> None:
+    """The current device's CUDA generator from a checkpoint: one state (this version) or one per device (a
+    list: checkpoints written before; this device's entry, when there is one)."""
+    if isinstance(saved, list | tuple):
+        index = torch.cuda.current_device()
+        if index >= len(saved):
+            return
+        saved = saved[index]
+    torch.cuda.set_rng_state(saved)

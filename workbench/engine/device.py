@@ -32,6 +32,12 @@ def describe_device(device: str) -> tuple[torch.device, str]:
     raise ConfigError("train.device", f"{device!r} is not a device", "use auto, cpu, cuda or mps")
 
 
+def _native_bf16(device: torch.device) -> bool:
+    """bf16 in hardware (compute capability 8.0 and up: A100, H100, RTX 30xx and later). Older GPUs (V100, T4)
+    report bf16 as supported by emulation, which is slower than fp32, so ``auto`` does not pick it there."""
+    return torch.cuda.get_device_capability(device)[0] >= 8 and torch.cuda.is_bf16_supported()
+
+
 def _mps_available() -> bool:
     return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
 
@@ -67,10 +73,7 @@ def pick_device(device: str, precision: str, *, local_rank: int | None = None) -
     if torch_device.type == "cuda" and local_rank is not None:
         torch_device = torch.device("cuda", local_rank)
     if precision == "auto":
-        if torch_device.type == "cuda" and torch.cuda.is_bf16_supported():
-            precision = "bf16"
-        else:
-            precision = "fp32"
+        precision = "bf16" if torch_device.type == "cuda" and _native_bf16(torch_device) else "fp32"
     if precision == "bf16" and torch_device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("train.precision", "this GPU does not support bf16", "use fp32")
     return Device(torch_device, label, precision)

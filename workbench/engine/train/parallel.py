@@ -4,6 +4,7 @@ and every collective is a no-op."""
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 
@@ -42,8 +43,12 @@ class Parallel:
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            dist.init_process_group(backend)
+            # gloo for CPU tensors and NCCL for CUDA ones: a run with train.device = "cpu" on a machine with
+            # GPUs still all-reduces CPU tensors, which NCCL alone refuses. The timeout is an hour, not
+            # NCCL's 10 minutes: the other ranks wait at a barrier while rank 0 builds a top-k teacher
+            # cache, which takes as long as one teacher pass over the data.
+            backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+            dist.init_process_group(backend, timeout=datetime.timedelta(hours=1))
         local = int(os.environ.get("LOCAL_RANK", "0"))
         if torch.cuda.is_available():
             torch.cuda.set_device(local)
