@@ -697,3 +697,30 @@ def test_the_int8_coefficients_come_back_within_half_a_level_of_each_positions_l
     assert bool(((back - coef).abs() <= largest / tc.COEF_LEVELS * 0.51 + 1e-12).all())
     assert torch.equal(back[0, 0], torch.zeros(tc.TAIL_RANK))
     assert int(levels.abs().amax()) == tc.COEF_LEVELS
+
+
+def test_large_vocabularies_take_smaller_build_and_evaluation_batches_with_the_same_results(monkeypatch):
+    """The build's batch and the evaluation's are capped by their logits; splitting changes no stored value and no
+    metric (at vocabulary 151936 the uncapped batches would be about 15 GB and 30 GB)."""
+    from workbench.engine import evaluate as ev
+
+    teacher, student, blocks = tiny_teacher(), tiny_teacher(seed=2), some_blocks(n=6, length=12)
+    whole = build(teacher, blocks, k=8)
+    common = dict(student=student, blocks=blocks, batch_size=6, device=torch.device("cpu"))
+    metrics = ev.evaluate(teacher=teacher, **common)
+    cached_metrics = ev.evaluate(teacher=None, teacher_topk=whole, **common)
+
+    monkeypatch.setenv("WORKBENCH_HOME", str(tc.paths.home().parent / "split-home"))
+    monkeypatch.setattr(tc, "BASIS_SAMPLE_ROWS", 8)
+    monkeypatch.setattr(tc, "BUILD_BATCH_LOGITS", 2 * 12 * VOCAB)  # two blocks a batch
+    progress = []
+    split = tc.teacher_topk_cache(
+        teacher, blocks, 8, device=torch.device("cpu"), on_progress=lambda d, n: progress.append(d)
+    )
+    assert progress == [2, 4, 6]
+    for name in ("ids", "logp", "tail"):
+        assert np.array_equal(getattr(split, name), getattr(whole, name)), name
+
+    monkeypatch.setattr(ev, "EVAL_LOGITS_PER_BATCH", 11 * VOCAB)  # less than one block: one row at a time
+    assert ev.evaluate(teacher=teacher, **common) == pytest.approx(metrics, rel=1e-5)  # fp32 sums in another order
+    assert ev.evaluate(teacher=None, teacher_topk=whole, **common) == pytest.approx(cached_metrics, rel=1e-5)

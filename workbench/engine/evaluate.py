@@ -22,6 +22,11 @@ import torch.nn.functional as F
 from workbench.engine.teacher_cache import cached_kl_metrics
 from workbench.events import ProbePrompt
 
+EVAL_LOGITS_PER_BATCH = 2**27
+"""Most logits (rows x positions x vocabulary) one evaluation batch computes at once: each of its few fp32
+``[rows, L, V]`` tensors is then at most 512 MB. A batch of the training's size can be far more (8 x 1024
+positions at vocabulary 151936 is 5 GB a tensor, about 30 GB in all), so the rows go through in smaller
+batches; the sums are the same."""
 FULL_VOCAB_LIMIT = 8192
 """Probe events carry the whole vocabulary up to this size; above it, the union of both models' top tokens."""
 PROBE_TOP = 64
@@ -40,6 +45,15 @@ class Truth:
 
     def for_prompt(self, token_ids: list[int]) -> np.ndarray:
         return self.language.true_next_distributions(token_ids, self.vocab_size)
+
+
+def _vocab_size(model: torch.nn.Module | None) -> int:
+    if model is None:
+        return 1
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None and getattr(head, "weight", None) is not None:
+        return int(head.weight.shape[0])
+    return int(getattr(getattr(model, "config", None), "vocab_size", 1) or 1)
 
 
 def _model_logits(model: torch.nn.Module, ids: torch.Tensor, autocast: Callable[[], Any]) -> torch.Tensor:
@@ -85,8 +99,10 @@ def evaluate(
     def add(key: str, value: torch.Tensor) -> None:
         sums[key] = sums.get(key, 0.0) + float(value)
 
-    for start in range(0, len(blocks), batch_size):
-        ids = blocks[start : start + batch_size].to(device)
+    vocab = _vocab_size(student if student is not None else teacher)
+    rows = max(1, min(batch_size, EVAL_LOGITS_PER_BATCH // max(1, blocks.shape[1] * vocab)))
+    for start in range(0, len(blocks), rows):
+        ids = blocks[start : start + rows].to(device)
         targets = ids[:, 1:]
         n = targets.numel()
         count += n
@@ -109,7 +125,7 @@ def evaluate(
             for key, value in cached_kl_metrics(logp["student"], cached).items():
                 add(key, value)
         if truth is not None and truth.probs is not None:
-            p_true = truth.probs[start : start + batch_size, :-1].to(device)
+            p_true = truth.probs[start : start + rows, :-1].to(device)
             log_true = torch.log(p_true.clamp_min(1e-30))
             h = torch.where(p_true > 0, p_true * log_true, torch.zeros_like(p_true)).sum(-1)
             for name, lp in logp.items():

@@ -113,7 +113,12 @@ PRIOR_SMOOTHING = 1e-6
 """The uniform share mixed into the tail prior, so that every token has some tail weight (and
 ``log π`` is finite)."""
 BUILD_BATCH_POSITIONS = 8192
-"""Positions per teacher forward pass while building (the batch size in blocks is this over the block length)."""
+"""Most positions per teacher forward pass while building (the batch size in blocks is this over the block
+length)."""
+BUILD_BATCH_LOGITS = 2**28
+"""Most logits (positions x vocabulary) per build batch, though never fewer positions than BASIS_SAMPLE_ROWS
+(the basis is fitted to the first batch): its fp32 logits, log-probabilities and temporaries are a few copies
+of this, 1 GiB each. At vocabulary 151936 that is 2048 positions, where 8192 were about 15 GB."""
 FINGERPRINT_SAMPLES = 4096
 """Elements of each weight tensor hashed as bytes (evenly strided), beside each tensor's exact fp64 sum."""
 
@@ -347,7 +352,8 @@ def _build_into(folder, teacher, blocks, k, vocab_size, device, autocast, on_pro
     tail_sums = torch.zeros(vocab_size, dtype=torch.float64, device=device)
     was_training = teacher.training
     teacher.eval()
-    batch = max(1, BUILD_BATCH_POSITIONS // max(shape[1], 1))
+    positions = max(BASIS_SAMPLE_ROWS, min(BUILD_BATCH_POSITIONS, BUILD_BATCH_LOGITS // max(vocab_size, 1)))
+    batch = max(1, positions // max(shape[1], 1))
     for start in range(0, shape[0], batch):
         ids = blocks[start : start + batch].long().to(device)
         with autocast():
