@@ -71,7 +71,9 @@ def _kl_to_mixture(loga: Tensor, logb: Tensor, log_weight_a: float, log_weight_b
     """
     a = loga.exp()
     shifted_log_b_over_a = (logb - loga).masked_fill_(a == 0, 0.0).add_(log_weight_b)
-    first = loga.new_tensor(log_weight_a)  # a 0-d tensor broadcasts without an [N, V] copy
+    # A 0-d tensor broadcasts without an [N, V] copy; made by a fill on the device, not copied from the host
+    # (a blocking host-to-device copy per chunk would be a sync on a GPU).
+    first = torch.full((), log_weight_a, dtype=loga.dtype, device=loga.device)
     log_m_over_a = torch.logaddexp(first, shifted_log_b_over_a)
     return -(a * log_m_over_a).sum(-1)
 

@@ -86,18 +86,19 @@ def generate(
     model.eval()
     try:
         name = _cache_argument(model)
+        # One autocast region for the whole loop: leaving one empties autocast's cache of cast weights, so a
+        # region per token would cast every weight to bf16 again for each token.
         with autocast():
             out = model(input_ids=prompts, use_cache=True)
-        past, logits = getattr(out, name), out.logits[:, -1]
-        pieces = [prompts]
-        for i in range(new_tokens):
-            token = sample_next(logits, temperature, top_p, generator)
-            pieces.append(token[:, None])
-            if i == new_tokens - 1:
-                break
-            with autocast():
-                out = model(input_ids=token[:, None], use_cache=True, **{name: past})
             past, logits = getattr(out, name), out.logits[:, -1]
+            pieces = [prompts]
+            for i in range(new_tokens):
+                token = sample_next(logits, temperature, top_p, generator)
+                pieces.append(token[:, None])
+                if i == new_tokens - 1:
+                    break
+                out = model(input_ids=token[:, None], use_cache=True, **{name: past})
+                past, logits = getattr(out, name), out.logits[:, -1]
         return torch.cat(pieces, dim=1)
     finally:
         model.train(was_training)
