@@ -183,3 +183,24 @@ def test_fusable_head_refuses_wrappers():
 
     assert fusable_head(torch.nn.Linear(3, 4)) is None
     assert fusable_head(torch.nn.Sequential(torch.nn.Linear(3, 4))) is None
+
+
+@pytest.mark.parametrize("kind", ["forward_kl", "jsd"])
+def test_bf16_products_match_the_unfused_loss_of_a_head_under_bf16_autocast(kind):
+    """With ``matmul_dtype`` bf16 the fused loss is the unfused one on the logits a bf16-autocast head gives."""
+    h, w, _, th, tw, labels = make_case(batch=2, seq=24, hidden=32, vocab=300, teacher_hidden=16, seed=3)
+    kw = dict(temperature=2.0, alpha=0.5, divergence=kind, chunk_positions=7)
+    h1, w1 = leaves(h, w)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        student_logits, teacher_logits = h1 @ w1.t(), th @ tw.t()
+    assert student_logits.dtype == torch.bfloat16
+    ref = distill_loss(student_logits, teacher_logits, labels, **kw)
+    ref.loss.backward()
+    h2, w2 = leaves(h, w)
+    got = fused_distill_loss(h2, w2, th, tw, labels, matmul_dtype=torch.bfloat16, **kw)
+    got.loss.backward()
+    torch.testing.assert_close(got.loss, ref.loss, rtol=1e-4, atol=1e-5)  # the same bf16 logits, the loss in fp32
+    torch.testing.assert_close(h2.grad, h1.grad, rtol=3e-2, atol=1e-3)  # bf16 products of the gradients
+    torch.testing.assert_close(w2.grad, w1.grad, rtol=3e-2, atol=1e-3)
+    fp32 = fused_distill_loss(*leaves(h, w), th, tw, labels, **kw)
+    assert not torch.equal(fp32.loss, got.loss)  # the products did run in bf16

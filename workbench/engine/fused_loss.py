@@ -10,8 +10,11 @@ into the gradient with respect to the hidden states (``grad_logits @ W``) and to
 dtype: memory is one chunk's fp32 temporaries plus gradient buffers the size of the hidden states and
 of the output weight.
 
-The logits are computed in fp32 (fp64 for fp64 inputs) whatever the autocast, which is at least as
-precise as the model's own head under bf16 autocast.
+The loss is computed in fp32 (fp64 for fp64 inputs). The matrix products that make the logits and
+their gradients run in fp32 too, or, with ``matmul_dtype`` (a bf16/fp16 run passes its autocast dtype), in
+that dtype, as the model's own head runs under autocast: on a GPU, fp32 products run on the plain fp32
+units, about a tenth of the bf16 tensor cores' rate (four products of 1.4 TFLOP each per micro-batch at
+vocabulary 151936, 8192 positions and hidden 576).
 """
 
 from __future__ import annotations
@@ -41,7 +44,13 @@ chunk in the group is 16 MB of fp32 (scripts/bench_fused.py)."""
 def _chunk_logits(
     hidden_chunk: Tensor, weight: Tensor, bias: Tensor | None, dtype, out: Tensor | None = None
 ) -> Tensor:
-    logits = torch.mm(hidden_chunk.to(dtype), weight.t(), out=out)
+    """The chunk's logits in ``dtype`` (in ``out`` when given), the product in ``weight``'s dtype."""
+    if weight.dtype == dtype:
+        logits = torch.mm(hidden_chunk.to(dtype), weight.t(), out=out)
+    else:  # a half-precision product, widened
+        product = torch.mm(hidden_chunk.to(weight.dtype), weight.t())
+        logits = out.copy_(product) if out is not None else product.to(dtype)
+        del product
     if bias is not None:
         logits += bias
     return logits
@@ -66,6 +75,7 @@ class _FusedDistillLoss(torch.autograd.Function):
         teacher_bias,
         targets,
         settings: LossSettings,
+        matmul_dtype,
     ):  # noqa: D401
         want_hidden, want_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         want_bias = bias is not None and ctx.needs_input_grad[2]
@@ -74,17 +84,18 @@ class _FusedDistillLoss(torch.autograd.Function):
         device = hidden.device
         width = hidden.shape[-1]
         flat_hidden = hidden.reshape(-1, width)
+        products = matmul_dtype or dtype  # the dtype of the matrix products
         with torch.autocast(device.type, enabled=False), torch.no_grad():
-            w = weight.to(dtype)  # no copy when it is already fp32
+            w = weight.to(products)  # no copy when it is already in that dtype
             b = bias.to(dtype) if bias is not None else None
             teacher = None
             if teacher_hidden is not None:
                 flat_teacher = teacher_hidden.reshape(-1, teacher_hidden.shape[-1])
-                tw = teacher_weight.to(dtype)
+                tw = teacher_weight.to(products)
                 tb = teacher_bias.to(dtype) if teacher_bias is not None else None
                 teacher = (flat_teacher, tw, tb)
             grad_hidden = torch.empty(flat_hidden.shape, dtype=dtype, device=device) if want_hidden else None
-            grad_weight = torch.zeros(w.shape, dtype=dtype, device=device) if want_weight else None
+            grad_weight = torch.zeros(w.shape, dtype=dtype, device=device) if want_weight else None  # fp32 sums
             grad_bias = torch.zeros(w.shape[0], dtype=dtype, device=device) if want_bias else None
             kd_sum = torch.zeros((), dtype=dtype, device=device)
             ce_sum = torch.zeros((), dtype=dtype, device=device)
@@ -115,16 +126,24 @@ class _FusedDistillLoss(torch.autograd.Function):
                     ce_sum += ce
                 if want_grad:
                     grads = group[: group_stop - group_start]
+                    # the products in their dtype (a half-precision copy of the group's gradients when it
+                    # is not fp32); the bias's gradient, a sum, stays fp32
+                    grads_mm = grads if products == dtype else grads.to(products)
                     if want_hidden:
-                        torch.mm(grads, w, out=grad_hidden[group_start:group_stop])
-                    if want_weight or want_bias:
-                        h = flat_hidden[group_start:group_stop].to(dtype)
-                        if want_weight:
-                            grad_weight.addmm_(grads.t(), h)
-                        if want_bias:
-                            grad_bias += grads.sum(0)
+                        if products == dtype:
+                            torch.mm(grads_mm, w, out=grad_hidden[group_start:group_stop])
+                        else:
+                            grad_hidden[group_start:group_stop].copy_(torch.mm(grads_mm, w))
+                    if want_weight:
+                        h = flat_hidden[group_start:group_stop].to(products)
+                        if products == dtype:
+                            grad_weight.addmm_(grads_mm.t(), h)
+                        else:
+                            grad_weight.add_(torch.mm(grads_mm.t(), h))
                         del h
-                    del grads
+                    if want_bias:
+                        grad_bias += grads.sum(0)
+                    del grads, grads_mm
             del group
 
         loss, kd_mean, ce_mean = settings.means(kd_sum, ce_sum)
@@ -139,7 +158,7 @@ class _FusedDistillLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss, _grad_kd, _grad_ce):
         grads = scale_saved_gradients(ctx, grad_loss, ctx.saved_tensors)
-        return (*grads, None, None, None, None, None)
+        return (*grads, None, None, None, None, None, None)
 
 
 def fused_distill_loss(
@@ -160,6 +179,7 @@ def fused_distill_loss(
     num_valid_tokens: int | Tensor | None = None,
     chunk_positions: int = 1024,
     compile: bool = False,
+    matmul_dtype: torch.dtype | None = None,
 ) -> LossParts:
     """:func:`~workbench.engine.losses.distill_loss` of ``hidden @ weight.T (+ bias)``, never forming those logits.
 
@@ -169,7 +189,9 @@ def fused_distill_loss(
     ``[V, H_t]`` (no gradient) or both None for plain cross-entropy. ``labels`` and the keyword
     arguments are those of ``distill_loss``; the chunk is capped as there
     (:func:`~workbench.engine.losses.loss_chunk_positions`). ``compile`` runs each chunk's loss through
-    ``torch.compile`` (``train.compile``; see :func:`~workbench.engine.losses.compiled_chunk_terms`). No host sync.
+    ``torch.compile`` (``train.compile``; see :func:`~workbench.engine.losses.compiled_chunk_terms`).
+    ``matmul_dtype`` (bf16 or fp16; None: fp32): the dtype of the products that form the logits and their
+    gradients, as autocast would give the model's head; the loss and the gradient sums stay fp32. No host sync.
     """
     if student_hidden.dim() != 3:
         raise ValueError(f"student_hidden must be [batch, seq, hidden], got shape {tuple(student_hidden.shape)}")
@@ -229,5 +251,6 @@ def fused_distill_loss(
         teacher_bias,
         targets,
         settings,
+        matmul_dtype if matmul_dtype in (torch.bfloat16, torch.float16) else None,
     )
     return LossParts(loss=loss, kd=kd.detach(), ce=ce.detach(), valid=valid)

@@ -180,6 +180,11 @@ class Objective:
             compile=self.compile,
         )
 
+    def _autocast_dtype(self, device_type: str) -> torch.dtype | None:
+        """The dtype this objective's autocast computes products in (None when it is off: fp32)."""
+        with self.autocast():
+            return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+
     def _fused(self, student_head, teacher_head, batch: Batch, num_valid_tokens: int | Tensor) -> LossParts:
         """distill.fused_loss: the base models' final hidden states and the heads' weights, no logits."""
         teacher_hidden = None
@@ -197,6 +202,7 @@ class Objective:
             batch.labels,
             student_bias=head.bias,
             teacher_bias=teacher_head[1].bias if teacher_head is not None else None,
+            matmul_dtype=self._autocast_dtype(hidden.device.type),
             **self._loss_kwargs(num_valid_tokens),
         )
 
