@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from typing import Any
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     try:
         return args.handler(args)
+    except BrokenPipeError:  # `workbench ... | head`: the reader has all it wanted; say nothing more
+        _silence_stdout()
+        return 0
     except ConfigError as err:
         _error(err)
         if getattr(args, "json", False):  # a script reading the last line gets one either way
@@ -61,6 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's own flush at exit finds no closed pipe (it would
+    print a traceback of its own)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 _python_showwarning = warnings.showwarning
@@ -75,10 +89,13 @@ def _show_warning(
     line: str | None = None,
 ) -> None:
     """Warnings meant for the user are one ``warning:`` line; any other keeps Python's format."""
-    if issubclass(category, WorkbenchWarning):
-        print(f"warning: {message}", file=sys.stderr)
-    else:
-        _python_showwarning(message, category, filename, lineno, file, line)
+    try:
+        if issubclass(category, WorkbenchWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            _python_showwarning(message, category, filename, lineno, file, line)
+    except (OSError, ValueError):  # stderr is gone (a closed pipe, a closed terminal): the run goes on
+        pass
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -298,6 +298,17 @@ def run_events(path: str | Path) -> list[Any]:
     return ev.read_events(str(events_path)) if events_path.is_file() else []
 
 
+def running_elsewhere(path: str | Path) -> int | None:
+    """The process id of another live process that is running this run folder (its status.json says
+    ``running``), or None."""
+    try:
+        data = json.loads((Path(path) / STATUS_FILE).read_text(encoding="utf-8"))
+        pid = int(data.get("pid", -1)) if data.get("status") == "running" else -1
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    return pid if pid > 0 and pid != os.getpid() and _pid_alive(pid) else None
+
+
 def can_resume(path: str | Path) -> bool:
     """A run can be resumed when it has a checkpoint and did not complete."""
     info = read_run(path)

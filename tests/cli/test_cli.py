@@ -516,3 +516,48 @@ def test_the_demo_preset_exists_and_validates():
     assert "demo" in preset_names()
     cfg = load_config("demo")
     assert (cfg.distill.temperature, cfg.distill.alpha) == (1.0, 1.0) and cfg.distill.transfer_blocks == 200
+
+
+class _ClosedPipe:
+    """A stream whose reader has gone: every write raises, as stderr does after `| head` or a lost ssh session."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def isatty(self):
+        return False
+
+
+def test_a_run_whose_output_pipe_closes_trains_on_and_keeps_its_work(tmp_path):
+    import contextlib
+    import io
+
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(_ClosedPipe()):
+        code = main(["run", "toy-quick", *TINY, "--out", str(tmp_path), "--json"])
+    summary = json.loads(stdout.getvalue().strip().splitlines()[-1])
+    assert code == 0 and summary["status"] == "completed", summary
+    assert (tmp_path / summary["run_dir"].split("/")[-1] / "student" / "config.json").is_file()
+
+
+def test_resuming_a_run_another_process_is_running_is_refused(tiny_run, tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "live"
+    shutil.copytree(json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"], run_dir)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        status = json.dumps({"status": "running", "pid": other.pid, "time": 0})
+        (run_dir / "status.json").write_text(status)
+        assert main(["run", "--resume", str(run_dir)]) == 2
+        err = capsys.readouterr().err
+        assert f"is still running (process {other.pid})" in err and "hint: stop it first" in err
+        assert (run_dir / "status.json").read_text() == status  # the live run's status is left alone
+    finally:
+        other.kill()
+        other.wait()
+    main(["run", "--resume", str(run_dir)])  # its process gone, the folder is an interrupted run: not refused as live
+    assert "still running" not in capsys.readouterr().err

@@ -130,11 +130,18 @@ def summary_text(summary: dict[str, Any]) -> str:
 
 
 class Progress:
-    """Turns engine events into a one-line progress bar (a tty) or periodic lines (a log file)."""
+    """Turns engine events into a one-line progress bar (a tty) or periodic lines (a log file).
+
+    A stream that can no longer be written (a closed pipe, ``| head``, a terminal or ssh session gone) mutes
+    it: the run goes on and keeps its work; only its progress is no longer shown."""
 
     def __init__(self, stream: Any):
         self.stream = stream
-        self.tty = stream.isatty()
+        try:
+            self.tty = stream.isatty()
+        except (OSError, ValueError):
+            self.tty = False
+        self.muted = False
         self.last_line = 0.0
         self.stage = ""
         self.width = 0
@@ -187,8 +194,7 @@ class Progress:
         )
         if self.tty:
             pad = max(self.width - len(text), 0)
-            self.stream.write("\r" + text + " " * pad)
-            self.stream.flush()
+            self._write("\r" + text + " " * pad)
             self.width = len(text)
         elif time.time() - self.last_line > 5 or event.step == event.total_steps:
             self._print(text)
@@ -196,12 +202,20 @@ class Progress:
 
     def _newline(self) -> None:
         if self.tty and self.width:
-            self.stream.write("\n")
+            self._write("\n")
             self.width = 0
 
     def _print(self, text: str) -> None:
-        self.stream.write(text + "\n")
-        self.stream.flush()
+        self._write(text + "\n")
+
+    def _write(self, text: str) -> None:
+        if self.muted:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # BrokenPipeError, EIO from a gone terminal, a closed file
+            self.muted = True
 
     def close(self) -> None:
         self._newline()

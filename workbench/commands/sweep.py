@@ -115,7 +115,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 class CellProgress:
-    """The run's progress line, with a line per cell before and after it."""
+    """The run's progress line, with a line per cell before and after it (muted, as Progress is, when the
+    stream can no longer be written)."""
 
     def __init__(self, stream: Any):
         from workbench.commands.run import Progress
@@ -129,17 +130,16 @@ class CellProgress:
             self.run_progress._newline()
             values = " ".join(f"{k}={value_text(v)}" for k, v in event.values.items())
             verb = "resuming" if event.resumed else "cell"
-            self.stream.write(f"== {verb} {event.index + 1}/{event.total} {event.cell}: {values}\n")
+            self.run_progress._print(f"== {verb} {event.index + 1}/{event.total} {event.cell}: {values}")
         elif kind == "cell_finished":
             self.run_progress._newline()
             detail = f" ({event.message})" if event.message else ""
-            self.stream.write(f"== cell {event.index + 1}/{event.total} {event.cell}: {event.status}{detail}\n")
+            self.run_progress._print(f"== cell {event.index + 1}/{event.total} {event.cell}: {event.status}{detail}")
         elif kind == "sweep_finished":
             self.run_progress._newline()
-            self.stream.write(f"== sweep {event.status}\n")
+            self.run_progress._print(f"== sweep {event.status}")
         elif kind != "finished":
             self.run_progress(event)
-        self.stream.flush()
 
     def close(self) -> None:
         self.run_progress.close()

@@ -60,6 +60,7 @@ from workbench.run_folder import (
     make_folder,
     read_checkpoint_state,
     read_run,
+    running_elsewhere,
     write_json,
     write_status,
 )
@@ -106,6 +107,13 @@ def run(
         if resume is not None:
             path = Path(resume).expanduser()
             config = load_run_config(path)
+            pid = running_elsewhere(path) if parallel.main else None
+            if pid is not None:  # two processes training into one folder would overwrite each other's files
+                raise ConfigError(
+                    "",
+                    f"run {path.name} is still running (process {pid})",
+                    f"stop it first (Ctrl-C where it runs, or kill {pid}), then resume it",
+                )
             if read_run(path).status == "completed":
                 raise ConfigError(
                     "",
