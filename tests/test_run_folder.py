@@ -73,3 +73,17 @@ def test_half_written_summary_and_status_leave_the_run_listed(tmp_path):
     (run_dir / "status.json").write_text('{"status": "running", "pid": "x"', encoding="utf-8")
     info = read_run(run_dir)
     assert info.summary == {} and info.status == "unknown"
+
+
+def test_a_summary_edited_by_hand_and_events_with_damaged_bytes_leave_the_runs_readable(tmp_path):
+    from workbench.events import Log, read_events, to_json
+
+    config = RunConfig()
+    config.runs_dir = str(tmp_path)
+    good, bad = create_run_dir(config), create_run_dir(config)
+    (bad / "summary.json").write_text('{"status": "completed", "steps": "abc", "student_ppl": 1e400}', encoding="utf-8")
+    assert {info.path for info in list_runs(tmp_path)} == {good, bad}  # one bad summary does not hide the rest
+    (good / "events.jsonl").write_bytes(
+        to_json(Log("before")).encode() + b"\n\xff\xfe not utf-8\n" + to_json(Log("after")).encode() + b"\n"
+    )
+    assert [e.message for e in read_events(str(good / "events.jsonl"))] == ["before", "after"]

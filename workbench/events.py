@@ -259,15 +259,16 @@ def to_json(event: Any) -> str:
 
 
 def read_events(path: str) -> list[Any]:
-    """All events of an ``events.jsonl`` file; a torn last line (killed run) is skipped."""
+    """All events of an ``events.jsonl`` file; a torn last line (killed run) is skipped, as is any line that is not
+    an event (edited by hand, damaged on disk: bytes that are not UTF-8 are read as U+FFFD)."""
     events = []
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
             line = line.strip()
             if not line:
                 continue
             try:
                 events.append(event_from_dict(json.loads(line)))
-            except (json.JSONDecodeError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):  # JSONDecodeError is a ValueError
                 continue
     return events

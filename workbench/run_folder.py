@@ -252,7 +252,10 @@ def read_run(path: str | Path) -> RunInfo:
         except (TypeError, ValueError):
             pass  # a state.json edited by hand: the run is still listed
     if summary:
-        last_step = int(summary.get("steps", last_step))
+        try:
+            last_step = int(summary.get("steps", last_step))
+        except (TypeError, ValueError, OverflowError):
+            pass  # a summary.json edited by hand: the run is still listed, with its checkpoint's step
     created = time.strftime("%Y-%m-%d %H:%M", time.localtime(_created_time(path)))
     name = config.name if config else path.name
     return RunInfo(

@@ -35,7 +35,7 @@ def read_probes(events_path: str | Path) -> list[Probe]:
 
     Only lines that name the probe kind are parsed: a long run's file is mostly steps and evals."""
     probes = []
-    with open(events_path, encoding="utf-8") as handle:
+    with open(events_path, encoding="utf-8", errors="replace") as handle:  # damaged bytes: a line skipped
         for line in handle:
             if '"probe"' not in line:
                 continue
