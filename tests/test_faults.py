@@ -400,6 +400,22 @@ def test_disk_full_at_the_student_export_keeps_the_last_checkpoint(tmp_path, mon
     assert (run_dir / "teacher" / "config.json").is_file() and status_of(run_dir) == "failed"
 
 
+def test_a_full_disk_reported_by_safetensors_itself_is_a_disk_full_error_not_a_bug(tmp_path, monkeypatch):
+    """safetensors raises its own SafetensorError (the OS's code inside its text), not an OSError."""
+    from safetensors import SafetensorError
+
+    def full(*args, **kwargs):
+        raise SafetensorError(
+            'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+        )
+
+    monkeypatch.setattr(checkpoints, "save_model", full)
+    result = assert_failed(
+        run(quick_config(tmp_path)), "The disk is full: writing checkpoint teacher-step-000001 failed.", "free space"
+    )
+    assert status_of(Path(result.run_dir)) == "failed"
+
+
 def test_disk_full_at_events_jsonl_mid_run(tmp_path, monkeypatch):
     from workbench import events as ev
 

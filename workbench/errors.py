@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import errno
+import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -111,10 +113,25 @@ class WriteFailed(Exception):
 
 @contextmanager
 def writing(what: str, where: str | Path) -> Iterator[None]:
-    """Any ``OSError`` in the block becomes a :class:`WriteFailed` naming ``what`` and ``where``."""
+    """Any ``OSError`` in the block becomes a :class:`WriteFailed` naming ``what`` and ``where``, and so does
+    an I/O error that a library reports as an exception of its own with the OS's error code in its text
+    (safetensors: ``SafetensorError: Error while serializing: IoError(Os { code: 28, ... })``)."""
     try:
         yield
     except WriteFailed:
         raise
     except OSError as err:
         raise WriteFailed(what, where, err) from err
+    except Exception as err:
+        code = _os_error_code(err)
+        if code is None:
+            raise
+        raise WriteFailed(what, where, OSError(code, os.strerror(code))) from err
+
+
+def _os_error_code(err: Exception) -> int | None:
+    """The OS error code in the text of a safetensors error (Rust's ``std::io::Error``), or None."""
+    if type(err).__name__ != "SafetensorError":
+        return None
+    found = re.search(r"\bcode: (\d+)|os error (\d+)", str(err))
+    return int(found.group(1) or found.group(2)) if found else None
