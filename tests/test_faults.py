@@ -367,6 +367,16 @@ def test_after_freeing_space_the_run_resumes_and_completes(interrupted_run, tmp_
     assert (copy / "student" / "config.json").is_file() and status_of(copy) == "completed"
 
 
+def test_a_resume_whose_trained_teacher_is_gone_keeps_the_distillation_checkpoint(interrupted_run, tmp_path):
+    """Retraining the teacher would restart the distillation at step 0 and prune the checkpoint of its steps."""
+    result, _, _ = interrupted_run
+    copy = tmp_path / "copy"
+    shutil.copytree(result.run_dir, copy)
+    shutil.rmtree(copy / "teacher")
+    assert_failed(run(None, resume=copy), "distillation checkpoint (distill-step-000001)", "(teacher/) is gone")
+    assert latest_checkpoint(copy).name == "distill-step-000001"
+
+
 def _fail_on(monkeypatch, target, name, *, when=lambda *a, **k: True):
     real = getattr(target, name)
 

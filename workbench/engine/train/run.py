@@ -226,6 +226,18 @@ class _Run:
         self.language = toy_language() if is_toy(cfg) else None
 
         teacher_done = (teacher_dir / "config.json").is_file()
+        if (
+            cfg.teacher.source == "train"
+            and not teacher_done
+            and checkpoint is not None
+            and read_checkpoint_state(checkpoint)["stage"] == "distill"
+        ):  # retraining it would start the distillation over and prune the checkpoint that holds its steps
+            raise ConfigError(
+                "",
+                f"run {self.run_dir.name} has a distillation checkpoint ({checkpoint.name}) but the teacher it "
+                "trained (teacher/) is gone",
+                "put teacher/ back (from a copy of the run), or start a new run",
+            )
         if cfg.teacher.source == "train":
             if teacher_done:
                 teacher, tokenizer = load_pretrained("local", str(teacher_dir))
