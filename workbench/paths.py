@@ -40,6 +40,12 @@ def cache_dir(kind: str) -> Path:
     return _made(home() / "cache" / kind)
 
 
+def cache_path(kind: str) -> Path:
+    """``cache_dir(kind)`` without making it: for a cache that is a convenience, whose writer makes the folder
+    inside ``writing(...)``, so that a home the workbench cannot write costs a warning, not the run."""
+    return home() / "cache" / kind
+
+
 def _made(path: Path) -> Path:
     """``path``, made if need be; a home the workbench cannot write is one ConfigError, not a traceback."""
     try:

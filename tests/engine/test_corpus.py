@@ -166,7 +166,7 @@ def test_a_cache_that_cannot_be_written_is_a_warning(tmp_path, tokenizer, monkey
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(paths, "cache_dir" if where == "cache folder" else "atomic_target", full)
+    monkeypatch.setattr(paths, "cache_path" if where == "cache folder" else "atomic_target", full)
     path = tmp_path / "corpus.txt"
     path.write_text("\n\n".join(words(40, seed=s) for s in range(30)), encoding="utf-8")
     lines: list[str] = []

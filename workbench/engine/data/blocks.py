@@ -148,7 +148,7 @@ def _toy_cache_path(data: DataConfig, tokenizer: Any, seq_len: int, language: An
         },
         sort_keys=True,
     )
-    return paths.cache_dir("toy") / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
+    return paths.cache_path("toy") / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.pt"
 
 
 def _toy_blocks(data: DataConfig, tokenizer: Any, seq_len: int, on_log: Callable[[str], None] | None) -> TokenBlocks:
@@ -180,6 +180,8 @@ def _toy_blocks(data: DataConfig, tokenizer: Any, seq_len: int, on_log: Callable
             return blocks
     blocks = _sample_toy_blocks(data, tokenizer, seq_len, on_log, language)
     try:
+        with writing("the built-in language's cache", cache.parent):
+            cache.parent.mkdir(parents=True, exist_ok=True)
         with writing("the built-in language's cache", cache.parent), paths.atomic_target(cache) as tmp:
             torch.save(
                 {

@@ -130,7 +130,9 @@ def _entry_folder(key: str, on_log: Log | None) -> tuple[Path, bool]:
     """The cache entry for ``key``, or a temporary folder (True) when the cache cannot be written."""
     try:
         with writing("the token cache", paths.home() / "cache" / "text"):
-            return paths.cache_dir("text") / key, False
+            folder = paths.cache_path("text")
+            folder.mkdir(parents=True, exist_ok=True)
+            return folder / key, False
     except WriteFailed as err:
         _warn_uncached(err, on_log)
         return Path(tempfile.mkdtemp(prefix="workbench-blocks-")) / key, True

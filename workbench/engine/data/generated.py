@@ -78,7 +78,7 @@ def corpus_cache_path(tokenizer: Any, data: DataConfig, *, seed: int, teacher_ke
         "chat_template": getattr(tokenizer, "chat_template", None) or "",
     }
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:24]
-    return paths.cache_dir("generated") / f"{digest}.jsonl"
+    return paths.cache_path("generated") / f"{digest}.jsonl"
 
 
 def cached_corpus(tokenizer: Any, data: DataConfig, *, seed: int, teacher_key: str) -> list[str] | None:
@@ -219,6 +219,8 @@ def _write_atomic(path: Path, prompts: list[str], texts: list[str]) -> None:
     # Written beside the target and renamed, so a killed run never leaves a
     # half-written cache that a later run would trust.
     try:
+        with writing("the teacher-generated samples' cache", path.parent):
+            path.parent.mkdir(parents=True, exist_ok=True)
         with writing("the teacher-generated samples' cache", path.parent), paths.atomic_target(path) as temp:
             with temp.open("w", encoding="utf-8") as handle:
                 for i, text in enumerate(texts):

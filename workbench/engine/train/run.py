@@ -325,6 +325,8 @@ class _Run:
         resume_from = (
             checkpoint if checkpoint is not None and read_checkpoint_state(checkpoint)["stage"] == "distill" else None
         )
+        if self.resuming and resume_from is None:
+            self.report(Log("no distillation checkpoint to resume from: the distillation starts at step 0"))
         self.training_started = True
         result = self.session.train_stage("distill", student, self.teacher, resume_from)
         self.student = student
@@ -423,6 +425,14 @@ class _Run:
         student_tok = load_tokenizer(cfg.student.source, cfg.student.path, field="student.path")
         check_tokenizers(teacher_tok, student_tok)
 
+    def _data_log(self, message: str) -> None:
+        """A line from the data loaders; theirs that start with ``warning:`` are warnings (the CLI's one
+        ``warning:`` line, the window's banner)."""
+        if message.startswith("warning: "):
+            self.report(Log(message.removeprefix("warning: "), level="warning"))
+        else:
+            self.report(Log(message))
+
     def _load_data(self, teacher: torch.nn.Module | None) -> Any:
 
         cfg = self.config
@@ -434,7 +444,7 @@ class _Run:
             self.tokenizer,
             cfg.train.seq_len,
             seed=cfg.train.seed,
-            on_log=lambda message: self.report(Log(message)),
+            on_log=self._data_log,
             **kwargs,
         )
         return blocks
