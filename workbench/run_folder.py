@@ -92,7 +92,18 @@ def make_folder(path: Path, field: str) -> None:
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
-    path = Path(run_dir) / "config.toml"
+    folder = Path(run_dir).expanduser()
+    path = folder / "config.toml"
+    if not folder.exists():
+        raise ConfigError(
+            "", f"{str(run_dir)!r} does not exist", "give the folder of a run (`workbench runs` lists them)"
+        )
+    if not folder.is_dir():
+        raise ConfigError(
+            "",
+            f"{str(run_dir)!r} is a file, not a run folder",
+            "give the folder of a run (`workbench runs` lists them)",
+        )
     if not path.is_file():
         raise ConfigError(
             "", f"{str(run_dir)!r} is not a run folder (it has no config.toml)", "pick a folder made by `workbench run`"

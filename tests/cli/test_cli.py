@@ -561,3 +561,30 @@ def test_resuming_a_run_another_process_is_running_is_refused(tiny_run, tmp_path
         other.wait()
     main(["run", "--resume", str(run_dir)])  # its process gone, the folder is an interrupted run: not refused as live
     assert "still running" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["run", "--resume", "{tmp}/nowhere"], "does not exist"),
+        (["run", "--resume", "{tmp}/a-file"], "is a file, not a run folder"),
+        (["run", "toy-quick", "--set", "=3"], "names no field"),
+        (["run", "toy-quick", "--set", "distill=3"], "distill: is a table of fields, not one value"),
+        (["run", "toy-quick", "--set", "teacher.source=hub", "--set", "teacher.path=not a valid id!!"], "not a valid"),
+    ],
+)
+def test_mistaken_paths_fields_and_hub_ids_are_named_for_what_they_are(tmp_path, capsys, monkeypatch, argv, words):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "a-file").write_text("x")
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and words in errors[0], err
+    assert "hint: " in err and "Traceback" not in err
+
+
+def test_runs_given_a_run_folder_lists_that_run(tiny_run, capsys):
+    run_dir = json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"]
+    assert main(["runs", run_dir]) == 0
+    out = capsys.readouterr().out
+    assert "completed" in out and "no runs in" not in out

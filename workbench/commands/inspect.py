@@ -87,6 +87,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
         )
     found = list_runs(runs_dir)
     sweeps = list_sweeps(runs_dir)
+    if not found and not sweeps and (where / "config.toml").is_file():  # a run folder itself: list that run
+        from workbench.run_folder import read_run
+
+        found = [read_run(where)]
     if not found and not sweeps:
         print(f"no runs in {runs_dir}")
         return 0

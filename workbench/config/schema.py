@@ -409,7 +409,14 @@ class RunConfig:
             obj = child(obj, part, dotted)
         name = parts[-1]
         fields = {f.name: f for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else {}
-        if name not in fields or dataclasses.is_dataclass(getattr(obj, name)):
+        if name in fields and dataclasses.is_dataclass(getattr(obj, name)):
+            table = getattr(obj, name)
+            raise ConfigError(
+                dotted,
+                "is a table of fields, not one value",
+                f"set one of its fields, e.g. {dotted}.{field_names(table)[0]}=...; its fields: {', '.join(field_names(table))}",
+            )
+        if name not in fields:
             raise ConfigError(dotted, "unknown field", f"fields here: {', '.join(field_names(obj))}")
         hint = get_type_hints(type(obj))[name]
         setattr(obj, name, coerce(value, hint, dotted))
@@ -422,6 +429,8 @@ class RunConfig:
                     "", f"override {item!r} is not of the form key=value", "e.g. --set distill.temperature=4"
                 )
             key, value = item.split("=", 1)
+            if not key.strip():
+                raise ConfigError("", f"override {item!r} names no field", "e.g. --set distill.temperature=4")
             self.set(key.strip(), value.strip())
         self.validate()
 

@@ -63,6 +63,22 @@ def _check_local_folder(folder: Path, shown: str, field: str) -> None:
         )
 
 
+def _check_hub_id(model_id: str, field: str) -> None:
+    """A hub id the hub could hold (``owner/name``: letters, digits, '-', '_', '.'), before any cache or network."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(model_id)
+    except HFValidationError:
+        raise ModelSourceError(
+            field,
+            f"{model_id!r} is not a valid Hugging Face model id",
+            "a hub id looks like owner/name (e.g. HuggingFaceTB/SmolLM2-135M-Instruct); for a folder or a .gguf "
+            "file choose the local or gguf source",
+        ) from None
+
+
 def _hub_probe(model_id: str, revision: str, field: str) -> None:
     """Ask the hub about ``model_id`` once, quickly, so an unreachable hub fails in seconds."""
     from huggingface_hub import HfApi
@@ -117,6 +133,7 @@ def _from_hf(source: str, path: str, revision: str, trust_remote_code: bool, fie
     if source != "hub":
         raise ModelSourceError(field, f"{source!r} is not a model source", "use local, hub or gguf")
     model_id = path.strip()
+    _check_hub_id(model_id, field)
     kwargs: dict[str, Any] = {"revision": revision or None, "trust_remote_code": trust_remote_code}
     try:
         return load(model_id, local_files_only=True, **kwargs)
