@@ -588,3 +588,14 @@ def test_runs_given_a_run_folder_lists_that_run(tiny_run, capsys):
     assert main(["runs", run_dir]) == 0
     out = capsys.readouterr().out
     assert "completed" in out and "no runs in" not in out
+
+
+def test_predict_says_which_words_it_does_not_know_and_refuses_a_prompt_longer_than_the_models(tiny_run, capsys):
+    run_dir = json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"]
+    assert main(["predict", run_dir, "the cat xyzzy"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: the models do not know 'xyzzy'" in captured.err
+    assert "true" not in captured.out.splitlines()[1]  # no truth column: the language has no such word
+    assert main(["predict", run_dir, " ".join(["the cat"] * 40)]) == 2
+    err = capsys.readouterr().err
+    assert "error: the prompt is 80 tokens long, more than the 64 positions" in err and "hint: shorten it" in err

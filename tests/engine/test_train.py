@@ -329,3 +329,15 @@ def test_a_bf16_run_keeps_the_frozen_teacher_in_bf16_and_saves_it_in_fp32(tmp_pa
     assert saved.get("torch_dtype", saved.get("dtype")) == "float32"
     expected = finished_run[0].summary
     assert result.summary["kl_true_student"] == pytest.approx(expected["kl_true_student"], rel=0.1)
+
+
+def test_a_probe_prompt_longer_than_the_models_is_left_out_with_one_warning(tmp_path):
+    cfg = tiny_config(tmp_path)
+    cfg.train.probe_prompts = ["the cat is sitting on the", " ".join(["the cat"] * 20)]  # 40 tokens, 32 positions
+    received = []
+    result = run(cfg, received.append)
+    assert result.status == "completed", result
+    warnings = [e.message for e in received if e.kind == "log" and e.level == "warning" and "probe prompt" in e.message]
+    assert len(warnings) == 1 and "more than the models' 32 positions" in warnings[0], warnings
+    probes = [e for e in received if e.kind == "probe"]
+    assert probes and all([p.prompt for p in e.prompts] == ["the cat is sitting on the"] for e in probes)

@@ -112,6 +112,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from workbench.engine.evaluate import unknown_words
     from workbench.engine.predictor import Predictor
     from workbench.probabilities import soften
 
@@ -142,6 +143,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"the models of {Path(args.run_dir).name} could not be used: {one_line(err, 200)}",
             "check that the run finished (or has a distillation checkpoint) and that its files are whole",
         ) from None
+    unknown = unknown_words(predictor.tokenizer, args.prompt)
+    if unknown:
+        language = " (the built-in language's true distribution is not shown)" if predictor.language is not None else ""
+        print(
+            f"warning: the models do not know {', '.join(repr(w) for w in unknown)}: read as the unknown token{language}",
+            file=sys.stderr,
+        )
     teacher = soften(np.array(probe.teacher_logits[-1]), args.temperature)
     student = soften(np.array(probe.student_logits[-1]), args.temperature)
     truth = np.array(probe.true_probs[-1]) if probe.true_probs else None

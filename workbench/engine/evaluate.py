@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.engine.teacher_cache import cached_kl_metrics
+from workbench.errors import ConfigError
 from workbench.events import ProbePrompt
 
 EVAL_LOGITS_PER_BATCH = 2**27
@@ -166,6 +167,13 @@ def probe_prompt(
     ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
     if not ids:
         ids = [tokenizer.eos_token_id or 0]
+    limit = fewest_positions(teacher, student)
+    if limit is not None and len(ids) > limit:
+        raise ConfigError(
+            "",
+            f"the prompt is {len(ids)} tokens long, more than the {limit} positions the models were made for",
+            f"shorten it to at most {limit} tokens",
+        )
     x = torch.tensor([ids], device=device)
     t_logits = _inference_logits(teacher, x, autocast)
     # In the teacher stage there is no student yet: its rows stay empty.
@@ -192,7 +200,8 @@ def probe_prompt(
         t_sel, s_sel = t_logits[:, index], s_logits[:, index]
         vocab_tokens = token_texts(tokenizer, vocab_ids)
     true_probs: list[list[float]] = []
-    if truth is not None:
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    if truth is not None and (unknown is None or unknown not in ids):  # a word the language lacks: no truth
         probs = truth.for_prompt(ids)
         true_probs = np.round(probs[:, :vocab], 6).tolist() if not vocab_ids else probs[:, vocab_ids].tolist()
     return ProbePrompt(
@@ -204,6 +213,28 @@ def probe_prompt(
         vocab_tokens=vocab_tokens,
         true_probs=true_probs,
     )
+
+
+def fewest_positions(*models: torch.nn.Module | None) -> int | None:
+    """The fewest positions any of ``models`` takes (None when none says)."""
+    from workbench.engine.models.sizes import max_positions
+
+    limits = []
+    for model in models:
+        if model is not None:
+            try:
+                limits.append(max_positions(model))
+            except ValueError:
+                continue
+    return min(limits) if limits else None
+
+
+def unknown_words(tokenizer: Any, prompt: str) -> list[str]:
+    """The words of ``prompt`` that ``tokenizer`` reads as its unknown token (none when it has no such token)."""
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    if unknown is None:
+        return []
+    return [word for word in prompt.split() if unknown in tokenizer(word, add_special_tokens=False)["input_ids"]]
 
 
 def _inference_logits(model: torch.nn.Module, x: torch.Tensor, autocast: Callable[[], Any]) -> torch.Tensor:

@@ -27,7 +27,7 @@ from workbench.engine.checkpoints import restore_checkpoint, save_checkpoint
 from workbench.engine.data.batches import BatchIterator
 from workbench.engine.data.blocks import TokenBlocks
 from workbench.engine.device import Device
-from workbench.engine.evaluate import Truth, evaluate, probe_prompt
+from workbench.engine.evaluate import Truth, evaluate, fewest_positions, probe_prompt
 from workbench.engine.losses import loss_chunk_positions
 from workbench.engine.student_text import probe_generator, sample_student_text
 from workbench.engine.teacher_cache import TopKCache
@@ -73,6 +73,7 @@ class Session:
     started: float = field(default_factory=time.time)  # wall clock of the run, moved back on resume
     history: dict[str, Any] = field(default_factory=dict)  # kept in checkpoints: elapsed time, "before" metrics
     probe_vocab_cache: dict[int, list[str]] = field(default_factory=dict)
+    long_probe_prompts: set[str] = field(default_factory=set)  # left out of the probes (and said once)
     teacher_topk: TopKCache | None = None  # distill.teacher_cache = "topk": the cache of distill_blocks()
     eval_topk: TopKCache | None = None  # ... and of eval_blocks
     teacher_eval: dict[str, float] | None = None  # with eval_topk: the teacher-only metrics, measured once
@@ -383,6 +384,28 @@ class Session:
             self.teacher_eval = self._evaluate(None, teacher)
         return {**self.teacher_eval, **self._evaluate(model, None, self.eval_topk)}
 
+    def _prompts_that_fit(self, prompts: list[str], *models) -> list[str]:
+        """The probe prompts no longer than the models' positions; each one left out is one warning."""
+        limit = fewest_positions(*models)
+        if limit is None:
+            return prompts
+        fit = []
+        for prompt in prompts:
+            n = len(self.tokenizer(prompt, add_special_tokens=True)["input_ids"])
+            if n <= limit:
+                fit.append(prompt)
+            elif prompt not in self.long_probe_prompts:
+                self.long_probe_prompts.add(prompt)
+                shown = prompt if len(prompt) <= 40 else prompt[:37] + "..."
+                self.report(
+                    Log(
+                        f"the probe prompt {shown!r} is {n} tokens, more than the models' {limit} positions: "
+                        "it is left out of the probes",
+                        level="warning",
+                    )
+                )
+        return fit
+
     def probe(self, stage: str, step: int, model, teacher) -> None:
         prompts = [p for p in self.config.train.probe_prompts if p.strip()]
         if not prompts or not self.parallel.main:
@@ -390,6 +413,9 @@ class Session:
         distilling = stage == "distill"
         probe_teacher = teacher if distilling else model
         probe_student = model if distilling else None
+        prompts = self._prompts_that_fit(prompts, probe_teacher, probe_student)
+        if not prompts:
+            return
         results = []
         for prompt in prompts:
             results.append(
