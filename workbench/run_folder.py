@@ -108,7 +108,14 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
         raise ConfigError(
             "", f"{str(run_dir)!r} is not a run folder (it has no config.toml)", "pick a folder made by `workbench run`"
         )
-    return RunConfig.from_toml(read_config_text(path), source=str(path))
+    text = read_config_text(path)
+    if not text.strip():  # read as all defaults, it would not be the run's config
+        raise ConfigError(
+            "",
+            f"the config.toml of {folder.name} is empty",
+            "it records what the run trained: restore it from a copy of the run, or start a new run",
+        )
+    return RunConfig.from_toml(text, source=str(path))
 
 
 class EventLog:

@@ -599,3 +599,35 @@ def test_predict_says_which_words_it_does_not_know_and_refuses_a_prompt_longer_t
     assert main(["predict", run_dir, " ".join(["the cat"] * 40)]) == 2
     err = capsys.readouterr().err
     assert "error: the prompt is 80 tokens long, more than the 64 positions" in err and "hint: shorten it" in err
+
+
+def test_runs_bought_refuses_a_distilled_baseline_and_a_completed_run_without_its_summary(tiny_run, tmp_path, capsys):
+    import shutil
+
+    run_dir = json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"]
+    distilled, bare = tmp_path / "distilled", tmp_path / "bare"
+    shutil.copytree(run_dir, distilled)
+    shutil.copytree(run_dir, bare)
+    (bare / "summary.json").unlink()
+    assert main(["runs", "bought", run_dir, "--baseline", str(distilled)]) == 2
+    assert "distilled is not a hard-label run (its distill.alpha is" in capsys.readouterr().err
+    assert main(["runs", "bought", str(bare)]) == 2
+    assert "bare completed but its summary.json is missing or unreadable" in capsys.readouterr().err
+
+
+def test_a_finished_run_with_damaged_status_or_empty_config_is_not_trained_again(tiny_run, tmp_path, capsys):
+    import shutil
+
+    run_dir = json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"]
+    no_status, empty_config = tmp_path / "no-status", tmp_path / "empty-config"
+    shutil.copytree(run_dir, no_status)
+    shutil.copytree(run_dir, empty_config)
+    (no_status / "status.json").unlink()
+    (no_status / "status.json").mkdir()  # unreadable: the status is unknown, the exported student says it finished
+    student = (no_status / "student" / "model.safetensors").read_bytes()
+    assert main(["run", "--resume", str(no_status)]) == 2
+    assert "has already completed" in capsys.readouterr().err
+    assert (no_status / "student" / "model.safetensors").read_bytes() == student
+    (empty_config / "config.toml").write_text("")
+    assert main(["run", "--resume", str(empty_config)]) == 2
+    assert "error: the config.toml of empty-config is empty" in capsys.readouterr().err

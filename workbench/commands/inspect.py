@@ -202,6 +202,12 @@ def cmd_runs_bought(args: argparse.Namespace) -> int:
     if args.baseline and Path(args.baseline).resolve() == Path(args.run_dir).resolve():
         raise ConfigError("--baseline", "the baseline is the run itself", "give the run's hard-label (alpha = 0) run")
     baseline = _finished_run(args.baseline, "--baseline") if args.baseline else find_baseline(run)
+    if args.baseline and baseline.config is not None and baseline.config.distill.alpha != 0:
+        raise ConfigError(
+            "--baseline",
+            f"{baseline.path.name} is not a hard-label run (its distill.alpha is {baseline.config.distill.alpha:g})",
+            "give the run trained with distill.alpha = 0 (the window's Baseline button makes it)",
+        )
     card = build_card(run, baseline)
     print(json.dumps(card.to_dict()) if args.json else card.text())
     return 0
@@ -217,6 +223,12 @@ def _finished_run(path: str, field: str) -> Any:
             field, f"{path!r} is not a run folder (it has no config.toml)", "give a folder made by `workbench run`"
         )
     info = read_run(folder)
+    if info.status == "completed" and not info.summary:
+        raise ConfigError(
+            field,
+            f"{folder.name} completed but its summary.json is missing or unreadable",
+            "the final measurements are in it: restore it from a copy of the run, or run it again",
+        )
     if not is_finished(info):
         raise ConfigError(
             field,

@@ -114,7 +114,9 @@ def run(
                     f"run {path.name} is still running (process {pid})",
                     f"stop it first (Ctrl-C where it runs, or kill {pid}), then resume it",
                 )
-            if read_run(path).status == "completed":
+            info = read_run(path)
+            exported = info.summary and (path / "student" / "config.json").is_file()
+            if info.status == "completed" or (info.status == "unknown" and exported):
                 raise ConfigError(
                     "",
                     f"run {path.name} has already completed",
