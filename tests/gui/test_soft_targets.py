@@ -376,3 +376,21 @@ def test_a_prompt_the_language_cannot_produce_has_no_true_distribution_and_examp
     p.set_prompt = asked.append  # the models are not loaded here: see what the link asks for
     note.linkActivated.emit("the cats")
     assert asked == ["the cats"]
+
+
+def test_a_typed_prompt_with_unknown_words_or_too_long_for_the_models_says_so(panel, qtbot):
+    class Predictor(FakePredictor):
+        def probe(self, prompt):
+            if len(prompt.split()) > 5:
+                raise ConfigError("", "the prompt is 6 tokens long, more than the 5 positions", "shorten it")
+            return make_probe_prompt(prompt, [" the", " <unk>", " is"], truth=False)
+
+    p = panel(lambda path: Predictor())
+    with qtbot.waitSignal(p.predictor_ready, timeout=5000):
+        p.set_run_dir("/runs/demo")
+    with qtbot.waitSignal(p.probe_shown, timeout=5000):
+        p.set_prompt("the xyzzy is")
+    assert "read as their unknown token (<unk>)" in p.status.text()
+    with qtbot.waitSignal(p.predictor_failed, timeout=5000):
+        p.set_prompt("a b c d e f")
+    assert "more than the 5 positions. Shorten it" in p.status.text()

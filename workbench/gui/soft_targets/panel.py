@@ -55,6 +55,8 @@ from workbench.probabilities import DIVERGENCES
 NOT_PROBED = "This prompt is not probed by the run; open a finished run (Runs tab) to ask about any prompt."
 NO_MODELS = "No models yet: start a run (its probe prompts appear here) or open a finished run (Runs tab)."
 LOAD_HINT = "Check that the run folder holds a finished or checkpointed run."
+UNKNOWN_TOKENS = frozenset({"<unk>", "[UNK]", "<|unk|>"})
+"""How tokenizers spell their unknown token (the built-in language's is ``<unk>``)."""
 HISTORY_HINT = "Check that its events.jsonl is a readable file; its models still answer typed prompts."
 
 
@@ -456,6 +458,7 @@ class SoftTargetsPanel(QWidget):
             message, hint = f"{what}: {err.what}", err.hint or LOAD_HINT
         else:
             message, hint = f"{what}: {one_line(err)}", LOAD_HINT
+        hint = hint[:1].upper() + hint[1:]  # a sentence of its own after the message
         self.generation.generate_button.setEnabled(self._predictor_ready)
         self.student_text.sample_button.setEnabled(self._predictor_ready)
         self.status.setText(f"{message}. {hint}")
@@ -487,7 +490,13 @@ class SoftTargetsPanel(QWidget):
         if self.state.is_replayed(probe.prompt):
             return  # the run's probes of this prompt arrived meanwhile: the replay shows those
         self.state.take_answer(probe)
-        self.status.setText("")
+        unknown = sorted({t.strip() for t in probe.tokens if t.strip() in UNKNOWN_TOKENS})
+        self.status.setText(
+            f"Words the models do not know are read as their unknown token ({unknown[0]}): the bars show what the "
+            "models predict after it, and no true distribution is shown."
+            if unknown
+            else ""
+        )
         self._show_state()
 
     def _on_generated(self, prompt: str, texts: tuple[str, str] | None) -> None:
