@@ -568,6 +568,7 @@ def test_resuming_a_run_another_process_is_running_is_refused(tiny_run, tmp_path
     [
         (["run", "--resume", "{tmp}/nowhere"], "does not exist"),
         (["run", "--resume", "{tmp}/a-file"], "is a file, not a run folder"),
+        (["run", "toy-quick", "--resume", "{tmp}"], "so the config 'toy-quick' would be ignored"),
         (["run", "toy-quick", "--set", "=3"], "names no field"),
         (["run", "toy-quick", "--set", "distill=3"], "distill: is a table of fields, not one value"),
         (["run", "toy-quick", "--set", "teacher.source=hub", "--set", "teacher.path=not a valid id!!"], "not a valid"),

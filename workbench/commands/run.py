@@ -30,6 +30,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             "", "--out cannot be combined with --run-dir or --resume (they name the run folder itself)", "drop --out"
         )
     if args.resume:
+        if args.config:
+            raise ConfigError(
+                "",
+                f"--resume continues the run with its own config.toml, so the config {args.config!r} would be ignored",
+                f"drop {args.config!r} (workbench run --resume {args.resume}), or start a new run with it",
+            )
         config = load_run_config(args.resume)
         if args.overrides:
             raise ConfigError(
