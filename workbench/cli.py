@@ -127,25 +127,34 @@ def _parser() -> argparse.ArgumentParser:
     presets.set_defaults(handler=cmd_presets)
 
     predict = sub.add_parser("predict", help="teacher vs student (vs the truth) next-word probabilities for a prompt")
-    predict.add_argument("run_dir")
-    predict.add_argument("prompt")
-    predict.add_argument("--top-k", type=int, default=10)
-    predict.add_argument("--temperature", type=float, default=1.0)
-    predict.add_argument("--json", action="store_true")
+    predict.add_argument("run_dir", help="a run folder (a finished run, or one with a distillation checkpoint)")
+    predict.add_argument("prompt", help='the text to continue, e.g. "the cat is sitting on the"')
+    predict.add_argument("--top-k", type=int, default=10, help="words shown (default 10)")
+    predict.add_argument(
+        "--temperature", type=float, default=1.0, help="softens both models' distributions (default 1; not the truth's)"
+    )
+    predict.add_argument("--json", action="store_true", help="print the rows as one JSON line")
     predict.set_defaults(handler=cmd_predict)
 
     data = sub.add_parser("data", help="preview the data a config reads: examples, tokens, blocks")
-    data.add_argument("config")
-    data.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    data.add_argument("config", help="a preset name (see `workbench presets`) or a .toml file")
+    data.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field, e.g. --set data.source=file (repeatable)",
+    )
     data.set_defaults(handler=cmd_data)
 
     add_layers_parser(sub)
 
-    listing = sub.add_parser(
-        "runs",
-        help="list run folders with their status and final metrics (`runs export --tensorboard RUN...`: TensorBoard "
-        "files; `runs bought RUN [--baseline RUN]`: what distillation bought)",
+    runs_help = (
+        "list run folders with their status and final metrics (`runs export --tensorboard RUN...`: TensorBoard "
+        "files; `runs bought RUN [--baseline RUN]`: what distillation bought)"
     )
+    listing = sub.add_parser("runs", help=runs_help, description=runs_help[0].upper() + runs_help[1:] + ".")
     listing.add_argument("runs_dir", nargs="?", help="default: runs (a missing default folder just means no runs yet)")
     listing.set_defaults(handler=cmd_runs)
 
