@@ -92,7 +92,10 @@ def test_local_folder_problems_are_clear_errors(tmp_path):
     model, _ = save_tiny_model(tmp_path / "no_tok")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (tmp_path / "no_tok" / name).unlink()
-    with pytest.raises(ModelSourceError, match="tokenizer"):
+    with pytest.raises(ModelSourceError, match="has no tokenizer files"):
+        load_pretrained("local", str(tmp_path / "no_tok"))
+    (tmp_path / "no_tok" / "config.json").write_text("garbage{")
+    with pytest.raises(ModelSourceError, match=r"the config.json of .* is not valid JSON"):
         load_pretrained("local", str(tmp_path / "no_tok"))
 
 

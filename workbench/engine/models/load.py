@@ -7,6 +7,7 @@ Paths may start with ``models:`` or ``resources:`` (:func:`workbench.paths.resol
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -142,12 +143,42 @@ def _from_hf(source: str, path: str, revision: str, trust_remote_code: bool, fie
     return load(model_id, **kwargs)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
+TOKENIZER_PATTERNS = ("*.model", "*.tiktoken", "vocab*", "tokenizer*")
+"""A save_pretrained folder's tokenizer is in at least one file like these (SentencePiece ``*.model``,
+tiktoken files, vocabularies); a folder with none of them has no tokenizer."""
+
+
+def _check_local_tokenizer(folder: Path, shown: str, field: str) -> None:
+    """What transformers would report as a long, cut-off error, said in one sentence: a config.json that is not
+    JSON, or a folder without tokenizer files."""
+    config = folder / "config.json"
+    if not config.is_file():
+        return  # not a model folder: _from_hf says what is wrong with it
+    try:
+        json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, OSError):
+        raise ModelSourceError(
+            field,
+            f"the config.json of {shown!r} is not valid JSON",
+            "save_pretrained writes it: save the model there again, or restore the file",
+        ) from None
+    if not any(path.is_file() for pattern in TOKENIZER_PATTERNS for path in folder.glob(pattern)):
+        raise ModelSourceError(
+            field,
+            f"{shown!r} has no tokenizer files (such as {', '.join(TOKENIZER_FILES)})",
+            "save the tokenizer with save_pretrained next to the model",
+        )
+
+
 def load_tokenizer(
     source: str, path: str, *, revision: str = "", trust_remote_code: bool = False, field: str = "teacher.path"
 ) -> PreTrainedTokenizerBase:
     """Only the tokenizer of a model (cheap: lets a tokenizer check run before weights load)."""
     if source == "gguf":
         return load_gguf_tokenizer(path, field=field)
+    if source == "local":
+        _check_local_tokenizer(resolve_path(path), path, field)
     try:
         tokenizer = _from_hf(source, path, revision, trust_remote_code, field, AutoTokenizer.from_pretrained)
     except ConfigError:
