@@ -220,10 +220,29 @@ def qtbot_left():
     return Qt.MouseButton.LeftButton
 
 
-def test_an_unreadable_events_file_is_named_with_a_hint(panel, qtbot, tmp_path):
+def test_an_unreadable_events_file_is_named_with_a_hint(panel, qtbot, tmp_path, monkeypatch):
     p = panel()
     (tmp_path / "odd").mkdir()
-    (tmp_path / "odd" / "events.jsonl").write_bytes(b'{"kind": "probe" \xff\xfe}\n')  # not UTF-8
+    (tmp_path / "odd" / "events.jsonl").write_text("")
+
+    def failing(path):
+        raise OSError(5, "Input/output error", str(path))
+
+    monkeypatch.setattr(panel_module, "read_probes", failing)
     p.load_run_probes(tmp_path / "odd")
     qtbot.waitUntil(lambda: "Could not read the probes of odd" in p.status.text(), timeout=10000)
     assert "events.jsonl" in p.status.text().split(":", 1)[1]
+
+
+def test_probes_beside_a_line_of_damaged_bytes_still_replay(panel, qtbot, tmp_path):
+    p = panel()
+    (tmp_path / "damaged").mkdir()
+    probe = Probe("distill", 10, 2.0, [make_probe_prompt(seed=10)])
+    text = (
+        to_json(probe).encode()
+        + b'\n{"kind": "probe" \xff\xfe}\n'
+        + to_json(Probe("distill", 20, 2.0, [make_probe_prompt(seed=20)])).encode()
+    )
+    (tmp_path / "damaged" / "events.jsonl").write_bytes(text + b"\n")
+    p.load_run_probes(tmp_path / "damaged")
+    qtbot.waitUntil(lambda: p.replay.label.text() == "step 20 of 20 (distill)", timeout=10000)
