@@ -183,7 +183,10 @@ class Objective:
     def _autocast_dtype(self, device_type: str) -> torch.dtype | None:
         """The dtype this objective's autocast computes products in (None when it is off: fp32)."""
         with self.autocast():
-            return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+            try:
+                return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+            except (AttributeError, TypeError):  # a torch without the device-generic autocast API: fp32 products
+                return None
 
     def _fused(self, student_head, teacher_head, batch: Batch, num_valid_tokens: int | Tensor) -> LossParts:
         """distill.fused_loss: the base models' final hidden states and the heads' weights, no logits."""
