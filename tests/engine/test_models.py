@@ -454,3 +454,20 @@ def test_auto_precision_takes_bf16_only_where_the_gpu_has_it_in_hardware(monkeyp
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert pick_device("cuda", "auto").precision == expected
     assert pick_device("cuda", "bf16").precision == "bf16"  # asked for, it is given
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_generation_stops_at_the_models_positions_and_a_prompt_that_fills_them_is_refused(family):
+    """GPT-2 would index past its position table; Llama would run past what it was trained for."""
+    from tests.helpers_models import tiny_model, tiny_tokenizer
+    from workbench.engine.evaluate import generate_pair
+    from workbench.errors import ConfigError
+
+    tokenizer = tiny_tokenizer()
+    teacher, student = tiny_model(tokenizer, family, seed=0), tiny_model(tokenizer, family, layers=1, seed=1)
+    word = next(w for w in tokenizer.get_vocab() if not w.startswith("<"))
+    common = dict(teacher=teacher, student=student, tokenizer=tokenizer, device=torch.device("cpu"), temperature=0.0)
+    texts = generate_pair(" ".join([word] * 60), max_new_tokens=30, **common)  # 64 positions: room for 4 more
+    assert all(len(tokenizer(text, add_special_tokens=False)["input_ids"]) <= 4 for text in texts), texts
+    with pytest.raises(ConfigError, match="leaves no room in the 64 positions"):
+        generate_pair(" ".join([word] * 64), max_new_tokens=5, **common)

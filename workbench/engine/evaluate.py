@@ -263,9 +263,20 @@ def generate_pair(
     top_p: float = 0.95,
     seed: int = 0,
 ) -> tuple[str, str]:
-    """Continuations of ``prompt`` by the teacher and the student with the same sampling settings and seed."""
+    """Continuations of ``prompt`` by the teacher and the student with the same sampling settings and seed,
+    at most as long as the models' positions leave room for (a prompt that fills them is a ConfigError)."""
     encoded = tokenizer(prompt, return_tensors="pt")
     ids = encoded["input_ids"].to(device)
+    limit = fewest_positions(teacher, student)
+    if limit is not None:
+        if ids.shape[1] >= limit:
+            raise ConfigError(
+                "",
+                f"the prompt is {ids.shape[1]} tokens long, which leaves no room in the {limit} positions the models "
+                "were made for",
+                f"shorten it to fewer than {limit} tokens",
+            )
+        max_new_tokens = min(max_new_tokens, limit - ids.shape[1])
     out = []
     for model in (teacher, student):
         torch.manual_seed(seed)
