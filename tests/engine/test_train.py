@@ -341,3 +341,21 @@ def test_a_probe_prompt_longer_than_the_models_is_left_out_with_one_warning(tmp_
     assert len(warnings) == 1 and "more than the models' 32 positions" in warnings[0], warnings
     probes = [e for e in received if e.kind == "probe"]
     assert probes and all([p.prompt for p in e.prompts] == ["the cat is sitting on the"] for e in probes)
+
+
+@pytest.mark.parametrize(
+    "saved, device, expected",
+    [
+        ("one", 1, "one"),  # this version: the process's own device's state
+        (["zero", "one", "two"], 1, "one"),  # written before: one state per device, this device's taken
+        (["zero"], 1, None),  # a device the old checkpoint did not have: the generator is left as it is
+    ],
+)
+def test_a_checkpoint_restores_the_cuda_generator_of_this_process_device(monkeypatch, saved, device, expected):
+    from workbench.engine import checkpoints
+
+    restored = []
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: device)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state: restored.append(state))
+    checkpoints._restore_cuda_rng(saved)
+    assert restored == ([expected] if expected is not None else [])
