@@ -49,6 +49,20 @@ def tiny_run(tmp_path_factory):
     return code, stdout.getvalue()
 
 
+def tiny_run_dir(tiny_run) -> str:
+    """The run folder of the module's tiny run (its --json summary's last line)."""
+    return json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"]
+
+
+def copies_of_tiny_run(tiny_run, tmp_path, *names: str) -> list:
+    """Copies of the tiny run's folder under ``tmp_path``, to damage without touching the shared one."""
+    import shutil
+
+    for name in names:
+        shutil.copytree(tiny_run_dir(tiny_run), tmp_path / name)
+    return [tmp_path / name for name in names]
+
+
 def test_run_json_prints_the_summary_on_the_last_line(tiny_run):
     code, stdout = tiny_run
     assert code == 0
@@ -544,10 +558,7 @@ def test_a_run_whose_output_pipe_closes_trains_on_and_keeps_its_work(tmp_path):
 
 
 def test_resuming_a_run_another_process_is_running_is_refused(tiny_run, tmp_path, capsys):
-    import shutil
-
-    run_dir = tmp_path / "live"
-    shutil.copytree(json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"], run_dir)
+    (run_dir,) = copies_of_tiny_run(tiny_run, tmp_path, "live")
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         status = json.dumps({"status": "running", "pid": other.pid, "time": 0})
@@ -585,14 +596,14 @@ def test_mistaken_paths_fields_and_hub_ids_are_named_for_what_they_are(tmp_path,
 
 
 def test_runs_given_a_run_folder_lists_that_run(tiny_run, capsys):
-    run_dir = json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"]
+    run_dir = tiny_run_dir(tiny_run)
     assert main(["runs", run_dir]) == 0
     out = capsys.readouterr().out
     assert "completed" in out and "no runs in" not in out
 
 
 def test_predict_says_which_words_it_does_not_know_and_refuses_a_prompt_longer_than_the_models(tiny_run, capsys):
-    run_dir = json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"]
+    run_dir = tiny_run_dir(tiny_run)
     assert main(["predict", run_dir, "the cat xyzzy"]) == 0
     captured = capsys.readouterr()
     assert "warning: the models do not know 'xyzzy'" in captured.err
@@ -603,26 +614,16 @@ def test_predict_says_which_words_it_does_not_know_and_refuses_a_prompt_longer_t
 
 
 def test_runs_bought_refuses_a_distilled_baseline_and_a_completed_run_without_its_summary(tiny_run, tmp_path, capsys):
-    import shutil
-
-    run_dir = json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"]
-    distilled, bare = tmp_path / "distilled", tmp_path / "bare"
-    shutil.copytree(run_dir, distilled)
-    shutil.copytree(run_dir, bare)
+    distilled, bare = copies_of_tiny_run(tiny_run, tmp_path, "distilled", "bare")
     (bare / "summary.json").unlink()
-    assert main(["runs", "bought", run_dir, "--baseline", str(distilled)]) == 2
+    assert main(["runs", "bought", tiny_run_dir(tiny_run), "--baseline", str(distilled)]) == 2
     assert "distilled is not a hard-label run (its distill.alpha is" in capsys.readouterr().err
     assert main(["runs", "bought", str(bare)]) == 2
     assert "bare completed but its summary.json is missing or unreadable" in capsys.readouterr().err
 
 
 def test_a_finished_run_with_damaged_status_or_empty_config_is_not_trained_again(tiny_run, tmp_path, capsys):
-    import shutil
-
-    run_dir = json.loads(tiny_run[1].strip().splitlines()[-1])["run_dir"]
-    no_status, empty_config = tmp_path / "no-status", tmp_path / "empty-config"
-    shutil.copytree(run_dir, no_status)
-    shutil.copytree(run_dir, empty_config)
+    no_status, empty_config = copies_of_tiny_run(tiny_run, tmp_path, "no-status", "empty-config")
     (no_status / "status.json").unlink()
     (no_status / "status.json").mkdir()  # unreadable: the status is unknown, the exported student says it finished
     student = (no_status / "student" / "model.safetensors").read_bytes()
