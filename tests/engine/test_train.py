@@ -341,6 +341,7 @@ def test_a_probe_prompt_longer_than_the_models_is_left_out_with_one_warning(tmp_
     assert len(warnings) == 1 and "more than the models' 32 positions" in warnings[0], warnings
     probes = [e for e in received if e.kind == "probe"]
     assert probes and all([p.prompt for p in e.prompts] == ["the cat is sitting on the"] for e in probes)
+    assert [g["prompt"] for g in result.summary["generations"]] == ["the cat is sitting on the"]
 
 
 @pytest.mark.parametrize(

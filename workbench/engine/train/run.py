@@ -473,28 +473,22 @@ class _Run:
         )
         if self.dev.device.type == "cuda":
             summary["peak_gpu_memory_bytes"] = int(torch.cuda.max_memory_allocated(self.dev.device))
-        prompts = [p for p in cfg.train.probe_prompts if p.strip()][:3]
-        summary["generations"] = [
-            {
-                "prompt": p,
-                **dict(
-                    zip(
-                        ("teacher", "student"),
-                        generate_pair(
-                            p,
-                            teacher=self.teacher,
-                            student=self.student,
-                            tokenizer=self.tokenizer,
-                            device=self.dev.device,
-                            max_new_tokens=20,
-                            temperature=0.0 if self.language is None else 1.0,
-                            seed=cfg.train.seed,
-                        ),
-                    )
-                ),
-            }
-            for p in prompts
-        ]
+        summary["generations"] = []
+        for prompt in [p for p in cfg.train.probe_prompts if p.strip()][:3]:
+            try:
+                texts = generate_pair(
+                    prompt,
+                    teacher=self.teacher,
+                    student=self.student,
+                    tokenizer=self.tokenizer,
+                    device=self.dev.device,
+                    max_new_tokens=20,
+                    temperature=0.0 if self.language is None else 1.0,
+                    seed=cfg.train.seed,
+                )
+            except ConfigError:  # a probe prompt that fills the models' positions (its warning came at the probes)
+                continue
+            summary["generations"].append({"prompt": prompt, **dict(zip(("teacher", "student"), texts))})
         return summary
 
     def _finish(self, status: str, summary: dict[str, Any]) -> Finished:
