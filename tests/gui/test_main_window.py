@@ -470,3 +470,15 @@ def test_the_configuration_dock_is_never_narrower_than_its_form(make_window, qtb
     qtbot.wait(50)
     assert panel.scroll.viewport().width() >= content.minimumSizeHint().width()
     assert content.width() >= content.minimumSizeHint().width(), "every field whole"
+
+
+def test_a_config_file_with_a_number_no_spin_box_holds_is_refused_and_the_form_is_left_as_it_was(
+    make_window, runs_dir, tmp_path, tiny_config
+):
+    window = make_window(tiny_config(runs_dir))
+    before = window.config().to_dict()
+    huge = tmp_path / "huge.toml"
+    huge.write_text("name = 'huge'\n[teacher.arch]\nlayers = 99999999999\nhidden = -4\n")
+    assert not window.load_config_from(str(huge))
+    assert "Could not load huge.toml: teacher.arch.layers: 99999999999 is above the maximum" in window.banner.message()
+    assert window.config().to_dict() == before

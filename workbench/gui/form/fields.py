@@ -345,7 +345,9 @@ class IntEditor(_SpinEditor):
     def set_value(self, value: Any) -> None:
         self.parse_error = None
         self.input.blockSignals(True)
-        self.input.setValue(int(value))
+        # a spin box holds 32 bits: a larger value (a config edited by hand) is shown at its bound, and the
+        # config's own range check marks the field
+        self.input.setValue(max(self.input.minimum(), min(self.input.maximum(), int(value))))
         self.input.blockSignals(False)
 
 

@@ -36,6 +36,10 @@ class ConfigFilesMixin:
         except ConfigError as err:
             self.banner.show_message(f"Could not load {Path(name_or_path).name}: {err.what}.", err.hint)
             return False
+        unshowable = _beyond_a_spin_box(cfg)
+        if unshowable is not None:  # a spin box cannot hold it: refused before the form changes at all
+            self.banner.show_message(f"Could not load {Path(name_or_path).name}: {unshowable.what}.", unshowable.hint)
+            return False
         if runs_dir:
             cfg.runs_dir = runs_dir
         self.set_config(cfg, base=str(name_or_path))
@@ -108,3 +112,20 @@ def default_config() -> RunConfig:
         return load_config("toy")
     except ConfigError:
         return RunConfig()
+
+
+INT_FIELD_LIMIT = 2**31 - 1
+"""The largest magnitude a Qt spin box (a 32-bit int) holds."""
+
+
+def _beyond_a_spin_box(cfg) -> ConfigError | None:
+    """The error of the first integer field whose value no spin box can show (the form would be left half-filled);
+    its range check names the field and the allowed range."""
+    for error in cfg.errors():
+        try:
+            value = cfg.get(error.field) if error.field else None
+        except (AttributeError, KeyError, ValueError, ConfigError):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > INT_FIELD_LIMIT:
+            return error
+    return None

@@ -261,7 +261,7 @@ class MainWindow(
             cfg = self.config_panel.config()
         errors = cfg.errors()
         if errors:
-            self.banner.show_message(f"The configuration is not valid: {errors[0].message}.", errors[0].hint)
+            self.banner.show_message(f"The configuration is not valid: {errors[0].what}.", errors[0].hint)
             return False
         self.banner.dismiss()
         self.stop_following()  # our own run takes the charts
