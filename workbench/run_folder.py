@@ -87,7 +87,7 @@ def make_folder(path: Path, field: str) -> None:
         raise ConfigError(
             field,
             f"cannot write a run folder at {str(path)!r} ({reason.lower()})",
-            "choose a folder you can write to (--out, --run-dir or runs_dir)",
+            "choose a folder you can write to (the runs folder, runs_dir; on the command line --out or --run-dir)",
         ) from None
 
 
