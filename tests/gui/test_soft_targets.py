@@ -394,3 +394,13 @@ def test_a_typed_prompt_with_unknown_words_or_too_long_for_the_models_says_so(pa
     with qtbot.waitSignal(p.predictor_failed, timeout=5000):
         p.set_prompt("a b c d e f")
     assert "more than the 5 positions. Shorten it" in p.status.text()
+
+
+def test_generate_without_a_prompt_says_to_type_one(panel, qtbot):
+    fake = FakePredictor()
+    p = panel(lambda path: fake)
+    with qtbot.waitSignal(p.predictor_ready, timeout=5000):
+        p.set_run_dir("/runs/demo")
+    p.prompt_box.setEditText("   ")
+    p.generate()
+    assert p.status.text().startswith("Type a prompt first") and fake.generate_calls == []

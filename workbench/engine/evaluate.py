@@ -274,7 +274,7 @@ def generate_pair(
                 "",
                 f"the prompt is {ids.shape[1]} tokens long, which leaves no room in the {limit} positions the models "
                 "were made for",
-                f"shorten it to fewer than {limit} tokens",
+                f"shorten it to at most {limit - 1} tokens",
             )
         max_new_tokens = min(max_new_tokens, limit - ids.shape[1])
     out = []

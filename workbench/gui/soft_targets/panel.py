@@ -411,7 +411,10 @@ class SoftTargetsPanel(QWidget):
     def generate(self) -> None:
         """Ask the run's models for teacher and student continuations of the prompt in the box."""
         prompt = self.prompt_box.currentText().strip()
-        if not self._predictor_ready or not prompt:
+        if not self._predictor_ready:
+            return
+        if not prompt:
+            self.status.setText("Type a prompt first: the teacher and the student continue it.")
             return
         settings, models = self.generation.settings(), self._models
         self.generation.generate_button.setEnabled(False)
