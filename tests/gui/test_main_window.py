@@ -482,3 +482,11 @@ def test_a_config_file_with_a_number_no_spin_box_holds_is_refused_and_the_form_i
     assert not window.load_config_from(str(huge))
     assert "Could not load huge.toml: teacher.arch.layers: 99999999999 is above the maximum" in window.banner.message()
     assert window.config().to_dict() == before
+
+
+def test_opening_a_runs_config_keeps_the_runs_folder_the_runs_tab_shows(make_window, runs_dir, tmp_path, tiny_config):
+    window = make_window(tiny_config(runs_dir))
+    recorded = tiny_config(tmp_path / "elsewhere", max_steps=77)
+    window._on_open_run_config(recorded)
+    assert window.config().train.max_steps == 77  # what to train: the run's
+    assert window.config().runs_dir == str(runs_dir)  # where runs go: unchanged

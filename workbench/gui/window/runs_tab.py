@@ -40,6 +40,8 @@ class RunsTabMixin:
 
     @Slot(object)
     def _on_open_run_config(self, cfg: RunConfig) -> None:
+        # what to train comes from the run; where runs go stays the folder the Runs tab shows (as Load preset keeps it)
+        cfg.runs_dir = self.config_panel.config().runs_dir
         self.set_config(cfg)
         self.statusBar().showMessage(f"Loaded the configuration of {cfg.name}", 6000)
 
