@@ -116,6 +116,7 @@ CLI_CASES = {
     "unknown teacher source": (lambda tmp: ["run", "toy-quick", "--set", "teacher.source=ftp"], ["teacher.source"]),
     "run name of 300 characters": (lambda tmp: ["run", "toy-quick", "--set", "name=" + "n" * 300], ["name"]),
     "run name with a slash": (lambda tmp: ["run", "toy-quick", "--set", "name=a/b"], ["name"]),
+    "run name of spaces only": (lambda tmp: ["run", "toy-quick", "--set", "name=   "], ["name: is empty"]),
     "run name with a control character": (lambda tmp: ["run", "toy-quick", "--set", "name=a\tb"], ["name"]),
     "missing data file": (
         lambda tmp: ["run", "toy-quick", "--set", "data.source=file", "--set", f"data.path={tmp / 'none.txt'}"],

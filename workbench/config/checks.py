@@ -255,12 +255,11 @@ def relation_errors(config: RunConfig) -> list[ConfigError]:
                 "load a teacher (local, hub or .gguf), or choose another data source",
             )
         )
-    if (
-        not config.name.strip()
-        or any(c in config.name for c in "/\\:")
-        or not config.name.isprintable()
-        or config.name.strip() in (".", "..")
-    ):
+    if not config.name.strip():
+        errors.append(
+            ConfigError("name", "is empty", "name the run: it names the run's folder (letters, digits, '-', '_')")
+        )
+    elif any(c in config.name for c in "/\\:") or not config.name.isprintable() or config.name.strip() in (".", ".."):
         errors.append(
             ConfigError("name", f"{config.name!r} cannot be part of a folder name", "use letters, digits, '-' and '_'")
         )
