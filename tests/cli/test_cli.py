@@ -633,3 +633,12 @@ def test_a_finished_run_with_damaged_status_or_empty_config_is_not_trained_again
     (empty_config / "config.toml").write_text("")
     assert main(["run", "--resume", str(empty_config)]) == 2
     assert "error: the config.toml of empty-config is empty" in capsys.readouterr().err
+
+
+def test_a_whole_number_of_many_digits_is_read_exactly(capsys):
+    assert main(["run", "toy-quick", "--set", "data.toy_seed=99999999999999999999999"]) == 2
+    assert "99999999999999999999999 is above the maximum" in capsys.readouterr().err  # not 99999999999999991611392
+    config = RunConfig()
+    config.set("data.toy_seed", "1_000")
+    config.set("train.max_steps", "1e3")
+    assert (config.data.toy_seed, config.train.max_steps) == (1000, 1000)

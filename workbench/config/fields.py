@@ -50,8 +50,13 @@ def coerce(value: Any, hint: Any, dotted: str) -> Any:
         if isinstance(value, float) and value.is_integer():
             return int(value)
         if isinstance(value, str):
+            text = value.strip().replace("_", "")
             try:
-                number = float(value.replace("_", ""))
+                return int(text)  # exactly, however many digits ("1e3" goes through float below)
+            except ValueError:
+                pass
+            try:
+                number = float(text)
             except ValueError:
                 number = None
             if number is not None and number.is_integer():

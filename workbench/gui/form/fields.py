@@ -418,6 +418,12 @@ class TextNumberEditor(FieldEditor):
 
     @Slot(str)
     def _changed(self, text: str) -> None:
+        if self.number_type is int:
+            try:  # exactly, however many digits
+                self._emit(int(text.strip().replace("_", "")))
+                return
+            except ValueError:
+                pass  # "1e3", or not a number: said below
         try:
             value = float(text.strip().replace("_", ""))
             if not math.isfinite(value):
