@@ -41,8 +41,9 @@ def cache_dir(kind: str) -> Path:
 
 
 def cache_path(kind: str) -> Path:
-    """``cache_dir(kind)`` without making it: for a cache that is a convenience, whose writer makes the folder
-    inside ``writing(...)``, so that a home the workbench cannot write costs a warning, not the run."""
+    """``cache_dir(kind)`` without making it: for a cache that is a convenience, written through
+    ``atomic_target`` inside ``writing(...)`` (which makes the folder), so that a home the workbench cannot
+    write costs a warning, not the run."""
     return home() / "cache" / kind
 
 
@@ -90,8 +91,11 @@ def atomic_target(path: Path, *, keep_existing: bool = False) -> Iterator[Path]:
     folder there. When the block ends normally it is renamed onto ``path`` (an existing folder is
     replaced), so readers see the old version or the new one, never half of one; when the block
     raises, or the rename fails, the temporary is removed and ``path`` is untouched. With
-    ``keep_existing``, a ``path`` that another writer finished first is kept and ours dropped.
+    ``keep_existing``, a ``path`` that another writer finished first is kept and ours dropped. The folder
+    that holds ``path`` is made if need be (an ``OSError`` when it cannot be: the caller's ``writing(...)``
+    names it).
     """
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(path)
     try:
         yield tmp

@@ -180,8 +180,6 @@ def _toy_blocks(data: DataConfig, tokenizer: Any, seq_len: int, on_log: Callable
             return blocks
     blocks = _sample_toy_blocks(data, tokenizer, seq_len, on_log, language)
     try:
-        with writing("the built-in language's cache", cache.parent):
-            cache.parent.mkdir(parents=True, exist_ok=True)
         with writing("the built-in language's cache", cache.parent), paths.atomic_target(cache) as tmp:
             torch.save(
                 {

@@ -219,8 +219,6 @@ def _write_atomic(path: Path, prompts: list[str], texts: list[str]) -> None:
     # Written beside the target and renamed, so a killed run never leaves a
     # half-written cache that a later run would trust.
     try:
-        with writing("the teacher-generated samples' cache", path.parent):
-            path.parent.mkdir(parents=True, exist_ok=True)
         with writing("the teacher-generated samples' cache", path.parent), paths.atomic_target(path) as temp:
             with temp.open("w", encoding="utf-8") as handle:
                 for i, text in enumerate(texts):

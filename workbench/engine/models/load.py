@@ -62,6 +62,14 @@ def _check_local_folder(folder: Path, shown: str, field: str) -> None:
             f"{shown!r} has no config.json, so it is not a save_pretrained model folder",
             "choose the folder that save_pretrained wrote (it holds config.json and the weights)",
         )
+    try:  # transformers' own message for this is about tokenizers, cut off mid-sentence
+        json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, OSError):
+        raise ModelSourceError(
+            field,
+            f"the config.json of {shown!r} is not valid JSON",
+            "save_pretrained writes it: save the model there again, or restore the file",
+        ) from None
 
 
 def _check_hub_id(model_id: str, field: str) -> None:
@@ -150,19 +158,9 @@ tiktoken files, vocabularies); a folder with none of them has no tokenizer."""
 
 
 def _check_local_tokenizer(folder: Path, shown: str, field: str) -> None:
-    """What transformers would report as a long, cut-off error, said in one sentence: a config.json that is not
-    JSON, or a folder without tokenizer files."""
-    config = folder / "config.json"
-    if not config.is_file():
-        return  # not a model folder: _from_hf says what is wrong with it
-    try:
-        json.loads(config.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError, OSError):
-        raise ModelSourceError(
-            field,
-            f"the config.json of {shown!r} is not valid JSON",
-            "save_pretrained writes it: save the model there again, or restore the file",
-        ) from None
+    """A model folder (:func:`_check_local_folder`) with tokenizer files: without them transformers' error is
+    a long, cut-off text."""
+    _check_local_folder(folder, shown, field)
     if not any(path.is_file() for pattern in TOKENIZER_PATTERNS for path in folder.glob(pattern)):
         raise ModelSourceError(
             field,

@@ -75,6 +75,7 @@ class Objective:
         self.teacher_topk = teacher_topk if alpha > 0 else None
         self.teacher = teacher if alpha > 0 and self.teacher_topk is None else None
         self.autocast = autocast
+        self._product_dtypes: dict[str, torch.dtype | None] = {}  # per device type, read from the autocast once
         self.chunk_positions = chunk_positions
         # distill.hidden_weight > 0 with a derived student: the teacher layer each student layer came from.
         self.hidden_layers = list(hidden_layers) if hidden_layers and settings.hidden_weight > 0 else None
@@ -182,11 +183,14 @@ class Objective:
 
     def _autocast_dtype(self, device_type: str) -> torch.dtype | None:
         """The dtype this objective's autocast computes products in (None when it is off: fp32)."""
-        with self.autocast():
-            try:
-                return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
-            except (AttributeError, TypeError):  # a torch without the device-generic autocast API: fp32 products
-                return None
+        if device_type not in self._product_dtypes:
+            with self.autocast():
+                try:
+                    on = torch.is_autocast_enabled(device_type)
+                    self._product_dtypes[device_type] = torch.get_autocast_dtype(device_type) if on else None
+                except (AttributeError, TypeError):  # a torch without the device-generic autocast API: fp32
+                    self._product_dtypes[device_type] = None
+        return self._product_dtypes[device_type]
 
     def _fused(self, student_head, teacher_head, batch: Batch, num_valid_tokens: int | Tensor) -> LossParts:
         """distill.fused_loss: the base models' final hidden states and the heads' weights, no logits."""
