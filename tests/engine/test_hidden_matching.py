@@ -14,7 +14,7 @@ from torch import nn
 from workbench.config.schema import ArchConfig, RunConfig
 from workbench.engine.hidden_match import hidden_match_loss, layer_outputs
 from workbench.engine.losses import distill_loss
-from workbench.engine.models.build import build_model, derive_student
+from workbench.engine.models.build import build_model, decoder_layers, derive_student
 from workbench.engine.train import objective as objective_module
 from workbench.engine.train.objective import Batch, Objective
 from workbench.errors import ConfigError
@@ -97,6 +97,23 @@ def test_the_term_equals_a_plain_torch_reference(family, kind):
     assert term.item() == pytest.approx(expected, rel=1e-5, abs=1e-7)
     alone = _term(student, teacher, kept, ids, labels, kind)  # no step given: this call's valid tokens
     assert alone.item() == pytest.approx(expected * (valid + 7) / valid, rel=1e-5)
+
+
+def test_the_teacher_holds_only_the_layers_the_student_is_matched_with():
+    """A 4-layer teacher matched by 2 layers keeps 2 outputs alive, and the term is the same as with all 4."""
+    teacher = _teacher()
+    kept = [1, 3]
+    student = _perturbed(derive_student(teacher, kept)).eval()
+    ids, labels = _batch()
+    with layer_outputs(teacher, keep=kept) as t_out, torch.no_grad():
+        teacher(input_ids=ids, use_cache=False)
+    assert [j for j, out in enumerate(t_out) if out is not None] == kept
+    assert len(t_out) == len(decoder_layers(teacher))
+    with layer_outputs(student) as s_out:
+        student(input_ids=ids, use_cache=False)
+    term = hidden_match_loss(s_out, t_out, kept, labels, kind="mse")
+    assert term.item() == pytest.approx(_term(student, teacher, kept, ids, labels, "mse").item(), rel=1e-6)
+    assert term.item() > 1e-6
 
 
 def test_the_last_layer_is_compared_before_the_final_norm():

@@ -52,19 +52,29 @@ def valid_positions(labels: Tensor) -> Tensor:
 
 
 @contextlib.contextmanager
-def layer_outputs(model: torch.nn.Module) -> Iterator[list[Tensor]]:
+def layer_outputs(model: torch.nn.Module, keep: Sequence[int] | None = None) -> Iterator[list[Tensor | None]]:
     """While open, each forward pass of ``model`` appends its decoder layers' outputs (``[B, L, H]``, in
     layer order) to the yielded list. ``model`` may be wrapped (DistributedDataParallel, train/parallel.py's
-    ``Forward``: each its ``module``)."""
-    outputs: list[Tensor] = []
+    ``Forward``: each its ``module``).
 
-    def hook(_module, _inputs, output):
-        outputs.append(output[0] if isinstance(output, (tuple, list)) else output)
+    ``keep`` names the layers whose outputs are wanted: the others are appended as None, so that entry
+    ``j`` is still layer ``j`` and a 30-layer teacher matched by 10 layers holds 10 outputs, not 30."""
+    outputs: list[Tensor | None] = []
+    wanted = None if keep is None else set(keep)
+
+    def hook_for(index: int):
+        def hook(_module, _inputs, output):
+            if wanted is not None and index not in wanted:
+                outputs.append(None)
+            else:
+                outputs.append(output[0] if isinstance(output, (tuple, list)) else output)
+
+        return hook
 
     inner = model
     while isinstance(getattr(inner, "module", None), torch.nn.Module):
         inner = inner.module
-    handles = [layer.register_forward_hook(hook) for layer in decoder_layers(inner)]
+    handles = [layer.register_forward_hook(hook_for(j)) for j, layer in enumerate(decoder_layers(inner))]
     try:
         yield outputs
     finally:
@@ -74,7 +84,7 @@ def layer_outputs(model: torch.nn.Module) -> Iterator[list[Tensor]]:
 
 def hidden_match_loss(
     student_layers: Sequence[Tensor],
-    teacher_layers: Sequence[Tensor],
+    teacher_layers: Sequence[Tensor | None],
     kept: Sequence[int],
     labels: Tensor,
     *,
@@ -84,8 +94,8 @@ def hidden_match_loss(
     """The term for one micro-batch (with gradient into the student only), divided by ``num_valid_tokens``.
 
     ``student_layers`` are the student's ``len(kept)`` layer outputs and ``teacher_layers`` the teacher's
-    (``[B, L, H]`` each, see :func:`layer_outputs`); student layer ``i`` is matched with teacher layer
-    ``kept[i]``. ``num_valid_tokens`` None divides by this call's valid positions (at least 1).
+    (``[B, L, H]`` each, see :func:`layer_outputs`; those not in ``kept`` may be None); student layer ``i``
+    is matched with teacher layer ``kept[i]``. ``num_valid_tokens`` None divides by this call's valid positions (at least 1).
     """
     if len(student_layers) != len(kept):
         raise ValueError(f"the student gave {len(student_layers)} layer outputs for {len(kept)} kept layers")

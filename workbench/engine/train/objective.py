@@ -125,7 +125,11 @@ class Objective:
     def _with_hidden(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int | Tensor) -> LossParts:
         """distill.hidden_weight > 0: the usual loss plus ``hidden_weight`` x the hidden-state matching term
         (engine/hidden_match.py), from forward passes that also record each decoder layer's output."""
-        with layer_outputs(self.hidden_teacher) as teacher_layers, torch.no_grad(), self.autocast():
+        with (
+            layer_outputs(self.hidden_teacher, keep=self.hidden_layers) as teacher_layers,
+            torch.no_grad(),
+            self.autocast(),
+        ):
             teacher_logits = self.hidden_teacher(input_ids=batch.ids, use_cache=False).logits
         with layer_outputs(model) as student_layers, self.autocast():
             student_logits = model(input_ids=batch.ids, use_cache=False).logits
