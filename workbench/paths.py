@@ -83,6 +83,24 @@ def resolve_path(text: str) -> Path:
     return Path(text).expanduser()
 
 
+def folder_write_problem(path: Path) -> str | None:
+    """Why files could not be made in folder ``path`` (made first when missing), or None; makes nothing.
+
+    A look, not a try (the run's own ``mkdir`` and probe file stay the final word): the nearest part of
+    ``path`` that exists must be a folder this process may write into and enter."""
+    path = Path(path).expanduser().absolute()
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            return None
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{str(existing)!r} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{str(existing)!r} cannot be written to"
+    return None
+
+
 @contextmanager
 def atomic_target(path: Path, *, keep_existing: bool = False) -> Iterator[Path]:
     """The one way the workbench writes a file or a folder that others read.

@@ -146,3 +146,24 @@ def test_the_plans_memory_follows_the_fused_loss_and_the_teacher_cache():
     assert fused != full and cached != full
     assert full_total - fused_total == full - fused and full_total - cached_total == full - cached
     assert logits_bytes(teacher_cache="topk", alpha=0.0)[0] == full  # alpha 0 builds no cache
+
+
+def test_a_runs_folder_that_cannot_be_made_is_named_before_start(tmp_path, monkeypatch):
+    """The window disables Start at the field (the plan's errors), instead of refusing at Start."""
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a folder")
+    cfg = RunConfig()
+    cfg.runs_dir = str(in_the_way / "runs")
+    [error] = [e for e in plan_run(cfg).errors if e.field == "runs_dir"]
+    assert "is a file, not a folder" in str(error) and str(in_the_way) in str(error)
+    assert not (in_the_way.parent / "runs").exists()
+    cfg.runs_dir = str(tmp_path / "new" / "runs")  # missing folders are made at Start: fine
+    assert [e for e in plan_run(cfg).errors if e.field == "runs_dir"] == []
+    assert not (tmp_path / "new").exists()  # the plan made nothing
+    # a folder this process may not write into (as root every folder is writable, so the answer is faked)
+    import workbench.paths as paths
+
+    monkeypatch.setattr(paths.os, "access", lambda path, mode: str(path) != str(tmp_path))
+    cfg.runs_dir = str(tmp_path / "runs")
+    [error] = [e for e in plan_run(cfg).errors if e.field == "runs_dir"]
+    assert "cannot be written to" in str(error)

@@ -15,6 +15,7 @@ import copy
 import functools
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from workbench.config.checks import by_importance, derived_layers
@@ -33,7 +34,7 @@ from workbench.engine.models.sizes import (
 )
 from workbench.engine.teacher_cache import bytes_per_position
 from workbench.errors import ConfigError, one_line
-from workbench.paths import resolve_path
+from workbench.paths import folder_write_problem, resolve_path
 
 
 @dataclass
@@ -98,9 +99,23 @@ def plan_run(cfg: RunConfig) -> Plan:
             )
     _memory(cfg, student, plan, teacher)
     _tokenizers(cfg, plan)
+    _runs_folder(cfg, plan)
     if cfg.teacher.trust_remote_code and cfg.teacher.source in ("local", "hub"):
         plan.warnings.append("trust_remote_code is on: Python code shipped with the teacher will run on this machine.")
     return plan
+
+
+def _runs_folder(cfg: RunConfig, plan: Plan) -> None:
+    """A runs folder the run could not write its folder into, named before Start rather than at it."""
+    problem = folder_write_problem(Path(cfg.runs_dir))
+    if problem is not None:
+        plan.errors.append(
+            ConfigError(
+                "runs_dir",
+                f"a run folder cannot be made in {cfg.runs_dir!r}: {problem}",
+                "choose a folder you can write to",
+            )
+        )
 
 
 def describe_config(hf_config: Any) -> str:
