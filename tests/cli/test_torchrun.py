@@ -153,3 +153,32 @@ def test_the_fused_loss_under_two_processes_trains_like_one_process_on_the_same_
     eval_one, eval_two = last(one, "eval").metrics, last(two, "eval").metrics
     for key in ("student_ce", "kl_teacher_student"):
         assert eval_two[key] == pytest.approx(eval_one[key], rel=1e-4), key
+
+
+def _any_of_on_rank(rank: int, init_file: str, results: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from workbench.engine.train.parallel import Parallel
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        parallel = Parallel(rank=rank, world_size=2)
+        # rank 1 alone was told to stop, rank 0 alone to cancel: both processes see both
+        answer = parallel.any_of([rank == 1, rank == 0], torch.device("cpu"))
+        neither = parallel.any_of([False, False], torch.device("cpu"))
+        with open(f"{results}.{rank}", "w") as out:
+            json.dump([answer, neither], out)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_stop_told_to_one_process_reaches_every_process(tmp_path):
+    """Under torchrun a signal reaches the processes at different steps; all of them must stop at one."""
+    import torch.multiprocessing as mp
+
+    results = str(tmp_path / "answer")
+    mp.spawn(_any_of_on_rank, args=(str(tmp_path / "init"), results), nprocs=2, join=True)
+    for rank in (0, 1):
+        with open(f"{results}.{rank}") as f:
+            assert json.load(f) == [[True, True], [False, False]]

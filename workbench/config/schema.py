@@ -351,8 +351,7 @@ class RunConfig:
     name: str = _f("run", "Short name used in the run folder's name.")
     runs_dir: str = _f(
         "runs",
-        "Folder where run folders are created. A relative path is taken from the folder the workbench was "
-        "started in.",
+        "Folder where run folders are created. A relative path is taken from the folder the workbench was started in.",
     )
     teacher: TeacherConfig = _f(TeacherConfig(), "Teacher.")
     student: StudentConfig = _f(StudentConfig(), "Student.")

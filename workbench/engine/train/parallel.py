@@ -65,6 +65,19 @@ class Parallel:
             dist.all_reduce(value)
         return value
 
+    def any_of(self, flags: list[bool], device: torch.device) -> list[bool]:
+        """Each flag OR-ed over the processes. The reduction runs on the CPU (gloo) when the process group
+        has a CPU backend, as the one made here always does: a CUDA tensor read back would wait for the
+        GPU to finish every queued kernel, once a step, where this costs one small host message."""
+        if self.world_size <= 1:
+            return list(flags)
+        import torch.distributed as dist
+
+        on_cpu = "gloo" in str(dist.get_backend()).lower()
+        values = torch.tensor([float(f) for f in flags], device="cpu" if on_cpu else device)
+        dist.all_reduce(values)
+        return [v > 0 for v in values.tolist()]
+
     def barrier(self) -> None:
         if self.world_size > 1:
             import torch.distributed as dist

@@ -310,8 +310,7 @@ class Session:
         step, so that all stop at the same step. A signal (torchrun forwards SIGINT / SIGTERM to every process)
         reaches them at slightly different times; a process that stopped alone would wait in the checkpoint's
         barrier while the others wait in the next step's all-reduce."""
-        flags = torch.tensor([float(self.control.stop.is_set()), float(self.control.cancel.is_set())], device=device)
-        stop, cancel = (bool(v > 0) for v in self.parallel.all_sum(flags).tolist())
+        stop, cancel = self.parallel.any_of([self.control.stop.is_set(), self.control.cancel.is_set()], device)
         if cancel and not self.control.cancel.is_set():
             self.control.request_cancel()
         elif stop and not self.control.stop.is_set():
