@@ -1,7 +1,7 @@
 """One optimizer step of distillation: the workbench's paths against the usual recipes, on the same models.
 
     python scripts/bench_peers.py --json [--shape toy|smollm2] [--steps N] [--rounds R] [--skip-memory]
-                                         [--device cpu|cuda] [--precision fp32|bf16] [--vocab V]
+                                         [--device cpu|cuda] [--precision fp32|bf16] [--vocab V] [--compile]
 
 In one process, on the same random-init teacher and student, the same token blocks, the same batch,
 temperature, alpha and AdamW (``schedule.adamw``, fused on CPU; one optimizer and one student shared by
@@ -41,6 +41,9 @@ On a GPU (``--device cuda``) each round is bracketed by ``torch.cuda.synchronize
 memory is the CUDA allocator's: ``max_memory_allocated`` over one more step above ``memory_allocated``
 before it. ``--precision bf16`` runs every variant's forward passes under bf16 autocast and keeps the
 frozen teacher in bf16, as a workbench run in bf16 does (the student's weights and AdamW stay fp32).
+
+``--compile`` gives the three workbench variants ``train.compile`` (each chunk of their loss through
+``torch.compile``; compiled in the untimed first step); the other variants are unchanged.
 
 Shapes: ``toy``, the toy preset's teacher (4 layers x 128) and student (its custom 1 layer x 64, not
 derived), the toy vocabulary, batch 8 x 64; ``smollm2``, a SmolLM2-135M-shaped teacher (``--teacher-layers``,
@@ -187,7 +190,7 @@ class Steps:
         self.optimizer = adamw(student, 0.01, 1e-4, self.device)
         settings = DistillConfig(temperature=args.temperature, alpha=args.alpha, cache_k=args.k)
         chunk = loss_chunk_positions(self.vocab, settings.chunk_positions, dev.device)
-        common = dict(alpha=args.alpha, autocast=dev.autocast, chunk_positions=chunk)
+        common = dict(alpha=args.alpha, autocast=dev.autocast, chunk_positions=chunk, compile=args.compile)
         self.objectives = {
             "workbench": Objective(settings, teacher=teacher, **common),
             "workbench_fused": Objective(replace(settings, fused_loss=True), teacher=teacher, **common),
@@ -384,7 +387,7 @@ def forwarded(args) -> list[str]:
         "--temperature", str(args.temperature), "--alpha", str(args.alpha),
         "--teacher-layers", str(args.teacher_layers), "--batch", str(args.batch), "--seq", str(args.seq),
         "--threads", str(args.threads), "--device", args.device, "--precision", args.precision,
-        "--vocab", str(args.vocab),
+        "--vocab", str(args.vocab), *(["--compile"] if args.compile else []),
     ]  # fmt: skip
 
 
@@ -464,6 +467,7 @@ def run(args) -> dict:
         "torch": torch.__version__,
         "device": dev.label,
         "precision": args.precision,
+        "compile": args.compile,
         "timing_wall_s": round(timing_s, 1),
         **trl_info,
         "trl_timed": "GKDTrainer.compute_loss (TRL's code, beta 0, no generation: lmbda 0) with a stand-in self "
@@ -498,6 +502,9 @@ def parse(argv):
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--vocab", type=int, default=0, help="smollm2 shape: the vocabulary (0: SmolLM2's 49152)")
+    parser.add_argument(
+        "--compile", action="store_true", help="the workbench variants with train.compile (the loss's chunks compiled)"
+    )
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-only", action="store_true", help="only the peak step memory (no timing)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON line")

@@ -7,7 +7,7 @@
 # 2. the peers benchmark at that GPU shape (scripts/bench_peers.py --device cuda --precision bf16: the
 #    workbench with and without the top-k cache, fused, TRL's GKD loss when TRL is there, the classic
 #    recipe, the floor): s/step, tokens/s, ratios, peak GPU memory per variant;
-# 3. the test suite's GPU-marked tests;
+# 3. the test suite's GPU-marked tests, then the peers again with train.compile (timing only);
 # 4. a longer smollm2 distillation in bf16 (the real GGUF when it has been fetched, else a
 #    SmolLM2-135M-shaped teacher trained here on the built-in language), then the same run with the
 #    top-k teacher cache and with the fused loss, printing tokens/s and peak GPU memory;
@@ -44,18 +44,9 @@ limit() {
   return "$rc"
 }
 
-echo "== device"
-"$PY" -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(0))" || exit 1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
-
-echo "== fused loss vs chunked loss, Qwen-sized vocabulary 151936, B*L = 8192, bf16 (peak GPU memory)"
-limit 120 "$PY" scripts/bench_kd_memory.py --device cuda --dtype bf16 --vocab 151936 --batch 8 --seq 1024 \
-  --from-hidden --hidden 1024 --json | tee "$OUT/kd-memory-gpu.json"
-
-echo "== peers at a GPU shape: SmolLM2-135M-shaped teacher (30 layers), vocabulary 151936, batch 8 x 1024, bf16"
-limit 240 "$PY" scripts/bench_peers.py --device cuda --precision bf16 --shape smollm2 --vocab 151936 \
-  --batch 8 --seq 1024 --steps 3 --rounds 4 --json > "$OUT/peers-gpu.json"
-"$PY" - "$OUT/peers-gpu.json" <<'PY'
+# peers_summary FILE: what a bench_peers.py --json result says, one line per variant.
+peers_summary() {
+  "$PY" - "$1" <<'PY'
 import json, sys
 from pathlib import Path
 text = Path(sys.argv[1]).read_text().strip()
@@ -69,9 +60,28 @@ for name, row in r["variants"].items():
     mem = memory.get(name, {})
     print(f"{name:16s} {row['s_per_step']['median']:.4f} s/step  {row['tokens_per_s']:>10.0f} tok/s  {ratios}  peak step +{mem.get('peak_step_extra_mib', mem.get('error'))} MiB")
 PY
+}
+
+echo "== device"
+"$PY" -c "import torch; print(torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(0))" || exit 1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+
+echo "== fused loss vs chunked loss, Qwen-sized vocabulary 151936, B*L = 8192, bf16 (peak GPU memory)"
+limit 120 "$PY" scripts/bench_kd_memory.py --device cuda --dtype bf16 --vocab 151936 --batch 8 --seq 1024 \
+  --from-hidden --hidden 1024 --json | tee "$OUT/kd-memory-gpu.json"
+
+echo "== peers at a GPU shape: SmolLM2-135M-shaped teacher (30 layers), vocabulary 151936, batch 8 x 1024, bf16"
+limit 240 "$PY" scripts/bench_peers.py --device cuda --precision bf16 --shape smollm2 --vocab 151936 \
+  --batch 8 --seq 1024 --steps 3 --rounds 4 --json > "$OUT/peers-gpu.json"
+peers_summary "$OUT/peers-gpu.json"
 
 echo "== GPU-marked tests"
 limit 150 "$PY" -m pytest -q -m gpu tests/engine/test_gpu.py -p no:cacheprovider 2>&1 | tail -5
+
+echo "== the same peers with train.compile (the workbench variants' loss chunks through torch.compile)"
+limit 180 "$PY" scripts/bench_peers.py --device cuda --precision bf16 --shape smollm2 --vocab 151936 \
+  --batch 8 --seq 1024 --steps 3 --rounds 3 --skip-memory --compile --json > "$OUT/peers-gpu-compile.json"
+peers_summary "$OUT/peers-gpu-compile.json"
 
 echo "== smollm2 distillation, bf16, $STEPS steps"
 GGUF="$("$PY" -c 'from workbench.paths import resolve_path; print(resolve_path("models:SmolLM2-135M-Instruct.Q4_1.gguf"))')"

@@ -86,3 +86,27 @@ def test_a_compile_that_fails_on_the_platform_is_one_clear_error(monkeypatch):
     assert "torch.compile could not compile the loss on this platform" in err.value.message
     assert "long compiler output" not in err.value.line
     assert "train.compile = false" in err.value.hint
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_the_compiled_topk_lowrank_loss_equals_the_uncompiled_one(temperature):
+    """train.compile with the top-k cache: the low-rank tail's chunk (reconstruction and loss) compiled."""
+    from tests.engine.test_teacher_cache import VOCAB, _cached, _logits
+    from workbench.engine import teacher_cache
+
+    cached = _cached(_logits(5), 6)
+    labels = torch.randint(0, VOCAB, (2, 7), generator=torch.Generator().manual_seed(6))
+    labels[1, 2] = -100
+    results = []
+    for compile in (False, True):
+        student = _logits(4).requires_grad_(True)
+        parts = teacher_cache.topk_distill_loss(
+            student, cached, labels, temperature=temperature, alpha=0.6, chunk_positions=5, compile=compile
+        )
+        parts.loss.backward()
+        results.append((parts, student.grad))
+    (plain, g_plain), (compiled, g_compiled) = results
+    for name in ("loss", "kd", "ce"):
+        torch.testing.assert_close(getattr(compiled, name), getattr(plain, name), rtol=1e-5, atol=1e-6, msg=name)
+    torch.testing.assert_close(g_compiled, g_plain, rtol=1e-4, atol=1e-6)
+    assert "lowrank" in teacher_cache._COMPILED  # the compiled chunk was the one used

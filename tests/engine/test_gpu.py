@@ -65,3 +65,23 @@ def test_fused_loss_on_cuda_equals_the_unfused_loss_and_gradients():
     torch.testing.assert_close(got.loss, ref.loss, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(h2.grad, h1.grad, rtol=1e-3, atol=1e-5)
     torch.testing.assert_close(w2.grad, w1.grad, rtol=1e-3, atol=1e-5)
+
+
+def test_the_compiled_topk_loss_on_cuda_equals_the_uncompiled_one():
+    """train.compile under the top-k cache: on CUDA inductor writes GPU kernels for the low-rank chunk."""
+    from tests.engine.test_teacher_cache import VOCAB, _cached, _logits
+    from workbench.engine.teacher_cache import TopK, topk_distill_loss
+
+    cached = _cached(_logits(5), 6)
+    on_gpu = TopK(**{k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in vars(cached).items()})
+    labels = torch.randint(0, VOCAB, (2, 7), generator=torch.Generator().manual_seed(6)).cuda()
+    results = []
+    for compile in (False, True):
+        student = _logits(4).cuda().requires_grad_(True)
+        parts = topk_distill_loss(
+            student, on_gpu, labels, temperature=2.0, alpha=0.6, chunk_positions=5, compile=compile
+        )
+        parts.loss.backward()
+        results.append((parts.loss, student.grad))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-4, atol=1e-6)

@@ -310,8 +310,9 @@ class TrainConfig:
     precision: str = _f("auto", "auto: bf16 autocast where the device supports it, else fp32.", choices=PRECISIONS)
     compile: bool = _f(
         False,
-        "Runs the loss's per-chunk function through torch.compile (the chunked and the fused loss): the same "
-        "loss, compiled once at the first step; needs a working compiler (a C++ compiler on the CPU).",
+        "Runs the loss's per-chunk function through torch.compile (the chunked and the fused loss, and the "
+        "top-k cache's low-rank loss): the same loss, compiled once at the first step; needs a working compiler "
+        "(a C++ compiler on the CPU).",
     )
     seed: int = _f(
         0, "Seed for weights, data order and sampling; the same seed repeats a run on the CPU.", min=0, max=2**32 - 1

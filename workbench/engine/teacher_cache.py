@@ -85,6 +85,7 @@ from workbench import paths
 from workbench.config.schema import CACHE_TAILS
 from workbench.engine.losses import (
     IGNORE_INDEX,
+    CompileFailed,
     LossParts,
     LossSettings,
     check_loss_arguments,
@@ -92,6 +93,7 @@ from workbench.engine.losses import (
     loss_targets_and_settings,
     scale_saved_gradients,
 )
+from workbench.engine.losses import _chunk_terms as _full_chunk_terms
 
 CACHE_VERSION = 4
 """2: the tail prior (``prior.npy``) is part of an entry. 3: so are the low-rank tail's per-position
@@ -647,6 +649,7 @@ def topk_distill_loss(
     num_valid_tokens: int | None = None,
     chunk_positions: int = 1024,
     tail: str = "lowrank",
+    compile: bool = False,
 ) -> LossParts:
     """``alpha * (T^2) * sum(KL) / n + (1 - alpha) * sum(CE) / n`` for one micro-batch, the KL with the
     teacher's tail modelled as ``tail`` says (``"prior"``: over all V tokens; ``"bucket"``: over the top-k
@@ -655,7 +658,9 @@ def topk_distill_loss(
     The counterpart of ``losses.distill_loss`` (same masking, denominator and LossParts) with the
     teacher's side from the cache. Computed in fp32, ``chunk_positions`` rows at a time, each chunk's
     gradient computed with its loss (as distill_loss does): memory is one chunk's fp32 temporaries plus a
-    gradient buffer the size of ``student_logits``. No host sync."""
+    gradient buffer the size of ``student_logits``. No host sync. ``compile`` (``train.compile``) runs the
+    low-rank tail's chunk, the teacher's reconstruction and the loss terms together, through
+    ``torch.compile``, so that on a GPU its passes over ``[rows, V]`` can fuse (the other tails ignore it)."""
     check_loss_arguments(temperature, alpha, "forward_kl", chunk_positions)
     _check_tail(tail, teacher)
     if teacher.ids.shape[:2] != student_logits.shape[:2] or labels.shape != student_logits.shape[:2]:
@@ -678,6 +683,7 @@ def topk_distill_loss(
         t_squared=t_squared,
         num_valid_tokens=num_valid_tokens,
         chunk_positions=chunk_positions,
+        compile=compile,
     )
     prior = PreparedPrior.of(teacher.prior.to(student_logits.device), temperature) if tail == "prior" else None
     lowrank = (teacher.coef, teacher.basis, teacher.center) if tail == "lowrank" else None
@@ -704,7 +710,11 @@ class _ChunkedTopKLoss(torch.autograd.Function):
         for start in range(0, flat_student.shape[0], settings.chunk_positions):
             rows = slice(start, start + settings.chunk_positions)
             teacher_rows = (flat_ids[rows], flat_logp[rows], flat_tail[rows])
-            if lowrank is not None:  # the teacher over all V rebuilt for the chunk: the full loss's closed form
+            if lowrank is not None and settings.compile:
+                kd, ce, grad = _compiled_lowrank_chunk(
+                    flat_student[rows], *teacher_rows, flat_coef[rows], *lowrank[1:], targets[rows], settings, want_grad
+                )
+            elif lowrank is not None:  # the teacher over all V rebuilt for the chunk: the full loss's closed form
                 teacher_logp = lowrank_teacher_logp(*teacher_rows, flat_coef[rows], *lowrank[1:], normalise=False)
                 kd, ce, grad = forward_kl_chunk(flat_student[rows], teacher_logp, targets[rows], settings, want_grad)
                 del teacher_logp
@@ -727,6 +737,36 @@ class _ChunkedTopKLoss(torch.autograd.Function):
     def backward(ctx, grad_loss, _grad_kd, _grad_ce):
         (grad_buffer,) = scale_saved_gradients(ctx, grad_loss, ctx.saved_tensors)
         return grad_buffer, None, None, None, None, None, None, None, None
+
+
+def _lowrank_chunk_terms(student, ids, logp, tail, coef, basis, center, targets, settings: LossSettings):
+    """``(total, kd, ce)`` of one chunk under the low-rank tail, written out of place for ``torch.compile``:
+    the teacher's log-probabilities as :func:`lowrank_teacher_logp` (``normalise=False``) rebuilds them, then
+    the full loss's terms (``losses._chunk_terms``, which tempers and normalises them)."""
+    full = torch.addmm(center, coef.float(), basis.T).scatter(-1, ids, -math.inf)
+    full = (torch.log_softmax(full, dim=-1) + tail.float().unsqueeze(-1)).scatter(-1, ids, logp.float())
+    return _full_chunk_terms(student, full, targets, settings)
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def _compiled_lowrank_chunk(student_rows, ids, logp, tail, coef, basis, center, targets, settings, want_grad):
+    """``(kd, ce, grad or None)`` of one low-rank chunk through the compiled :func:`_lowrank_chunk_terms`
+    (made once per process; compiled at the first call of each chunk shape)."""
+    if "lowrank" not in _COMPILED:
+        _COMPILED["lowrank"] = torch.compile(_lowrank_chunk_terms, dynamic=False)
+    student = student_rows.detach().float().requires_grad_(want_grad)
+    with torch.autocast(student.device.type, enabled=False), torch.enable_grad() if want_grad else torch.no_grad():
+        try:
+            total, kd, ce = _COMPILED["lowrank"](student, ids, logp, tail, coef, basis, center, targets, settings)
+        except Exception as err:  # noqa: BLE001 - torch.compile raises many kinds (inductor, a missing compiler)
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CompileFailed(f"torch.compile could not compile the loss on this platform ({first[:200]})") from err
+        if not want_grad:
+            return kd.detach(), ce.detach(), None
+        (grad,) = torch.autograd.grad(total / settings.denominator, student)
+    return kd.detach(), ce.detach(), grad
 
 
 def _autograd_chunk(student_rows, ids, logp, tail, targets, vocab_size: int, settings: LossSettings, prior, want_grad):

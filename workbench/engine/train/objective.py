@@ -169,6 +169,7 @@ class Objective:
             num_valid_tokens=num_valid_tokens,
             chunk_positions=self.chunk_positions,
             tail=s.cache_tail,
+            compile=self.compile,
         )
 
     def _loss_kwargs(self, num_valid_tokens: int | Tensor) -> dict:
