@@ -328,6 +328,28 @@ def test_no_nan_with_masked_vocab_ties_and_extreme_temperatures(kind):
     assert torch.isfinite(parts.loss) and torch.isfinite(grad).all()
 
 
+@pytest.mark.parametrize("kind", DIVERGENCES)
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_a_row_that_does_not_count_cannot_make_the_loss_nan(kind, temperature):
+    """An ignored row (every sequence's last, padding) is left out, whatever its terms. Here both models
+    rule out token 0, which an ignored row's -100 target is clamped to, and on the last rows the student
+    also rules out a token the teacher gives mass: infinite terms there, and inf x 0 is NaN."""
+    student, teacher, labels = make_batch(batch=2, seq=5, vocab=7, pad_tail=(0, 2))
+    labels = torch.where(labels == 0, 1, labels)  # no counted row's target is the ruled-out token
+    student[..., 0] = -INF
+    teacher[..., 0] = -INF
+    last_rows_finite = student.clone()
+    student[:, -1, 3] = -INF
+    for alpha in (0.0, 0.5, 1.0):
+        kw = dict(temperature=temperature, alpha=alpha, divergence=kind)
+        parts, grad = loss_and_grad(student, teacher, labels, **kw)
+        reference, reference_grad = loss_and_grad(last_rows_finite, teacher, labels, **kw)
+        assert math.isfinite(parts.loss.item()) and math.isfinite(parts.ce.item()), (alpha, parts)
+        torch.testing.assert_close(parts.loss, reference.loss, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(parts.ce, reference.ce, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(grad[:, :-1], reference_grad[:, :-1], rtol=1e-5, atol=1e-6)
+
+
 def test_reverse_kl_outside_the_teacher_support_is_inf_not_nan():
     t = F.log_softmax(torch.tensor([[0.0, 1.0, -INF]]), -1)
     s = F.log_softmax(torch.tensor([[0.0, 1.0, 2.0]]), -1)

@@ -389,7 +389,8 @@ def forward_kl_chunk(student_chunk, teacher_chunk, targets, settings: LossSettin
     )
     with torch.autocast(student_chunk.device.type, enabled=False), torch.no_grad():
         student = student_chunk.detach().to(dtype)
-        weight = (targets != IGNORE_INDEX).to(dtype)
+        counted = targets != IGNORE_INDEX
+        weight = counted.to(dtype)
         safe_targets = targets.clamp_min(0)[:, None]  # an ignored row's index is never used with a non-zero weight
         if temperature == 1.0 or teacher_chunk is None:  # one log-softmax: the hard one (and the tempered)
             hard_logp = torch.log_softmax(student, dim=-1, out=student) if in_place else F.log_softmax(student, dim=-1)
@@ -400,7 +401,9 @@ def forward_kl_chunk(student_chunk, teacher_chunk, targets, settings: LossSettin
                 tempered_logp = torch.log_softmax(student.div_(temperature), dim=-1, out=student)
             else:
                 tempered_logp = F.log_softmax(student / temperature, dim=-1)
-        ce = -(hard_logp.gather(1, safe_targets)[:, 0] * weight).sum()
+        # Ignored rows are selected out with where, not weighted 0: their terms may be infinite (a -inf
+        # student logit at token 0, which an ignored row looks up), and inf x 0 would make the sum NaN.
+        ce = -torch.where(counted, hard_logp.gather(1, safe_targets)[:, 0], 0.0).sum()
         kd = torch.zeros((), dtype=dtype, device=student.device)
         teacher_p = None
         if teacher_chunk is not None:
@@ -413,7 +416,7 @@ def forward_kl_chunk(student_chunk, teacher_chunk, targets, settings: LossSettin
             # leaves it out (the entry contributes nothing), and p > 0 against log q = -inf stays +inf.
             per_row = torch.nansum(teacher_logp.sub_(tempered_logp).mul_(teacher_p), dim=-1)
             del teacher_logp
-            kd = (per_row * weight).sum()
+            kd = torch.where(counted, per_row, 0.0).sum()
         if not want_grad:
             return kd, ce, None
         denominator = torch.as_tensor(settings.denominator, dtype=dtype, device=student.device)
