@@ -91,7 +91,28 @@ def make_folder(path: Path, field: str) -> None:
         ) from None
 
 
-def load_run_config(run_dir: str | Path) -> RunConfig:
+def pinned_paths(config: RunConfig) -> RunConfig:
+    """``config`` (changed in place) with its relative file and folder paths made absolute: a run folder's
+    config.toml must mean the same files from wherever it is resumed or read (``workbench predict``,
+    ``--resume`` from another folder). Hub ids and the ``models:`` / ``resources:`` prefixes stay as written."""
+
+    def pinned(text: str) -> str:
+        stripped = text.strip()
+        if not stripped or stripped.startswith(("models:", "resources:")):
+            return text
+        path = Path(stripped).expanduser()
+        return text if path.is_absolute() else str(path.absolute())
+
+    if config.data.source in ("file", "disk"):
+        config.data.path = pinned(config.data.path)
+    if config.teacher.source in ("local", "gguf"):
+        config.teacher.path = pinned(config.teacher.path)
+    if config.student.source == "local":
+        config.student.path = pinned(config.student.path)
+    return config
+
+
+def load_run_config(run_dir: str | Path, *, validate: bool = True) -> RunConfig:
     folder = Path(run_dir).expanduser()
     path = folder / "config.toml"
     if not folder.exists():
@@ -115,7 +136,7 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
             f"the config.toml of {folder.name} is empty",
             "it records what the run trained: restore it from a copy of the run, or start a new run",
         )
-    return RunConfig.from_toml(text, source=str(path))
+    return RunConfig.from_toml(text, source=str(path), validate=validate)
 
 
 class EventLog:

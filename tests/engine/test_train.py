@@ -360,3 +360,39 @@ def test_a_checkpoint_restores_the_cuda_generator_of_this_process_device(monkeyp
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state: restored.append(state))
     checkpoints._restore_cuda_rng(saved)
     assert restored == ([expected] if expected is not None else [])
+
+
+def _text_file(path: Path, extra: str = "") -> Path:
+    words = "the quick brown fox jumps over the lazy dog while a cat sleeps on the warm mat".split()
+    lines = [" ".join(words[(i + j) % len(words)] for j in range(12)) for i in range(300)]
+    path.write_text("\n".join(lines) + extra, encoding="utf-8")
+    return path
+
+
+def test_a_resume_refuses_data_that_changed_since_the_run_started_and_keeps_the_run_as_it_was(tmp_path, monkeypatch):
+    """A teacher trained here on a text file gets a tokenizer trained on that file, kept only with the teacher:
+    resumed on an edited file, the ids would be scrambled against the weights (or the checkpoint would not fit)."""
+    monkeypatch.chdir(tmp_path)
+    text = _text_file(tmp_path / "my text.txt")
+    cfg = tiny_config(tmp_path, **{"data.source": "file", "data.path": "my text.txt", "train.teacher_steps": "12"})
+    control = Control()
+    first = run(cfg, _stop_at(control, "teacher", 5), control)
+    assert first.status == "stopped", first
+    run_dir = Path(first.run_dir)
+    assert json.loads((run_dir / "data.json").read_text())["size"] == text.stat().st_size
+    _text_file(text, extra="\nand a new line the run never saw")
+    refused = run(RunConfig(), resume=run_dir)
+    assert refused.kind == "failed" and refused.user_error
+    assert "has changed since it started" in refused.message and "bytes then" in refused.message
+    assert "put back the data" in refused.hint
+    assert read_run(run_dir).status == "stopped"  # not "failed": nothing was lost, it can still be resumed
+    _text_file(text)  # the text put back: the resume goes on
+    monkeypatch.chdir(run_dir)  # from another folder: the relative path was pinned when the run started
+    assert RunConfig.from_toml((run_dir / "config.toml").read_text()).data.path == str(text)
+    resumed = run(RunConfig(), resume=run_dir)
+    assert resumed.status == "completed", resumed
+    text.rename(tmp_path / "moved.txt")  # a finished run's models are in its folder: predict needs no data
+    from workbench.engine.predictor import Predictor
+
+    probe = Predictor.from_run(run_dir).probe("the quick brown")
+    assert probe.tokens and len(probe.teacher_logits) == len(probe.student_logits) == len(probe.tokens)

@@ -87,8 +87,11 @@ def check_positions(config: RunConfig, model: torch.nn.Module, role: str) -> Non
 
 
 def load_run_models(run_dir: Path) -> tuple[torch.nn.Module, torch.nn.Module, Any, Any]:
-    """(teacher, student, tokenizer, language or None) of a run folder, for inference."""
-    config = load_run_config(run_dir)
+    """(teacher, student, tokenizer, language or None) of a run folder, for inference.
+
+    The config is read without its checks: a finished run's models are in its folder, so its training data
+    need not exist any more (moved, deleted, on another machine)."""
+    config = load_run_config(run_dir, validate=False)
     language = toy_language() if is_toy(config) else None
     if (run_dir / "teacher" / "config.json").is_file():
         teacher, tokenizer = load_pretrained("local", str(run_dir / "teacher"), field="")

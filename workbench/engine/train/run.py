@@ -10,6 +10,7 @@ rank 0 reports and writes files. Every error a user can cause ends as a Failed e
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,6 +59,7 @@ from workbench.run_folder import (
     latest_checkpoint,
     load_run_config,
     make_folder,
+    pinned_paths,
     read_checkpoint_state,
     read_run,
     running_elsewhere,
@@ -103,6 +105,7 @@ def run(
     made_here: str = ""  # "folder": this call made the run folder; "contents": it filled an empty one given to it
     execution: _Run | None = None
     asked_processes = 1
+    previous_status = ""  # a resumed run's status before this call
     try:
         if resume is not None:
             path = Path(resume).expanduser()
@@ -115,6 +118,7 @@ def run(
                     f"stop it first (Ctrl-C where it runs, or kill {pid}), then resume it",
                 )
             info = read_run(path)
+            previous_status = info.status
             exported = info.summary and (path / "student" / "config.json").is_file()
             if info.status == "completed" or (info.status == "unknown" and exported):
                 raise ConfigError(
@@ -128,7 +132,7 @@ def run(
         else:
             config.validate()
             asked_processes = config.train.processes
-            config = config.copy()
+            config = pinned_paths(config.copy())
             config.train.processes = parallel.world_size  # config.toml says what ran (a resume runs as many)
             pick_device(
                 config.train.device, config.train.precision, local_rank=parallel.local_rank
@@ -175,14 +179,38 @@ def run(
         result = dataclasses.replace(result, run_dir="")
         started_in = None
     if started_in is not None and parallel.main:
+        status = result.status if isinstance(result, Finished) else "failed"
+        if (
+            isinstance(result, Failed)
+            and result.user_error
+            and previous_status
+            and (execution is None or not execution.training_started)
+        ):
+            status = previous_status  # a refused resume changed nothing: the run stays as it was (stopped...)
         try:
-            write_status(started_in, result.status if isinstance(result, Finished) else "failed")
+            write_status(started_in, status)
         except WriteFailed:
             pass  # the disk refuses even status.json: the caller still gets the result below
     report.last(result)
     report.close()
     parallel.close(ok=isinstance(result, Finished))
     return result
+
+
+DATA_RECORD = "data.json"  # what a file or disk source was when the run started (_Run._check_data_unchanged)
+
+
+def _what_changed(before: dict[str, Any], now: dict[str, Any]) -> str:
+    if before.get("path") != now.get("path"):
+        return f"it was {before.get('path')}, now {now.get('path')}"
+    if before.get("size") != now.get("size"):
+        return f"{before.get('size'):,} bytes then, {now.get('size'):,} now"
+    if "files" in before and before.get("files") != now.get("files"):
+        return "its files differ"
+    if before.get("sha256") != now.get("sha256") or before.get("mtime_ns") != now.get("mtime_ns"):
+        return "its content was modified"
+    changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    return "its " + ", ".join(changed) + " differ" if changed else "it differs"
 
 
 class _Run:
@@ -228,6 +256,7 @@ class _Run:
         self.language = toy_language() if is_toy(cfg) else None
 
         teacher_done = (teacher_dir / "config.json").is_file()
+        self._check_data_unchanged()
         if (
             cfg.teacher.source == "train"
             and not teacher_done
@@ -434,6 +463,36 @@ class _Run:
             self.report(Log(message.removeprefix("warning: "), level="warning"))
         else:
             self.report(Log(message))
+
+    def _check_data_unchanged(self) -> None:
+        """A run on a file or a dataset folder records what it read (``data.json``: path, size, content hash or
+        modification time); a resume refuses data that has changed since. Read with another text, a teacher
+        trained here would get a tokenizer trained on that text (it is saved only with the teacher), its ids
+        scrambled against the weights; and the blocks, their order and a top-k cache would not be the run's."""
+        cfg = self.config
+        if cfg.data.source not in ("file", "disk"):
+            return
+        from workbench.engine.data.sources import open_documents
+
+        identity = json.loads(json.dumps(open_documents(cfg.data).identity, default=str))
+        record = self.run_dir / DATA_RECORD
+        recorded = None
+        if self.resuming and record.is_file():
+            try:
+                recorded = json.loads(record.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                recorded = None  # unreadable: nothing to compare with, so it is written again
+        if recorded is not None:
+            if recorded != identity:
+                raise ConfigError(
+                    "data.path",
+                    f"the data of run {self.run_dir.name} has changed since it started ({_what_changed(recorded, identity)})",
+                    "put back the data the run started with, or start a new run on this data",
+                )
+            return
+        if self.parallel.main:
+            with writing(DATA_RECORD, self.run_dir):
+                paths.write_text_atomic(record, json.dumps(identity, indent=1))
 
     def _load_data(self, teacher: torch.nn.Module | None) -> Any:
 
