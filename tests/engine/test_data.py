@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 
 import pytest
@@ -252,6 +253,16 @@ def _bad_inputs(tmp_path):
     cases.append(
         ("too little text", DataConfig(source="file", path=str(tmp_path / "short.txt")), "train.seq_len", "tokens")
     )
+    (tmp_path / "wide.txt").write_bytes("the cat sat on the mat\n".encode("utf-16"))
+    cases.append(("utf-16", DataConfig(source="file", path=str(tmp_path / "wide.txt")), "data.path", "UTF-16"))
+    (tmp_path / "wide.jsonl").write_bytes('{"text": "the cat"}\n'.encode("utf-16"))
+    cases.append(("utf-16 jsonl", DataConfig(source="file", path=str(tmp_path / "wide.jsonl")), "data.path", "UTF-16"))
+    (tmp_path / "zeros.txt").write_bytes(bytes(4096))
+    cases.append(("binary", DataConfig(source="file", path=str(tmp_path / "zeros.txt")), "data.path", "binary"))
+    os.mkfifo(tmp_path / "pipe.txt")
+    cases.append(("a pipe", DataConfig(source="file", path=str(tmp_path / "pipe.txt")), "data.path", "regular file"))
+    (tmp_path / "LICENSE").write_text("the cat sat on the mat\n" * 50)
+    cases.append(("no ending", DataConfig(source="file", path=str(tmp_path / "LICENSE")), "data.path", "file type"))
     return cases
 
 
@@ -265,9 +276,29 @@ def test_each_bad_input_is_one_config_error_with_a_hint(tmp_path, tokenizer):
         assert "\n" not in str(err.value), f"{name}: more than one line"
 
 
+def test_a_byte_order_mark_is_not_read_as_text(tmp_path, tokenizer):
+    documents = make_documents(20)
+    txt = tmp_path / "bom.txt"
+    txt.write_bytes(b"\xef\xbb\xbf" + "\n\n".join(documents).encode())
+    jsonl = tmp_path / "bom.jsonl"
+    jsonl.write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps({"text": d}) + "\n" for d in documents).encode())
+    for path in (txt, jsonl):
+        blocks = load_blocks(DataConfig(source="file", path=str(path)), tokenizer, 16, seed=0)
+        assert blocks.documents == 20, path.name
+        assert not blocks.examples[0].startswith("\ufeff"), path.name
+
+
+def test_a_json_error_says_where_on_the_line(tmp_path, tokenizer):
+    path = tmp_path / "control.jsonl"
+    path.write_text('{"text": "ok"}\n{"text": "a\tb"}\n')
+    with pytest.raises(ConfigError) as err:
+        load_blocks(DataConfig(source="file", path=str(path)), tokenizer, 16, seed=0)
+    assert "line 2 of control.jsonl is not valid JSON (Invalid control character at column" in err.value.message
+
+
 def test_too_little_text_says_how_many_tokens_and_what_would_fit(tmp_path, tokenizer):
     path = tmp_path / "short.txt"
-    path.write_text("the cat sat near the red house.")
+    path.write_text("the cat sat near the red house. " * 3)
     tokens = len(tokenizer(path.read_text().strip(), add_special_tokens=False)["input_ids"]) + 1
     with pytest.raises(ConfigError) as err:
         load_blocks(DataConfig(source="file", path=str(path)), tokenizer, 64, seed=0)

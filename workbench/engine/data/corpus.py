@@ -34,7 +34,7 @@ from workbench.config.schema import DataConfig
 from workbench.engine.data.sources import SPLIT_CHARS, DocumentStream, open_documents
 from workbench.errors import ConfigError, WriteFailed, writing
 
-CACHE_VERSION = 1  # bump when the way blocks are made or stored changes
+CACHE_VERSION = 2  # bump when the way blocks are made or stored changes (2: a UTF-8 byte-order mark is dropped)
 PIECES_PER_BATCH = 1000  # pieces per tokenizer call (at most SPLIT_CHARS characters each)
 EXAMPLES_KEPT = 5
 EXAMPLE_CHARS = 400
@@ -71,7 +71,7 @@ def encode(tokenizer: Any, texts: list[str]) -> list[list[int]]:
 def too_few_blocks(label: str, tokens: int, seq_len: int, data: DataConfig) -> ConfigError:
     """The error for text that packs into fewer than 2 blocks (one to train on, one held out)."""
     fits = tokens // 2
-    hint = f"use train.seq_len {fits} or less" if fits >= 2 else "give more text"
+    hint = f"use train.seq_len {fits} or less, or give more text" if fits >= 8 else "give more text"
     if data.max_documents:
         hint += ", or raise data.max_documents"
     return ConfigError(

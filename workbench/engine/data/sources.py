@@ -187,20 +187,47 @@ def _existing_file(text: str) -> Path:
         raise ConfigError(
             "data.path",
             f"{text!r} is a folder, not a file",
-            "choose a file, or the source 'disk' for a save_to_disk folder",
+            "choose one file (join a folder of text files into one .txt), or the source 'disk' for a folder "
+            "made by datasets' save_to_disk",
+        )
+    if not path.is_file():
+        raise ConfigError(
+            "data.path", f"{path.name!r} is not a regular file (a pipe or a device)", "choose a file saved on disk"
         )
     if path.suffix.lower() not in FILE_SUFFIXES:
         raise ConfigError(
             "data.path",
             f"{path.name!r} is not a file type the workbench reads",
-            f"use one of {', '.join(FILE_SUFFIXES)}",
+            f"use one of {', '.join(FILE_SUFFIXES)}"
+            + (
+                "; a plain text file without an ending can be copied to a name ending in .txt"
+                if not path.suffix
+                else ""
+            ),
         )
     if path.stat().st_size == 0:
         raise ConfigError("data.path", f"{path.name} is empty", "choose a file with text in it")
     return path
 
 
+def _refuse_binary_or_utf16(path: Path) -> None:
+    """A file the reader would take for text but is not: UTF-16 (its byte-order mark) or binary (NUL bytes,
+    which text in UTF-8 does not contain; more than 1% of the first 64 KiB)."""
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ConfigError("data.path", f"{path.name} is UTF-16 text, not UTF-8", "save it as UTF-8 text")
+    if head.count(0) > len(head) // 100:
+        raise ConfigError(
+            "data.path",
+            f"{path.name} looks like a binary file, not text (it is {head.count(0) / len(head):.0%} NUL bytes)",
+            "choose a text file saved as UTF-8",
+        )
+
+
 def _corrupt(path: Path, kind: str, err: Exception) -> ConfigError:
+    if isinstance(err, UnicodeDecodeError):
+        return ConfigError("data.path", f"{path.name} is not UTF-8 text", f"save it as UTF-8 {kind}")
     reason = one_line(err, 160)
     return ConfigError(
         "data.path", f"{path.name} could not be read as {kind}: {reason}", f"check that it is a valid {kind} file"
@@ -214,7 +241,8 @@ def _txt_pieces(path: Path, limit: int | None, position: Position) -> Iterator[t
     """The paragraphs of a UTF-8 text file, read a megabyte at a time; a paragraph longer than
     :data:`SPLIT_CHARS` (a file on one line) comes out in pieces as it is read."""
     position.total = float(path.stat().st_size)
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    _refuse_binary_or_utf16(path)
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()  # a byte-order mark at the start is not text
     documents = 0
     buffer = ""  # the paragraph being read (its start already given out when ``inside``)
     inside = False
@@ -265,8 +293,10 @@ def _read_jsonl(path: Path, column: str, limit: int | None, position: Position) 
     with path.open("rb") as handle:
         position.done = handle.tell
         for number, raw in enumerate(handle, start=1):
+            if number == 1:
+                _refuse_binary_or_utf16(path)
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a byte-order mark is not JSON
             except UnicodeDecodeError:
                 raise ConfigError(
                     "data.path", f"{path.name} is not UTF-8 text", "save it as UTF-8 JSON lines"
@@ -278,7 +308,7 @@ def _read_jsonl(path: Path, column: str, limit: int | None, position: Position) 
             except json.JSONDecodeError as err:
                 raise ConfigError(
                     "data.path",
-                    f"line {number} of {path.name} is not valid JSON ({err.msg})",
+                    f"line {number} of {path.name} is not valid JSON ({err.msg.removesuffix(' at')} at column {err.colno})",
                     "each line must be one JSON object",
                 ) from None
             if not isinstance(row, dict):
