@@ -396,3 +396,45 @@ def test_a_resume_refuses_data_that_changed_since_the_run_started_and_keeps_the_
 
     probe = Predictor.from_run(run_dir).probe("the quick brown")
     assert probe.tokens and len(probe.teacher_logits) == len(probe.student_logits) == len(probe.tokens)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_a_closed_terminal_or_a_kill_stops_with_a_checkpoint(tmp_path, signum):
+    """SIGHUP (the terminal closed, ssh dropped) and SIGTERM stop like Ctrl-C: a checkpoint, status stopped,
+    exit 130, resumable; they used to end the process where it stood (SIGHUP) with its steps lost."""
+    cfg = tiny_config(tmp_path, **{"train.max_steps": "400", "train.checkpoint_interval": "1000"})
+    config_path = tmp_path / "tiny.toml"
+    cfg.save(config_path)
+    run_dir = tmp_path / "hung-up"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "run", str(config_path), "--run-dir", str(run_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            events = read_events(str(run_dir / "events.jsonl")) if (run_dir / "events.jsonl").exists() else []
+            if any(e.kind == "step" and e.stage == "distill" for e in events):
+                break
+            assert proc.poll() is None, "the run ended before the signal"
+            time.sleep(0.05)
+        else:
+            pytest.fail("no distillation step within 120 s")
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err.decode()[-500:]
+    assert read_run(run_dir).status == "stopped"
+    assert latest_checkpoint(run_dir) is not None and "distill" in latest_checkpoint(run_dir).name
+    assert can_resume(run_dir)
+
+
+def test_the_printed_summary_keeps_each_generation_on_its_lines():
+    from workbench.commands.run import summary_text
+
+    text = summary_text({"generations": [{"prompt": "a\tb", "teacher": "\n" * 20 + "end", "student": "x\x00y 知识"}]})
+    assert text.splitlines()[1:] == ['  "a\\tb"', "    teacher: " + "\\n" * 20 + "end", "    student: x\\x00y 知识"]

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+import unicodedata
 from typing import Any
 
 from workbench.commands import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
@@ -83,18 +84,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def install_signal_handlers(control: Any) -> None:
-    """First Ctrl-C stops after the current step with a checkpoint; a second one cancels."""
+    """First Ctrl-C stops after the current step with a checkpoint; a second one cancels. SIGTERM (a kill,
+    torchrun's forwarding) and SIGHUP (the terminal closed, the ssh session dropped) stop the same way."""
+
+    def say(text: str) -> None:
+        try:
+            print(text, file=sys.stderr)
+        except (OSError, ValueError):  # the terminal is gone (SIGHUP): the stop matters, not the sentence
+            pass
 
     def handle(signum: int, frame: Any) -> None:
         if control.stop.is_set():
+            if signum == getattr(signal, "SIGHUP", None):
+                return  # a second hang-up (the shell's, then the terminal's) is not a request to cancel
             control.request_cancel()
-            print("\ncancelling (no new checkpoint)...", file=sys.stderr)
+            say("\ncancelling (no new checkpoint)...")
         else:
             control.request_stop()
-            print("\nstopping after this step and saving a checkpoint (Ctrl-C again to cancel)...", file=sys.stderr)
+            say("\nstopping after this step and saving a checkpoint (Ctrl-C again to cancel)...")
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, handle)
 
 
 def summary_text(summary: dict[str, Any]) -> str:
@@ -131,8 +143,19 @@ def summary_text(summary: dict[str, Any]) -> str:
         if key in summary:
             lines.append(f"  {label:<42} {summary[key] / 1e6:.1f}")
     for gen in summary.get("generations", []):
-        lines.append(f'  "{gen["prompt"]}"\n    teacher: {gen["teacher"]}\n    student: {gen["student"]}')
+        lines.append(
+            f'  "{_visible(gen["prompt"])}"\n    teacher: {_visible(gen["teacher"])}\n    student: {_visible(gen["student"])}'
+        )
     return "\n".join(lines)
+
+
+def _visible(text: str) -> str:
+    """Generated text on one line: line breaks, tabs and other control characters as escapes (a model that
+    writes twenty newlines would otherwise print twenty blank lines), everything else as written."""
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if unicodedata.category(char).startswith("C") else char
+        for char in str(text)
+    )
 
 
 class Progress:
