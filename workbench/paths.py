@@ -119,6 +119,7 @@ def atomic_target(path: Path, *, keep_existing: bool = False) -> Iterator[Path]:
         yield tmp
         if keep_existing and path.exists():
             return
+        _as_umask_allows(tmp)
         if path.is_dir() and not path.is_symlink():
             old = temp_sibling(path)  # os.replace cannot rename over a folder that has files
             os.replace(path, old)
@@ -135,6 +136,38 @@ def atomic_target(path: Path, *, keep_existing: bool = False) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists() or tmp.is_symlink():
             tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    try:  # Linux says it without changing it
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _as_umask_allows(target: Path) -> None:
+    """Give the files of ``target`` (a file, or a folder's files) the permissions a new file gets here.
+
+    Some writers create files only their owner may read: safetensors 0.8 writes ``model.safetensors`` as
+    0600 whatever the umask, so an exported student would be unreadable to the other users of a shared
+    machine while its config.json beside it is readable. Only files that no one else may read are
+    changed; a failure to change them is not an error (the file is still written)."""
+    wanted = 0o666 & ~_umask()
+    if not wanted & 0o044:
+        return  # this user's umask keeps files private: so be it
+    files = [target] if not target.is_dir() else [p for p in target.rglob("*") if p.is_file()]
+    for file in files:
+        try:
+            mode = file.stat().st_mode & 0o777
+            if not mode & 0o077 and not file.is_symlink():
+                os.chmod(file, wanted)
+        except OSError:
+            pass
 
 
 def write_text_atomic(path: Path, text: str) -> None:

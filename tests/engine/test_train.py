@@ -438,3 +438,16 @@ def test_the_printed_summary_keeps_each_generation_on_its_lines():
 
     text = summary_text({"generations": [{"prompt": "a\tb", "teacher": "\n" * 20 + "end", "student": "x\x00y 知识"}]})
     assert text.splitlines()[1:] == ['  "a\\tb"', "    teacher: " + "\\n" * 20 + "end", "    student: x\\x00y 知识"]
+
+
+def test_the_exported_weights_are_as_readable_as_the_files_beside_them(finished_run):
+    """safetensors writes model.safetensors as 0600 whatever the umask; a shared machine's other users could
+    read an exported student's config.json but not its weights."""
+    run_dir = Path(finished_run[0].run_dir)
+    for folder in ("student", "teacher"):
+        weights, config = run_dir / folder / "model.safetensors", run_dir / folder / "config.json"
+        assert weights.stat().st_mode & 0o777 == config.stat().st_mode & 0o777, folder
+    mask = os.umask(0o022)
+    os.umask(mask)
+    if not mask & 0o044:  # a umask that lets others read new files: so may they read the weights
+        assert (run_dir / "student" / "model.safetensors").stat().st_mode & 0o044 == 0o044
