@@ -391,6 +391,8 @@ def test_a_resume_refuses_data_that_changed_since_the_run_started_and_keeps_the_
     assert RunConfig.from_toml((run_dir / "config.toml").read_text()).data.path == str(text)
     resumed = run(RunConfig(), resume=run_dir)
     assert resumed.status == "completed", resumed
+    vocab = len(json.loads((run_dir / "teacher" / "tokenizer.json").read_text())["model"]["vocab"])
+    assert resumed.summary["tokenizer"] == f"byte-level BPE trained on the data ({vocab:,} tokens)"
     text.rename(tmp_path / "moved.txt")  # a finished run's models are in its folder: predict needs no data
     from workbench.engine.predictor import Predictor
 

@@ -134,6 +134,8 @@ def summary_text(summary: dict[str, Any]) -> str:
             value = summary[key]
             text = f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
             lines.append(f"  {label:<42} {text}")
+    if summary.get("tokenizer"):
+        lines.append(f"  {'tokenizer':<42} {summary['tokenizer']}")
     if summary.get("kept_layers"):
         lines.append(f"  {'teacher layers kept (by importance)':<42} {summary['kept_layers']}")
     for key, label in (

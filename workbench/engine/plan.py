@@ -351,8 +351,13 @@ def _tokenizers(cfg: RunConfig, plan: Plan) -> None:
             plan.tokenizer_status = (
                 "same tokenizer (built-in language)"
                 if cfg.data.source == "toy"
-                else "same tokenizer (trained on the data)"
+                else f"same tokenizer (BPE trained on the data, up to {TEXT_TOKENIZER_VOCAB:,} tokens)"
             )
+            if cfg.data.source != "toy":
+                plan.warnings.append(
+                    f"Sizes assume {TEXT_TOKENIZER_VOCAB:,} tokens: a small text trains a smaller tokenizer at Start, "
+                    "and smaller models."
+                )
         else:
             plan.tokenizer_status = (
                 "same tokenizer (derived)" if s.source == "derived" else "same tokenizer (the teacher's)"

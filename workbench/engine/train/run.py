@@ -197,6 +197,18 @@ def run(
     return result
 
 
+def describe_tokenizer(cfg: RunConfig, tokenizer: Any) -> str:
+    """Which tokenizer the run reads and writes with, in words, with its size."""
+    size = f"{len(tokenizer):,} tokens"
+    if cfg.teacher.source == "train":
+        if cfg.data.source == "toy":
+            return f"the built-in language's words ({size})"
+        return f"byte-level BPE trained on the data ({size})"
+    name = getattr(tokenizer, "name_or_path", "") or cfg.teacher.path
+    kind = type(tokenizer).__name__.removesuffix("Fast")
+    return f"the teacher's {kind} ({size}; {Path(str(name)).name or name})"
+
+
 DATA_RECORD = "data.json"  # what a file or disk source was when the run started (_Run._check_data_unchanged)
 
 
@@ -281,6 +293,8 @@ class _Run:
             teacher, tokenizer = load_teacher(cfg.teacher, on_warning=self._warn)
             self.report(Log(f"teacher loaded: {count_parameters(teacher):,} parameters"))
         self.tokenizer = tokenizer
+        self.tokenizer_description = describe_tokenizer(cfg, tokenizer)
+        self.report(Log(f"tokenizer: {self.tokenizer_description}"))
         self.blocks = self._load_data(teacher)
         eval_blocks = self.blocks.val[: cfg.train.eval_batches * cfg.train.batch_size].long()  # text: int32
         truth = Truth(self.language, len(tokenizer), eval_blocks) if self.language is not None else None
@@ -515,6 +529,7 @@ class _Run:
         cfg = self.config
         self.report(StageStarted("evaluate", message="final measurements"))
         summary: dict[str, Any] = {"status": "completed", "steps": result.step, **result.metrics, **self.kept}
+        summary["tokenizer"] = self.tokenizer_description
         summary.update({k: v for k, v in self.session.history.items() if k != "elapsed_s"})
         teacher_params = count_parameters(self.teacher)
         student_params = count_parameters(self.student)
