@@ -117,3 +117,17 @@ def test_sample_asks_the_run_models_off_the_gui_thread_with_a_new_seed_each_time
     assert [seed for _, seed in predictor.sample_calls] == [1, 2]
     assert predictor.sample_calls[0][0] == "the big dog"
     assert threading.get_ident() not in predictor.threads
+
+
+def test_on_a_users_text_the_legend_names_no_forbidden_words(panel):
+    """Only the built-in language says which words are impossible; a run on one's own text has no truth."""
+    p = panel()
+    p.views.setCurrentWidget(p.student_text)
+    p.handle_event(probe(0, 8))
+    assert "forbidden by the language" in p.student_text.legend.text()
+    own = panel()
+    sample = student_text(0, 0)
+    sample = StudentText(**{**vars(sample), "true_prob": [], "forbidden": [], "grammatical": 0, "sentences": 0})
+    own.handle_event(Probe("distill", 0, 2.0, [make_probe_prompt(seed=0)], samples=[sample]))
+    assert own.student_text.legend.text() and "forbidden" not in own.student_text.legend.text()
+    assert not own.student_text.rate_box.isVisibleTo(own)

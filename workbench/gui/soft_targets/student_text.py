@@ -325,12 +325,14 @@ class StudentTextView(QWidget):
             for f in (0.0, 0.25, 0.5, 0.75, 1.0)
         )
         what = "teacher −log p" if key == "teacher" else "KL"
-        self.legend.setText(
-            f"{swatches}&nbsp;<span style='color:{c['muted']}'>{what}, nats</span>&nbsp;&nbsp;"
-            f"<span style='border:1px solid {theme.ERROR_COLOR}; color:{theme.ERROR_COLOR};"
+        forbidden = (  # only the built-in language knows which words are impossible
+            f"&nbsp;&nbsp;<span style='border:1px solid {theme.ERROR_COLOR}; color:{theme.ERROR_COLOR};"
             f" text-decoration: line-through;'>&nbsp;word&nbsp;</span>"
             f"&nbsp;<span style='color:{c['muted']}'>forbidden by the language</span>"
+            if has_truth
+            else ""
         )
+        self.legend.setText(f"{swatches}&nbsp;<span style='color:{c['muted']}'>{what}, nats</span>{forbidden}")
         self._fill_rows()
 
     def _fill_rows(self) -> None:
