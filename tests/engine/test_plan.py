@@ -167,3 +167,27 @@ def test_a_runs_folder_that_cannot_be_made_is_named_before_start(tmp_path, monke
     cfg.runs_dir = str(tmp_path / "runs")
     [error] = [e for e in plan_run(cfg).errors if e.field == "runs_dir"]
     assert "cannot be written to" in str(error)
+
+
+def test_a_data_file_the_run_would_refuse_is_named_by_the_plan(tmp_path):
+    """So the form marks the field and disables Start, instead of the run refusing it at Start."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "wide.txt").write_bytes("the cat sat on the mat\n".encode("utf-16"))
+    (tmp_path / "zeros.txt").write_bytes(bytes(4096))
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "LICENSE").write_text("the cat sat on the mat\n")
+    (tmp_path / "good.txt").write_text("the cat sat on the mat\n" * 20)
+    cases = {
+        "folder": "is a folder",
+        "wide.txt": "UTF-16",
+        "zeros.txt": "binary",
+        "empty.txt": "empty",
+        "LICENSE": "file type",
+    }
+    for name, words in cases.items():
+        cfg = RunConfig()
+        cfg.data.source, cfg.data.path = "file", str(tmp_path / name)
+        errors = [e for e in plan_run(cfg).errors if e.field == "data.path"]
+        assert len(errors) == 1 and words in str(errors[0]), (name, [str(e) for e in errors])
+    cfg.data.path = str(tmp_path / "good.txt")
+    assert [e for e in plan_run(cfg).errors if e.field == "data.path"] == []

@@ -210,6 +210,15 @@ def _existing_file(text: str) -> Path:
     return path
 
 
+def check_file(data: DataConfig) -> None:
+    """The checks of a ``file`` source that need no reading through (a ConfigError at ``data.path``): it exists,
+    is a regular file of a type read here, not empty, not UTF-16 and not binary. For the plan, so that the
+    form marks such a file before Start."""
+    path = _existing_file(data.path)
+    if path.suffix.lower() in (".txt", ".jsonl"):
+        _refuse_binary_or_utf16(path)
+
+
 def _refuse_binary_or_utf16(path: Path) -> None:
     """A file the reader would take for text but is not: UTF-16 (its byte-order mark) or binary (NUL bytes,
     which text in UTF-8 does not contain; more than 1% of the first 64 KiB)."""
