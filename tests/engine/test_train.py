@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from workbench.config.schema import RunConfig
+from workbench.config.schema import RunConfig, TrainConfig
 from workbench.control import Control
 from workbench.engine.losses import distill_loss
 from workbench.engine.train import objective as objective_module
@@ -375,6 +375,7 @@ def test_a_resume_refuses_data_that_changed_since_the_run_started_and_keeps_the_
     monkeypatch.chdir(tmp_path)
     text = _text_file(tmp_path / "my text.txt")
     cfg = tiny_config(tmp_path, **{"data.source": "file", "data.path": "my text.txt", "train.teacher_steps": "12"})
+    cfg.train.probe_prompts = list(TrainConfig().probe_prompts)  # the built-in language's, as a preset leaves them
     control = Control()
     first = run(cfg, _stop_at(control, "teacher", 5), control)
     assert first.status == "stopped", first
@@ -393,6 +394,8 @@ def test_a_resume_refuses_data_that_changed_since_the_run_started_and_keeps_the_
     assert resumed.status == "completed", resumed
     vocab = len(json.loads((run_dir / "teacher" / "tokenizer.json").read_text())["model"]["vocab"])
     assert resumed.summary["tokenizer"] == f"byte-level BPE trained on the data ({vocab:,} tokens)"
+    # the probe prompts were left at the built-in language's: the run probes its own text's opening instead
+    assert [g["prompt"] for g in resumed.summary["generations"]] == ["the quick brown fox jumps over"]
     text.rename(tmp_path / "moved.txt")  # a finished run's models are in its folder: predict needs no data
     from workbench.engine.predictor import Predictor
 
@@ -453,3 +456,12 @@ def test_the_exported_weights_are_as_readable_as_the_files_beside_them(finished_
     os.umask(mask)
     if not mask & 0o044:  # a umask that lets others read new files: so may they read the weights
         assert (run_dir / "student" / "model.safetensors").stat().st_mode & 0o044 == 0o044
+
+
+def test_a_probe_prompt_from_the_data_is_the_opening_of_its_first_line():
+    from workbench.engine.train.run import opening_words
+
+    assert opening_words("\n  GNU GENERAL PUBLIC LICENSE\n Version 3, 29 June 2007\n") == "GNU GENERAL PUBLIC LICENSE"
+    assert opening_words("one two three four five six seven eight") == "one two three four five six"
+    assert opening_words("知识蒸馏是一种模型压缩方法，它让小模型学习大模型") == "知识蒸馏是一种模型压缩方法"
+    assert opening_words("   \n\n") == ""

@@ -20,7 +20,7 @@ import torch
 
 from workbench import paths
 from workbench.config.checks import by_importance, derived_layers
-from workbench.config.schema import RunConfig
+from workbench.config.schema import RunConfig, TrainConfig
 from workbench.control import Control
 from workbench.engine.assemble import (
     check_positions,
@@ -197,6 +197,16 @@ def run(
     return result
 
 
+def opening_words(text: str, words: int = 6, chars: int = 40) -> str:
+    """The first ``words`` words of ``text`` on its first line (text without spaces, such as Chinese: its
+    first ``chars // 3`` characters), for a probe prompt."""
+    line = next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+    parts = line.split()
+    if len(parts) == 1 and len(line) > chars // 3:
+        return line[: chars // 3]
+    return " ".join(parts[:words])[:chars].strip()
+
+
 def describe_tokenizer(cfg: RunConfig, tokenizer: Any) -> str:
     """Which tokenizer the run reads and writes with, in words, with its size."""
     size = f"{len(tokenizer):,} tokens"
@@ -296,6 +306,7 @@ class _Run:
         self.tokenizer_description = describe_tokenizer(cfg, tokenizer)
         self.report(Log(f"tokenizer: {self.tokenizer_description}"))
         self.blocks = self._load_data(teacher)
+        self._probe_the_datas_own_words()
         eval_blocks = self.blocks.val[: cfg.train.eval_batches * cfg.train.batch_size].long()  # text: int32
         truth = Truth(self.language, len(tokenizer), eval_blocks) if self.language is not None else None
         self.session = Session(
@@ -477,6 +488,23 @@ class _Run:
             self.report(Log(message.removeprefix("warning: "), level="warning"))
         else:
             self.report(Log(message))
+
+    def _probe_the_datas_own_words(self) -> None:
+        """On data other than the built-in language, probe prompts left at their default (the built-in
+        language's "the cat is sitting on the") become the opening words of the data's first two documents:
+        a run on one's own text watches the next word of that text. The same documents on a resume."""
+        cfg = self.config
+        if cfg.data.source == "toy" or cfg.train.probe_prompts != TrainConfig().probe_prompts:
+            return
+        prompts = [p for p in (opening_words(text) for text in (self.blocks.examples or [])[:2]) if p]
+        if prompts:
+            cfg.train.probe_prompts = prompts
+            self.report(
+                Log(
+                    f"probe prompts: {', '.join(repr(p) for p in prompts)}, the openings of the data's first "
+                    "documents (train.probe_prompts chooses others)"
+                )
+            )
 
     def _check_data_unchanged(self) -> None:
         """A run on a file or a dataset folder records what it read (``data.json``: path, size, content hash or
