@@ -237,6 +237,7 @@ def test_engine_failure_shows_a_banner_and_the_window_stays_usable(make_window, 
     assert finished.args[0].kind == "failed"
     assert window.banner.isVisible() and window.banner.message()
     assert window.banner.hint.text()
+    assert f"{finished.args[0].message} (hint: {finished.args[0].hint})" in window.log_view.toPlainText()
     assert window.start_action.isEnabled()
     assert not window.controller.is_running()
 

@@ -364,7 +364,7 @@ class MainWindow(
             self.log_view.add(f"Checkpoint at step {event.step:,}: {event.path}")
         elif kind == "failed":
             self.banner.show_message(event.message, event.hint)
-            self.log_view.add(f"{event.message} {event.hint}".strip(), "error")
+            self.log_view.add(event.message + (f" (hint: {event.hint})" if event.hint else ""), "error")
 
     @Slot(object)
     def _on_run_finished(self, result: Any) -> None:
