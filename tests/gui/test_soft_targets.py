@@ -404,3 +404,14 @@ def test_generate_without_a_prompt_says_to_type_one(panel, qtbot):
     p.prompt_box.setEditText("   ")
     p.generate()
     assert p.status.text().startswith("Type a prompt first") and fake.generate_calls == []
+
+
+def test_letting_the_models_go_for_a_new_run_leaves_no_loaded_line(panel, qtbot):
+    """A new run replaces the shown run's models: the status no longer says they are loaded."""
+    p = panel(lambda path: FakePredictor())
+    with qtbot.waitSignal(p.predictor_ready, timeout=5000):
+        p.set_run_dir("/runs/demo")
+    assert "loaded" in p.status.text()
+    p.clear()
+    p.set_run_dir(None)
+    assert "loaded" not in p.status.text() and not p.generation.generate_button.isEnabled()

@@ -253,6 +253,7 @@ class SoftTargetsPanel(QWidget):
             if self._jobs is not None:
                 models = self._models
                 self._jobs.submit("load", lambda job: models.unload())
+            self.status.setText("")  # "Models of ... loaded" would be about the models just let go
             return
         self._ensure_jobs()
         run_dir, models = str(path), self._models  # the work touches only the models, never the widget
