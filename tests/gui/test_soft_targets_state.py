@@ -313,3 +313,10 @@ def test_a_finished_runs_probes_are_read_from_its_events_file(tmp_path):
     assert state.load_history(read)
     assert [p.step for p in state.history()] == [0, 10] and state.is_following() and "step 10" in state.title()
     assert not SoftTargetsState().load_history([])
+
+
+def test_subword_pieces_that_would_look_like_a_word_are_told_apart():
+    from workbench.gui.soft_targets.state import distinct_labels
+
+    assert distinct_labels([" the", "the", " cat", "ing", "\n", " "]) == ["the", "…the", "cat", "ing", "↵", "␣"]
+    assert distinct_labels([" the", " cat"]) == ["the", "cat"]  # nothing alike: nothing marked

@@ -62,6 +62,20 @@ def display_token(text: str) -> str:
     return stripped if stripped else ("␣" * min(max(len(shown), 1), 3))
 
 
+def distinct_labels(tokens: list[str]) -> list[str]:
+    """:func:`display_token` of each token, with the tokens that would look the same told apart: a subword
+    tokenizer has both " the" (a word) and "the" (the end of one); the one that continues a word is shown
+    as "…the"."""
+    labels = [display_token(token) for token in tokens]
+    seen: dict[str, int] = {}
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+    return [
+        "…" + label if seen[label] > 1 and token[:1] not in (" ", "\n", "\t") and token.strip() else label
+        for token, label in zip(tokens, labels, strict=True)
+    ]
+
+
 def join_tokens(tokens: list[str]) -> str:
     """Tokens back to text: as they are when they carry their own spaces (BPE), else separated by spaces."""
     if any(token[:1].isspace() for token in tokens[1:]):
@@ -431,7 +445,7 @@ class SoftTargetsState:
         return Bars(
             [(name, values[idx]) for name, values in rows],
             idx,
-            [display_token(self._shown.vocab_tokens[i]) for i in idx],
+            distinct_labels([self._shown.vocab_tokens[i] for i in idx]),
             hard_row,
         )
 
