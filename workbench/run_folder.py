@@ -91,6 +91,19 @@ def make_folder(path: Path, field: str) -> None:
         ) from None
 
 
+RESUME_MISSING_FILE_HINT = "put it back where the run found it (a resume reads it again), or start a new run"
+
+
+def missing_for_resume(error: ConfigError) -> bool:
+    """Whether ``error`` says a file or folder a run reads is gone (for a resume: put it back, not edit the run)."""
+    return error.field.endswith(".path") and error.message.endswith(" does not exist")
+
+
+def missing_sentence(run: str, error: ConfigError) -> str:
+    """``run X reads '/data/a.txt', which does not exist`` for a :func:`missing_for_resume` error."""
+    return f"{run} reads {error.message.removesuffix(' does not exist')}, which does not exist"
+
+
 def pinned_paths(config: RunConfig) -> RunConfig:
     """``config`` (changed in place) with its relative file and folder paths made absolute: a run folder's
     config.toml must mean the same files from wherever it is resumed or read (``workbench predict``,

@@ -387,6 +387,12 @@ def test_a_resume_refuses_data_that_changed_since_the_run_started_and_keeps_the_
     assert "has changed since it started" in refused.message and "bytes then" in refused.message
     assert "put back the data" in refused.hint
     assert read_run(run_dir).status == "stopped"  # not "failed": nothing was lost, it can still be resumed
+    text.unlink()  # gone: the hint is to put it back, not to edit the run
+    refused = run(RunConfig(), resume=run_dir)
+    assert refused.kind == "failed" and refused.user_error
+    assert refused.message.endswith(f"run {run_dir.name} reads {str(text)!r}, which does not exist"), refused.message
+    assert refused.hint.startswith("put it back where the run found it")
+    assert read_run(run_dir).status == "stopped"
     _text_file(text)  # the text put back: the resume goes on
     monkeypatch.chdir(run_dir)  # from another folder: the relative path was pinned when the run started
     assert RunConfig.from_toml((run_dir / "config.toml").read_text()).data.path == str(text)

@@ -491,3 +491,14 @@ def test_opening_a_runs_config_keeps_the_runs_folder_the_runs_tab_shows(make_win
     window._on_open_run_config(recorded)
     assert window.config().train.max_steps == 77  # what to train: the run's
     assert window.config().runs_dir == str(runs_dir)  # where runs go: unchanged
+
+
+def test_resuming_a_run_whose_data_file_is_gone_says_to_put_it_back(make_window, runs_dir, tmp_path, tiny_config):
+    """The window offers no way to edit a stopped run: 'check the path' could not be followed."""
+    window = make_window(tiny_config(runs_dir))
+    cfg = tiny_config(runs_dir)
+    cfg.data.source, cfg.data.path = "file", str(tmp_path / "gone.txt")
+    assert window.start_run(cfg, resume_dir=str(tmp_path)) is False
+    assert window.banner.message() == f"This run reads {str(tmp_path / 'gone.txt')!r}, which does not exist."
+    assert window.banner.hint.text().startswith("put it back where the run found it")
+    assert not window.controller.is_running()

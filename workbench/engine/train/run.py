@@ -55,10 +55,13 @@ from workbench.events import (
     StageStarted,
 )
 from workbench.run_folder import (
+    RESUME_MISSING_FILE_HINT,
     create_run_dir,
     latest_checkpoint,
     load_run_config,
     make_folder,
+    missing_for_resume,
+    missing_sentence,
     pinned_paths,
     read_checkpoint_state,
     read_run,
@@ -109,7 +112,14 @@ def run(
     try:
         if resume is not None:
             path = Path(resume).expanduser()
-            config = load_run_config(path)
+            try:
+                config = load_run_config(path)
+            except ConfigError as err:
+                if missing_for_resume(err):  # the run's own files: the fix is to put them back, not to edit the run
+                    raise ConfigError(
+                        err.field, missing_sentence(f"run {path.name}", err), RESUME_MISSING_FILE_HINT
+                    ) from None
+                raise
             pid = running_elsewhere(path) if parallel.main else None
             if pid is not None:  # two processes training into one folder would overwrite each other's files
                 raise ConfigError(

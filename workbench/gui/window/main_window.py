@@ -46,7 +46,7 @@ from workbench.gui.window.run_log import RunLog
 from workbench.gui.window.runs_tab import RunsTabMixin
 from workbench.gui.window.settings import SettingsMixin
 from workbench.gui.window.sweeps import SweepsMixin
-from workbench.run_folder import can_resume
+from workbench.run_folder import RESUME_MISSING_FILE_HINT, can_resume, missing_for_resume, missing_sentence
 
 STOPPING_MESSAGE = "Stopping after this step..."
 PENDING_AFTER_MS = 250  # a plan slower than this shows "Checking the models..." on the summary card
@@ -261,7 +261,10 @@ class MainWindow(
             cfg = self.config_panel.config()
         errors = cfg.errors()
         if errors:
-            self.banner.show_message(f"The configuration is not valid: {errors[0].what}.", errors[0].hint)
+            if resume_dir and missing_for_resume(errors[0]):  # the run's own file is gone: editing cannot help
+                self.banner.show_message(missing_sentence("This run", errors[0]) + ".", RESUME_MISSING_FILE_HINT)
+            else:
+                self.banner.show_message(f"The configuration is not valid: {errors[0].what}.", errors[0].hint)
             return False
         self.banner.dismiss()
         self.stop_following()  # our own run takes the charts
