@@ -98,7 +98,9 @@ class Chart(QFrame):
         # A y grid at major ticks only: minor grid lines cost several ms per paint and the crosshair reads x.
         self.plot.showGrid(x=False, y=True, alpha=0.15)
         self.plot.getAxis("left").setStyle(maxTickLevel=0)
-        self.plot.getAxis("left").enableAutoSIPrefix(spec.name == "lr")  # "x0.001" only reads well for lr
+        # No "(x0.001)" after the axis label: at a chart's height "lr (x0.001)" was cut to "lr (x0.00"; the
+        # ticks say the scale themselves (0.001, 0.002, ...).
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setLabel("bottom", "global step")
         self.plot.setLabel("left", spec.y_label)
         self.plot.setMenuEnabled(True)

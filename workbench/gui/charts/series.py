@@ -52,7 +52,7 @@ CHART_SPECS = (
     ),
     ChartSpec(
         "heldout",
-        "Held-out cross-entropy",
+        "Held-out CE",
         "CE (nats)",
         (
             SeriesSpec("student_ce", "student", theme.STUDENT_COLOR),
@@ -63,7 +63,7 @@ CHART_SPECS = (
     ),
     ChartSpec(
         "kl",
-        "KL(teacher ‖ student), held-out",
+        "Held-out KL(teacher‖student)",
         "nats",
         (SeriesSpec("kl_teacher_student", "KL(teacher‖student)", theme.STUDENT_COLOR),),
         overlay_keys=("kl_teacher_student",),
