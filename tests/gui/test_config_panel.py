@@ -506,3 +506,11 @@ def test_a_loaded_float_out_of_range_is_shown_as_it_is_and_flagged(panel, tmp_pa
     assert alpha.input.text() == "2.000" and "2" in alpha.error()
     assert temperature.input.text() == "-1.00" and "-1" in temperature.error()
     assert panel.config() == cfg
+
+
+def test_a_txt_file_has_no_text_column_to_choose(panel, qtbot):
+    _choose(panel, "data.source", "file")
+    _type(qtbot, panel.editor("data.path"), "/data/notes.txt")
+    qtbot.waitUntil(lambda: not panel.editor("data.text_column").isVisible(), timeout=2000)
+    _type(qtbot, panel.editor("data.path"), "/data/rows.jsonl")
+    qtbot.waitUntil(lambda: panel.editor("data.text_column").isVisible(), timeout=2000)

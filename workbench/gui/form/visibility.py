@@ -58,7 +58,8 @@ def field_visible(dotted: str, cfg: RunConfig) -> bool:
         "data.path": d in ("file", "hf", "disk"),
         "data.hf_config": d == "hf",
         "data.split": d in ("hf", "disk"),
-        "data.text_column": d in ("file", "hf", "disk"),
+        # a .txt file is all text: no column to choose
+        "data.text_column": d in ("hf", "disk") or (d == "file" and not cfg.data.path.strip().lower().endswith(".txt")),
         "data.max_documents": d in ("file", "hf", "disk"),
         "data.toy_seed": d == "toy",
         "data.toy_sentences": d == "toy",
