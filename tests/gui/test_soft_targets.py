@@ -415,3 +415,13 @@ def test_letting_the_models_go_for_a_new_run_leaves_no_loaded_line(panel, qtbot)
     p.clear()
     p.set_run_dir(None)
     assert "loaded" not in p.status.text() and not p.generation.generate_button.isEnabled()
+
+
+def test_the_temperature_slider_is_for_the_next_word_bars_only(panel):
+    """Generate has its own sampling temperature: the panel's slider, which does not act on it, is greyed out."""
+    p = panel(lambda path: FakePredictor())
+    assert p.temperature_slider.isEnabled()
+    p.views.setCurrentWidget(p.generation)
+    assert not p.temperature_slider.isEnabled() and "its own temperature" in p.temperature_slider.toolTip()
+    p.views.setCurrentWidget(p.next_word)
+    assert p.temperature_slider.isEnabled()

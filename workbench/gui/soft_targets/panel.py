@@ -189,6 +189,9 @@ class SoftTargetsPanel(QWidget):
         self._sample_seed = 0
         # Beside the tabs, so that the replay takes no height from the bars (the window's splitter keeps them short).
         self.views.setCornerWidget(self.replay, Qt.Corner.TopRightCorner)
+        # The slider re-softens the Next word bars only; Generate samples at its own temperature.
+        self._temperature_controls = (self.temperature_slider, self.temperature_label, reset, self.run_t_button)
+        self.views.currentChanged.connect(self._temperature_for_view)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(row1)
@@ -521,6 +524,17 @@ class SoftTargetsPanel(QWidget):
     def _ensure_jobs(self) -> None:
         if self._jobs is None:
             self._jobs = Jobs("soft-targets", self)
+
+    def _temperature_for_view(self, index: int) -> None:
+        on_bars = self.views.widget(index) is self.next_word
+        for widget in self._temperature_controls:
+            widget.setEnabled(on_bars)
+        self.temperature_slider.setToolTip(
+            "Re-soften the teacher's and student's logits: softmax(logits / T). "
+            "The true distribution does not change with T."
+            if on_bars
+            else "This slider re-softens the Next word bars; Generate samples at its own temperature, below."
+        )
 
     def _set_ready(self, ready: bool) -> None:
         self._predictor_ready = ready
