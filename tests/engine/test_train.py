@@ -141,28 +141,35 @@ def test_stopped_then_resumed_run_ends_like_an_uninterrupted_one(tmp_path, finis
         assert resumed.summary[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-5), key
 
 
-def test_killed_process_resumes_from_its_last_checkpoint(tmp_path, finished_run):
-    cfg = tiny_config(tmp_path)
+def _cli_run(cfg: RunConfig, tmp_path: Path, run_dir: Path, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    """``workbench run CONFIG --run-dir RUN_DIR`` in a process of its own (one torch thread)."""
     config_path = tmp_path / "tiny.toml"
     cfg.save(config_path)
-    run_dir = tmp_path / "killed"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "run", str(config_path), "--run-dir", str(run_dir)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
+        stderr=stderr,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
-    deadline = time.time() + 120
+
+
+def _wait_for(proc: subprocess.Popen, run_dir: Path, wanted, what: str, seconds: float = 120) -> None:
+    """Until an event of ``run_dir``'s events.jsonl is ``wanted``; fails if the run ends first or it takes too long."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        events = read_events(str(run_dir / "events.jsonl")) if (run_dir / "events.jsonl").exists() else []
+        if any(wanted(e) for e in events):
+            return
+        assert proc.poll() is None, f"the run ended before {what}"
+        time.sleep(0.05)
+    pytest.fail(f"no {what} within {seconds:.0f} s")
+
+
+def test_killed_process_resumes_from_its_last_checkpoint(tmp_path, finished_run):
+    run_dir = tmp_path / "killed"
+    proc = _cli_run(tiny_config(tmp_path), tmp_path, run_dir)
     try:
-        while time.time() < deadline:
-            events = read_events(str(run_dir / "events.jsonl")) if (run_dir / "events.jsonl").exists() else []
-            if any(e.kind == "checkpoint" and e.stage == "distill" for e in events):
-                break
-            assert proc.poll() is None, "the run ended before it could be killed"
-            time.sleep(0.05)
-        else:
-            pytest.fail("no distillation checkpoint within 120 s")
+        _wait_for(proc, run_dir, lambda e: e.kind == "checkpoint" and e.stage == "distill", "a distillation checkpoint")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -414,25 +421,10 @@ def test_a_closed_terminal_or_a_kill_stops_with_a_checkpoint(tmp_path, signum):
     """SIGHUP (the terminal closed, ssh dropped) and SIGTERM stop like Ctrl-C: a checkpoint, status stopped,
     exit 130, resumable; they used to end the process where it stood (SIGHUP) with its steps lost."""
     cfg = tiny_config(tmp_path, **{"train.max_steps": "400", "train.checkpoint_interval": "1000"})
-    config_path = tmp_path / "tiny.toml"
-    cfg.save(config_path)
     run_dir = tmp_path / "hung-up"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "run", str(config_path), "--run-dir", str(run_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
-    deadline = time.time() + 120
+    proc = _cli_run(cfg, tmp_path, run_dir, stderr=subprocess.PIPE)
     try:
-        while time.time() < deadline:
-            events = read_events(str(run_dir / "events.jsonl")) if (run_dir / "events.jsonl").exists() else []
-            if any(e.kind == "step" and e.stage == "distill" for e in events):
-                break
-            assert proc.poll() is None, "the run ended before the signal"
-            time.sleep(0.05)
-        else:
-            pytest.fail("no distillation step within 120 s")
+        _wait_for(proc, run_dir, lambda e: e.kind == "step" and e.stage == "distill", "a distillation step")
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=120)
     finally:
