@@ -343,6 +343,12 @@ def compiled_chunk_terms():
 class CompileFailed(RuntimeError):
     """``torch.compile`` could not compile the loss on this platform (``train.compile``)."""
 
+    @classmethod
+    def of(cls, err: BaseException) -> CompileFailed:
+        """The one-sentence form of whatever ``torch.compile`` raised (its first line)."""
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return cls(f"torch.compile could not compile the loss on this platform ({first[:200]})")
+
 
 def _call_terms(student, teacher_chunk, targets, settings: LossSettings):
     if not settings.compile:
@@ -350,8 +356,7 @@ def _call_terms(student, teacher_chunk, targets, settings: LossSettings):
     try:
         return compiled_chunk_terms()(student, teacher_chunk, targets, settings)
     except Exception as err:  # noqa: BLE001 - torch.compile raises many kinds (inductor, a missing compiler)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CompileFailed(f"torch.compile could not compile the loss on this platform ({first[:200]})") from err
+        raise CompileFailed.of(err) from err
 
 
 def _is_forward_kl(settings: LossSettings) -> bool:

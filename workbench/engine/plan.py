@@ -100,16 +100,17 @@ def plan_run(cfg: RunConfig) -> Plan:
     _memory(cfg, student, plan, teacher)
     _tokenizers(cfg, plan)
     _runs_folder(cfg, plan)
-    _data_file(cfg, plan)
+    _data_file(cfg, plan, refused)
     if cfg.teacher.trust_remote_code and cfg.teacher.source in ("local", "hub"):
         plan.warnings.append("trust_remote_code is on: Python code shipped with the teacher will run on this machine.")
     return plan
 
 
-def _data_file(cfg: RunConfig, plan: Plan) -> None:
-    """A data file the run would refuse at Start (a folder, empty, UTF-16, binary...), named at its field now."""
-    if cfg.data.source != "file" or any(e.field == "data.path" for e in cfg.errors()):
-        return  # RunConfig.errors() names an empty or missing path already
+def _data_file(cfg: RunConfig, plan: Plan, refused: list[str]) -> None:
+    """A data file the run would refuse at Start (a folder, empty, UTF-16, binary...), named at its field now
+    (``refused``: the fields RunConfig.errors() names already, such as a missing path)."""
+    if cfg.data.source != "file" or "data.path" in refused:
+        return
     from workbench.engine.data.sources import check_file
 
     try:

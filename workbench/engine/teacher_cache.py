@@ -761,8 +761,7 @@ def _compiled_lowrank_chunk(student_rows, ids, logp, tail, coef, basis, center, 
         try:
             total, kd, ce = _COMPILED["lowrank"](student, ids, logp, tail, coef, basis, center, targets, settings)
         except Exception as err:  # noqa: BLE001 - torch.compile raises many kinds (inductor, a missing compiler)
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CompileFailed(f"torch.compile could not compile the loss on this platform ({first[:200]})") from err
+            raise CompileFailed.of(err) from err
         if not want_grad:
             return kd.detach(), ce.detach(), None
         (grad,) = torch.autograd.grad(total / settings.denominator, student)

@@ -299,11 +299,10 @@ def _read_jsonl(path: Path, column: str, limit: int | None, position: Position) 
     position.total = float(path.stat().st_size)
     documents = 0
     keys: dict[str, str] = {}  # every key seen in any row, with the kind of its first value
+    _refuse_binary_or_utf16(path)
     with path.open("rb") as handle:
         position.done = handle.tell
         for number, raw in enumerate(handle, start=1):
-            if number == 1:
-                _refuse_binary_or_utf16(path)
             try:
                 line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a byte-order mark is not JSON
             except UnicodeDecodeError:
