@@ -102,6 +102,7 @@ class Settings:
     on_policy_start: float
     on_policy_temperature: float
     on_policy_new_tokens: int
+    on_policy_sequence_weight: float
     keep: int
     hidden_weight: float
     hidden_loss: str
@@ -129,6 +130,7 @@ def preset_settings(preset: str = "toy") -> Settings:
         on_policy_start=0.5,
         on_policy_temperature=d.on_policy_temperature,
         on_policy_new_tokens=min(d.on_policy_new_tokens, cfg.train.seq_len - d.on_policy_prompt_tokens),
+        on_policy_sequence_weight=d.on_policy_sequence_weight,
         keep=2,
         hidden_weight=1.0,
         hidden_loss=d.hidden_loss,
@@ -156,6 +158,7 @@ def arm_overrides(arm: str, s: Settings) -> list[str]:
         f"distill.on_policy_divergence={s.on_policy_divergence}",
         f"distill.on_policy_temperature={s.on_policy_temperature}",
         f"distill.on_policy_new_tokens={s.on_policy_new_tokens}",
+        f"distill.on_policy_sequence_weight={s.on_policy_sequence_weight}",
     ]
     return {
         "hard": ["distill.alpha=0.0"],
@@ -576,6 +579,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--on-policy-temperature", type=float, default=d.on_policy_temperature)
     parser.add_argument("--on-policy-new-tokens", type=int, default=d.on_policy_new_tokens)
+    parser.add_argument(
+        "--on-policy-sequence-weight",
+        type=float,
+        default=d.on_policy_sequence_weight,
+        help="the on-policy arms' distill.on_policy_sequence_weight (the long-term reverse-KL term)",
+    )
     parser.add_argument("--keep", type=int, default=d.keep, help="teacher layers a derived student keeps")
     parser.add_argument("--hidden-weight", type=float, default=d.hidden_weight)
     parser.add_argument("--hidden-loss", default=d.hidden_loss)

@@ -95,7 +95,7 @@ def _padded_batch(ids):
     return Batch(ids=ids[:2], labels=labels)
 
 
-@pytest.mark.parametrize("path", ["chunked", "fused", "hidden"])
+@pytest.mark.parametrize("path", ["chunked", "fused", "hidden", "sequence"])
 def test_a_micro_batch_makes_no_host_sync(monkeypatch, path):
     tokenizer, teacher, ids = _models()
     if path == "hidden":
@@ -105,7 +105,13 @@ def test_a_micro_batch_makes_no_host_sync(monkeypatch, path):
         student, kept = tiny_model(tokenizer, "llama", seed=0), None
         settings = DistillConfig(temperature=2.0, alpha=0.5, divergence="jsd", fused_loss=path == "fused")
     objective = Objective(
-        settings, alpha=0.5, teacher=teacher, autocast=contextlib.nullcontext, chunk_positions=3, hidden_layers=kept
+        settings,
+        alpha=0.5,
+        teacher=teacher,
+        autocast=contextlib.nullcontext,
+        chunk_positions=3,
+        hidden_layers=kept,
+        sequence_weight=1.0 if path == "sequence" else 0.0,  # on_policy_sequence_weight's term
     )
     syncs, parts = _micro_batch(monkeypatch, objective, student, _padded_batch(ids))
     assert syncs == []

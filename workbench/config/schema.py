@@ -236,6 +236,17 @@ class DistillConfig:
         min=1,
         max=100_000,
     )
+    on_policy_sequence_weight: float = _f(
+        0.0,
+        "On-policy: the weight of the sequence-level term (MiniLLM's long-term part of reverse KL). Each sampled "
+        "token is also pushed by how far the rest of its sample strays from the teacher (the summed log student - "
+        "log teacher of the later tokens, at T = 1, against the batch's other rows): the student learns which "
+        "words lead its own text astray, not only each next word. With on_policy_divergence = reverse_kl, 1 is "
+        "the whole samples' reverse KL. Mode-seeking: its samples get truer, its coverage of the data's other "
+        "continuations less (docs/quality-results.md). Needs the logits, so these steps skip fused_loss. 0 = off.",
+        min=0.0,
+        max=100.0,
+    )
     hidden_weight: float = _f(
         0.0,
         "Hidden-state matching (derived students only): adds hidden_weight x the mean, over the student's "

@@ -624,3 +624,36 @@ def kl_per_position(
         student_logp = F.log_softmax(student[start:stop].float() / temperature, dim=-1)
         out[start:stop] = _kl(teacher_logp, student_logp)
     return out
+
+
+def sequence_term(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, num_valid_tokens) -> Tensor:
+    """``distill.on_policy_sequence_weight``'s term: the long-term part of the sequence-level reverse KL
+    ``J = E_student[sum_t c_t]``, ``c_t = log s(x_t | x<t) - log t(x_t | x<t)``, on a batch of the student's
+    own samples ``x``.
+
+    ``grad J = E[sum_t grad KL_t(x<t)] + E[sum_t grad log s(x_t | x<t) * sum_{t' > t} c_t']``: the first part is
+    each visited position's own reverse KL, which the divergence term gives exactly; this is the second, the
+    score-function (REINFORCE) estimate ``sum_t log s(x_t) * A_t`` with ``A_t`` (no gradient) the summed cost
+    of the sample's later tokens minus the same sum averaged over the batch's other rows (a leave-one-out
+    baseline: it lowers the variance and leaves the expectation exactly as it is; a batch of one row has
+    none). So with reverse KL as the on-policy divergence and weight 1, the two terms together are an
+    unbiased estimate of the gradient of the whole samples' reverse KL. Positions whose label is -100 (the
+    prompt) cost nothing and are not pushed. Log-probabilities at T = 1, the distribution the samples come
+    from when ``on_policy_temperature`` is 1. Divided by ``num_valid_tokens`` like the other terms. Makes no
+    host sync.
+    """
+    targets = labels[:, 1:]
+    valid = targets != -100
+    safe = targets.clamp(min=0).unsqueeze(-1)
+    student = student_logits[:, :-1].to(_compute_dtype(student_logits.dtype))
+    log_s = student.gather(-1, safe).squeeze(-1) - torch.logsumexp(student, dim=-1)
+    with torch.no_grad():
+        teacher = teacher_logits[:, :-1].to(student.dtype)
+        log_t = teacher.gather(-1, safe).squeeze(-1) - torch.logsumexp(teacher, dim=-1)
+        zero = torch.zeros((), device=log_s.device)
+        cost = torch.where(valid, log_s.detach() - log_t, zero)
+        later = cost.flip(1).cumsum(1).flip(1) - cost  # the summed cost of the sample's tokens after t
+        rows = later.shape[0]
+        others = (later.sum(0, keepdim=True) - later) / max(rows - 1, 1)  # the other rows' mean
+        advantage = torch.where(valid, later - others, zero)
+    return (log_s * advantage).sum() / num_valid_tokens

@@ -17,7 +17,7 @@ from torch import Tensor
 from workbench.config.schema import DistillConfig
 from workbench.engine.fused_loss import fused_distill_loss
 from workbench.engine.hidden_match import hidden_match_loss, layer_outputs
-from workbench.engine.losses import CompileFailed, LossParts, distill_loss, valid_token_count
+from workbench.engine.losses import CompileFailed, LossParts, distill_loss, sequence_term, valid_token_count
 from workbench.engine.teacher_cache import TopKCache, topk_distill_loss
 from workbench.errors import ConfigError
 
@@ -68,8 +68,11 @@ class Objective:
         teacher_topk: TopKCache | None = None,
         hidden_layers: list[int] | None = None,
         compile: bool = False,
+        sequence_weight: float = 0.0,
     ):
         self.settings = settings
+        # distill.on_policy_sequence_weight, on the on-policy steps' objective only (train/on_policy.py)
+        self.sequence_weight = sequence_weight if teacher is not None and alpha > 0 else 0.0
         self.compile = compile  # train.compile: the loss's chunk function through torch.compile
         self.alpha = alpha
         self.teacher_topk = teacher_topk if alpha > 0 else None
@@ -108,7 +111,7 @@ class Objective:
             return self._with_hidden(model, batch, num_valid_tokens)
         if self.teacher_topk is not None:
             return self._from_cache(model, batch, num_valid_tokens)
-        if self.settings.fused_loss:
+        if self.settings.fused_loss and not self.sequence_weight:
             student_head = fusable_head(unwrap(model))
             teacher_head = fusable_head(self.teacher) if self.teacher is not None else None
             if student_head is not None and (self.teacher is None or teacher_head is not None):
@@ -120,7 +123,15 @@ class Objective:
         teacher_logits = self.teacher_logits(batch)
         with self.autocast():
             student_logits = model(input_ids=batch.ids, use_cache=False).logits
-        return distill_loss(student_logits, teacher_logits, batch.labels, **self._loss_kwargs(num_valid_tokens))
+        parts = distill_loss(student_logits, teacher_logits, batch.labels, **self._loss_kwargs(num_valid_tokens))
+        return self._with_sequence_term(parts, student_logits, teacher_logits, batch, num_valid_tokens)
+
+    def _with_sequence_term(self, parts: LossParts, student_logits, teacher_logits, batch: Batch, num_valid_tokens):
+        """``parts`` plus ``sequence_weight`` x the on-policy sequence-level term (train/on_policy.py), if on."""
+        if self.sequence_weight:
+            term = sequence_term(student_logits, teacher_logits, batch.labels, num_valid_tokens)
+            parts.loss = parts.loss + self.sequence_weight * term
+        return parts
 
     def _with_hidden(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int | Tensor) -> LossParts:
         """distill.hidden_weight > 0: the usual loss plus ``hidden_weight`` x the hidden-state matching term
@@ -149,7 +160,7 @@ class Objective:
         )
         parts.loss = parts.loss + self.settings.hidden_weight * hidden
         parts.hidden = hidden.detach()
-        return parts
+        return self._with_sequence_term(parts, student_logits, teacher_logits, batch, num_valid_tokens)
 
     def _from_cache(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int | Tensor) -> LossParts:
         """distill.teacher_cache = "topk": the sparse forward KL against the cached top-k of the batch's blocks."""

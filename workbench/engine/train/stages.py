@@ -132,6 +132,7 @@ class Session:
                 chunk_positions=objective.chunk_positions,
                 hidden_layers=self.hidden_layers,
                 compile=tr.compile,
+                sequence_weight=dist_cfg.on_policy_sequence_weight,
             )
             if distilling and dist_cfg.on_policy > 0 and teacher is not None and alpha > 0
             else None

@@ -63,6 +63,7 @@ LABELS = {
     "on_policy_prompt_tokens": "Prompt tokens",
     "on_policy_start": "On-policy from",
     "on_policy_divergence": "On-policy divergence",
+    "on_policy_sequence_weight": "Sequence-level weight",
     "hidden_weight": "Hidden-state weight",
     "hidden_loss": "Hidden-state loss",
     "teacher_steps": "Teacher steps",
