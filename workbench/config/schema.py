@@ -210,7 +210,8 @@ class DistillConfig:
         "On-policy: the share of the distillation steps done off-policy first, before any on-policy step "
         "(a warm start: a student that starts random writes gibberish, which teaches it little). From there "
         "each step is on-policy with probability on_policy. 0 = on-policy from the first step. On the built-in "
-        "language 0.5 with on_policy_divergence = jsd measured best (docs/quality-results.md).",
+        "language 0.5 measured best, with on_policy_divergence = reverse_kl and on_policy_sequence_weight = 0.5 for "
+        "the truest samples (docs/quality-results.md).",
         min=0.0,
         max=1.0,
     )
