@@ -9,7 +9,9 @@ import itertools
 import pytest
 import torch
 
-from tests.engine.test_train import tiny_config
+from tests.engine.test_train import _stop_at, tiny_config
+from workbench.config.schema import RunConfig
+from workbench.control import Control
 from workbench.engine.losses import distill_loss, sequence_term
 from workbench.engine.train.on_policy import prompt_masked_batch
 from workbench.engine.train.run import run
@@ -142,3 +144,12 @@ def test_a_run_with_the_sequence_term_trains_another_student_and_resumes_exactly
     weighted = summary("weighted", **{"distill.on_policy_sequence_weight": "1"})
     assert weighted != plain
     assert summary("zero", **{"distill.on_policy_sequence_weight": "0"}) == plain, "weight 0 is today's run"
+
+    control = Control()
+    cfg = tiny_config(tmp_path / "stopped", **every, **{"distill.on_policy_sequence_weight": "1"})
+    first = run(cfg, _stop_at(control, "distill", 3), control)
+    assert first.status == "stopped"
+    resumed = run(RunConfig(), resume=first.run_dir)
+    assert resumed.status == "completed", resumed
+    for key in keys:
+        assert resumed.summary[key] == pytest.approx(weighted[key], rel=1e-5, abs=1e-6), key
