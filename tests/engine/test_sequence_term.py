@@ -135,14 +135,19 @@ def test_a_run_with_the_sequence_term_trains_another_student_and_resumes_exactly
     }
     keys = ("student_ce", "kl_teacher_student", "kl_true_student")
 
-    def summary(name, **overrides):
-        result = run(tiny_config(tmp_path / name, **every, **overrides), lambda event: None)
+    def summary(name, events=None, **overrides):
+        result = run(tiny_config(tmp_path / name, **every, **overrides), (events if events is not None else []).append)
         assert result.status == "completed", result
         return {k: result.summary[k] for k in keys}
 
     plain = summary("plain")
-    weighted = summary("weighted", **{"distill.on_policy_sequence_weight": "1"})
+    received = []
+    weighted = summary("weighted", received, **{"distill.on_policy_sequence_weight": "1"})
     assert weighted != plain
+    said = [e.message for e in received if e.kind == "log" and "sequence-level term" in e.message]
+    assert said == [
+        "on-policy steps add the sequence-level term (distill.on_policy_sequence_weight = 1) to reverse_kl on the samples"
+    ]
     assert summary("zero", **{"distill.on_policy_sequence_weight": "0"}) == plain, "weight 0 is today's run"
 
     control = Control()

@@ -176,6 +176,13 @@ class Session:
                     f"(distill.on_policy_start = {dist_cfg.on_policy_start:g}); the steps before are off-policy"
                 )
             )
+        if on_policy_objective is not None and on_policy_objective.sequence_weight:
+            self.report(
+                Log(
+                    f"on-policy steps add the sequence-level term (distill.on_policy_sequence_weight = "
+                    f"{on_policy_objective.sequence_weight:g}) to {on_policy_settings.divergence} on the samples"
+                )
+            )
         if step == 0:  # the starting point: the untrained teacher, the student before distillation
             self.evaluate(stage, 0, model, teacher)
             self.probe(stage, 0, model, teacher)
