@@ -131,3 +131,55 @@ def test_on_a_users_text_the_legend_names_no_forbidden_words(panel):
     own.handle_event(Probe("distill", 0, 2.0, [make_probe_prompt(seed=0)], samples=[sample]))
     assert own.student_text.legend.text() and "forbidden" not in own.student_text.legend.text()
     assert not own.student_text.rate_box.isVisibleTo(own)
+
+
+def _subword_probe(tokens: list[str]) -> Probe:
+    n = len(tokens)
+    sample = StudentText(prompt="the cat", tokens=tokens, teacher_logprob=[-1.0] * n, kl=[0.1] * n, seed=0)
+    return Probe("distill", 0, 1.0, [make_probe_prompt(seed=0)], samples=[sample])
+
+
+def _gaps(view) -> list[int]:
+    """Pixels between each chip and the one after it, on one line."""
+    rects = [chip.geometry() for chip in view.chips]
+    return [b.x() - (a.x() + a.width()) for a, b in zip(rects, rects[1:], strict=False)]
+
+
+def test_the_pieces_of_one_word_touch_and_whole_words_keep_their_gap(panel, qtbot):
+    from workbench.gui.soft_targets.student_text import FlowLayout, word_starts
+
+    assert word_starts([" the", " cater", "pill", "ar", " sat", "."]) == [True, True, False, False, True, False]
+    assert word_starts(["the", "cat", "sat"]) == [True, True, True], "no leading spaces at all: no sign, no glue"
+    p = panel()
+    p.resize(900, 600)
+    p.show()
+    p.views.setCurrentWidget(p.student_text)
+    p.handle_event(_subword_probe([" the", " cater", "pill", "ar", " sat", "."]))
+    view = p.student_text
+    qtbot.waitUntil(lambda: view.chips and view.chips[-1].geometry().x() > 0)
+    glue = FlowLayout.GLUE
+    assert _gaps(view) == [4, glue, glue, 4, glue]
+    assert "border-top-right-radius: 0px" in view.chips[1].styleSheet()  # "cater" meets "pill" square
+    assert "border-top-left-radius: 0px" in view.chips[2].styleSheet()
+    assert "border-top-left-radius: 6px" in view.chips[1].styleSheet()
+    p.handle_event(_subword_probe(["the", "cat", "sat", "."]))  # the built-in language's words
+    qtbot.waitUntil(lambda: len(view.chips) == 4 and view.chips[-1].geometry().x() > 0)
+    assert _gaps(view) == [4, 4, 4]
+
+
+def test_a_word_wraps_whole_to_the_next_line(qtbot):
+    from PySide6.QtCore import QRect
+    from PySide6.QtWidgets import QLabel, QWidget
+
+    from workbench.gui.soft_targets.student_text import FlowLayout
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    flow = FlowLayout(host)
+    labels = [QLabel(text, host) for text in ("aaaaaaaa", "bbbbbbbb", "cc", "dd")]
+    for i, label in enumerate(labels):
+        label.setFixedSize(60, 20)
+        flow.addWidget(label, glued=i == 2 or i == 3)  # "bbbbbbbb" + "cc" + "dd" is one word
+    flow.setGeometry(QRect(0, 0, 200, 100))
+    tops = [label.geometry().y() for label in labels]
+    assert tops[0] == 0 and tops[1] == tops[2] == tops[3] > 0, "the word moves to the next line whole"

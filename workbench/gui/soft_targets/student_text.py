@@ -71,20 +71,27 @@ def _blend(f: float, colour_by: str) -> QColor:
 
 
 class FlowLayout(QLayout):
-    """Widgets left to right, wrapping to the next line at the right edge."""
+    """Widgets left to right, wrapping to the next line at the right edge. A widget added ``glued`` sits right
+    against the one before it and wraps with it (the pieces of one word stay on one line, unless the word alone
+    is wider than the line)."""
+
+    GLUE = 1  # pixels between the glued pieces of a word
 
     def __init__(self, parent: QWidget | None = None, spacing: int = 4):
         super().__init__(parent)
         self._items: list = []
+        self._glued: list[bool] = []
         self._spacing = spacing
         self.setContentsMargins(0, 0, 0, 0)
 
     def addItem(self, item) -> None:  # noqa: N802 (Qt name)
         self._items.append(item)
+        self._glued.append(False)
 
-    def addWidget(self, widget: QWidget) -> None:  # noqa: N802
+    def addWidget(self, widget: QWidget, glued: bool = False) -> None:  # noqa: N802
         self.addChildWidget(widget)
         self.addItem(QWidgetItem(widget))
+        self._glued[-1] = glued and len(self._items) > 1
 
     def count(self) -> int:
         return len(self._items)
@@ -93,7 +100,10 @@ class FlowLayout(QLayout):
         return self._items[index] if 0 <= index < len(self._items) else None
 
     def takeAt(self, index: int):  # noqa: N802
-        return self._items.pop(index) if 0 <= index < len(self._items) else None
+        if not 0 <= index < len(self._items):
+            return None
+        self._glued.pop(index)
+        return self._items.pop(index)
 
     def expandingDirections(self):  # noqa: N802
         return Qt.Orientation(0)
@@ -117,17 +127,42 @@ class FlowLayout(QLayout):
             size = size.expandedTo(item.minimumSize())
         return size
 
+    def words(self) -> list[list[int]]:
+        """The items' indices grouped into words: each group is an item and the glued ones after it."""
+        groups: list[list[int]] = []
+        for i, glued in enumerate(self._glued):
+            if glued and groups:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        return groups
+
     def _arrange(self, rect: QRect, move: bool) -> int:
         x, y, line = rect.x(), rect.y(), 0
-        for item in self._items:
-            hint = item.sizeHint()
-            if x + hint.width() > rect.right() and line > 0:
+        for group in self.words():
+            hints = [self._items[i].sizeHint() for i in group]
+            width = sum(h.width() for h in hints) + self.GLUE * (len(group) - 1)
+            if x + width > rect.right() and line > 0:
                 x, y, line = rect.x(), y + line + self._spacing, 0
-            if move:
-                item.setGeometry(QRect(x, y, hint.width(), hint.height()))
-            x += hint.width() + self._spacing
-            line = max(line, hint.height())
+            for n, (i, hint) in enumerate(zip(group, hints, strict=True)):
+                if n and x + hint.width() > rect.right():  # a word wider than the line: break inside it
+                    x, y, line = rect.x(), y + line + self._spacing, 0
+                if move:
+                    self._items[i].setGeometry(QRect(x, y, hint.width(), hint.height()))
+                x += hint.width() + self.GLUE
+                line = max(line, hint.height())
+            x += self._spacing - self.GLUE
         return y + line - rect.y()
+
+
+def word_starts(tokens: list[str]) -> list[bool]:
+    """Whether each sampled token begins a word (True) or continues the one before it. A tokenizer whose tokens
+    carry their leading space (GPT-2's byte-level BPE: " the", "ing") says so by that space; one whose tokens
+    never start with one (the built-in language's words, or pieces decoded one at a time without it) gives no
+    sign, and then every token is its own word, as before."""
+    if not any(token[:1].isspace() for token in tokens):
+        return [True] * len(tokens)
+    return [not token or token[:1].isspace() for token in tokens]
 
 
 class Sparkline(QWidget):
@@ -368,17 +403,25 @@ class StudentTextView(QWidget):
         prompt = QLabel(sample.prompt, flow_host)
         prompt.setStyleSheet(f"color: {c['muted']}; font-size: {self.font_size(1.15)}; padding: 3px 2px;")
         flow.addWidget(prompt)
+        starts = word_starts(sample.tokens)
         for i in range(len(sample.tokens)):
             chip = TokenChip(sample, i, flow_host)
             color = _blend(chip_fraction(sample, i, self.colour_by), self.colour_by)
             text = "#ffffff" if color.lightnessF() < 0.6 else "#1f2328"
             border = f"2px solid {theme.ERROR_COLOR}" if chip.forbidden else f"1px solid {c['border']}"
             strike = " text-decoration: line-through;" if chip.forbidden else ""
+            # the pieces of one word touch: square corners where they meet, less padding on those sides
+            glued_left = i > 0 and not starts[i]
+            glued_right = i + 1 < len(starts) and not starts[i + 1]
+            left, right = ("0px" if glued_left else "6px"), ("0px" if glued_right else "6px")
             chip.setStyleSheet(
-                f"background: {color.name()}; color: {text}; border: {border}; border-radius: 6px;"
-                f" padding: 2px 6px; font-size: {self.font_size(1.15)};{strike}"
+                f"background: {color.name()}; color: {text}; border: {border};"
+                f" border-top-left-radius: {left}; border-bottom-left-radius: {left};"
+                f" border-top-right-radius: {right}; border-bottom-right-radius: {right};"
+                f" padding: 2px {'2px' if glued_right else '6px'} 2px {'2px' if glued_left else '6px'};"
+                f" font-size: {self.font_size(1.15)};{strike}"
             )
-            flow.addWidget(chip)
+            flow.addWidget(chip, glued=glued_left)
             self.chips.append(chip)
         column.addWidget(flow_host)
         return row
