@@ -191,3 +191,11 @@ def test_a_data_file_the_run_would_refuse_is_named_by_the_plan(tmp_path):
         assert len(errors) == 1 and words in str(errors[0]), (name, [str(e) for e in errors])
     cfg.data.path = str(tmp_path / "good.txt")
     assert [e for e in plan_run(cfg).errors if e.field == "data.path"] == []
+
+
+def test_a_sequence_level_weight_without_on_policy_steps_is_flagged():
+    cfg = RunConfig()
+    cfg.apply_overrides(["distill.on_policy_sequence_weight=0.5"])
+    assert any("does nothing" in w and "on_policy" in w for w in plan_run(cfg).warnings)
+    cfg.apply_overrides(["distill.on_policy=1"])
+    assert not any("sequence-level weight" in w for w in plan_run(cfg).warnings)
