@@ -232,3 +232,56 @@ def test_a_tokenizer_trained_here_reads_the_file_as_a_stream_of_pieces(tmp_path,
         assemble.data_tokenizer(
             TeacherConfig(source="train"), DataConfig(source="file", path=str(tmp_path / "empty.txt"))
         )
+
+
+def test_a_tokenizer_trained_on_a_file_is_cached_and_the_plan_then_knows_its_size(tmp_path, monkeypatch):
+    from workbench.config.schema import RunConfig, TeacherConfig
+    from workbench.engine import assemble
+    from workbench.engine.data import generated
+    from workbench.engine.plan import plan_run
+
+    text = tmp_path / "story.txt"
+    text.write_text("\n".join(words(300, seed=s) for s in range(30)), encoding="utf-8")
+    trained = []
+    real = generated.train_tokenizer
+    monkeypatch.setattr(generated, "train_tokenizer", lambda *a, **k: trained.append(1) or real(*a, **k))
+    cfg = RunConfig()
+    cfg.apply_overrides(["teacher.source=train", "data.source=file", f"data.path={text}"])
+
+    before = plan_run(cfg)
+    assert "up to 4,096 tokens" in before.tokenizer_status
+    assert any("Sizes assume 4,096 tokens" in w for w in before.warnings)
+    first = assemble.data_tokenizer(TeacherConfig(source="train"), cfg.data)
+    again = assemble.data_tokenizer(TeacherConfig(source="train"), cfg.data)
+    assert trained == [1], "the second run loads the tokenizer the first one trained"
+    assert again.get_vocab() == first.get_vocab() and len(again) == len(first) < 4096
+    assert again("the cat sat")["input_ids"] == first("the cat sat")["input_ids"]
+    assert corpus.tokenizer_identity(again) == corpus.tokenizer_identity(first), "so the token cache is hit too"
+
+    after = plan_run(cfg)
+    assert after.vocab_size == len(first)
+    assert f"{len(first):,} tokens, as an earlier run trained it" in after.tokenizer_status
+    assert not any("Sizes assume" in w for w in after.warnings)
+    assert after.teacher_params < before.teacher_params, "the sizes follow the real, smaller vocabulary"
+
+    text.write_text(text.read_text(encoding="utf-8") + "\nmore words here", encoding="utf-8")
+    assert "up to 4,096" in plan_run(cfg).tokenizer_status, "changed text: its tokenizer is not trained yet"
+    assemble.data_tokenizer(TeacherConfig(source="train"), cfg.data)
+    assert trained == [1, 1]
+
+
+def test_a_damaged_tokenizer_cache_entry_is_trained_again(tmp_path):
+    from workbench.config.schema import TeacherConfig
+    from workbench.engine import assemble
+    from workbench.engine.data.sources import open_documents
+
+    text = tmp_path / "story.txt"
+    text.write_text("\n".join(words(200, seed=s) for s in range(10)), encoding="utf-8")
+    data = DataConfig(source="file", path=str(text))
+    first = assemble.data_tokenizer(TeacherConfig(source="train"), data)
+    entry = assemble.text_tokenizer_entry(open_documents(data).identity)
+    (entry / "tokenizer.json").write_text("{not json", encoding="utf-8")
+    assert assemble.cached_tokenizer_size(entry) is None
+    again = assemble.data_tokenizer(TeacherConfig(source="train"), data)
+    assert again.get_vocab() == first.get_vocab()
+    assert assemble.cached_tokenizer_size(entry) == len(first), "and the entry is written again"

@@ -7,18 +7,21 @@ finished run (``predictor.Predictor``, ``workbench predict``).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_model
 
+from workbench import paths
 from workbench.config.schema import DataConfig, RunConfig, TeacherConfig
 from workbench.engine.models.build import make_student
 from workbench.engine.models.errors import UNREADABLE_WEIGHTS, ModelSourceError
 from workbench.engine.models.load import load_pretrained, load_teacher, load_tokenizer
 from workbench.engine.models.sizes import max_positions
-from workbench.errors import ConfigError, one_line
+from workbench.errors import ConfigError, WriteFailed, one_line, writing
 from workbench.run_folder import (
     latest_checkpoint,
     load_run_config,
@@ -66,15 +69,67 @@ def data_tokenizer(teacher: TeacherConfig, data: DataConfig, *, train_on_text: b
                 seen[0] = seen[0] or bool(text.strip())
                 yield text
 
+        entry = text_tokenizer_entry(stream.identity)
+        cached = _load_cached_tokenizer(entry)
+        if cached is not None:
+            return cached
         tokenizer = train_tokenizer(texts(), vocab_size=TEXT_TOKENIZER_VOCAB)
         if not seen[0]:
             raise ConfigError(
                 "data.path", f"{stream.label} contains no text", "choose a file or dataset with text in it"
             )
+        _cache_tokenizer(tokenizer, entry, replace=entry.exists())  # a damaged entry is replaced
         return tokenizer
     return load_tokenizer(
         teacher.source, teacher.path, revision=teacher.revision, trust_remote_code=teacher.trust_remote_code
     )
+
+
+TOKENIZER_CACHE_VERSION = 1  # bump when train_tokenizer's output for the same text changes
+
+
+def text_tokenizer_entry(identity: dict[str, Any]) -> Path:
+    """The cache folder of the BPE tokenizer trained on the text that ``identity`` (``DocumentStream.identity``)
+    names: a later run on the same text loads it instead of training it again, and the plan reads its real
+    size instead of assuming :data:`TEXT_TOKENIZER_VOCAB`."""
+    key = {"version": TOKENIZER_CACHE_VERSION, "vocab_size": TEXT_TOKENIZER_VOCAB, **identity}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return paths.cache_path("tokenizers") / digest
+
+
+def cached_tokenizer_size(entry: Path) -> int | None:
+    """The vocabulary size of the tokenizer cached in ``entry`` (its ``tokenizer.json``), None when there is none
+    or it cannot be read. Reads a JSON file: cheap enough for the plan."""
+    try:
+        spec = json.loads((entry / "tokenizer.json").read_text(encoding="utf-8"))
+        vocab = spec["model"]["vocab"]
+        added = {token["id"] for token in spec.get("added_tokens", [])}
+        return max(len(vocab), max(added, default=-1) + 1, max(vocab.values(), default=-1) + 1)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _load_cached_tokenizer(entry: Path) -> Any:
+    if not (entry / "tokenizer.json").is_file():
+        return None
+    from transformers import PreTrainedTokenizerFast
+
+    try:
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(entry))
+    except Exception:  # noqa: BLE001 - a damaged entry is trained again (and rewritten), never fatal
+        return None
+    tokenizer.name_or_path = ""  # as trained: the token cache's key (corpus.tokenizer_identity) is the same
+    return tokenizer
+
+
+def _cache_tokenizer(tokenizer: Any, entry: Path, *, replace: bool) -> None:
+    """Best effort: a home that cannot be written costs the next run a retraining, nothing else (the token
+    cache beside it warns about the same folder)."""
+    try:
+        with writing("the tokenizer cache", entry.parent), paths.atomic_target(entry, keep_existing=not replace) as tmp:
+            tokenizer.save_pretrained(str(tmp))
+    except (WriteFailed, OSError):
+        pass
 
 
 def check_positions(config: RunConfig, model: torch.nn.Module, role: str) -> None:

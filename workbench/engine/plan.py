@@ -20,7 +20,12 @@ from typing import Any
 
 from workbench.config.checks import by_importance, derived_layers
 from workbench.config.schema import DataConfig, RunConfig, TeacherConfig
-from workbench.engine.assemble import TEXT_TOKENIZER_VOCAB, data_tokenizer
+from workbench.engine.assemble import (
+    TEXT_TOKENIZER_VOCAB,
+    cached_tokenizer_size,
+    data_tokenizer,
+    text_tokenizer_entry,
+)
 from workbench.engine.device import pick_device
 from workbench.engine.models.build import hf_config_from_arch
 from workbench.engine.models.configs import gguf_config, hub_config, local_config, tokenizer_vocab
@@ -196,8 +201,22 @@ def _trained_vocabulary(cfg: RunConfig) -> tuple[int, int, int | None, int | Non
     if cfg.data.source == "toy":
         tokenizer = _toy_tokenizer()
         return len(tokenizer), tokenizer.pad_token_id or 0, tokenizer.bos_token_id, tokenizer.eos_token_id
-    # the BPE tokenizer trained on the text when the run starts; specials come first
-    return TEXT_TOKENIZER_VOCAB, 0, None, None
+    # the BPE tokenizer trained on the text when the run starts (or cached by an earlier run); specials first
+    return cached_text_tokenizer_size(cfg) or TEXT_TOKENIZER_VOCAB, 0, None, None
+
+
+def cached_text_tokenizer_size(cfg: RunConfig) -> int | None:
+    """The size of the tokenizer an earlier run trained on this text file (assemble.text_tokenizer_entry), which
+    this run will load: None when there is none yet, or the data is not a file (a dataset is not opened here)."""
+    if cfg.teacher.source != "train" or cfg.data.source != "file":
+        return None
+    try:
+        from workbench.engine.data.sources import open_documents
+
+        identity = open_documents(cfg.data).identity
+    except Exception:  # noqa: BLE001 - the data's own problems are reported by _data_file
+        return None
+    return cached_tokenizer_size(text_tokenizer_entry(identity))
 
 
 @functools.lru_cache(maxsize=1)
@@ -367,12 +386,15 @@ def _tokenizers(cfg: RunConfig, plan: Plan) -> None:
     if s.source in ("derived", "custom"):
         plan.tokenizer_ok = True
         if t.source == "train":
+            known = cached_text_tokenizer_size(cfg)
             plan.tokenizer_status = (
                 "same tokenizer (built-in language)"
                 if cfg.data.source == "toy"
+                else f"same tokenizer (BPE trained on the data: {known:,} tokens, as an earlier run trained it)"
+                if known
                 else f"same tokenizer (BPE trained on the data, up to {TEXT_TOKENIZER_VOCAB:,} tokens)"
             )
-            if cfg.data.source != "toy":
+            if cfg.data.source != "toy" and not known:
                 plan.warnings.append(
                     f"Sizes assume {TEXT_TOKENIZER_VOCAB:,} tokens: a small text trains a smaller tokenizer at Start, "
                     "and smaller models."

@@ -413,6 +413,8 @@ class MainWindow(
         self._baseline_of = None  # a baseline that did not complete compares nothing
         if run_dir:
             self.runs_panel.select_run(run_dir)
+        # The run may have made what the plan assumed (a tokenizer trained on the text: its real size now)
+        self._request_plan(self.config())
         self._update_actions()
         if self._close_when_idle:
             QTimer.singleShot(0, self.close)
