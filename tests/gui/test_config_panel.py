@@ -87,7 +87,7 @@ def test_a_gguf_that_is_not_one_is_marked_at_the_path_as_soon_as_it_is_chosen(pa
     panel.set_config(cfg)
     with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
         _type(qtbot, panel.editor("teacher.path"), str(tmp_path / "model.gguf"))
-    assert blocker.args[0] is False and blocker.args[1].startswith("teacher.path")
+    assert blocker.args[0] is False and blocker.args[1].startswith("Teacher \u203a Path (teacher.path): ")
     assert "GGUF magic" in panel.editor("teacher.path").error()
 
 
@@ -95,7 +95,7 @@ def test_text_that_is_not_a_number_is_flagged(panel, qtbot):
     panel.set_config(load_config("toy"))
     with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
         _type(qtbot, panel.editor("train.lr"), "fast")
-    assert blocker.args[0] is False and blocker.args[1].startswith("train.lr")
+    assert blocker.args[0] is False and blocker.args[1].startswith("Training \u203a Learning rate (train.lr): ")
     assert "not a number" in panel.editor("train.lr").error()
     assert panel.config().train.lr == load_config("toy").train.lr  # the last valid value is kept
     _type(qtbot, panel.editor("train.lr"), "5e-4")
@@ -331,7 +331,7 @@ def test_a_whole_number_below_the_minimum_is_flagged_and_kept(panel, qtbot):
     with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
         _type(qtbot, batch, "0")
     valid, reason = blocker.args
-    assert valid is False and reason.startswith("train.batch_size")
+    assert valid is False and reason.startswith("Training \u203a Batch size (train.batch_size): ")
     assert "below the minimum 1" in batch.error() and batch.error_label.isVisible()
     assert panel.config().train.batch_size == 0  # what the box shows is what is checked
     _leave(qtbot, batch)
@@ -380,7 +380,11 @@ def test_plan_errors_are_marked_at_their_field_and_make_the_form_invalid(panel, 
     with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
         panel.set_plan_errors(cfg, [SEQ_LEN_TOO_LONG, NO_FIELD])
     valid, reason = blocker.args
-    assert valid is False and reason == "train.seq_len: 64 is above the student's 32 positions (use at most 32)"
+    assert (
+        valid is False
+        and reason
+        == "Training \u203a Sequence length (train.seq_len): 64 is above the student's 32 positions (use at most 32)"
+    )
     seq_len = panel.editor("train.seq_len")
     assert _marked(panel) == {
         "train.seq_len": "64 is above the student's 32 positions; use at most 32"
@@ -478,7 +482,7 @@ def test_a_typed_float_out_of_range_is_flagged_and_kept(panel, qtbot):
     with qtbot.waitSignal(panel.validity_changed, timeout=2000) as blocker:
         _type(qtbot, alpha, "1.5")
     valid, reason = blocker.args
-    assert valid is False and reason.startswith("distill.alpha")
+    assert valid is False and reason.startswith("Distillation \u203a Alpha (distill.alpha): ")
     assert "above the maximum 1" in alpha.error() and alpha.error_label.isVisible()
     assert panel.config().distill.alpha == 1.5  # not clamped to 1.0 behind the user's back
     _leave(qtbot, alpha)

@@ -219,6 +219,7 @@ def test_a_whole_number_below_its_minimum_disables_start(make_window, runs_dir, 
     _type(qtbot, editor, "0")
     assert not window.start_action.isEnabled()
     assert "train.batch_size" in window.start_reason() and "below the minimum 1" in window.start_reason()
+    assert "Training \u203a Batch size (train.batch_size): 0 is below" in window.start_reason(), "the form's own names"
     assert editor.input.text() == "0" and "below the minimum 1" in editor.error()
     _type(qtbot, editor, "8")
     assert window.start_action.isEnabled() and window.config().train.batch_size == 8

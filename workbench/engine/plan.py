@@ -110,8 +110,8 @@ def plan_run(cfg: RunConfig) -> Plan:
         plan.warnings.append("trust_remote_code is on: Python code shipped with the teacher will run on this machine.")
     if cfg.distill.on_policy_sequence_weight > 0 and not cfg.distill.on_policy > 0:
         plan.warnings.append(
-            "The sequence-level weight acts on on-policy steps only, and distill.on_policy is 0: it does nothing. "
-            "Raise on_policy above 0 to use it."
+            "The sequence-level weight (distill.on_policy_sequence_weight) acts on on-policy steps only, and the "
+            "on-policy fraction (distill.on_policy) is 0: it does nothing. Raise the fraction above 0 to use it."
         )
     return plan
 

@@ -387,6 +387,16 @@ class ConfigPanel(QWidget):
         self._editors["student.keep"].setEnabled(not cfg.student.layer_ids)
 
     # -- validation ---------------------------------------------------------------
+    def error_line(self, err: ConfigError) -> str:
+        """An error as the form's user reads it: the field by the name the form shows (its section's title and
+        its label), then its key in config files and on the command line, then the message and the hint:
+        ``Training › Batch size (train.batch_size): 0 is below the minimum 1 (use 1 or more)``."""
+        chain = self._section_of.get(err.field)
+        if not chain:
+            return str(err)
+        where = f"{chain[0].header.text()} \u203a {field_label(err.field)} ({err.field})"
+        return f"{where}: {err.message}" + (f" ({err.hint})" if err.hint else "")
+
     def _revalidate(self, force: bool = False) -> None:
         errors = [ConfigError(f, m, "") for f, m in self._parse_errors.items()]
         errors += [e for e in self._cfg.errors() if e.field not in self._parse_errors]
@@ -405,12 +415,12 @@ class ConfigPanel(QWidget):
                     for section in self._section_of[dotted]:
                         section.set_expanded(True)
                 else:
-                    unseen.append(str(next(e for e in errors if e.field == dotted)))
+                    unseen.append(self.error_line(next(e for e in errors if e.field == dotted)))
         # the summary card under the form lists the plan's sentences that name no field
         unseen += [str(e) for e in errors if e.field not in self._editors and not any(e is p for p in plan_errors)]
         self.banner.setText("\n".join(unseen[:4]))
         self.banner.setVisible(bool(unseen))
-        validity = (not errors, str(errors[0]) if errors else "")
+        validity = (not errors, self.error_line(errors[0]) if errors else "")
         if force or validity != self._last_validity:
             self._last_validity = validity
             self.validity_changed.emit(*validity)
