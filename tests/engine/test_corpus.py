@@ -285,3 +285,23 @@ def test_a_damaged_tokenizer_cache_entry_is_trained_again(tmp_path):
     again = assemble.data_tokenizer(TeacherConfig(source="train"), data)
     assert again.get_vocab() == first.get_vocab()
     assert assemble.cached_tokenizer_size(entry) == len(first), "and the entry is written again"
+
+
+def test_a_tokenizer_cache_that_cannot_be_written_costs_nothing_but_the_cache(tmp_path, monkeypatch):
+    """The tokenizers library reports a full disk as a plain Exception: the run still gets its tokenizer."""
+    from transformers import PreTrainedTokenizerFast
+
+    from workbench.config.schema import TeacherConfig
+    from workbench.engine import assemble
+    from workbench.engine.data.sources import open_documents
+
+    def full_disk(self, *args, **kwargs):
+        raise Exception("No space left on device (os error 28)")  # noqa: TRY002 - what the library raises
+
+    monkeypatch.setattr(PreTrainedTokenizerFast, "save_pretrained", full_disk)
+    text = tmp_path / "story.txt"
+    text.write_text("\n".join(words(200, seed=s) for s in range(10)), encoding="utf-8")
+    data = DataConfig(source="file", path=str(text))
+    tokenizer = assemble.data_tokenizer(TeacherConfig(source="train"), data)
+    assert tokenizer.decode(tokenizer("the cat")["input_ids"]) == "the cat"
+    assert assemble.cached_tokenizer_size(assemble.text_tokenizer_entry(open_documents(data).identity)) is None

@@ -158,3 +158,42 @@ def test_a_run_with_the_sequence_term_trains_another_student_and_resumes_exactly
     assert resumed.status == "completed", resumed
     for key in keys:
         assert resumed.summary[key] == pytest.approx(weighted[key], rel=1e-5, abs=1e-6), key
+
+
+def test_the_term_is_the_same_taken_a_few_positions_at_a_time():
+    generator = torch.Generator().manual_seed(5)
+    ids = torch.randint(0, 7, (4, 12), generator=generator)
+    labels = prompt_masked_batch(ids, 3).labels
+    teacher = torch.randn(4, 12, 7, generator=generator)
+    values, grads = [], []
+    for chunk in (1024, 5, 1):
+        student = torch.randn(4, 12, 7, generator=torch.Generator().manual_seed(6), requires_grad=True)
+        value = sequence_term(student, teacher, labels, torch.tensor(36), chunk_positions=chunk)
+        value.backward()
+        values.append(value.item())
+        grads.append(student.grad)
+    assert values[1] == pytest.approx(values[0], rel=1e-6) and values[2] == pytest.approx(values[0], rel=1e-6)
+    torch.testing.assert_close(grads[1], grads[0])
+    torch.testing.assert_close(grads[2], grads[0])
+
+
+def test_the_logged_loss_of_an_on_policy_step_leaves_the_terms_meaningless_value_out(tmp_path):
+    """On-policy steps use the soft term alone, so their logged loss is the divergence term; the sequence-level
+    term only adds a gradient."""
+    overrides = {
+        "distill.on_policy": "1",
+        "distill.on_policy_prompt_tokens": "4",
+        "distill.on_policy_new_tokens": "12",
+        "distill.on_policy_divergence": "reverse_kl",
+        "distill.on_policy_sequence_weight": "5",
+        "train.max_steps": "4",
+        "train.log_interval": "1",
+        "train.probe_samples": "0",
+    }
+    received = []
+    result = run(tiny_config(tmp_path, **overrides), received.append)
+    assert result.status == "completed", result
+    steps = [e for e in received if e.kind == "step" and e.stage == "distill"]
+    assert len(steps) == 4
+    for event in steps:
+        assert event.loss == pytest.approx(event.kd, rel=1e-5, abs=1e-6)

@@ -150,6 +150,8 @@ def test_the_pieces_of_one_word_touch_and_whole_words_keep_their_gap(panel, qtbo
 
     assert word_starts([" the", " cater", "pill", "ar", " sat", "."]) == [True, True, False, False, True, False]
     assert word_starts(["the", "cat", "sat"]) == [True, True, True], "no leading spaces at all: no sign, no glue"
+    assert word_starts(["The", "cat", "\n", "sat", "."]) == [True] * 5, "SentencePiece pieces and a newline: no glue"
+    assert word_starts([" the", "\n", "cat", "s", " sat"]) == [True, True, True, False, True], "a word after a newline"
     p = panel()
     p.resize(900, 600)
     p.show()

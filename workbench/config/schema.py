@@ -243,7 +243,7 @@ class DistillConfig:
         "token is also pushed by how far the rest of its sample strays from the teacher (the summed log student - "
         "log teacher of the later tokens, at T = 1, against the batch's other rows): the student learns which "
         "words lead its own text astray, not only each next word. With on_policy_divergence = reverse_kl, 1 is "
-        "the whole samples' reverse KL. Mode-seeking: its samples get truer, its coverage of the data's other "
+        "the whole samples' reverse KL (at temperature 1, sampling temperature 1 and top-p 1). Mode-seeking: its samples get truer, its coverage of the data's other "
         "continuations less (docs/quality-results.md). Needs the logits, so these steps skip fused_loss. 0 = off.",
         min=0.0,
         max=100.0,

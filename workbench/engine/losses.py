@@ -162,6 +162,10 @@ class LossParts:
     hidden: Tensor | None = None
     """Detached scalar: the hidden-state matching term before its weight, with the same denominator (None
     when it is off; then ``loss`` has no such term). See engine/hidden_match.py."""
+    surrogate: Tensor | None = None
+    """Detached scalar: the part of ``loss`` that is there only for its gradient (the on-policy sequence-level
+    term, weighted: :func:`sequence_term`), whose value means nothing; the logged loss leaves it out. None when
+    there is none."""
 
     @property
     def n_tokens(self) -> int:
@@ -626,7 +630,9 @@ def kl_per_position(
     return out
 
 
-def sequence_term(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, num_valid_tokens) -> Tensor:
+def sequence_term(
+    student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, num_valid_tokens, chunk_positions: int = 1024
+) -> Tensor:
     """``distill.on_policy_sequence_weight``'s term: the long-term part of the sequence-level reverse KL
     ``J = E_student[sum_t c_t]``, ``c_t = log s(x_t | x<t) - log t(x_t | x<t)``, on a batch of the student's
     own samples ``x``.
@@ -639,21 +645,34 @@ def sequence_term(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor
     none). So with reverse KL as the on-policy divergence and weight 1, the two terms together are an
     unbiased estimate of the gradient of the whole samples' reverse KL. Positions whose label is -100 (the
     prompt) cost nothing and are not pushed. Log-probabilities at T = 1, the distribution the samples come
-    from when ``on_policy_temperature`` is 1. Divided by ``num_valid_tokens`` like the other terms. Makes no
-    host sync.
+    from when ``on_policy_temperature`` is 1 and ``on_policy_top_p`` is 1 (otherwise the samples come from
+    another distribution and the estimate is of a nearby objective). The per-position part is the divergence
+    term at ``distill.temperature``: only at T = 1 do the two add up to the sequence-level reverse KL (at T = 2
+    with T² on, that part weighs 4x its share). Divided by ``num_valid_tokens`` like the other terms. The
+    log-probabilities are taken ``chunk_positions`` positions at a time, so no fp32 copy of the logits is
+    made beyond one chunk. Makes no host sync.
     """
     targets = labels[:, 1:]
     valid = targets != -100
-    safe = targets.clamp(min=0).unsqueeze(-1)
-    student = student_logits[:, :-1].to(_compute_dtype(student_logits.dtype))
-    log_s = student.gather(-1, safe).squeeze(-1) - torch.logsumexp(student, dim=-1)
+    safe = targets.clamp(min=0)
+    rows, positions = targets.shape
+    dtype = _compute_dtype(student_logits.dtype)
+    step = max(1, chunk_positions // max(rows, 1))
+    log_s_parts, log_t_parts = [], []
+    for start in range(0, positions, step):
+        end = min(start + step, positions)
+        student = student_logits[:, start:end].to(dtype)
+        index = safe[:, start:end].unsqueeze(-1)
+        log_s_parts.append(student.gather(-1, index).squeeze(-1) - torch.logsumexp(student, dim=-1))
+        with torch.no_grad():
+            teacher = teacher_logits[:, start:end].to(dtype)
+            log_t_parts.append(teacher.gather(-1, index).squeeze(-1) - torch.logsumexp(teacher, dim=-1))
+    log_s, log_t = torch.cat(log_s_parts, dim=1), torch.cat(log_t_parts, dim=1)
     with torch.no_grad():
-        teacher = teacher_logits[:, :-1].to(student.dtype)
-        log_t = teacher.gather(-1, safe).squeeze(-1) - torch.logsumexp(teacher, dim=-1)
-        zero = torch.zeros((), device=log_s.device)
+        zero = torch.zeros((), device=log_s.device, dtype=log_s.dtype)
         cost = torch.where(valid, log_s.detach() - log_t, zero)
         later = cost.flip(1).cumsum(1).flip(1) - cost  # the summed cost of the sample's tokens after t
-        rows = later.shape[0]
         others = (later.sum(0, keepdim=True) - later) / max(rows - 1, 1)  # the other rows' mean
         advantage = torch.where(valid, later - others, zero)
-    return (log_s * advantage).sum() / num_valid_tokens
+    denominator = num_valid_tokens.clamp(min=1) if isinstance(num_valid_tokens, Tensor) else max(num_valid_tokens, 1)
+    return (log_s * advantage).sum() / denominator

@@ -129,8 +129,11 @@ class Objective:
     def _with_sequence_term(self, parts: LossParts, student_logits, teacher_logits, batch: Batch, num_valid_tokens):
         """``parts`` plus ``sequence_weight`` x the on-policy sequence-level term (train/on_policy.py), if on."""
         if self.sequence_weight:
-            term = sequence_term(student_logits, teacher_logits, batch.labels, num_valid_tokens)
-            parts.loss = parts.loss + self.sequence_weight * term
+            term = self.sequence_weight * sequence_term(
+                student_logits, teacher_logits, batch.labels, num_valid_tokens, self.chunk_positions
+            )
+            parts.loss = parts.loss + term
+            parts.surrogate = term.detach()
         return parts
 
     def _with_hidden(self, model: torch.nn.Module, batch: Batch, num_valid_tokens: int | Tensor) -> LossParts:

@@ -249,7 +249,9 @@ class Session:
                 hidden_term = parts.hidden if parts.hidden is not None else torch.zeros((), device=device)
                 # Every term is already divided by the step's valid tokens (n_valid): summing them over the
                 # micro-batches gives the step's means (a share n_tokens / n_valid on top would shrink kd and ce).
-                sums += torch.stack([parts.loss.detach(), kd_term, parts.ce.detach(), hidden_term])
+                # the on-policy sequence-level term's value means nothing (only its gradient does): not logged
+                logged = parts.loss.detach() - parts.surrogate if parts.surrogate is not None else parts.loss.detach()
+                sums += torch.stack([logged, kd_term, parts.ce.detach(), hidden_term])
             clip = tr.grad_clip if tr.grad_clip > 0 else float("inf")
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             optimizer.step()

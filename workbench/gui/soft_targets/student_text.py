@@ -157,12 +157,16 @@ class FlowLayout(QLayout):
 
 def word_starts(tokens: list[str]) -> list[bool]:
     """Whether each sampled token begins a word (True) or continues the one before it. A tokenizer whose tokens
-    carry their leading space (GPT-2's byte-level BPE: " the", "ing") says so by that space; one whose tokens
-    never start with one (the built-in language's words, or pieces decoded one at a time without it) gives no
-    sign, and then every token is its own word, as before."""
-    if not any(token[:1].isspace() for token in tokens):
+    carry their leading space (GPT-2's byte-level BPE: " the", "ing") says so by that space; then a token begins
+    a word when it starts with whitespace or follows one that ends with it (the word after a newline). One whose
+    tokens never start with a space (the built-in language's words; SentencePiece pieces decoded one at a time,
+    which lose theirs, though a newline piece still decodes as "\\n") gives no sign, and then every token is its
+    own word."""
+    if not any(token.startswith(" ") for token in tokens):
         return [True] * len(tokens)
-    return [not token or token[:1].isspace() for token in tokens]
+    return [
+        i == 0 or not token or token[:1].isspace() or tokens[i - 1][-1:].isspace() for i, token in enumerate(tokens)
+    ]
 
 
 class Sparkline(QWidget):
