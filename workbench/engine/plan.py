@@ -55,6 +55,8 @@ class Plan:
     device_memory: int = 0  # bytes the chosen device has (0 when unknown)
     tokenizer_status: str = ""
     tokenizer_ok: bool | None = None  # None: not known before the run
+    # a teacher trained here on a text file: the size of the tokenizer an earlier run trained on it (None: none yet)
+    text_tokenizer_size: int | None = None
     teacher_blocks: list[dict] = field(default_factory=list)
     student_blocks: list[dict] = field(default_factory=list)
     kept_layer_ids: list[int] = field(default_factory=list)  # derived students: teacher layer of each student layer
@@ -165,7 +167,8 @@ def _teacher_config(cfg: RunConfig, plan: Plan) -> Any | None:
     t = cfg.teacher
     try:
         if t.source == "train":
-            vocab, pad, bos, eos = _trained_vocabulary(cfg)
+            plan.text_tokenizer_size = cached_text_tokenizer_size(cfg)
+            vocab, pad, bos, eos = _trained_vocabulary(cfg, plan.text_tokenizer_size)
             return hf_config_from_arch(t.arch, vocab, pad_token_id=pad, bos_token_id=bos, eos_token_id=eos)
         if not t.path.strip():
             return None  # RunConfig.errors() already names the empty path
@@ -197,12 +200,12 @@ def _teacher_config(cfg: RunConfig, plan: Plan) -> Any | None:
     return None
 
 
-def _trained_vocabulary(cfg: RunConfig) -> tuple[int, int, int | None, int | None]:
+def _trained_vocabulary(cfg: RunConfig, cached_size: int | None) -> tuple[int, int, int | None, int | None]:
     if cfg.data.source == "toy":
         tokenizer = _toy_tokenizer()
         return len(tokenizer), tokenizer.pad_token_id or 0, tokenizer.bos_token_id, tokenizer.eos_token_id
     # the BPE tokenizer trained on the text when the run starts (or cached by an earlier run); specials first
-    return cached_text_tokenizer_size(cfg) or TEXT_TOKENIZER_VOCAB, 0, None, None
+    return cached_size or TEXT_TOKENIZER_VOCAB, 0, None, None
 
 
 def cached_text_tokenizer_size(cfg: RunConfig) -> int | None:
@@ -386,7 +389,7 @@ def _tokenizers(cfg: RunConfig, plan: Plan) -> None:
     if s.source in ("derived", "custom"):
         plan.tokenizer_ok = True
         if t.source == "train":
-            known = cached_text_tokenizer_size(cfg)
+            known = plan.text_tokenizer_size
             plan.tokenizer_status = (
                 "same tokenizer (built-in language)"
                 if cfg.data.source == "toy"

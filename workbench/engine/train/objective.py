@@ -71,7 +71,7 @@ class Objective:
         sequence_weight: float = 0.0,
     ):
         self.settings = settings
-        # distill.on_policy_sequence_weight, on the on-policy steps' objective only (train/on_policy.py)
+        # distill.on_policy_sequence_weight: given to the on-policy steps' objective only (train/stages.py)
         self.sequence_weight = sequence_weight if teacher is not None and alpha > 0 else 0.0
         self.compile = compile  # train.compile: the loss's chunk function through torch.compile
         self.alpha = alpha
@@ -127,7 +127,8 @@ class Objective:
         return self._with_sequence_term(parts, student_logits, teacher_logits, batch, num_valid_tokens)
 
     def _with_sequence_term(self, parts: LossParts, student_logits, teacher_logits, batch: Batch, num_valid_tokens):
-        """``parts`` plus ``sequence_weight`` x the on-policy sequence-level term (train/on_policy.py), if on."""
+        """``parts`` plus ``sequence_weight`` x the on-policy sequence-level term (engine/losses.py
+        ``sequence_term``), if on; its value goes to ``parts.surrogate`` too, so the log can leave it out."""
         if self.sequence_weight:
             term = self.sequence_weight * sequence_term(
                 student_logits, teacher_logits, batch.labels, num_valid_tokens, self.chunk_positions
